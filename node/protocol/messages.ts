@@ -1,0 +1,151 @@
+/**
+ * The typed messages of the binary protocol: what a request asks and what a reply answers.
+ * The byte layout lives in binary-codec.ts and docs/protocol.md; this file is the contract that the
+ * server (node/cluster), the client (node/client) and the gateway program against.
+ *
+ * Offsets are per-topic record indexes (0, 1, 2, …) and fit in a JS number (< 2^53).
+ * Hot-path messages (append, read, consumer read) carry raw bytes; admin messages may carry JSON.
+ */
+import type { ErrorCode, LeaderHint } from './error-codes.js';
+
+/** A record as a producer sends it. */
+export interface RecordInput {
+  readonly value: Uint8Array;
+  /** Optional string headers; names and values are UTF-8. */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** A record as stored and read back. */
+export interface StoredRecord {
+  readonly offset: number;
+  /** Milliseconds since the Unix epoch, set by the segment leader when it appended the record. */
+  readonly timestampMs: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly value: Uint8Array;
+}
+
+/** Retention settings of a topic; null means "no limit of this kind". */
+export interface RetentionSettings {
+  readonly retentionMs: number | null;
+  readonly retentionBytes: number | null;
+}
+
+export interface SegmentInfo {
+  readonly id: number;
+  readonly baseOffset: number;
+  /** Exclusive end for sealed segments; for the active segment, the next offset to be given. */
+  readonly endOffset: number;
+  readonly sealed: boolean;
+  readonly leaderNodeId: number;
+}
+
+export interface TopicInfo {
+  readonly name: string;
+  readonly retention: RetentionSettings;
+  /** First offset still stored (retention may have deleted older ones). */
+  readonly startOffset: number;
+  /** Next offset to be given (the high watermark: all offsets below it are readable or deleted). */
+  readonly endOffset: number;
+  readonly currentSegmentId: number;
+  readonly leaderNodeId: number;
+  readonly segments: readonly SegmentInfo[];
+  readonly createdAtMs: number;
+}
+
+export interface ConsumerInfo {
+  readonly topic: string;
+  readonly consumer: string;
+  /** The next offset this consumer will read. */
+  readonly offset: number;
+}
+
+/** Requests, discriminated by `op`. */
+export type Request =
+  | { readonly op: 'ping' }
+  | { readonly op: 'createTopic'; readonly topic: string; readonly retention?: Partial<RetentionSettings> }
+  | { readonly op: 'describeTopic'; readonly topic: string }
+  | { readonly op: 'listTopics' }
+  | { readonly op: 'deleteTopic'; readonly topic: string }
+  | { readonly op: 'configureTopic'; readonly topic: string; readonly retention: Partial<RetentionSettings> }
+  | {
+      readonly op: 'append';
+      readonly topic: string;
+      readonly records: readonly RecordInput[];
+      /** Idempotent producer: with producerSeq, a retried batch is answered with its first offsets, not re-appended. */
+      readonly producerId?: string;
+      /** Sequence number of this batch for producerId; must be last + 1 (or equal to last for a retry). */
+      readonly producerSeq?: number;
+      /** Conditional append: fails with OFFSET_MISMATCH unless the topic's next offset equals this. */
+      readonly expectedOffset?: number;
+    }
+  | {
+      readonly op: 'read';
+      readonly topic: string;
+      readonly offset: number;
+      readonly recordCountMax: number;
+      readonly byteCountMax: number;
+      /** Long poll: when nothing is at `offset` yet, wait up to this long for records (0 = answer at once). */
+      readonly waitMs: number;
+    }
+  | { readonly op: 'offsetForTimestamp'; readonly topic: string; readonly timestampMs: number }
+  | {
+      readonly op: 'consumerReadNext';
+      readonly topic: string;
+      readonly consumer: string;
+      readonly recordCountMax: number;
+      readonly byteCountMax: number;
+      /** When true the cursor moves past the returned records durably before the reply is sent. */
+      readonly autoCommit: boolean;
+    }
+  | { readonly op: 'consumerCommit'; readonly topic: string; readonly consumer: string; readonly offset: number }
+  | { readonly op: 'consumerGet'; readonly topic: string; readonly consumer: string }
+  | { readonly op: 'metrics' }
+  | { readonly op: 'state'; readonly topic: string };
+
+export type RequestOp = Request['op'];
+
+/** Successful replies, by op. */
+export interface ResponseByOp {
+  ping: { readonly nodeId: number };
+  createTopic: { readonly created: boolean; readonly topic: TopicInfo };
+  describeTopic: { readonly topic: TopicInfo };
+  listTopics: { readonly topics: readonly TopicInfo[] };
+  deleteTopic: { readonly deleted: boolean };
+  configureTopic: { readonly topic: TopicInfo };
+  append: {
+    readonly firstOffset: number;
+    readonly lastOffset: number;
+    readonly timestampMs: number;
+    /** True when this was a retry of an already-appended producer batch. */
+    readonly duplicate: boolean;
+  };
+  read: {
+    readonly records: readonly StoredRecord[];
+    /** Offset to ask for next. */
+    readonly nextOffset: number;
+    /** First stored offset and the high watermark at the time of the read. */
+    readonly startOffset: number;
+    readonly endOffset: number;
+  };
+  offsetForTimestamp: { readonly offset: number };
+  consumerReadNext: {
+    readonly records: readonly StoredRecord[];
+    readonly nextOffset: number;
+    readonly endOffset: number;
+  };
+  consumerCommit: { readonly consumer: ConsumerInfo };
+  consumerGet: { readonly consumer: ConsumerInfo };
+  /** Seed 002's METRICS JSON object, passed through as parsed JSON. */
+  metrics: { readonly metrics: unknown };
+  /** Seed 002's STATE JSON object. */
+  state: { readonly state: unknown };
+}
+
+export type ResponseOf<Op extends RequestOp> = ResponseByOp[Op];
+
+/** An error reply. */
+export interface ErrorReply {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly leaderHint?: LeaderHint;
+}
