@@ -1,0 +1,192 @@
+/**
+ * Starts, stops, kills and restarts real walrus-node processes (and, when built, a gateway) on
+ * loopback. The one launcher behind `npm start` and the test helpers (test/helpers/local-cluster.ts):
+ * what the tests exercise is what a user runs. Every process it starts is tracked by PID and
+ * stopped by `stop()`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export const repoRoot = path.resolve(import.meta.dirname, '../../..');
+export const nodeBin = path.join(repoRoot, 'dist/node/bin/walrus-node.js');
+export const cliBin = path.join(repoRoot, 'dist/node/bin/walrus-cli.js');
+export const gatewayBin = path.join(repoRoot, 'dist/gateway/server.js');
+
+const startTimeoutMs = 15_000;
+const stopTimeoutMs = 5_000;
+const logTailBytesMax = 64 * 1024;
+
+export interface NodeSpec {
+  readonly nodeId: number;
+  readonly clientPort: number;
+  readonly raftPort: number;
+  /** raft address of the node to join, or null for the bootstrap node. */
+  readonly join: string | null;
+}
+
+export interface NodeProcess {
+  readonly spec: NodeSpec;
+  readonly clientAddr: string;
+  readonly raftAddr: string;
+  process: ChildProcess | null;
+  /** The last log output, for failure messages. */
+  logTail: string;
+}
+
+export interface LaunchOptions {
+  readonly nodeCount: number;
+  readonly dataDir: string;
+  /** Client and raft ports; defaults to free ephemeral ports. */
+  readonly clientPorts?: readonly number[];
+  readonly raftPorts?: readonly number[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly extraArgs?: readonly string[];
+  /** Print node output to this process's stdout (npm start) instead of keeping it. */
+  readonly inheritOutput?: boolean;
+}
+
+/** Finds a free TCP port on 127.0.0.1 (closed again before use; fine for tests on loopback). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once host:port accepts a TCP connection, or rejects after timeoutMs. */
+export async function waitForPort(port: number, timeoutMs: number, isAlive: () => boolean = () => true): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (!isAlive()) throw new Error(`process for port ${port} exited before listening`);
+    if (Date.now() > deadline) throw new Error(`nothing listened on port ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export class LocalCluster {
+  readonly nodes: NodeProcess[];
+  readonly dataDir: string;
+  private readonly options: LaunchOptions;
+
+  private constructor(options: LaunchOptions, nodes: NodeProcess[]) {
+    this.options = options;
+    this.nodes = nodes;
+    this.dataDir = options.dataDir;
+  }
+
+  static async start(options: LaunchOptions): Promise<LocalCluster> {
+    if (!fs.existsSync(nodeBin)) throw new Error(`${nodeBin} is missing: run npm run build first`);
+    fs.mkdirSync(options.dataDir, { recursive: true });
+    const nodes: NodeProcess[] = [];
+    for (let i = 0; i < options.nodeCount; i++) {
+      const clientPort = options.clientPorts?.[i] ?? (await freePort());
+      const raftPort = options.raftPorts?.[i] ?? (await freePort());
+      const spec: NodeSpec = {
+        nodeId: i + 1,
+        clientPort,
+        raftPort,
+        join: i === 0 ? null : `127.0.0.1:${nodes[0]!.spec.raftPort}`,
+      };
+      nodes.push({
+        spec,
+        clientAddr: `127.0.0.1:${clientPort}`,
+        raftAddr: `127.0.0.1:${raftPort}`,
+        process: null,
+        logTail: '',
+      });
+    }
+    const cluster = new LocalCluster(options, nodes);
+    try {
+      for (let i = 0; i < nodes.length; i++) await cluster.startNode(i);
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  get clientAddrs(): string[] {
+    return this.nodes.map((n) => n.clientAddr);
+  }
+
+  /** The node's command line, as the seed documents it. */
+  args(index: number): string[] {
+    const { spec } = this.nodes[index]!;
+    const args = [
+      '--node-id',
+      String(spec.nodeId),
+      '--data-dir',
+      this.dataDir,
+      '--raft-port',
+      String(spec.raftPort),
+      '--raft-host',
+      '127.0.0.1',
+      '--client-port',
+      String(spec.clientPort),
+      '--client-host',
+      '127.0.0.1',
+    ];
+    if (spec.join !== null) args.push('--join', spec.join);
+    return [...args, ...(this.options.extraArgs ?? [])];
+  }
+
+  async startNode(index: number): Promise<void> {
+    const node = this.nodes[index]!;
+    if (node.process !== null && node.process.exitCode === null && node.process.signalCode === null) return;
+    const child = spawn(process.execPath, [nodeBin, ...this.args(index)], {
+      env: { ...process.env, ...this.options.env },
+      stdio: this.options.inheritOutput ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
+    });
+    node.process = child;
+    node.logTail = '';
+    const keep = (chunk: Buffer): void => {
+      node.logTail = (node.logTail + chunk.toString('utf8')).slice(-logTailBytesMax);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    try {
+      await waitForPort(node.spec.clientPort, startTimeoutMs, () => child.exitCode === null && child.signalCode === null);
+    } catch (error) {
+      throw new Error(`node ${node.spec.nodeId} did not start: ${(error as Error).message}\n${node.logTail}`);
+    }
+  }
+
+  /** Sends a signal (SIGKILL by default: kill -9) and waits for the process to exit. */
+  async kill(index: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const node = this.nodes[index]!;
+    const child = node.process;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    if (signal === 'SIGSTOP') return;
+    const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  async restart(index: number): Promise<void> {
+    await this.kill(index, 'SIGTERM');
+    await this.startNode(index);
+  }
+
+  /** Stops every node by PID: SIGTERM, then SIGKILL after a grace period. */
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((_, i) => this.kill(i, 'SIGTERM')));
+  }
+}

@@ -1,0 +1,636 @@
+/**
+ * The data service of a node: topics over the WAL, rollover, retention, consumer cursors and
+ * long-poll reads. Metadata changes (topics, seals, cursors) go through the metadata log and are
+ * applied only once durable; record data goes to the WAL.
+ *
+ * Why reads are capped at `committedEnd`: a record is visible only once its append was
+ * acknowledged (durable under the fsync policy), so no reader ever sees a record that a crash
+ * could take back.
+ *
+ * Rollover follows the issue's fix to Walrus: once the active segment holds
+ * `segmentEntryCountMax` records, new appends wait, the WAL seals the segment after every accepted
+ * append is durable, and the seal is logged with that exact count. No acknowledged entry can land
+ * in a segment after its count was taken.
+ */
+import type { Wal, WalRecord } from '../wal/index.js';
+import { ErrorCode, WalrusError, isErrorCode } from '../protocol/error-codes.js';
+import type { RecordInput, StoredRecord, TopicInfo, ResponseByOp } from '../protocol/messages.js';
+import { assertTopicName } from '../protocol/topic-name.js';
+import type { MetaLog } from './meta-log.js';
+import {
+  type MetaCommand,
+  type Retention,
+  type TopicMeta,
+  activeSegment,
+  metadataLimits,
+  topicStartOffset,
+} from './metadata-state.js';
+
+export const brokerLimits = {
+  /** Long-poll reads waiting on one topic; beyond it a read answers at once. */
+  waiterCountMaxPerTopic: 10_000,
+  /** Longest long poll a client may ask for. */
+  waitMsMax: 60_000,
+  /** Idempotent producers remembered per topic (oldest forgotten first). */
+  producerCountMaxPerTopic: 10_000,
+  /** Consumer name length. */
+  consumerNameLengthMax: 200,
+} as const;
+
+/** The consumer that the Walrus `GET <topic>` command reads through. */
+export const sharedConsumerName = 'shared';
+
+export interface BrokerLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface BrokerOptions {
+  readonly nodeId: number;
+  readonly wal: Wal;
+  readonly meta: MetaLog;
+  readonly segmentEntryCountMax: number;
+  readonly retentionDefault: Retention;
+  readonly nowMs: () => number;
+  readonly logger: BrokerLogger;
+}
+
+interface Waiter {
+  readonly offset: number;
+  readonly wake: () => void;
+}
+
+interface ProducerState {
+  readonly seq: number;
+  readonly result: Promise<ResponseByOp['append']>;
+}
+
+/** Per-topic runtime state that is not metadata. */
+interface TopicRuntime {
+  /** Records below this offset are acknowledged and visible. */
+  committedEnd: number;
+  /** Set while a rollover runs; appends wait for it. */
+  rolling: Promise<void> | null;
+  readonly waiters: Set<Waiter>;
+  readonly producers: Map<string, ProducerState>;
+  /** Serialises read-next + commit per consumer so two readers never get the same records. */
+  readonly consumerLocks: Map<string, Promise<unknown>>;
+}
+
+const consumerNamePattern = /^[A-Za-z0-9._-]{1,200}$/;
+
+export function toWalrusError(error: unknown): WalrusError {
+  if (error instanceof WalrusError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (isErrorCode(code)) return new WalrusError(code, message, { cause: error });
+  return new WalrusError(ErrorCode.INTERNAL, message, { cause: error });
+}
+
+export class Broker {
+  private readonly options: BrokerOptions;
+  private readonly wal: Wal;
+  private readonly meta: MetaLog;
+  private readonly runtimes = new Map<string, TopicRuntime>();
+  private monitorTimer: NodeJS.Timeout | null = null;
+  private monitorRunning = false;
+
+  constructor(options: BrokerOptions) {
+    this.options = options;
+    this.wal = options.wal;
+    this.meta = options.meta;
+  }
+
+  /** Brings the WAL and the metadata into agreement after a crash at any point of a change. */
+  async recover(): Promise<void> {
+    const { wal, meta, logger } = this;
+    for (const name of wal.topics()) {
+      if (!meta.state.topics.has(name)) {
+        logger.warn({ topic: name }, 'Removing WAL data of a topic the metadata does not hold');
+        await wal.deleteTopic(name);
+      }
+    }
+    for (const topic of meta.state.topics.values()) {
+      await this.repairTopic(topic);
+      this.runtimes.set(topic.name, this.newRuntime(wal.endOffset(topic.name)));
+    }
+  }
+
+  private get logger(): BrokerLogger {
+    return this.options.logger;
+  }
+
+  private newRuntime(committedEnd: number): TopicRuntime {
+    return { committedEnd, rolling: null, waiters: new Set(), producers: new Map(), consumerLocks: new Map() };
+  }
+
+  /** Finishes a rollover or a topic creation that a crash interrupted; drops retention leftovers. */
+  private async repairTopic(topic: TopicMeta): Promise<void> {
+    const active = activeSegment(topic);
+    let walSegments = this.wal.segments(topic.name);
+    const walActive = walSegments.find((s) => s.id === active.id);
+    if (walActive?.sealed) {
+      await this.meta.propose({
+        type: 'sealSegment',
+        topic: topic.name,
+        segmentId: active.id,
+        endOffset: walActive.endOffset,
+        nextLeaderNodeId: this.options.nodeId,
+      });
+      this.logger.warn({ topic: topic.name, segment: active.id }, 'Completed an interrupted rollover');
+    }
+    const nowActive = activeSegment(this.meta.state.topics.get(topic.name)!);
+    walSegments = this.wal.segments(topic.name);
+    if (!walSegments.some((s) => s.id === nowActive.id)) {
+      await this.wal.createSegment(topic.name, nowActive.id, nowActive.baseOffset);
+    }
+    const present = new Set(this.wal.segments(topic.name).map((s) => s.id));
+    const missing = topic.segments.filter((s) => s.endOffset !== null && !present.has(s.id)).map((s) => s.id);
+    if (missing.length > 0) await this.meta.propose({ type: 'dropSegments', topic: topic.name, segmentIds: missing });
+  }
+
+  private topicMeta(name: string): TopicMeta {
+    assertTopicName(name);
+    const topic = this.meta.state.topics.get(name);
+    if (topic === undefined) throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${name}' does not exist`);
+    return topic;
+  }
+
+  private runtime(name: string): TopicRuntime {
+    const rt = this.runtimes.get(name);
+    if (rt === undefined) throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${name}' does not exist`);
+    return rt;
+  }
+
+  private async propose(command: MetaCommand): Promise<void> {
+    try {
+      await this.meta.propose(command);
+    } catch (error) {
+      throw toWalrusError(error);
+    }
+  }
+
+  topicInfo(topic: TopicMeta): TopicInfo {
+    const rt = this.runtimes.get(topic.name);
+    const end = rt?.committedEnd ?? 0;
+    const active = activeSegment(topic);
+    return {
+      name: topic.name,
+      retention: topic.retention,
+      startOffset: topicStartOffset(topic),
+      endOffset: end,
+      currentSegmentId: active.id,
+      leaderNodeId: active.leaderNodeId,
+      segments: topic.segments.map((s) => ({
+        id: s.id,
+        baseOffset: s.baseOffset,
+        endOffset: s.endOffset ?? Math.max(end, s.baseOffset),
+        sealed: s.endOffset !== null,
+        leaderNodeId: s.leaderNodeId,
+      })),
+      createdAtMs: topic.createdAtMs,
+    };
+  }
+
+  async createTopic(name: string, retention?: Partial<Retention>): Promise<ResponseByOp['createTopic']> {
+    assertTopicName(name);
+    const wanted: Retention = {
+      retentionMs: retention?.retentionMs !== undefined ? retention.retentionMs : this.options.retentionDefault.retentionMs,
+      retentionBytes:
+        retention?.retentionBytes !== undefined ? retention.retentionBytes : this.options.retentionDefault.retentionBytes,
+    };
+    validateRetention(wanted);
+    const existing = this.meta.state.topics.get(name);
+    if (existing !== undefined) {
+      const same =
+        retention === undefined ||
+        ((retention.retentionMs === undefined || retention.retentionMs === existing.retention.retentionMs) &&
+          (retention.retentionBytes === undefined || retention.retentionBytes === existing.retention.retentionBytes));
+      if (!same) throw new WalrusError(ErrorCode.TOPIC_EXISTS, `topic '${name}' exists with other retention settings`);
+      return { created: false, topic: this.topicInfo(existing) };
+    }
+    if (this.meta.state.topics.size >= metadataLimits.topicCountMax) {
+      throw new WalrusError(ErrorCode.BUSY, `the cluster holds the maximum of ${metadataLimits.topicCountMax} topics`);
+    }
+    await this.propose({
+      type: 'createTopic',
+      name,
+      retention: wanted,
+      createdAtMs: this.options.nowMs(),
+      leaderNodeId: this.options.nodeId,
+    });
+    const topic = this.topicMeta(name);
+    if (!this.runtimes.has(name)) {
+      if (!this.wal.segments(name).some((s) => s.id === 1)) {
+        try {
+          await this.wal.createSegment(name, 1, 0);
+        } catch (error) {
+          throw toWalrusError(error);
+        }
+      }
+      this.runtimes.set(name, this.newRuntime(this.wal.endOffset(name)));
+      this.logger.info({ topic: name }, 'Topic registered');
+      return { created: true, topic: this.topicInfo(topic) };
+    }
+    return { created: false, topic: this.topicInfo(topic) };
+  }
+
+  describeTopic(name: string): TopicInfo {
+    return this.topicInfo(this.topicMeta(name));
+  }
+
+  listTopics(): TopicInfo[] {
+    return [...this.meta.state.topics.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((t) => this.topicInfo(t));
+  }
+
+  async deleteTopic(name: string): Promise<boolean> {
+    assertTopicName(name);
+    if (!this.meta.state.topics.has(name)) return false;
+    await this.propose({ type: 'deleteTopic', name });
+    const rt = this.runtimes.get(name);
+    this.runtimes.delete(name);
+    if (rt) for (const w of rt.waiters) w.wake();
+    await this.wal.deleteTopic(name);
+    this.logger.info({ topic: name }, 'Topic deleted');
+    return true;
+  }
+
+  async configureTopic(name: string, retention: Partial<Retention>): Promise<TopicInfo> {
+    const topic = this.topicMeta(name);
+    const next: Retention = {
+      retentionMs: retention.retentionMs !== undefined ? retention.retentionMs : topic.retention.retentionMs,
+      retentionBytes: retention.retentionBytes !== undefined ? retention.retentionBytes : topic.retention.retentionBytes,
+    };
+    validateRetention(next);
+    await this.propose({ type: 'configureTopic', name, retention: next });
+    return this.topicInfo(this.topicMeta(name));
+  }
+
+  async append(
+    name: string,
+    records: readonly RecordInput[],
+    options: { producerId?: string; producerSeq?: number; expectedOffset?: number } = {},
+  ): Promise<ResponseByOp['append']> {
+    this.topicMeta(name);
+    if (records.length === 0) throw new WalrusError(ErrorCode.BAD_REQUEST, 'an append needs at least one record');
+    let rt = this.runtime(name);
+    while (rt.rolling !== null) {
+      await rt.rolling;
+      rt = this.runtime(name);
+    }
+    const { producerId, producerSeq } = options;
+    if ((producerId === undefined) !== (producerSeq === undefined)) {
+      throw new WalrusError(ErrorCode.BAD_REQUEST, 'producerId and producerSeq go together');
+    }
+    if (producerId !== undefined && producerSeq !== undefined) {
+      const known = rt.producers.get(producerId);
+      if (known !== undefined && producerSeq === known.seq) {
+        const previous = await known.result;
+        return { ...previous, duplicate: true };
+      }
+      if (known !== undefined && producerSeq !== known.seq + 1) {
+        throw new WalrusError(
+          ErrorCode.SEQUENCE_MISMATCH,
+          `producer '${producerId}' sent sequence ${producerSeq}; expected ${known.seq + 1}`,
+        );
+      }
+    }
+    if (options.expectedOffset !== undefined) {
+      const next = this.wal.endOffset(name);
+      if (options.expectedOffset !== next) {
+        throw new WalrusError(
+          ErrorCode.OFFSET_MISMATCH,
+          `expected next offset ${options.expectedOffset} but the topic's next offset is ${next}`,
+        );
+      }
+    }
+    // From here to wal.append there is no await, so the offset check above and the offsets the WAL
+    // gives cannot be separated by another append.
+    const result = this.appendToWal(name, rt, records);
+    if (producerId !== undefined && producerSeq !== undefined) {
+      const previous = rt.producers.get(producerId);
+      const entry: ProducerState = { seq: producerSeq, result };
+      rt.producers.delete(producerId);
+      rt.producers.set(producerId, entry);
+      if (rt.producers.size > brokerLimits.producerCountMaxPerTopic) {
+        const oldest = rt.producers.keys().next().value;
+        if (oldest !== undefined) rt.producers.delete(oldest);
+      }
+      result.catch(() => {
+        if (rt.producers.get(producerId) === entry) {
+          if (previous) rt.producers.set(producerId, previous);
+          else rt.producers.delete(producerId);
+        }
+      });
+    }
+    return result;
+  }
+
+  private async appendToWal(
+    name: string,
+    rt: TopicRuntime,
+    records: readonly RecordInput[],
+  ): Promise<ResponseByOp['append']> {
+    let written: { firstOffset: number; lastOffset: number; timestampMs: number };
+    try {
+      written = await this.wal.append(name, records);
+    } catch (error) {
+      throw toWalrusError(error);
+    }
+    if (written.lastOffset + 1 > rt.committedEnd) rt.committedEnd = written.lastOffset + 1;
+    this.wakeWaiters(rt);
+    this.maybeRollover(name);
+    return { ...written, duplicate: false };
+  }
+
+  private wakeWaiters(rt: TopicRuntime): void {
+    for (const waiter of rt.waiters) {
+      if (waiter.offset < rt.committedEnd) waiter.wake();
+    }
+  }
+
+  private activeEntryCount(name: string): number {
+    const topic = this.meta.state.topics.get(name);
+    if (topic === undefined) return 0;
+    return this.wal.endOffset(name) - activeSegment(topic).baseOffset;
+  }
+
+  /** Starts a rollover when the active segment is full; appends wait for it. */
+  private maybeRollover(name: string): void {
+    const rt = this.runtimes.get(name);
+    if (rt === undefined || rt.rolling !== null) return;
+    if (this.activeEntryCount(name) < this.options.segmentEntryCountMax) return;
+    rt.rolling = this.rollover(name)
+      .catch((error: unknown) => {
+        this.logger.error({ topic: name, err: String(error) }, 'monitor tick failed: rollover did not complete');
+      })
+      .finally(() => {
+        rt.rolling = null;
+      });
+  }
+
+  private async rollover(name: string): Promise<void> {
+    const topic = this.topicMeta(name);
+    const active = activeSegment(topic);
+    const sealed = await this.wal.sealActive(name);
+    await this.propose({
+      type: 'sealSegment',
+      topic: name,
+      segmentId: active.id,
+      endOffset: sealed.endOffset,
+      nextLeaderNodeId: this.options.nodeId,
+    });
+    await this.wal.createSegment(name, active.id + 1, sealed.endOffset);
+    this.logger.info(
+      { topic: name, sealedSegment: active.id, entries: sealed.endOffset - active.baseOffset, newSegment: active.id + 1 },
+      'Segment rolled over',
+    );
+  }
+
+  async read(
+    name: string,
+    offset: number,
+    limits: { recordCountMax: number; byteCountMax: number; waitMs: number },
+    signal?: AbortSignal,
+  ): Promise<ResponseByOp['read']> {
+    const topic = this.topicMeta(name);
+    const rt = this.runtime(name);
+    const start = topicStartOffset(topic);
+    if (offset < start || offset > rt.committedEnd) {
+      throw new WalrusError(
+        ErrorCode.OFFSET_OUT_OF_RANGE,
+        `offset ${offset} is outside the stored range [${start}, ${rt.committedEnd}]`,
+      );
+    }
+    if (offset === rt.committedEnd && limits.waitMs > 0) {
+      await this.waitFor(rt, offset, Math.min(limits.waitMs, brokerLimits.waitMsMax), signal);
+    }
+    const now = this.runtimes.get(name);
+    if (now === undefined) throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${name}' was deleted`);
+    const records = this.readCommitted(name, now, offset, limits);
+    const last = records[records.length - 1];
+    return {
+      records,
+      nextOffset: last === undefined ? offset : last.offset + 1,
+      startOffset: topicStartOffset(this.topicMeta(name)),
+      endOffset: now.committedEnd,
+    };
+  }
+
+  private readCommitted(
+    name: string,
+    rt: TopicRuntime,
+    offset: number,
+    limits: { recordCountMax: number; byteCountMax: number },
+  ): StoredRecord[] {
+    const visible = rt.committedEnd - offset;
+    if (visible <= 0) return [];
+    let records: WalRecord[];
+    try {
+      records = this.wal.read(name, offset, {
+        recordCountMax: Math.min(limits.recordCountMax, visible),
+        byteCountMax: limits.byteCountMax,
+      });
+    } catch (error) {
+      throw toWalrusError(error);
+    }
+    return records.filter((r) => r.offset < rt.committedEnd);
+  }
+
+  private waitFor(rt: TopicRuntime, offset: number, waitMs: number, signal?: AbortSignal): Promise<void> {
+    if (rt.waiters.size >= brokerLimits.waiterCountMaxPerTopic) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        rt.waiters.delete(waiter);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const waiter: Waiter = { offset, wake: done };
+      const timer = setTimeout(done, waitMs);
+      signal?.addEventListener('abort', done, { once: true });
+      rt.waiters.add(waiter);
+    });
+  }
+
+  offsetForTimestamp(name: string, timestampMs: number): number {
+    this.topicMeta(name);
+    const rt = this.runtime(name);
+    try {
+      return Math.min(this.wal.offsetForTimestamp(name, timestampMs), rt.committedEnd);
+    } catch (error) {
+      throw toWalrusError(error);
+    }
+  }
+
+  private checkConsumer(consumer: string): void {
+    if (!consumerNamePattern.test(consumer) || consumer === '.' || consumer === '..') {
+      throw new WalrusError(
+        ErrorCode.BAD_REQUEST,
+        'consumer names are 1-200 letters, digits, ".", "_" or "-" (and not "." or "..")',
+      );
+    }
+  }
+
+  private withConsumerLock<T>(rt: TopicRuntime, consumer: string, work: () => Promise<T>): Promise<T> {
+    const before = rt.consumerLocks.get(consumer) ?? Promise.resolve();
+    const run = before.then(work, work);
+    const tail = run.catch(() => undefined);
+    rt.consumerLocks.set(consumer, tail);
+    void tail.then(() => {
+      if (rt.consumerLocks.get(consumer) === tail) rt.consumerLocks.delete(consumer);
+    });
+    return run;
+  }
+
+  private cursorOf(topic: TopicMeta, consumer: string): number {
+    return Math.max(topic.cursors.get(consumer) ?? 0, topicStartOffset(topic));
+  }
+
+  consumerReadNext(
+    name: string,
+    consumer: string,
+    limits: { recordCountMax: number; byteCountMax: number; autoCommit: boolean },
+  ): Promise<ResponseByOp['consumerReadNext']> {
+    this.topicMeta(name);
+    this.checkConsumer(consumer);
+    const rt = this.runtime(name);
+    return this.withConsumerLock(rt, consumer, async () => {
+      const topic = this.topicMeta(name);
+      if (!topic.cursors.has(consumer) && topic.cursors.size >= metadataLimits.consumerCountMaxPerTopic) {
+        throw new WalrusError(ErrorCode.BUSY, `topic '${name}' has the maximum number of consumers`);
+      }
+      const offset = this.cursorOf(topic, consumer);
+      const records = this.readCommitted(name, rt, offset, limits);
+      const last = records[records.length - 1];
+      const nextOffset = last === undefined ? offset : last.offset + 1;
+      if (limits.autoCommit && nextOffset !== topic.cursors.get(consumer)) {
+        await this.propose({ type: 'commitCursor', topic: name, consumer, offset: nextOffset });
+      }
+      return { records, nextOffset, endOffset: rt.committedEnd };
+    });
+  }
+
+  consumerCommit(name: string, consumer: string, offset: number): Promise<ResponseByOp['consumerCommit']> {
+    const topic = this.topicMeta(name);
+    this.checkConsumer(consumer);
+    const rt = this.runtime(name);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > rt.committedEnd) {
+      throw new WalrusError(
+        ErrorCode.OFFSET_OUT_OF_RANGE,
+        `cannot commit offset ${offset}: the topic's end is ${rt.committedEnd}`,
+      );
+    }
+    if (!topic.cursors.has(consumer) && topic.cursors.size >= metadataLimits.consumerCountMaxPerTopic) {
+      throw new WalrusError(ErrorCode.BUSY, `topic '${name}' has the maximum number of consumers`);
+    }
+    return this.withConsumerLock(rt, consumer, async () => {
+      await this.propose({ type: 'commitCursor', topic: name, consumer, offset });
+      return { consumer: { topic: name, consumer, offset } };
+    });
+  }
+
+  consumerGet(name: string, consumer: string): ResponseByOp['consumerGet'] {
+    const topic = this.topicMeta(name);
+    this.checkConsumer(consumer);
+    if (!topic.cursors.has(consumer)) {
+      throw new WalrusError(ErrorCode.CONSUMER_NOT_FOUND, `consumer '${consumer}' has no cursor on topic '${name}'`);
+    }
+    return { consumer: { topic: name, consumer, offset: this.cursorOf(topic, consumer) } };
+  }
+
+  /** Seed 002's STATE JSON, plus offsets and retention. */
+  stateJson(name: string): Record<string, unknown> {
+    const topic = this.topicMeta(name);
+    const active = activeSegment(topic);
+    const sealed: Record<string, number> = {};
+    const leaders: Record<string, number> = {};
+    for (const s of topic.segments) {
+      leaders[String(s.id)] = s.leaderNodeId;
+      if (s.endOffset !== null) sealed[String(s.id)] = s.endOffset - s.baseOffset;
+    }
+    const info = this.topicInfo(topic);
+    return {
+      topic: name,
+      current_segment: active.id,
+      leader_node: active.leaderNodeId,
+      sealed_segments: sealed,
+      segment_leaders: leaders,
+      start_offset: info.startOffset,
+      end_offset: info.endOffset,
+      retention_ms: topic.retention.retentionMs,
+      retention_bytes: topic.retention.retentionBytes,
+    };
+  }
+
+  /** Storage figures that METRICS adds beside seed 002's Raft fields. */
+  storageStats(): Record<string, number> {
+    return { topics: this.meta.state.topics.size, ...this.wal.stats() };
+  }
+
+  /** Starts the monitor loop: rollover safety net and retention, every `intervalMs`. */
+  startMonitor(intervalMs: number): void {
+    this.monitorTimer = setInterval(() => void this.monitorTick(), intervalMs);
+    this.monitorTimer.unref();
+    this.logger.info({ intervalMs }, 'Monitor loop started');
+  }
+
+  async monitorTick(): Promise<void> {
+    if (this.monitorRunning) return;
+    this.monitorRunning = true;
+    try {
+      for (const topic of [...this.meta.state.topics.values()]) {
+        try {
+          await this.repairTopicIfBroken(topic.name);
+          this.maybeRollover(topic.name);
+          await this.applyRetention(topic.name);
+        } catch (error) {
+          this.logger.error({ topic: topic.name, err: String(error) }, 'monitor tick failed');
+        }
+      }
+    } finally {
+      this.monitorRunning = false;
+    }
+  }
+
+  private async repairTopicIfBroken(name: string): Promise<void> {
+    const rt = this.runtimes.get(name);
+    const topic = this.meta.state.topics.get(name);
+    if (rt === undefined || topic === undefined || rt.rolling !== null) return;
+    const walActive = this.wal.segments(name).find((s) => s.id === activeSegment(topic).id);
+    if (walActive === undefined || walActive.sealed) {
+      rt.rolling = this.repairTopic(topic).finally(() => {
+        rt.rolling = null;
+      });
+      await rt.rolling;
+    }
+  }
+
+  private async applyRetention(name: string): Promise<void> {
+    const topic = this.meta.state.topics.get(name);
+    if (topic === undefined) return;
+    if (topic.retention.retentionMs === null && topic.retention.retentionBytes === null) return;
+    const deleted = await this.wal.applyRetention(name, topic.retention, this.options.nowMs());
+    if (deleted.length > 0) {
+      await this.propose({ type: 'dropSegments', topic: name, segmentIds: deleted });
+      this.logger.info({ topic: name, segments: deleted }, 'Retention deleted sealed segments');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.monitorTimer) clearInterval(this.monitorTimer);
+    for (const rt of this.runtimes.values()) {
+      for (const w of rt.waiters) w.wake();
+      if (rt.rolling) await rt.rolling;
+    }
+  }
+}
+
+function validateRetention(retention: Retention): void {
+  for (const [key, value] of Object.entries(retention)) {
+    if (value !== null && (!Number.isSafeInteger(value) || value <= 0)) {
+      throw new WalrusError(ErrorCode.BAD_REQUEST, `${key} must be a positive integer or null`);
+    }
+  }
+}

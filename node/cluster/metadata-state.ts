@@ -1,0 +1,178 @@
+/**
+ * The cluster metadata state machine: topics, their segments (with leaders and sealed ends) and
+ * consumer cursors. `apply` is pure and deterministic: the same commands in the same order give
+ * the same state on every node. Today a single node persists these commands in its own command log
+ * (meta-log.ts); with consensus they become Raft log entries, unchanged.
+ *
+ * State is mutated in place (O(1) per command, whatever the number of topics).
+ *
+ * Invariants (asserted): segment ids of a topic ascend from 1 with no gap; exactly the last
+ * segment is active (endOffset null); every sealed segment's end is its successor's base.
+ */
+import assert from 'node:assert/strict';
+
+export interface Retention {
+  readonly retentionMs: number | null;
+  readonly retentionBytes: number | null;
+}
+
+export interface SegmentMeta {
+  readonly id: number;
+  readonly baseOffset: number;
+  /** Exclusive end once sealed; null while active. */
+  endOffset: number | null;
+  readonly leaderNodeId: number;
+}
+
+export interface TopicMeta {
+  readonly name: string;
+  retention: Retention;
+  readonly createdAtMs: number;
+  /** Ascending by id; retention may have removed the oldest sealed ones. */
+  segments: SegmentMeta[];
+  /** consumer name → next offset to read. */
+  readonly cursors: Map<string, number>;
+}
+
+export type MetaCommand =
+  | {
+      readonly type: 'createTopic';
+      readonly name: string;
+      readonly retention: Retention;
+      readonly createdAtMs: number;
+      readonly leaderNodeId: number;
+    }
+  | { readonly type: 'deleteTopic'; readonly name: string }
+  | { readonly type: 'configureTopic'; readonly name: string; readonly retention: Retention }
+  | {
+      readonly type: 'sealSegment';
+      readonly topic: string;
+      readonly segmentId: number;
+      readonly endOffset: number;
+      readonly nextLeaderNodeId: number;
+    }
+  | { readonly type: 'dropSegments'; readonly topic: string; readonly segmentIds: readonly number[] }
+  | { readonly type: 'commitCursor'; readonly topic: string; readonly consumer: string; readonly offset: number };
+
+/** Limits on what the state may hold; commands beyond them are refused before they are logged. */
+export const metadataLimits = {
+  topicCountMax: 100_000,
+  consumerCountMaxPerTopic: 10_000,
+} as const;
+
+/** The JSON form of the whole state, for snapshots. */
+export interface MetadataSnapshot {
+  readonly appliedIndex: number;
+  readonly topics: readonly {
+    name: string;
+    retention: Retention;
+    createdAtMs: number;
+    segments: SegmentMeta[];
+    cursors: [string, number][];
+  }[];
+}
+
+export function activeSegment(topic: TopicMeta): SegmentMeta {
+  const last = topic.segments[topic.segments.length - 1];
+  assert.ok(last !== undefined && last.endOffset === null, `topic ${topic.name} has no active segment`);
+  return last;
+}
+
+/** First offset still covered by metadata (older segments were dropped by retention). */
+export function topicStartOffset(topic: TopicMeta): number {
+  return topic.segments[0]?.baseOffset ?? 0;
+}
+
+export class MetadataState {
+  /** Index of the last applied command. */
+  appliedIndex = 0;
+  readonly topics = new Map<string, TopicMeta>();
+
+  /**
+   * Applies one command. Commands that no longer make sense (a topic deleted meanwhile, a seal of a
+   * segment that is not active) leave the state unchanged: callers validate before proposing, and the
+   * state machine stays total because with consensus a command may be applied after others.
+   */
+  apply(index: number, command: MetaCommand): void {
+    assert.equal(index, this.appliedIndex + 1, 'metadata commands are applied in index order');
+    this.appliedIndex = index;
+    switch (command.type) {
+      case 'createTopic': {
+        if (this.topics.has(command.name)) return;
+        this.topics.set(command.name, {
+          name: command.name,
+          retention: command.retention,
+          createdAtMs: command.createdAtMs,
+          segments: [{ id: 1, baseOffset: 0, endOffset: null, leaderNodeId: command.leaderNodeId }],
+          cursors: new Map(),
+        });
+        return;
+      }
+      case 'deleteTopic':
+        this.topics.delete(command.name);
+        return;
+      case 'configureTopic': {
+        const topic = this.topics.get(command.name);
+        if (topic !== undefined) topic.retention = command.retention;
+        return;
+      }
+      case 'sealSegment': {
+        const topic = this.topics.get(command.topic);
+        if (topic === undefined) return;
+        const active = activeSegment(topic);
+        if (active.id !== command.segmentId || command.endOffset < active.baseOffset) return;
+        active.endOffset = command.endOffset;
+        topic.segments.push({
+          id: active.id + 1,
+          baseOffset: command.endOffset,
+          endOffset: null,
+          leaderNodeId: command.nextLeaderNodeId,
+        });
+        return;
+      }
+      case 'dropSegments': {
+        const topic = this.topics.get(command.topic);
+        if (topic === undefined) return;
+        const drop = new Set(command.segmentIds);
+        // Only a prefix of sealed segments may go: never the active one, never a hole.
+        let keepFrom = 0;
+        while (keepFrom < topic.segments.length - 1 && drop.has(topic.segments[keepFrom]!.id)) keepFrom++;
+        if (keepFrom > 0) topic.segments = topic.segments.slice(keepFrom);
+        return;
+      }
+      case 'commitCursor': {
+        const topic = this.topics.get(command.topic);
+        if (topic !== undefined) topic.cursors.set(command.consumer, command.offset);
+        return;
+      }
+    }
+  }
+
+  toSnapshot(): MetadataSnapshot {
+    return {
+      appliedIndex: this.appliedIndex,
+      topics: [...this.topics.values()].map((t) => ({
+        name: t.name,
+        retention: t.retention,
+        createdAtMs: t.createdAtMs,
+        segments: t.segments.map((s) => ({ ...s })),
+        cursors: [...t.cursors.entries()],
+      })),
+    };
+  }
+
+  static fromSnapshot(snapshot: MetadataSnapshot): MetadataState {
+    const state = new MetadataState();
+    state.appliedIndex = snapshot.appliedIndex;
+    for (const t of snapshot.topics) {
+      state.topics.set(t.name, {
+        name: t.name,
+        retention: t.retention,
+        createdAtMs: t.createdAtMs,
+        segments: t.segments.map((s) => ({ ...s })),
+        cursors: new Map(t.cursors),
+      });
+    }
+    return state;
+  }
+}

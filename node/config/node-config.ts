@@ -1,0 +1,185 @@
+/**
+ * walrus-node configuration: the seed's flags and env vars (same names, same defaults) plus ours,
+ * parsed once into a validated, frozen object with unit-suffixed fields. Every problem is a
+ * ConfigError with a message an operator can act on; the binary prints it and exits with code 2.
+ */
+import { parseArgs } from 'node:util';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export type FsyncPolicyText = string;
+
+export interface NodeConfig {
+  readonly nodeId: number;
+  readonly dataDir: string;
+  readonly raftPort: number;
+  readonly raftHost: string;
+  readonly raftAdvertiseHost: string;
+  readonly clientPort: number;
+  readonly clientHost: string;
+  /** host:port of an existing node's raft port, or null to bootstrap. */
+  readonly join: string | null;
+  readonly logFile: string | null;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Shared secret peers prove with a challenge-response; null runs the cluster open (logged loudly). */
+  readonly clusterSecret: string | null;
+  /** `always` | `interval:<ms>` | `never`. */
+  readonly fsync: FsyncPolicyText;
+  readonly segmentEntryCountMax: number;
+  readonly monitorCheckMs: number;
+  readonly recordSizeMaxBytes: number;
+  readonly connectionCountMax: number;
+  readonly idleTimeoutMs: number;
+  /** Default retention for new topics; null = keep forever. */
+  readonly retentionMsDefault: number | null;
+  readonly retentionBytesDefault: number | null;
+}
+
+export const nodeUsage = `Usage: walrus-node --node-id <n> [options]
+
+Seed flags (same meaning and defaults as distributed Walrus):
+  --node-id <n>                 unique node id, 1, 2, 3, … (required)
+  --data-dir <dir>              root directory for storage (default ./data, env WALRUS_DATA_DIR)
+  --raft-port <port>            port for Raft and internal RPC (default 6000)
+  --raft-host <host>            Raft bind address (default 127.0.0.1)
+  --raft-advertise-host <host>  address advertised to peers (default: --raft-host)
+  --client-port <port>          client TCP port (default 8080)
+  --client-host <host>          client bind address (default 127.0.0.1)
+  --join <host:port>            raft address of an existing node to join (omit on node 1)
+  --log-file <path>             write JSON logs to this file (default stdout)
+Walrus-TS flags:
+  --cluster-secret <secret>     shared peer secret (env WALRUS_CLUSTER_SECRET)
+  --fsync <policy>              always | interval:<ms> | never (default always, env WALRUS_FSYNC)
+  --log-level <level>           debug | info | warn | error (default info, env WALRUS_LOG_LEVEL or RUST_LOG)
+  -h, --help                    print this help
+
+Environment:
+  WALRUS_MAX_SEGMENT_ENTRIES    entries before segment rollover (default 1000000)
+  WALRUS_MONITOR_CHECK_MS       monitor loop interval in ms (default 10000)
+  WALRUS_DATA_DIR               default for --data-dir
+  WALRUS_MAX_RECORD_BYTES       maximum record size (default 1048576)
+  WALRUS_MAX_CONNECTIONS        client connections held at once (default 10000)
+  WALRUS_IDLE_TIMEOUT_MS        idle client connections are closed after this (default 300000)
+  WALRUS_RETENTION_MS           default topic retention by age (default: none)
+  WALRUS_RETENTION_BYTES        default topic retention by size (default: none)
+  WALRUS_DISABLE_IO_URING       accepted for compatibility; Walrus-TS never uses io_uring
+`;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function parseIntStrict(name: string, text: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(text.trim())) throw new ConfigError(`${name} must be an integer, got '${text}'`);
+  const value = Number(text.trim());
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be between ${min} and ${max}, got '${text}'`);
+  }
+  return value;
+}
+
+function parsePort(name: string, text: string): number {
+  return parseIntStrict(name, text, 0, 65535);
+}
+
+function parseHostPort(name: string, text: string): string {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  if (!match) throw new ConfigError(`${name} must be host:port, got '${text}'`);
+  parsePort(name, match[2]!);
+  return text;
+}
+
+export function parseFsyncText(text: string): FsyncPolicyText {
+  if (text === 'always' || text === 'never') return text;
+  const match = /^interval:(\d+)$/.exec(text);
+  if (match && Number(match[1]) >= 1 && Number(match[1]) <= 60_000) return text;
+  throw new ConfigError(`fsync policy must be always, never or interval:<1..60000 ms>, got '${text}'`);
+}
+
+const logLevels = ['debug', 'info', 'warn', 'error'] as const;
+
+function parseLogLevel(text: string): NodeConfig['logLevel'] {
+  // RUST_LOG may look like "info,walrus=debug": take the first bare level.
+  const first = text.split(',').find((part) => !part.includes('=')) ?? 'info';
+  const level = first.trim().toLowerCase() === 'trace' ? 'debug' : first.trim().toLowerCase();
+  if ((logLevels as readonly string[]).includes(level)) return level as NodeConfig['logLevel'];
+  throw new ConfigError(`log level must be one of ${logLevels.join(', ')}, got '${text}'`);
+}
+
+function optionalLimit(name: string, text: string | undefined): number | null {
+  if (text === undefined || text === '') return null;
+  return parseIntStrict(name, text, 1, Number.MAX_SAFE_INTEGER);
+}
+
+/** Parses argv (without node and script) and env. Throws ConfigError; returns 'help' for -h. */
+export function parseNodeConfig(argv: readonly string[], env: Env): NodeConfig | 'help' {
+  let parsed: ReturnType<typeof parseArgsFor>;
+  try {
+    parsed = parseArgsFor(argv);
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (v['node-id'] === undefined) throw new ConfigError('--node-id is required');
+  const raftHost = v['raft-host'] ?? '127.0.0.1';
+  const config: NodeConfig = {
+    nodeId: parseIntStrict('--node-id', v['node-id'], 1, 2 ** 31 - 1),
+    dataDir: v['data-dir'] ?? env['WALRUS_DATA_DIR'] ?? './data',
+    raftPort: parsePort('--raft-port', v['raft-port'] ?? '6000'),
+    raftHost,
+    raftAdvertiseHost: v['raft-advertise-host'] ?? raftHost,
+    clientPort: parsePort('--client-port', v['client-port'] ?? '8080'),
+    clientHost: v['client-host'] ?? '127.0.0.1',
+    join: v.join === undefined ? null : parseHostPort('--join', v.join),
+    logFile: v['log-file'] ?? null,
+    logLevel: parseLogLevel(v['log-level'] ?? env['WALRUS_LOG_LEVEL'] ?? env['RUST_LOG'] ?? 'info'),
+    clusterSecret: v['cluster-secret'] ?? env['WALRUS_CLUSTER_SECRET'] ?? null,
+    fsync: parseFsyncText(v.fsync ?? env['WALRUS_FSYNC'] ?? 'always'),
+    segmentEntryCountMax: parseIntStrict(
+      'WALRUS_MAX_SEGMENT_ENTRIES',
+      env['WALRUS_MAX_SEGMENT_ENTRIES'] ?? '1000000',
+      1,
+      2 ** 40,
+    ),
+    monitorCheckMs: parseIntStrict('WALRUS_MONITOR_CHECK_MS', env['WALRUS_MONITOR_CHECK_MS'] ?? '10000', 10, 3_600_000),
+    recordSizeMaxBytes: parseIntStrict(
+      'WALRUS_MAX_RECORD_BYTES',
+      env['WALRUS_MAX_RECORD_BYTES'] ?? String(1024 * 1024),
+      1,
+      1024 * 1024,
+    ),
+    connectionCountMax: parseIntStrict('WALRUS_MAX_CONNECTIONS', env['WALRUS_MAX_CONNECTIONS'] ?? '10000', 1, 100_000),
+    idleTimeoutMs: parseIntStrict('WALRUS_IDLE_TIMEOUT_MS', env['WALRUS_IDLE_TIMEOUT_MS'] ?? '300000', 100, 86_400_000),
+    retentionMsDefault: optionalLimit('WALRUS_RETENTION_MS', env['WALRUS_RETENTION_MS']),
+    retentionBytesDefault: optionalLimit('WALRUS_RETENTION_BYTES', env['WALRUS_RETENTION_BYTES']),
+  };
+  if (config.dataDir === '') throw new ConfigError('--data-dir must not be empty');
+  return Object.freeze(config);
+}
+
+function parseArgsFor(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      'node-id': { type: 'string' },
+      'data-dir': { type: 'string' },
+      'raft-port': { type: 'string' },
+      'raft-host': { type: 'string' },
+      'raft-advertise-host': { type: 'string' },
+      'client-port': { type: 'string' },
+      'client-host': { type: 'string' },
+      join: { type: 'string' },
+      'log-file': { type: 'string' },
+      'log-level': { type: 'string' },
+      'cluster-secret': { type: 'string' },
+      fsync: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}

@@ -1,0 +1,84 @@
+/**
+ * `npm run bench -- <wal|raft|gateway|all>`: runs benchmarks, prints the figures, writes
+ * test/bench/results/<name>.json, and ends with one JSON line of the figures. Benchmarks never
+ * pass or fail on time; targets are printed beside the figures for the reader.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+type Figures = Record<string, number | string | boolean>;
+
+const benches: Record<string, { targets: Record<string, string>; run: (dir: string) => Promise<Figures> }> = {
+  wal: {
+    targets: { walSpeedup: '>= 50', binaryAppendsPerSec: '>= 100000' },
+    run: async (dir) => {
+      const { runWalBench } = await import('./wal-bench.js');
+      const { runBinaryBench } = await import('./binary-bench.js');
+      const wal = await runWalBench({ dir, durationMs: envInt('BENCH_DURATION_MS', 5000) });
+      const binary = await runBinaryBench({ dir, durationMs: envInt('BENCH_DURATION_MS', 5000) });
+      return { ...wal, ...binary };
+    },
+  },
+  raft: {
+    targets: { failoverMsP99: '<= 3000', metadataCommitsPerSec: '>= 2000' },
+    run: async (dir) => {
+      const mod = (await import(lateModule('./raft-bench.js'))) as { runRaftBench(o: { dir: string }): Promise<Figures> };
+      return mod.runRaftBench({ dir });
+    },
+  },
+  gateway: {
+    targets: { gatewayRatio: '>= 0.5', sseTailsHeld: '>= 10000', sseDeliveryMsP99: '<= 50' },
+    run: async (dir) => {
+      const mod = (await import(lateModule('./gateway-bench.js'))) as {
+        runGatewayBench(o: { dir: string; durationMs: number }): Promise<Figures>;
+      };
+      return mod.runGatewayBench({ dir, durationMs: envInt('BENCH_DURATION_MS', 5000) });
+    },
+  },
+};
+
+/** A module another issue adds; resolved at run time so this runner builds without it. */
+function lateModule(spec: string): string {
+  return spec;
+}
+
+function envInt(name: string, fallback: number): number {
+  const value = Number(process.env[name]);
+  return Number.isSafeInteger(value) && value > 0 ? value : fallback;
+}
+
+async function main(): Promise<void> {
+  const names = process.argv.slice(2);
+  const selected = names.length === 0 || names.includes('all') ? Object.keys(benches) : names;
+  const resultsDir = path.resolve(import.meta.dirname, '../../../test/bench/results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const all: Figures = {};
+  for (const name of selected) {
+    const bench = benches[name];
+    if (bench === undefined) {
+      console.error(`unknown benchmark '${name}'; choose from: ${Object.keys(benches).join(', ')}, all`);
+      process.exit(2);
+    }
+    const dir = fs.mkdtempSync(path.join(process.env['BENCH_DIR'] ?? os.tmpdir(), `walrus-bench-${name}-`));
+    try {
+      console.log(`# bench ${name} (data in ${dir})`);
+      const figures = await bench.run(dir);
+      for (const [key, value] of Object.entries(figures)) {
+        const target = bench.targets[key];
+        console.log(`${key.padEnd(32)} ${String(value).padStart(14)}${target ? `   target ${target}` : ''}`);
+      }
+      const record = { bench: name, at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, ...figures };
+      fs.writeFileSync(path.join(resultsDir, `${name}.json`), `${JSON.stringify(record, null, 2)}\n`);
+      Object.assign(all, figures);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log(JSON.stringify(all));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,37 @@
+/**
+ * Test entry point to the local launcher: a cluster in a fresh temp directory on free ports,
+ * removed again by `stop()`. Same code as `npm start` (infra/local/launcher.ts).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { LocalCluster } from '../../infra/local/launcher.js';
+
+export { LocalCluster, cliBin, freePort, gatewayBin, nodeBin, repoRoot, waitForPort } from '../../infra/local/launcher.js';
+
+export interface TestCluster extends LocalCluster {
+  /** Stops every node and removes the data directory. */
+  destroy(): Promise<void>;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `walrus-${prefix}-`));
+}
+
+export async function startLocalCluster(
+  options: { nodeCount?: number; env?: Record<string, string>; dataDir?: string; extraArgs?: string[] } = {},
+): Promise<TestCluster> {
+  const dataDir = options.dataDir ?? tempDir('cluster');
+  const cluster = await LocalCluster.start({
+    nodeCount: options.nodeCount ?? 1,
+    dataDir,
+    env: { WALRUS_LOG_LEVEL: 'info', ...options.env },
+    extraArgs: options.extraArgs ?? [],
+  });
+  return Object.assign(cluster, {
+    async destroy(): Promise<void> {
+      await cluster.stop();
+      if (options.dataDir === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  });
+}
