@@ -61,7 +61,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolves once host:port accepts a TCP connection, or rejects after timeoutMs. */
-export async function waitForPort(port: number, timeoutMs: number, isAlive: () => boolean = () => true): Promise<void> {
+export async function waitForPort(
+  port: number,
+  timeoutMs: number,
+  isAlive: () => boolean = () => true,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -161,7 +165,11 @@ export class LocalCluster {
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
     try {
-      await waitForPort(node.spec.clientPort, startTimeoutMs, () => child.exitCode === null && child.signalCode === null);
+      await waitForPort(
+        node.spec.clientPort,
+        startTimeoutMs,
+        () => child.exitCode === null && child.signalCode === null,
+      );
     } catch (error) {
       throw new Error(`node ${node.spec.nodeId} did not start: ${(error as Error).message}\n${node.logTail}`);
     }

@@ -7,7 +7,12 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(options: { nodeId?: number; level: string; file: string | null; name?: string }): Logger {
+export function createLogger(options: {
+  nodeId?: number;
+  level: string;
+  file: string | null;
+  name?: string;
+}): Logger {
   const destination = pino.destination({ dest: options.file ?? 1, sync: true, mkdir: true });
   return pino(
     {

@@ -122,7 +122,13 @@ export class Broker {
   }
 
   private newRuntime(committedEnd: number): TopicRuntime {
-    return { committedEnd, rolling: null, waiters: new Set(), producers: new Map(), consumerLocks: new Map() };
+    return {
+      committedEnd,
+      rolling: null,
+      waiters: new Set(),
+      producers: new Map(),
+      consumerLocks: new Map(),
+    };
   }
 
   /** Finishes a rollover or a topic creation that a crash interrupted; drops retention leftovers. */
@@ -147,13 +153,15 @@ export class Broker {
     }
     const present = new Set(this.wal.segments(topic.name).map((s) => s.id));
     const missing = topic.segments.filter((s) => s.endOffset !== null && !present.has(s.id)).map((s) => s.id);
-    if (missing.length > 0) await this.meta.propose({ type: 'dropSegments', topic: topic.name, segmentIds: missing });
+    if (missing.length > 0)
+      await this.meta.propose({ type: 'dropSegments', topic: topic.name, segmentIds: missing });
   }
 
   private topicMeta(name: string): TopicMeta {
     assertTopicName(name);
     const topic = this.meta.state.topics.get(name);
-    if (topic === undefined) throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${name}' does not exist`);
+    if (topic === undefined)
+      throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${name}' does not exist`);
     return topic;
   }
 
@@ -196,9 +204,14 @@ export class Broker {
   async createTopic(name: string, retention?: Partial<Retention>): Promise<ResponseByOp['createTopic']> {
     assertTopicName(name);
     const wanted: Retention = {
-      retentionMs: retention?.retentionMs !== undefined ? retention.retentionMs : this.options.retentionDefault.retentionMs,
+      retentionMs:
+        retention?.retentionMs !== undefined
+          ? retention.retentionMs
+          : this.options.retentionDefault.retentionMs,
       retentionBytes:
-        retention?.retentionBytes !== undefined ? retention.retentionBytes : this.options.retentionDefault.retentionBytes,
+        retention?.retentionBytes !== undefined
+          ? retention.retentionBytes
+          : this.options.retentionDefault.retentionBytes,
     };
     validateRetention(wanted);
     const existing = this.meta.state.topics.get(name);
@@ -206,12 +219,17 @@ export class Broker {
       const same =
         retention === undefined ||
         ((retention.retentionMs === undefined || retention.retentionMs === existing.retention.retentionMs) &&
-          (retention.retentionBytes === undefined || retention.retentionBytes === existing.retention.retentionBytes));
-      if (!same) throw new WalrusError(ErrorCode.TOPIC_EXISTS, `topic '${name}' exists with other retention settings`);
+          (retention.retentionBytes === undefined ||
+            retention.retentionBytes === existing.retention.retentionBytes));
+      if (!same)
+        throw new WalrusError(ErrorCode.TOPIC_EXISTS, `topic '${name}' exists with other retention settings`);
       return { created: false, topic: this.topicInfo(existing) };
     }
     if (this.meta.state.topics.size >= metadataLimits.topicCountMax) {
-      throw new WalrusError(ErrorCode.BUSY, `the cluster holds the maximum of ${metadataLimits.topicCountMax} topics`);
+      throw new WalrusError(
+        ErrorCode.BUSY,
+        `the cluster holds the maximum of ${metadataLimits.topicCountMax} topics`,
+      );
     }
     await this.propose({
       type: 'createTopic',
@@ -241,7 +259,9 @@ export class Broker {
   }
 
   listTopics(): TopicInfo[] {
-    return [...this.meta.state.topics.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((t) => this.topicInfo(t));
+    return [...this.meta.state.topics.values()]
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((t) => this.topicInfo(t));
   }
 
   async deleteTopic(name: string): Promise<boolean> {
@@ -260,7 +280,8 @@ export class Broker {
     const topic = this.topicMeta(name);
     const next: Retention = {
       retentionMs: retention.retentionMs !== undefined ? retention.retentionMs : topic.retention.retentionMs,
-      retentionBytes: retention.retentionBytes !== undefined ? retention.retentionBytes : topic.retention.retentionBytes,
+      retentionBytes:
+        retention.retentionBytes !== undefined ? retention.retentionBytes : topic.retention.retentionBytes,
     };
     validateRetention(next);
     await this.propose({ type: 'configureTopic', name, retention: next });
@@ -273,7 +294,8 @@ export class Broker {
     options: { producerId?: string; producerSeq?: number; expectedOffset?: number } = {},
   ): Promise<ResponseByOp['append']> {
     this.topicMeta(name);
-    if (records.length === 0) throw new WalrusError(ErrorCode.BAD_REQUEST, 'an append needs at least one record');
+    if (records.length === 0)
+      throw new WalrusError(ErrorCode.BAD_REQUEST, 'an append needs at least one record');
     let rt = this.runtime(name);
     while (rt.rolling !== null) {
       await rt.rolling;
@@ -363,7 +385,10 @@ export class Broker {
     if (this.activeEntryCount(name) < this.options.segmentEntryCountMax) return;
     rt.rolling = this.rollover(name)
       .catch((error: unknown) => {
-        this.logger.error({ topic: name, err: String(error) }, 'monitor tick failed: rollover did not complete');
+        this.logger.error(
+          { topic: name, err: String(error) },
+          'monitor tick failed: rollover did not complete',
+        );
       })
       .finally(() => {
         rt.rolling = null;
@@ -383,7 +408,12 @@ export class Broker {
     });
     await this.wal.createSegment(name, active.id + 1, sealed.endOffset);
     this.logger.info(
-      { topic: name, sealedSegment: active.id, entries: sealed.endOffset - active.baseOffset, newSegment: active.id + 1 },
+      {
+        topic: name,
+        sealedSegment: active.id,
+        entries: sealed.endOffset - active.baseOffset,
+        newSegment: active.id + 1,
+      },
       'Segment rolled over',
     );
   }
@@ -535,7 +565,10 @@ export class Broker {
     const topic = this.topicMeta(name);
     this.checkConsumer(consumer);
     if (!topic.cursors.has(consumer)) {
-      throw new WalrusError(ErrorCode.CONSUMER_NOT_FOUND, `consumer '${consumer}' has no cursor on topic '${name}'`);
+      throw new WalrusError(
+        ErrorCode.CONSUMER_NOT_FOUND,
+        `consumer '${consumer}' has no cursor on topic '${name}'`,
+      );
     }
     return { consumer: { topic: name, consumer, offset: this.cursorOf(topic, consumer) } };
   }

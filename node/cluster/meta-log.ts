@@ -95,7 +95,10 @@ export class MetaLog {
   }
 
   /** Opens (creating if missing) and recovers the log in `dir` (the node's raft_meta/). */
-  static open(dir: string, onTruncate?: (info: { file: string; fromBytes: number; toBytes: number }) => void): MetaLog {
+  static open(
+    dir: string,
+    onTruncate?: (info: { file: string; fromBytes: number; toBytes: number }) => void,
+  ): MetaLog {
     fs.mkdirSync(dir, { recursive: true });
     const snapshotPath = path.join(dir, 'snapshot.bin');
     const state = fs.existsSync(snapshotPath) ? loadSnapshot(snapshotPath) : new MetadataState();
@@ -105,7 +108,10 @@ export class MetaLog {
     const size = fs.fstatSync(fd).size;
     if (size > metaLogLimits.compactBytes * 2) {
       fs.closeSync(fd);
-      throw new MetaLogError('CORRUPT_RECORD', `${logPath} is ${size} bytes, beyond any size this node writes`);
+      throw new MetaLogError(
+        'CORRUPT_RECORD',
+        `${logPath} is ${size} bytes, beyond any size this node writes`,
+      );
     }
     const buf = Buffer.alloc(size);
     if (size > 0) fs.readSync(fd, buf, 0, size, 0);
@@ -127,11 +133,16 @@ export class MetaLog {
       }
       const length = buf.readUInt32LE(pos);
       const index = Number(buf.readBigUInt64LE(pos + 8));
-      const command = JSON.parse(buf.toString('utf8', pos + recordHeaderBytes, pos + 8 + length)) as MetaCommand;
+      const command = JSON.parse(
+        buf.toString('utf8', pos + recordHeaderBytes, pos + 8 + length),
+      ) as MetaCommand;
       if (index > state.appliedIndex) {
         if (index !== state.appliedIndex + 1) {
           fs.closeSync(fd);
-          throw new MetaLogError('CORRUPT_RECORD', `${logPath}: index ${index} follows ${state.appliedIndex}`);
+          throw new MetaLogError(
+            'CORRUPT_RECORD',
+            `${logPath}: index ${index} follows ${state.appliedIndex}`,
+          );
         }
         state.apply(index, command);
       }
@@ -173,7 +184,9 @@ export class MetaLog {
         // The failed write stays beyond sizeBytes; the next write overwrites it, recovery truncates it.
       }
       const code = (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'DISK_FULL' : 'UNAVAILABLE';
-      const failure = new MetaLogError(code, `metadata log write failed: ${(error as Error).message}`, { cause: error });
+      const failure = new MetaLogError(code, `metadata log write failed: ${(error as Error).message}`, {
+        cause: error,
+      });
       for (const p of batch) p.reject(failure);
       return;
     }

@@ -52,7 +52,12 @@ export type MetaCommand =
       readonly nextLeaderNodeId: number;
     }
   | { readonly type: 'dropSegments'; readonly topic: string; readonly segmentIds: readonly number[] }
-  | { readonly type: 'commitCursor'; readonly topic: string; readonly consumer: string; readonly offset: number };
+  | {
+      readonly type: 'commitCursor';
+      readonly topic: string;
+      readonly consumer: string;
+      readonly offset: number;
+    };
 
 /** Limits on what the state may hold; commands beyond them are refused before they are logged. */
 export const metadataLimits = {

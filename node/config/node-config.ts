@@ -145,15 +145,30 @@ export function parseNodeConfig(argv: readonly string[], env: Env): NodeConfig |
       1,
       2 ** 40,
     ),
-    monitorCheckMs: parseIntStrict('WALRUS_MONITOR_CHECK_MS', env['WALRUS_MONITOR_CHECK_MS'] ?? '10000', 10, 3_600_000),
+    monitorCheckMs: parseIntStrict(
+      'WALRUS_MONITOR_CHECK_MS',
+      env['WALRUS_MONITOR_CHECK_MS'] ?? '10000',
+      10,
+      3_600_000,
+    ),
     recordSizeMaxBytes: parseIntStrict(
       'WALRUS_MAX_RECORD_BYTES',
       env['WALRUS_MAX_RECORD_BYTES'] ?? String(1024 * 1024),
       1,
       1024 * 1024,
     ),
-    connectionCountMax: parseIntStrict('WALRUS_MAX_CONNECTIONS', env['WALRUS_MAX_CONNECTIONS'] ?? '10000', 1, 100_000),
-    idleTimeoutMs: parseIntStrict('WALRUS_IDLE_TIMEOUT_MS', env['WALRUS_IDLE_TIMEOUT_MS'] ?? '300000', 100, 86_400_000),
+    connectionCountMax: parseIntStrict(
+      'WALRUS_MAX_CONNECTIONS',
+      env['WALRUS_MAX_CONNECTIONS'] ?? '10000',
+      1,
+      100_000,
+    ),
+    idleTimeoutMs: parseIntStrict(
+      'WALRUS_IDLE_TIMEOUT_MS',
+      env['WALRUS_IDLE_TIMEOUT_MS'] ?? '300000',
+      100,
+      86_400_000,
+    ),
     retentionMsDefault: optionalLimit('WALRUS_RETENTION_MS', env['WALRUS_RETENTION_MS']),
     retentionBytesDefault: optionalLimit('WALRUS_RETENTION_BYTES', env['WALRUS_RETENTION_BYTES']),
   };

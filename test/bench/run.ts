@@ -23,7 +23,9 @@ const benches: Record<string, { targets: Record<string, string>; run: (dir: stri
   raft: {
     targets: { failoverMsP99: '<= 3000', metadataCommitsPerSec: '>= 2000' },
     run: async (dir) => {
-      const mod = (await import(lateModule('./raft-bench.js'))) as { runRaftBench(o: { dir: string }): Promise<Figures> };
+      const mod = (await import(lateModule('./raft-bench.js'))) as {
+        runRaftBench(o: { dir: string }): Promise<Figures>;
+      };
       return mod.runRaftBench({ dir });
     },
   },
@@ -68,7 +70,13 @@ async function main(): Promise<void> {
         const target = bench.targets[key];
         console.log(`${key.padEnd(32)} ${String(value).padStart(14)}${target ? `   target ${target}` : ''}`);
       }
-      const record = { bench: name, at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, ...figures };
+      const record = {
+        bench: name,
+        at: new Date().toISOString(),
+        node: process.version,
+        cpus: os.cpus().length,
+        ...figures,
+      };
       fs.writeFileSync(path.join(resultsDir, `${name}.json`), `${JSON.stringify(record, null, 2)}\n`);
       Object.assign(all, figures);
     } finally {

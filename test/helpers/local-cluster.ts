@@ -7,7 +7,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { LocalCluster } from '../../infra/local/launcher.js';
 
-export { LocalCluster, cliBin, freePort, gatewayBin, nodeBin, repoRoot, waitForPort } from '../../infra/local/launcher.js';
+export {
+  LocalCluster,
+  cliBin,
+  freePort,
+  gatewayBin,
+  nodeBin,
+  repoRoot,
+  waitForPort,
+} from '../../infra/local/launcher.js';
 
 export interface TestCluster extends LocalCluster {
   /** Stops every node and removes the data directory. */

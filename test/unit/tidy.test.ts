@@ -38,7 +38,10 @@ const bannedInPure: readonly { pattern: RegExp; what: string }[] = [
   { pattern: /\bDate\b/, what: 'Date' },
   { pattern: /\bMath\.random\b/, what: 'Math.random' },
   { pattern: /\bperformance\.now\b/, what: 'performance.now' },
-  { pattern: /from\s+['"](node:)?(fs|fs\/promises|net|dgram|child_process|http|https|timers)['"]/, what: 'I/O modules' },
+  {
+    pattern: /from\s+['"](node:)?(fs|fs\/promises|net|dgram|child_process|http|https|timers)['"]/,
+    what: 'I/O modules',
+  },
   { pattern: /\bprocess\.(env|hrtime|nextTick)\b/, what: 'process' },
 ];
 
@@ -65,7 +68,8 @@ function folderOf(file: string): string | undefined {
 
 function importsOf(source: string): string[] {
   const specs: string[] = [];
-  const re = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g;
+  const re =
+    /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g;
   for (const m of source.matchAll(re)) specs.push((m[1] ?? m[2] ?? m[3])!);
   return specs;
 }
