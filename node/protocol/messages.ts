@@ -97,7 +97,12 @@ export type Request =
       /** When true the cursor moves past the returned records durably before the reply is sent. */
       readonly autoCommit: boolean;
     }
-  | { readonly op: 'consumerCommit'; readonly topic: string; readonly consumer: string; readonly offset: number }
+  | {
+      readonly op: 'consumerCommit';
+      readonly topic: string;
+      readonly consumer: string;
+      readonly offset: number;
+    }
   | { readonly op: 'consumerGet'; readonly topic: string; readonly consumer: string }
   | { readonly op: 'metrics' }
   | { readonly op: 'state'; readonly topic: string };

@@ -10,7 +10,8 @@ const topicNamePattern = /^[A-Za-z0-9._-]{1,200}$/;
 /** Returns undefined when the name is valid, or the reason it is not. */
 export function topicNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'topic name is empty';
-  if (name.length > topicNameLengthMaxBytes) return `topic name is longer than ${topicNameLengthMaxBytes} characters`;
+  if (name.length > topicNameLengthMaxBytes)
+    return `topic name is longer than ${topicNameLengthMaxBytes} characters`;
   if (name === '.' || name === '..') return `topic name '${name}' is not allowed`;
   if (!topicNamePattern.test(name)) return 'topic name may contain only letters, digits, ".", "_" and "-"';
   return undefined;

@@ -1,0 +1,465 @@
+/**
+ * The binary protocol codec: every `Request` of messages.ts and every reply, to and from frame
+ * payloads (the 4-byte length prefix is framing, not part of these payloads). Layout: the 8-byte
+ * header of binary-header.ts, then an op-specific body (docs/protocol.md has every byte).
+ *
+ * Decoders never throw: malformed input gives `{ kind: 'malformed', error }` with a typed
+ * `WalrusError`, and the request id when it could be read so that the server can still answer it.
+ * Encoders throw `WalrusError` for input the protocol cannot carry (bad topic name, out-of-range
+ * numbers, oversized batches), which is how the client reports bad arguments before sending.
+ *
+ * Hot-path bodies (append, read, consumerReadNext) are raw bytes; record values in decoded
+ * messages are views into the payload buffer (copy them to keep them beyond the request).
+ */
+import {
+  binaryFlagsKnownMask,
+  binaryHeaderSizeBytes,
+  BinaryFlag,
+  binaryProtocolVersion,
+  Opcode,
+  opOfOpcode,
+  readRequestId,
+} from './binary-header.js';
+import {
+  checkString,
+  checkTopic,
+  checkUint,
+  readConsumerInfo,
+  readErrorBody,
+  readJson,
+  readPartialRetention,
+  readRecordInputs,
+  readStoredRecords,
+  readTopicInfo,
+  writeConsumerInfo,
+  writeErrorBody,
+  writeJson,
+  writeRecordInputs,
+  writeRetention,
+  writeStoredRecords,
+  writeTopicInfo,
+} from './binary-bodies.js';
+import { ByteReader, ByteWriter } from './byte-io.js';
+import { ErrorCode, WalrusError } from './error-codes.js';
+import { binaryMarker } from './frame.js';
+import { protocolLimits as L } from './limits.js';
+import type { ErrorReply, Request, RequestOp, ResponseByOp, TopicInfo } from './messages.js';
+
+export type RequestDecodeResult =
+  | { readonly kind: 'request'; readonly requestId: number; readonly request: Request }
+  | {
+      readonly kind: 'malformed';
+      /** Known when the header could be read: answer with encodeErrorReply(requestId, error, opcode). */
+      readonly requestId: number | undefined;
+      readonly opcode: number;
+      readonly error: WalrusError;
+    };
+
+export type AnyResponse = ResponseByOp[RequestOp];
+
+export type ReplyDecodeResult =
+  | {
+      readonly kind: 'response';
+      readonly requestId: number;
+      readonly op: RequestOp;
+      readonly response: AnyResponse;
+    }
+  | {
+      readonly kind: 'error';
+      readonly requestId: number;
+      /** Undefined when the peer could not tell which request op it answers (opcode 0). */
+      readonly op: RequestOp | undefined;
+      readonly error: ErrorReply;
+    }
+  | { readonly kind: 'malformed'; readonly requestId: number | undefined; readonly error: WalrusError };
+
+function writeHeader(w: ByteWriter, opcode: number, flags: number, requestId: number): void {
+  checkUint(requestId, 'request id', 0xffffffff);
+  w.u8(binaryMarker);
+  w.u8(binaryProtocolVersion);
+  w.u8(opcode);
+  w.u8(flags);
+  w.u32(requestId);
+}
+
+function initialSize(request: Request): number {
+  if (request.op !== 'append') return 64;
+  let size = 64;
+  for (const rec of request.records) size += rec.value.length + 8;
+  return size;
+}
+
+// ---- requests ------------------------------------------------------------------------------------
+
+/** Encodes a request payload. Throws WalrusError (INVALID_TOPIC_NAME, BAD_REQUEST, BATCH_TOO_LARGE) for bad input. */
+export function encodeRequest(requestId: number, request: Request): Buffer {
+  const w = new ByteWriter(initialSize(request));
+  const opcode = Opcode[request.op];
+  if (opcode === undefined)
+    throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, `unknown op '${String(request.op)}'`);
+  writeHeader(w, opcode, 0, requestId);
+  switch (request.op) {
+    case 'ping':
+    case 'listTopics':
+    case 'metrics':
+      break;
+    case 'createTopic':
+    case 'configureTopic':
+      w.str8(checkTopic(request.topic));
+      writeRetention(w, request.retention);
+      break;
+    case 'describeTopic':
+    case 'deleteTopic':
+    case 'state':
+      w.str8(checkTopic(request.topic));
+      break;
+    case 'append': {
+      w.str8(checkTopic(request.topic));
+      const hasProducerId = request.producerId !== undefined;
+      const hasProducerSeq = request.producerSeq !== undefined;
+      const hasExpected = request.expectedOffset !== undefined;
+      w.u8((hasProducerId ? 1 : 0) | (hasProducerSeq ? 2 : 0) | (hasExpected ? 4 : 0));
+      if (hasProducerId) w.str16(checkString(request.producerId!, 'producerId', L.producerIdSizeMaxBytes, 1));
+      if (hasProducerSeq) w.u64(checkUint(request.producerSeq!, 'producerSeq'));
+      if (hasExpected) w.u64(checkUint(request.expectedOffset!, 'expectedOffset'));
+      writeRecordInputs(w, request.records);
+      break;
+    }
+    case 'read':
+      w.str8(checkTopic(request.topic));
+      w.u64(checkUint(request.offset, 'offset'));
+      w.u32(checkUint(request.recordCountMax, 'recordCountMax', L.batchRecordCountMax, 1));
+      w.u32(checkUint(request.byteCountMax, 'byteCountMax', L.batchSizeMaxBytes, 1));
+      w.u32(checkUint(request.waitMs, 'waitMs', L.readWaitMsMax));
+      break;
+    case 'offsetForTimestamp':
+      w.str8(checkTopic(request.topic));
+      w.u64(checkUint(request.timestampMs, 'timestampMs'));
+      break;
+    case 'consumerReadNext':
+      w.str8(checkTopic(request.topic));
+      w.str8(checkString(request.consumer, 'consumer name', L.consumerNameSizeMaxBytes, 1));
+      w.u32(checkUint(request.recordCountMax, 'recordCountMax', L.batchRecordCountMax, 1));
+      w.u32(checkUint(request.byteCountMax, 'byteCountMax', L.batchSizeMaxBytes, 1));
+      w.bool(request.autoCommit);
+      break;
+    case 'consumerCommit':
+      w.str8(checkTopic(request.topic));
+      w.str8(checkString(request.consumer, 'consumer name', L.consumerNameSizeMaxBytes, 1));
+      w.u64(checkUint(request.offset, 'offset'));
+      break;
+    case 'consumerGet':
+      w.str8(checkTopic(request.topic));
+      w.str8(checkString(request.consumer, 'consumer name', L.consumerNameSizeMaxBytes, 1));
+      break;
+  }
+  return w.finish();
+}
+
+function readTopic(r: ByteReader): string {
+  return checkTopic(r.str8('topic name', L.topicNameSizeMaxBytes, 1));
+}
+
+function readConsumer(r: ByteReader): string {
+  return r.str8('consumer name', L.consumerNameSizeMaxBytes, 1);
+}
+
+function readRange(r: ByteReader, what: string, min: number, max: number): number {
+  const v = r.u32(what);
+  if (v < min || v > max) r.fail(`${what} must be in [${min}, ${max}], got ${v}`);
+  return v;
+}
+
+function readRequestBody(r: ByteReader, op: RequestOp): Request {
+  switch (op) {
+    case 'ping':
+    case 'listTopics':
+    case 'metrics':
+      return { op };
+    case 'createTopic': {
+      const topic = readTopic(r);
+      const retention = readPartialRetention(r);
+      return Object.keys(retention).length === 0 ? { op, topic } : { op, topic, retention };
+    }
+    case 'configureTopic':
+      return { op, topic: readTopic(r), retention: readPartialRetention(r) };
+    case 'describeTopic':
+    case 'deleteTopic':
+    case 'state':
+      return { op, topic: readTopic(r) };
+    case 'append': {
+      const topic = readTopic(r);
+      const present = r.u8('append options');
+      if (present > 7) r.fail(`append options ${present} has unknown bits`);
+      const producerId = present & 1 ? r.str16('producerId', L.producerIdSizeMaxBytes, 1) : undefined;
+      const producerSeq = present & 2 ? r.u64('producerSeq') : undefined;
+      const expectedOffset = present & 4 ? r.u64('expectedOffset') : undefined;
+      const records = readRecordInputs(r);
+      return {
+        op,
+        topic,
+        records,
+        ...(producerId === undefined ? {} : { producerId }),
+        ...(producerSeq === undefined ? {} : { producerSeq }),
+        ...(expectedOffset === undefined ? {} : { expectedOffset }),
+      };
+    }
+    case 'read': {
+      const topic = readTopic(r);
+      const offset = r.u64('offset');
+      const recordCountMax = readRange(r, 'recordCountMax', 1, L.batchRecordCountMax);
+      const byteCountMax = readRange(r, 'byteCountMax', 1, L.batchSizeMaxBytes);
+      const waitMs = readRange(r, 'waitMs', 0, L.readWaitMsMax);
+      return { op, topic, offset, recordCountMax, byteCountMax, waitMs };
+    }
+    case 'offsetForTimestamp':
+      return { op, topic: readTopic(r), timestampMs: r.u64('timestampMs') };
+    case 'consumerReadNext': {
+      const topic = readTopic(r);
+      const consumer = readConsumer(r);
+      const recordCountMax = readRange(r, 'recordCountMax', 1, L.batchRecordCountMax);
+      const byteCountMax = readRange(r, 'byteCountMax', 1, L.batchSizeMaxBytes);
+      const autoCommit = r.bool('autoCommit');
+      return { op, topic, consumer, recordCountMax, byteCountMax, autoCommit };
+    }
+    case 'consumerCommit':
+      return { op, topic: readTopic(r), consumer: readConsumer(r), offset: r.u64('offset') };
+    case 'consumerGet':
+      return { op, topic: readTopic(r), consumer: readConsumer(r) };
+  }
+}
+
+function errorOf(e: unknown): WalrusError {
+  if (e instanceof WalrusError) return e;
+  return new WalrusError(ErrorCode.BAD_REQUEST, 'malformed message', { cause: e });
+}
+
+/** Decodes a request payload (starting with the 0xB1 marker). Never throws. */
+export function decodeRequest(payload: Buffer): RequestDecodeResult {
+  const requestId = readRequestId(payload);
+  const opcode = payload.length > 2 ? payload[2]! : 0;
+  const malformed = (error: WalrusError): RequestDecodeResult => ({
+    kind: 'malformed',
+    requestId,
+    opcode,
+    error,
+  });
+  if (payload.length === 0 || payload[0] !== binaryMarker) {
+    return malformed(
+      new WalrusError(ErrorCode.BAD_REQUEST, 'not a binary-protocol message (marker 0xB1 missing)'),
+    );
+  }
+  if (requestId === undefined) {
+    return malformed(
+      new WalrusError(
+        ErrorCode.BAD_REQUEST,
+        `binary message shorter than its ${binaryHeaderSizeBytes}-byte header`,
+      ),
+    );
+  }
+  const version = payload[1]!;
+  if (version !== binaryProtocolVersion) {
+    return malformed(
+      new WalrusError(ErrorCode.BAD_REQUEST, `unsupported binary protocol version ${version}`),
+    );
+  }
+  const flags = payload[3]!;
+  if (flags !== 0) {
+    return malformed(
+      new WalrusError(ErrorCode.BAD_REQUEST, `a request must have flags 0, got 0x${flags.toString(16)}`),
+    );
+  }
+  const op = opOfOpcode(opcode);
+  if (op === undefined) {
+    return malformed(
+      new WalrusError(ErrorCode.UNKNOWN_COMMAND, `unknown opcode 0x${opcode.toString(16).padStart(2, '0')}`),
+    );
+  }
+  try {
+    const r = new ByteReader(payload, binaryHeaderSizeBytes);
+    const request = readRequestBody(r, op);
+    r.end(`${op} request`);
+    return { kind: 'request', requestId, request };
+  } catch (e) {
+    return malformed(errorOf(e));
+  }
+}
+
+// ---- replies -------------------------------------------------------------------------------------
+
+function replySize(op: RequestOp, reply: AnyResponse): number {
+  if (op !== 'read' && op !== 'consumerReadNext') return 128;
+  let size = 64;
+  for (const rec of (reply as ResponseByOp['read']).records) size += rec.value.length + 24;
+  return size;
+}
+
+/** Encodes a successful reply to the request `requestId` of op `op`. Throws WalrusError for values the protocol cannot carry. */
+export function encodeReply<Op extends RequestOp>(
+  requestId: number,
+  op: Op,
+  reply: ResponseByOp[Op],
+): Buffer {
+  const w = new ByteWriter(replySize(op, reply));
+  writeHeader(w, Opcode[op], BinaryFlag.REPLY, requestId);
+  const any = reply as AnyResponse;
+  switch (op) {
+    case 'ping':
+      w.u32(checkUint((any as ResponseByOp['ping']).nodeId, 'nodeId', 0xffffffff));
+      break;
+    case 'createTopic': {
+      const r = any as ResponseByOp['createTopic'];
+      w.bool(r.created);
+      writeTopicInfo(w, r.topic);
+      break;
+    }
+    case 'describeTopic':
+    case 'configureTopic':
+      writeTopicInfo(w, (any as ResponseByOp['describeTopic']).topic);
+      break;
+    case 'listTopics': {
+      const topics = (any as ResponseByOp['listTopics']).topics;
+      w.u32(checkUint(topics.length, 'topic count', L.topicListCountMax));
+      for (const t of topics) writeTopicInfo(w, t);
+      break;
+    }
+    case 'deleteTopic':
+      w.bool((any as ResponseByOp['deleteTopic']).deleted);
+      break;
+    case 'append': {
+      const r = any as ResponseByOp['append'];
+      w.u64(checkUint(r.firstOffset, 'firstOffset'));
+      w.u64(checkUint(r.lastOffset, 'lastOffset'));
+      w.u64(checkUint(r.timestampMs, 'timestampMs'));
+      w.bool(r.duplicate);
+      break;
+    }
+    case 'read': {
+      const r = any as ResponseByOp['read'];
+      w.u64(checkUint(r.nextOffset, 'nextOffset'));
+      w.u64(checkUint(r.startOffset, 'startOffset'));
+      w.u64(checkUint(r.endOffset, 'endOffset'));
+      writeStoredRecords(w, r.records);
+      break;
+    }
+    case 'offsetForTimestamp':
+      w.u64(checkUint((any as ResponseByOp['offsetForTimestamp']).offset, 'offset'));
+      break;
+    case 'consumerReadNext': {
+      const r = any as ResponseByOp['consumerReadNext'];
+      w.u64(checkUint(r.nextOffset, 'nextOffset'));
+      w.u64(checkUint(r.endOffset, 'endOffset'));
+      writeStoredRecords(w, r.records);
+      break;
+    }
+    case 'consumerCommit':
+    case 'consumerGet':
+      writeConsumerInfo(w, (any as ResponseByOp['consumerGet']).consumer);
+      break;
+    case 'metrics':
+      writeJson(w, (any as ResponseByOp['metrics']).metrics);
+      break;
+    case 'state':
+      writeJson(w, (any as ResponseByOp['state']).state);
+      break;
+    default:
+      throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, `unknown op '${String(op)}'`);
+  }
+  return w.finish();
+}
+
+/**
+ * Encodes an error reply. `op` is the request's op or raw opcode when known (0 when the request
+ * could not be parsed that far). Messages longer than the limit are truncated.
+ */
+export function encodeErrorReply(requestId: number, error: ErrorReply, op: RequestOp | number = 0): Buffer {
+  const w = new ByteWriter(64 + error.message.length);
+  const opcode = typeof op === 'number' ? op : Opcode[op];
+  writeHeader(w, checkUint(opcode, 'opcode', 0xff), BinaryFlag.REPLY | BinaryFlag.ERROR, requestId);
+  writeErrorBody(w, error);
+  return w.finish();
+}
+
+function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
+  switch (op) {
+    case 'ping':
+      return { nodeId: r.u32('nodeId') };
+    case 'createTopic': {
+      const created = r.bool('created');
+      return { created, topic: readTopicInfo(r) };
+    }
+    case 'describeTopic':
+    case 'configureTopic':
+      return { topic: readTopicInfo(r) };
+    case 'listTopics': {
+      const count = r.u32('topic count');
+      if (count > L.topicListCountMax)
+        r.fail(`topic count ${count} is above the limit of ${L.topicListCountMax}`);
+      const topics: TopicInfo[] = [];
+      for (let i = 0; i < count; i += 1) topics.push(readTopicInfo(r));
+      return { topics };
+    }
+    case 'deleteTopic':
+      return { deleted: r.bool('deleted') };
+    case 'append': {
+      const firstOffset = r.u64('firstOffset');
+      const lastOffset = r.u64('lastOffset');
+      const timestampMs = r.u64('timestampMs');
+      return { firstOffset, lastOffset, timestampMs, duplicate: r.bool('duplicate') };
+    }
+    case 'read': {
+      const nextOffset = r.u64('nextOffset');
+      const startOffset = r.u64('startOffset');
+      const endOffset = r.u64('endOffset');
+      return { nextOffset, startOffset, endOffset, records: readStoredRecords(r) };
+    }
+    case 'offsetForTimestamp':
+      return { offset: r.u64('offset') };
+    case 'consumerReadNext': {
+      const nextOffset = r.u64('nextOffset');
+      const endOffset = r.u64('endOffset');
+      return { nextOffset, endOffset, records: readStoredRecords(r) };
+    }
+    case 'consumerCommit':
+    case 'consumerGet':
+      return { consumer: readConsumerInfo(r) };
+    case 'metrics':
+      return { metrics: readJson(r, 'metrics JSON') };
+    case 'state':
+      return { state: readJson(r, 'state JSON') };
+  }
+}
+
+/** Decodes a reply payload. Never throws. */
+export function decodeReply(payload: Buffer): ReplyDecodeResult {
+  const requestId = readRequestId(payload);
+  const malformed = (message: string, cause?: unknown): ReplyDecodeResult => ({
+    kind: 'malformed',
+    requestId,
+    error: cause instanceof WalrusError ? cause : new WalrusError(ErrorCode.BAD_REQUEST, message, { cause }),
+  });
+  if (payload.length === 0 || payload[0] !== binaryMarker) return malformed('not a binary-protocol message');
+  if (requestId === undefined) return malformed('binary message shorter than its header');
+  if (payload[1] !== binaryProtocolVersion)
+    return malformed(`unsupported binary protocol version ${payload[1]}`);
+  const opcode = payload[2]!;
+  const flags = payload[3]!;
+  if ((flags & BinaryFlag.REPLY) === 0 || (flags & ~binaryFlagsKnownMask) !== 0) {
+    return malformed(`reply flags 0x${flags.toString(16)} are not valid`);
+  }
+  const op = opOfOpcode(opcode);
+  try {
+    const r = new ByteReader(payload, binaryHeaderSizeBytes);
+    if (flags & BinaryFlag.ERROR) {
+      const error = readErrorBody(r);
+      r.end('error reply');
+      return { kind: 'error', requestId, op, error };
+    }
+    if (op === undefined) return malformed(`unknown opcode 0x${opcode.toString(16)} in a reply`);
+    const response = readResponseBody(r, op);
+    r.end(`${op} reply`);
+    return { kind: 'response', requestId, op, response };
+  } catch (e) {
+    return malformed('malformed reply', e);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The fixed 8-byte header of every binary-protocol message and the opcode table.
+ *
+ *   byte 0     marker 0xB1 (frame.ts)
+ *   byte 1     protocol version (1)
+ *   byte 2     opcode (u8, table below)
+ *   byte 3     flags: bit 0 REPLY, bit 1 ERROR; other bits are reserved and must be 0
+ *   bytes 4-7  request id (u32 little-endian), chosen by the requester, echoed by the reply
+ *   bytes 8-   body, whose layout depends on opcode and flags (binary-codec.ts, docs/protocol.md)
+ *
+ * Opcode ranges (documented in docs/protocol.md): 0x00 invalid; 0x01-0x3F client requests;
+ * 0x40-0x5F reserved for Raft peer messages; 0x60-0x7F reserved for segment replication;
+ * 0x80-0x8F reserved for auth challenge-response; 0x90-0x9F reserved for request forwarding;
+ * 0xA0-0xFF reserved. A request with a reserved or unknown opcode is answered UNKNOWN_COMMAND.
+ */
+import type { RequestOp } from './messages.js';
+
+export const binaryProtocolVersion = 1;
+export const binaryHeaderSizeBytes = 8;
+
+export const BinaryFlag = {
+  REPLY: 0x01,
+  ERROR: 0x02,
+} as const;
+export const binaryFlagsKnownMask = BinaryFlag.REPLY | BinaryFlag.ERROR;
+
+/** Opcode of each client request; replies carry the opcode of their request. */
+export const Opcode = {
+  ping: 0x01,
+  createTopic: 0x02,
+  describeTopic: 0x03,
+  listTopics: 0x04,
+  deleteTopic: 0x05,
+  configureTopic: 0x06,
+  append: 0x10,
+  read: 0x11,
+  offsetForTimestamp: 0x12,
+  consumerReadNext: 0x20,
+  consumerCommit: 0x21,
+  consumerGet: 0x22,
+  metrics: 0x30,
+  state: 0x31,
+} as const satisfies Record<RequestOp, number>;
+
+/** Reserved ranges for messages that later work adds; inclusive bounds. */
+export const opcodeRanges = {
+  client: [0x01, 0x3f],
+  raft: [0x40, 0x5f],
+  segmentReplication: [0x60, 0x7f],
+  auth: [0x80, 0x8f],
+  forwarding: [0x90, 0x9f],
+  reserved: [0xa0, 0xff],
+} as const;
+
+const opByOpcode = new Map<number, RequestOp>(
+  (Object.entries(Opcode) as [RequestOp, number][]).map(([op, code]) => [code, op]),
+);
+
+/** The request op of an opcode byte, or undefined when the opcode is not a client request. */
+export function opOfOpcode(opcode: number): RequestOp | undefined {
+  return opByOpcode.get(opcode);
+}
+
+export interface BinaryHeader {
+  readonly version: number;
+  readonly opcode: number;
+  readonly flags: number;
+  readonly requestId: number;
+}
+
+/** Reads the request id of a binary message, or undefined when the payload is too short. */
+export function readRequestId(payload: Uint8Array): number | undefined {
+  if (payload.length < binaryHeaderSizeBytes) return undefined;
+  return (payload[4]! | (payload[5]! << 8) | (payload[6]! << 16)) + payload[7]! * 2 ** 24;
+}

@@ -1,0 +1,144 @@
+/**
+ * Incremental decoder of length-prefixed frames over a byte stream. A chunk may hold half a length
+ * prefix, several frames, or a slice of one large frame; the decoder keeps the unconsumed chunks
+ * and cuts frames out as they complete.
+ *
+ * Memory bound: the length prefix is checked against `frameSizeMaxBytes` as soon as its 4 bytes are
+ * here, before more bytes are kept, so the decoder never holds more than one maximum frame plus one
+ * chunk. Nothing is allocated from a length field: a frame is a view into its chunk when it lies in
+ * one chunk, and one concatenation of received bytes otherwise.
+ *
+ * A framing error (zero length, length above the limit) cannot be resynchronised: the decoder
+ * fails and stays failed; the connection must be closed.
+ */
+import assert from 'node:assert';
+import { ErrorCode, WalrusError } from './error-codes.js';
+import { protocolLimits } from './limits.js';
+
+const prefixSizeBytes = protocolLimits.frameLengthPrefixSizeBytes;
+
+export interface FrameDecodeResult {
+  /** Complete frame payloads, in stream order. Views into received chunks: copy to keep them long. */
+  readonly frames: Buffer[];
+  /** Set when the stream broke framing; frames decoded before the error are still returned. */
+  readonly error?: WalrusError;
+}
+
+export class FrameDecoder {
+  readonly frameSizeMaxBytes: number;
+  /** Received, not yet consumed chunks; the first may be partly consumed (see `headOffset`). */
+  private readonly chunks: Buffer[] = [];
+  private headOffset = 0;
+  private bufferedBytes = 0;
+  private failure: WalrusError | undefined;
+
+  constructor(frameSizeMaxBytes: number = protocolLimits.frameSizeMaxBytes) {
+    assert(Number.isSafeInteger(frameSizeMaxBytes) && frameSizeMaxBytes > 0 && frameSizeMaxBytes < 2 ** 32);
+    this.frameSizeMaxBytes = frameSizeMaxBytes;
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  bufferedByteCount(): number {
+    return this.bufferedBytes;
+  }
+
+  /** True when bytes of an incomplete frame are waiting (a stream that ends now was truncated). */
+  hasPartialFrame(): boolean {
+    return this.bufferedBytes > 0;
+  }
+
+  /** The framing error, once the stream has broken. */
+  get error(): WalrusError | undefined {
+    return this.failure;
+  }
+
+  /** Feeds one chunk; returns the frames it completed, and an error if the stream broke framing. */
+  push(chunk: Uint8Array): FrameDecodeResult {
+    if (this.failure !== undefined) return { frames: [], error: this.failure };
+    const frames: Buffer[] = [];
+    if (chunk.length > 0) {
+      this.chunks.push(
+        Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length),
+      );
+      this.bufferedBytes += chunk.length;
+    }
+    while (this.bufferedBytes >= prefixSizeBytes) {
+      const length = this.peekLength();
+      if (length === 0) return this.fail(frames, ErrorCode.BAD_REQUEST, 'frame length is zero');
+      if (length > this.frameSizeMaxBytes) {
+        return this.fail(
+          frames,
+          ErrorCode.FRAME_TOO_LARGE,
+          `frame length ${length} exceeds the limit of ${this.frameSizeMaxBytes} bytes`,
+        );
+      }
+      if (this.bufferedBytes < prefixSizeBytes + length) break;
+      this.skip(prefixSizeBytes);
+      frames.push(this.take(length));
+    }
+    return { frames };
+  }
+
+  private fail(frames: Buffer[], code: ErrorCode, message: string): FrameDecodeResult {
+    this.failure = new WalrusError(code, message);
+    this.chunks.length = 0;
+    this.headOffset = 0;
+    this.bufferedBytes = 0;
+    return { frames, error: this.failure };
+  }
+
+  /** Reads the u32 LE length prefix across chunk boundaries without consuming it. */
+  private peekLength(): number {
+    const head = this.chunks[0]!;
+    if (head.length - this.headOffset >= prefixSizeBytes) return head.readUInt32LE(this.headOffset);
+    let value = 0;
+    let chunkIndex = 0;
+    let offset = this.headOffset;
+    for (let i = 0; i < prefixSizeBytes; i += 1) {
+      let chunk = this.chunks[chunkIndex]!;
+      while (offset >= chunk.length) {
+        chunkIndex += 1;
+        offset = 0;
+        chunk = this.chunks[chunkIndex]!;
+      }
+      value += chunk[offset]! * 2 ** (8 * i);
+      offset += 1;
+    }
+    return value;
+  }
+
+  private skip(byteCount: number): void {
+    let remaining = byteCount;
+    while (remaining > 0) {
+      const head = this.chunks[0]!;
+      const available = head.length - this.headOffset;
+      if (available > remaining) {
+        this.headOffset += remaining;
+        break;
+      }
+      remaining -= available;
+      this.chunks.shift();
+      this.headOffset = 0;
+    }
+    this.bufferedBytes -= byteCount;
+  }
+
+  private take(byteCount: number): Buffer {
+    const head = this.chunks[0]!;
+    if (head.length - this.headOffset >= byteCount) {
+      const frame = head.subarray(this.headOffset, this.headOffset + byteCount);
+      this.skip(byteCount);
+      return frame;
+    }
+    const frame = Buffer.allocUnsafe(byteCount);
+    let written = 0;
+    while (written < byteCount) {
+      const chunk = this.chunks[0]!;
+      const n = Math.min(chunk.length - this.headOffset, byteCount - written);
+      chunk.copy(frame, written, this.headOffset, this.headOffset + n);
+      written += n;
+      this.skip(n);
+    }
+    return frame;
+  }
+}
