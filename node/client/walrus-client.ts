@@ -1,0 +1,385 @@
+/**
+ * The public client of a Walrus-TS cluster over the binary protocol, used by the gateway and the
+ * CLI. It encodes typed requests, sends them through one pipelined connection per node, decodes
+ * replies, and throws `WalrusError` with the server's code on error replies.
+ *
+ * Routing (leader-cache.ts): a request about a topic goes to the node that last led it, else to
+ * the preferred node. NOT_LEADER with a leader hint re-routes at once; a connection failure or
+ * UNAVAILABLE moves on to the next configured node.
+ *
+ * Retries are bounded (`retryCountMax`, capped exponential backoff, within the call's deadline)
+ * and only for retryable codes (errorCodeInfo[code].retryable). A request that is not idempotent
+ * (an append without producerId+producerSeq, a consumerReadNext with autoCommit) is retried only
+ * when it certainly was not applied: the connection never carried it (TransportError.sent false),
+ * or the server refused it up front (NOT_LEADER, BUSY). After an ambiguous failure (timeout, lost
+ * connection, server TIMEOUT/UNAVAILABLE/FENCED) the error is thrown to the caller, who knows
+ * whether a duplicate is acceptable. An idempotent producer's append is retried: the server answers
+ * a repeated producerSeq with the original offsets (`duplicate: true`).
+ */
+import assert from 'node:assert';
+import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
+import { ErrorCode, errorCodeInfo, WalrusError } from '../protocol/error-codes.js';
+import type {
+  ConsumerInfo,
+  RecordInput,
+  Request,
+  RequestOp,
+  ResponseOf,
+  RetentionSettings,
+  TopicInfo,
+} from '../protocol/messages.js';
+import { ConnectionPool } from '../transport/connection-pool.js';
+import type { TransportLogger } from '../transport/frame-server.js';
+import { TransportError } from '../transport/transport-error.js';
+import { LeaderCache } from './leader-cache.js';
+import type { NodeAddress } from './node-address.js';
+
+export interface WalrusClientOptions {
+  /** Client ports of cluster nodes, `host:port`; at least one. */
+  readonly nodes: readonly string[];
+  /** Time limit of one call including its retries (a read's waitMs is added). Default 30000. */
+  readonly requestTimeoutMs?: number;
+  /** Default 5000. */
+  readonly connectTimeoutMs?: number;
+  /** Requests in flight per node connection. Default 256. */
+  readonly inFlightMaxPerConnection?: number;
+  /** Requests waiting for an in-flight slot per connection; beyond it BUSY. Default 4096. */
+  readonly waitQueueMaxPerConnection?: number;
+  /** Retries after the first attempt. Default 5. */
+  readonly retryCountMax?: number;
+  /** First retry backoff, doubled per retry. Default 25. */
+  readonly retryBackoffMsMin?: number;
+  /** Cap of the retry backoff. Default 1000. */
+  readonly retryBackoffMsMax?: number;
+  readonly logger?: TransportLogger;
+}
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+  /** Overrides requestTimeoutMs for this call. */
+  readonly timeoutMs?: number;
+}
+
+export interface AppendOptions extends CallOptions {
+  readonly producerId?: string;
+  readonly producerSeq?: number;
+  readonly expectedOffset?: number;
+}
+
+export interface ReadOptions extends CallOptions {
+  /** Default 1000. */
+  readonly recordCountMax?: number;
+  /** Default 1 MiB. */
+  readonly byteCountMax?: number;
+  /** Long poll; default 0. */
+  readonly waitMs?: number;
+}
+
+export interface ConsumerReadOptions extends CallOptions {
+  readonly recordCountMax?: number;
+  readonly byteCountMax?: number;
+  /** Default true. */
+  readonly autoCommit?: boolean;
+}
+
+export const walrusClientDefaults = {
+  requestTimeoutMs: 30_000,
+  connectTimeoutMs: 5_000,
+  inFlightMaxPerConnection: 256,
+  waitQueueMaxPerConnection: 4_096,
+  retryCountMax: 5,
+  retryBackoffMsMin: 25,
+  retryBackoffMsMax: 1_000,
+  readRecordCountMax: 1_000,
+  readByteCountMax: 1024 * 1024,
+} as const;
+
+/** Codes the server sends before doing anything, so even a non-idempotent request may be re-sent. */
+const refusedUpFront: ReadonlySet<ErrorCode> = new Set([ErrorCode.NOT_LEADER, ErrorCode.BUSY]);
+
+function topicOf(request: Request): string | undefined {
+  return 'topic' in request ? request.topic : undefined;
+}
+
+function isIdempotent(request: Request): boolean {
+  if (request.op === 'append') return request.producerId !== undefined && request.producerSeq !== undefined;
+  if (request.op === 'consumerReadNext') return !request.autoCommit;
+  return true;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export class WalrusClient {
+  private readonly o: Required<Omit<WalrusClientOptions, 'logger' | 'nodes'>>;
+  private readonly routes: LeaderCache;
+  private readonly pool: ConnectionPool;
+  private closed = false;
+
+  constructor(options: WalrusClientOptions) {
+    if (!Array.isArray(options.nodes) || options.nodes.length === 0) {
+      throw new WalrusError(ErrorCode.BAD_REQUEST, 'a WalrusClient needs at least one node address');
+    }
+    const d = walrusClientDefaults;
+    this.o = {
+      requestTimeoutMs: options.requestTimeoutMs ?? d.requestTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs ?? d.connectTimeoutMs,
+      inFlightMaxPerConnection: options.inFlightMaxPerConnection ?? d.inFlightMaxPerConnection,
+      waitQueueMaxPerConnection: options.waitQueueMaxPerConnection ?? d.waitQueueMaxPerConnection,
+      retryCountMax: options.retryCountMax ?? d.retryCountMax,
+      retryBackoffMsMin: options.retryBackoffMsMin ?? d.retryBackoffMsMin,
+      retryBackoffMsMax: options.retryBackoffMsMax ?? d.retryBackoffMsMax,
+    };
+    assert(this.o.requestTimeoutMs > 0 && this.o.retryCountMax >= 0 && this.o.retryCountMax <= 100);
+    assert(this.o.retryBackoffMsMin > 0 && this.o.retryBackoffMsMax >= this.o.retryBackoffMsMin);
+    this.routes = new LeaderCache(options.nodes);
+    this.pool = new ConnectionPool({
+      connectTimeoutMs: this.o.connectTimeoutMs,
+      requestTimeoutMs: this.o.requestTimeoutMs,
+      inFlightMax: this.o.inFlightMaxPerConnection,
+      waitQueueMax: this.o.waitQueueMaxPerConnection,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
+  }
+
+  /** Sends one typed request, with routing and bounded retries; throws WalrusError on failure. */
+  async request<Op extends RequestOp>(
+    request: Extract<Request, { op: Op }>,
+    options: CallOptions = {},
+  ): Promise<ResponseOf<Op>> {
+    if (this.closed) throw new WalrusError(ErrorCode.UNAVAILABLE, 'the client is closed');
+    // Encode once up front so bad arguments fail before anything is sent.
+    encodeRequest(0, request);
+    const req: Request = request;
+    const topic = topicOf(req);
+    const waitMs = req.op === 'read' ? req.waitMs : 0;
+    const deadlineMs = Date.now() + (options.timeoutMs ?? this.o.requestTimeoutMs) + waitMs;
+    const idempotent = isIdempotent(req);
+    let target = this.routes.route(topic);
+    for (let attempt = 0; ; attempt += 1) {
+      const remainingMs = deadlineMs - Date.now();
+      if (remainingMs <= 0) throw new WalrusError(ErrorCode.TIMEOUT, `${request.op} timed out`);
+      let failure: WalrusError;
+      try {
+        return (await this.attempt(target, request, remainingMs, options.signal)) as ResponseOf<Op>;
+      } catch (err) {
+        if (!(err instanceof WalrusError)) throw err; // aborted by the caller, or a bug
+        failure = err;
+      }
+      const next = this.afterFailure(target, topic, failure);
+      const definitelyNotApplied =
+        (failure instanceof TransportError && !failure.sent) ||
+        (!(failure instanceof TransportError) && refusedUpFront.has(failure.code));
+      const mayRetry =
+        errorCodeInfo[failure.code].retryable &&
+        (idempotent || definitelyNotApplied) &&
+        attempt < this.o.retryCountMax;
+      if (!mayRetry) throw failure;
+      // Follow a fresh leader hint at once; otherwise back off before the next attempt.
+      const followHint = failure.code === ErrorCode.NOT_LEADER && failure.leaderHint !== undefined;
+      if (!(followHint && next.key !== target.key)) {
+        const backoffMs = Math.min(this.o.retryBackoffMsMax, this.o.retryBackoffMsMin * 2 ** attempt);
+        await sleep(Math.min(backoffMs, Math.max(0, deadlineMs - Date.now())), options.signal);
+      }
+      target = next;
+    }
+  }
+
+  /** Updates routing after a failure and returns where to try next. */
+  private afterFailure(target: NodeAddress, topic: string | undefined, failure: WalrusError): NodeAddress {
+    if (failure.code === ErrorCode.NOT_LEADER) {
+      if (failure.leaderHint !== undefined) {
+        try {
+          return this.routes.learnLeader(topic, failure.leaderHint.clientAddr);
+        } catch {
+          // An unusable hint: fall through to forgetting the leader.
+        }
+      }
+      this.routes.forgetLeader(topic);
+      this.routes.markFailed(target);
+      return this.routes.route(topic);
+    }
+    if (failure.code === ErrorCode.UNAVAILABLE || failure instanceof TransportError) {
+      this.routes.markFailed(target);
+      return this.routes.route(topic);
+    }
+    return target;
+  }
+
+  private async attempt(
+    target: NodeAddress,
+    request: Request,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    const conn = this.pool.get(target.key, target.host, target.port);
+    const payload = await conn.request((requestId) => encodeRequest(requestId, request), {
+      timeoutMs,
+      ...(signal === undefined ? {} : { signal }),
+    });
+    const reply = decodeReply(payload);
+    if (reply.kind === 'malformed') {
+      throw new WalrusError(
+        ErrorCode.INTERNAL,
+        `malformed reply from ${target.key}: ${reply.error.message}`,
+        {
+          cause: reply.error,
+        },
+      );
+    }
+    if (reply.kind === 'error') {
+      const e = reply.error;
+      throw new WalrusError(
+        e.code,
+        e.message,
+        e.leaderHint === undefined ? {} : { leaderHint: e.leaderHint },
+      );
+    }
+    if (reply.op !== request.op) {
+      throw new WalrusError(
+        ErrorCode.INTERNAL,
+        `${target.key} answered ${request.op} with a ${reply.op} reply`,
+      );
+    }
+    return reply.response;
+  }
+
+  // ---- typed conveniences ------------------------------------------------------------------------
+
+  async ping(options?: CallOptions): Promise<{ nodeId: number }> {
+    return this.request({ op: 'ping' }, options);
+  }
+
+  async createTopic(
+    topic: string,
+    retention?: Partial<RetentionSettings>,
+    options?: CallOptions,
+  ): Promise<{ created: boolean; topic: TopicInfo }> {
+    return this.request(
+      { op: 'createTopic', topic, ...(retention === undefined ? {} : { retention }) },
+      options,
+    );
+  }
+
+  async describeTopic(topic: string, options?: CallOptions): Promise<TopicInfo> {
+    return (await this.request({ op: 'describeTopic', topic }, options)).topic;
+  }
+
+  async listTopics(options?: CallOptions): Promise<readonly TopicInfo[]> {
+    return (await this.request({ op: 'listTopics' }, options)).topics;
+  }
+
+  async deleteTopic(topic: string, options?: CallOptions): Promise<{ deleted: boolean }> {
+    return this.request({ op: 'deleteTopic', topic }, options);
+  }
+
+  async configureTopic(
+    topic: string,
+    retention: Partial<RetentionSettings>,
+    options?: CallOptions,
+  ): Promise<TopicInfo> {
+    return (await this.request({ op: 'configureTopic', topic, retention }, options)).topic;
+  }
+
+  async append(
+    topic: string,
+    records: readonly RecordInput[],
+    options: AppendOptions = {},
+  ): Promise<ResponseOf<'append'>> {
+    const { producerId, producerSeq, expectedOffset, ...call } = options;
+    return this.request(
+      {
+        op: 'append',
+        topic,
+        records,
+        ...(producerId === undefined ? {} : { producerId }),
+        ...(producerSeq === undefined ? {} : { producerSeq }),
+        ...(expectedOffset === undefined ? {} : { expectedOffset }),
+      },
+      call,
+    );
+  }
+
+  async read(topic: string, offset: number, options: ReadOptions = {}): Promise<ResponseOf<'read'>> {
+    const { recordCountMax, byteCountMax, waitMs, ...call } = options;
+    return this.request(
+      {
+        op: 'read',
+        topic,
+        offset,
+        recordCountMax: recordCountMax ?? walrusClientDefaults.readRecordCountMax,
+        byteCountMax: byteCountMax ?? walrusClientDefaults.readByteCountMax,
+        waitMs: waitMs ?? 0,
+      },
+      call,
+    );
+  }
+
+  async offsetForTimestamp(topic: string, timestampMs: number, options?: CallOptions): Promise<number> {
+    return (await this.request({ op: 'offsetForTimestamp', topic, timestampMs }, options)).offset;
+  }
+
+  async consumerReadNext(
+    topic: string,
+    consumer: string,
+    options: ConsumerReadOptions = {},
+  ): Promise<ResponseOf<'consumerReadNext'>> {
+    const { recordCountMax, byteCountMax, autoCommit, ...call } = options;
+    return this.request(
+      {
+        op: 'consumerReadNext',
+        topic,
+        consumer,
+        recordCountMax: recordCountMax ?? walrusClientDefaults.readRecordCountMax,
+        byteCountMax: byteCountMax ?? walrusClientDefaults.readByteCountMax,
+        autoCommit: autoCommit ?? true,
+      },
+      call,
+    );
+  }
+
+  async consumerCommit(
+    topic: string,
+    consumer: string,
+    offset: number,
+    options?: CallOptions,
+  ): Promise<ConsumerInfo> {
+    return (await this.request({ op: 'consumerCommit', topic, consumer, offset }, options)).consumer;
+  }
+
+  async consumerGet(topic: string, consumer: string, options?: CallOptions): Promise<ConsumerInfo> {
+    return (await this.request({ op: 'consumerGet', topic, consumer }, options)).consumer;
+  }
+
+  /** Seed 002's METRICS JSON of the node that answers. */
+  async metrics(options?: CallOptions): Promise<unknown> {
+    return (await this.request({ op: 'metrics' }, options)).metrics;
+  }
+
+  /** Seed 002's STATE JSON of a topic. */
+  async state(topic: string, options?: CallOptions): Promise<unknown> {
+    return (await this.request({ op: 'state', topic }, options)).state;
+  }
+
+  /** Closes every connection; pending calls fail UNAVAILABLE and later calls are refused. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.close();
+  }
+}

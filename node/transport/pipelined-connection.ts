@@ -1,0 +1,373 @@
+/**
+ * One client-side binary-protocol connection with pipelining: many requests in flight, replies
+ * matched by request id in any order. Everything is bounded: requests in flight
+ * (`inFlightMax`; beyond it they wait in a queue of `waitQueueMax`, beyond that `BUSY`), the time
+ * of each request (`TIMEOUT`), the connect time, and reconnect attempts (after a failed connect,
+ * requests fail fast with `UNAVAILABLE` until a capped exponential backoff has passed, so a caller
+ * can move on to another node instead of waiting).
+ *
+ * It connects lazily on the first request and again on the next request after a disconnect. On
+ * disconnect every request in flight is rejected `UNAVAILABLE` (`sent: true`: the outcome is
+ * unknown) and every queued one `UNAVAILABLE` (`sent: false`). A text frame from the server (e.g.
+ * `ERR BUSY` at its connection limit, `ERR FRAME_TOO_LARGE`) ends the connection with that code.
+ *
+ * Request ids are u32, incremented per request and skipped while in use; a late reply to a
+ * timed-out or aborted request is dropped (ids repeat only after 2^32 requests).
+ */
+import assert from 'node:assert';
+import net from 'node:net';
+import { readRequestId } from '../protocol/binary-header.js';
+import { ErrorCode, isErrorCode } from '../protocol/error-codes.js';
+import { encodeFrameHeader, isBinaryFrame } from '../protocol/frame.js';
+import { FrameDecoder } from '../protocol/frame-decoder.js';
+import { protocolLimits } from '../protocol/limits.js';
+import { parseTextReply } from '../protocol/text-codec.js';
+import type { TransportLogger } from './frame-server.js';
+import { TransportError } from './transport-error.js';
+
+export interface PipelinedConnectionOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Time to establish the TCP connection. Default 5000. */
+  readonly connectTimeoutMs?: number;
+  /** Default per-request time limit, from the call to the reply. Default 30000. */
+  readonly requestTimeoutMs?: number;
+  /** Requests written and not answered. Default 256. */
+  readonly inFlightMax?: number;
+  /** Requests waiting for an in-flight slot; one more is rejected BUSY. Default 4096. */
+  readonly waitQueueMax?: number;
+  /** Largest reply frame accepted. Default protocolLimits.frameSizeMaxBytes. */
+  readonly frameSizeMaxBytes?: number;
+  /** First reconnect backoff after a failed connect; doubles per failure. Default 50. */
+  readonly reconnectBackoffMsMin?: number;
+  /** Cap of the reconnect backoff. Default 2000. */
+  readonly reconnectBackoffMsMax?: number;
+  readonly logger?: TransportLogger;
+}
+
+export interface RequestOptions {
+  readonly signal?: AbortSignal;
+  /** Overrides the connection's requestTimeoutMs. */
+  readonly timeoutMs?: number;
+}
+
+/** Builds the request payload for the id the connection assigned. */
+export type RequestEncoder = (requestId: number) => Uint8Array;
+
+export const pipelinedConnectionDefaults = {
+  connectTimeoutMs: 5_000,
+  requestTimeoutMs: 30_000,
+  inFlightMax: 256,
+  waitQueueMax: 4_096,
+  reconnectBackoffMsMin: 50,
+  reconnectBackoffMsMax: 2_000,
+  keepAliveInitialDelayMs: 30_000,
+} as const;
+
+interface Pending {
+  readonly encode: RequestEncoder;
+  readonly resolve: (reply: Buffer) => void;
+  readonly reject: (err: unknown) => void;
+  requestId: number;
+  timer: NodeJS.Timeout | undefined;
+  cleanupAbort: (() => void) | undefined;
+  settled: boolean;
+}
+
+type State = 'idle' | 'connecting' | 'open' | 'closed';
+
+const silentLogger: TransportLogger = { info() {}, warn() {}, error() {} };
+
+export class PipelinedConnection {
+  readonly address: string;
+  private readonly o: Required<Omit<PipelinedConnectionOptions, 'logger'>>;
+  private readonly log: TransportLogger;
+  private socket: net.Socket | undefined;
+  private decoder: FrameDecoder | undefined;
+  private stateNow: State = 'idle';
+  private readonly inFlight = new Map<number, Pending>();
+  private readonly waiting: Pending[] = [];
+  private requestIdNext = 1;
+  private corked = false;
+  private connectFailureCount = 0;
+  private reconnectNotBeforeMs = 0;
+  private connectTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: PipelinedConnectionOptions) {
+    const d = pipelinedConnectionDefaults;
+    this.o = {
+      host: options.host,
+      port: options.port,
+      connectTimeoutMs: options.connectTimeoutMs ?? d.connectTimeoutMs,
+      requestTimeoutMs: options.requestTimeoutMs ?? d.requestTimeoutMs,
+      inFlightMax: options.inFlightMax ?? d.inFlightMax,
+      waitQueueMax: options.waitQueueMax ?? d.waitQueueMax,
+      frameSizeMaxBytes: options.frameSizeMaxBytes ?? protocolLimits.frameSizeMaxBytes,
+      reconnectBackoffMsMin: options.reconnectBackoffMsMin ?? d.reconnectBackoffMsMin,
+      reconnectBackoffMsMax: options.reconnectBackoffMsMax ?? d.reconnectBackoffMsMax,
+    };
+    assert(this.o.inFlightMax > 0 && this.o.inFlightMax <= 2 ** 31);
+    assert(this.o.waitQueueMax >= 0 && this.o.connectTimeoutMs > 0 && this.o.requestTimeoutMs > 0);
+    assert(this.o.reconnectBackoffMsMin > 0 && this.o.reconnectBackoffMsMax >= this.o.reconnectBackoffMsMin);
+    this.address = `${this.o.host}:${this.o.port}`;
+    this.log = options.logger ?? silentLogger;
+  }
+
+  get state(): State {
+    return this.stateNow;
+  }
+
+  /** Requests written and not yet answered. */
+  inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Requests waiting for an in-flight slot. */
+  waitingCount(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * Sends one request and resolves with its reply payload (a binary message with the same request
+   * id; decode it with decodeReply). Rejects with TransportError (UNAVAILABLE, TIMEOUT, BUSY) or
+   * the signal's reason when aborted.
+   */
+  request(encode: RequestEncoder, options: RequestOptions = {}): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      if (this.stateNow === 'closed') {
+        reject(new TransportError(ErrorCode.UNAVAILABLE, `connection to ${this.address} is closed`, false));
+        return;
+      }
+      const signal = options.signal;
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      if (this.stateNow === 'idle' && Date.now() < this.reconnectNotBeforeMs) {
+        const waitMs = this.reconnectNotBeforeMs - Date.now();
+        reject(
+          new TransportError(
+            ErrorCode.UNAVAILABLE,
+            `connecting to ${this.address} failed recently; next attempt in ${waitMs} ms`,
+            false,
+          ),
+        );
+        return;
+      }
+      if (this.inFlight.size >= this.o.inFlightMax && this.waiting.length >= this.o.waitQueueMax) {
+        reject(
+          new TransportError(
+            ErrorCode.BUSY,
+            `${this.inFlight.size} requests in flight and ${this.waiting.length} waiting on ${this.address}`,
+            false,
+          ),
+        );
+        return;
+      }
+      const pending: Pending = {
+        encode,
+        resolve,
+        reject,
+        requestId: 0,
+        timer: undefined,
+        cleanupAbort: undefined,
+        settled: false,
+      };
+      const timeoutMs = options.timeoutMs ?? this.o.requestTimeoutMs;
+      pending.timer = setTimeout(() => {
+        const sent = pending.requestId !== 0;
+        this.settle(
+          pending,
+          new TransportError(ErrorCode.TIMEOUT, `no reply from ${this.address} within ${timeoutMs} ms`, sent),
+        );
+      }, timeoutMs);
+      if (signal !== undefined) {
+        const onAbort = (): void => this.settle(pending, signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        pending.cleanupAbort = () => signal.removeEventListener('abort', onAbort);
+      }
+      if (this.stateNow === 'idle') this.connect();
+      if (this.inFlight.size < this.o.inFlightMax) this.write(pending);
+      else this.waiting.push(pending);
+    });
+  }
+
+  /** Rejects everything pending with UNAVAILABLE and closes the socket; later requests fail. */
+  close(): Promise<void> {
+    if (this.stateNow === 'closed') return Promise.resolve();
+    this.stateNow = 'closed';
+    const socket = this.socket;
+    this.dropSocket(
+      new TransportError(ErrorCode.UNAVAILABLE, `connection to ${this.address} was closed`, true),
+    );
+    if (socket === undefined || socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      socket.once('close', () => resolve());
+      socket.destroy();
+    });
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  private settle(pending: Pending, outcome: Buffer | unknown): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    if (pending.timer !== undefined) clearTimeout(pending.timer);
+    pending.cleanupAbort?.();
+    if (pending.requestId !== 0) this.inFlight.delete(pending.requestId);
+    else {
+      const i = this.waiting.indexOf(pending);
+      if (i !== -1) this.waiting.splice(i, 1);
+    }
+    if (Buffer.isBuffer(outcome)) pending.resolve(outcome);
+    else pending.reject(outcome);
+    this.pumpWaiting();
+  }
+
+  private pumpWaiting(): void {
+    while (this.waiting.length > 0 && this.inFlight.size < this.o.inFlightMax && this.socket !== undefined) {
+      this.write(this.waiting.shift()!);
+    }
+  }
+
+  private allocateRequestId(): number {
+    for (;;) {
+      const id = this.requestIdNext;
+      this.requestIdNext = id >= 0xffffffff ? 1 : id + 1;
+      if (!this.inFlight.has(id)) return id;
+    }
+  }
+
+  private write(pending: Pending): void {
+    const socket = this.socket;
+    assert(socket !== undefined, 'write needs a socket');
+    const requestId = this.allocateRequestId();
+    let payload: Uint8Array;
+    try {
+      payload = pending.encode(requestId);
+    } catch (err) {
+      this.settle(pending, err);
+      return;
+    }
+    assert(readRequestId(payload) === requestId, 'the encoder must use the request id it was given');
+    pending.requestId = requestId;
+    this.inFlight.set(requestId, pending);
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        if (!socket.destroyed) socket.uncork();
+      });
+    }
+    socket.write(encodeFrameHeader(payload.length));
+    socket.write(payload);
+  }
+
+  private connect(): void {
+    this.stateNow = 'connecting';
+    const socket = net.connect({ host: this.o.host, port: this.o.port });
+    this.socket = socket;
+    this.decoder = new FrameDecoder(this.o.frameSizeMaxBytes);
+    socket.setNoDelay(true);
+    this.connectTimer = setTimeout(() => {
+      this.onConnectFailure(socket, new Error(`connect timed out after ${this.o.connectTimeoutMs} ms`));
+    }, this.o.connectTimeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(this.connectTimer);
+      if (this.socket !== socket) return;
+      this.stateNow = 'open';
+      this.connectFailureCount = 0;
+      socket.setKeepAlive(true, pipelinedConnectionDefaults.keepAliveInitialDelayMs);
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.socket !== socket) return;
+      if (this.stateNow === 'connecting') this.onConnectFailure(socket, err);
+      else this.log.info({ addr: this.address, code: err.code }, 'connection error');
+    });
+    socket.on('close', () => {
+      if (this.socket !== socket) return;
+      if (this.stateNow === 'connecting') {
+        this.onConnectFailure(socket, new Error('connection closed while connecting'));
+        return;
+      }
+      this.dropSocket(
+        new TransportError(ErrorCode.UNAVAILABLE, `connection to ${this.address} was lost`, true),
+      );
+    });
+  }
+
+  private onConnectFailure(socket: net.Socket, err: Error): void {
+    if (this.socket !== socket) return;
+    clearTimeout(this.connectTimer);
+    this.connectFailureCount += 1;
+    const backoffMs = Math.min(
+      this.o.reconnectBackoffMsMax,
+      this.o.reconnectBackoffMsMin * 2 ** Math.min(this.connectFailureCount - 1, 20),
+    );
+    this.reconnectNotBeforeMs = Date.now() + backoffMs;
+    this.log.info({ addr: this.address, err: err.message, backoffMs }, 'connect failed');
+    // Nothing reached the server: every request may be retried elsewhere.
+    this.dropSocket(
+      new TransportError(ErrorCode.UNAVAILABLE, `cannot connect to ${this.address}: ${err.message}`, false, {
+        cause: err,
+      }),
+      false,
+    );
+    socket.destroy();
+  }
+
+  /** Forgets the socket and rejects every request; `err.sent` applies to in-flight ones. */
+  private dropSocket(err: TransportError, inFlightSent = err.sent): void {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.decoder = undefined;
+    clearTimeout(this.connectTimer);
+    if (this.stateNow !== 'closed') this.stateNow = 'idle';
+    const inFlightErr =
+      inFlightSent === err.sent ? err : new TransportError(err.code, err.message, inFlightSent);
+    const notSent = new TransportError(ErrorCode.UNAVAILABLE, err.message, false);
+    for (const pending of [...this.inFlight.values()]) this.settle(pending, inFlightErr);
+    for (const pending of this.waiting.splice(0)) this.settle(pending, notSent);
+    if (socket !== undefined && !socket.destroyed) socket.destroy();
+  }
+
+  private onData(socket: net.Socket, chunk: Buffer): void {
+    if (this.socket !== socket || this.decoder === undefined) return;
+    const { frames, error } = this.decoder.push(chunk);
+    for (const frame of frames) {
+      if (this.socket !== socket) return;
+      this.onFrame(frame);
+    }
+    if (error !== undefined && this.socket === socket) {
+      this.dropSocket(
+        new TransportError(ErrorCode.UNAVAILABLE, `bad framing from ${this.address}: ${error.message}`, true),
+      );
+    }
+  }
+
+  private onFrame(frame: Buffer): void {
+    if (!isBinaryFrame(frame)) {
+      // A text frame on a binary connection is the server refusing the connection or the stream.
+      const reply = parseTextReply(frame);
+      const code =
+        reply.kind === 'ERR' && reply.code !== undefined && isErrorCode(reply.code) ? reply.code : null;
+      const message = reply.kind === 'ERR' ? reply.message : 'unexpected text frame';
+      // BUSY at the connection limit is sent before the server reads anything: nothing was applied.
+      const sent = code !== ErrorCode.BUSY;
+      this.dropSocket(new TransportError(code ?? ErrorCode.UNAVAILABLE, `${this.address}: ${message}`, sent));
+      return;
+    }
+    const requestId = readRequestId(frame);
+    if (requestId === undefined) {
+      this.dropSocket(
+        new TransportError(ErrorCode.UNAVAILABLE, `short binary frame from ${this.address}`, true),
+      );
+      return;
+    }
+    const pending = this.inFlight.get(requestId);
+    if (pending === undefined) return; // a late reply to a request that timed out or was aborted
+    this.settle(pending, frame);
+  }
+}
