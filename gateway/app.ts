@@ -1,0 +1,172 @@
+/**
+ * createApp(deps): the Hono gateway without listen(), testable in-process with `app.request()`.
+ * Middleware order: request metrics → security headers → CORS → in-flight bound → auth →
+ * body limit → routes; one onError (middleware/problem.ts) formats every error as problem+json.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { matchedRoutes } from 'hono/route';
+import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
+import { bodySizeMaxBytes, requestsInFlightMax } from './limits.js';
+import { GatewayMetrics } from './metrics.js';
+import { Authenticator, type TokenGrant } from './middleware/auth.js';
+import { type CorsOrigins, corsMiddleware } from './middleware/cors.js';
+import { makeErrorHandler, problemOf, problemResponse } from './middleware/problem.js';
+import { clusterRoutes } from './routes/cluster.js';
+import { consumerRoutes } from './routes/consumers.js';
+import type { GatewayEnv, RouteDeps } from './routes/deps.js';
+import { metaRoutes } from './routes/meta.js';
+import { recordRoutes } from './routes/records.js';
+import { topicRoutes } from './routes/topics.js';
+import { TailHub, type TailHubOptions } from './sse/tail-hub.js';
+import type { Upstream } from './upstream.js';
+import { guardUpstream } from './upstream-guard.js';
+
+export type GatewayLog = (level: 'info' | 'warn' | 'error', message: string, fields?: object) => void;
+
+export interface GatewayDeps {
+  /** The cluster: node/client's WalrusClient (adapted) or any implementation of the messages.ts contract. */
+  readonly upstream: Upstream;
+  /** Node client addresses, shown at /v1/cluster. */
+  readonly nodes?: readonly string[];
+  /** Bearer tokens; none = open gateway. */
+  readonly tokens?: readonly TokenGrant[];
+  /** CORS: null (default) = off, '*' or a list of origins. */
+  readonly corsOrigins?: CorsOrigins;
+  readonly metrics?: GatewayMetrics;
+  readonly log?: GatewayLog;
+  /** The OpenAPI text served at /openapi.yaml; read from the repository root by default. */
+  readonly specText?: string;
+  readonly sse?: TailHubOptions;
+}
+
+export interface Gateway {
+  readonly app: Hono<GatewayEnv>;
+  readonly hub: TailHub;
+  readonly metrics: GatewayMetrics;
+  /** Closes every SSE tail with a resumable event and stops the heartbeat timer. */
+  close(): void;
+}
+
+/** Knows the repository layout: openapi.yaml sits at the root, above gateway/ and dist/gateway/. */
+export function readSpecText(): string {
+  for (const up of ['..', '../..']) {
+    const file = path.resolve(import.meta.dirname, up, 'openapi.yaml');
+    if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8');
+  }
+  throw new Error('openapi.yaml not found next to the gateway');
+}
+
+/** Paths and the methods they serve, for 405 answers. */
+const routeMethods: Record<string, string> = {
+  '/v1/health': 'GET',
+  '/v1/ready': 'GET',
+  '/v1/cluster': 'GET',
+  '/v1/cluster/metrics': 'GET',
+  '/v1/topics': 'GET, POST',
+  '/v1/topics/:topic': 'GET, PATCH, DELETE',
+  '/v1/topics/:topic/records': 'GET, POST',
+  '/v1/topics/:topic/consumers/:consumer': 'GET',
+  '/v1/topics/:topic/consumers/:consumer/read': 'POST',
+  '/v1/topics/:topic/consumers/:consumer/commit': 'POST',
+  '/metrics': 'GET',
+  '/openapi.yaml': 'GET',
+  '/docs': 'GET',
+};
+
+const publicPaths = new Set(['/v1/health', '/v1/ready', '/metrics', '/openapi.yaml', '/docs']);
+
+export function createApp(deps: GatewayDeps): Gateway {
+  const metrics = deps.metrics ?? new GatewayMetrics();
+  const log: GatewayLog = deps.log ?? (() => {});
+  const upstream = guardUpstream(deps.upstream, metrics);
+  const hub = new TailHub(upstream, metrics, (message, fields) => log('warn', message, fields), deps.sse);
+  const auth = new Authenticator(deps.tokens ?? []);
+  const routeDeps: RouteDeps = {
+    upstream,
+    hub,
+    metrics,
+    auth,
+    nodes: deps.nodes ?? [],
+    corsOrigins: deps.corsOrigins ?? null,
+    specText: deps.specText ?? readSpecText(),
+  };
+
+  const app = new Hono<GatewayEnv>();
+  app.onError(
+    makeErrorHandler((error) =>
+      log('error', 'unhandled error', { error: String(error), stack: (error as Error)?.stack }),
+    ),
+  );
+  app.notFound((c) =>
+    problemResponse(problemOf(ErrorCode.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`, c.req.path)),
+  );
+
+  app.use('*', async (c, next) => {
+    const startedAt = performance.now();
+    await next();
+    const routes = matchedRoutes(c);
+    const last = routes[routes.length - 1];
+    const route = last !== undefined && last.path !== '*' && last.path !== '/*' ? last.path : 'unmatched';
+    const method = c.req.method;
+    metrics.httpRequests.inc({ method, route, status: String(c.res.status) });
+    metrics.httpDurationSeconds.observe({ method, route }, (performance.now() - startedAt) / 1000);
+  });
+
+  let inFlight = 0;
+  app.use('*', async (c, next) => {
+    if (inFlight >= requestsInFlightMax)
+      throw new WalrusError(ErrorCode.BUSY, 'the gateway is at its request limit');
+    inFlight++;
+    try {
+      await next();
+    } finally {
+      inFlight--;
+    }
+    if (c.res.headers.get('content-type')?.startsWith('text/event-stream') !== true) {
+      c.header('x-content-type-options', 'nosniff');
+    }
+  });
+  app.use('*', corsMiddleware(routeDeps.corsOrigins));
+  app.use('*', async (c, next) => {
+    const publicPath = publicPaths.has(c.req.path);
+    c.set(
+      'principal',
+      publicPath
+        ? auth.anonymous()
+        : auth.authenticate(c.req.header('authorization'), c.req.query('access_token')),
+    );
+    await next();
+  });
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: bodySizeMaxBytes,
+      onError: () => {
+        throw new WalrusError(ErrorCode.BATCH_TOO_LARGE, `the body is larger than ${bodySizeMaxBytes} bytes`);
+      },
+    }),
+  );
+
+  clusterRoutes(app, routeDeps);
+  topicRoutes(app, routeDeps);
+  recordRoutes(app, routeDeps);
+  consumerRoutes(app, routeDeps);
+  metaRoutes(app, routeDeps);
+  for (const [routePath, allow] of Object.entries(routeMethods)) {
+    app.all(routePath, (c) =>
+      problemResponse(
+        problemOf(
+          ErrorCode.METHOD_NOT_ALLOWED,
+          `${c.req.method} is not allowed on ${c.req.path}; use ${allow}`,
+          c.req.path,
+        ),
+        { allow },
+      ),
+    );
+  }
+
+  return { app, hub, metrics, close: () => hub.close() };
+}

@@ -1,0 +1,86 @@
+/**
+ * Gateway command line and env → a validated, frozen config. Flags:
+ * `--port 3000 --host 127.0.0.1 --nodes host:port,host:port --tokens-file FILE --tls-cert FILE
+ *  --tls-key FILE --cors-origins '*'|a,b`. Env: WALRUS_NODES, WALRUS_GATEWAY_TOKENS (JSON),
+ * WALRUS_GATEWAY_TOKENS_FILE, WALRUS_GATEWAY_PORT, WALRUS_LOG_LEVEL.
+ */
+import fs from 'node:fs';
+import { parseTokens, type TokenGrant } from './middleware/auth.js';
+import type { CorsOrigins } from './middleware/cors.js';
+
+export interface GatewayConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly nodes: readonly string[];
+  readonly tokens: readonly TokenGrant[];
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly corsOrigins: CorsOrigins;
+  readonly logLevel: string;
+}
+
+export const gatewayUsage = `usage: walrus-gateway [--port 3000] [--host 127.0.0.1] --nodes host:port[,host:port…]
+  [--tokens-file tokens.json] [--tls-cert cert.pem --tls-key key.pem] [--cors-origins '*'|origin,origin]`;
+
+const nodeAddressPattern = /^[A-Za-z0-9.-]+:[0-9]{1,5}$/;
+
+export function parseGatewayArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): GatewayConfig {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') throw new Error(gatewayUsage);
+    const eq = arg.indexOf('=');
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument '${arg}'\n${gatewayUsage}`);
+    if (eq > 0) flags.set(arg.slice(2, eq), arg.slice(eq + 1));
+    else {
+      const value = argv[i + 1];
+      if (value === undefined) throw new Error(`${arg} needs a value`);
+      flags.set(arg.slice(2), value);
+      i++;
+    }
+  }
+  const known = new Set(['port', 'host', 'nodes', 'tokens-file', 'tls-cert', 'tls-key', 'cors-origins']);
+  for (const name of flags.keys())
+    if (!known.has(name)) throw new Error(`unknown flag --${name}\n${gatewayUsage}`);
+
+  const port = Number(flags.get('port') ?? env['WALRUS_GATEWAY_PORT'] ?? '3000');
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
+  const nodes = (flags.get('nodes') ?? env['WALRUS_NODES'] ?? '127.0.0.1:9091')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (nodes.length === 0 || nodes.some((n) => !nodeAddressPattern.test(n)))
+    throw new Error('--nodes must be host:port[,host:port…]');
+
+  let tokens: TokenGrant[] = [];
+  const tokensFile = flags.get('tokens-file') ?? env['WALRUS_GATEWAY_TOKENS_FILE'];
+  if (tokensFile !== undefined) tokens = parseTokens(fs.readFileSync(tokensFile, 'utf8'));
+  else if (env['WALRUS_GATEWAY_TOKENS'] !== undefined) tokens = parseTokens(env['WALRUS_GATEWAY_TOKENS']);
+
+  const cert = flags.get('tls-cert');
+  const key = flags.get('tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new Error('--tls-cert and --tls-key go together');
+
+  const corsFlag = flags.get('cors-origins');
+  const corsOrigins: CorsOrigins =
+    corsFlag === undefined || corsFlag === ''
+      ? null
+      : corsFlag === '*'
+        ? '*'
+        : corsFlag.split(',').map((s) => s.trim());
+
+  return Object.freeze({
+    port,
+    host: flags.get('host') ?? '127.0.0.1',
+    nodes,
+    tokens,
+    tls:
+      cert !== undefined && key !== undefined
+        ? { cert: fs.readFileSync(cert, 'utf8'), key: fs.readFileSync(key, 'utf8') }
+        : null,
+    corsOrigins,
+    logLevel: env['WALRUS_LOG_LEVEL'] ?? 'info',
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * The gateway's limits in one place, with their relations asserted at load. Every buffer, queue
+ * and loop in gateway/ takes its bound from here; docs/http-api.md lists them with reasons.
+ */
+import assert from 'node:assert';
+
+/** Largest request body accepted (413 beyond). Fits a full batch of small records with JSON overhead. */
+export const bodySizeMaxBytes = 8 * 1024 * 1024;
+/** Records in one append request (an atomic batch). */
+export const appendRecordCountMax = 1000;
+/** Headers per record, and their name/value sizes. */
+export const recordHeaderCountMax = 64;
+export const recordHeaderNameLengthMax = 256;
+export const recordHeaderValueLengthMax = 4096;
+/** Producer ids are visible ASCII of at most this length. */
+export const producerIdLengthMax = 128;
+
+/** Records and bytes one read answers at most, and the defaults when the client names none. */
+export const readRecordCountMax = 1000;
+export const readRecordCountDefault = 100;
+export const readByteCountMax = 4 * 1024 * 1024;
+export const readByteCountDefault = 1024 * 1024;
+/** Longest long-poll a client may ask for. */
+export const readWaitMsMax = 30_000;
+
+/** Requests being handled at once (SSE tails excluded); beyond this the answer is 429 BUSY. */
+export const requestsInFlightMax = 10_000;
+
+/** SSE: concurrent tails held by one gateway, and topics with a live upstream reader. */
+export const sseSubscriberCountMax = 20_000;
+export const sseTopicCountMax = 10_000;
+/** SSE: bytes queued for one subscriber before it counts as too slow and is disconnected. */
+export const sseBufferBytesMax = 1024 * 1024;
+/** SSE: a catching-up subscriber pauses reading upstream while this much is still queued. */
+export const sseCatchUpPauseBytes = 256 * 1024;
+/** SSE: heartbeat comment period; the issue requires at most 15 s between heartbeats. */
+export const sseHeartbeatIntervalMs = 10_000;
+/** SSE: long-poll wait of the shared upstream reader of a topic. */
+export const sseLiveReadWaitMs = 5_000;
+/** SSE: records and bytes one upstream read of a feed asks for. */
+export const sseReadRecordCountMax = 1000;
+export const sseReadByteCountMax = 1024 * 1024;
+/** SSE: consecutive failed upstream reads before a feed gives up and closes its subscribers. */
+export const sseReadFailureCountMax = 20;
+/** SSE: backoff between failed upstream reads. */
+export const sseRetryDelayMsMin = 50;
+export const sseRetryDelayMsMax = 2_000;
+/** SSE: a closed slow subscriber's socket is destroyed if its queue has not drained by then. */
+export const sseCloseGraceMs = 5_000;
+
+/** Upstream calls: attempts at the gateway (node/client already retries below; this bounds the product). */
+export const upstreamAttemptCountMax = 2;
+export const upstreamRetryDelayMsMin = 25;
+export const upstreamRetryDelayMsMax = 500;
+/** Upstream call timeout when no long poll is involved. */
+export const upstreamTimeoutMs = 10_000;
+
+/** HTTP server: slow-client protection and the connection ceiling. */
+export const headersTimeoutMs = 10_000;
+export const requestTimeoutMs = 30_000;
+export const keepAliveTimeoutMs = 5_000;
+export const connectionCountMax = 25_000;
+/** Graceful shutdown: how long to wait for in-flight requests before closing anyway. */
+export const shutdownGraceMs = 5_000;
+
+assert(readRecordCountDefault <= readRecordCountMax);
+assert(readByteCountDefault <= readByteCountMax);
+assert(sseHeartbeatIntervalMs <= 15_000, 'heartbeats must be at most 15 s apart');
+assert(sseCatchUpPauseBytes < sseBufferBytesMax);
+assert(sseSubscriberCountMax < connectionCountMax, 'tails must leave connections for other requests');
+assert(sseLiveReadWaitMs + 5_000 <= requestTimeoutMs);
+assert(sseRetryDelayMsMin <= sseRetryDelayMsMax);
+assert(upstreamRetryDelayMsMin <= upstreamRetryDelayMsMax);

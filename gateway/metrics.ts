@@ -1,0 +1,68 @@
+/**
+ * Prometheus metrics of one gateway (prom-client), in a registry per app so that several apps in
+ * one process (tests) do not collide: requests by route and status with latency, SSE tails,
+ * upstream errors and retries.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly httpDurationSeconds: Histogram<'method' | 'route'>;
+  readonly sseConnections: Gauge;
+  readonly sseFeeds: Gauge;
+  readonly sseEvents: Counter;
+  readonly sseSlowDisconnects: Counter;
+  readonly upstreamErrors: Counter<'op' | 'code'>;
+  readonly upstreamRetries: Counter<'op'>;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.httpRequests = new Counter({
+      name: 'walrus_gateway_http_requests_total',
+      help: 'HTTP requests by method, route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.httpDurationSeconds = new Histogram({
+      name: 'walrus_gateway_http_request_duration_seconds',
+      help: 'HTTP request latency until the response head (SSE: until the stream starts)',
+      labelNames: ['method', 'route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.sseConnections = new Gauge({
+      name: 'walrus_gateway_sse_connections',
+      help: 'Open SSE tails',
+      registers,
+    });
+    this.sseFeeds = new Gauge({
+      name: 'walrus_gateway_sse_feeds',
+      help: 'Topics with a shared upstream reader',
+      registers,
+    });
+    this.sseEvents = new Counter({
+      name: 'walrus_gateway_sse_events_total',
+      help: 'Record events written',
+      registers,
+    });
+    this.sseSlowDisconnects = new Counter({
+      name: 'walrus_gateway_sse_slow_disconnects_total',
+      help: 'SSE tails closed because their buffer was full',
+      registers,
+    });
+    this.upstreamErrors = new Counter({
+      name: 'walrus_gateway_upstream_errors_total',
+      help: 'Errors answered by the cluster, by operation and code',
+      labelNames: ['op', 'code'],
+      registers,
+    });
+    this.upstreamRetries = new Counter({
+      name: 'walrus_gateway_upstream_retries_total',
+      help: 'Upstream calls retried by the gateway after a retryable error',
+      labelNames: ['op'],
+      registers,
+    });
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'walrus_gateway_' });
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Record routes: append (JSON batch or one raw record; idempotent producer and conditional
+ * headers), read a range (by offset, timestamp or from the tail; clamp; long poll), and the SSE
+ * tail on the same URL with `Accept: text/event-stream`. SSE is written straight to the Node
+ * response when there is one (raw-node fan-out cost), else to a web stream (app.request()).
+ */
+import { Buffer } from 'node:buffer';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { Hono } from 'hono';
+import { ErrorCode, WalrusError } from '../../node/protocol/error-codes.js';
+import type { RecordInput, TopicInfo } from '../../node/protocol/messages.js';
+import {
+  producerIdLengthMax,
+  readByteCountDefault,
+  readByteCountMax,
+  readRecordCountDefault,
+  readRecordCountMax,
+  readWaitMsMax,
+  upstreamTimeoutMs,
+} from '../limits.js';
+import { corsHeaders } from '../middleware/cors.js';
+import { ProblemError } from '../middleware/problem.js';
+import { isJsonContentType, parseBoolParam, parseIntParam } from '../params.js';
+import { parseAppendBody, recordToJson } from '../records-json.js';
+import { NodeResponseSink, type SseSink, WebStreamSink } from '../sse/sink.js';
+import type { GatewayContext, GatewayEnv, RouteDeps } from './deps.js';
+import { topicFor } from './deps.js';
+
+const producerIdPattern = new RegExp(`^[\\x21-\\x7e]{1,${producerIdLengthMax}}$`);
+
+interface StartQuery {
+  readonly offset: number | undefined;
+  readonly timestamp: number | undefined;
+  readonly tailOffset: number | undefined;
+  readonly clamp: boolean;
+}
+
+function startQuery(c: GatewayContext): StartQuery {
+  const q: StartQuery = {
+    offset: parseIntParam('offset', c.req.query('offset'), 0),
+    timestamp: parseIntParam('timestamp', c.req.query('timestamp'), 0),
+    tailOffset: parseIntParam('tailOffset', c.req.query('tailOffset'), 0),
+    clamp: parseBoolParam('clamp', c.req.query('clamp')) ?? false,
+  };
+  const given = [q.offset, q.timestamp, q.tailOffset].filter((v) => v !== undefined).length;
+  if (given > 1)
+    throw new WalrusError(ErrorCode.BAD_REQUEST, 'give at most one of offset, timestamp and tailOffset');
+  return q;
+}
+
+function outOfRange(topic: TopicInfo, offset: number): ProblemError {
+  return new ProblemError(
+    ErrorCode.OFFSET_OUT_OF_RANGE,
+    `offset ${offset} is outside the stored range [${topic.startOffset}, ${topic.endOffset}] of topic '${topic.name}'`,
+    { startOffset: topic.startOffset, endOffset: topic.endOffset },
+  );
+}
+
+/** The first offset to read, given the query; `info` when the topic had to be described. */
+async function resolveStart(
+  deps: RouteDeps,
+  topic: string,
+  q: StartQuery,
+  fallback: 'start' | 'end',
+  mustDescribe: boolean,
+): Promise<number> {
+  let info: TopicInfo | undefined;
+  if (
+    mustDescribe ||
+    q.clamp ||
+    q.tailOffset !== undefined ||
+    (q.offset === undefined && q.timestamp === undefined && fallback === 'end')
+  ) {
+    info = (await deps.upstream.request({ op: 'describeTopic', topic })).topic;
+  }
+  let offset: number;
+  if (q.timestamp !== undefined) {
+    offset = (await deps.upstream.request({ op: 'offsetForTimestamp', topic, timestampMs: q.timestamp }))
+      .offset;
+  } else if (q.tailOffset !== undefined) {
+    offset = Math.max(info!.startOffset, info!.endOffset - q.tailOffset);
+  } else if (q.offset !== undefined) {
+    offset = q.offset;
+  } else {
+    offset = fallback === 'end' ? info!.endOffset : 0;
+  }
+  if (info !== undefined) {
+    if (offset < info.startOffset || offset > info.endOffset) {
+      if (!q.clamp) throw outOfRange(info, offset);
+      offset = Math.min(Math.max(offset, info.startOffset), info.endOffset);
+    }
+  }
+  return offset;
+}
+
+/** Adds startOffset/endOffset to an OFFSET_OUT_OF_RANGE from the node (best effort). */
+async function enrichOutOfRange(
+  deps: RouteDeps,
+  topic: string,
+  offset: number,
+  error: unknown,
+): Promise<never> {
+  if (
+    error instanceof WalrusError &&
+    error.code === ErrorCode.OFFSET_OUT_OF_RANGE &&
+    !(error instanceof ProblemError)
+  ) {
+    const info = await deps.upstream.request({ op: 'describeTopic', topic }).catch(() => undefined);
+    if (info !== undefined) throw outOfRange(info.topic, offset);
+  }
+  throw error;
+}
+
+function wantsEventStream(accept: string | undefined): boolean {
+  return accept !== undefined && /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept);
+}
+
+function acceptsJson(accept: string | undefined): boolean {
+  return (
+    accept === undefined ||
+    accept.trim() === '' ||
+    /(^|,)\s*(application\/json|application\/\*|\*\/\*)\s*(;|,|$)/i.test(accept)
+  );
+}
+
+export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
+  app.post('/v1/topics/:topic/records', async (c) => {
+    const topic = topicFor(c, 'write');
+    const producerId = c.req.header('producer-id');
+    const producerSeq = parseIntParam('Producer-Seq', c.req.header('producer-seq'), 0);
+    const expectedOffset = parseIntParam('Expected-Offset', c.req.header('expected-offset'), 0);
+    if (producerId !== undefined && !producerIdPattern.test(producerId)) {
+      throw new WalrusError(
+        ErrorCode.BAD_REQUEST,
+        `Producer-Id must be 1..${producerIdLengthMax} visible ASCII characters`,
+      );
+    }
+    if ((producerId === undefined) !== (producerSeq === undefined)) {
+      throw new WalrusError(ErrorCode.BAD_REQUEST, 'Producer-Id and Producer-Seq go together');
+    }
+    const contentType = c.req.header('content-type');
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    let records: RecordInput[];
+    if (isJsonContentType(contentType)) {
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.from(bytes).toString('utf8'));
+      } catch {
+        throw new WalrusError(ErrorCode.BAD_REQUEST, 'the body is not valid JSON');
+      }
+      records = parseAppendBody(body);
+    } else {
+      const type = contentType ?? 'application/octet-stream';
+      if (/[\r\n\0]/.test(type) || type.length > 256)
+        throw new WalrusError(ErrorCode.BAD_REQUEST, 'bad Content-Type');
+      records = [{ value: bytes, headers: { 'content-type': type } }];
+    }
+    const reply = await deps.upstream.request({
+      op: 'append',
+      topic,
+      records,
+      ...(producerId === undefined ? {} : { producerId, producerSeq: producerSeq! }),
+      ...(expectedOffset === undefined ? {} : { expectedOffset }),
+    });
+    c.header('walrus-first-offset', String(reply.firstOffset));
+    return c.json(
+      {
+        firstOffset: reply.firstOffset,
+        lastOffset: reply.lastOffset,
+        count: reply.lastOffset - reply.firstOffset + 1,
+        timestamp: reply.timestampMs,
+        duplicate: reply.duplicate,
+      },
+      201,
+    );
+  });
+
+  app.get('/v1/topics/:topic/records', async (c) => {
+    const accept = c.req.header('accept');
+    if (wantsEventStream(accept)) return tail(c, deps);
+    if (!acceptsJson(accept))
+      throw new WalrusError(ErrorCode.NOT_ACCEPTABLE, 'ask for application/json or text/event-stream');
+    const topic = topicFor(c, 'read');
+    const q = startQuery(c);
+    const recordCountMax =
+      parseIntParam('limit', c.req.query('limit'), 1, readRecordCountMax) ?? readRecordCountDefault;
+    const byteCountMax =
+      parseIntParam('maxBytes', c.req.query('maxBytes'), 1, readByteCountMax) ?? readByteCountDefault;
+    const waitMs = parseIntParam('waitMs', c.req.query('waitMs'), 0, readWaitMsMax) ?? 0;
+    const offset = await resolveStart(deps, topic, q, 'start', false);
+    const reply = await deps.upstream
+      .request(
+        { op: 'read', topic, offset, recordCountMax, byteCountMax, waitMs },
+        { timeoutMs: waitMs + upstreamTimeoutMs, signal: c.req.raw.signal },
+      )
+      .catch((error: unknown) => enrichOutOfRange(deps, topic, offset, error));
+    c.header('walrus-next-offset', String(reply.nextOffset));
+    return c.json({
+      records: reply.records.map(recordToJson),
+      nextOffset: reply.nextOffset,
+      startOffset: reply.startOffset,
+      endOffset: reply.endOffset,
+    });
+  });
+}
+
+/** The SSE tail: validate everything first (errors are still problem+json), then hand over to the hub. */
+async function tail(c: GatewayContext, deps: RouteDeps): Promise<Response> {
+  const topic = topicFor(c, 'read');
+  const q = startQuery(c);
+  const lastEventId = c.req.header('last-event-id');
+  let offset: number;
+  if (lastEventId !== undefined && lastEventId.trim() !== '') {
+    const last = parseIntParam('Last-Event-ID', lastEventId.trim(), 0);
+    await resolveStart(
+      deps,
+      topic,
+      { ...q, offset: last! + 1, timestamp: undefined, tailOffset: undefined },
+      'end',
+      true,
+    );
+    offset = last! + 1;
+  } else {
+    offset = await resolveStart(deps, topic, q, 'end', true);
+  }
+  deps.hub.admit(topic);
+  const headers: Record<string, string> = {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    'x-accel-buffering': 'no',
+    'x-content-type-options': 'nosniff',
+    ...corsHeaders(deps.corsOrigins, c.req.header('origin')),
+  };
+  const preamble = Buffer.from(`retry: 1000\n: tail of ${topic} from offset ${offset}\n\n`);
+  const outgoing = c.env?.outgoing;
+  let sink: SseSink;
+  if (outgoing !== undefined) {
+    sink = new NodeResponseSink(outgoing, { ...headers, connection: 'keep-alive' });
+    sink.write(preamble);
+    deps.hub.subscribe(topic, offset, sink);
+    return RESPONSE_ALREADY_SENT;
+  }
+  const web = new WebStreamSink();
+  web.write(preamble);
+  deps.hub.subscribe(topic, offset, web);
+  return new Response(web.stream, { status: 200, headers });
+}

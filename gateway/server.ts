@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+/**
+ * `walrus-gateway`: parses flags, connects a WalrusClient to the nodes, serves the Hono app over
+ * HTTP (or HTTPS with --tls-cert/--tls-key) with slow-client timeouts and a connection ceiling,
+ * and shuts down gracefully on SIGTERM/SIGINT: stop accepting, close SSE tails with a resumable
+ * event, let in-flight requests finish (bounded), close the node connections.
+ */
+import type { Server } from 'node:http';
+import https from 'node:https';
+import { serve } from '@hono/node-server';
+import pino from 'pino';
+import { WalrusClient } from '../node/client/index.js';
+import { createApp } from './app.js';
+import { parseGatewayArgs } from './config.js';
+import {
+  connectionCountMax,
+  headersTimeoutMs,
+  keepAliveTimeoutMs,
+  requestTimeoutMs,
+  shutdownGraceMs,
+} from './limits.js';
+import { GatewayMetrics } from './metrics.js';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof parseGatewayArgs>;
+  try {
+    config = parseGatewayArgs(process.argv.slice(2), process.env);
+  } catch (error) {
+    console.error((error as Error).message);
+    process.exit(2);
+  }
+  const logger = pino({ level: config.logLevel, base: { component: 'gateway' } });
+  const client = new WalrusClient({ nodes: config.nodes });
+  const gateway = createApp({
+    upstream: client,
+    nodes: config.nodes,
+    tokens: config.tokens,
+    corsOrigins: config.corsOrigins,
+    metrics: new GatewayMetrics({ defaultMetrics: true }),
+    log: (level, message, fields) => logger[level](fields ?? {}, message),
+  });
+  if (config.tokens.length === 0) {
+    logger.warn(
+      'NO TOKENS CONFIGURED: this gateway is OPEN; anyone who reaches it may read, write and delete topics',
+    );
+    console.error(
+      'walrus-gateway: WARNING: no tokens configured, the gateway is open to anyone who can reach it',
+    );
+  }
+
+  const server = serve({
+    fetch: gateway.app.fetch,
+    port: config.port,
+    hostname: config.host,
+    ...(config.tls === null
+      ? {}
+      : { createServer: https.createServer, serverOptions: { cert: config.tls.cert, key: config.tls.key } }),
+  }) as Server;
+  server.headersTimeout = headersTimeoutMs;
+  server.requestTimeout = requestTimeoutMs;
+  server.keepAliveTimeout = keepAliveTimeoutMs;
+  server.maxConnections = connectionCountMax;
+  server.on('listening', () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.port;
+    const scheme = config.tls === null ? 'http' : 'https';
+    logger.info({ port, nodes: config.nodes }, 'Gateway listening');
+    console.log(
+      `walrus-gateway listening on ${scheme}://${config.host}:${port} (nodes ${config.nodes.join(',')})`,
+    );
+  });
+  server.on('error', (error) => {
+    logger.error({ error: String(error) }, 'server error');
+    process.exit(1);
+  });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'Gateway draining');
+    server.close();
+    gateway.close();
+    server.closeIdleConnections();
+    const force = setTimeout(() => server.closeAllConnections(), shutdownGraceMs);
+    force.unref();
+    server.once('close', () => {
+      void client.close().finally(() => {
+        logger.info('Gateway stopped');
+        process.exit(0);
+      });
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();
