@@ -597,6 +597,11 @@ export class Broker {
     };
   }
 
+  /** Index of the last applied metadata command. */
+  metadataAppliedIndex(): number {
+    return this.meta.state.appliedIndex;
+  }
+
   /** Storage figures that METRICS adds beside seed 002's Raft fields. */
   storageStats(): Record<string, number> {
     return { topics: this.meta.state.topics.size, ...this.wal.stats() };

@@ -1,0 +1,178 @@
+#!/usr/bin/env node
+/**
+ * walrus-cli: the seed's CLI. `walrus-cli --addr host:port` opens an interactive shell (REGISTER,
+ * PUT, GET, STATE, METRICS; exit/quit/q or Ctrl-C to leave); one-off subcommands `register`,
+ * `put`, `get`, `state`, `metrics` send one command and exit. JSON replies are printed indented.
+ * Exit codes: 0 ok, 1 an ERR reply or no connection, 2 bad usage.
+ */
+import readline from 'node:readline';
+import { parseArgs } from 'node:util';
+import { TextClient } from '../client/text-client.js';
+
+const usage = `Usage: walrus-cli [--addr host:port] [--timeout-ms n] [command [args]]
+
+Without a command, opens an interactive shell on the node at --addr (default 127.0.0.1:9091).
+Commands (one-off, or typed in the shell in any case):
+  register <topic>           create a topic (OK if it exists)
+  put <topic> <payload…>     append one record ("quotes" around the payload are removed)
+  get <topic>                read the next record through the topic's shared cursor
+  state <topic>              topic metadata JSON (segments, leaders)
+  metrics                    node and cluster metrics JSON
+Shell: exit, quit or q (or Ctrl-C / Ctrl-D) leaves.
+`;
+
+const jsonCommands = new Set(['STATE', 'METRICS']);
+const arity: Record<string, number> = { REGISTER: 1, GET: 1, STATE: 1, METRICS: 0, PUT: 2 };
+
+/** Strips one pair of matching surrounding quotes, as a shell user expects from `PUT logs "a b"`. */
+function unquote(text: string): string {
+  const t = text.trim();
+  if (t.length >= 2 && (t[0] === '"' || t[0] === "'") && t[t.length - 1] === t[0]) return t.slice(1, -1);
+  return t;
+}
+
+/** Turns words typed by a user into a protocol command, or a usage message. */
+export function toCommand(words: string[]): { command: string; keyword: string } | { problem: string } {
+  const keyword = (words[0] ?? '').toUpperCase();
+  const need = arity[keyword];
+  if (need === undefined)
+    return { problem: `unknown command '${words[0] ?? ''}' (register, put, get, state, metrics)` };
+  if (keyword === 'PUT') {
+    if (words.length < 3) return { problem: 'usage: put <topic> <payload>' };
+    return { command: `PUT ${words[1]} ${unquote(words.slice(2).join(' '))}`, keyword };
+  }
+  if (words.length - 1 !== need)
+    return {
+      problem: need === 0 ? `usage: ${keyword.toLowerCase()}` : `usage: ${keyword.toLowerCase()} <topic>`,
+    };
+  return { command: need === 0 ? keyword : `${keyword} ${words[1]}`, keyword };
+}
+
+/** Formats a reply for a person: JSON indented, everything else as sent. */
+export function formatReply(keyword: string, reply: string): string {
+  if (jsonCommands.has(keyword) && reply.startsWith('OK ')) {
+    try {
+      return JSON.stringify(JSON.parse(reply.slice(3)), null, 2);
+    } catch {
+      return reply;
+    }
+  }
+  return reply;
+}
+
+async function oneOff(client: TextClient, words: string[]): Promise<number> {
+  const parsed = toCommand(words);
+  if ('problem' in parsed) {
+    process.stderr.write(`walrus-cli: ${parsed.problem}\n`);
+    return 2;
+  }
+  const reply = await client.send(parsed.command);
+  if (reply.startsWith('ERR')) {
+    process.stderr.write(`${reply}\n`);
+    return 1;
+  }
+  process.stdout.write(`${formatReply(parsed.keyword, reply)}\n`);
+  return 0;
+}
+
+/** Splits a shell line into words; PUT keeps the rest of the line as its payload. */
+function shellWords(line: string): string[] {
+  const trimmed = line.trim();
+  const match = /^(\S+)\s+(\S+)\s+([\s\S]+)$/.exec(trimmed);
+  if (match && match[1]!.toUpperCase() === 'PUT') return [match[1]!, match[2]!, match[3]!];
+  return trimmed.split(/\s+/).filter((w) => w.length > 0);
+}
+
+async function shell(client: TextClient, addr: string): Promise<number> {
+  const interactive = process.stdin.isTTY === true;
+  const rl = readline.createInterface({
+    input: process.stdin,
+    output: process.stdout,
+    terminal: interactive,
+  });
+  if (interactive)
+    process.stdout.write(
+      `Connected to ${addr}. Commands: REGISTER, PUT, GET, STATE, METRICS; exit to leave.\n`,
+    );
+  rl.setPrompt('> ');
+  if (interactive) rl.prompt();
+  let status = 0;
+  rl.on('SIGINT', () => rl.close());
+  for await (const line of rl) {
+    const words = shellWords(line);
+    if (words.length === 0) {
+      if (interactive) rl.prompt();
+      continue;
+    }
+    const first = words[0]!.toLowerCase();
+    if (first === 'exit' || first === 'quit' || first === 'q') break;
+    const parsed = toCommand(words);
+    if ('problem' in parsed) {
+      process.stdout.write(`${parsed.problem}\n`);
+    } else {
+      try {
+        process.stdout.write(`${formatReply(parsed.keyword, await client.send(parsed.command))}\n`);
+      } catch (error) {
+        process.stdout.write(`connection error: ${(error as Error).message}\n`);
+        status = 1;
+        break;
+      }
+    }
+    if (interactive) rl.prompt();
+  }
+  rl.close();
+  return status;
+}
+
+async function main(): Promise<number> {
+  let values: { addr?: string; 'timeout-ms'?: string; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: process.argv.slice(2),
+      allowPositionals: true,
+      strict: true,
+      options: {
+        addr: { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    process.stderr.write(`walrus-cli: ${(error as Error).message}\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const addr = values.addr ?? '127.0.0.1:9091';
+  const timeoutMs = Number(values['timeout-ms'] ?? 10_000);
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
+    process.stderr.write('walrus-cli: --timeout-ms must be a positive integer\n');
+    return 2;
+  }
+  let client: TextClient;
+  try {
+    client = new TextClient(addr, { timeoutMs });
+  } catch (error) {
+    process.stderr.write(`walrus-cli: ${(error as Error).message}\n`);
+    return 2;
+  }
+  try {
+    return positionals.length > 0 ? await oneOff(client, positionals) : await shell(client, addr);
+  } catch (error) {
+    process.stderr.write(`walrus-cli: cannot talk to ${addr}: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    await client.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`walrus-cli: ${String(error)}\n`);
+    process.exit(1);
+  },
+);
