@@ -145,7 +145,7 @@ test('path-like and invalid topic names are 400 INVALID_TOPIC_NAME and never rea
   t.is(dotted.status, 404);
   t.is(await problemCode(dotted), 'NOT_FOUND');
   t.is(upstream.calls.get('describeTopic') ?? 0, before);
-  const consumer = await call('/v1/topics/logs/consumers/..');
+  const consumer = await call('/v1/topics/logs/consumers/a%20b');
   t.is(consumer.status, 400);
 });
 
