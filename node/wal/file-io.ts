@@ -1,0 +1,231 @@
+/**
+ * The WAL's only door to the filesystem: a small synchronous file API, real (`realFileIo`, over
+ * node:fs) or fault-injecting (`FaultInjectingFileIo`, for tests of ENOSPC, EIO and torn writes).
+ * Synchronous on purpose: the group commit writes and fdatasyncs in one setImmediate callback
+ * (the Redis AOF model), which is faster than the libuv thread pool for small writes.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface FileIo {
+  open(file: string, flags: 'r+' | 'w+' | 'wx+' | 'r'): number;
+  close(fd: number): void;
+  /** Positioned write; returns bytes written (may be short). */
+  write(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number): number;
+  /** Positioned read; returns bytes read (short at end of file). */
+  read(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number): number;
+  fdatasync(fd: number): void;
+  fsync(fd: number): void;
+  truncate(fd: number, length: number): void;
+  sizeOf(fd: number): number;
+  rename(from: string, to: string): void;
+  unlink(file: string): void;
+  mkdir(dir: string): void;
+  /** Names in `dir`, or [] when it does not exist. */
+  list(dir: string): string[];
+  removeTree(dir: string): void;
+  exists(file: string): boolean;
+  /** fsync of a directory, so that creates, renames and deletes in it are durable. */
+  fsyncDir(dir: string): void;
+}
+
+export const realFileIo: FileIo = {
+  open: (file, flags) => fs.openSync(file, flags),
+  close: (fd) => fs.closeSync(fd),
+  write: (fd, buf, bufOffset, length, position) => fs.writeSync(fd, buf, bufOffset, length, position),
+  read: (fd, buf, bufOffset, length, position) => fs.readSync(fd, buf, bufOffset, length, position),
+  fdatasync: (fd) => fs.fdatasyncSync(fd),
+  fsync: (fd) => fs.fsyncSync(fd),
+  truncate: (fd, length) => fs.ftruncateSync(fd, length),
+  sizeOf: (fd) => fs.fstatSync(fd).size,
+  rename: (from, to) => fs.renameSync(from, to),
+  unlink: (file) => fs.unlinkSync(file),
+  mkdir: (dir) => {
+    fs.mkdirSync(dir, { recursive: true });
+  },
+  list: (dir) => {
+    try {
+      return fs.readdirSync(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+  },
+  removeTree: (dir) => fs.rmSync(dir, { recursive: true, force: true }),
+  exists: (file) => fs.existsSync(file),
+  fsyncDir: (dir) => {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+};
+
+/** Writes all of `buf` at `position`, looping over short writes. */
+export function writeFully(io: FileIo, fd: number, buf: Uint8Array, length: number, position: number): void {
+  let done = 0;
+  while (done < length) {
+    const n = io.write(fd, buf, done, length - done, position + done);
+    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    done += n;
+  }
+}
+
+/** Reads up to `length` bytes at `position`, looping over short reads; returns bytes read (less at EOF). */
+export function readFully(io: FileIo, fd: number, buf: Uint8Array, length: number, position: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = io.read(fd, buf, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/** Reads a whole small file (index checkpoints, seal markers), or null when it does not exist. */
+export function readSmallFile(io: FileIo, file: string, sizeMaxBytes: number): Buffer | null {
+  if (!io.exists(file)) return null;
+  const fd = io.open(file, 'r');
+  try {
+    const size = io.sizeOf(fd);
+    if (size > sizeMaxBytes) return null;
+    const buf = Buffer.allocUnsafe(size);
+    return buf.subarray(0, readFully(io, fd, buf, size, 0));
+  } finally {
+    io.close(fd);
+  }
+}
+
+/** Replaces `file` atomically and durably: write a temp file, fsync it, rename over, fsync the dir. */
+export function writeFileDurably(io: FileIo, file: string, data: Uint8Array): void {
+  const temp = `${file}.tmp`;
+  const fd = io.open(temp, 'w+');
+  try {
+    writeFully(io, fd, data, data.length, 0);
+    io.fsync(fd);
+  } finally {
+    io.close(fd);
+  }
+  io.rename(temp, file);
+  io.fsyncDir(path.dirname(file));
+}
+
+export type FaultOp = 'write' | 'fdatasync' | 'fsync' | 'truncate' | 'open' | 'rename' | 'unlink';
+
+export interface Fault {
+  op: FaultOp;
+  /** errno code to throw, e.g. 'ENOSPC' or 'EIO'. */
+  code: string;
+  /** How many matching calls fail (default 1). */
+  count?: number;
+  /** Only calls on files whose path contains this. */
+  pathIncludes?: string;
+  /** For writes: write this many bytes for real before failing (a torn write). */
+  partialBytes?: number;
+}
+
+/** A FileIo that fails chosen calls with chosen errno codes; everything else goes to `inner`. */
+export class FaultInjectingFileIo implements FileIo {
+  private readonly faults: (Fault & { left: number })[] = [];
+  private readonly paths = new Map<number, string>();
+  /** Calls that failed because of an injected fault. */
+  injectedCount = 0;
+
+  constructor(private readonly inner: FileIo = realFileIo) {}
+
+  inject(fault: Fault): void {
+    this.faults.push({ ...fault, left: fault.count ?? 1 });
+  }
+
+  clear(): void {
+    this.faults.length = 0;
+  }
+
+  private take(op: FaultOp, file: string | undefined): (Fault & { left: number }) | undefined {
+    const index = this.faults.findIndex(
+      (f) => f.op === op && (f.pathIncludes === undefined || (file?.includes(f.pathIncludes) ?? false)),
+    );
+    if (index < 0) return undefined;
+    const fault = this.faults[index]!;
+    fault.left -= 1;
+    if (fault.left <= 0) this.faults.splice(index, 1);
+    this.injectedCount += 1;
+    return fault;
+  }
+
+  private fail(fault: Fault, op: string): never {
+    throw Object.assign(new Error(`${fault.code}: injected fault on ${op}`), {
+      code: fault.code,
+      syscall: op,
+    });
+  }
+
+  open(file: string, flags: 'r+' | 'w+' | 'wx+' | 'r'): number {
+    const fault = this.take('open', file);
+    if (fault) this.fail(fault, 'open');
+    const fd = this.inner.open(file, flags);
+    this.paths.set(fd, file);
+    return fd;
+  }
+  close(fd: number): void {
+    this.paths.delete(fd);
+    this.inner.close(fd);
+  }
+  write(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number): number {
+    const fault = this.take('write', this.paths.get(fd));
+    if (fault) {
+      const partial = Math.min(fault.partialBytes ?? 0, length);
+      if (partial > 0) this.inner.write(fd, buf, bufOffset, partial, position);
+      this.fail(fault, 'write');
+    }
+    return this.inner.write(fd, buf, bufOffset, length, position);
+  }
+  read(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number): number {
+    return this.inner.read(fd, buf, bufOffset, length, position);
+  }
+  fdatasync(fd: number): void {
+    const fault = this.take('fdatasync', this.paths.get(fd));
+    if (fault) this.fail(fault, 'fdatasync');
+    this.inner.fdatasync(fd);
+  }
+  fsync(fd: number): void {
+    const fault = this.take('fsync', this.paths.get(fd));
+    if (fault) this.fail(fault, 'fsync');
+    this.inner.fsync(fd);
+  }
+  truncate(fd: number, length: number): void {
+    const fault = this.take('truncate', this.paths.get(fd));
+    if (fault) this.fail(fault, 'ftruncate');
+    this.inner.truncate(fd, length);
+  }
+  sizeOf(fd: number): number {
+    return this.inner.sizeOf(fd);
+  }
+  rename(from: string, to: string): void {
+    const fault = this.take('rename', to);
+    if (fault) this.fail(fault, 'rename');
+    this.inner.rename(from, to);
+  }
+  unlink(file: string): void {
+    const fault = this.take('unlink', file);
+    if (fault) this.fail(fault, 'unlink');
+    this.inner.unlink(file);
+  }
+  mkdir(dir: string): void {
+    this.inner.mkdir(dir);
+  }
+  list(dir: string): string[] {
+    return this.inner.list(dir);
+  }
+  removeTree(dir: string): void {
+    this.inner.removeTree(dir);
+  }
+  exists(file: string): boolean {
+    return this.inner.exists(file);
+  }
+  fsyncDir(dir: string): void {
+    this.inner.fsyncDir(dir);
+  }
+}

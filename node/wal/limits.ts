@@ -1,0 +1,102 @@
+/**
+ * The WAL's named limits and defaults, with their relations asserted at load (and again on the
+ * effective options in `resolveWalLimits`). Every buffer, queue and map in node/wal is bounded by
+ * one of these; docs/wal.md lists them with the reasons.
+ */
+import assert from 'node:assert';
+
+/** Fixed bytes of one record before its headers: length, crc, offset, timestamp, syncedDelta, headerCount. */
+export const recordHeaderSizeBytes = 30;
+/** Bytes of one header entry besides its key and value: u16 key length + u32 value length. */
+export const headerEntryOverheadBytes = 6;
+
+export const walDefaults = {
+  /** Largest record (value bytes + encoded header bytes). */
+  recordSizeMaxBytes: 1024 * 1024,
+  /** Most records in one `append` call. */
+  batchRecordCountMax: 10_000,
+  /** Most bytes (sum of record sizes) in one `append` call. */
+  batchSizeMaxBytes: 16 * 1024 * 1024,
+  /** A sparse-index entry every this many bytes of records. */
+  indexIntervalBytes: 4096,
+  /** Segment files grow by this many preallocated (zero-written) bytes at a time. */
+  segmentPreallocateBytes: 8 * 1024 * 1024,
+  /** The sparse index is checkpointed to disk after every this many appended bytes (and on seal/close). */
+  indexCheckpointIntervalBytes: 32 * 1024 * 1024,
+} as const;
+
+export const walLimits = {
+  /** Most headers on one record. */
+  headerCountMax: 64,
+  /** Longest header key, UTF-8 bytes. */
+  headerKeySizeMaxBytes: 256,
+  /** Longest header value, UTF-8 bytes. */
+  headerValueSizeMaxBytes: 64 * 1024,
+  /** Bytes queued for one group commit before it is flushed at once instead of on setImmediate. */
+  groupCommitSizeMaxBytes: 32 * 1024 * 1024,
+  /** Append calls queued for one group commit before it is flushed at once. */
+  groupCommitAppendCountMax: 100_000,
+  /** Bytes read from a segment file in one positioned read (grows to one record when larger). */
+  readChunkSizeBytes: 64 * 1024,
+  /** Recovery scans the tail in reads of this size. */
+  recoveryChunkSizeBytes: 1024 * 1024,
+  /** Corrupt ranges remembered per segment (beyond it, corruption is re-detected on each read). */
+  corruptRangeCountMaxPerSegment: 1024,
+  /** Records in one segment: the record's syncedDelta field is a u32. */
+  segmentRecordCountMax: 0xffff_ffff,
+  /** Local segments per topic. */
+  segmentCountMaxPerTopic: 100_000,
+  /** Topics in one WAL. */
+  topicCountMax: 100_000,
+  /** Largest segment id / offset we accept (offsets are JS numbers). */
+  offsetMax: Number.MAX_SAFE_INTEGER,
+  /** Sparse index entries loaded from a checkpoint (bigger files are treated as corrupt hints). */
+  indexEntryCountMax: 64 * 1024 * 1024,
+  /** Smallest allowed preallocation step and index interval. */
+  segmentPreallocateBytesMin: 64 * 1024,
+  indexIntervalBytesMin: 256,
+} as const;
+
+export interface WalLimits {
+  recordSizeMaxBytes: number;
+  batchRecordCountMax: number;
+  batchSizeMaxBytes: number;
+  indexIntervalBytes: number;
+  segmentPreallocateBytes: number;
+  indexCheckpointIntervalBytes: number;
+}
+
+function assertLimits(l: WalLimits): void {
+  for (const [name, value] of Object.entries(l)) {
+    assert(Number.isSafeInteger(value) && value > 0, `WAL limit ${name} must be a positive integer`);
+  }
+  assert(l.recordSizeMaxBytes <= l.batchSizeMaxBytes, 'a batch must fit its largest record');
+  assert(l.batchSizeMaxBytes <= walLimits.groupCommitSizeMaxBytes, 'a batch must fit one group commit');
+  assert(l.batchRecordCountMax <= walLimits.groupCommitAppendCountMax, 'a batch must fit one group commit');
+  assert(l.recordSizeMaxBytes <= 0x7fff_0000, 'the length field is a u32');
+  assert(l.indexIntervalBytes >= walLimits.indexIntervalBytesMin, 'index interval too small');
+  assert(l.segmentPreallocateBytes >= walLimits.segmentPreallocateBytesMin, 'preallocation step too small');
+  assert(l.indexCheckpointIntervalBytes >= l.indexIntervalBytes, 'checkpoints are rarer than entries');
+}
+
+assertLimits({ ...walDefaults });
+assert(walLimits.headerCountMax <= 0xffff, 'header count is a u16');
+assert(walLimits.headerKeySizeMaxBytes <= 0xffff, 'header key length is a u16');
+assert(walLimits.readChunkSizeBytes >= recordHeaderSizeBytes);
+
+/** The effective limits for a WAL: defaults overridden by options, relations asserted. */
+export function resolveWalLimits(options: Partial<WalLimits>): WalLimits {
+  const limits: WalLimits = {
+    recordSizeMaxBytes: options.recordSizeMaxBytes ?? walDefaults.recordSizeMaxBytes,
+    batchRecordCountMax: options.batchRecordCountMax ?? walDefaults.batchRecordCountMax,
+    batchSizeMaxBytes:
+      options.batchSizeMaxBytes ??
+      Math.max(walDefaults.batchSizeMaxBytes, options.recordSizeMaxBytes ?? walDefaults.recordSizeMaxBytes),
+    indexIntervalBytes: options.indexIntervalBytes ?? walDefaults.indexIntervalBytes,
+    segmentPreallocateBytes: options.segmentPreallocateBytes ?? walDefaults.segmentPreallocateBytes,
+    indexCheckpointIntervalBytes:
+      options.indexCheckpointIntervalBytes ?? walDefaults.indexCheckpointIntervalBytes,
+  };
+  assertLimits(limits);
+  return limits;
+}

@@ -1,0 +1,190 @@
+/**
+ * The on-disk record frame. Pure: bytes in, bytes out; no I/O. All integers little-endian.
+ *
+ *   0  u32 length        bytes after the crc field (the record is 8 + length bytes long)
+ *   4  u32 crc32c        CRC-32C of bytes [8, 8 + length)
+ *   8  u64 offset        the record's offset in its topic (< 2^53)
+ *  16  u64 timestampMs   set by the WAL (monotonic per topic)
+ *  24  u32 syncedDelta   offset − syncedEndOffset: every offset below offset − syncedDelta was
+ *                        durable (fdatasync'd) when this record was written; recovery uses it to tell
+ *                        a torn tail from corruption (docs/wal.md)
+ *  28  u16 headerCount
+ *  30  headerCount × { u16 keyLength, key UTF-8, u32 valueLength, value UTF-8 }
+ *  ..  value bytes (the rest)
+ *
+ * A zero-filled region never decodes (length 0 is below the minimum), and an interrupted write never
+ * decodes either: the checksum covers every byte after it.
+ */
+import { crc32c } from '@node-rs/crc32';
+import { headerEntryOverheadBytes, recordHeaderSizeBytes, walLimits } from './limits.js';
+
+const twoPow32 = 0x1_0000_0000;
+/** Smallest value of the length field: an empty record without headers. */
+export const recordLengthMin = recordHeaderSizeBytes - 8;
+
+export type RecordHeaders = Readonly<Record<string, string>>;
+
+const noHeaders: RecordHeaders = Object.freeze({});
+
+/** Encoded size of a header map's entries (without the u16 count), or −1 when a limit is broken. */
+export function headersSizeBytes(headers: RecordHeaders): number {
+  let size = 0;
+  let count = 0;
+  for (const key in headers) {
+    const value = headers[key];
+    if (typeof value !== 'string') return -1;
+    const keySize = Buffer.byteLength(key, 'utf8');
+    const valueSize = Buffer.byteLength(value, 'utf8');
+    if (keySize > walLimits.headerKeySizeMaxBytes || valueSize > walLimits.headerValueSizeMaxBytes) return -1;
+    count += 1;
+    if (count > walLimits.headerCountMax) return -1;
+    size += headerEntryOverheadBytes + keySize + valueSize;
+  }
+  return size;
+}
+
+/** Total encoded bytes of a record with `headersBytes` of header entries and a value of `valueBytes`. */
+export function encodedRecordSizeBytes(headersBytes: number, valueBytes: number): number {
+  return recordHeaderSizeBytes + headersBytes + valueBytes;
+}
+
+export function writeU64(buf: Buffer, pos: number, value: number): void {
+  buf.writeUInt32LE(value % twoPow32, pos);
+  buf.writeUInt32LE(Math.floor(value / twoPow32), pos + 4);
+}
+
+export function readU64(buf: Buffer, pos: number): number {
+  return buf.readUInt32LE(pos) + buf.readUInt32LE(pos + 4) * twoPow32;
+}
+
+/**
+ * Encodes one record at `pos` of `buf` (which must have room) and returns the position after it.
+ * `headersBytes` is `headersSizeBytes(headers)` (0 when there are none).
+ */
+export function encodeRecordInto(
+  buf: Buffer,
+  pos: number,
+  offset: number,
+  timestampMs: number,
+  syncedDelta: number,
+  headers: RecordHeaders | undefined,
+  headersBytes: number,
+  value: Uint8Array,
+): number {
+  const end = pos + recordHeaderSizeBytes + headersBytes + value.length;
+  buf.writeUInt32LE(end - pos - 8, pos);
+  writeU64(buf, pos + 8, offset);
+  writeU64(buf, pos + 16, timestampMs);
+  buf.writeUInt32LE(syncedDelta, pos + 24);
+  let p = pos + recordHeaderSizeBytes;
+  if (headersBytes === 0 || headers === undefined) {
+    buf.writeUInt16LE(0, pos + 28);
+  } else {
+    let count = 0;
+    for (const key in headers) {
+      const value = headers[key] as string;
+      const keySize = buf.write(key, p + 2, 'utf8');
+      buf.writeUInt16LE(keySize, p);
+      p += 2 + keySize;
+      const valueSize = buf.write(value, p + 4, 'utf8');
+      buf.writeUInt32LE(valueSize, p);
+      p += 4 + valueSize;
+      count += 1;
+    }
+    buf.writeUInt16LE(count, pos + 28);
+  }
+  buf.set(value, p);
+  buf.writeUInt32LE(crc32c(buf.subarray(pos + 8, end)), pos + 4);
+  return end;
+}
+
+/**
+ * Checks the frame at `pos` (bytes valid up to `end`). Returns the record's total size in bytes when
+ * its length is plausible and its checksum holds, 0 when more bytes are needed to decide (the
+ * frame may continue past `end`), and −1 when no record starts here.
+ * `lengthMax` bounds the length field (a larger one is garbage, not a big record).
+ */
+export function checkRecordAt(buf: Buffer, pos: number, end: number, lengthMax: number): number {
+  if (end - pos < 8) return 0;
+  const length = buf.readUInt32LE(pos);
+  if (length < recordLengthMin || length > lengthMax) return -1;
+  if (end - pos < 8 + length) return 0;
+  const crc = buf.readUInt32LE(pos + 4);
+  if (crc32c(buf.subarray(pos + 8, pos + 8 + length)) !== crc) return -1;
+  return 8 + length;
+}
+
+/** The offset field of a frame already checked by `checkRecordAt` (or at least 16 bytes long). */
+export function recordOffsetAt(buf: Buffer, pos: number): number {
+  return readU64(buf, pos + 8);
+}
+
+export function recordTimestampAt(buf: Buffer, pos: number): number {
+  return readU64(buf, pos + 16);
+}
+
+export function recordSyncedDeltaAt(buf: Buffer, pos: number): number {
+  return buf.readUInt32LE(pos + 24);
+}
+
+export interface DecodedRecord {
+  offset: number;
+  timestampMs: number;
+  syncedDelta: number;
+  headers: RecordHeaders;
+  /** A view into `buf` (no copy). */
+  value: Uint8Array;
+}
+
+/**
+ * Decodes a frame of `size` bytes that `checkRecordAt` accepted. Returns null when the checksum held
+ * but the header block is malformed (a bug or a 2^-32 accident): callers treat it as corrupt.
+ */
+export function decodeCheckedRecord(buf: Buffer, pos: number, size: number): DecodedRecord | null {
+  const end = pos + size;
+  const count = buf.readUInt16LE(pos + 28);
+  let p = pos + recordHeaderSizeBytes;
+  let headers = noHeaders;
+  if (count > 0) {
+    if (count > walLimits.headerCountMax) return null;
+    const map: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (let i = 0; i < count; i++) {
+      if (end - p < 2) return null;
+      const keySize = buf.readUInt16LE(p);
+      if (end - p - 2 < keySize + 4) return null;
+      const key = buf.toString('utf8', p + 2, p + 2 + keySize);
+      p += 2 + keySize;
+      const valueSize = buf.readUInt32LE(p);
+      if (end - p - 4 < valueSize) return null;
+      map[key] = buf.toString('utf8', p + 4, p + 4 + valueSize);
+      p += 4 + valueSize;
+    }
+    headers = Object.freeze(map);
+  }
+  return {
+    offset: readU64(buf, pos + 8),
+    timestampMs: readU64(buf, pos + 16),
+    syncedDelta: buf.readUInt32LE(pos + 24),
+    headers,
+    value: buf.subarray(p, end),
+  };
+}
+
+/** Decodes the record at `pos` if one starts there: the codec's whole contract in one call (for tests and tools). */
+export function decodeRecordAt(
+  buf: Buffer,
+  pos: number,
+  end: number,
+  lengthMax: number,
+): { kind: 'record'; record: DecodedRecord; size: number } | { kind: 'short' } | { kind: 'invalid' } {
+  const size = checkRecordAt(buf, pos, end, lengthMax);
+  if (size === 0) return { kind: 'short' };
+  if (size < 0) return { kind: 'invalid' };
+  const record = decodeCheckedRecord(buf, pos, size);
+  return record === null ? { kind: 'invalid' } : { kind: 'record', record, size };
+}
+
+/** The largest legal length field for a WAL whose records are at most `recordSizeMaxBytes`. */
+export function recordLengthMax(recordSizeMaxBytes: number): number {
+  return recordLengthMin + recordSizeMaxBytes + walLimits.headerCountMax * headerEntryOverheadBytes;
+}

@@ -1,0 +1,313 @@
+/**
+ * Opening an existing segment after a clean stop or a kill -9. The rules (also in docs/wal.md):
+ *
+ * 1. The file header must check; a file with a bad header is skipped (and deleted when it holds
+ *    nothing but zeros: a create that crashed before it was acknowledged).
+ * 2. A valid index checkpoint is trusted up to its durable end after its last entry is verified
+ *    to be a record with the right offset; otherwise the scan starts after the file header.
+ * 3. The tail is scanned record by record. At a record that fails (length, checksum or offset), the
+ *    scan resynchronises on the next record whose checksum holds and whose offset is higher.
+ * 4. The durable watermark D is the largest of: the checkpoint's durable end, the seal marker's
+ *    end, and (last valid record's offset − its syncedDelta). A failing range that starts at or
+ *    above D is a torn tail: the segment ends where it starts, everything after it is dropped and
+ *    the file is zeroed from there. A failing range below D was durable once, so it is corruption:
+ *    counted, logged, never served, and the records after it stay readable.
+ * 5. Bytes after the end of the records of an active segment are made zero, so a later crash can
+ *    never expose an old record past a newer, shorter end.
+ */
+import { ChunkReader } from './chunk-reader.js';
+import { readFully, readSmallFile } from './file-io.js';
+import { walLimits } from './limits.js';
+import { checkRecordAt, recordOffsetAt, recordSyncedDeltaAt, recordTimestampAt } from './record-codec.js';
+import type { CorruptRange, SegmentContext } from './segment.js';
+import { Segment } from './segment.js';
+import type { IndexCheckpoint, SealMarker } from './segment-files.js';
+import {
+  decodeFileHeader,
+  decodeIndexCheckpoint,
+  decodeSealMarker,
+  segmentBaseName,
+  segmentFileHeaderBytes,
+} from './segment-files.js';
+
+/** Index checkpoints bigger than this are not loaded (they are hints: the scan covers for them). */
+const indexFileSizeMaxBytes = 64 + walLimits.indexEntryCountMax * 24 + 4;
+
+interface Gap extends CorruptRange {
+  /** Timestamp of the last valid record before the gap (null when none). */
+  lastTimestampBefore: number | null;
+}
+
+/**
+ * Opens segment `id` in `dir`. Returns null when its data file has no valid header (logged).
+ * Sealed or not is decided by a valid seal marker.
+ */
+export function openSegment(ctx: SegmentContext, topic: string, dir: string, id: number): Segment | null {
+  const { io, logger } = ctx;
+  const base = `${dir}/${segmentBaseName(id)}`;
+  const fd = io.open(`${base}.wal`, 'r+');
+  let segment: Segment | null = null;
+  try {
+    const headerBuf = Buffer.alloc(segmentFileHeaderBytes);
+    const got = readFully(io, fd, headerBuf, segmentFileHeaderBytes, 0);
+    const header = decodeFileHeader(headerBuf.subarray(0, got));
+    const fileSize = io.sizeOf(fd);
+    if (header === null || header.segmentId !== id) {
+      if (isAllZero(ctx, fd, fileSize)) {
+        logger.warn({ topic, segmentId: id }, 'Removing a segment file whose creation did not finish');
+        io.close(fd);
+        for (const ext of ['wal', 'idx', 'seal'])
+          if (io.exists(`${base}.${ext}`)) io.unlink(`${base}.${ext}`);
+        io.fsyncDir(dir);
+      } else {
+        logger.error({ topic, segmentId: id }, 'Segment file header is corrupt; segment not served');
+        io.close(fd);
+      }
+      return null;
+    }
+    segment = new Segment(ctx, topic, dir, id, header.baseOffset, fd);
+    const sealBuf = readSmallFile(io, `${base}.seal`, 4096);
+    let seal = sealBuf === null ? null : decodeSealMarker(sealBuf);
+    if (sealBuf !== null && seal === null) {
+      logger.error({ topic, segmentId: id }, 'Seal marker is corrupt; recovering the segment as active');
+    }
+    if (seal !== null && (seal.segmentId !== id || seal.baseOffset !== header.baseOffset)) {
+      logger.error({ topic, segmentId: id }, 'Seal marker belongs to another segment; ignored');
+      seal = null;
+    }
+    const idxBuf = readSmallFile(io, `${base}.idx`, indexFileSizeMaxBytes);
+    const checkpoint =
+      idxBuf === null ? null : validCheckpoint(ctx, segment, decodeIndexCheckpoint(idxBuf), fileSize);
+    if (idxBuf !== null && checkpoint === null) {
+      logger.warn(
+        { topic, segmentId: id },
+        'Index checkpoint is missing or invalid; rebuilding it by scanning',
+      );
+    }
+    recover(ctx, segment, checkpoint, seal, fileSize);
+    return segment;
+  } catch (error) {
+    if (segment === null) io.close(fd);
+    else segment.close();
+    throw error;
+  }
+}
+
+function isAllZero(ctx: SegmentContext, fd: number, fileSize: number): boolean {
+  const reader = new ChunkReader(ctx.io, fd, fileSize, walLimits.recoveryChunkSizeBytes, false);
+  for (let pos = 0; pos < fileSize; ) {
+    const n = Math.min(walLimits.recoveryChunkSizeBytes, fileSize - pos);
+    const at = reader.view(pos, n);
+    if (at < 0) return false;
+    for (let i = at; i < at + n; i++) if (reader.buf[i] !== 0) return false;
+    pos += n;
+  }
+  return true;
+}
+
+/** The checkpoint if it agrees with the file: ids, bounds, monotonic entries, last entry a real record. */
+function validCheckpoint(
+  ctx: SegmentContext,
+  segment: Segment,
+  c: IndexCheckpoint | null,
+  fileSize: number,
+): IndexCheckpoint | null {
+  if (c === null || c.segmentId !== segment.id || c.baseOffset !== segment.baseOffset) return null;
+  if (c.durableEndPosition < segmentFileHeaderBytes || c.durableEndPosition > fileSize) return null;
+  if (c.durableEndOffset < c.baseOffset) return null;
+  const n = c.triples.length / 3;
+  let previousOffset = c.baseOffset - 1;
+  let previousPosition = segmentFileHeaderBytes - 1;
+  for (let i = 0; i < n; i++) {
+    const offset = c.triples[i * 3]!;
+    const position = c.triples[i * 3 + 1]!;
+    if (!(offset > previousOffset && position > previousPosition && offset < c.durableEndOffset)) return null;
+    if (!(position < c.durableEndPosition)) return null;
+    previousOffset = offset;
+    previousPosition = position;
+  }
+  if (n > 0) {
+    const position = c.triples[(n - 1) * 3 + 1]!;
+    const reader = new ChunkReader(ctx.io, segment.fd, fileSize, 4096, false);
+    const at = reader.view(position, 8);
+    if (at < 0) return null;
+    const full = reader.view(position, 8 + reader.buf.readUInt32LE(at));
+    if (full < 0 || checkRecordAt(reader.buf, full, reader.length, ctx.lengthMax) <= 0) return null;
+    if (recordOffsetAt(reader.buf, full) !== c.triples[(n - 1) * 3]!) return null;
+  }
+  return c;
+}
+
+function recover(
+  ctx: SegmentContext,
+  segment: Segment,
+  checkpoint: IndexCheckpoint | null,
+  seal: SealMarker | null,
+  fileSize: number,
+): void {
+  const { io, logger } = ctx;
+  // Start from the checkpoint when there is one.
+  let position = segmentFileHeaderBytes;
+  let expect = segment.baseOffset;
+  let durable = segment.baseOffset;
+  if (checkpoint !== null) {
+    const t = checkpoint.triples;
+    for (let i = 0; i < t.length; i += 3) segment.index.add(t[i]!, t[i + 1]!, t[i + 2]!);
+    if (t.length > 0) segment.nextIndexPosition = t[t.length - 2]! + ctx.limits.indexIntervalBytes;
+    position = checkpoint.durableEndPosition;
+    expect = checkpoint.durableEndOffset;
+    durable = checkpoint.durableEndOffset;
+    segment.firstTimestampMs = checkpoint.firstTimestampMs;
+    segment.lastTimestampMs = checkpoint.lastTimestampMs;
+  }
+  const sealedComplete =
+    seal !== null &&
+    checkpoint !== null &&
+    checkpoint.durableEndOffset === seal.endOffset &&
+    seal.sizeBytes === fileSize;
+  if (sealedComplete) {
+    setEnd(segment, checkpoint.durableEndOffset, checkpoint.durableEndPosition, fileSize);
+    segment.sealed = true;
+    return;
+  }
+  if (seal !== null) {
+    durable = Math.max(durable, seal.endOffset);
+    if (seal.sizeBytes !== fileSize) {
+      logger.error(
+        { topic: segment.topic, segmentId: segment.id, expectedBytes: seal.sizeBytes, fileBytes: fileSize },
+        'Sealed segment file has the wrong size',
+      );
+    }
+  }
+  const scanEnd = seal !== null ? Math.min(seal.sizeBytes, fileSize) : fileSize;
+  // Scan the tail.
+  const gaps: Gap[] = [];
+  const reader = new ChunkReader(io, segment.fd, scanEnd, walLimits.recoveryChunkSizeBytes, false);
+  let lastClaim = durable;
+  const interval = ctx.limits.indexIntervalBytes;
+  let scannedCount = 0;
+  for (;;) {
+    const at8 = reader.view(position, 8);
+    let size = -1;
+    let at = -1;
+    if (at8 >= 0) {
+      const length = reader.buf.readUInt32LE(at8);
+      if (length <= ctx.lengthMax) {
+        at = reader.view(position, 8 + length);
+        if (at >= 0) size = checkRecordAt(reader.buf, at, reader.length, ctx.lengthMax);
+      }
+    }
+    if (size > 0 && recordOffsetAt(reader.buf, at) === expect) {
+      const ts = recordTimestampAt(reader.buf, at);
+      if (position >= segment.nextIndexPosition) {
+        segment.index.add(expect, position, ts);
+        segment.nextIndexPosition = position + interval;
+      }
+      segment.firstTimestampMs ??= ts;
+      segment.lastTimestampMs = ts;
+      lastClaim = Math.max(lastClaim, expect - recordSyncedDeltaAt(reader.buf, at));
+      position += size;
+      expect += 1;
+      scannedCount += 1;
+      continue;
+    }
+    if (position + 8 > scanEnd || gaps.length >= walLimits.corruptRangeCountMaxPerSegment) break;
+    const offsetMax = expect + Math.ceil((scanEnd - position) / 30) + 1;
+    const found = segment.findNextValid(position + 1, scanEnd, expect + 1, offsetMax);
+    if (found === null) break;
+    gaps.push({
+      fromOffset: expect,
+      toOffset: found.offset,
+      startPosition: position,
+      resumePosition: found.position,
+      lastTimestampBefore: segment.lastTimestampMs,
+    });
+    position = found.position;
+    expect = found.offset;
+  }
+  // Decide torn tail versus corruption.
+  let endOffset = expect;
+  let endPosition = position;
+  for (const gap of gaps) {
+    if (gap.fromOffset >= lastClaim) {
+      endOffset = gap.fromOffset;
+      endPosition = gap.startPosition;
+      segment.index.truncateFromPosition(endPosition);
+      segment.nextIndexPosition =
+        segment.index.length === 0
+          ? segmentFileHeaderBytes
+          : segment.index.positionAt(segment.index.length - 1) + interval;
+      segment.lastTimestampMs = gap.lastTimestampBefore;
+      if (endOffset === segment.baseOffset) segment.firstTimestampMs = null;
+      logger.warn(
+        {
+          topic: segment.topic,
+          segmentId: segment.id,
+          fromOffset: gap.fromOffset,
+          position: gap.startPosition,
+        },
+        'Torn tail after a crash: records from here were never durable and are dropped',
+      );
+      break;
+    }
+    segment.noteCorruption(gap);
+  }
+  if (seal !== null) {
+    if (endOffset < seal.endOffset) {
+      segment.noteCorruption({
+        fromOffset: endOffset,
+        toOffset: seal.endOffset,
+        startPosition: endPosition,
+        resumePosition: seal.sizeBytes,
+      });
+      endOffset = seal.endOffset;
+      endPosition = seal.sizeBytes;
+    }
+    setEnd(segment, endOffset, endPosition, fileSize);
+    segment.sealed = true;
+  } else {
+    if (endPosition < fileSize) zeroTail(ctx, segment, endPosition, fileSize);
+    setEnd(segment, endOffset, endPosition, fileSize);
+  }
+  if (scannedCount > 0 || gaps.length > 0) {
+    logger.info(
+      { topic: segment.topic, segmentId: segment.id, scannedCount, endOffset, sealed: segment.sealed },
+      'Segment recovered by scanning its tail',
+    );
+    segment.writeCheckpoint();
+  }
+}
+
+function setEnd(segment: Segment, endOffset: number, endPosition: number, fileSize: number): void {
+  segment.endOffset = endOffset;
+  segment.assignedEndOffset = endOffset;
+  segment.syncedEndOffset = endOffset;
+  segment.endPosition = endPosition;
+  segment.syncedEndPosition = endPosition;
+  segment.checkpointPosition = endPosition;
+  segment.preallocatedEnd = Math.max(fileSize, endPosition);
+}
+
+/** Zeroes every non-zero byte in [from, fileSize), then fdatasyncs: no stale record survives past the end. */
+function zeroTail(ctx: SegmentContext, segment: Segment, from: number, fileSize: number): void {
+  const { io } = ctx;
+  const chunk = walLimits.recoveryChunkSizeBytes;
+  const reader = new ChunkReader(io, segment.fd, fileSize, chunk, false);
+  const zeros = Buffer.alloc(chunk);
+  let wrote = false;
+  for (let pos = from; pos < fileSize; pos += chunk) {
+    const n = Math.min(chunk, fileSize - pos);
+    const at = reader.view(pos, n);
+    let dirty = at < 0;
+    for (let i = at; !dirty && i < at + n; i++) if (reader.buf[i] !== 0) dirty = true;
+    if (dirty) {
+      let done = 0;
+      while (done < n) done += io.write(segment.fd, zeros, done, n - done, pos + done);
+      wrote = true;
+    }
+  }
+  if (wrote) {
+    io.fdatasync(segment.fd);
+    ctx.stats.fsyncCount += 1;
+  }
+}

@@ -1,0 +1,630 @@
+/**
+ * One segment replica on disk: its data file, sparse index, seal marker, the group-commit queue of
+ * appends waiting for it, positioned reads, and the detection of corrupt records. Recovery of an
+ * existing file lives in segment-recovery.ts; the scheduling of flushes and the fsync policy live
+ * in wal.ts. All file access is synchronous through the FileIo seam (see file-io.ts for why).
+ *
+ * Invariants (asserted where cheap):
+ *   baseOffset <= syncedEndOffset <= endOffset <= assignedEndOffset
+ *   segmentFileHeaderBytes <= syncedEndPosition <= endPosition <= preallocatedEnd (= file size)
+ *   every byte in [endPosition, preallocatedEnd) is zero (so a crash never exposes stale records)
+ *   records [baseOffset, endOffset) occupy [segmentFileHeaderBytes, endPosition) back to back
+ */
+import assert from 'node:assert';
+import path from 'node:path';
+import { ChunkReader } from './chunk-reader.js';
+import type { FileIo } from './file-io.js';
+import { writeFileDurably, writeFully } from './file-io.js';
+import type { WalLimits } from './limits.js';
+import { recordHeaderSizeBytes, walLimits } from './limits.js';
+import { OffsetIndex } from './offset-index.js';
+import type { RecordHeaders } from './record-codec.js';
+import {
+  checkRecordAt,
+  decodeCheckedRecord,
+  encodeRecordInto,
+  recordLengthMin,
+  recordOffsetAt,
+  recordTimestampAt,
+  readU64,
+} from './record-codec.js';
+import {
+  encodeFileHeader,
+  encodeIndexCheckpoint,
+  encodeSealMarker,
+  segmentBaseName,
+  segmentFileHeaderBytes,
+} from './segment-files.js';
+import { WalError, WalErrorCode, walErrorFromIo } from './wal-error.js';
+
+export interface WalLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface WalStats {
+  corruptRecordCount: number;
+  appendCount: number;
+  recordCount: number;
+  fsyncCount: number;
+  bytesWritten: number;
+  groupCommitCount: number;
+}
+
+/** What every segment shares with its WAL. */
+export interface SegmentContext {
+  readonly io: FileIo;
+  readonly limits: WalLimits;
+  /** Largest legal record length field (recordLengthMax(limits.recordSizeMaxBytes)). */
+  readonly lengthMax: number;
+  readonly logger: WalLogger;
+  readonly stats: WalStats;
+}
+
+export interface WalRecordInput {
+  value: Uint8Array;
+  headers?: Readonly<Record<string, string>>;
+}
+
+export interface WalRecord {
+  offset: number;
+  timestampMs: number;
+  headers: Readonly<Record<string, string>>;
+  value: Uint8Array;
+}
+
+export interface WalSegmentInfo {
+  topic: string;
+  id: number;
+  baseOffset: number;
+  endOffset: number;
+  sealed: boolean;
+  sizeBytes: number;
+  firstTimestampMs: number | null;
+  lastTimestampMs: number | null;
+}
+
+export interface AppendResult {
+  firstOffset: number;
+  lastOffset: number;
+  timestampMs: number;
+}
+
+/** Offsets [fromOffset, toOffset) whose bytes [startPosition, resumePosition) failed their checksum. */
+export interface CorruptRange {
+  fromOffset: number;
+  toOffset: number;
+  startPosition: number;
+  resumePosition: number;
+}
+
+/** One accepted append waiting for its group commit. */
+export class PendingAppend {
+  resolve!: (result: AppendResult) => void;
+  reject!: (error: WalError) => void;
+  readonly promise: Promise<AppendResult>;
+
+  constructor(
+    readonly records: readonly WalRecordInput[],
+    /** Encoded header bytes per record, or null when no record has headers. */
+    readonly headerSizes: number[] | null,
+    readonly firstOffset: number,
+    /** The timestamp of every record, or of each one (replicated appends). */
+    readonly timestampMs: number,
+    readonly timestamps: readonly number[] | null,
+    /** Encoded bytes of all its records. */
+    readonly encodedBytes: number,
+  ) {
+    this.promise = new Promise<AppendResult>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+}
+
+const zeroChunk = Buffer.alloc(1024 * 1024);
+
+export class Segment {
+  readonly walPath: string;
+  readonly idxPath: string;
+  readonly sealPath: string;
+  sealed = false;
+  /** Set when an fdatasync or write failed in a way that cannot be retried (EIO): no more appends. */
+  failed: WalError | null = null;
+  /** End of the records written to the file (readable). */
+  endOffset: number;
+  endPosition = segmentFileHeaderBytes;
+  /** End of the offsets handed out to appends (written or queued). */
+  assignedEndOffset: number;
+  /** Everything below these was fdatasync'd. */
+  syncedEndOffset: number;
+  syncedEndPosition = segmentFileHeaderBytes;
+  /** Current file size: bytes up to here are allocated (records, then zeros). */
+  preallocatedEnd = segmentFileHeaderBytes;
+  firstTimestampMs: number | null = null;
+  lastTimestampMs: number | null = null;
+  readonly index = new OffsetIndex();
+  /** The next record at or beyond this position gets an index entry. */
+  nextIndexPosition = segmentFileHeaderBytes;
+  /** endPosition when the index was last checkpointed. */
+  checkpointPosition = segmentFileHeaderBytes;
+  /** Known corrupt ranges keyed by start position (at most corruptRangeCountMaxPerSegment). */
+  readonly corrupt = new Map<number, CorruptRange>();
+  pending: PendingAppend[] = [];
+  pendingBytes = 0;
+
+  constructor(
+    private readonly ctx: SegmentContext,
+    readonly topic: string,
+    readonly dir: string,
+    readonly id: number,
+    readonly baseOffset: number,
+    public fd: number,
+  ) {
+    const base = path.join(dir, segmentBaseName(id));
+    this.walPath = `${base}.wal`;
+    this.idxPath = `${base}.idx`;
+    this.sealPath = `${base}.seal`;
+    this.endOffset = baseOffset;
+    this.assignedEndOffset = baseOffset;
+    this.syncedEndOffset = baseOffset;
+  }
+
+  /** Creates the files of a new, empty, active segment, durably (data file, index, directory). */
+  static create(ctx: SegmentContext, topic: string, dir: string, id: number, baseOffset: number): Segment {
+    const { io } = ctx;
+    const base = path.join(dir, segmentBaseName(id));
+    const fd = io.open(`${base}.wal`, 'w+');
+    const segment = new Segment(ctx, topic, dir, id, baseOffset, fd);
+    try {
+      const header = encodeFileHeader(id, baseOffset);
+      writeFully(io, fd, header, header.length, 0);
+      segment.preallocate(segmentFileHeaderBytes + ctx.limits.segmentPreallocateBytes);
+      io.fdatasync(fd);
+      ctx.stats.fsyncCount += 1;
+      segment.writeCheckpoint();
+    } catch (error) {
+      io.close(fd);
+      throw walErrorFromIo(error, `creating segment ${id} of topic '${topic}'`);
+    }
+    return segment;
+  }
+
+  info(): WalSegmentInfo {
+    return {
+      topic: this.topic,
+      id: this.id,
+      baseOffset: this.baseOffset,
+      endOffset: this.endOffset,
+      sealed: this.sealed,
+      sizeBytes: this.endPosition,
+      firstTimestampMs: this.firstTimestampMs,
+      lastTimestampMs: this.lastTimestampMs,
+    };
+  }
+
+  /**
+   * Extends the file with zeros up to at least `end` (rounded up to 4 KiB). Best effort: on ENOSPC
+   * the file is cut back to its previous size and the caller writes into a growing file instead.
+   */
+  preallocate(end: number): void {
+    const { io } = this.ctx;
+    const target = Math.ceil(end / 4096) * 4096;
+    const from = this.preallocatedEnd;
+    if (target <= from) return;
+    let pos = from;
+    try {
+      while (pos < target) {
+        const n = Math.min(zeroChunk.length, target - pos);
+        writeFully(io, this.fd, zeroChunk, n, pos);
+        pos += n;
+      }
+      this.preallocatedEnd = target;
+    } catch (error) {
+      try {
+        io.truncate(this.fd, from);
+      } catch {
+        // The tail holds only zeros, which recovery tells apart from records.
+      }
+      if (walErrorFromIo(error, 'preallocate').code !== WalErrorCode.DISK_FULL) throw error;
+      this.ctx.logger.warn(
+        { topic: this.topic, segmentId: this.id, bytes: target - from },
+        'Segment preallocation hit a full disk; writing without it',
+      );
+    }
+  }
+
+  /**
+   * Encodes every pending append into `scratch` (grown when too small), writes it at the end of the
+   * records and, when `sync`, fdatasyncs. On success the appends are settled by the caller through
+   * the returned list; on failure the file is cut back to its pre-batch length, nothing is
+   * acknowledged, offsets are handed out again, and the error says DISK_FULL (retry later) or
+   * UNAVAILABLE (the segment is marked failed: an EIO is never retried, the page cache may have
+   * dropped the data).
+   */
+  writePending(scratch: { buf: Buffer }, sync: boolean): PendingAppend[] {
+    const batch = this.pending;
+    const total = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (batch.length === 0) return batch;
+    if (scratch.buf.length < total) scratch.buf = Buffer.allocUnsafe(Math.max(total, scratch.buf.length * 2));
+    const buf = scratch.buf;
+    const start = this.endPosition;
+    const syncedEnd = sync ? this.endOffset : this.syncedEndOffset;
+    const interval = this.ctx.limits.indexIntervalBytes;
+    // Index entries for this batch, committed only if the write succeeds.
+    const newEntries: number[] = [];
+    let nextIndexPosition = this.nextIndexPosition;
+    let p = 0;
+    let offset = this.endOffset;
+    let lastTs = this.lastTimestampMs;
+    let firstTs = this.firstTimestampMs;
+    for (let a = 0; a < batch.length; a++) {
+      const append = batch[a]!;
+      assert.equal(append.firstOffset, offset, 'pending appends are contiguous');
+      const { records, headerSizes, timestamps } = append;
+      for (let i = 0; i < records.length; i++) {
+        const record = records[i]!;
+        const ts = timestamps === null ? append.timestampMs : timestamps[i]!;
+        if (start + p >= nextIndexPosition) {
+          newEntries.push(offset, start + p, ts);
+          nextIndexPosition = start + p + interval;
+        }
+        p = encodeRecordInto(
+          buf,
+          p,
+          offset,
+          ts,
+          offset - syncedEnd,
+          record.headers,
+          headerSizes === null ? 0 : headerSizes[i]!,
+          record.value,
+        );
+        offset += 1;
+        lastTs = ts;
+        if (firstTs === null) firstTs = ts;
+      }
+    }
+    assert.equal(p, total, 'encoded size matches the size computed at append');
+    const { io, stats } = this.ctx;
+    try {
+      if (start + total > this.preallocatedEnd) {
+        this.preallocate(start + total + this.ctx.limits.segmentPreallocateBytes);
+      }
+      writeFully(io, this.fd, buf, total, start);
+      if (start + total > this.preallocatedEnd) this.preallocatedEnd = start + total;
+      if (sync) {
+        io.fdatasync(this.fd);
+        stats.fsyncCount += 1;
+      }
+    } catch (error) {
+      throw this.rollBack(error, start, batch);
+    }
+    for (let i = 0; i < newEntries.length; i += 3) {
+      this.index.add(newEntries[i]!, newEntries[i + 1]!, newEntries[i + 2]!);
+    }
+    this.nextIndexPosition = nextIndexPosition;
+    this.endOffset = offset;
+    this.endPosition = start + total;
+    this.lastTimestampMs = lastTs;
+    this.firstTimestampMs = firstTs;
+    if (sync) {
+      this.syncedEndOffset = offset;
+      this.syncedEndPosition = this.endPosition;
+    }
+    stats.bytesWritten += total;
+    if (this.endPosition - this.checkpointPosition >= this.ctx.limits.indexCheckpointIntervalBytes) {
+      this.checkpointQuietly();
+    }
+    return batch;
+  }
+
+  /** Undoes a failed batch write; returns the error to reject its appends with. */
+  private rollBack(error: unknown, start: number, batch: readonly PendingAppend[]): WalError {
+    const { io, logger } = this.ctx;
+    const walError = walErrorFromIo(error, `appending to segment ${this.id} of topic '${this.topic}'`);
+    this.assignedEndOffset = this.endOffset;
+    for (const append of batch) assert(append.firstOffset >= this.endOffset);
+    try {
+      // Cut off whatever part of the batch reached the file: its complete records must not be
+      // found by a later recovery. The file regrows (and is preallocated again) on the next append.
+      io.truncate(this.fd, start);
+      this.preallocatedEnd = start;
+      try {
+        io.fdatasync(this.fd);
+      } catch {
+        // Best effort: the truncated bytes were never acknowledged either way.
+      }
+    } catch (truncateError) {
+      this.failed = walErrorFromIo(truncateError, `cutting back segment ${this.id} of topic '${this.topic}'`);
+    }
+    if (walError.code !== WalErrorCode.DISK_FULL) {
+      this.failed ??= new WalError(
+        WalErrorCode.UNAVAILABLE,
+        `segment ${this.id} of topic '${this.topic}' failed: ${walError.message}; it takes no more appends until the node restarts`,
+        { cause: error },
+      );
+      logger.error(
+        { topic: this.topic, segmentId: this.id, err: walError.message },
+        'Segment write or fdatasync failed; segment marked failed',
+      );
+      return this.failed;
+    }
+    logger.warn(
+      { topic: this.topic, segmentId: this.id, records: batch.length },
+      'Disk full: group commit rejected and file cut back',
+    );
+    return walError;
+  }
+
+  /** fdatasync of records written but not yet durable (interval/never policies, seal, close). */
+  syncIfDirty(): void {
+    if (this.syncedEndPosition === this.endPosition || this.failed !== null) return;
+    try {
+      this.ctx.io.fdatasync(this.fd);
+    } catch (error) {
+      this.failed = new WalError(
+        WalErrorCode.UNAVAILABLE,
+        `fdatasync of segment ${this.id} of topic '${this.topic}' failed; it takes no more appends`,
+        { cause: error },
+      );
+      this.ctx.logger.error(
+        { topic: this.topic, segmentId: this.id, err: String(error) },
+        'fdatasync failed',
+      );
+      throw this.failed;
+    }
+    this.ctx.stats.fsyncCount += 1;
+    this.syncedEndOffset = this.endOffset;
+    this.syncedEndPosition = this.endPosition;
+  }
+
+  /** Makes the records durable and writes the index checkpoint (tmp file + rename + dir fsync). */
+  writeCheckpoint(): void {
+    this.syncIfDirty();
+    const data = encodeIndexCheckpoint({
+      segmentId: this.id,
+      baseOffset: this.baseOffset,
+      durableEndOffset: this.syncedEndOffset,
+      durableEndPosition: this.syncedEndPosition,
+      firstTimestampMs: this.firstTimestampMs,
+      lastTimestampMs: this.lastTimestampMs,
+      triples: this.index.toTriples(),
+    });
+    writeFileDurably(this.ctx.io, this.idxPath, data);
+    this.checkpointPosition = this.syncedEndPosition;
+  }
+
+  private checkpointQuietly(): void {
+    try {
+      this.writeCheckpoint();
+    } catch (error) {
+      // The index is a hint; recovery scans further back when it is stale.
+      this.ctx.logger.warn(
+        { topic: this.topic, segmentId: this.id, err: String(error) },
+        'Index checkpoint failed',
+      );
+    }
+  }
+
+  /** Seals: durable records, file cut to its records, index checkpoint, then the seal marker. */
+  seal(): void {
+    assert(!this.sealed && this.pending.length === 0);
+    if (this.failed !== null) throw this.failed;
+    const { io } = this.ctx;
+    try {
+      this.syncIfDirty();
+      if (this.preallocatedEnd !== this.endPosition) {
+        io.truncate(this.fd, this.endPosition);
+        this.preallocatedEnd = this.endPosition;
+        io.fdatasync(this.fd);
+        this.ctx.stats.fsyncCount += 1;
+      }
+      this.writeCheckpoint();
+      writeFileDurably(
+        io,
+        this.sealPath,
+        encodeSealMarker({
+          segmentId: this.id,
+          baseOffset: this.baseOffset,
+          endOffset: this.endOffset,
+          sizeBytes: this.endPosition,
+          firstTimestampMs: this.firstTimestampMs,
+          lastTimestampMs: this.lastTimestampMs,
+        }),
+      );
+    } catch (error) {
+      throw walErrorFromIo(error, `sealing segment ${this.id} of topic '${this.topic}'`);
+    }
+    this.sealed = true;
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      this.ctx.io.close(this.fd);
+      this.fd = -1;
+    }
+  }
+
+  /** Deletes the segment's files (data first, so a crash never leaves data without its seal). */
+  deleteFiles(): void {
+    const { io } = this.ctx;
+    this.close();
+    for (const file of [this.walPath, this.idxPath, this.sealPath]) {
+      if (io.exists(file)) io.unlink(file);
+    }
+  }
+
+  /** Size of the valid record at `pos`, or −1 when none is there. */
+  private recordAt(reader: ChunkReader, pos: number): number {
+    let at = reader.view(pos, 8);
+    if (at < 0) return -1;
+    const length = reader.buf.readUInt32LE(at);
+    if (length < recordLengthMin || length > this.ctx.lengthMax) return -1;
+    at = reader.view(pos, 8 + length);
+    if (at < 0) return -1;
+    return checkRecordAt(reader.buf, at, reader.length, this.ctx.lengthMax);
+  }
+
+  /**
+   * Finds the first valid record in [fromPos, limitPos) whose offset is in [offsetMin, offsetMax]:
+   * how reads and recovery resynchronise after a corrupt record. Bounded memory (chunked reads).
+   */
+  findNextValid(
+    fromPos: number,
+    limitPos: number,
+    offsetMin: number,
+    offsetMax: number,
+  ): { position: number; offset: number } | null {
+    const reader = new ChunkReader(this.ctx.io, this.fd, limitPos, walLimits.recoveryChunkSizeBytes, false);
+    const { lengthMax } = this.ctx;
+    for (let p = fromPos; p + recordHeaderSizeBytes <= limitPos; p++) {
+      const at = reader.view(p, 16);
+      if (at < 0) break;
+      const buf = reader.buf;
+      if (buf[at] === 0 && buf[at + 1] === 0 && buf[at + 2] === 0) continue;
+      const length = buf.readUInt32LE(at);
+      if (length < recordLengthMin || length > lengthMax) continue;
+      const offset = readU64(buf, at + 8);
+      if (offset < offsetMin || offset > offsetMax) continue;
+      const full = reader.view(p, 8 + length);
+      if (full < 0) continue;
+      if (checkRecordAt(reader.buf, full, reader.length, lengthMax) > 0) return { position: p, offset };
+    }
+    return null;
+  }
+
+  /** Remembers (bounded) and counts a corrupt range found at `position`, where `expect` should start. */
+  discoverCorruption(
+    position: number,
+    expect: number,
+    limitOffset: number,
+    limitPosition: number,
+  ): CorruptRange {
+    const found = this.findNextValid(position + 1, limitPosition, expect + 1, limitOffset - 1);
+    const range: CorruptRange = {
+      fromOffset: expect,
+      toOffset: found?.offset ?? limitOffset,
+      startPosition: position,
+      resumePosition: found?.position ?? limitPosition,
+    };
+    this.noteCorruption(range);
+    return range;
+  }
+
+  noteCorruption(range: CorruptRange): void {
+    if (this.corrupt.size < walLimits.corruptRangeCountMaxPerSegment)
+      this.corrupt.set(range.startPosition, range);
+    this.ctx.stats.corruptRecordCount += range.toOffset - range.fromOffset;
+    this.ctx.logger.error(
+      { topic: this.topic, segmentId: this.id, ...range },
+      `Checksum mismatch at offset ${range.fromOffset}: records [${range.fromOffset}, ${range.toOffset}) are not served`,
+    );
+  }
+
+  /** Where to start scanning for `offset`: the nearest index entry at or below it. */
+  private seek(offset: number): { position: number; offset: number } {
+    const i = this.index.floorByOffset(offset);
+    if (i < 0) return { position: segmentFileHeaderBytes, offset: this.baseOffset };
+    return { position: this.index.positionAt(i), offset: this.index.offsetAt(i) };
+  }
+
+  /**
+   * Appends this segment's records from `offset` (baseOffset <= offset <= endOffset) to `out`.
+   * Returns true when it reached the segment's end (the caller may continue into the next
+   * segment), false when a limit stopped it. A corrupt record stops the read after the records
+   * before it; when it is the first one asked for, the read fails with CORRUPT_RECORD.
+   */
+  readInto(
+    out: WalRecord[],
+    offset: number,
+    limits: { recordCountMax: number; byteCountMax: number },
+    budget: { bytes: number },
+  ): boolean {
+    const chunkBytes = Math.min(
+      walLimits.readChunkSizeBytes,
+      Math.max(4096, limits.byteCountMax + this.ctx.limits.indexIntervalBytes + recordHeaderSizeBytes * 8),
+    );
+    const reader = new ChunkReader(this.ctx.io, this.fd, this.endPosition, chunkBytes, true);
+    let { position, offset: expect } = this.seek(offset);
+    while (expect < this.endOffset) {
+      if (expect >= offset && out.length >= limits.recordCountMax) return false;
+      let range = this.corrupt.get(position);
+      if (range === undefined) {
+        const size = this.recordAt(reader, position);
+        const at = size > 0 ? reader.view(position, size) : -1;
+        if (at >= 0 && recordOffsetAt(reader.buf, at) === expect) {
+          if (expect >= offset) {
+            const bytes = size - recordHeaderSizeBytes;
+            if (out.length > 0 && budget.bytes + bytes > limits.byteCountMax) return false;
+            const record = decodeCheckedRecord(reader.buf, at, size);
+            if (record === null) {
+              range = this.discoverCorruption(position, expect, this.endOffset, this.endPosition);
+            } else {
+              out.push({
+                offset: record.offset,
+                timestampMs: record.timestampMs,
+                headers: record.headers,
+                value: record.value,
+              });
+              budget.bytes += bytes;
+            }
+          }
+          if (range === undefined) {
+            position += size;
+            expect += 1;
+            continue;
+          }
+        } else {
+          range = this.discoverCorruption(position, expect, this.endOffset, this.endPosition);
+        }
+      }
+      if (offset < range.toOffset) {
+        if (out.length > 0) return false;
+        throw new WalError(
+          WalErrorCode.CORRUPT_RECORD,
+          `record ${Math.max(offset, range.fromOffset)} of topic '${this.topic}' failed its checksum`,
+        );
+      }
+      position = range.resumePosition;
+      expect = range.toOffset;
+    }
+    return true;
+  }
+
+  /** First offset in this segment whose timestamp is >= `timestampMs`, or null when none is. */
+  offsetForTimestamp(timestampMs: number): number | null {
+    if (this.lastTimestampMs === null || this.lastTimestampMs < timestampMs) return null;
+    const i = this.index.lastBeforeTimestamp(timestampMs);
+    let position = i < 0 ? segmentFileHeaderBytes : this.index.positionAt(i);
+    let expect = i < 0 ? this.baseOffset : this.index.offsetAt(i);
+    const reader = new ChunkReader(
+      this.ctx.io,
+      this.fd,
+      this.endPosition,
+      walLimits.readChunkSizeBytes,
+      false,
+    );
+    while (expect < this.endOffset) {
+      let range = this.corrupt.get(position);
+      if (range === undefined) {
+        const size = this.recordAt(reader, position);
+        const at = size > 0 ? reader.view(position, size) : -1;
+        if (at >= 0 && recordOffsetAt(reader.buf, at) === expect) {
+          if (recordTimestampAt(reader.buf, at) >= timestampMs) return expect;
+          position += size;
+          expect += 1;
+          continue;
+        }
+        range = this.discoverCorruption(position, expect, this.endOffset, this.endPosition);
+      }
+      position = range.resumePosition;
+      expect = range.toOffset;
+    }
+    return null;
+  }
+}
+
+export type { RecordHeaders };
