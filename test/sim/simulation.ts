@@ -1,0 +1,634 @@
+/**
+ * Deterministic Raft simulator: N RaftCores driven by one seeded event queue, a simulated network
+ * (per-link drop, delay, duplicate, reorder, one-way partitions) and a disk model where only what a
+ * Ready told the driver to persist survives a crash — and a crash in the middle of handling a
+ * Ready keeps only a prefix of it. A random workload proposes, changes membership (add learner,
+ * promote, remove — the leader too), transfers leadership, compacts, crashes and restarts nodes and
+ * partitions the network. Invariants (invariants.ts) run after every event. Then liveness mode
+ * heals everything and requires a leader and a committed proposal within a bound of ticks.
+ *
+ * Everything derives from `seed`: the same seed replays the same run bit for bit.
+ */
+import {
+  ConfChangeType,
+  decodeConfEntry,
+  EntryKind,
+  MemoryStorage,
+  type Message,
+  makeRaftConfig,
+  Prng,
+  RaftCore,
+  RaftError,
+  type RaftTestOnlyBugs,
+  type Ready,
+  type Snapshot,
+} from '../../node/raft/index.js';
+import { EventQueue } from './event-queue.js';
+import { entryKey, InvariantViolation, Invariants, mixHash, promotedLearner } from './invariants.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  /** Events in the fault phase (each tick, delivery or workload action is one event). */
+  readonly events: number;
+  /** Run liveness mode after the fault phase. Default true. */
+  readonly liveness?: boolean;
+  /** TEST ONLY: inject a known bug into every core. */
+  readonly bugs?: RaftTestOnlyBugs;
+  /** TEST ONLY: the driver sends a Ready's messages before persisting it (breaks the Ready contract). */
+  readonly unsafeSendBeforePersist?: boolean;
+  /** TEST ONLY: turn off the PersistBeforeSend check, to see what the broken order leads to. */
+  readonly skipPersistCheck?: boolean;
+  /** Overrides the seed-derived probability of a crash while a Ready is being persisted. */
+  readonly midReadyCrashRate?: number;
+  /** Debugging aid: receives one line per message sent. */
+  readonly trace?: (line: string) => void;
+}
+
+/** Options drawn from the seed; printed with every failure ("a seed is necessary, not sufficient"). */
+export interface DerivedOptions {
+  readonly initialVoters: number;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly inflightMsgCountMax: number;
+  readonly appendBytesMax: number;
+  readonly midReadyCrashRate: number;
+  readonly actionGapMax: number;
+}
+
+export interface SimStats {
+  events: number;
+  ticks: number;
+  delivered: number;
+  dropped: number;
+  proposals: number;
+  confChanges: number;
+  transfers: number;
+  compactions: number;
+  crashes: number;
+  snapshotsSent: number;
+  maxTerm: number;
+  maxCommitted: number;
+  badMessages: number;
+  livenessTicks: number;
+  invariantChecks: number;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly violation?: string;
+  readonly derived: DerivedOptions;
+  readonly stats: SimStats;
+}
+
+/** Time units per node tick; message delays are a few units, i.e. below one tick. */
+const tickUnits = 10;
+/** Readies handled per node per event (a bound; the core produces one or two). */
+const readyLoopMax = 64;
+/** Nodes ever created in one run (joins make new ids; ids are never reused). */
+const nodeCountMax = 16;
+/** Liveness: ticks allowed after healing for a leader to commit a proposal. */
+const livenessElectionTimeoutsMax = 60;
+
+type SimEvent =
+  | { time: number; seq: number; kind: 'tick'; node: number; epoch: number }
+  | { time: number; seq: number; kind: 'deliver'; msg: Message }
+  | { time: number; seq: number; kind: 'action' }
+  | { time: number; seq: number; kind: 'restart'; node: number };
+
+class SimNode {
+  core: RaftCore | null = null;
+  /** Bumped on each start so tick events of an earlier incarnation are ignored. */
+  epoch = 0;
+  smIndex = 0;
+  smHash = 0;
+  /** Indexes of conf entries in the durable log (for AtMostOneUncommittedConf). */
+  confIdx: number[] = [];
+  decommissioned = false;
+  restartPending = false;
+  constructor(
+    readonly id: number,
+    readonly storage: MemoryStorage,
+  ) {}
+}
+
+export function deriveOptions(seed: number): DerivedOptions {
+  const p = new Prng(seed ^ 0x5eed);
+  const electionTick = [4, 6, 8, 10][p.nextInt(4)]!;
+  return {
+    initialVoters: [1, 3, 3, 3, 5, 5][p.nextInt(6)]!,
+    electionTick,
+    heartbeatTick: 1 + p.nextInt(Math.min(2, electionTick - 1)),
+    preVote: p.chance(0.8),
+    checkQuorum: p.chance(0.8),
+    inflightMsgCountMax: [1, 4, 64][p.nextInt(3)]!,
+    appendBytesMax: [64, 256, 4096][p.nextInt(3)]!,
+    midReadyCrashRate: [0, 0.001, 0.01][p.nextInt(3)]!,
+    actionGapMax: [5, 20, 60][p.nextInt(3)]!,
+  };
+}
+
+export function replayCommand(seed: number, events: number): string {
+  return `SEED=${seed} SIM_EVENTS=${events} npm run test:sim`;
+}
+
+export function runSimulation(opts: SimOptions): SimResult {
+  const sim = new Simulation(opts);
+  try {
+    sim.run();
+    return { seed: opts.seed, ok: true, derived: sim.d, stats: sim.finishStats() };
+  } catch (err) {
+    if (!(err instanceof InvariantViolation) && !(err instanceof Error)) throw err;
+    const kind = err instanceof InvariantViolation ? 'invariant' : 'crash';
+    const violation = `${kind} ${err.message} at time ${sim.now} after ${sim.stats.events} events${
+      err instanceof InvariantViolation ? '' : `\n${err.stack ?? ''}`
+    }`;
+    return { seed: opts.seed, ok: false, violation, derived: sim.d, stats: sim.finishStats() };
+  }
+}
+
+class Simulation {
+  readonly d: DerivedOptions;
+  readonly stats: SimStats = {
+    events: 0,
+    ticks: 0,
+    delivered: 0,
+    dropped: 0,
+    proposals: 0,
+    confChanges: 0,
+    transfers: 0,
+    compactions: 0,
+    crashes: 0,
+    snapshotsSent: 0,
+    maxTerm: 0,
+    maxCommitted: 0,
+    badMessages: 0,
+    livenessTicks: 0,
+    invariantChecks: 0,
+  };
+  now = 0;
+  private readonly prng: Prng;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly nodes = new Map<number, SimNode>();
+  private readonly inv: Invariants = new Invariants();
+  private nextNodeId: number;
+  private proposalSeq = 0;
+  private readonly toDecommission: number[] = [];
+
+  // network weather
+  private dropRate = 0;
+  private dupRate = 0;
+  private delayMax = 4;
+  private longDelayRate = 0;
+  /** Blocked directed links "from>to" (one-way partitions are single entries). */
+  private readonly blocked = new Set<number>();
+
+  // liveness
+  private healed = false;
+  private markerKeys = new Set<number>();
+  private markerTerm = -1;
+  private markerCommitted = false;
+
+  constructor(readonly opts: SimOptions) {
+    const derived = deriveOptions(opts.seed);
+    this.d =
+      opts.midReadyCrashRate === undefined
+        ? derived
+        : { ...derived, midReadyCrashRate: opts.midReadyCrashRate };
+    this.prng = new Prng(opts.seed);
+    const voters = Array.from({ length: this.d.initialVoters }, (_, k) => k + 1);
+    this.nextNodeId = voters.length + 1;
+    for (const id of voters) {
+      const n = new SimNode(id, new MemoryStorage({ voters, learners: [] }));
+      this.nodes.set(id, n);
+      this.start(n);
+    }
+    this.queue.push({ time: 1 + this.prng.nextInt(this.d.actionGapMax), kind: 'action' });
+  }
+
+  finishStats(): SimStats {
+    this.stats.invariantChecks = this.inv.checks;
+    this.stats.maxCommitted = this.inv.maxApplied;
+    return this.stats;
+  }
+
+  run(): void {
+    while (this.stats.events < this.opts.events) this.step();
+    if (this.opts.liveness === false) return;
+    this.heal();
+    const deadline = this.now + livenessElectionTimeoutsMax * this.d.electionTick * tickUnits;
+    while (!this.markerCommitted) {
+      if (this.now > deadline) {
+        this.inv.fail(
+          'Liveness',
+          `no proposal committed within ${livenessElectionTimeoutsMax * this.d.electionTick} ticks after healing (${this.describe()})`,
+        );
+      }
+      this.step();
+    }
+    this.stats.livenessTicks = Math.ceil(
+      (this.now - (deadline - livenessElectionTimeoutsMax * this.d.electionTick * tickUnits)) / tickUnits,
+    );
+  }
+
+  private describe(): string {
+    const parts: string[] = [];
+    for (const n of this.nodes.values()) {
+      if (n.decommissioned) continue;
+      const c = n.core;
+      parts.push(
+        c
+          ? `${n.id}:${c.role[0]}t${c.currentTerm}c${c.log.committed}l${c.log.lastIndex()}v[${c.status().voters}]`
+          : `${n.id}:down`,
+      );
+    }
+    return parts.join(' ');
+  }
+
+  private step(): void {
+    const ev = this.queue.pop();
+    if (!ev) this.inv.fail('Simulator', 'event queue ran dry');
+    this.now = ev.time;
+    this.stats.events++;
+    switch (ev.kind) {
+      case 'tick': {
+        const n = this.nodes.get(ev.node)!;
+        if (!n.core || n.epoch !== ev.epoch) return;
+        this.stats.ticks++;
+        n.core.tick();
+        this.processReady(n);
+        this.queue.push({ time: this.now + tickUnits, kind: 'tick', node: n.id, epoch: n.epoch });
+        break;
+      }
+      case 'deliver': {
+        const n = this.nodes.get(ev.msg.to);
+        if (!n?.core) {
+          this.stats.dropped++;
+          return;
+        }
+        this.stats.delivered++;
+        try {
+          n.core.step(ev.msg);
+        } catch (err) {
+          if (!(err instanceof RaftError)) throw err;
+          this.stats.badMessages++;
+        }
+        this.processReady(n);
+        break;
+      }
+      case 'restart': {
+        const n = this.nodes.get(ev.node)!;
+        n.restartPending = false;
+        if (!n.core && !n.decommissioned) this.start(n);
+        break;
+      }
+      case 'action':
+        this.action();
+        this.queue.push({ time: this.now + 1 + this.prng.nextInt(this.d.actionGapMax), kind: 'action' });
+        break;
+    }
+    while (this.toDecommission.length > 0) {
+      const n = this.nodes.get(this.toDecommission.pop()!);
+      if (n && !n.decommissioned) {
+        n.decommissioned = true;
+        n.core = null;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ node lifecycle
+
+  private start(n: SimNode): void {
+    const d = this.d;
+    const cfg = makeRaftConfig({
+      id: n.id,
+      electionTick: d.electionTick,
+      heartbeatTick: d.heartbeatTick,
+      preVote: d.preVote,
+      checkQuorum: d.checkQuorum,
+      inflightMsgCountMax: d.inflightMsgCountMax,
+      appendBytesMax: d.appendBytesMax,
+      ...(this.opts.bugs ? { testOnlyBugs: this.opts.bugs } : {}),
+    });
+    n.core = new RaftCore(cfg, n.storage, this.prng.fork());
+    n.epoch++;
+    const snap = n.storage.snapshot();
+    this.restoreStateMachine(n, snap);
+    n.confIdx = [];
+    const last = n.storage.lastIndex();
+    if (last >= n.storage.firstIndex()) {
+      for (const e of n.storage.entries(n.storage.firstIndex(), last + 1, Number.MAX_SAFE_INTEGER)) {
+        if (e.kind === EntryKind.Conf) n.confIdx.push(e.index);
+      }
+    }
+    this.queue.push({
+      time: this.now + 1 + this.prng.nextInt(tickUnits),
+      kind: 'tick',
+      node: n.id,
+      epoch: n.epoch,
+    });
+  }
+
+  private crash(n: SimNode, restartAfter: number): void {
+    if (!n.core) return;
+    this.stats.crashes++;
+    n.core = null;
+    if (!n.restartPending) {
+      n.restartPending = true;
+      this.queue.push({ time: this.now + restartAfter, kind: 'restart', node: n.id });
+    }
+  }
+
+  private restoreStateMachine(n: SimNode, snap: Snapshot): void {
+    if (snap.data.length === 12) {
+      const v = new DataView(snap.data.buffer, snap.data.byteOffset, 12);
+      n.smIndex = v.getFloat64(0);
+      n.smHash = v.getUint32(8);
+    } else {
+      n.smIndex = snap.meta.index;
+      n.smHash = 0;
+    }
+    if (n.smIndex !== snap.meta.index)
+      this.inv.fail(
+        'SnapshotAtLogStart',
+        `node ${n.id} snapshot data at ${n.smIndex} but meta at ${snap.meta.index}`,
+      );
+    this.inv.onRestore(n.id, n.smIndex, n.smHash);
+  }
+
+  // ------------------------------------------------------------ the driver (Ready handling)
+
+  private processReady(n: SimNode): void {
+    const core = n.core!;
+    for (let k = 0; k < readyLoopMax; k++) {
+      const rd = core.ready();
+      if (!rd) break;
+      if (this.opts.unsafeSendBeforePersist) this.sendAll(n, rd.messages);
+      if (rd.mustSync && this.d.midReadyCrashRate > 0 && this.prng.chance(this.d.midReadyCrashRate)) {
+        this.persistTorn(n, rd);
+        this.crash(n, 1 + this.prng.nextInt(30 * tickUnits));
+        return;
+      }
+      this.persist(n, core, rd, rd.entries.length, true);
+      if (!this.opts.unsafeSendBeforePersist) this.sendAll(n, rd.messages);
+      this.apply(n, rd);
+      core.advance(rd);
+    }
+    this.stats.maxTerm = Math.max(this.stats.maxTerm, core.currentTerm);
+    this.inv.afterReady(core, n.storage.lastIndex(), n.confIdx);
+  }
+
+  /** A crash before the fsync completed: a prefix of the write may have reached the disk. */
+  private persistTorn(n: SimNode, rd: Ready): void {
+    if (rd.snapshot && this.prng.chance(0.5)) return;
+    const k = this.prng.nextInt(rd.entries.length + 1);
+    this.persist(n, n.core!, rd, k, k === rd.entries.length && this.prng.chance(0.5));
+  }
+
+  private persist(n: SimNode, core: RaftCore, rd: Ready, entryCount: number, withHardState: boolean): void {
+    const st = n.storage;
+    if (rd.snapshot) {
+      st.applySnapshot(rd.snapshot);
+      n.confIdx = [];
+      this.restoreStateMachine(n, rd.snapshot);
+    }
+    if (entryCount > 0) {
+      const ents = rd.entries.slice(0, entryCount);
+      const first = ents[0]!.index;
+      const prevTerm = st.term(first - 1);
+      if (prevTerm === undefined)
+        this.inv.fail('Driver', `node ${n.id} append at ${first} has no predecessor`);
+      this.inv.onPersistEntries(n.id, prevTerm, ents, core.role === 'Leader', st.lastIndex());
+      st.append(ents);
+      while (n.confIdx.length > 0 && n.confIdx[n.confIdx.length - 1]! >= first) n.confIdx.pop();
+      for (const e of ents) {
+        if (e.kind !== EntryKind.Conf) continue;
+        n.confIdx.push(e.index);
+        const learner = core.role === 'Leader' ? promotedLearner(e) : undefined;
+        if (learner !== undefined) {
+          const ls = this.nodes.get(learner)?.storage;
+          const c = core.log.committed;
+          this.inv.onPromote(core, learner, ls?.lastIndex() ?? 0, ls?.term(c), ls ? ls.firstIndex() - 1 : 0);
+        }
+      }
+    }
+    if (rd.hardState && withHardState) {
+      this.inv.onHardState(n.id, st.hardState(), rd.hardState);
+      st.setHardState(rd.hardState);
+    }
+  }
+
+  private apply(n: SimNode, rd: Ready): void {
+    for (const e of rd.committedEntries) {
+      if (e.index <= n.smIndex) continue;
+      if (e.index !== n.smIndex + 1)
+        this.inv.fail('ApplyOrder', `node ${n.id} applies ${e.index} after ${n.smIndex}`);
+      n.smHash = mixHash(n.smHash, e);
+      n.smIndex = e.index;
+      this.inv.onApply(n.id, e, n.smHash);
+      if (e.kind === EntryKind.Conf) {
+        const c = decodeConfEntry(e.data);
+        if (c?.change.type === ConfChangeType.Remove) this.toDecommission.push(c.change.nodeId);
+      } else if (this.healed && !this.markerCommitted) {
+        const key = entryKey(e);
+        if (typeof key === 'number' && this.markerKeys.has(key)) this.markerCommitted = true;
+      }
+    }
+  }
+
+  private sendAll(n: SimNode, msgs: readonly Message[]): void {
+    const term = n.core!.currentTerm;
+    for (const m of msgs) {
+      this.inv.onSend(m, term, this.opts.skipPersistCheck ? null : n.storage);
+      if (m.snapshot) this.stats.snapshotsSent++;
+      this.route(m);
+    }
+  }
+
+  // ------------------------------------------------------------ network
+
+  private route(m: Message): void {
+    this.opts.trace?.(
+      `${this.now} ${m.type} ${m.from}>${m.to} t${m.term} i${m.index} lt${m.logTerm} n${m.entries.length} c${m.commit}${m.reject ? ` REJ h${m.rejectHint}` : ''}${m.snapshot ? ` snap${m.snapshot.meta.index}` : ''}`,
+    );
+    if (this.blocked.has(m.from * 1024 + m.to) || (this.dropRate > 0 && this.prng.chance(this.dropRate))) {
+      this.stats.dropped++;
+      return;
+    }
+    this.queue.push({ time: this.now + this.delay(), kind: 'deliver', msg: m });
+    if (this.dupRate > 0 && this.prng.chance(this.dupRate)) {
+      this.queue.push({ time: this.now + this.delay(), kind: 'deliver', msg: m });
+    }
+  }
+
+  private delay(): number {
+    if (this.longDelayRate > 0 && this.prng.chance(this.longDelayRate))
+      return 1 + this.prng.nextInt(8 * tickUnits);
+    return 1 + this.prng.nextInt(this.delayMax);
+  }
+
+  private heal(): void {
+    this.healed = true;
+    this.blocked.clear();
+    this.dropRate = 0;
+    this.dupRate = 0;
+    this.longDelayRate = 0;
+    this.delayMax = 4;
+    for (const n of this.nodes.values()) {
+      if (!n.core && !n.decommissioned) this.start(n);
+    }
+  }
+
+  // ------------------------------------------------------------ workload
+
+  private leader(): SimNode | undefined {
+    let best: SimNode | undefined;
+    for (const n of this.nodes.values()) {
+      const c = n.core;
+      if (c?.role === 'Leader' && (!best || c.currentTerm > best.core!.currentTerm)) best = n;
+    }
+    return best;
+  }
+
+  private running(): SimNode[] {
+    const out: SimNode[] = [];
+    for (const n of this.nodes.values()) if (n.core) out.push(n);
+    return out;
+  }
+
+  private pick<T>(xs: readonly T[]): T | undefined {
+    return xs.length === 0 ? undefined : xs[this.prng.nextInt(xs.length)];
+  }
+
+  private nextPayload(): Uint8Array {
+    const data = new Uint8Array(8);
+    new DataView(data.buffer).setFloat64(0, ++this.proposalSeq);
+    return data;
+  }
+
+  private action(): void {
+    if (this.healed) {
+      const l = this.leader();
+      if (l && l.core!.currentTerm !== this.markerTerm) {
+        try {
+          const data = this.nextPayload();
+          l.core!.propose(data);
+          this.markerKeys.add(this.proposalSeq);
+          this.markerTerm = l.core!.currentTerm;
+          this.processReady(l);
+        } catch (err) {
+          if (!(err instanceof RaftError)) throw err;
+        }
+      }
+      return;
+    }
+    const r = this.prng.nextInt(100);
+    try {
+      if (r < 50) this.actPropose(this.leader());
+      else if (r < 53) this.actPropose(this.pick(this.running()));
+      else if (r < 62) this.actConfChange();
+      else if (r < 66) this.actTransfer();
+      else if (r < 76) this.actCompact();
+      else if (r < 80) this.actCrash();
+      else if (r < 85) this.actPartition();
+      else if (r < 91) this.blocked.clear();
+      else this.actWeather();
+    } catch (err) {
+      if (!(err instanceof RaftError)) throw err; // refusals (NOT_LEADER, BUSY, …) are expected
+    }
+  }
+
+  private actPropose(n: SimNode | undefined): void {
+    if (!n?.core) return;
+    const count = 1 + this.prng.nextInt(3);
+    for (let k = 0; k < count; k++) {
+      n.core.propose(this.nextPayload());
+      this.stats.proposals++;
+    }
+    this.processReady(n);
+  }
+
+  private actConfChange(): void {
+    const l = this.leader();
+    if (!l) return;
+    const core = l.core!;
+    const st = core.status();
+    const r = this.prng.nextInt(100);
+    if (r < 35 && st.learners.length > 0) {
+      const learner = this.pick(st.learners)!;
+      const pr = st.progress[learner];
+      if (!pr || pr.match < st.commit) return; // the application decides when it is caught up
+      core.proposeConfChange({ type: ConfChangeType.Promote, nodeId: learner });
+    } else if (r < 65 && st.voters.length + st.learners.length < 6 && this.nodes.size < nodeCountMax) {
+      const id = this.nextNodeId;
+      core.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: id });
+      // The new member exists once the change is in the leader's log (ids are never reused).
+      this.nextNodeId++;
+      const n = new SimNode(id, new MemoryStorage());
+      this.nodes.set(id, n);
+      this.start(n);
+    } else if (r < 90 && st.voters.length >= 3) {
+      core.proposeConfChange({ type: ConfChangeType.Remove, nodeId: this.pick(st.voters)! });
+    } else if (st.learners.length > 0) {
+      core.proposeConfChange({ type: ConfChangeType.Remove, nodeId: this.pick(st.learners)! });
+    } else {
+      return;
+    }
+    this.stats.confChanges++;
+    this.processReady(l);
+  }
+
+  private actTransfer(): void {
+    const l = this.leader();
+    if (!l) return;
+    const to = this.pick(l.core!.status().voters.filter((v) => v !== l.id));
+    if (to === undefined) return;
+    l.core!.transferLeadership(to);
+    this.stats.transfers++;
+    this.processReady(l);
+  }
+
+  private actCompact(): void {
+    const n = this.pick(this.running());
+    if (!n) return;
+    const core = n.core!;
+    const idx = n.smIndex;
+    if (idx <= n.storage.firstIndex() - 1 + this.prng.nextInt(8)) return;
+    const data = new Uint8Array(12);
+    const v = new DataView(data.buffer);
+    v.setFloat64(0, idx);
+    v.setUint32(8, n.smHash);
+    const snap = core.compact(idx, data);
+    n.storage.compact(snap);
+    n.confIdx = n.confIdx.filter((i) => i > idx);
+    this.stats.compactions++;
+  }
+
+  private actCrash(): void {
+    const n = this.pick(this.running());
+    if (n) this.crash(n, 1 + this.prng.nextInt(40 * tickUnits));
+  }
+
+  private actPartition(): void {
+    const ids = [...this.nodes.keys()];
+    const side = new Set(ids.filter(() => this.prng.chance(0.5)));
+    const oneWay = this.prng.chance(0.3);
+    for (const a of ids) {
+      for (const b of ids) {
+        if (side.has(a) && !side.has(b)) {
+          this.blocked.add(a * 1024 + b);
+          if (!oneWay) this.blocked.add(b * 1024 + a);
+        }
+      }
+    }
+  }
+
+  private actWeather(): void {
+    this.dropRate = [0, 0, 0.01, 0.05, 0.2][this.prng.nextInt(5)]!;
+    this.dupRate = [0, 0, 0.02, 0.1][this.prng.nextInt(4)]!;
+    this.delayMax = [2, 4, 8, 20][this.prng.nextInt(4)]!;
+    this.longDelayRate = [0, 0, 0.01, 0.05][this.prng.nextInt(4)]!;
+  }
+}
