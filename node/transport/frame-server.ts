@@ -261,6 +261,7 @@ export class FrameServer {
   private onConnection(socket: net.Socket): void {
     if (this.connections.size >= this.options.connectionCountMax) {
       socket.on('error', () => {});
+      socket.resume(); // discard what it sends, so that its close is seen
       const message = `the node has reached its limit of ${this.options.connectionCountMax} client connections`;
       this.log.warn({ remote: socket.remoteAddress, limit: this.options.connectionCountMax }, message);
       const reply = encodeTextError(new WalrusError(ErrorCode.BUSY, message));
