@@ -35,6 +35,8 @@ export const brokerLimits = {
   producerCountMaxPerTopic: 10_000,
   /** Consumer name length. */
   consumerNameLengthMax: 200,
+  /** Rollovers an append waits through before it gives up with UNAVAILABLE. */
+  rolloverWaitCountMax: 8,
 } as const;
 
 /** The consumer that the Walrus `GET <topic>` command reads through. */
@@ -296,11 +298,19 @@ export class Broker {
     this.topicMeta(name);
     if (records.length === 0)
       throw new WalrusError(ErrorCode.BAD_REQUEST, 'an append needs at least one record');
-    let rt = this.runtime(name);
-    while (rt.rolling !== null) {
-      await rt.rolling;
-      rt = this.runtime(name);
+    let rt = this.admitNow(name);
+    for (let attempt = 0; !('committedEnd' in rt); attempt++) {
+      if (attempt >= brokerLimits.rolloverWaitCountMax) {
+        throw new WalrusError(
+          ErrorCode.UNAVAILABLE,
+          `topic '${name}' cannot roll over to a new segment; retry later`,
+        );
+      }
+      await rt;
+      rt = this.admitNow(name);
     }
+    // From here to wal.append there is no await (except for an answered duplicate), so the
+    // segment-full check, the offset check and the offsets the WAL gives cannot be separated.
     const { producerId, producerSeq } = options;
     if ((producerId === undefined) !== (producerSeq === undefined)) {
       throw new WalrusError(ErrorCode.BAD_REQUEST, 'producerId and producerSeq go together');
@@ -327,8 +337,6 @@ export class Broker {
         );
       }
     }
-    // From here to wal.append there is no await, so the offset check above and the offsets the WAL
-    // gives cannot be separated by another append.
     const result = this.appendToWal(name, rt, records);
     if (producerId !== undefined && producerSeq !== undefined) {
       const previous = rt.producers.get(producerId);
@@ -347,6 +355,20 @@ export class Broker {
       });
     }
     return result;
+  }
+
+  /**
+   * The runtime when the active segment can take an append now (not rolling over, below
+   * segmentEntryCountMax counting appends accepted but not yet durable), or a promise to wait on.
+   * A full segment starts its rollover here, so no append is accepted into a segment whose count
+   * was taken. Must be followed synchronously by the WAL append.
+   */
+  private admitNow(name: string): TopicRuntime | Promise<void> {
+    const rt = this.runtime(name);
+    if (rt.rolling !== null) return rt.rolling;
+    if (this.activeEntryCount(name) < this.options.segmentEntryCountMax) return rt;
+    this.maybeRollover(name);
+    return rt.rolling ?? Promise.resolve();
   }
 
   private async appendToWal(

@@ -162,13 +162,14 @@ export class RequestHandler {
 
   private onText(conn: ReplyChannel, payload: Buffer): void {
     const parsed = parseTextCommand(payload);
-    const reply: Promise<Buffer> = parsed.ok
-      ? this.text(parsed.command).catch((error: unknown) => encodeTextError(toWalrusError(error)))
-      : Promise.resolve(encodeTextError(parsed.error));
-    // Replies leave in command order even when a later command finishes first.
+    // The text protocol has no request ids: commands run one after another per connection, as a
+    // Walrus user pipelining REGISTER then PUT expects, and replies leave in command order.
     const before = this.textQueues.get(conn.id) ?? Promise.resolve();
     const next = before.then(async () => {
-      conn.send(await reply);
+      const reply = parsed.ok
+        ? await this.text(parsed.command).catch((error: unknown) => encodeTextError(toWalrusError(error)))
+        : encodeTextError(parsed.error);
+      conn.send(reply);
     });
     this.textQueues.set(conn.id, next);
     void next.then(() => {
