@@ -208,18 +208,19 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
 async function tail(c: GatewayContext, deps: RouteDeps): Promise<Response> {
   const topic = topicFor(c, 'read');
   const q = startQuery(c);
-  const lastEventId = c.req.header('last-event-id');
+  const lastEventId = c.req.header('last-event-id')?.trim();
   let offset: number;
-  if (lastEventId !== undefined && lastEventId.trim() !== '') {
-    const last = parseIntParam('Last-Event-ID', lastEventId.trim(), 0);
+  if (lastEventId !== undefined && lastEventId !== '') {
+    // `-1` is what a stream that started at offset 0 announces before its first record.
+    const last = lastEventId === '-1' ? -1 : parseIntParam('Last-Event-ID', lastEventId, 0)!;
+    offset = last + 1;
     await resolveStart(
       deps,
       topic,
-      { ...q, offset: last! + 1, timestamp: undefined, tailOffset: undefined },
+      { ...q, offset, timestamp: undefined, tailOffset: undefined },
       'end',
       true,
     );
-    offset = last! + 1;
   } else {
     offset = await resolveStart(deps, topic, q, 'end', true);
   }
@@ -231,7 +232,11 @@ async function tail(c: GatewayContext, deps: RouteDeps): Promise<Response> {
     'x-content-type-options': 'nosniff',
     ...corsHeaders(deps.corsOrigins, c.req.header('origin')),
   };
-  const preamble = Buffer.from(`retry: 1000\n: tail of ${topic} from offset ${offset}\n\n`);
+  // `id:` without data sets the client's last event id, so even a reconnect before the first
+  // record resumes at this position (WHATWG SSE: the id is kept when an event has no data).
+  const preamble = Buffer.from(
+    `retry: 1000\nid: ${offset - 1}\n: tail of ${topic} from offset ${offset}\n\n`,
+  );
   const outgoing = c.env?.outgoing;
   let sink: SseSink;
   if (outgoing !== undefined) {

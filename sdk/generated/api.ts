@@ -136,10 +136,13 @@ export interface paths {
          *     in the problem body, unless `clamp=true` moves the start into the range.
          *
          *     With `Accept: text/event-stream` the answer is an SSE tail that never ends by itself: one
-         *     `record` event per record, `id:` the offset and `data:` the same JSON object as in the JSON
-         *     answer; comment heartbeats at most 15 s apart; a `Last-Event-ID` request header resumes after
-         *     that offset. A consumer too slow to keep up gets an `error` event (code `BUSY`) and the
-         *     connection is closed; reconnecting with the last id loses nothing.
+         *     (unnamed, i.e. `message`) event per record, `id:` the offset and `data:` the same JSON object
+         *     as in the JSON answer; the stream opens with `id: <start - 1>` so that a browser
+         *     `EventSource` resumes at the right place even before the first record; comment heartbeats
+         *     at most 15 s apart; a `Last-Event-ID` request header resumes after that offset. A consumer
+         *     too slow to keep up gets a `problem` event (code `BUSY`, with `resumeOffset`) and the
+         *     connection is closed; reconnecting with the last id loses nothing. For browsers, which
+         *     cannot set headers on an `EventSource`, a token may be given as `?access_token=`.
          */
         get: operations["readRecords"];
         put?: never;
@@ -356,7 +359,7 @@ export interface components {
              * @default utf8
              * @enum {string}
              */
-            encoding: "utf8" | "base64";
+            encoding?: "utf8" | "base64";
             headers?: components["schemas"]["RecordHeaders"];
         };
         /** @description String headers; names are HTTP tokens ≤ 256 characters, values ≤ 4096 characters without CR, LF or NUL; at most 64. */
@@ -478,8 +481,10 @@ export interface components {
         Clamp: boolean;
         /** @description Long poll; when no record is at the start yet, wait up to this long (JSON reads only). */
         WaitMs: number;
-        /** @description SSE resume; the tail starts after this offset (overrides the query start). */
+        /** @description SSE resume; the tail starts after this offset (overrides the query start). `-1` means offset 0. */
         LastEventId: string;
+        /** @description A bearer token, for browser `EventSource` clients that cannot send an Authorization header. */
+        AccessToken: string;
     };
     requestBodies: never;
     headers: {
@@ -777,9 +782,11 @@ export interface operations {
                 clamp?: components["parameters"]["Clamp"];
                 /** @description Long poll; when no record is at the start yet, wait up to this long (JSON reads only). */
                 waitMs?: components["parameters"]["WaitMs"];
+                /** @description A bearer token, for browser `EventSource` clients that cannot send an Authorization header. */
+                access_token?: components["parameters"]["AccessToken"];
             };
             header?: {
-                /** @description SSE resume; the tail starts after this offset (overrides the query start). */
+                /** @description SSE resume; the tail starts after this offset (overrides the query start). `-1` means offset 0. */
                 "Last-Event-ID"?: components["parameters"]["LastEventId"];
             };
             path: {
@@ -804,7 +811,6 @@ export interface operations {
                     "application/json": components["schemas"]["ReadResult"];
                     /**
                      * @example id: 0
-                     *     event: record
                      *     data: {"offset":0,"timestamp":1767225600000,"headers":{},"value":"hello"}
                      */
                     "text/event-stream": string;

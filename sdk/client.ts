@@ -1,0 +1,281 @@
+/**
+ * The typed HTTP client of a Walrus-TS gateway. `client.api` is an openapi-fetch client over the
+ * generated `paths`, so every operation of openapi.yaml is typed; the methods around it are the
+ * short forms most programs want, throwing WalrusApiError (code, status, detail) on failure.
+ * Retryable answers (429/503/504/507, network errors) are retried with bounded backoff when the
+ * request is safe to repeat (reads, idempotent updates, appends carrying a Producer-Id).
+ */
+import createClient, { type Client } from 'openapi-fetch';
+import { backoffDelayMs, defaultRetryPolicy, type RetryPolicy, sleep } from './backoff.js';
+import { WalrusApiError } from './errors.js';
+import type { components, paths } from './generated/api.js';
+import { type TailOptions, tailRecords, type WalrusRecord } from './tail.js';
+
+export type Topic = components['schemas']['Topic'];
+export type RecordInput = components['schemas']['RecordInput'];
+export type AppendResult = components['schemas']['AppendResult'];
+export type ReadResult = components['schemas']['ReadResult'];
+export type Consumer = components['schemas']['Consumer'];
+export type ConsumerReadResult = components['schemas']['ConsumerReadResult'];
+export type Retention = components['schemas']['Retention'];
+export type { WalrusRecord };
+
+export interface WalrusHttpClientOptions {
+  /** e.g. http://127.0.0.1:3000 */
+  readonly baseUrl: string;
+  /** Bearer token, when the gateway has tokens configured. */
+  readonly token?: string;
+  readonly retry?: Partial<RetryPolicy>;
+  /** A fetch implementation (default: the global fetch, i.e. undici in Node). */
+  readonly fetch?: typeof fetch;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+export interface AppendOptions extends CallOptions {
+  readonly producerId?: string;
+  readonly producerSeq?: number;
+  readonly expectedOffset?: number;
+}
+
+export interface ReadOptions extends CallOptions {
+  readonly offset?: number;
+  readonly timestamp?: number;
+  readonly tailOffset?: number;
+  readonly limit?: number;
+  readonly maxBytes?: number;
+  readonly clamp?: boolean;
+  readonly waitMs?: number;
+}
+
+const retryStatuses = new Set([429, 503, 504, 507]);
+const repeatableMethods = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+
+function isRepeatable(request: Request): boolean {
+  if (repeatableMethods.has(request.method)) return true;
+  const path = new URL(request.url).pathname;
+  return request.headers.has('producer-id') || path === '/v1/topics' || path.endsWith('/commit');
+}
+
+function retryAfterMs(res: Response): number {
+  const value = Number(res.headers.get('retry-after'));
+  return Number.isFinite(value) && value > 0 ? Math.min(value * 1000, 10_000) : 0;
+}
+
+/** fetch with bounded retries of retryable answers for requests that are safe to repeat. */
+export function retryingFetch(
+  base: typeof fetch,
+  policy: RetryPolicy,
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const repeatable = isRepeatable(request);
+    for (let attempt = 1; ; attempt++) {
+      const last = !repeatable || attempt >= policy.attemptCountMax;
+      const req = last ? request : request.clone();
+      let res: Response;
+      try {
+        res = await base(req);
+      } catch (error) {
+        if (last || request.signal.aborted) throw error;
+        await sleep(backoffDelayMs(policy, attempt), request.signal);
+        continue;
+      }
+      if (last || !retryStatuses.has(res.status)) return res;
+      const waitMs = Math.max(backoffDelayMs(policy, attempt), retryAfterMs(res));
+      await res.body?.cancel().catch(() => {});
+      await sleep(waitMs, request.signal);
+    }
+  };
+}
+
+function fail(error: unknown, response: Response | undefined): never {
+  const problem = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
+  const status = response?.status ?? 0;
+  const code =
+    typeof problem['code'] === 'string' ? problem['code'] : status >= 500 ? 'INTERNAL' : 'BAD_REQUEST';
+  const detail =
+    typeof problem['detail'] === 'string' ? problem['detail'] : String(response?.statusText ?? error);
+  throw new WalrusApiError(code, status, detail, problem);
+}
+
+/** Runs an openapi-fetch call: returns data, or throws WalrusApiError (network errors: UNAVAILABLE, status 0). */
+async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+  let result: { data?: T; error?: unknown; response: Response };
+  try {
+    result = await run();
+  } catch (error) {
+    if (error instanceof WalrusApiError) throw error;
+    if ((error as Error)?.name === 'AbortError') throw error;
+    throw new WalrusApiError(
+      'UNAVAILABLE',
+      0,
+      `the gateway could not be reached: ${String(error)}`,
+      {},
+      { cause: error },
+    );
+  }
+  if (result.error !== undefined || !result.response.ok) fail(result.error, result.response);
+  return result.data as T;
+}
+
+export class WalrusHttpClient {
+  /** Every operation of openapi.yaml, typed (openapi-fetch). */
+  readonly api: Client<paths>;
+  private readonly options: WalrusHttpClientOptions;
+  private readonly authHeaders: Record<string, string>;
+
+  constructor(options: WalrusHttpClientOptions) {
+    this.options = options;
+    const policy: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
+    this.authHeaders = {
+      ...options.headers,
+      ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
+    };
+    this.api = createClient<paths>({
+      baseUrl: options.baseUrl.replace(/\/$/, ''),
+      fetch: retryingFetch(options.fetch ?? globalThis.fetch, policy),
+      headers: this.authHeaders,
+    });
+  }
+
+  health(o: CallOptions = {}) {
+    return call(() => this.api.GET('/v1/health', { ...o }));
+  }
+
+  ready(o: CallOptions = {}) {
+    return call(() => this.api.GET('/v1/ready', { ...o }));
+  }
+
+  cluster(o: CallOptions = {}) {
+    return call(() => this.api.GET('/v1/cluster', { ...o }));
+  }
+
+  /** Creates the topic, or returns it when it exists with the same settings. */
+  createTopic(name: string, settings: { retention?: Retention } = {}, o: CallOptions = {}): Promise<Topic> {
+    return call(() => this.api.POST('/v1/topics', { body: { name, ...settings }, ...o }));
+  }
+
+  async listTopics(o: CallOptions = {}): Promise<Topic[]> {
+    return (await call(() => this.api.GET('/v1/topics', { ...o }))).topics;
+  }
+
+  describeTopic(topic: string, o: CallOptions = {}): Promise<Topic> {
+    return call(() => this.api.GET('/v1/topics/{topic}', { params: { path: { topic } }, ...o }));
+  }
+
+  configureTopic(topic: string, retention: Retention, o: CallOptions = {}): Promise<Topic> {
+    return call(() =>
+      this.api.PATCH('/v1/topics/{topic}', { params: { path: { topic } }, body: { retention }, ...o }),
+    );
+  }
+
+  async deleteTopic(topic: string, o: CallOptions = {}): Promise<void> {
+    await call(() => this.api.DELETE('/v1/topics/{topic}', { params: { path: { topic } }, ...o }));
+  }
+
+  /** Appends records atomically; strings are UTF-8 values, Uint8Arrays are sent as base64. */
+  append(
+    topic: string,
+    records: readonly (
+      | string
+      | Uint8Array
+      | RecordInput
+      | { value: Uint8Array; headers?: Record<string, string> }
+    )[],
+    o: AppendOptions = {},
+  ): Promise<AppendResult> {
+    const body = {
+      records: records.map((r): RecordInput => {
+        if (typeof r === 'string') return { value: r };
+        if (r instanceof Uint8Array) return { value: Buffer.from(r).toString('base64'), encoding: 'base64' };
+        if (r.value instanceof Uint8Array) {
+          return {
+            value: Buffer.from(r.value).toString('base64'),
+            encoding: 'base64',
+            ...(r.headers ? { headers: r.headers } : {}),
+          };
+        }
+        return r as RecordInput;
+      }),
+    };
+    const header: Record<string, string> = {};
+    if (o.producerId !== undefined) header['Producer-Id'] = o.producerId;
+    if (o.producerSeq !== undefined) header['Producer-Seq'] = String(o.producerSeq);
+    if (o.expectedOffset !== undefined) header['Expected-Offset'] = String(o.expectedOffset);
+    return call(() =>
+      this.api.POST('/v1/topics/{topic}/records', {
+        params: { path: { topic } },
+        body,
+        headers: header,
+        ...(o.signal ? { signal: o.signal } : {}),
+      }),
+    );
+  }
+
+  read(topic: string, o: ReadOptions = {}): Promise<ReadResult> {
+    const { signal, ...query } = o;
+    return call(() =>
+      this.api.GET('/v1/topics/{topic}/records', {
+        params: { path: { topic }, query },
+        headers: { accept: 'application/json' },
+        ...(signal ? { signal } : {}),
+      }),
+    ) as Promise<ReadResult>;
+  }
+
+  consumerRead(
+    topic: string,
+    consumer: string,
+    o: CallOptions & { limit?: number; maxBytes?: number; autoCommit?: boolean } = {},
+  ): Promise<ConsumerReadResult> {
+    const { signal, ...query } = o;
+    return call(() =>
+      this.api.POST('/v1/topics/{topic}/consumers/{consumer}/read', {
+        params: { path: { topic, consumer }, query },
+        ...(signal ? { signal } : {}),
+      }),
+    );
+  }
+
+  consumerCommit(topic: string, consumer: string, offset: number, o: CallOptions = {}): Promise<Consumer> {
+    return call(() =>
+      this.api.POST('/v1/topics/{topic}/consumers/{consumer}/commit', {
+        params: { path: { topic, consumer } },
+        body: { offset },
+        ...o,
+      }),
+    );
+  }
+
+  consumerGet(topic: string, consumer: string, o: CallOptions = {}): Promise<Consumer> {
+    return call(() =>
+      this.api.GET('/v1/topics/{topic}/consumers/{consumer}', {
+        params: { path: { topic, consumer } },
+        ...o,
+      }),
+    );
+  }
+
+  /**
+   * Tails a topic over SSE: `for await (const record of client.tail('logs', { from: 0 }))`.
+   * Resumes after disconnects from the last record seen; `break` closes the connection.
+   */
+  tail(topic: string, options: TailOptions = {}): AsyncGenerator<WalrusRecord, void, undefined> {
+    return tailRecords(
+      {
+        baseUrl: this.options.baseUrl,
+        headers: this.authHeaders,
+        fetch: this.options.fetch ?? globalThis.fetch,
+      },
+      topic,
+      options,
+    );
+  }
+}
+
+export function createWalrusClient(options: WalrusHttpClientOptions): WalrusHttpClient {
+  return new WalrusHttpClient(options);
+}

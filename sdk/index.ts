@@ -1,0 +1,23 @@
+/** The Walrus-TS SDK: a typed HTTP client generated from openapi.yaml, an SSE tail, one error class. */
+export { backoffDelayMs, defaultRetryPolicy, type RetryPolicy } from './backoff.js';
+export {
+  type AppendOptions,
+  type AppendResult,
+  type CallOptions,
+  type Consumer,
+  type ConsumerReadResult,
+  createWalrusClient,
+  type ReadOptions,
+  type ReadResult,
+  type RecordInput,
+  type Retention,
+  retryingFetch,
+  type Topic,
+  WalrusHttpClient,
+  type WalrusHttpClientOptions,
+  type WalrusRecord,
+} from './client.js';
+export { type ProblemBody, retryableCodes, WalrusApiError } from './errors.js';
+export type { components, paths } from './generated/api.js';
+export { type SseEvent, SseParser } from './sse-parser.js';
+export { type TailOptions, tailRecords } from './tail.js';
