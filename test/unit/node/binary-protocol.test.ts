@@ -269,3 +269,37 @@ test.serial('the shared GET cursor and named cursors survive kill -9 without rep
     await c.destroy();
   }
 });
+
+test.serial(
+  'retention deletes whole sealed segments, never the active one; readers move to the start',
+  async (t) => {
+    const c = await startLocalCluster({
+      env: { WALRUS_MAX_SEGMENT_ENTRIES: '5', WALRUS_MONITOR_CHECK_MS: '50' },
+    });
+    const bin = new WalrusClient({ nodes: c.clientAddrs });
+    try {
+      await bin.createTopic('ret', { retentionBytes: 1 });
+      for (let i = 0; i < 23; i++) await bin.append('ret', [{ value: enc(`v${i}`) }]);
+      let info = await bin.describeTopic('ret');
+      for (let waited = 0; info.startOffset === 0 && waited < 5000; waited += 50) {
+        await new Promise((r) => setTimeout(r, 50));
+        info = await bin.describeTopic('ret');
+      }
+      t.true(info.startOffset > 0, 'retention removed old segments');
+      t.is(info.startOffset, info.segments[0]!.baseOffset);
+      t.true(
+        info.segments.some((s) => !s.sealed),
+        'the active segment stays',
+      );
+      t.is(info.endOffset, 23);
+      t.is(await codeOf(bin.read('ret', 0)), 'OFFSET_OUT_OF_RANGE');
+      const first = await bin.consumerReadNext('ret', 'late', { recordCountMax: 1 });
+      t.is(first.records[0]?.offset, info.startOffset, 'a new consumer starts at the first stored offset');
+      await bin.configureTopic('ret', { retentionBytes: null });
+      t.is((await bin.describeTopic('ret')).retention.retentionBytes, null);
+    } finally {
+      await bin.close();
+      await c.destroy();
+    }
+  },
+);

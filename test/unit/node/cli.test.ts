@@ -17,7 +17,10 @@ test.after.always(async () => {
   await cluster?.destroy();
 });
 
-function cli(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  stdin?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliBin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -35,9 +38,15 @@ function cli(args: string[], stdin?: string): Promise<{ code: number | null; std
 
 test.serial('one-off subcommands work as in the seed CLI guide', async (t) => {
   t.like(await cli(['--addr', addr, 'register', 'clilogs']), { code: 0, stdout: 'OK\n' });
-  t.like(await cli(['--addr', addr, 'put', 'clilogs', 'hello from distributed cluster']), { code: 0, stdout: 'OK\n' });
+  t.like(await cli(['--addr', addr, 'put', 'clilogs', 'hello from distributed cluster']), {
+    code: 0,
+    stdout: 'OK\n',
+  });
   t.like(await cli(['--addr', addr, 'put', 'clilogs', '"second entry"']), { code: 0 });
-  t.like(await cli(['--addr', addr, 'get', 'clilogs']), { code: 0, stdout: 'OK hello from distributed cluster\n' });
+  t.like(await cli(['--addr', addr, 'get', 'clilogs']), {
+    code: 0,
+    stdout: 'OK hello from distributed cluster\n',
+  });
   t.like(await cli(['--addr', addr, 'get', 'clilogs']), { code: 0, stdout: 'OK second entry\n' });
   t.like(await cli(['--addr', addr, 'get', 'clilogs']), { code: 0, stdout: 'EMPTY\n' });
   const state = await cli(['--addr', addr, 'state', 'clilogs']);
@@ -61,11 +70,30 @@ test.serial('exit codes: ERR → 1, bad usage → 2, no node → 1', async (t) =
 });
 
 test.serial('the interactive shell runs commands from stdin and leaves on exit', async (t) => {
-  const session = ['REGISTER shell', 'PUT shell "quoted words here"', 'put shell plain', 'GET shell', 'get shell', 'GET shell', 'FROB', 'STATE shell', 'exit', 'GET shell'].join('\n');
+  const session = [
+    'REGISTER shell',
+    'PUT shell "quoted words here"',
+    'put shell plain',
+    'GET shell',
+    'get shell',
+    'GET shell',
+    'FROB',
+    'STATE shell',
+    'exit',
+    'GET shell',
+  ].join('\n');
   const result = await cli(['--addr', addr], `${session}\n`);
   t.is(result.code, 0);
   const lines = result.stdout.split('\n');
-  t.deepEqual(lines.slice(0, 7), ['OK', 'OK', 'OK', 'OK quoted words here', 'OK plain', 'EMPTY', "unknown command 'FROB' (register, put, get, state, metrics)"]);
+  t.deepEqual(lines.slice(0, 7), [
+    'OK',
+    'OK',
+    'OK',
+    'OK quoted words here',
+    'OK plain',
+    'EMPTY',
+    "unknown command 'FROB' (register, put, get, state, metrics)",
+  ]);
   t.regex(result.stdout, /"topic": "shell"/);
   // Nothing after `exit` ran: the third record would have been EMPTY again, the state shows 2 records.
   t.is(result.stdout.match(/EMPTY/g)?.length, 1);
