@@ -14,7 +14,9 @@ const echo = (conn: FrameConnection, payload: Buffer): void => conn.send(Buffer.
 
 test('echoes frames, several per chunk and one split over many chunks', async (t) => {
   const s = await startServer(echo);
+  t.teardown(() => s.close());
   const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
   c.write(Buffer.concat([encodeFrame(Buffer.from('one')), encodeFrame(Buffer.from('two'))]));
   const big = encodeFrame(Buffer.alloc(200_000, 9));
   for (let i = 0; i < big.length; i += 7_000) c.write(big.subarray(i, i + 7_000));
@@ -31,9 +33,11 @@ test('the seed health check gets a framed reply; a 6-byte length gets a framed E
     conn.send(Buffer.from(r.ok ? `OK ${r.command.kind}` : `ERR ${r.error.code} ${r.error.message}`));
   });
   const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
   c.write('\x07\x00\x00\x00METRICS');
   t.is((await c.frame(0)).toString(), 'OK METRICS');
   const d = await RawClient.connect(s.port);
+  t.teardown(() => d.destroy());
   d.write('\x06\x00\x00\x00METRICS');
   t.regex((await d.frame(0)).toString(), /^ERR UNKNOWN_COMMAND unknown command 'METRIC'/);
   c.destroy();
@@ -43,9 +47,12 @@ test('the seed health check gets a framed reply; a 6-byte length gets a framed E
 
 test('an oversized or 2 GiB length prefix gets ERR FRAME_TOO_LARGE and a close; other connections keep working', async (t) => {
   const s = await startServer(echo, { frameSizeMaxBytes: 1024 });
+  t.teardown(() => s.close());
   const good = await RawClient.connect(s.port);
+  t.teardown(() => good.destroy());
   for (const prefix of ['\x01\x04\x00\x00', '\x00\x00\x00\x80', '\xff\xff\xff\xff']) {
     const bad = await RawClient.connect(s.port);
+    t.teardown(() => bad.destroy());
     bad.write(prefix);
     t.regex((await bad.frame(0)).toString(), /^ERR FRAME_TOO_LARGE /);
     await bad.waitClosed();
@@ -59,7 +66,9 @@ test('an oversized or 2 GiB length prefix gets ERR FRAME_TOO_LARGE and a close; 
 
 test('a zero length prefix gets ERR BAD_REQUEST and a close, after replies to the frames before it', async (t) => {
   const s = await startServer(echo);
+  t.teardown(() => s.close());
   const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
   c.write(
     Buffer.concat([
       encodeFrame(Buffer.from('first')),
@@ -81,6 +90,7 @@ test('a truncated frame followed by a close is dropped without a call to onFrame
     echo(conn, p);
   });
   const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
   c.write(
     Buffer.concat([encodeFrame(Buffer.from('whole')), encodeFrame(Buffer.from('truncated')).subarray(0, 8)]),
   );
@@ -89,6 +99,7 @@ test('a truncated frame followed by a close is dropped without a call to onFrame
   await waitFor(() => s.server.connectionCount() === 0, 'the server to drop the connection');
   t.is(calls, 1);
   const d = await RawClient.connect(s.port);
+  t.teardown(() => d.destroy());
   d.write(encodeFrame(Buffer.from('next')));
   t.is((await d.frame(0)).toString(), 'next');
   d.destroy();
@@ -97,15 +108,20 @@ test('a truncated frame followed by a close is dropped without a call to onFrame
 
 test('over the connection limit a new connection gets ERR BUSY and is closed; after one leaves, a new one works', async (t) => {
   const s = await startServer(echo, { connectionCountMax: 2 });
+  t.teardown(() => s.close());
   const a = await RawClient.connect(s.port);
+  t.teardown(() => a.destroy());
   const b = await RawClient.connect(s.port);
+  t.teardown(() => b.destroy());
   await waitFor(() => s.server.connectionCount() === 2, 'two connections');
   const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
   t.regex((await c.frame(0)).toString(), /^ERR BUSY /);
   await c.waitClosed();
   a.destroy();
   await waitFor(() => s.server.connectionCount() === 1, 'one connection');
   const d = await RawClient.connect(s.port);
+  t.teardown(() => d.destroy());
   d.write(encodeFrame(Buffer.from('in')));
   t.is((await d.frame(0)).toString(), 'in');
   b.write(encodeFrame(Buffer.from('b')));
@@ -121,7 +137,9 @@ test('idle connections are closed; a connection with a request in flight (a long
     idleTimeoutMs: 150,
   });
   const idle = await RawClient.connect(s.port);
+  t.teardown(() => idle.destroy());
   const polling = await RawClient.connect(s.port);
+  t.teardown(() => polling.destroy());
   polling.write(encodeFrame(Buffer.from('long poll')));
   await waitFor(() => held.length === 1, 'the long poll to arrive');
   await idle.waitClosed();
@@ -140,6 +158,7 @@ test('in-flight limit: the server stops handing frames to the handler until repl
     inFlightMaxPerConnection: 3,
   });
   const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
   const frames = Array.from({ length: 10 }, (_, i) => encodeFrame(Buffer.from(`r${i}`)));
   c.write(Buffer.concat(frames));
   await waitFor(() => held.length === 3, 'three frames in flight');
@@ -172,6 +191,7 @@ test('a client that never reads its replies is disconnected at writeBufferMaxByt
     { writeBufferMaxBytes: 1024 * 1024, inFlightMaxPerConnection: 1024 },
   );
   const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
   c.socket.pause(); // never read
   const request = encodeFrame(Buffer.from('give me a lot'));
   for (let i = 0; i < 2000 && !c.closed; i += 1) {
@@ -195,13 +215,16 @@ test('ECONNRESET and handler exceptions do not take the server down', async (t) 
     echo(conn, payload);
   });
   const reset = await RawClient.connect(s.port);
+  t.teardown(() => reset.destroy());
   reset.write(encodeFrame(Buffer.from('x')).subarray(0, 6));
   reset.socket.resetAndDestroy();
   const thrower = await RawClient.connect(s.port);
+  t.teardown(() => thrower.destroy());
   thrower.write(encodeFrame(Buffer.from('throw')));
   await thrower.waitClosed();
   t.true(s.warnings.some((w) => w.includes('handler threw')));
   const ok = await RawClient.connect(s.port);
+  t.teardown(() => ok.destroy());
   ok.write(encodeFrame(Buffer.from('alive')));
   t.is((await ok.frame(0)).toString(), 'alive');
   ok.destroy();
@@ -218,6 +241,7 @@ test('send after the peer left is ignored, and onClose reports the connection', 
     { onClose: (c) => closedIds.push(c.id) },
   );
   const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
   c.write(encodeFrame(Buffer.from('hold')));
   await waitFor(() => conn !== undefined, 'the frame');
   c.destroy();
@@ -230,7 +254,9 @@ test('send after the peer left is ignored, and onClose reports the connection', 
 
 test('close() drops every connection and frees the port', async (t) => {
   const s = await startServer(echo);
+  t.teardown(() => s.close());
   const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
   await waitFor(() => s.server.connectionCount() === 1, 'connection');
   await s.close();
   await c.waitClosed();

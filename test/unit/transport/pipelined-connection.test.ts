@@ -37,6 +37,7 @@ test('many requests in flight; replies in reverse order reach the right callers'
     }
   });
   const c = new PipelinedConnection({ host: '127.0.0.1', port: s.port });
+  t.teardown(() => c.close());
   const ids: number[] = [];
   const replies = await Promise.all(
     Array.from({ length: count }, () =>
@@ -62,7 +63,9 @@ test('many requests in flight; replies in reverse order reach the right callers'
 test('in flight is bounded: extra requests wait in a bounded queue, beyond it BUSY', async (t) => {
   const held: { conn: FrameConnection; payload: Buffer }[] = [];
   const s = await startServer((conn, payload) => held.push({ conn, payload: Buffer.from(payload) }));
+  t.teardown(() => s.close());
   const c = new PipelinedConnection({ host: '127.0.0.1', port: s.port, inFlightMax: 2, waitQueueMax: 2 });
+  t.teardown(() => c.close());
   const calls = Array.from({ length: 4 }, () => c.request(ping));
   const busy = (await rejection(c.request(ping))) as TransportError;
   t.is(busy.code, ErrorCode.BUSY);
@@ -90,6 +93,7 @@ test('a request without a reply times out with TIMEOUT (sent); a late reply is d
     else pong(conn, payload, 2);
   });
   const c = new PipelinedConnection({ host: '127.0.0.1', port: s.port });
+  t.teardown(() => c.close());
   const err = (await rejection(c.request(ping, { timeoutMs: 100 }))) as TransportError;
   t.is(err.code, ErrorCode.TIMEOUT);
   t.true(err.sent);
@@ -102,7 +106,9 @@ test('a request without a reply times out with TIMEOUT (sent); a late reply is d
 
 test('abort rejects with the signal reason, before or after sending', async (t) => {
   const s = await startServer(() => {});
+  t.teardown(() => s.close());
   const c = new PipelinedConnection({ host: '127.0.0.1', port: s.port });
+  t.teardown(() => c.close());
   const before = new AbortController();
   before.abort(new Error('not wanted'));
   t.is(((await rejection(c.request(ping, { signal: before.signal }))) as Error).message, 'not wanted');
@@ -122,6 +128,7 @@ test('a lost connection rejects everything in flight with UNAVAILABLE (sent: out
     server = conn;
   });
   const c = new PipelinedConnection({ host: '127.0.0.1', port: s.port });
+  t.teardown(() => c.close());
   const calls = [c.request(ping), c.request(ping), c.request(ping)];
   await waitFor(() => s.server.inFlightCount() === 3, 'three in flight');
   server!.close();
@@ -136,6 +143,7 @@ test('a lost connection rejects everything in flight with UNAVAILABLE (sent: out
 
 test('a refused connect fails UNAVAILABLE (not sent), fails fast during backoff, then reconnects when the server is back', async (t) => {
   const s = await startServer((conn, payload) => pong(conn, payload, 1));
+  t.teardown(() => s.close());
   const port = s.port;
   const c = new PipelinedConnection({
     host: '127.0.0.1',
@@ -154,6 +162,7 @@ test('a refused connect fails UNAVAILABLE (not sent), fails fast during backoff,
   t.false(fast.sent);
   // Restart on the same port.
   const again = await startServer((conn, payload) => pong(conn, payload, 2), { port });
+  t.teardown(() => again.close());
   let reply: Buffer | undefined;
   for (let i = 0; i < 50 && reply === undefined; i += 1) {
     try {
@@ -170,9 +179,12 @@ test('a refused connect fails UNAVAILABLE (not sent), fails fast during backoff,
 
 test('a server at its connection limit answers ERR BUSY: the request fails BUSY and is known not applied', async (t) => {
   const s = await startServer((conn, payload) => pong(conn, payload, 1), { connectionCountMax: 1 });
+  t.teardown(() => s.close());
   const first = new PipelinedConnection({ host: '127.0.0.1', port: s.port });
+  t.teardown(() => first.close());
   await first.request(ping);
   const second = new PipelinedConnection({ host: '127.0.0.1', port: s.port });
+  t.teardown(() => second.close());
   const err = (await rejection(second.request(ping))) as TransportError;
   t.is(err.code, ErrorCode.BUSY);
   t.false(err.sent);
@@ -200,6 +212,7 @@ test('a connect that cannot complete gives UNAVAILABLE, not sent, after the conn
   );
   await new Promise((r) => setTimeout(r, 200));
   const c = new PipelinedConnection({ host: '127.0.0.1', port, connectTimeoutMs: 300 });
+  t.teardown(() => c.close());
   const err = (await rejection(c.request(ping, { timeoutMs: 10_000 }))) as TransportError;
   t.is(err.code, ErrorCode.UNAVAILABLE);
   t.false(err.sent);
@@ -211,7 +224,9 @@ test('a connect that cannot complete gives UNAVAILABLE, not sent, after the conn
 
 test('close() rejects pending requests and later requests', async (t) => {
   const s = await startServer(() => {});
+  t.teardown(() => s.close());
   const c = new PipelinedConnection({ host: '127.0.0.1', port: s.port });
+  t.teardown(() => c.close());
   const p = c.request(ping);
   await waitFor(() => s.server.inFlightCount() === 1, 'in flight');
   await c.close();
@@ -228,6 +243,7 @@ test('garbage from the server closes the connection and fails the requests', asy
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   const c = new PipelinedConnection({ host: '127.0.0.1', port });
+  t.teardown(() => c.close());
   const err = (await rejection(c.request(ping))) as TransportError;
   t.is(err.code, ErrorCode.UNAVAILABLE);
   t.regex(err.message, /bad framing/);
