@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { applyConfChange, decodeConfEntry, encodeConfEntry } from './conf-codec.js';
 import type { Prng } from './prng.js';
 import { Progress } from './progress.js';
+import { committedIndex, quorumSize } from './quorum.js';
 import { type RaftConfig, validateRaftConfig } from './raft-config.js';
 import { RaftError } from './raft-error.js';
 import { RaftLog } from './raft-log.js';
@@ -158,6 +159,15 @@ export class RaftCore {
     assert.ok(!this.readyOutstanding, 'step() between ready() and advance()');
     this.validateMessage(m);
     this.stepMessage(m);
+  }
+
+  /**
+   * Starts an election now (PreVote first when enabled), as if the election timeout had fired;
+   * used to bootstrap a fresh cluster quickly. No-op on a leader or a non-voter.
+   */
+  campaign(): void {
+    assert.ok(!this.readyOutstanding, 'campaign() between ready() and advance()');
+    this.hup(false);
   }
 
   /** Leader only: appends a command; returns its (index, term). Commit is not guaranteed. */
@@ -485,11 +495,11 @@ export class RaftCore {
 
   private hup(transfer: boolean): void {
     if (this.state === 'Leader' || !this.promotable()) return;
-    if (this.config.preVote && !transfer) this.campaign(MessageType.PreVote, false);
-    else this.campaign(MessageType.Vote, transfer);
+    if (this.config.preVote && !transfer) this.startCampaign(MessageType.PreVote, false);
+    else this.startCampaign(MessageType.Vote, transfer);
   }
 
-  private campaign(type: typeof MessageType.PreVote | typeof MessageType.Vote, transfer: boolean): void {
+  private startCampaign(type: typeof MessageType.PreVote | typeof MessageType.Vote, transfer: boolean): void {
     let term: number;
     if (type === MessageType.PreVote) {
       this.becomePreCandidate();
@@ -499,7 +509,7 @@ export class RaftCore {
       term = this.term;
     }
     if (this.poll(this.id, true) === 'won') {
-      if (type === MessageType.PreVote) this.campaign(MessageType.Vote, transfer);
+      if (type === MessageType.PreVote) this.startCampaign(MessageType.Vote, transfer);
       else this.becomeLeader();
       return;
     }
@@ -551,14 +561,15 @@ export class RaftCore {
         this.becomeFollower(m.term, NONE);
       }
     } else if (m.term < this.term) {
-      if (
-        (this.config.checkQuorum || this.config.preVote) &&
-        (m.type === MessageType.App || m.type === MessageType.Heartbeat)
-      ) {
-        // A stale leader (e.g. healed from a partition): tell it our term so it steps down.
+      // A stale request is rejected with our term (§5.1): a stale leader steps down, and a stale
+      // candidate catches up on the term — otherwise a candidate that only ever talks to nodes of
+      // higher terms (e.g. after configurations diverged) could campaign below them forever.
+      if (m.type === MessageType.App || m.type === MessageType.Heartbeat) {
         this.send(this.msg(MessageType.AppResp, m.from));
       } else if (m.type === MessageType.PreVote) {
         this.send({ ...this.msg(MessageType.PreVoteResp, m.from), reject: true });
+      } else if (m.type === MessageType.Vote) {
+        this.send({ ...this.msg(MessageType.VoteResp, m.from), reject: true });
       }
       return;
     }
@@ -658,7 +669,7 @@ export class RaftCore {
         if (m.type !== wanted) return;
         const result = this.poll(m.from, !m.reject);
         if (result === 'won') {
-          if (this.state === 'PreCandidate') this.campaign(MessageType.Vote, false);
+          if (this.state === 'PreCandidate') this.startCampaign(MessageType.Vote, false);
           else this.becomeLeader();
         } else if (result === 'lost') {
           this.becomeFollower(this.term, NONE);
@@ -819,8 +830,7 @@ export class RaftCore {
       matches.push(pr ? pr.match : 0);
     }
     if (matches.length === 0) return false;
-    matches.sort((a, b) => b - a);
-    const mci = matches[quorumSize(matches.length) - 1]!;
+    const mci = committedIndex(matches);
     if (mci <= this.log.committed) return false;
     const sameTerm = this.log.term(mci) === this.term;
     if (!sameTerm && !this.config.testOnlyBugs?.commitOldTermByCounting) return false;
@@ -978,9 +988,4 @@ export class RaftCore {
         bad('snapshot term or configuration invalid');
     }
   }
-}
-
-/** Votes or acks needed among n voters. */
-export function quorumSize(n: number): number {
-  return Math.floor(n / 2) + 1;
 }
