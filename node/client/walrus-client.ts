@@ -18,6 +18,7 @@
  */
 import assert from 'node:assert';
 import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
+import { withRequestId } from '../protocol/binary-header.js';
 import { ErrorCode, errorCodeInfo, WalrusError } from '../protocol/error-codes.js';
 import type {
   ConsumerInfo,
@@ -163,8 +164,8 @@ export class WalrusClient {
     options: CallOptions = {},
   ): Promise<ResponseOf<Op>> {
     if (this.closed) throw new WalrusError(ErrorCode.UNAVAILABLE, 'the client is closed');
-    // Encode once up front so bad arguments fail before anything is sent.
-    encodeRequest(0, request);
+    // Encode once, up front: bad arguments fail before anything is sent, and retries reuse the bytes.
+    const encoded = encodeRequest(0, request);
     const req: Request = request;
     const topic = topicOf(req);
     const waitMs = req.op === 'read' ? req.waitMs : 0;
@@ -176,7 +177,7 @@ export class WalrusClient {
       if (remainingMs <= 0) throw new WalrusError(ErrorCode.TIMEOUT, `${request.op} timed out`);
       let failure: WalrusError;
       try {
-        return (await this.attempt(target, request, remainingMs, options.signal)) as ResponseOf<Op>;
+        return (await this.attempt(target, req, encoded, remainingMs, options.signal)) as ResponseOf<Op>;
       } catch (err) {
         if (!(err instanceof WalrusError)) throw err; // aborted by the caller, or a bug
         failure = err;
@@ -224,11 +225,13 @@ export class WalrusClient {
   private async attempt(
     target: NodeAddress,
     request: Request,
+    encoded: Buffer,
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
     const conn = this.pool.get(target.key, target.host, target.port);
-    const payload = await conn.request((requestId) => encodeRequest(requestId, request), {
+    // A copy per attempt: an earlier attempt's bytes may still sit in a socket's write queue.
+    const payload = await conn.request((requestId) => withRequestId(encoded, requestId), {
       timeoutMs,
       ...(signal === undefined ? {} : { signal }),
     });

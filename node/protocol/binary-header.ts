@@ -17,6 +17,8 @@ import type { RequestOp } from './messages.js';
 
 export const binaryProtocolVersion = 1;
 export const binaryHeaderSizeBytes = 8;
+/** Offset of the u32 request id in the header. */
+export const binaryRequestIdOffset = 4;
 
 export const BinaryFlag = {
   REPLY: 0x01,
@@ -71,5 +73,13 @@ export interface BinaryHeader {
 /** Reads the request id of a binary message, or undefined when the payload is too short. */
 export function readRequestId(payload: Uint8Array): number | undefined {
   if (payload.length < binaryHeaderSizeBytes) return undefined;
-  return (payload[4]! | (payload[5]! << 8) | (payload[6]! << 16)) + payload[7]! * 2 ** 24;
+  const at = binaryRequestIdOffset;
+  return (payload[at]! | (payload[at + 1]! << 8) | (payload[at + 2]! << 16)) + payload[at + 3]! * 2 ** 24;
+}
+
+/** A copy of an encoded binary message with another request id (to re-send encoded bytes). */
+export function withRequestId(payload: Uint8Array, requestId: number): Buffer {
+  const copy = Buffer.from(payload);
+  copy.writeUInt32LE(requestId, binaryRequestIdOffset);
+  return copy;
 }
