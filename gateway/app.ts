@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { matchedRoutes } from 'hono/route';
@@ -125,9 +126,9 @@ export function createApp(deps: GatewayDeps): Gateway {
     } finally {
       inFlight--;
     }
-    if (c.res.headers.get('content-type')?.startsWith('text/event-stream') !== true) {
-      c.header('x-content-type-options', 'nosniff');
-    }
+    // A tail written straight to the Node response has no Response to decorate (and cloning the
+    // RESPONSE_ALREADY_SENT marker would make the adapter write a second head).
+    if (c.res !== RESPONSE_ALREADY_SENT) c.header('x-content-type-options', 'nosniff');
   });
   app.use('*', corsMiddleware(routeDeps.corsOrigins));
   app.use('*', async (c, next) => {

@@ -61,6 +61,9 @@ export class NodeResponseSink implements SseSink {
 
   end(): void {
     if (this.res.writableEnded) return;
+    // An ended tail closes its connection too: the client reconnects on a fresh one anyway, and
+    // a kept-alive idle socket would only hold a file descriptor.
+    this.res.once('finish', () => this.res.socket?.end());
     this.res.end();
     const timer = setTimeout(() => this.res.destroy(), sseCloseGraceMs);
     timer.unref();

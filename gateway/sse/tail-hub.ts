@@ -4,9 +4,10 @@
  * waiting, paced by its own buffer) and joins the shared feed once it has reached the feed's
  * position, so one topic costs one upstream long poll however many tails it has.
  *
- * Bounds: subscribers per gateway, topics with a feed, bytes queued per subscriber (a subscriber
- * over the bound is sent a `problem` event with its resume offset and closed), consecutive failed
- * upstream reads. Heartbeat comments go to every subscriber from one timer.
+ * Bounds: subscribers per gateway, topics with a feed, bytes queued per subscriber (a live
+ * subscriber over the bound is sent a `problem` event with its resume offset and closed; a
+ * catching-up one waits for its queue to drain before it reads more), consecutive failed upstream
+ * reads. Heartbeat comments go to every subscriber from one timer.
  *
  * Invariant: a subscriber's `nextOffset` is the offset after the last record event queued to it;
  * every record is queued at most once per subscriber and in offset order.
@@ -170,7 +171,8 @@ export class TailHub {
     for (const feed of this.feeds.values()) {
       for (const sub of feed.subscribers) {
         sub.sink.write(heartbeatChunk);
-        this.checkSlow(sub);
+        // Catching-up tails pace themselves (they wait for their queue to drain before reading).
+        if (sub.live) this.checkSlow(sub);
       }
     }
   }
@@ -195,11 +197,17 @@ class TopicFeed {
   private liveNextOffset: number | null = null;
   private stopped = false;
   private readonly abort = new AbortController();
+  /** Catch-up is paced by its own queue: read a slice of the bound, pause while a quarter is queued. */
+  private readonly catchUpReadBytes: number;
+  private readonly catchUpPauseBytes: number;
 
   constructor(
     private readonly hub: TailHub,
     readonly topic: string,
-  ) {}
+  ) {
+    this.catchUpReadBytes = Math.max(1, Math.min(sseReadByteCountMax, Math.floor(hub.bufferBytesMax / 4)));
+    this.catchUpPauseBytes = Math.min(sseCatchUpPauseBytes, Math.floor(hub.bufferBytesMax / 4));
+  }
 
   add(sub: Subscriber): void {
     this.subscribers.add(sub);
@@ -224,13 +232,13 @@ class TopicFeed {
         this.live.add(sub);
         return;
       }
-      if (sub.sink.queuedBytes() > sseCatchUpPauseBytes) {
+      if (sub.sink.queuedBytes() > this.catchUpPauseBytes) {
         await sub.sink.waitForDrain();
         continue;
       }
       let reply: Awaited<ReturnType<typeof this.read>>;
       try {
-        reply = await this.read(sub.nextOffset, 0);
+        reply = await this.read(sub.nextOffset, 0, this.catchUpReadBytes);
       } catch (error) {
         if (sub.done || this.stopped) return;
         const e = asWalrusError(error);
@@ -246,7 +254,6 @@ class TopicFeed {
       if (sub.done || this.stopped) return;
       if (reply.records.length > 0) {
         this.deliver(sub, reply.records);
-        if (this.hub.checkSlow(sub)) return;
         continue;
       }
       sub.nextOffset = Math.max(sub.nextOffset, reply.nextOffset);
@@ -289,14 +296,14 @@ class TopicFeed {
     }
   }
 
-  private read(offset: number, waitMs: number) {
+  private read(offset: number, waitMs: number, byteCountMax = sseReadByteCountMax) {
     return this.hub.upstream.request(
       {
         op: 'read',
         topic: this.topic,
         offset,
         recordCountMax: sseReadRecordCountMax,
-        byteCountMax: sseReadByteCountMax,
+        byteCountMax,
         waitMs,
       },
       { signal: this.abort.signal, timeoutMs: waitMs + upstreamTimeoutMs },
