@@ -472,6 +472,7 @@ export class RaftCore {
     }
     for (const [id, pr] of this.progress) {
       if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.config.snapshotTimeoutTick) {
+        pr.pendingSnapshot = 0; // presumed lost: probe from the last known match
         pr.becomeProbe();
         this.sendAppend(id, true);
       }
