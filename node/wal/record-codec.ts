@@ -15,7 +15,7 @@
  * A zero-filled region never decodes (length 0 is below the minimum), and an interrupted write never
  * decodes either: the checksum covers every byte after it.
  */
-import { crc32c } from '@node-rs/crc32';
+import { crc32cRange } from './crc32c.js';
 import { headerEntryOverheadBytes, recordHeaderSizeBytes, walLimits } from './limits.js';
 
 const twoPow32 = 0x1_0000_0000;
@@ -48,9 +48,17 @@ export function encodedRecordSizeBytes(headersBytes: number, valueBytes: number)
   return recordHeaderSizeBytes + headersBytes + valueBytes;
 }
 
-export function writeU64(buf: Buffer, pos: number, value: number): void {
-  buf.writeUInt32LE(value % twoPow32, pos);
-  buf.writeUInt32LE(Math.floor(value / twoPow32), pos + 4);
+/** Little-endian u32 store without bounds checks (callers size the buffer). */
+export function writeU32(buf: Uint8Array, pos: number, value: number): void {
+  buf[pos] = value;
+  buf[pos + 1] = value >>> 8;
+  buf[pos + 2] = value >>> 16;
+  buf[pos + 3] = value >>> 24;
+}
+
+export function writeU64(buf: Uint8Array, pos: number, value: number): void {
+  writeU32(buf, pos, value >>> 0);
+  writeU32(buf, pos + 4, value < twoPow32 ? 0 : Math.floor(value / twoPow32));
 }
 
 export function readU64(buf: Buffer, pos: number): number {
@@ -72,13 +80,14 @@ export function encodeRecordInto(
   value: Uint8Array,
 ): number {
   const end = pos + recordHeaderSizeBytes + headersBytes + value.length;
-  buf.writeUInt32LE(end - pos - 8, pos);
+  writeU32(buf, pos, end - pos - 8);
   writeU64(buf, pos + 8, offset);
   writeU64(buf, pos + 16, timestampMs);
-  buf.writeUInt32LE(syncedDelta, pos + 24);
+  writeU32(buf, pos + 24, syncedDelta);
   let p = pos + recordHeaderSizeBytes;
   if (headersBytes === 0 || headers === undefined) {
-    buf.writeUInt16LE(0, pos + 28);
+    buf[pos + 28] = 0;
+    buf[pos + 29] = 0;
   } else {
     let count = 0;
     for (const key in headers) {
@@ -94,7 +103,7 @@ export function encodeRecordInto(
     buf.writeUInt16LE(count, pos + 28);
   }
   buf.set(value, p);
-  buf.writeUInt32LE(crc32c(buf.subarray(pos + 8, end)), pos + 4);
+  writeU32(buf, pos + 4, crc32cRange(buf, pos + 8, end));
   return end;
 }
 
@@ -110,7 +119,7 @@ export function checkRecordAt(buf: Buffer, pos: number, end: number, lengthMax: 
   if (length < recordLengthMin || length > lengthMax) return -1;
   if (end - pos < 8 + length) return 0;
   const crc = buf.readUInt32LE(pos + 4);
-  if (crc32c(buf.subarray(pos + 8, pos + 8 + length)) !== crc) return -1;
+  if (crc32cRange(buf, pos + 8, pos + 8 + length) !== crc) return -1;
   return 8 + length;
 }
 
