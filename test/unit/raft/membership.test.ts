@@ -1,0 +1,303 @@
+/**
+ * Membership changes (one at a time, effective on append) and leader transfer, after etcd-raft's
+ * TestAddLearner/TestLearnerPromotion/TestRemoveNode/confchange_v1_remove_leader and the
+ * TestLeaderTransfer* family.
+ */
+import test from 'ava';
+import {
+  ConfChangeType,
+  EntryKind,
+  encodeConfEntry,
+  MemoryStorage,
+  MessageType,
+} from '../../../node/raft/index.js';
+import { appliedData, drain, makeNode, msg, Net } from './harness.js';
+
+const code = (f: () => unknown): string | undefined => {
+  try {
+    f();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+};
+
+/** A 3-voter cluster with leader 1 and a fresh node 4 (not yet a member). */
+function clusterWithJoiner(opts: Parameters<typeof Net.of>[1] = {}): Net {
+  const net = Net.of([1, 2, 3], opts);
+  net.nodes.set(4, makeNode(4, [], { ...opts, storage: new MemoryStorage() }));
+  net.campaign(1);
+  net.propose(1, 'a');
+  return net;
+}
+
+test('add a learner: it receives the log but neither votes in quorums nor campaigns', (t) => {
+  const net = clusterWithJoiner();
+  net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
+  net.stabilize();
+  t.deepEqual(net.core(1).status().learners, [4]);
+  t.deepEqual(appliedData(net.node(4)), ['a']);
+  t.deepEqual(net.core(4).status().learners, [4]);
+  net.tick(4, 100);
+  t.is(net.core(4).role, 'Follower');
+  t.is(net.core(4).currentTerm, 1);
+  // Learners do not count: with 2 and 3 cut off, nothing commits even though 4 acks.
+  net.cut(1, 2);
+  net.cut(1, 3);
+  const before = net.core(1).log.committed;
+  net.propose(1, 'b');
+  t.is(net.core(4).log.lastIndex(), net.core(1).log.lastIndex());
+  t.is(net.core(1).log.committed, before);
+});
+
+test('promote is refused until the learner holds every committed entry, then succeeds', (t) => {
+  const net = clusterWithJoiner();
+  net.cut(1, 4);
+  net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
+  net.stabilize();
+  t.is(
+    code(() => net.core(1).proposeConfChange({ type: ConfChangeType.Promote, nodeId: 4 })),
+    'LEARNER_NOT_CAUGHT_UP',
+  );
+  net.recover();
+  net.tick(1, 1);
+  net.core(1).proposeConfChange({ type: ConfChangeType.Promote, nodeId: 4 });
+  net.stabilize();
+  t.deepEqual(net.core(1).status().voters, [1, 2, 3, 4]);
+  t.deepEqual(net.core(4).status().voters, [1, 2, 3, 4]);
+  // Now 4 counts: with 2 and 3 cut off, 1 and 4 are not a majority of 4; with 3 back they are.
+  net.cut(1, 2);
+  net.cut(1, 3);
+  const c = net.core(1).log.committed;
+  net.propose(1, 'b');
+  t.is(net.core(1).log.committed, c);
+  net.recover();
+  net.cut(1, 2);
+  net.tick(1, 1);
+  t.true(net.core(1).log.committed > c);
+});
+
+test('at most one configuration change is uncommitted', (t) => {
+  const net = clusterWithJoiner();
+  net.cut(1, 2);
+  net.cut(1, 3);
+  net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
+  t.is(
+    code(() => net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 5 })),
+    'CONF_CHANGE_PENDING',
+  );
+  net.recover();
+  net.tick(1, 1);
+  t.notThrows(() => net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 5 }));
+});
+
+test('a new leader accepts no configuration change until its first entry commits', (t) => {
+  const net = Net.of([1, 2, 3]);
+  net.ignored.add(MessageType.App);
+  net.campaign(1);
+  t.is(net.core(1).role, 'Leader');
+  t.is(
+    code(() => net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 })),
+    'CONF_CHANGE_PENDING',
+  );
+  net.recover();
+  net.tick(1, 1);
+  t.notThrows(() => net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 }));
+});
+
+test('changes that do not apply are refused with BAD_CONF_CHANGE', (t) => {
+  const net = Net.of([1, 2, 3]);
+  net.campaign(1);
+  net.tick(1, 1);
+  const cases = [
+    { type: ConfChangeType.AddLearner, nodeId: 2 },
+    { type: ConfChangeType.Promote, nodeId: 2 },
+    { type: ConfChangeType.Remove, nodeId: 9 },
+  ];
+  for (const c of cases)
+    t.is(
+      code(() => net.core(1).proposeConfChange(c)),
+      'BAD_CONF_CHANGE',
+      JSON.stringify(c),
+    );
+  const single = Net.of([1]);
+  single.campaign(1);
+  t.is(
+    code(() => single.core(1).proposeConfChange({ type: ConfChangeType.Remove, nodeId: 1 })),
+    'BAD_CONF_CHANGE',
+  );
+});
+
+test('remove a follower: the rest commit without it', (t) => {
+  const net = Net.of([1, 2, 3]);
+  net.campaign(1);
+  net.core(1).proposeConfChange({ type: ConfChangeType.Remove, nodeId: 3 });
+  net.stabilize();
+  t.deepEqual(net.core(1).status().voters, [1, 2]);
+  net.isolate(3);
+  net.propose(1, 'without 3');
+  t.deepEqual(appliedData(net.node(2)), ['without 3']);
+  t.is(net.core(1).status().progress[3], undefined);
+  net.tick(3, 100);
+  t.not(net.core(3).role, 'Leader');
+});
+
+test('remove the leader: it keeps leading until the removal commits, then steps down and hands over', (t) => {
+  const net = Net.of([1, 2, 3], { checkQuorum: true, preVote: true });
+  net.campaign(1);
+  net.core(1).proposeConfChange({ type: ConfChangeType.Remove, nodeId: 1 });
+  t.is(net.core(1).role, 'Leader', 'still leading the cluster it is leaving');
+  net.stabilize();
+  t.is(net.core(1).role, 'Follower');
+  t.false(net.core(1).isVoter(1));
+  const leaders = [2, 3].filter((id) => net.core(id).role === 'Leader');
+  t.is(leaders.length, 1, 'TimeoutNow made a caught-up voter leader at once');
+  net.propose(leaders[0]!, 'after');
+  for (const id of [2, 3]) t.deepEqual(appliedData(net.node(id)), ['after']);
+  net.tick(1, 100);
+  t.not(net.core(1).role, 'Leader', 'the removed node never campaigns');
+});
+
+test('the removed leader does not count itself toward commit', (t) => {
+  const net = Net.of([1, 2, 3]);
+  net.campaign(1);
+  net.cut(1, 2);
+  net.cut(1, 3);
+  net.core(1).proposeConfChange({ type: ConfChangeType.Remove, nodeId: 1 });
+  net.stabilize();
+  t.is(net.core(1).role, 'Leader');
+  const c = net.core(1).log.committed;
+  net.recover();
+  net.cut(1, 3);
+  net.tick(1, 1);
+  // Config [2, 3] needs both; only 2 is reachable.
+  t.is(net.core(1).log.committed, c);
+});
+
+test('a configuration change takes effect on append and reverts when its entry is overwritten', (t) => {
+  const n = makeNode(1, [1, 2, 3]);
+  const conf = encodeConfEntry({
+    change: { type: 'addLearner', nodeId: 4 },
+    conf: { voters: [1, 2, 3], learners: [4] },
+  });
+  n.core.step(
+    msg({
+      type: MessageType.App,
+      from: 2,
+      to: 1,
+      term: 1,
+      entries: [{ term: 1, index: 1, kind: EntryKind.Conf, data: conf }],
+    }),
+  );
+  drain(n);
+  t.deepEqual(n.core.status().learners, [4]);
+  n.core.step(
+    msg({
+      type: MessageType.App,
+      from: 3,
+      to: 1,
+      term: 2,
+      entries: [{ term: 2, index: 1, kind: EntryKind.Normal, data: new Uint8Array(0) }],
+    }),
+  );
+  drain(n);
+  t.deepEqual(n.core.status().learners, []);
+});
+
+test('a learner answers vote requests (it may be a voter in a configuration it has not seen)', (t) => {
+  const n = makeNode(4, [1, 2, 3], { learners: [4] });
+  n.core.step(msg({ type: MessageType.Vote, from: 1, to: 4, term: 2 }));
+  const [m] = drain(n);
+  t.is(m?.type, 'VoteResp');
+  t.false(m?.reject);
+});
+
+// ------------------------------------------------------------------ leader transfer
+
+test('transfer to an up-to-date follower', (t) => {
+  const net = Net.of([1, 2, 3], { checkQuorum: true });
+  net.campaign(1);
+  net.core(1).transferLeadership(2);
+  net.stabilize();
+  t.is(net.core(2).role, 'Leader');
+  t.is(net.core(2).currentTerm, 2);
+  t.is(net.core(1).role, 'Follower');
+});
+
+test('transfer to a slow follower waits until it has caught up', (t) => {
+  const net = Net.of([1, 2, 3]);
+  net.campaign(1);
+  net.isolate(3);
+  net.propose(1, 'a');
+  net.propose(1, 'b');
+  net.recover();
+  net.core(1).transferLeadership(3);
+  net.stabilize();
+  t.is(net.core(3).role, 'Leader');
+  t.deepEqual(appliedData(net.node(3)).slice(0, 2), ['a', 'b']);
+});
+
+test('proposals are refused during a transfer; the transfer aborts after an election timeout', (t) => {
+  const net = Net.of([1, 2, 3], { electionTick: 10 });
+  net.campaign(1);
+  net.isolate(3);
+  net.core(1).transferLeadership(3);
+  t.is(net.core(1).status().leadTransferee, 3);
+  t.is(
+    code(() => net.core(1).propose(new Uint8Array([1]))),
+    'TRANSFER_IN_PROGRESS',
+  );
+  net.tick(1, 10);
+  t.is(net.core(1).status().leadTransferee, 0);
+  t.is(net.core(1).role, 'Leader');
+  t.notThrows(() => net.core(1).propose(new Uint8Array([1])));
+});
+
+test('transfer to self is a no-op; to a learner or stranger is refused', (t) => {
+  const net = clusterWithJoiner();
+  net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
+  net.stabilize();
+  net.core(1).transferLeadership(1);
+  t.is(net.core(1).status().leadTransferee, 0);
+  t.is(
+    code(() => net.core(1).transferLeadership(4)),
+    'BAD_REQUEST',
+  );
+  t.is(
+    code(() => net.core(1).transferLeadership(9)),
+    'BAD_REQUEST',
+  );
+  t.is(
+    code(() => net.core(2).transferLeadership(3)),
+    'NOT_LEADER',
+  );
+});
+
+test('configuration changes wait for a transfer to finish or abort', (t) => {
+  const net = Net.of([1, 2, 3]);
+  net.campaign(1);
+  net.tick(1, 1);
+  net.isolate(3);
+  net.core(1).transferLeadership(3);
+  // A transfer blocks configuration changes like any proposal, so the target cannot vanish
+  // mid-transfer; once the transfer times out the removal goes through.
+  t.is(
+    code(() => net.core(1).proposeConfChange({ type: ConfChangeType.Remove, nodeId: 3 })),
+    'TRANSFER_IN_PROGRESS',
+  );
+  net.tick(1, 20);
+  net.core(1).proposeConfChange({ type: ConfChangeType.Remove, nodeId: 3 });
+  t.is(net.core(1).status().leadTransferee, 0);
+});
+
+test('a transfer bypasses the leader lease of CheckQuorum', (t) => {
+  const net = Net.of([1, 2, 3], { checkQuorum: true, preVote: true });
+  net.campaign(1);
+  net.propose(1, 'x');
+  net.core(1).transferLeadership(3);
+  net.stabilize();
+  t.is(net.core(3).role, 'Leader');
+  net.core(3).transferLeadership(1);
+  net.stabilize();
+  t.is(net.core(1).role, 'Leader', 'and it can be transferred back');
+});
