@@ -1,0 +1,101 @@
+/**
+ * Test helper: real `walrus-gateway` processes (dist/gateway/server.js) on free ports, tracked by
+ * PID, stopped with SIGTERM (graceful drain) or killed with SIGKILL. Conformance tests and the
+ * gateway benchmark use it beside startLocalCluster().
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const repoRoot = path.resolve(import.meta.dirname, '../../..');
+export const gatewayBin = path.join(repoRoot, 'dist/gateway/server.js');
+
+const startTimeoutMs = 15_000;
+const stopTimeoutMs = 8_000;
+const logTailBytesMax = 64 * 1024;
+
+export interface GatewayProcessOptions {
+  readonly nodes: readonly string[];
+  readonly port?: number;
+  readonly extraArgs?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export class GatewayProcess {
+  logTail = '';
+  private constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Starts a gateway and resolves when it prints its listening line (port 0 = any free port). */
+  static async start(options: GatewayProcessOptions): Promise<GatewayProcess> {
+    if (!fs.existsSync(gatewayBin)) throw new Error(`${gatewayBin} is missing: run npm run build first`);
+    const args = [
+      gatewayBin,
+      '--port',
+      String(options.port ?? 0),
+      '--nodes',
+      options.nodes.join(','),
+      ...(options.extraArgs ?? []),
+    ];
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, WALRUS_LOG_LEVEL: 'warn', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let tail = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`gateway did not start in ${startTimeoutMs} ms:\n${tail}`)),
+        startTimeoutMs,
+      );
+      const onData = (chunk: Buffer): void => {
+        tail = (tail + chunk.toString('utf8')).slice(-logTailBytesMax);
+        const m = /listening on https?:\/\/[^:]+:(\d+)/.exec(tail);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`gateway exited with ${code} before listening:\n${tail}`));
+      });
+    });
+    const gateway = new GatewayProcess(child, port);
+    gateway.logTail = tail;
+    const keep = (chunk: Buffer): void => {
+      gateway.logTail = (gateway.logTail + chunk.toString('utf8')).slice(-logTailBytesMax);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    return gateway;
+  }
+
+  /** SIGTERM (graceful: drains SSE) or SIGKILL; waits for the exit. Returns the exit code or signal. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string | null> {
+    if (!this.alive) return this.child.exitCode ?? this.child.signalCode;
+    const exited = new Promise<number | string | null>((resolve) =>
+      this.child.once('exit', (code, sig) => resolve(code ?? sig)),
+    );
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), stopTimeoutMs);
+    const result = await exited;
+    clearTimeout(timer);
+    return result;
+  }
+
+  kill(): Promise<number | string | null> {
+    return this.stop('SIGKILL');
+  }
+}
