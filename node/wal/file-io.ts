@@ -2,7 +2,9 @@
  * The WAL's only door to the filesystem: a small synchronous file API, real (`realFileIo`, over
  * node:fs) or fault-injecting (`FaultInjectingFileIo`, for tests of ENOSPC, EIO and torn writes).
  * Synchronous on purpose: the group commit writes and fdatasyncs in one setImmediate callback
- * (the Redis AOF model), which is faster than the libuv thread pool for small writes.
+ * (the Redis AOF model), which is faster than the libuv thread pool for small writes. The one
+ * asynchronous call, `fdatasyncAsync`, lets a group commit that touched several files sync them
+ * in parallel.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +17,8 @@ export interface FileIo {
   /** Positioned read; returns bytes read (short at end of file). */
   read(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number): number;
   fdatasync(fd: number): void;
+  /** fdatasync in the thread pool: several files in one group commit are synced in parallel. */
+  fdatasyncAsync(fd: number): Promise<void>;
   fsync(fd: number): void;
   truncate(fd: number, length: number): void;
   sizeOf(fd: number): number;
@@ -35,6 +39,10 @@ export const realFileIo: FileIo = {
   write: (fd, buf, bufOffset, length, position) => fs.writeSync(fd, buf, bufOffset, length, position),
   read: (fd, buf, bufOffset, length, position) => fs.readSync(fd, buf, bufOffset, length, position),
   fdatasync: (fd) => fs.fdatasyncSync(fd),
+  fdatasyncAsync: (fd) =>
+    new Promise((resolve, reject) => {
+      fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));
+    }),
   fsync: (fd) => fs.fsyncSync(fd),
   truncate: (fd, length) => fs.ftruncateSync(fd, length),
   sizeOf: (fd) => fs.fstatSync(fd).size,
@@ -189,6 +197,18 @@ export class FaultInjectingFileIo implements FileIo {
     const fault = this.take('fdatasync', this.paths.get(fd));
     if (fault) this.fail(fault, 'fdatasync');
     this.inner.fdatasync(fd);
+  }
+  fdatasyncAsync(fd: number): Promise<void> {
+    const fault = this.take('fdatasync', this.paths.get(fd));
+    if (fault) {
+      return Promise.reject(
+        Object.assign(new Error(`${fault.code}: injected fault on fdatasync`), {
+          code: fault.code,
+          syscall: 'fdatasync',
+        }),
+      );
+    }
+    return this.inner.fdatasyncAsync(fd);
   }
   fsync(fd: number): void {
     const fault = this.take('fsync', this.paths.get(fd));

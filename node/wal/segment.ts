@@ -123,6 +123,21 @@ export class PendingAppend {
   }
 }
 
+/** A batch written to the file but not yet acknowledged. */
+export interface BatchWrite {
+  readonly segment: Segment;
+  readonly appends: PendingAppend[];
+  /** File position and bytes of the batch. */
+  readonly start: number;
+  readonly total: number;
+  readonly endOffset: number;
+  readonly firstTimestampMs: number | null;
+  readonly lastTimestampMs: number | null;
+  /** Sparse index entries (offset, position, timestamp triples) to add on commit. */
+  readonly entries: number[];
+  readonly nextIndexPosition: number;
+}
+
 const zeroChunk = Buffer.alloc(1024 * 1024);
 
 export class Segment {
@@ -236,40 +251,39 @@ export class Segment {
   }
 
   /**
-   * Encodes every pending append into `scratch` (grown when too small), writes it at the end of the
-   * records and, when `sync`, fdatasyncs. On success the appends are settled by the caller through
-   * the returned list; on failure the file is cut back to its pre-batch length, nothing is
-   * acknowledged, offsets are handed out again, and the error says DISK_FULL (retry later) or
-   * UNAVAILABLE (the segment is marked failed: an EIO is never retried, the page cache may have
-   * dropped the data).
+   * Encodes every queued append into `scratch` (grown when too small) and writes it after the last
+   * record; with `fdatasyncNow`, fdatasyncs too. `willSync` says the batch is acknowledged only once
+   * durable (policy `always`), which its records' syncedDelta may then claim. Returns null when
+   * nothing is queued. On failure the batch is rolled back (see `failBatch`) and the WalError thrown;
+   * on success the caller settles it with `commitBatch` (after its fdatasync, when not done here).
    */
-  writePending(scratch: { buf: Buffer }, sync: boolean): PendingAppend[] {
-    const batch = this.pending;
+  writeBatch(scratch: { buf: Buffer }, fdatasyncNow: boolean, willSync: boolean): BatchWrite | null {
+    const appends = this.pending;
     const total = this.pendingBytes;
+    if (appends.length === 0) return null;
     this.pending = [];
     this.pendingBytes = 0;
-    if (batch.length === 0) return batch;
     if (scratch.buf.length < total) scratch.buf = Buffer.allocUnsafe(Math.max(total, scratch.buf.length * 2));
     const buf = scratch.buf;
     const start = this.endPosition;
-    const syncedEnd = sync ? this.endOffset : this.syncedEndOffset;
+    const syncedEnd = willSync ? this.endOffset : this.syncedEndOffset;
     const interval = this.ctx.limits.indexIntervalBytes;
-    // Index entries for this batch, committed only if the write succeeds.
-    const newEntries: number[] = [];
+    // Index entries for this batch, added only if the batch commits.
+    const entries: number[] = [];
     let nextIndexPosition = this.nextIndexPosition;
     let p = 0;
     let offset = this.endOffset;
     let lastTs = this.lastTimestampMs;
     let firstTs = this.firstTimestampMs;
-    for (let a = 0; a < batch.length; a++) {
-      const append = batch[a]!;
-      assert.equal(append.firstOffset, offset, 'pending appends are contiguous');
+    for (let a = 0; a < appends.length; a++) {
+      const append = appends[a]!;
+      assert.equal(append.firstOffset, offset, 'queued appends are contiguous');
       const { records, headerSizes, timestamps } = append;
       for (let i = 0; i < records.length; i++) {
         const record = records[i]!;
         const ts = timestamps === null ? append.timestampMs : timestamps[i]!;
         if (start + p >= nextIndexPosition) {
-          newEntries.push(offset, start + p, ts);
+          entries.push(offset, start + p, ts);
           nextIndexPosition = start + p + interval;
         }
         p = encodeRecordInto(
@@ -288,6 +302,17 @@ export class Segment {
       }
     }
     assert.equal(p, total, 'encoded size matches the size computed at append');
+    const batch: BatchWrite = {
+      segment: this,
+      appends,
+      start,
+      total,
+      endOffset: offset,
+      firstTimestampMs: firstTs,
+      lastTimestampMs: lastTs,
+      entries,
+      nextIndexPosition,
+    };
     const { io, stats } = this.ctx;
     try {
       if (start + total > this.preallocatedEnd) {
@@ -295,30 +320,49 @@ export class Segment {
       }
       writeFully(io, this.fd, buf, total, start);
       if (start + total > this.preallocatedEnd) this.preallocatedEnd = start + total;
-      if (sync) {
+      if (fdatasyncNow) {
         io.fdatasync(this.fd);
         stats.fsyncCount += 1;
       }
     } catch (error) {
-      throw this.rollBack(error, start, batch);
+      throw this.failBatch(batch, error);
     }
-    for (let i = 0; i < newEntries.length; i += 3) {
-      this.index.add(newEntries[i]!, newEntries[i + 1]!, newEntries[i + 2]!);
-    }
-    this.nextIndexPosition = nextIndexPosition;
-    this.endOffset = offset;
-    this.endPosition = start + total;
-    this.lastTimestampMs = lastTs;
-    this.firstTimestampMs = firstTs;
-    if (sync) {
-      this.syncedEndOffset = offset;
+    return batch;
+  }
+
+  /** Makes a written batch readable; `synced` when it is durable. */
+  commitBatch(batch: BatchWrite, synced: boolean): void {
+    const { entries } = batch;
+    for (let i = 0; i < entries.length; i += 3) this.index.add(entries[i]!, entries[i + 1]!, entries[i + 2]!);
+    this.nextIndexPosition = batch.nextIndexPosition;
+    this.endOffset = batch.endOffset;
+    this.endPosition = batch.start + batch.total;
+    this.lastTimestampMs = batch.lastTimestampMs;
+    this.firstTimestampMs = batch.firstTimestampMs;
+    if (synced) {
+      this.syncedEndOffset = batch.endOffset;
       this.syncedEndPosition = this.endPosition;
     }
-    stats.bytesWritten += total;
+    this.ctx.stats.bytesWritten += batch.total;
     if (this.endPosition - this.checkpointPosition >= this.ctx.limits.indexCheckpointIntervalBytes) {
       this.checkpointQuietly();
     }
-    return batch;
+  }
+
+  /**
+   * Undoes a failed batch: the file is cut back to the batch's start (no complete record of a
+   * partial write may be found later), offsets are handed out again, and appends queued behind it
+   * (their offsets followed it) are rejected with it. Returns the error for the batch's appends:
+   * DISK_FULL (retry later) or UNAVAILABLE (the segment is marked failed: an EIO is never retried,
+   * the page cache may have dropped the data).
+   */
+  failBatch(batch: BatchWrite, error: unknown): WalError {
+    const walError = this.rollBack(error, batch.start, batch.appends);
+    const behind = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const append of behind) append.reject(walError);
+    return walError;
   }
 
   /** Undoes a failed batch write; returns the error to reject its appends with. */

@@ -29,6 +29,7 @@ import type {
   WalSegmentInfo,
   WalStats,
 } from './segment.js';
+import type { BatchWrite } from './segment.js';
 import { PendingAppend, Segment } from './segment.js';
 import { parseSegmentFileName } from './segment-files.js';
 import { openSegment } from './segment-recovery.js';
@@ -62,6 +63,9 @@ export interface WalReplicatedRecord extends WalRecordInput {
   offset: number;
   timestampMs: number;
 }
+
+/** Rounds of waiting for in-flight group commits before `drain` gives up (each round settles one). */
+const drainRoundCountMax = 1_000_000;
 
 const topicNamePattern = /^[A-Za-z0-9._-]{1,200}$/;
 
@@ -103,6 +107,8 @@ export class Wal {
   private queuedBytes = 0;
   private queuedAppends = 0;
   private flushScheduled = false;
+  /** The multi-file group commit whose fdatasyncs are running, if any. */
+  private inFlight: Promise<void> | null = null;
   private readonly scratch = { buf: Buffer.allocUnsafe(1024 * 1024) };
   private intervalTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -360,6 +366,9 @@ export class Wal {
     if (segment === null)
       return new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' has no active segment`);
     if (segment.failed !== null) return segment.failed;
+    if (this.queueFull()) {
+      return new WalError(WalErrorCode.UNAVAILABLE, 'the group commit queue is full; retry shortly');
+    }
     return segment;
   }
 
@@ -431,50 +440,110 @@ export class Wal {
     this.queuedBytes += pending.encodedBytes;
     this.queuedAppends += 1;
     if (
-      this.queuedBytes >= walLimits.groupCommitSizeMaxBytes ||
-      this.queuedAppends >= walLimits.groupCommitAppendCountMax
+      this.inFlight === null &&
+      (this.queuedBytes >= walLimits.groupCommitSizeMaxBytes ||
+        this.queuedAppends >= walLimits.groupCommitAppendCountMax)
     ) {
       this.flush();
-    } else if (!this.flushScheduled) {
+    } else if (!this.flushScheduled && this.inFlight === null) {
       this.flushScheduled = true;
       setImmediate(this.flushBound);
     }
   }
 
-  /** The group commit: one write (+ one fdatasync with `always`) per segment with queued appends. */
+  /** Whether the queue is full while a multi-file group commit is in flight (appends are refused). */
+  private queueFull(): boolean {
+    return (
+      this.inFlight !== null &&
+      (this.queuedBytes >= walLimits.groupCommitSizeMaxBytes ||
+        this.queuedAppends >= walLimits.groupCommitAppendCountMax)
+    );
+  }
+
+  /**
+   * The group commit: one write per segment with queued appends, then (policy `always`) one
+   * fdatasync per file: synchronously when one file was touched, in parallel in the thread pool when
+   * several were (then the next group commit waits for this one: at most one is in flight).
+   */
   private flush(): void {
     this.flushScheduled = false;
+    if (this.inFlight !== null) return;
     const segments = this.queued;
     if (segments.length === 0) return;
     this.queued = [];
     this.queuedBytes = 0;
     this.queuedAppends = 0;
     const sync = this.options.fsyncPolicy.kind === 'always';
-    const stat = this.stat;
-    stat.groupCommitCount += 1;
+    const parallel = sync && segments.length > 1;
+    this.stat.groupCommitCount += 1;
+    const written: BatchWrite[] = [];
     for (let s = 0; s < segments.length; s++) {
       const segment = segments[s]!;
       const queued = segment.pending;
-      let batch: PendingAppend[];
+      let batch: BatchWrite | null;
       try {
-        batch = segment.writePending(this.scratch, sync);
+        batch = segment.writeBatch(this.scratch, sync && !parallel, sync);
       } catch (error) {
         const walError = walErrorFromIo(error, `group commit of topic '${segment.topic}'`);
         for (const append of queued) append.reject(walError);
         continue;
       }
-      stat.appendCount += batch.length;
-      for (let i = 0; i < batch.length; i++) {
-        const append = batch[i]!;
-        const n = append.records.length;
-        stat.recordCount += n;
-        append.resolve({
-          firstOffset: append.firstOffset,
-          lastOffset: append.firstOffset + n - 1,
-          timestampMs: append.timestampMs,
-        });
+      if (batch === null) continue;
+      if (parallel) {
+        written.push(batch);
+      } else {
+        segment.commitBatch(batch, sync);
+        this.acknowledge(batch);
       }
     }
+    if (written.length > 0) this.inFlight = this.syncInParallel(written);
+  }
+
+  private async syncInParallel(written: BatchWrite[]): Promise<void> {
+    const results = await Promise.allSettled(written.map((b) => this.io.fdatasyncAsync(b.segment.fd)));
+    this.stat.fsyncCount += written.length;
+    for (let i = 0; i < written.length; i++) {
+      const batch = written[i]!;
+      const result = results[i]!;
+      if (result.status === 'fulfilled') {
+        batch.segment.commitBatch(batch, true);
+        this.acknowledge(batch);
+      } else {
+        const error = batch.segment.failBatch(batch, result.reason);
+        for (const append of batch.appends) append.reject(error);
+      }
+    }
+    this.inFlight = null;
+    if (this.queued.length > 0) this.flush();
+  }
+
+  private acknowledge(batch: BatchWrite): void {
+    const stat = this.stat;
+    const appends = batch.appends;
+    stat.appendCount += appends.length;
+    for (let i = 0; i < appends.length; i++) {
+      const append = appends[i]!;
+      const n = append.records.length;
+      stat.recordCount += n;
+      append.resolve({
+        firstOffset: append.firstOffset,
+        lastOffset: append.firstOffset + n - 1,
+        timestampMs: append.timestampMs,
+      });
+    }
+  }
+
+  /** Resolves once no group commit is in flight and nothing is queued (everything accepted is settled). */
+  private async drain(): Promise<void> {
+    for (let round = 0; round < drainRoundCountMax; round++) {
+      if (this.inFlight !== null) {
+        await this.inFlight;
+        continue;
+      }
+      if (this.queued.length === 0) return;
+      this.flush();
+    }
+    throw new WalError(WalErrorCode.UNAVAILABLE, 'the group commit queue did not drain');
   }
 
   /** Policy `interval`: fdatasync every segment with written but not yet durable records. */
@@ -502,7 +571,9 @@ export class Wal {
     const segment = t.active;
     if (segment === null)
       throw new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' has no active segment`);
-    if (segment.pending.length > 0) this.flush();
+    await this.drain();
+    if (t.active !== segment)
+      throw new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' changed while sealing`);
     segment.seal();
     t.active = null;
     return segment.info();
@@ -645,7 +716,8 @@ export class Wal {
     this.assertOpen();
     const t = this.topicMap.get(topic);
     if (t === undefined) return;
-    if (t.active !== null && t.active.pending.length > 0) this.flush();
+    await this.drain();
+    if (this.topicMap.get(topic) !== t) return;
     for (const s of t.segments) s.close();
     this.topicMap.delete(topic);
     const trash = path.join(this.trashDir, `${topic}-${Date.now()}`);
@@ -666,8 +738,8 @@ export class Wal {
   /** Writes queued appends, makes everything durable, checkpoints indexes, closes files. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
     this.closed = true;
+    await this.drain();
     if (this.intervalTimer !== null) clearInterval(this.intervalTimer);
     for (const t of this.topicMap.values()) {
       for (const s of t.segments) {

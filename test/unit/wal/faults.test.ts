@@ -143,3 +143,34 @@ test('a real full disk (tiny tmpfs in a private mount namespace) fails appends w
   t.is(result.afterOffset, result.acknowledged - 1);
   t.true(result.intact, 'every acknowledged record reads back after reopen');
 });
+
+test('ENOSPC on one file of a parallel group commit fails only its appends (and those queued behind them)', async (t) => {
+  const dir = tempDir('enospc-parallel');
+  t.teardown(() => removeDir(dir));
+  const io = new FaultInjectingFileIo();
+  const wal = await openWal(dir, { fileIo: io });
+  await wal.createSegment('full', 1, 0);
+  await wal.createSegment('fine', 1, 0);
+  io.inject({ op: 'fdatasync', code: 'ENOSPC', pathIncludes: `${path.sep}full${path.sep}` });
+  const first = [
+    wal.append('full', [{ value: payload(0, 10) }]),
+    wal.append('fine', [{ value: payload(0, 10) }]),
+  ];
+  // Queued while the first group commit's fdatasyncs run; its offset follows the failing batch.
+  const behind = await new Promise<Promise<unknown>>((resolve) =>
+    setImmediate(() => resolve(wal.append('full', [{ value: payload(1, 10) }]).catch((e: unknown) => e))),
+  );
+  const settled = await Promise.allSettled(first);
+  t.deepEqual(
+    settled.map((r) => (r.status === 'rejected' ? code(r.reason) : 'ok')),
+    ['DISK_FULL', 'ok'],
+  );
+  t.is(code(await behind), 'DISK_FULL');
+  t.is(wal.endOffset('full'), 0);
+  t.is((await wal.append('full', [{ value: payload(0, 10) }])).firstOffset, 0);
+  await wal.close();
+  const again = await openWal(dir);
+  t.is(again.endOffset('full'), 1);
+  t.is(again.endOffset('fine'), 1);
+  await again.close();
+});

@@ -451,3 +451,32 @@ test('a group commit larger than the preallocation grows the file and stays read
   t.deepEqual(Buffer.from(all[79]!.value), Buffer.from(payload(39, 5000)));
   await again.close();
 });
+
+test('a group commit over several files syncs them in parallel; appends arriving meanwhile go in the next one', async (t) => {
+  const dir = tempDir('parallel');
+  t.teardown(() => removeDir(dir));
+  const wal = await openWal(dir);
+  for (const topic of ['a', 'b', 'c']) await wal.createSegment(topic, 1, 0);
+  const before = wal.stats();
+  const first = ['a', 'b', 'c', 'a'].map((topic) => wal.append(topic, [{ value: payload(1, 10) }]));
+  // Runs after the WAL's flush (scheduled first), while its fdatasyncs are in the thread pool.
+  const second = await new Promise<Promise<{ firstOffset: number }>[]>((resolve) =>
+    setImmediate(() => resolve(['a', 'b'].map((topic) => wal.append(topic, [{ value: payload(2, 10) }])))),
+  );
+  t.deepEqual(
+    (await Promise.all(first)).map((r) => r.firstOffset),
+    [0, 0, 0, 1],
+  );
+  t.deepEqual(
+    (await Promise.all(second)).map((r) => r.firstOffset),
+    [2, 1],
+  );
+  const after = wal.stats();
+  t.is(after.groupCommitCount - before.groupCommitCount, 2);
+  t.is(after.fsyncCount - before.fsyncCount, 5);
+  t.deepEqual(
+    readAll(wal, 'a', 0).map((r) => r.offset),
+    [0, 1, 2],
+  );
+  await wal.close();
+});
