@@ -633,6 +633,7 @@ export class RaftCore {
 
   private handleAppAck(m: Message, pr: Progress): void {
     if (m.index > this.log.lastIndex()) return; // acks for entries we never had: ignore
+    const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index)) return;
     if (pr.state === 'probe') pr.becomeReplicate();
     else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
@@ -640,10 +641,12 @@ export class RaftCore {
     if (this.maybeCommit()) {
       this.bcastAppend();
       if (this.state !== 'Leader') return;
-    } else {
-      while (this.sendAppend(m.from, false)) {
-        // keep filling the in-flight window
-      }
+    } else if (wasPaused) {
+      // While paused it may have missed the latest commit index: send it (even with no entries).
+      this.sendAppend(m.from, true);
+    }
+    while (this.sendAppend(m.from, false)) {
+      // keep filling the in-flight window
     }
     if (this.leadTransferee === m.from && pr.match === this.log.lastIndex()) {
       this.send(this.msg(MessageType.TimeoutNow, m.from));
