@@ -89,7 +89,20 @@ export async function* tailRecords(
       const reader = res.body.getReader();
       try {
         for (;;) {
-          const { value, done } = await reader.read();
+          let chunk: Awaited<ReturnType<typeof reader.read>>;
+          try {
+            chunk = await reader.read();
+          } catch (error) {
+            if (options.signal?.aborted) throw error;
+            throw new WalrusApiError(
+              'UNAVAILABLE',
+              0,
+              `the event stream broke: ${String(error)}`,
+              {},
+              { cause: error },
+            );
+          }
+          const { value, done } = chunk;
           if (done) break;
           parser.push(decoder.decode(value, { stream: true }));
           while (pending.length > 0) {
