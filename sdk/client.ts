@@ -60,9 +60,10 @@ function isRepeatable(request: Request): boolean {
   return request.headers.has('producer-id') || path === '/v1/topics' || path.endsWith('/commit');
 }
 
-function retryAfterMs(res: Response): number {
+/** The server's Retry-After, capped by the policy's longest wait. */
+function retryAfterMs(res: Response, policy: RetryPolicy): number {
   const value = Number(res.headers.get('retry-after'));
-  return Number.isFinite(value) && value > 0 ? Math.min(value * 1000, 10_000) : 0;
+  return Number.isFinite(value) && value > 0 ? Math.min(value * 1000, policy.delayMsMax) : 0;
 }
 
 /** fetch with bounded retries of retryable answers for requests that are safe to repeat. */
@@ -84,7 +85,7 @@ export function retryingFetch(
         continue;
       }
       if (last || !retryStatuses.has(res.status)) return res;
-      const waitMs = Math.max(backoffDelayMs(policy, attempt), retryAfterMs(res));
+      const waitMs = Math.max(backoffDelayMs(policy, attempt), retryAfterMs(res, policy));
       await res.body?.cancel().catch(() => {});
       await sleep(waitMs, request.signal);
     }
