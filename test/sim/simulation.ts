@@ -92,6 +92,17 @@ const nodeCountMax = 16;
 /** Liveness: ticks allowed after healing for a leader to commit a proposal. */
 const livenessElectionTimeoutsMax = 60;
 
+interface LinkWeather {
+  readonly dropRate: number;
+  readonly dupRate: number;
+  /** Normal delays are uniform in [1, delayMax] time units (so messages reorder). */
+  readonly delayMax: number;
+  /** Probability of a long delay (up to 8 ticks): stale messages arriving late. */
+  readonly longDelayRate: number;
+}
+
+const calmWeather: LinkWeather = { dropRate: 0, dupRate: 0, delayMax: 4, longDelayRate: 0 };
+
 type SimEvent =
   | { time: number; seq: number; kind: 'tick'; node: number; epoch: number }
   | { time: number; seq: number; kind: 'deliver'; msg: Message }
@@ -177,11 +188,9 @@ class Simulation {
   private proposalSeq = 0;
   private readonly toDecommission: number[] = [];
 
-  // network weather
-  private dropRate = 0;
-  private dupRate = 0;
-  private delayMax = 4;
-  private longDelayRate = 0;
+  // network weather: global, overridden per directed link
+  private weather: LinkWeather = calmWeather;
+  private readonly linkWeather = new Map<number, LinkWeather>();
   /** Blocked directed links "from>to" (one-way partitions are single entries). */
   private readonly blocked = new Set<number>();
 
@@ -453,29 +462,28 @@ class Simulation {
     this.opts.trace?.(
       `${this.now} ${m.type} ${m.from}>${m.to} t${m.term} i${m.index} lt${m.logTerm} n${m.entries.length} c${m.commit}${m.reject ? ` REJ h${m.rejectHint}` : ''}${m.snapshot ? ` snap${m.snapshot.meta.index}` : ''}`,
     );
-    if (this.blocked.has(m.from * 1024 + m.to) || (this.dropRate > 0 && this.prng.chance(this.dropRate))) {
+    const link = m.from * 1024 + m.to;
+    const w = this.linkWeather.get(link) ?? this.weather;
+    if (this.blocked.has(link) || (w.dropRate > 0 && this.prng.chance(w.dropRate))) {
       this.stats.dropped++;
       return;
     }
-    this.queue.push({ time: this.now + this.delay(), kind: 'deliver', msg: m });
-    if (this.dupRate > 0 && this.prng.chance(this.dupRate)) {
-      this.queue.push({ time: this.now + this.delay(), kind: 'deliver', msg: m });
+    this.queue.push({ time: this.now + this.delay(w), kind: 'deliver', msg: m });
+    if (w.dupRate > 0 && this.prng.chance(w.dupRate)) {
+      this.queue.push({ time: this.now + this.delay(w), kind: 'deliver', msg: m });
     }
   }
 
-  private delay(): number {
-    if (this.longDelayRate > 0 && this.prng.chance(this.longDelayRate))
-      return 1 + this.prng.nextInt(8 * tickUnits);
-    return 1 + this.prng.nextInt(this.delayMax);
+  private delay(w: LinkWeather): number {
+    if (w.longDelayRate > 0 && this.prng.chance(w.longDelayRate)) return 1 + this.prng.nextInt(8 * tickUnits);
+    return 1 + this.prng.nextInt(w.delayMax);
   }
 
   private heal(): void {
     this.healed = true;
     this.blocked.clear();
-    this.dropRate = 0;
-    this.dupRate = 0;
-    this.longDelayRate = 0;
-    this.delayMax = 4;
+    this.weather = calmWeather;
+    this.linkWeather.clear();
     for (const n of this.nodes.values()) {
       if (!n.core && !n.decommissioned) this.start(n);
     }
@@ -533,8 +541,10 @@ class Simulation {
       else if (r < 76) this.actCompact();
       else if (r < 80) this.actCrash();
       else if (r < 85) this.actPartition();
-      else if (r < 91) this.blocked.clear();
-      else this.actWeather();
+      else if (r < 91) {
+        this.blocked.clear();
+        this.linkWeather.clear();
+      } else this.actWeather();
     } catch (err) {
       if (!(err instanceof RaftError)) throw err; // refusals (NOT_LEADER, BUSY, …) are expected
     }
@@ -625,10 +635,21 @@ class Simulation {
     }
   }
 
+  /** New weather for the whole network, or for one directed link. */
   private actWeather(): void {
-    this.dropRate = [0, 0, 0.01, 0.05, 0.2][this.prng.nextInt(5)]!;
-    this.dupRate = [0, 0, 0.02, 0.1][this.prng.nextInt(4)]!;
-    this.delayMax = [2, 4, 8, 20][this.prng.nextInt(4)]!;
-    this.longDelayRate = [0, 0, 0.01, 0.05][this.prng.nextInt(4)]!;
+    const w: LinkWeather = {
+      dropRate: [0, 0, 0.01, 0.05, 0.2, 0.6][this.prng.nextInt(6)]!,
+      dupRate: [0, 0, 0.02, 0.1][this.prng.nextInt(4)]!,
+      delayMax: [2, 4, 8, 20][this.prng.nextInt(4)]!,
+      longDelayRate: [0, 0, 0.01, 0.05][this.prng.nextInt(4)]!,
+    };
+    if (this.prng.chance(0.5)) {
+      this.weather = w;
+      return;
+    }
+    const ids = [...this.nodes.keys()];
+    const from = this.pick(ids)!;
+    const to = this.pick(ids)!;
+    if (from !== to) this.linkWeather.set(from * 1024 + to, w);
   }
 }

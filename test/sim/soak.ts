@@ -55,9 +55,11 @@ for (let seed = from; seed < from + count; seed++) {
   eventTotal += r.stats.events;
   if (!r.ok) {
     failed++;
-    console.log(
-      `FAIL seed ${seed}: ${r.violation?.split('\n')[0]}\n  replay: ${replayCommand(seed, events)}`,
-    );
+    const replay =
+      values.bug === undefined
+        ? replayCommand(seed, events)
+        : `node dist/test/sim/soak.js --seed ${seed} --events ${events} --bug ${values.bug}`;
+    console.log(`FAIL seed ${seed}: ${r.violation?.split('\n')[0]}\n  replay: ${replay}`);
   }
   if ((seed - from + 1) % 1000 === 0) {
     const s = (performance.now() - started) / 1000;
