@@ -20,6 +20,12 @@ export interface FileIo {
   /** fdatasync in the thread pool: several files in one group commit are synced in parallel. */
   fdatasyncAsync(fd: number): Promise<void>;
   fsync(fd: number): void;
+  /**
+   * Writes zeros over [from, to) of `file` through its own O_DSYNC descriptor, in the thread pool,
+   * in chunks of `zeroChunkSizeBytes`: background preallocation that never leaves many dirty pages
+   * for the group commit's fdatasync to flush.
+   */
+  writeZerosDurablyAsync(file: string, from: number, to: number): Promise<void>;
   truncate(fd: number, length: number): void;
   sizeOf(fd: number): number;
   rename(from: string, to: string): void;
@@ -33,6 +39,10 @@ export interface FileIo {
   fsyncDir(dir: string): void;
 }
 
+/** Background preallocation writes this many zeros per O_DSYNC write. */
+export const zeroChunkSizeBytes = 128 * 1024;
+const zeroChunk = Buffer.alloc(zeroChunkSizeBytes);
+
 export const realFileIo: FileIo = {
   open: (file, flags) => fs.openSync(file, flags),
   close: (fd) => fs.closeSync(fd),
@@ -44,6 +54,19 @@ export const realFileIo: FileIo = {
       fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));
     }),
   fsync: (fd) => fs.fsyncSync(fd),
+  writeZerosDurablyAsync: async (file, from, to) => {
+    const handle = await fs.promises.open(file, fs.constants.O_RDWR | fs.constants.O_DSYNC);
+    try {
+      for (let pos = from; pos < to; ) {
+        const n = Math.min(zeroChunkSizeBytes, to - pos);
+        const { bytesWritten } = await handle.write(zeroChunk, 0, n, pos);
+        if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+        pos += bytesWritten;
+      }
+    } finally {
+      await handle.close();
+    }
+  },
   truncate: (fd, length) => fs.ftruncateSync(fd, length),
   sizeOf: (fd) => fs.fstatSync(fd).size,
   rename: (from, to) => fs.renameSync(from, to),
@@ -120,7 +143,7 @@ export function writeFileDurably(io: FileIo, file: string, data: Uint8Array): vo
   io.fsyncDir(path.dirname(file));
 }
 
-export type FaultOp = 'write' | 'fdatasync' | 'fsync' | 'truncate' | 'open' | 'rename' | 'unlink';
+export type FaultOp = 'write' | 'fdatasync' | 'fsync' | 'truncate' | 'open' | 'rename' | 'unlink' | 'zeros';
 
 export interface Fault {
   op: FaultOp;
@@ -214,6 +237,18 @@ export class FaultInjectingFileIo implements FileIo {
     const fault = this.take('fsync', this.paths.get(fd));
     if (fault) this.fail(fault, 'fsync');
     this.inner.fsync(fd);
+  }
+  writeZerosDurablyAsync(file: string, from: number, to: number): Promise<void> {
+    const fault = this.take('zeros', file);
+    if (fault) {
+      return Promise.reject(
+        Object.assign(new Error(`${fault.code}: injected fault on zero fill`), {
+          code: fault.code,
+          syscall: 'write',
+        }),
+      );
+    }
+    return this.inner.writeZerosDurablyAsync(file, from, to);
   }
   truncate(fd: number, length: number): void {
     const fault = this.take('truncate', this.paths.get(fd));

@@ -8,6 +8,7 @@
  *   baseOffset <= syncedEndOffset <= endOffset <= assignedEndOffset
  *   segmentFileHeaderBytes <= syncedEndPosition <= endPosition <= preallocatedEnd (= file size)
  *   every byte in [endPosition, preallocatedEnd) is zero (so a crash never exposes stale records)
+ *   only zeros are ever written beyond endPosition (foreground or background preallocation)
  *   records [baseOffset, endOffset) occupy [segmentFileHeaderBytes, endPosition) back to back
  */
 import assert from 'node:assert';
@@ -60,6 +61,8 @@ export interface SegmentContext {
   readonly lengthMax: number;
   readonly logger: WalLogger;
   readonly stats: WalStats;
+  /** Called when a background preallocation ends (the WAL flushes appends that waited for it). */
+  readonly onExtended: (segment: Segment) => void;
 }
 
 export interface WalRecordInput {
@@ -168,6 +171,12 @@ export class Segment {
   readonly corrupt = new Map<number, CorruptRange>();
   pending: PendingAppend[] = [];
   pendingBytes = 0;
+  /** In the WAL's list of segments to flush. */
+  queuedForFlush = false;
+  /** Set by sealActive: appends are refused while it waits for the queue to drain. */
+  sealing = false;
+  /** The background preallocation in flight, if any (never rejects). */
+  extending: Promise<void> | null = null;
 
   constructor(
     private readonly ctx: SegmentContext,
@@ -220,6 +229,35 @@ export class Segment {
   }
 
   /**
+   * Starts a background preallocation of the next `segmentPreallocateBytes` once less than half of
+   * the current one is left, so that the group commit rarely has to write zeros itself.
+   */
+  private maybeExtendAhead(): void {
+    const step = this.ctx.limits.segmentPreallocateBytes;
+    if (this.extending !== null || this.sealed || this.sealing || this.failed !== null) return;
+    if (this.preallocatedEnd - this.endPosition > step / 2) return;
+    const from = this.preallocatedEnd;
+    const to = Math.ceil((from + step) / 4096) * 4096;
+    this.extending = this.ctx.io
+      .writeZerosDurablyAsync(this.walPath, from, to)
+      .then(
+        () => {
+          if (this.preallocatedEnd === from) this.preallocatedEnd = to;
+        },
+        (error: unknown) => {
+          this.ctx.logger.warn(
+            { topic: this.topic, segmentId: this.id, err: String(error) },
+            'Background preallocation failed; the group commit preallocates when needed',
+          );
+        },
+      )
+      .finally(() => {
+        this.extending = null;
+        this.ctx.onExtended(this);
+      });
+  }
+
+  /**
    * Extends the file with zeros up to at least `end` (rounded up to 4 KiB). Best effort: on ENOSPC
    * the file is cut back to its previous size and the caller writes into a growing file instead.
    */
@@ -257,10 +295,16 @@ export class Segment {
    * nothing is queued. On failure the batch is rolled back (see `failBatch`) and the WalError thrown;
    * on success the caller settles it with `commitBatch` (after its fdatasync, when not done here).
    */
-  writeBatch(scratch: { buf: Buffer }, fdatasyncNow: boolean, willSync: boolean): BatchWrite | null {
+  writeBatch(
+    scratch: { buf: Buffer },
+    fdatasyncNow: boolean,
+    willSync: boolean,
+  ): BatchWrite | 'deferred' | null {
     const appends = this.pending;
     const total = this.pendingBytes;
     if (appends.length === 0) return null;
+    // Never write where a background preallocation may still write zeros: wait for it instead.
+    if (this.extending !== null && this.endPosition + total > this.preallocatedEnd) return 'deferred';
     this.pending = [];
     this.pendingBytes = 0;
     if (scratch.buf.length < total) scratch.buf = Buffer.allocUnsafe(Math.max(total, scratch.buf.length * 2));
@@ -344,6 +388,7 @@ export class Segment {
       this.syncedEndPosition = this.endPosition;
     }
     this.ctx.stats.bytesWritten += batch.total;
+    this.maybeExtendAhead();
     if (this.endPosition - this.checkpointPosition >= this.ctx.limits.indexCheckpointIntervalBytes) {
       this.checkpointQuietly();
     }

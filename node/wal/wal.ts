@@ -107,6 +107,8 @@ export class Wal {
   private queuedBytes = 0;
   private queuedAppends = 0;
   private flushScheduled = false;
+  /** Segments whose queued appends wait for a background preallocation to end. */
+  private readonly deferred = new Set<Segment>();
   /** The multi-file group commit whose fdatasyncs are running, if any. */
   private inFlight: Promise<void> | null = null;
   private readonly scratch = { buf: Buffer.allocUnsafe(1024 * 1024) };
@@ -125,6 +127,7 @@ export class Wal {
       lengthMax: recordLengthMax(this.limits.recordSizeMaxBytes),
       logger: this.logger,
       stats: this.stat,
+      onExtended: (segment) => this.onExtended(segment),
     };
     this.topicsDir = path.join(options.rootDir, 'topics');
     this.trashDir = path.join(options.rootDir, 'trash');
@@ -366,7 +369,9 @@ export class Wal {
     if (segment === null)
       return new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' has no active segment`);
     if (segment.failed !== null) return segment.failed;
-    if (this.queueFull()) {
+    if (segment.sealing)
+      return new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' is sealing its segment`);
+    if (this.queueFull() || segment.pendingBytes >= walLimits.groupCommitSizeMaxBytes) {
       return new WalError(WalErrorCode.UNAVAILABLE, 'the group commit queue is full; retry shortly');
     }
     return segment;
@@ -434,7 +439,10 @@ export class Wal {
   }
 
   private enqueue(segment: Segment, pending: PendingAppend): void {
-    if (segment.pending.length === 0) this.queued.push(segment);
+    if (!segment.queuedForFlush && !this.deferred.has(segment)) {
+      segment.queuedForFlush = true;
+      this.queued.push(segment);
+    }
     segment.pending.push(pending);
     segment.pendingBytes += pending.encodedBytes;
     this.queuedBytes += pending.encodedBytes;
@@ -479,8 +487,9 @@ export class Wal {
     const written: BatchWrite[] = [];
     for (let s = 0; s < segments.length; s++) {
       const segment = segments[s]!;
+      segment.queuedForFlush = false;
       const queued = segment.pending;
-      let batch: BatchWrite | null;
+      let batch: BatchWrite | 'deferred' | null;
       try {
         batch = segment.writeBatch(this.scratch, sync && !parallel, sync);
       } catch (error) {
@@ -489,6 +498,10 @@ export class Wal {
         continue;
       }
       if (batch === null) continue;
+      if (batch === 'deferred') {
+        this.deferred.add(segment);
+        continue;
+      }
       if (parallel) {
         written.push(batch);
       } else {
@@ -533,11 +546,26 @@ export class Wal {
     }
   }
 
+  /** A background preallocation ended: appends that waited for it go into the next group commit. */
+  private onExtended(segment: Segment): void {
+    if (!this.deferred.delete(segment) || segment.pending.length === 0 || segment.queuedForFlush) return;
+    segment.queuedForFlush = true;
+    this.queued.push(segment);
+    if (!this.flushScheduled && this.inFlight === null) {
+      this.flushScheduled = true;
+      setImmediate(this.flushBound);
+    }
+  }
+
   /** Resolves once no group commit is in flight and nothing is queued (everything accepted is settled). */
   private async drain(): Promise<void> {
     for (let round = 0; round < drainRoundCountMax; round++) {
       if (this.inFlight !== null) {
         await this.inFlight;
+        continue;
+      }
+      if (this.deferred.size > 0) {
+        await Promise.all([...this.deferred].map((segment) => segment.extending));
         continue;
       }
       if (this.queued.length === 0) return;
@@ -717,6 +745,7 @@ export class Wal {
     const t = this.topicMap.get(topic);
     if (t === undefined) return;
     await this.drain();
+    for (const s of t.segments) while (s.extending !== null) await s.extending;
     if (this.topicMap.get(topic) !== t) return;
     for (const s of t.segments) s.close();
     this.topicMap.delete(topic);
@@ -740,6 +769,8 @@ export class Wal {
     if (this.closed) return;
     this.closed = true;
     await this.drain();
+    for (const t of this.topicMap.values())
+      for (const s of t.segments) while (s.extending !== null) await s.extending;
     if (this.intervalTimer !== null) clearInterval(this.intervalTimer);
     for (const t of this.topicMap.values()) {
       for (const s of t.segments) {

@@ -4,7 +4,8 @@
  */
 import fs from 'node:fs';
 import test from 'ava';
-import { parseFsyncPolicy, Wal, WalError } from '../../../node/wal/index.js';
+import type { FileIo } from '../../../node/wal/index.js';
+import { parseFsyncPolicy, realFileIo, Wal, WalError } from '../../../node/wal/index.js';
 import { openWal, payload, readAll, removeDir, segmentFile, tempDir } from './helpers.js';
 
 function code(error: unknown): string | undefined {
@@ -479,4 +480,45 @@ test('a group commit over several files syncs them in parallel; appends arriving
     [0, 1, 2],
   );
   await wal.close();
+});
+
+test('appends that would reach a background preallocation in flight wait for it, then commit in order', async (t) => {
+  const dir = tempDir('extend');
+  t.teardown(() => removeDir(dir));
+  let open: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  let started = 0;
+  const io: FileIo = {
+    ...realFileIo,
+    writeZerosDurablyAsync: async (file, from, to) => {
+      started += 1;
+      await gate;
+      return realFileIo.writeZerosDurablyAsync(file, from, to);
+    },
+  };
+  const step = 64 * 1024;
+  const wal = await openWal(dir, { fileIo: io, segmentPreallocateBytes: step });
+  await wal.createSegment('t', 1, 0);
+  // Use more than half of the preallocation: the background extension starts (and hangs).
+  await wal.append('t', [{ value: payload(0, step / 2 + 5000) }]);
+  t.is(started, 1);
+  // This one does not fit below the preallocated end: it must wait, not write into the region.
+  let settled = false;
+  const waiting = wal.append('t', [{ value: payload(1, step / 2) }]).then((r) => {
+    settled = true;
+    return r;
+  });
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  t.false(settled);
+  open();
+  t.is((await waiting).firstOffset, 1);
+  const all = readAll(wal, 't', 0);
+  t.deepEqual(Buffer.from(all[1]!.value), Buffer.from(payload(1, step / 2)));
+  await wal.close();
+  const again = await openWal(dir);
+  t.is(again.endOffset('t'), 2);
+  t.deepEqual(Buffer.from(readAll(again, 't', 0)[1]!.value), Buffer.from(payload(1, step / 2)));
+  await again.close();
 });
