@@ -218,3 +218,59 @@ test('status() reports the fields METRICS is built from', (t) => {
   t.deepEqual(Object.keys(s.progress).sort(), ['1', '2', '3']);
   t.like(s.progress[2], { match: 0, next: 1, state: 'probe' });
 });
+
+test('fuzz: any junk handed to step() is refused with BAD_REQUEST or handled, never a crash', (t) => {
+  const junk = fc.oneof(
+    fc.constant(undefined),
+    fc.constant(null),
+    fc.integer(),
+    fc.string(),
+    fc.double(),
+    fc.object(),
+  );
+  const num = fc.oneof(fc.integer({ min: -2, max: 6 }), junk);
+  const entry = fc.oneof(
+    junk,
+    fc.record({
+      term: num,
+      index: num,
+      kind: fc.oneof(fc.constantFrom(0, 1, 2), junk),
+      data: fc.oneof(fc.uint8Array(), junk),
+    }),
+  );
+  const message = fc.record({
+    type: fc.oneof(fc.constantFrom(...Object.values(MessageType)), junk),
+    from: num,
+    to: fc.oneof(fc.constant(1), num),
+    term: num,
+    logTerm: num,
+    index: num,
+    entries: fc.oneof(fc.array(entry, { maxLength: 3 }), junk),
+    commit: num,
+    reject: fc.boolean(),
+    rejectHint: num,
+    snapshot: fc.oneof(
+      junk,
+      fc.record({
+        meta: fc.oneof(junk, fc.record({ index: num, term: num, conf: junk })),
+        data: fc.uint8Array(),
+      }),
+    ),
+    transfer: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(fc.array(message, { maxLength: 8 }), (msgs) => {
+      const n = makeNode(1, [1, 2, 3]);
+      for (const m of msgs) {
+        try {
+          n.core.step(m as never);
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'BAD_REQUEST') throw err;
+        }
+        drain(n);
+      }
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass();
+});

@@ -352,7 +352,9 @@ for (const [logTerm, index, wantIndex, wantReject, wantHint] of checkApp) {
     const storage = storageWithTerms([1, 2, 3], [1, 2], 2);
     storage.setHardState({ term: 2, vote: 0, commit: 1 });
     const n = makeNode(1, [1, 2, 3], { storage });
-    n.core.step(msg({ type: MessageType.App, from: 2, to: 1, term: 2, index, logTerm, commit: 1 }));
+    n.core.step(
+      msg({ type: MessageType.App, from: 2, to: 1, term: Math.max(2, logTerm), index, logTerm, commit: 1 }),
+    );
     const [m] = drain(n);
     t.is(m?.type, 'AppResp');
     t.is(m?.index, wantIndex);
