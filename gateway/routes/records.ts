@@ -19,7 +19,7 @@ import {
   upstreamTimeoutMs,
 } from '../limits.js';
 import { corsHeaders } from '../middleware/cors.js';
-import { ProblemError } from '../middleware/problem.js';
+import { ProblemError, problemFromError } from '../middleware/problem.js';
 import { isJsonContentType, parseBoolParam, parseIntParam } from '../params.js';
 import { parseAppendBody, recordToJson } from '../records-json.js';
 import { NodeResponseSink, type SseSink, WebStreamSink } from '../sse/sink.js';
@@ -204,8 +204,41 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   });
 }
 
-/** The SSE tail: validate everything first (errors are still problem+json), then hand over to the hub. */
+const sseHeadersBase: Readonly<Record<string, string>> = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+  'x-content-type-options': 'nosniff',
+};
+
+/** Reconnect delay suggested with a transient refusal. */
+const sseRetryAfterRefusalMs = 2_000;
+
+/**
+ * The SSE tail. Lasting errors (bad request, 401/403/404/416) are problem+json, which an
+ * EventSource treats as final. Transient ones (cluster unavailable, gateway draining or full) are
+ * a 200 stream holding one `problem` event and a `retry:` hint, then closed: any non-200 would
+ * make a browser EventSource give up, while this makes it come back and resume by itself.
+ */
 async function tail(c: GatewayContext, deps: RouteDeps): Promise<Response> {
+  try {
+    return await startTail(c, deps);
+  } catch (error) {
+    if (!(error instanceof WalrusError) || !error.retryable) throw error;
+    const problem = problemFromError(error, c.req.path);
+    const body = `retry: ${sseRetryAfterRefusalMs}\nevent: problem\ndata: ${JSON.stringify(problem)}\n\n`;
+    return new Response(body, {
+      status: 200,
+      headers: {
+        ...sseHeadersBase,
+        ...corsHeaders(deps.corsOrigins, c.req.header('origin')),
+        connection: 'close',
+      },
+    });
+  }
+}
+
+async function startTail(c: GatewayContext, deps: RouteDeps): Promise<Response> {
   const topic = topicFor(c, 'read');
   const q = startQuery(c);
   const lastEventId = c.req.header('last-event-id')?.trim();
@@ -226,10 +259,7 @@ async function tail(c: GatewayContext, deps: RouteDeps): Promise<Response> {
   }
   deps.hub.admit(topic);
   const headers: Record<string, string> = {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    'x-accel-buffering': 'no',
-    'x-content-type-options': 'nosniff',
+    ...sseHeadersBase,
     ...corsHeaders(deps.corsOrigins, c.req.header('origin')),
   };
   // `id:` without data sets the client's last event id, so even a reconnect before the first

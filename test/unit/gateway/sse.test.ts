@@ -248,6 +248,10 @@ test('graceful drain closes every tail with a resumable UNAVAILABLE event', asyn
   };
   t.is(problem.code, 'UNAVAILABLE');
   t.is(problem.resumeOffset, 2);
+  // A draining gateway refuses new tails with a 200 stream holding a retryable problem and a
+  // retry hint (a non-200 would make a browser EventSource give up for good).
   const refused = await call('/v1/topics/d/records', { headers: tailHeaders });
-  t.is(refused.status, 503);
+  t.is(refused.status, 200);
+  const text = await refused.text();
+  t.regex(text, /^retry: \d+\nevent: problem\ndata: .*"code":"UNAVAILABLE"/);
 });
