@@ -59,3 +59,23 @@ test('without the persistence check, sending before persisting breaks another in
   t.log(`seed ${found.seed}: ${found.violation}`);
   t.regex(found.violation!, /^invariant (?!PersistBeforeSend)\w+/);
 });
+
+test('finds a leader committing an old-term entry by counting replicas (Raft Figure 8)', (t) => {
+  // This bug needs a rare schedule (a leader change between replication and commit); seed 481 hits
+  // it today. If the simulator changes, the search continues over more seeds.
+  const bugs = { commitOldTermByCounting: true };
+  const knownSeed = 481;
+  const searchMax = 3000;
+  let found: SimResult | undefined;
+  for (const seed of [knownSeed, ...Array.from({ length: searchMax }, (_, k) => k + 1)]) {
+    const r = runSimulation({ seed, events, bugs });
+    if (!r.ok) {
+      found = r;
+      break;
+    }
+  }
+  if (!found) return t.fail(`no violation found in ${searchMax} seeds`);
+  t.log(`seed ${found.seed}: ${found.violation}`);
+  t.regex(found.violation!, /LeaderCompleteness|StateMachineSafety|LogMatching/);
+  t.true(runSimulation({ seed: found.seed, events }).ok, 'the same seed passes without the bug');
+});
