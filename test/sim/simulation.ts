@@ -118,6 +118,8 @@ class SimNode {
   /** Indexes of conf entries in the durable log (for AtMostOneUncommittedConf). */
   confIdx: number[] = [];
   decommissioned = false;
+  /** Highest commit index checked by QuorumLogInv while this node led. */
+  leaderCommitChecked = 0;
   restartPending = false;
   constructor(
     readonly id: number,
@@ -387,6 +389,30 @@ class Simulation {
     }
     this.stats.maxTerm = Math.max(this.stats.maxTerm, core.currentTerm);
     this.inv.afterReady(core, n.storage.lastIndex(), n.confIdx);
+    if (core.role === 'Leader' && core.log.committed > n.leaderCommitChecked) this.checkQuorumLog(n, core);
+  }
+
+  /**
+   * QuorumLogInv: when a leader's commit advances, every quorum of its configuration contains a
+   * voter that holds the committed entry durably, i.e. holders > voters - quorum. (Not "a majority
+   * holds it": a commit inherited across a membership change may be held by fewer voters.)
+   */
+  private checkQuorumLog(n: SimNode, core: RaftCore): void {
+    const c = core.log.committed;
+    const term = core.log.term(c);
+    const voters = core.status().voters;
+    let holders = 0;
+    for (const v of voters) {
+      const st = this.nodes.get(v)?.storage;
+      if (st && (st.firstIndex() - 1 >= c || st.term(c) === term)) holders++;
+    }
+    if (holders <= voters.length - (Math.floor(voters.length / 2) + 1)) {
+      this.inv.fail(
+        'QuorumLogInv',
+        `leader ${core.id} committed ${c} but only ${holders} of voters [${voters}] hold it`,
+      );
+    }
+    n.leaderCommitChecked = c;
   }
 
   /** A crash before the fsync completed: a prefix of the write may have reached the disk. */
