@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Broker } from '../cluster/broker.js';
+import { Broker, soloClusterView } from '../cluster/broker.js';
 import { MetaLog } from '../cluster/meta-log.js';
 import { RequestHandler } from '../cluster/request-handler.js';
 import { metricsJson, singleNodeStatus } from '../cluster/metrics-json.js';
@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     nodeId: config.nodeId,
     wal,
     meta,
+    cluster: soloClusterView(config.nodeId),
     segmentEntryCountMax: config.segmentEntryCountMax,
     retentionDefault: {
       retentionMs: config.retentionMsDefault,
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
     nowMs: Date.now,
     logger,
   });
+  meta.onApply = (command) => broker.onApply(command);
   await broker.recover();
 
   const clientAddr = `${config.clientHost}:${config.clientPort}`;

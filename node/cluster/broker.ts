@@ -14,12 +14,20 @@
  */
 import type { Wal, WalRecord } from '../wal/index.js';
 import { ErrorCode, WalrusError, isErrorCode } from '../protocol/error-codes.js';
-import type { RecordInput, StoredRecord, TopicInfo, ResponseByOp } from '../protocol/messages.js';
+import type {
+  RecordInput,
+  Request,
+  RequestOp,
+  ResponseByOp,
+  StoredRecord,
+  TopicInfo,
+} from '../protocol/messages.js';
 import { assertTopicName } from '../protocol/topic-name.js';
-import type { MetaLog } from './meta-log.js';
 import {
   type MetaCommand,
+  type MetadataState,
   type Retention,
+  type SegmentMeta,
   type TopicMeta,
   activeSegment,
   metadataLimits,
@@ -48,10 +56,43 @@ export interface BrokerLogger {
   error(obj: object, msg: string): void;
 }
 
+/** Where metadata commands are committed: the node's own log, or Raft. */
+export interface MetadataService {
+  readonly state: MetadataState;
+  /** Commits the command and resolves with its index once it is applied on this node. */
+  propose(command: MetaCommand): Promise<number>;
+}
+
+/** What the broker needs to know of the cluster (a node alone answers for itself). */
+export interface ClusterView {
+  /** Raft leader id, 0 when none is known. */
+  raftLeaderId(): number;
+  /** Voters, ascending. */
+  voters(): number[];
+  /** Voters heard from within an election timeout (this node included). */
+  aliveVoters(): number[];
+  /** Sends a client request to another node to execute there (never forwarded again). */
+  forward<Op extends RequestOp>(
+    nodeId: number,
+    request: Extract<Request, { op: Op }>,
+  ): Promise<ResponseByOp[Op]>;
+}
+
+/** The view of a node that runs alone. */
+export function soloClusterView(nodeId: number): ClusterView {
+  return {
+    raftLeaderId: () => nodeId,
+    voters: () => [nodeId],
+    aliveVoters: () => [nodeId],
+    forward: () => Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'this node has no peers')),
+  };
+}
+
 export interface BrokerOptions {
   readonly nodeId: number;
   readonly wal: Wal;
-  readonly meta: MetaLog;
+  readonly meta: MetadataService;
+  readonly cluster: ClusterView;
   readonly segmentEntryCountMax: number;
   readonly retentionDefault: Retention;
   readonly nowMs: () => number;
@@ -78,6 +119,8 @@ interface TopicRuntime {
   readonly producers: Map<string, ProducerState>;
   /** Serialises read-next + commit per consumer so two readers never get the same records. */
   readonly consumerLocks: Map<string, Promise<unknown>>;
+  /** Set while this node creates the WAL file of a segment it now leads; appends wait for it. */
+  segmentReady: Promise<void> | null;
 }
 
 const consumerNamePattern = /^[A-Za-z0-9._-]{1,200}$/;
@@ -93,10 +136,12 @@ export function toWalrusError(error: unknown): WalrusError {
 export class Broker {
   private readonly options: BrokerOptions;
   private readonly wal: Wal;
-  private readonly meta: MetaLog;
+  private readonly meta: MetadataService;
   private readonly runtimes = new Map<string, TopicRuntime>();
   private monitorTimer: NodeJS.Timeout | null = null;
   private monitorRunning = false;
+  /** Topic creations this node is proposing, so concurrent creates of one name answer once. */
+  private readonly creating = new Map<string, Promise<void>>();
 
   constructor(options: BrokerOptions) {
     this.options = options;
@@ -114,9 +159,135 @@ export class Broker {
       }
     }
     for (const topic of meta.state.topics.values()) {
-      await this.repairTopic(topic);
-      this.runtimes.set(topic.name, this.newRuntime(wal.endOffset(topic.name)));
+      if (activeSegment(topic).leaderNodeId === this.options.nodeId) await this.repairTopic(topic);
+      this.runtimes.set(topic.name, this.newRuntime(this.localEnd(topic)));
     }
+  }
+
+  /** The acknowledged end of the active segment when this node leads it (else its base). */
+  private localEnd(topic: TopicMeta): number {
+    const active = activeSegment(topic);
+    if (active.leaderNodeId !== this.options.nodeId) return active.baseOffset;
+    return this.wal.segments(topic.name).some((s) => s.id === active.id)
+      ? this.wal.endOffset(topic.name)
+      : active.baseOffset;
+  }
+
+  /**
+   * Called after each metadata command is applied on this node (replays included): creates the WAL
+   * segment this node now leads, removes data of deleted topics and dropped segments.
+   */
+  onApply(command: MetaCommand): void {
+    const self = this.options.nodeId;
+    switch (command.type) {
+      case 'createTopic':
+      case 'sealSegment': {
+        const name = command.type === 'createTopic' ? command.name : command.topic;
+        const topic = this.meta.state.topics.get(name);
+        if (topic === undefined) return;
+        let rt = this.runtimes.get(name);
+        if (rt === undefined) {
+          rt = this.newRuntime(activeSegment(topic).baseOffset);
+          this.runtimes.set(name, rt);
+        }
+        const active = activeSegment(topic);
+        if (active.leaderNodeId !== self) return;
+        if (this.wal.segments(name).some((s) => s.id === active.id)) return;
+        const runtime = rt;
+        const ready = (runtime.segmentReady ?? Promise.resolve())
+          .then(async () => {
+            if (this.wal.segments(name).some((s) => s.id === active.id)) return;
+            const walActive = this.wal.segments(name).find((s) => !s.sealed);
+            if (walActive !== undefined) await this.wal.sealActive(name);
+            await this.wal.createSegment(name, active.id, active.baseOffset);
+            runtime.committedEnd = Math.max(runtime.committedEnd, active.baseOffset);
+            this.logger.info(
+              { topic: name, segment: active.id, baseOffset: active.baseOffset },
+              'Leading new segment',
+            );
+          })
+          .catch((error: unknown) => {
+            this.logger.error(
+              { topic: name, err: String(error) },
+              'could not create the WAL segment this node leads',
+            );
+          })
+          .finally(() => {
+            if (runtime.segmentReady === ready) runtime.segmentReady = null;
+          });
+        runtime.segmentReady = ready;
+        return;
+      }
+      case 'deleteTopic': {
+        const rt = this.runtimes.get(command.name);
+        this.runtimes.delete(command.name);
+        if (rt) for (const w of rt.waiters) w.wake();
+        if (this.wal.topics().includes(command.name)) {
+          void this.wal.deleteTopic(command.name).catch((error: unknown) => {
+            this.logger.error(
+              { topic: command.name, err: String(error) },
+              'could not delete WAL data of a deleted topic',
+            );
+          });
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** The node that must execute a client request (this node, or where it is forwarded). */
+  routeOf(request: Request): number {
+    const self = this.options.nodeId;
+    const raftLeader = (): number => this.options.cluster.raftLeaderId() || self;
+    switch (request.op) {
+      case 'createTopic':
+      case 'deleteTopic':
+      case 'configureTopic':
+      case 'consumerReadNext':
+      case 'consumerCommit':
+      case 'consumerGet':
+        return raftLeader();
+      case 'append':
+      case 'describeTopic':
+      case 'state':
+      case 'offsetForTimestamp': {
+        const topic = this.meta.state.topics.get(request.topic);
+        return topic === undefined ? self : activeSegment(topic).leaderNodeId;
+      }
+      case 'read': {
+        const topic = this.meta.state.topics.get(request.topic);
+        if (topic === undefined) return self;
+        return (this.segmentOf(topic, request.offset) ?? activeSegment(topic)).leaderNodeId;
+      }
+      default:
+        return self;
+    }
+  }
+
+  private segmentOf(topic: TopicMeta, offset: number): SegmentMeta | undefined {
+    return topic.segments.find(
+      (s) => offset >= s.baseOffset && (s.endOffset === null || offset < s.endOffset),
+    );
+  }
+
+  private notLeader(what: string, leaderNodeId: number): WalrusError {
+    return new WalrusError(
+      ErrorCode.NOT_LEADER,
+      `node ${this.options.nodeId} does not lead ${what}; node ${leaderNodeId} does`,
+      {
+        leaderHint: {
+          nodeId: leaderNodeId,
+          clientAddr: this.meta.state.nodes.get(leaderNodeId)?.clientAddr ?? '',
+        },
+      },
+    );
+  }
+
+  /** The state the metadata holds (for the driver's wiring and METRICS). */
+  get metadata(): MetadataState {
+    return this.meta.state;
   }
 
   private get logger(): BrokerLogger {
@@ -130,6 +301,7 @@ export class Broker {
       waiters: new Set(),
       producers: new Map(),
       consumerLocks: new Map(),
+      segmentReady: null,
     };
   }
 
@@ -144,17 +316,19 @@ export class Broker {
         topic: topic.name,
         segmentId: active.id,
         endOffset: walActive.endOffset,
-        nextLeaderNodeId: this.options.nodeId,
+        nextLeaderNodeId: this.nextSegmentLeader(active.leaderNodeId),
       });
       this.logger.warn({ topic: topic.name, segment: active.id }, 'Completed an interrupted rollover');
     }
     const nowActive = activeSegment(this.meta.state.topics.get(topic.name)!);
     walSegments = this.wal.segments(topic.name);
-    if (!walSegments.some((s) => s.id === nowActive.id)) {
+    if (nowActive.leaderNodeId === this.options.nodeId && !walSegments.some((s) => s.id === nowActive.id)) {
       await this.wal.createSegment(topic.name, nowActive.id, nowActive.baseOffset);
     }
     const present = new Set(this.wal.segments(topic.name).map((s) => s.id));
-    const missing = topic.segments.filter((s) => s.endOffset !== null && !present.has(s.id)).map((s) => s.id);
+    const missing = topic.segments
+      .filter((s) => s.endOffset !== null && s.leaderNodeId === this.options.nodeId && !present.has(s.id))
+      .map((s) => s.id);
     if (missing.length > 0)
       await this.meta.propose({ type: 'dropSegments', topic: topic.name, segmentIds: missing });
   }
@@ -182,8 +356,7 @@ export class Broker {
   }
 
   topicInfo(topic: TopicMeta): TopicInfo {
-    const rt = this.runtimes.get(topic.name);
-    const end = rt?.committedEnd ?? 0;
+    const end = this.knownEnd(topic);
     const active = activeSegment(topic);
     return {
       name: topic.name,
@@ -233,27 +406,60 @@ export class Broker {
         `the cluster holds the maximum of ${metadataLimits.topicCountMax} topics`,
       );
     }
+    const inFlight = this.creating.get(name);
+    if (inFlight !== undefined) {
+      await inFlight;
+      return { created: false, topic: this.topicInfo(this.topicMeta(name)) };
+    }
+    const creation = this.proposeCreate(name, wanted);
+    this.creating.set(name, creation);
+    try {
+      await creation;
+    } finally {
+      this.creating.delete(name);
+    }
+    const rt = this.runtime(name);
+    if (rt.segmentReady !== null) await rt.segmentReady;
+    this.logger.info(
+      { topic: name, leader: activeSegment(this.topicMeta(name)).leaderNodeId },
+      'Topic registered',
+    );
+    return { created: true, topic: this.topicInfo(this.topicMeta(name)) };
+  }
+
+  private async proposeCreate(name: string, retention: Retention): Promise<void> {
     await this.propose({
       type: 'createTopic',
       name,
-      retention: wanted,
+      retention,
       createdAtMs: this.options.nowMs(),
-      leaderNodeId: this.options.nodeId,
+      leaderNodeId: this.placeNewTopic(name),
     });
-    const topic = this.topicMeta(name);
-    if (!this.runtimes.has(name)) {
-      if (!this.wal.segments(name).some((s) => s.id === 1)) {
-        try {
-          await this.wal.createSegment(name, 1, 0);
-        } catch (error) {
-          throw toWalrusError(error);
-        }
-      }
-      this.runtimes.set(name, this.newRuntime(this.wal.endOffset(name)));
-      this.logger.info({ topic: name }, 'Topic registered');
-      return { created: true, topic: this.topicInfo(topic) };
+  }
+
+  /**
+   * The initial segment leader of a new topic: the name hashed over the voters that are alive
+   * (a node the Raft leader has not heard from within an election timeout gets no new segments).
+   */
+  private placeNewTopic(name: string): number {
+    const alive = this.options.cluster.aliveVoters();
+    const candidates = alive.length > 0 ? [...alive].sort((a, b) => a - b) : [this.options.nodeId];
+    let hash = 2166136261;
+    for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 16777619) >>> 0;
+    return candidates[hash % candidates.length]!;
+  }
+
+  /** Round-robin over the voters after `current`, skipping voters that are not alive when possible. */
+  private nextSegmentLeader(current: number): number {
+    const voters = [...this.options.cluster.voters()].sort((a, b) => a - b);
+    if (voters.length === 0) return this.options.nodeId;
+    const alive = new Set(this.options.cluster.aliveVoters());
+    const start = voters.findIndex((v) => v > current);
+    for (let i = 0; i < voters.length; i++) {
+      const candidate = voters[((start < 0 ? 0 : start) + i) % voters.length]!;
+      if (alive.has(candidate)) return candidate;
     }
-    return { created: false, topic: this.topicInfo(topic) };
+    return voters[(start < 0 ? 0 : start) % voters.length]!;
   }
 
   describeTopic(name: string): TopicInfo {
@@ -366,6 +572,11 @@ export class Broker {
   private admitNow(name: string): TopicRuntime | Promise<void> {
     const rt = this.runtime(name);
     if (rt.rolling !== null) return rt.rolling;
+    if (rt.segmentReady !== null) return rt.segmentReady;
+    const active = activeSegment(this.topicMeta(name));
+    if (active.leaderNodeId !== this.options.nodeId) {
+      throw this.notLeader(`segment ${active.id} of topic '${name}'`, active.leaderNodeId);
+    }
     if (this.activeEntryCount(name) < this.options.segmentEntryCountMax) return rt;
     this.maybeRollover(name);
     return rt.rolling ?? Promise.resolve();
@@ -426,9 +637,8 @@ export class Broker {
       topic: name,
       segmentId: active.id,
       endOffset: sealed.endOffset,
-      nextLeaderNodeId: this.options.nodeId,
+      nextLeaderNodeId: this.nextSegmentLeader(active.leaderNodeId),
     });
-    await this.wal.createSegment(name, active.id + 1, sealed.endOffset);
     this.logger.info(
       {
         topic: name,
@@ -449,34 +659,60 @@ export class Broker {
     const topic = this.topicMeta(name);
     const rt = this.runtime(name);
     const start = topicStartOffset(topic);
-    if (offset < start || offset > rt.committedEnd) {
+    const active = activeSegment(topic);
+    const leadsActive = active.leaderNodeId === this.options.nodeId;
+    if (offset < start || (leadsActive && offset > rt.committedEnd)) {
       throw new WalrusError(
         ErrorCode.OFFSET_OUT_OF_RANGE,
-        `offset ${offset} is outside the stored range [${start}, ${rt.committedEnd}]`,
+        `offset ${offset} is outside the stored range [${start}, ${leadsActive ? rt.committedEnd : '?'}]`,
       );
     }
-    if (offset === rt.committedEnd && limits.waitMs > 0) {
+    if (leadsActive && offset === rt.committedEnd && limits.waitMs > 0) {
       await this.waitFor(rt, offset, Math.min(limits.waitMs, brokerLimits.waitMsMax), signal);
     }
-    const now = this.runtimes.get(name);
-    if (now === undefined) throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${name}' was deleted`);
-    const records = this.readCommitted(name, now, offset, limits);
+    const records = this.readLocal(name, offset, limits);
     const last = records[records.length - 1];
+    const now = this.topicMeta(name);
     return {
       records,
       nextOffset: last === undefined ? offset : last.offset + 1,
-      startOffset: topicStartOffset(this.topicMeta(name)),
-      endOffset: now.committedEnd,
+      startOffset: topicStartOffset(now),
+      endOffset: this.knownEnd(now),
     };
   }
 
-  private readCommitted(
+  /** The topic's end as this node knows it: exact on the active segment's leader, else a lower bound. */
+  private knownEnd(topic: TopicMeta): number {
+    const active = activeSegment(topic);
+    if (active.leaderNodeId === this.options.nodeId)
+      return this.runtimes.get(topic.name)?.committedEnd ?? active.baseOffset;
+    return active.baseOffset;
+  }
+
+  /**
+   * Reads acknowledged records at `offset` from this node's WAL. The segment holding `offset` must
+   * be led by this node (else NOT_LEADER with a hint); a read never passes that segment's sealed end
+   * or, on the active segment, the acknowledged end.
+   */
+  private readLocal(
     name: string,
-    rt: TopicRuntime,
     offset: number,
     limits: { recordCountMax: number; byteCountMax: number },
   ): StoredRecord[] {
-    const visible = rt.committedEnd - offset;
+    const topic = this.topicMeta(name);
+    const rt = this.runtime(name);
+    const active = activeSegment(topic);
+    const segment = this.segmentOf(topic, offset) ?? (offset === active.baseOffset ? active : undefined);
+    if (segment === undefined) {
+      if (active.leaderNodeId !== this.options.nodeId)
+        throw this.notLeader(`the end of topic '${name}'`, active.leaderNodeId);
+      return [];
+    }
+    if (segment.leaderNodeId !== this.options.nodeId) {
+      throw this.notLeader(`segment ${segment.id} of topic '${name}'`, segment.leaderNodeId);
+    }
+    const end = segment.endOffset ?? rt.committedEnd;
+    const visible = end - offset;
     if (visible <= 0) return [];
     let records: WalRecord[];
     try {
@@ -487,7 +723,28 @@ export class Broker {
     } catch (error) {
       throw toWalrusError(error);
     }
-    return records.filter((r) => r.offset < rt.committedEnd);
+    return records.filter((r) => r.offset < end);
+  }
+
+  /** Reads at `offset` wherever the segment lives: here, or on its leader. */
+  private async readAnywhere(
+    name: string,
+    offset: number,
+    limits: { recordCountMax: number; byteCountMax: number },
+  ): Promise<readonly StoredRecord[]> {
+    const topic = this.topicMeta(name);
+    const active = activeSegment(topic);
+    const segment = this.segmentOf(topic, offset) ?? active;
+    if (segment.leaderNodeId === this.options.nodeId) return this.readLocal(name, offset, limits);
+    const reply = await this.options.cluster.forward<'read'>(segment.leaderNodeId, {
+      op: 'read',
+      topic: name,
+      offset,
+      recordCountMax: limits.recordCountMax,
+      byteCountMax: limits.byteCountMax,
+      waitMs: 0,
+    });
+    return reply.records;
   }
 
   private waitFor(rt: TopicRuntime, offset: number, waitMs: number, signal?: AbortSignal): Promise<void> {
@@ -514,6 +771,17 @@ export class Broker {
     } catch (error) {
       throw toWalrusError(error);
     }
+  }
+
+  /** The exact end of a topic: here when this node leads the active segment, else asked of its leader. */
+  private async topicEnd(name: string): Promise<number> {
+    const active = activeSegment(this.topicMeta(name));
+    if (active.leaderNodeId === this.options.nodeId) return this.runtime(name).committedEnd;
+    const reply = await this.options.cluster.forward<'describeTopic'>(active.leaderNodeId, {
+      op: 'describeTopic',
+      topic: name,
+    });
+    return reply.topic.endOffset;
   }
 
   private checkConsumer(consumer: string): void {
@@ -554,24 +822,29 @@ export class Broker {
         throw new WalrusError(ErrorCode.BUSY, `topic '${name}' has the maximum number of consumers`);
       }
       const offset = this.cursorOf(topic, consumer);
-      const records = this.readCommitted(name, rt, offset, limits);
+      const records = await this.readAnywhere(name, offset, limits);
       const last = records[records.length - 1];
       const nextOffset = last === undefined ? offset : last.offset + 1;
       if (limits.autoCommit && nextOffset !== topic.cursors.get(consumer)) {
         await this.propose({ type: 'commitCursor', topic: name, consumer, offset: nextOffset });
       }
-      return { records, nextOffset, endOffset: rt.committedEnd };
+      return { records, nextOffset, endOffset: Math.max(this.knownEnd(this.topicMeta(name)), nextOffset) };
     });
   }
 
-  consumerCommit(name: string, consumer: string, offset: number): Promise<ResponseByOp['consumerCommit']> {
+  async consumerCommit(
+    name: string,
+    consumer: string,
+    offset: number,
+  ): Promise<ResponseByOp['consumerCommit']> {
     const topic = this.topicMeta(name);
     this.checkConsumer(consumer);
     const rt = this.runtime(name);
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset > rt.committedEnd) {
+    const end = await this.topicEnd(name);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > end) {
       throw new WalrusError(
         ErrorCode.OFFSET_OUT_OF_RANGE,
-        `cannot commit offset ${offset}: the topic's end is ${rt.committedEnd}`,
+        `cannot commit offset ${offset}: the topic's end is ${end}`,
       );
     }
     if (!topic.cursors.has(consumer) && topic.cursors.size >= metadataLimits.consumerCountMaxPerTopic) {

@@ -85,6 +85,8 @@ export class MetaLog {
   private pending: Pending[] = [];
   private flushScheduled = false;
   private closed = false;
+  /** Called after each command is applied (the broker reacts to segment changes). */
+  onApply: ((command: MetaCommand) => void) | null = null;
 
   private constructor(dir: string, state: MetadataState, fd: number, sizeBytes: number) {
     this.dir = dir;
@@ -193,6 +195,7 @@ export class MetaLog {
     this.sizeBytes += data.length;
     for (let i = 0; i < batch.length; i++) {
       this.state.apply(firstIndex + i, batch[i]!.command);
+      this.onApply?.(batch[i]!.command);
       batch[i]!.resolve(firstIndex + i);
     }
     if (this.sizeBytes > metaLogLimits.compactBytes) this.compact();

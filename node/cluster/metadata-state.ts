@@ -34,7 +34,18 @@ export interface TopicMeta {
   readonly cursors: Map<string, number>;
 }
 
+/** A cluster member's addresses, as it advertised them when it joined. */
+export interface NodeMeta {
+  readonly nodeId: number;
+  /** host:port of its raft (peer) port. */
+  readonly raftAddr: string;
+  /** host:port of its client port. */
+  readonly clientAddr: string;
+}
+
 export type MetaCommand =
+  | { readonly type: 'registerNode'; readonly node: NodeMeta }
+  | { readonly type: 'unregisterNode'; readonly nodeId: number }
   | {
       readonly type: 'createTopic';
       readonly name: string;
@@ -68,6 +79,7 @@ export const metadataLimits = {
 /** The JSON form of the whole state, for snapshots. */
 export interface MetadataSnapshot {
   readonly appliedIndex: number;
+  readonly nodes?: readonly NodeMeta[];
   readonly topics: readonly {
     name: string;
     retention: Retention;
@@ -92,6 +104,23 @@ export class MetadataState {
   /** Index of the last applied command. */
   appliedIndex = 0;
   readonly topics = new Map<string, TopicMeta>();
+  readonly nodes = new Map<number, NodeMeta>();
+
+  /** Advances past an index that holds no metadata command (a new leader's empty entry, a configuration change). */
+  skip(index: number): void {
+    assert.equal(index, this.appliedIndex + 1, 'metadata commands are applied in index order');
+    this.appliedIndex = index;
+  }
+
+  /** Replaces the whole state with a snapshot's (a follower installing the leader's snapshot). */
+  restore(snapshot: MetadataSnapshot): void {
+    const restored = MetadataState.fromSnapshot(snapshot);
+    this.appliedIndex = restored.appliedIndex;
+    this.topics.clear();
+    for (const [k, v] of restored.topics) this.topics.set(k, v);
+    this.nodes.clear();
+    for (const [k, v] of restored.nodes) this.nodes.set(k, v);
+  }
 
   /**
    * Applies one command. Commands that no longer make sense (a topic deleted meanwhile, a seal of a
@@ -102,6 +131,12 @@ export class MetadataState {
     assert.equal(index, this.appliedIndex + 1, 'metadata commands are applied in index order');
     this.appliedIndex = index;
     switch (command.type) {
+      case 'registerNode':
+        this.nodes.set(command.node.nodeId, command.node);
+        return;
+      case 'unregisterNode':
+        this.nodes.delete(command.nodeId);
+        return;
       case 'createTopic': {
         if (this.topics.has(command.name)) return;
         this.topics.set(command.name, {
@@ -156,6 +191,7 @@ export class MetadataState {
   toSnapshot(): MetadataSnapshot {
     return {
       appliedIndex: this.appliedIndex,
+      nodes: [...this.nodes.values()],
       topics: [...this.topics.values()].map((t) => ({
         name: t.name,
         retention: t.retention,
@@ -169,6 +205,7 @@ export class MetadataState {
   static fromSnapshot(snapshot: MetadataSnapshot): MetadataState {
     const state = new MetadataState();
     state.appliedIndex = snapshot.appliedIndex;
+    for (const n of snapshot.nodes ?? []) state.nodes.set(n.nodeId, n);
     for (const t of snapshot.topics) {
       state.topics.set(t.name, {
         name: t.name,

@@ -1,0 +1,511 @@
+/**
+ * The Raft driver: runs the pure core (node/raft) on a real disk, a real clock and real peers.
+ * It ticks the core on a timer, feeds it peer messages, and honours every Ready in the order the
+ * core demands: persist (one fdatasync) → send → restore/apply → advance. Committed entries are
+ * metadata commands applied to the MetadataState every node holds.
+ *
+ * It also owns what Raft alone does not: proposals from followers are forwarded to the leader
+ * (and resolve once applied here, so a caller reads its own write on this node); a joining node is
+ * registered and added as a learner, and promoted once caught up; the log is compacted into a
+ * snapshot of the state machine. Peers are reached through an injected `PeerSender` (wired in
+ * node/bin to the authenticated peer transport), so this file knows no sockets.
+ */
+import assert from 'node:assert/strict';
+import {
+  type ConfChange,
+  type Entry,
+  EntryKind,
+  type HardState,
+  type Message,
+  Prng,
+  RaftCore,
+  RaftError,
+  type RaftStatus,
+  type RaftStorage,
+  type Snapshot,
+  decodeConfEntry,
+  makeRaftConfig,
+} from '../raft/index.js';
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import type { MetaCommand, MetadataSnapshot, MetadataState } from './metadata-state.js';
+import type { RaftStatusForMetrics } from './metrics-json.js';
+
+/** The disk-backed storage the driver writes through (RaftDiskStorage implements it). */
+export interface DurableRaftStorage extends RaftStorage {
+  readonly fresh: boolean;
+  persist(rd: { hardState: HardState | null; entries: readonly Entry[]; snapshot: Snapshot | null }): void;
+  installCompaction(snapshot: Snapshot): void;
+}
+
+/** How the driver reaches other nodes by id. */
+export interface PeerSender {
+  /** One-way; never throws (a lost message is retransmitted by Raft). */
+  send(to: number, payload: Uint8Array): void;
+  request(to: number, payload: Uint8Array, timeoutMs: number): Promise<Buffer>;
+}
+
+export interface RaftCodec {
+  encode(m: Message): Uint8Array;
+  decode(bytes: Uint8Array): { ok: true; message: Message } | { ok: false; error: Error };
+}
+
+export interface RaftNodeLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface RaftNodeOptions {
+  readonly nodeId: number;
+  readonly storage: DurableRaftStorage;
+  readonly peers: PeerSender;
+  readonly codec: RaftCodec;
+  readonly state: MetadataState;
+  readonly tickMs: number;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  readonly seed: number;
+  readonly logger: RaftNodeLogger;
+  /** Called after each metadata command is applied (the broker creates segments it now leads). */
+  readonly onApply?: (index: number, command: MetaCommand) => void;
+  /** Called when this node's Raft role or leader changes. */
+  readonly onLeaderChange?: (leaderId: number) => void;
+}
+
+export const raftNodeLimits = {
+  /** Proposals waiting to be applied on this node; beyond it BUSY. */
+  pendingProposalCountMax: 100_000,
+  /** How long a proposal may take to be applied before the caller gets TIMEOUT. */
+  proposeTimeoutMs: 10_000,
+  /** Applied entries beyond the last snapshot before the log is compacted. */
+  compactEntryCount: 10_000,
+  /** Bytes of one peer request (join / forwarded proposal). */
+  peerRequestSizeMaxBytes: 2 * 1024 * 1024,
+} as const;
+
+/** Peer requests (join, forwarded proposal, conf change) travel as small JSON bodies. */
+export type PeerRequest =
+  | { readonly type: 'propose'; readonly command: MetaCommand }
+  | { readonly type: 'join'; readonly nodeId: number; readonly raftAddr: string; readonly clientAddr: string }
+  | { readonly type: 'confChange'; readonly change: ConfChange };
+
+interface Waiter {
+  readonly term: number;
+  readonly resolve: (index: number) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+const textDecoder = new TextDecoder();
+
+export class RaftNode {
+  readonly nodeId: number;
+  readonly state: MetadataState;
+  private readonly o: RaftNodeOptions;
+  private readonly core: RaftCore;
+  private readonly storage: DurableRaftStorage;
+  /** index → proposal waiting to be applied with its term. */
+  private readonly waiters = new Map<number, Waiter>();
+  /** Callers waiting until applied ≥ index (forwarded proposals). */
+  private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
+  /** Last tick number a message from each peer arrived at (liveness for placement decisions). */
+  private readonly heardAtTick = new Map<number, number>();
+  private tickCount = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private processScheduled = false;
+  private lastLeaderId = 0;
+  private stopped = false;
+
+  constructor(options: RaftNodeOptions) {
+    this.o = options;
+    this.nodeId = options.nodeId;
+    this.state = options.state;
+    this.storage = options.storage;
+    const config = makeRaftConfig({
+      id: options.nodeId,
+      electionTick: options.electionTick,
+      heartbeatTick: options.heartbeatTick,
+    });
+    this.core = new RaftCore(config, this.storage, new Prng(options.seed));
+    // The state machine starts from the durable snapshot; the core re-delivers entries after it.
+    const snap = this.storage.snapshot();
+    if (snap.meta.index > 0 && snap.data.length > 0) {
+      this.state.restore(JSON.parse(textDecoder.decode(snap.data)) as MetadataSnapshot);
+    }
+  }
+
+  /** Starts ticking. A brand-new bootstrap node campaigns at once instead of waiting a timeout. */
+  start(options: { bootstrap: boolean }): void {
+    this.timer = setInterval(() => this.tick(), this.o.tickMs);
+    if (options.bootstrap && this.storage.fresh) this.core.campaign();
+    this.scheduleProcess();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    const error = new WalrusError(ErrorCode.UNAVAILABLE, 'this node is shutting down');
+    for (const w of this.waiters.values()) {
+      clearTimeout(w.timer);
+      w.reject(error);
+    }
+    this.waiters.clear();
+  }
+
+  private tick(): void {
+    this.tickCount++;
+    this.core.tick();
+    if (this.tickCount % 5 === 0) this.maybePromoteLearners();
+    this.scheduleProcess();
+  }
+
+  status(): RaftStatus {
+    return this.core.status();
+  }
+
+  get leaderId(): number {
+    return this.core.status().leaderId;
+  }
+
+  get isLeader(): boolean {
+    return this.core.status().state === 'Leader';
+  }
+
+  /** Voters this node has heard from within an election timeout (itself always counts). */
+  aliveVoters(): number[] {
+    const { voters } = this.core.status();
+    return voters.filter((id) => {
+      if (id === this.nodeId) return true;
+      const at = this.heardAtTick.get(id);
+      return at !== undefined && this.tickCount - at <= this.o.electionTick;
+    });
+  }
+
+  metricsStatus(): RaftStatusForMetrics {
+    const s = this.core.status();
+    const snap = this.storage.snapshot().meta;
+    const progress: Record<string, { match: number; next: number }> = {};
+    for (const [id, p] of Object.entries(s.progress)) progress[id] = { match: p.match, next: p.next };
+    return {
+      state: s.state === 'PreCandidate' ? 'Candidate' : s.state,
+      term: s.term,
+      vote: s.vote === 0 ? null : s.vote,
+      lastIndex: s.lastIndex,
+      applied: s.applied,
+      leaderId: s.leaderId === 0 ? null : s.leaderId,
+      voters: s.voters,
+      learners: s.learners,
+      snapshot: snap.index > 0 ? { index: snap.index, term: snap.term } : null,
+      progress,
+    };
+  }
+
+  /** A Raft message from a peer (already authenticated by the transport). */
+  handleMessage(fromNodeId: number, payload: Uint8Array): void {
+    if (this.stopped) return;
+    const decoded = this.o.codec.decode(payload);
+    if (!decoded.ok) {
+      this.o.logger.warn(
+        { from: fromNodeId, err: decoded.error.message },
+        'dropped a malformed Raft message',
+      );
+      return;
+    }
+    const m = decoded.message;
+    if (m.from !== fromNodeId || m.to !== this.nodeId) {
+      this.o.logger.warn(
+        { from: fromNodeId, claimed: m.from, to: m.to },
+        'dropped a Raft message with wrong ids',
+      );
+      return;
+    }
+    this.heardAtTick.set(fromNodeId, this.tickCount);
+    try {
+      this.core.step(m);
+    } catch (error) {
+      if (error instanceof RaftError) {
+        this.o.logger.warn({ from: fromNodeId, err: error.message }, 'Raft refused a message');
+        return;
+      }
+      throw error;
+    }
+    this.scheduleProcess();
+  }
+
+  /** A peer request: a forwarded proposal, a join, a conf change. Resolves with a JSON reply. */
+  async handleRequest(fromNodeId: number, payload: Uint8Array): Promise<Uint8Array> {
+    if (payload.length > raftNodeLimits.peerRequestSizeMaxBytes) {
+      throw new WalrusError(ErrorCode.BAD_REQUEST, 'peer request too large');
+    }
+    let request: PeerRequest;
+    try {
+      request = JSON.parse(textDecoder.decode(payload)) as PeerRequest;
+    } catch {
+      throw new WalrusError(ErrorCode.BAD_REQUEST, 'peer request is not JSON');
+    }
+    this.heardAtTick.set(fromNodeId, this.tickCount);
+    switch (request.type) {
+      case 'propose': {
+        const index = await this.proposeHere(request.command);
+        return Buffer.from(JSON.stringify({ index }));
+      }
+      case 'join':
+        await this.join(request.nodeId, request.raftAddr, request.clientAddr);
+        return Buffer.from(JSON.stringify({ leaderId: this.leaderId }));
+      case 'confChange':
+        await this.confChange(request.change);
+        return Buffer.from('{}');
+      default:
+        throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, 'unknown peer request');
+    }
+  }
+
+  /**
+   * Commits a metadata command through Raft and resolves with its index once it is applied on this
+   * node. On a follower the command is forwarded to the leader.
+   */
+  async propose(command: MetaCommand): Promise<number> {
+    const leader = await this.waitForLeader();
+    if (leader === this.nodeId) return this.proposeHere(command);
+    const reply = await this.o.peers.request(
+      leader,
+      Buffer.from(JSON.stringify({ type: 'propose', command } satisfies PeerRequest)),
+      raftNodeLimits.proposeTimeoutMs,
+    );
+    const { index } = JSON.parse(reply.toString('utf8')) as { index: number };
+    await this.waitApplied(index);
+    return index;
+  }
+
+  /** Proposes on this node, which must be the leader. */
+  private proposeHere(command: MetaCommand): Promise<number> {
+    return this.submit(() => this.core.propose(Buffer.from(JSON.stringify(command))));
+  }
+
+  private submit(run: () => { index: number; term: number }): Promise<number> {
+    if (this.stopped)
+      return Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'this node is shutting down'));
+    if (this.waiters.size >= raftNodeLimits.pendingProposalCountMax) {
+      return Promise.reject(new WalrusError(ErrorCode.BUSY, 'too many metadata changes in flight'));
+    }
+    let placed: { index: number; term: number };
+    try {
+      placed = run();
+    } catch (error) {
+      return Promise.reject(toWalrus(error));
+    }
+    this.scheduleProcess();
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(placed.index);
+        reject(
+          new WalrusError(ErrorCode.TIMEOUT, `metadata change at index ${placed.index} not applied in time`),
+        );
+      }, raftNodeLimits.proposeTimeoutMs);
+      this.waiters.set(placed.index, { term: placed.term, resolve, reject, timer });
+    });
+  }
+
+  /** Waits (bounded) until some leader is known; returns its id. */
+  private async waitForLeader(): Promise<number> {
+    const deadline = Date.now() + raftNodeLimits.proposeTimeoutMs;
+    for (;;) {
+      const leader = this.core.status().leaderId;
+      if (leader !== 0) return leader;
+      if (this.stopped || Date.now() > deadline) {
+        throw new WalrusError(
+          ErrorCode.UNAVAILABLE,
+          'No Raft leader known; the cluster may have lost quorum',
+        );
+      }
+      await new Promise((r) => setTimeout(r, this.o.tickMs));
+    }
+  }
+
+  /** Resolves once this node has applied `index` (bounded by proposeTimeoutMs). */
+  waitApplied(index: number): Promise<void> {
+    if (this.state.appliedIndex >= index) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const entry = { index, resolve: () => {} };
+      const timer = setTimeout(() => {
+        const at = this.appliedWaiters.indexOf(entry);
+        if (at >= 0) this.appliedWaiters.splice(at, 1);
+        reject(
+          new WalrusError(ErrorCode.TIMEOUT, `index ${index} not applied on node ${this.nodeId} in time`),
+        );
+      }, raftNodeLimits.proposeTimeoutMs);
+      entry.resolve = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.appliedWaiters.push(entry);
+    });
+  }
+
+  /** Adds a node: registers its addresses, then adds it as a learner (it is promoted once caught up). */
+  async join(nodeId: number, raftAddr: string, clientAddr: string): Promise<void> {
+    const leader = await this.waitForLeader();
+    if (leader !== this.nodeId) {
+      await this.o.peers.request(
+        leader,
+        Buffer.from(JSON.stringify({ type: 'join', nodeId, raftAddr, clientAddr } satisfies PeerRequest)),
+        raftNodeLimits.proposeTimeoutMs,
+      );
+      return;
+    }
+    const known = this.state.nodes.get(nodeId);
+    if (known === undefined || known.raftAddr !== raftAddr || known.clientAddr !== clientAddr) {
+      await this.proposeHere({ type: 'registerNode', node: { nodeId, raftAddr, clientAddr } });
+    }
+    const s = this.core.status();
+    if (s.voters.includes(nodeId) || s.learners.includes(nodeId)) return;
+    await this.confChange({ type: 'addLearner', nodeId });
+    this.o.logger.info({ learner: nodeId }, `Node ${this.nodeId}: Added learner ${nodeId}`);
+  }
+
+  /** Proposes a configuration change on the leader (forwarded from followers) and waits until applied. */
+  async confChange(change: ConfChange): Promise<void> {
+    const leader = await this.waitForLeader();
+    if (leader !== this.nodeId) {
+      await this.o.peers.request(
+        leader,
+        Buffer.from(JSON.stringify({ type: 'confChange', change } satisfies PeerRequest)),
+        raftNodeLimits.proposeTimeoutMs,
+      );
+      return;
+    }
+    // One change at a time: wait out a pending one (bounded) instead of failing the caller.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.submit(() => this.core.proposeConfChange(change));
+        return;
+      } catch (error) {
+        const pending = error instanceof WalrusError && error.message.includes('CONF_CHANGE_PENDING');
+        if (!pending || attempt >= 50) throw error;
+        await new Promise((r) => setTimeout(r, this.o.tickMs));
+      }
+    }
+  }
+
+  /** Leader: promote every learner whose log holds every committed entry. */
+  private maybePromoteLearners(): void {
+    const s = this.core.status();
+    if (s.state !== 'Leader') return;
+    for (const learner of s.learners) {
+      const p = s.progress[learner];
+      if (p === undefined || p.match < s.commit) continue;
+      try {
+        void this.submit(() => this.core.proposeConfChange({ type: 'promote', nodeId: learner })).then(
+          () => this.o.logger.info({ voter: learner }, `Node ${this.nodeId}: Promoted learner ${learner}`),
+          () => {},
+        );
+      } catch {
+        // A change is pending or the learner fell behind again: the next check retries.
+      }
+      return;
+    }
+  }
+
+  transferLeadership(to: number): void {
+    this.core.transferLeadership(to);
+    this.scheduleProcess();
+  }
+
+  private scheduleProcess(): void {
+    if (this.processScheduled || this.stopped) return;
+    this.processScheduled = true;
+    setImmediate(() => {
+      this.processScheduled = false;
+      this.process();
+    });
+  }
+
+  /** Honours every pending Ready: persist → send → restore/apply → advance. */
+  private process(): void {
+    for (let rd = this.core.ready(); rd !== null; rd = this.core.ready()) {
+      // 1. Persist (one fdatasync) before any message that depends on it leaves.
+      this.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+      // 2. Send.
+      for (const m of rd.messages) this.o.peers.send(m.to, this.o.codec.encode(m));
+      // 3. Restore and apply.
+      if (rd.snapshot !== null && rd.snapshot.data.length > 0) {
+        this.state.restore(JSON.parse(textDecoder.decode(rd.snapshot.data)) as MetadataSnapshot);
+        this.state.appliedIndex = rd.snapshot.meta.index;
+      }
+      for (const entry of rd.committedEntries) this.applyEntry(entry);
+      this.core.advance(rd);
+    }
+    this.releaseAppliedWaiters();
+    this.maybeCompact();
+    const leader = this.core.status().leaderId;
+    if (leader !== this.lastLeaderId) {
+      this.lastLeaderId = leader;
+      this.o.logger.info({ leader, term: this.core.status().term }, 'Raft leader changed');
+      this.o.onLeaderChange?.(leader);
+    }
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.index <= this.state.appliedIndex) return; // covered by a snapshot already restored
+    if (entry.kind === EntryKind.Normal && entry.data.length > 0) {
+      const command = JSON.parse(textDecoder.decode(entry.data)) as MetaCommand;
+      this.state.apply(entry.index, command);
+      this.o.onApply?.(entry.index, command);
+    } else {
+      this.state.skip(entry.index);
+      if (entry.kind === EntryKind.Conf) {
+        const conf = decodeConfEntry(entry.data);
+        if (conf !== null) this.o.logger.info({ change: conf.change, conf: conf.conf }, 'Membership changed');
+      }
+    }
+    const waiter = this.waiters.get(entry.index);
+    if (waiter !== undefined) {
+      this.waiters.delete(entry.index);
+      clearTimeout(waiter.timer);
+      if (waiter.term === entry.term) waiter.resolve(entry.index);
+      else {
+        waiter.reject(
+          new WalrusError(
+            ErrorCode.UNAVAILABLE,
+            'leadership changed before the metadata change committed; retry',
+          ),
+        );
+      }
+    }
+  }
+
+  private releaseAppliedWaiters(): void {
+    if (this.appliedWaiters.length === 0) return;
+    const applied = this.state.appliedIndex;
+    for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
+      const w = this.appliedWaiters[i]!;
+      if (w.index <= applied) {
+        this.appliedWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  private maybeCompact(): void {
+    const s = this.core.status();
+    if (s.applied - s.snapshotIndex < raftNodeLimits.compactEntryCount) return;
+    assert.equal(this.state.appliedIndex, s.applied, 'the state machine is at the applied index');
+    const data = Buffer.from(JSON.stringify(this.state.toSnapshot()));
+    const snapshot = this.core.compact(s.applied, data);
+    this.storage.installCompaction(snapshot);
+    this.o.logger.info(
+      { index: snapshot.meta.index, bytes: data.length },
+      'Compacted the Raft log into a snapshot',
+    );
+  }
+}
+
+function toWalrus(error: unknown): WalrusError {
+  if (error instanceof WalrusError) return error;
+  if (error instanceof RaftError) {
+    if (error.code === 'NOT_LEADER') return new WalrusError(ErrorCode.NOT_LEADER, error.message);
+    if (error.code === 'BUSY') return new WalrusError(ErrorCode.BUSY, error.message);
+    return new WalrusError(ErrorCode.UNAVAILABLE, `${error.code}: ${error.message}`);
+  }
+  return new WalrusError(ErrorCode.INTERNAL, error instanceof Error ? error.message : String(error));
+}
