@@ -54,6 +54,24 @@ export const opcodeRanges = {
   reserved: [0xa0, 0xff],
 } as const;
 
+/**
+ * Opcodes of the peer protocol on the raft port (node/transport/peer-*.ts, docs/protocol.md "Peer
+ * protocol"), inside the reserved raft (0x40-0x5F), auth (0x80-0x8F) and forwarding (0x90-0x9F)
+ * ranges. The client port answers them UNKNOWN_COMMAND like any reserved opcode.
+ */
+export const PeerOpcode = {
+  /** One-way Raft message; request id 0; the body is the opaque payload. */
+  raftMessage: 0x40,
+  /** Server → client: auth mode and the server's nonce. */
+  authHello: 0x80,
+  /** Client → server: node id, auth mode, the client's nonce and its MAC. */
+  authProve: 0x81,
+  /** Server → client: auth mode and the server's MAC; peer frames may follow. */
+  authAccept: 0x82,
+  /** Request/response peer call (join, forwarded proposal); the body is the opaque payload. */
+  peerRequest: 0x90,
+} as const;
+
 const opByOpcode = new Map<number, RequestOp>(
   (Object.entries(Opcode) as [RequestOp, number][]).map(([op, code]) => [code, op]),
 );
