@@ -39,8 +39,12 @@ export interface FileIo {
   fsyncDir(dir: string): void;
 }
 
-/** Background preallocation writes this many zeros per O_DSYNC write. */
-export const zeroChunkSizeBytes = 128 * 1024;
+/**
+ * Background preallocation writes this many zeros per O_DSYNC write: few enough device flushes to
+ * not compete with the group commit's, small enough that a group commit fdatasync that catches a
+ * chunk still dirty flushes little.
+ */
+export const zeroChunkSizeBytes = 1024 * 1024;
 const zeroChunk = Buffer.alloc(zeroChunkSizeBytes);
 
 export const realFileIo: FileIo = {

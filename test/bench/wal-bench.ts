@@ -1,7 +1,9 @@
 /**
  * WAL benchmark: durable appends per second against the raw fdatasync rate of the same disk.
  *
- * - rawFdatasyncPerSec: a loop of 128-byte fs.writeSync + fs.fdatasyncSync appending to one file.
+ * - rawFdatasyncPerSec: a loop of 128-byte fs.writeSync + fs.fdatasyncSync appending to one file in
+ *   the same directory, run in 100 ms slices that alternate with the WAL's (the disk is shared and
+ *   its load drifts; alternating puts the drift on both sides of the ratio).
  * - walAppendsPerSec: fsync `always`, 64 concurrent producers on one topic, each awaiting one
  *   single-record (128-byte) append at a time; walAppendsPerSecMultiTopic: the same over 8 topics.
  * - walSpeedup = walAppendsPerSec / rawFdatasyncPerSec (target >= 50), latency p50/p99 of one
@@ -19,50 +21,79 @@ const recordSizeBytes = 128;
 const producerCount = 64;
 const multiTopicCount = 8;
 
-function rawFdatasyncPerSec(dir: string, durationMs: number): number {
-  const file = path.join(dir, 'raw-fdatasync.bin');
-  const fd = fs.openSync(file, 'w+');
-  const buf = Buffer.alloc(recordSizeBytes, 0x5a);
-  let position = 0;
-  let count = 0;
-  const start = performance.now();
-  try {
-    while (performance.now() - start < durationMs) {
-      fs.writeSync(fd, buf, 0, buf.length, position);
-      fs.fdatasyncSync(fd);
-      position += buf.length;
-      count += 1;
-    }
-  } finally {
-    fs.closeSync(fd);
-    fs.rmSync(file, { force: true });
+/** Slices of the raw loop and of the WAL alternate, so a change in the disk's load hits both alike. */
+const sliceMs = 100;
+
+/** The raw loop: 128-byte writes appended to one file, each followed by fdatasync. */
+class RawLoop {
+  private readonly fd: number;
+  private position = 0;
+  count = 0;
+  elapsedMs = 0;
+  private readonly buf = Buffer.alloc(recordSizeBytes, 0x5a);
+
+  constructor(readonly file: string) {
+    this.fd = fs.openSync(file, 'w+');
   }
-  return count / ((performance.now() - start) / 1000);
+
+  run(ms: number): void {
+    const start = performance.now();
+    while (performance.now() - start < ms) {
+      fs.writeSync(this.fd, this.buf, 0, this.buf.length, this.position);
+      fs.fdatasyncSync(this.fd);
+      this.position += this.buf.length;
+      this.count += 1;
+    }
+    this.elapsedMs += performance.now() - start;
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+    fs.rmSync(this.file, { force: true });
+  }
 }
 
 interface WalRun {
   appendsPerSec: number;
+  rawFdatasyncPerSec: number;
   p50Ms: number;
   p99Ms: number;
   groupCommitRecordsAvg: number;
 }
 
+/**
+ * 64 producers, each awaiting one single-record append at a time, over `topicCount` topics, for
+ * `durationMs` of WAL time; after every WAL slice the producers park and the raw loop runs a slice.
+ */
 async function walRun(dir: string, durationMs: number, topicCount: number): Promise<WalRun> {
   fs.rmSync(dir, { recursive: true, force: true });
   const wal = await Wal.open({ rootDir: dir, fsyncPolicy: { kind: 'always' } });
   const topics = Array.from({ length: topicCount }, (_, i) => `bench-${i}`);
   for (const topic of topics) await wal.createSegment(topic, 1, 0);
+  const raw = new RawLoop(path.join(dir, 'raw-fdatasync.bin'));
   const value = new Uint8Array(recordSizeBytes).fill(0x61);
   // Latencies go into a fixed histogram of 10 µs buckets up to 1 s: bounded memory.
   const bucketUs = 10;
   const buckets = new Float64Array(100_000);
   let count = 0;
   let stop = false;
-  const before = wal.stats();
-  const start = performance.now();
+  let paused = true;
+  let parked = 0;
+  let resume: () => void = () => {};
+  let resumed = new Promise<void>((resolve) => {
+    resume = resolve;
+  });
+  let allParked: () => void = () => {};
   const producer = async (topic: string): Promise<void> => {
     const records = [{ value }];
     while (!stop) {
+      if (paused) {
+        parked += 1;
+        if (parked === producerCount) allParked();
+        await resumed;
+        parked -= 1;
+        continue;
+      }
       const t0 = performance.now();
       await wal.append(topic, records);
       const us = (performance.now() - t0) * 1000;
@@ -70,13 +101,35 @@ async function walRun(dir: string, durationMs: number, topicCount: number): Prom
       count += 1;
     }
   };
-  const timer = setTimeout(() => {
-    stop = true;
-  }, durationMs);
-  await Promise.all(Array.from({ length: producerCount }, (_, i) => producer(topics[i % topics.length]!)));
-  clearTimeout(timer);
-  const elapsedSec = (performance.now() - start) / 1000;
+  const producers = Array.from({ length: producerCount }, (_, i) => producer(topics[i % topics.length]!));
+  const waitAllParked = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (parked === producerCount) resolve();
+      else allParked = resolve;
+    });
+  await waitAllParked();
+  const before = wal.stats();
+  let walMs = 0;
+  while (walMs < durationMs) {
+    raw.run(sliceMs);
+    const start = performance.now();
+    paused = false;
+    const wake = resume;
+    resumed = new Promise<void>((resolve) => {
+      resume = resolve;
+    });
+    wake();
+    await new Promise((resolve) => setTimeout(resolve, sliceMs));
+    paused = true;
+    await waitAllParked();
+    walMs += performance.now() - start;
+  }
+  raw.run(sliceMs);
   const after = wal.stats();
+  stop = true;
+  resume();
+  await Promise.all(producers);
+  raw.close();
   await wal.close();
   fs.rmSync(dir, { recursive: true, force: true });
   const percentile = (q: number): number => {
@@ -89,7 +142,8 @@ async function walRun(dir: string, durationMs: number, topicCount: number): Prom
     return Number.NaN;
   };
   return {
-    appendsPerSec: count / elapsedSec,
+    appendsPerSec: count / (walMs / 1000),
+    rawFdatasyncPerSec: raw.count / (raw.elapsedMs / 1000),
     p50Ms: percentile(0.5),
     p99Ms: percentile(0.99),
     groupCommitRecordsAvg:
@@ -103,20 +157,24 @@ export async function runWalBench(opts: {
 }): Promise<Record<string, number>> {
   const dir = path.join(opts.dir, 'wal-bench');
   fs.mkdirSync(dir, { recursive: true });
-  const phaseMs = Math.max(500, Math.floor(opts.durationMs / 3));
-  const raw = rawFdatasyncPerSec(dir, phaseMs);
-  const single = await walRun(path.join(dir, 'single'), phaseMs, 1);
-  const multi = await walRun(path.join(dir, 'multi'), phaseMs, multiTopicCount);
+  // WAL time: two thirds single topic, one third multi-topic; raw slices come on top.
+  const single = await walRun(path.join(dir, 'single'), Math.max(500, Math.floor(opts.durationMs / 3)), 1);
+  const multi = await walRun(
+    path.join(dir, 'multi'),
+    Math.max(300, Math.floor(opts.durationMs / 6)),
+    multiTopicCount,
+  );
   fs.rmSync(dir, { recursive: true, force: true });
   const round = (n: number, digits = 0): number => Number(n.toFixed(digits));
   return {
-    rawFdatasyncPerSec: round(raw),
+    rawFdatasyncPerSec: round(single.rawFdatasyncPerSec),
     walAppendsPerSec: round(single.appendsPerSec),
     walAppendsPerSecMultiTopic: round(multi.appendsPerSec),
-    walSpeedup: round(single.appendsPerSec / raw, 2),
+    walSpeedup: round(single.appendsPerSec / single.rawFdatasyncPerSec, 2),
     walAppendP50Ms: round(single.p50Ms, 3),
     walAppendP99Ms: round(single.p99Ms, 3),
     walGroupCommitRecordsAvg: round(single.groupCommitRecordsAvg, 1),
+    walMultiTopicSpeedup: round(multi.appendsPerSec / multi.rawFdatasyncPerSec, 2),
     walMultiTopicAppendP99Ms: round(multi.p99Ms, 3),
     walMultiTopicGroupCommitRecordsAvg: round(multi.groupCommitRecordsAvg, 1),
   };
