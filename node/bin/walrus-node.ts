@@ -84,6 +84,7 @@ async function main(): Promise<void> {
   const clientAddr = `${config.clientHost}:${config.clientPort}`;
   const handler = new RequestHandler({
     broker,
+    cluster: soloClusterView(config.nodeId),
     nodeId: config.nodeId,
     clientAddr,
     logger,

@@ -14,7 +14,13 @@ import {
   parseTextCommand,
   type TextCommand,
 } from '../protocol/text-codec.js';
-import { type Broker, type BrokerLogger, sharedConsumerName, toWalrusError } from './broker.js';
+import {
+  type Broker,
+  type BrokerLogger,
+  type ClusterView,
+  sharedConsumerName,
+  toWalrusError,
+} from './broker.js';
 
 /** What a connection looks like to the handler (the transport's FrameConnection fits). */
 export interface ReplyChannel {
@@ -26,6 +32,7 @@ export interface ReplyChannel {
 
 export interface RequestHandlerOptions {
   readonly broker: Broker;
+  readonly cluster: ClusterView;
   readonly nodeId: number;
   readonly clientAddr: string;
   /** Builds seed 002's METRICS JSON. */
@@ -74,7 +81,7 @@ export class RequestHandler {
       return;
     }
     const { requestId, request } = decoded;
-    this.dispatch(conn, request).then(
+    this.dispatch(conn, request, false).then(
       (reply) => {
         try {
           conn.send(encodeReply(requestId, request.op, reply as ResponseByOp[typeof request.op]));
@@ -91,8 +98,43 @@ export class RequestHandler {
     );
   }
 
-  private async dispatch(conn: ReplyChannel, request: Request): Promise<ResponseByOp[RequestOp]> {
+  /**
+   * Executes a client request that another node forwarded here (a binary request frame) and
+   * answers with a binary reply frame. A forwarded request is never forwarded again: if this node
+   * is not the right one after all, the answer is NOT_LEADER with a hint.
+   */
+  async executeForwarded(payload: Buffer): Promise<Buffer> {
+    const decoded = decodeRequest(payload);
+    if (decoded.kind === 'malformed')
+      return encodeErrorReply(decoded.requestId ?? 0, decoded.error, decoded.opcode);
+    const { requestId, request } = decoded;
+    try {
+      const reply = await this.dispatch(null, request, true);
+      return encodeReply(requestId, request.op, reply as ResponseByOp[typeof request.op]);
+    } catch (error) {
+      return encodeErrorReply(requestId, toWalrusError(error), request.op);
+    }
+  }
+
+  private async dispatch(
+    conn: ReplyChannel | null,
+    request: Request,
+    forwarded: boolean,
+  ): Promise<ResponseByOp[RequestOp]> {
     const b = this.broker;
+    const target = b.routeOf(request);
+    if (target !== this.options.nodeId) {
+      if (forwarded) {
+        throw new WalrusError(
+          ErrorCode.NOT_LEADER,
+          `node ${this.options.nodeId} is not the node for this request`,
+          {
+            leaderHint: { nodeId: target, clientAddr: b.metadata.nodes.get(target)?.clientAddr ?? '' },
+          },
+        );
+      }
+      return this.options.cluster.forward(target, request as Extract<Request, { op: typeof request.op }>);
+    }
     switch (request.op) {
       case 'ping':
         return { nodeId: this.options.nodeId };
@@ -145,8 +187,9 @@ export class RequestHandler {
     }
   }
 
-  private async longPoll<T>(conn: ReplyChannel, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async longPoll<T>(conn: ReplyChannel | null, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
+    if (conn === null) return run(controller.signal);
     let set = this.polls.get(conn.id);
     if (set === undefined) {
       set = new Set();
@@ -177,28 +220,45 @@ export class RequestHandler {
     });
   }
 
+  /** Text commands are served through the same routed operations as binary requests. */
   private async text(command: TextCommand): Promise<Buffer> {
-    const b = this.broker;
     switch (command.kind) {
       case 'REGISTER':
-        await b.createTopic(command.topic);
+        await this.dispatch(null, { op: 'createTopic', topic: command.topic }, false);
         return encodeTextReply({ kind: 'OK' });
       case 'PUT':
-        await b.append(command.topic, [{ value: command.value }]);
+        await this.dispatch(
+          null,
+          { op: 'append', topic: command.topic, records: [{ value: command.value }] },
+          false,
+        );
         return encodeTextReply({ kind: 'OK' });
       case 'GET': {
-        const { records } = await b.consumerReadNext(command.topic, sharedConsumerName, {
-          recordCountMax: 1,
-          byteCountMax: requestHandlerLimits.readByteCountMax,
-          autoCommit: true,
-        });
-        const record = records[0];
+        const reply = (await this.dispatch(
+          null,
+          {
+            op: 'consumerReadNext',
+            topic: command.topic,
+            consumer: sharedConsumerName,
+            recordCountMax: 1,
+            byteCountMax: requestHandlerLimits.readByteCountMax,
+            autoCommit: true,
+          },
+          false,
+        )) as ResponseByOp['consumerReadNext'];
+        const record = reply.records[0];
         return record === undefined
           ? encodeTextReply({ kind: 'EMPTY' })
           : encodeTextReply({ kind: 'OK', payload: record.value });
       }
-      case 'STATE':
-        return encodeTextReply({ kind: 'OK', payload: JSON.stringify(b.stateJson(command.topic)) });
+      case 'STATE': {
+        const reply = (await this.dispatch(
+          null,
+          { op: 'state', topic: command.topic },
+          false,
+        )) as ResponseByOp['state'];
+        return encodeTextReply({ kind: 'OK', payload: JSON.stringify(reply.state) });
+      }
       case 'METRICS':
         return encodeTextReply({ kind: 'OK', payload: JSON.stringify(this.options.metricsJson()) });
       default:
