@@ -76,6 +76,7 @@ async function walRun(dir: string, durationMs: number, topicCount: number): Prom
   const bucketUs = 10;
   const buckets = new Float64Array(100_000);
   let count = 0;
+  let sampled = 0;
   let stop = false;
   let paused = true;
   let parked = 0;
@@ -94,10 +95,17 @@ async function walRun(dir: string, durationMs: number, topicCount: number): Prom
         parked -= 1;
         continue;
       }
-      const t0 = performance.now();
-      await wal.append(topic, records);
-      const us = (performance.now() - t0) * 1000;
-      buckets[Math.min(buckets.length - 1, Math.floor(us / bucketUs))]! += 1;
+      // Every 4th append is timed: the clock reads and the histogram would otherwise cost ~6% of
+      // the CPU between two fdatasyncs, and a uniform 1-in-4 sample gives the same percentiles.
+      if ((count & 3) === 3) {
+        const t0 = performance.now();
+        await wal.append(topic, records);
+        const us = (performance.now() - t0) * 1000;
+        buckets[Math.min(buckets.length - 1, Math.floor(us / bucketUs))]! += 1;
+        sampled += 1;
+      } else {
+        await wal.append(topic, records);
+      }
       count += 1;
     }
   };
@@ -133,7 +141,7 @@ async function walRun(dir: string, durationMs: number, topicCount: number): Prom
   await wal.close();
   fs.rmSync(dir, { recursive: true, force: true });
   const percentile = (q: number): number => {
-    const target = Math.ceil(count * q);
+    const target = Math.ceil(sampled * q);
     let seen = 0;
     for (let i = 0; i < buckets.length; i++) {
       seen += buckets[i]!;
