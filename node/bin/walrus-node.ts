@@ -1,20 +1,30 @@
 #!/usr/bin/env node
 /**
- * walrus-node: the storage node. Wiring only: parse flags and env, open the metadata log and the
- * WAL, recover, bind the client port, start the monitor loop, stop cleanly on SIGTERM/SIGINT.
+ * walrus-node: the storage node. Wiring only: parse flags and env, open the Raft storage and the
+ * WAL, start Raft (node 1 without --join bootstraps a one-voter cluster; others --join it and are
+ * added as learners, then promoted), replay the metadata, reconcile the WAL, bind the raft and
+ * client ports, start the monitor loop, stop cleanly on SIGTERM/SIGINT.
  * This is the one place that picks real files, sockets and the clock.
  */
+import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Broker, soloClusterView } from '../cluster/broker.js';
-import { MetaLog } from '../cluster/meta-log.js';
+import { Broker } from '../cluster/broker.js';
+import { MetadataState } from '../cluster/metadata-state.js';
+import { metricsJson } from '../cluster/metrics-json.js';
+import { RaftDiskStorage } from '../cluster/raft-disk-storage.js';
+import { decodeRaftMessage, encodeRaftMessage } from '../cluster/raft-codec.js';
+import { RaftNode } from '../cluster/raft-node.js';
 import { RequestHandler } from '../cluster/request-handler.js';
-import { metricsJson, singleNodeStatus } from '../cluster/metrics-json.js';
 import { ConfigError, type NodeConfig, nodeUsage, parseNodeConfig } from '../config/node-config.js';
-import { FrameServer } from '../transport/frame-server.js';
-import { Wal, parseFsyncPolicy } from '../wal/index.js';
+import { binaryMarker } from '../protocol/frame.js';
 import { protocolLimits } from '../protocol/limits.js';
-import { createLogger } from './logger.js';
+import { FrameServer } from '../transport/frame-server.js';
+import { PeerServer } from '../transport/peer-server.js';
+import { peerRequestOnce } from '../transport/peer-link.js';
+import { Wal, parseFsyncPolicy } from '../wal/index.js';
+import { type Logger, createLogger } from './logger.js';
+import { PeerDirectory, raftClusterView } from './peers.js';
 
 function readConfig(): NodeConfig {
   try {
@@ -33,68 +43,141 @@ function readConfig(): NodeConfig {
   }
 }
 
+function envInt(name: string, fallback: number, min: number, max: number): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    process.stderr.write(`walrus-node: ${name} must be an integer in [${min}, ${max}], got '${text}'\n`);
+    process.exit(2);
+  }
+  return value;
+}
+
+/** Asks the --join target (any member: it forwards to the Raft leader) to add this node, retrying with capped backoff. */
+async function joinCluster(config: NodeConfig, clientAddr: string, raftAddr: string, logger: Logger): Promise<void> {
+  const payload = Buffer.from(JSON.stringify({ type: 'join', nodeId: config.nodeId, raftAddr, clientAddr }));
+  let backoffMs = 200;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await peerRequestOnce({
+        addr: config.join!,
+        selfNodeId: config.nodeId,
+        clusterSecret: config.clusterSecret,
+        payload,
+        timeoutMs: 15_000,
+      });
+      logger.info({ join: config.join, attempt }, 'Joined cluster as a learner');
+      return;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      logger.warn({ join: config.join, attempt, code, err: (error as Error).message }, 'Failed to join cluster; retrying');
+      if (code === 'UNAUTHENTICATED') {
+        logger.error({ join: config.join }, 'Failed to join cluster: the cluster secret was refused');
+        process.stderr.write(`walrus-node: ${config.join} refused this node's cluster secret\n`);
+        process.exit(1);
+      }
+      await new Promise((r) => setTimeout(r, backoffMs));
+      backoffMs = Math.min(backoffMs * 2, 5000);
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger({ nodeId: config.nodeId, level: config.logLevel, file: config.logFile });
-  logger.info(
-    { config: { ...config, clusterSecret: config.clusterSecret ? '***' : null } },
-    `Node ${config.nodeId} booting`,
-  );
-  if (process.env['WALRUS_DISABLE_IO_URING'] !== undefined) {
-    logger.info({}, 'WALRUS_DISABLE_IO_URING is accepted for compatibility; Walrus-TS does not use io_uring');
+  logger.info({ config: { ...config, clusterSecret: config.clusterSecret ? '***' : null } }, `Node ${config.nodeId} booting`);
+  if (config.clusterSecret === null) {
+    logger.warn({}, 'NO CLUSTER SECRET: the raft port accepts any peer. Set --cluster-secret or WALRUS_CLUSTER_SECRET in production.');
   }
-  if (config.join !== null) {
-    logger.error({ join: config.join }, 'Failed to join cluster: this build runs single-node clusters only');
-    process.stderr.write(
-      'walrus-node: --join needs the consensus layer, which this build does not have yet\n',
-    );
-    process.exit(2);
-  }
+  const tickMs = envInt('WALRUS_RAFT_TICK_MS', 50, 5, 10_000);
+  const electionTick = envInt('WALRUS_RAFT_ELECTION_TICKS', 10, 3, 1000);
 
   const nodeDir = path.join(config.dataDir, `node_${config.nodeId}`);
   const userDataDir = path.join(nodeDir, 'user_data');
   const raftMetaDir = path.join(nodeDir, 'raft_meta');
   fs.mkdirSync(userDataDir, { recursive: true });
+  fs.mkdirSync(raftMetaDir, { recursive: true });
 
-  const meta = MetaLog.open(raftMetaDir, (info) =>
-    logger.warn(info, 'Truncated a torn tail of the metadata log'),
-  );
+  let storage: RaftDiskStorage;
+  try {
+    storage = RaftDiskStorage.open(
+      raftMetaDir,
+      config.join === null ? { voters: [config.nodeId], learners: [] } : { voters: [], learners: [] },
+      logger,
+    );
+  } catch (error) {
+    logger.error({ err: (error as Error).message }, 'Raft state failed its checks; refusing to start as a voter');
+    process.stderr.write(`walrus-node: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
   const wal = await Wal.open({
     rootDir: userDataDir,
     fsyncPolicy: parseFsyncPolicy(config.fsync),
     recordSizeMaxBytes: config.recordSizeMaxBytes,
     logger,
   });
-  const broker = new Broker({
+
+  const clientAddr = `${config.clientHost === '0.0.0.0' ? config.raftAdvertiseHost : config.clientHost}:${config.clientPort}`;
+  const raftAddr = `${config.raftAdvertiseHost}:${config.raftPort}`;
+  const state = new MetadataState();
+  const peers = new PeerDirectory(config.nodeId, state, config.clusterSecret, logger);
+  let broker: Broker | null = null;
+  const raft = new RaftNode({
+    nodeId: config.nodeId,
+    storage,
+    peers,
+    codec: { encode: encodeRaftMessage, decode: decodeRaftMessage },
+    state,
+    tickMs,
+    electionTick,
+    heartbeatTick: 1,
+    seed: randomInt(1, 2 ** 31),
+    logger,
+    onApply: (_index, command) => broker?.onApply(command),
+  });
+  const cluster = raftClusterView(raft, peers);
+  broker = new Broker({
     nodeId: config.nodeId,
     wal,
-    meta,
-    cluster: soloClusterView(config.nodeId),
+    meta: raft,
+    cluster,
     segmentEntryCountMax: config.segmentEntryCountMax,
-    retentionDefault: {
-      retentionMs: config.retentionMsDefault,
-      retentionBytes: config.retentionBytesDefault,
-    },
+    retentionDefault: { retentionMs: config.retentionMsDefault, retentionBytes: config.retentionBytesDefault },
     nowMs: Date.now,
     logger,
   });
-  meta.onApply = (command) => broker.onApply(command);
-  await broker.recover();
-
-  const clientAddr = `${config.clientHost}:${config.clientPort}`;
   const handler = new RequestHandler({
     broker,
-    cluster: soloClusterView(config.nodeId),
+    cluster,
     nodeId: config.nodeId,
     clientAddr,
     logger,
-    metricsJson: () =>
-      metricsJson(
-        config.nodeId,
-        singleNodeStatus(config.nodeId, broker.metadataAppliedIndex()),
-        broker.storageStats(),
-      ),
+    metricsJson: () => metricsJson(config.nodeId, raft.metricsStatus(), broker.storageStats()),
   });
+
+  const peerServer = new PeerServer({
+    host: config.raftHost,
+    port: config.raftPort,
+    clusterSecret: config.clusterSecret,
+    connectionCountMax: 256,
+    frameSizeMaxBytes: protocolLimits.frameSizeMaxBytes,
+    idleTimeoutMs: 10 * 60_000,
+    onMessage: (from, payload) => raft.handleMessage(from, payload),
+    onRequest: (from, payload) =>
+      payload[0] === binaryMarker ? handler.executeForwarded(payload) : raft.handleRequest(from, payload),
+    logger,
+  });
+  const raftBound = await peerServer.listen();
+  logger.info({ host: raftBound.host, port: raftBound.port }, 'Raft listener bound');
+
+  const fresh = storage.fresh;
+  raft.start({ bootstrap: config.join === null });
+  if (config.join !== null && fresh) await joinCluster(config, clientAddr, raftAddr, logger);
+  await raft.waitLocalReplay();
+  await broker.recover();
+  void raft.ensureRegistered({ nodeId: config.nodeId, raftAddr, clientAddr });
+
   const server = new FrameServer({
     host: config.clientHost,
     port: config.clientPort,
@@ -118,8 +201,11 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'Shutting down');
     await server.close();
     await broker.close();
+    raft.stop();
+    await peerServer.close();
+    await peers.close();
     await wal.close();
-    meta.close();
+    storage.close();
     logger.info({}, 'Stopped');
     process.exit(0);
   };
@@ -128,8 +214,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(
-    `walrus-node: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
+  process.stderr.write(`walrus-node: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
 });

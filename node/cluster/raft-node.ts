@@ -342,6 +342,27 @@ export class RaftNode {
     });
   }
 
+  /** Resolves once the entries this node already knew committed at start-up are applied again. */
+  waitLocalReplay(): Promise<void> {
+    return this.waitApplied(this.storage.hardState().commit);
+  }
+
+  /** Makes sure the metadata holds this node's current addresses (retrying while no leader is known). */
+  async ensureRegistered(node: { nodeId: number; raftAddr: string; clientAddr: string }): Promise<void> {
+    for (let attempt = 0; attempt < 600 && !this.stopped; attempt++) {
+      const known = this.state.nodes.get(node.nodeId);
+      if (known !== undefined && known.raftAddr === node.raftAddr && known.clientAddr === node.clientAddr) return;
+      try {
+        await this.propose({ type: 'registerNode', node });
+        this.o.logger.info({ node }, 'Registered node address');
+        return;
+      } catch (error) {
+        this.o.logger.warn({ err: (error as Error).message }, 'could not register this node yet; retrying');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
   /** Adds a node: registers its addresses, then adds it as a learner (it is promoted once caught up). */
   async join(nodeId: number, raftAddr: string, clientAddr: string): Promise<void> {
     const leader = await this.waitForLeader();

@@ -1,0 +1,100 @@
+/**
+ * The node's peers by id: one reconnecting, authenticated PeerLink per peer, created on first use
+ * from the addresses the cluster metadata holds. Also the ClusterView the broker routes with
+ * (leader, voters, liveness, forwarding a client request to another node over the peer link).
+ */
+import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
+import { PeerLink } from '../transport/peer-link.js';
+import type { ClusterView } from '../cluster/broker.js';
+import type { MetadataState } from '../cluster/metadata-state.js';
+import type { PeerSender, RaftNode } from '../cluster/raft-node.js';
+import type { Logger } from './logger.js';
+
+export const peerLimits = {
+  queueCountMax: 4096,
+  queueBytesMax: 64 * 1024 * 1024,
+  connectTimeoutMs: 2000,
+  requestTimeoutMs: 10_000,
+  reconnectBackoffMsMin: 20,
+  reconnectBackoffMsMax: 1000,
+  /** Forwarded long polls get their wait plus this. */
+  forwardSlackMs: 5000,
+} as const;
+
+export class PeerDirectory implements PeerSender {
+  private readonly links = new Map<number, PeerLink>();
+  /** Addresses learnt before the metadata holds them (the join target). */
+  private readonly bootAddrs = new Map<number, string>();
+
+  constructor(
+    private readonly selfNodeId: number,
+    private readonly state: MetadataState,
+    private readonly clusterSecret: string | null,
+    private readonly logger: Logger,
+  ) {}
+
+  private link(to: number): PeerLink | undefined {
+    const addr = this.state.nodes.get(to)?.raftAddr ?? this.bootAddrs.get(to);
+    if (addr === undefined) return undefined;
+    let link = this.links.get(to);
+    if (link !== undefined && link.addr !== addr) {
+      void link.close();
+      link = undefined;
+    }
+    if (link === undefined) {
+      link = new PeerLink({
+        selfNodeId: this.selfNodeId,
+        addr,
+        clusterSecret: this.clusterSecret,
+        queueCountMax: peerLimits.queueCountMax,
+        queueBytesMax: peerLimits.queueBytesMax,
+        connectTimeoutMs: peerLimits.connectTimeoutMs,
+        requestTimeoutMs: peerLimits.requestTimeoutMs,
+        reconnectBackoffMsMin: peerLimits.reconnectBackoffMsMin,
+        reconnectBackoffMsMax: peerLimits.reconnectBackoffMsMax,
+        logger: this.logger,
+      });
+      this.links.set(to, link);
+    }
+    return link;
+  }
+
+  send(to: number, payload: Uint8Array): void {
+    this.link(to)?.send(payload);
+  }
+
+  request(to: number, payload: Uint8Array, timeoutMs: number): Promise<Buffer> {
+    const link = this.link(to);
+    if (link === undefined) {
+      return Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, `no address known for node ${to}`));
+    }
+    return link.request(payload, { timeoutMs });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.links.values()].map((l) => l.close()));
+    this.links.clear();
+  }
+}
+
+/** The broker's view of a Raft cluster, forwarding over the peer links. */
+export function raftClusterView(raft: RaftNode, peers: PeerDirectory): ClusterView {
+  return {
+    raftLeaderId: () => raft.leaderId,
+    voters: () => [...raft.status().voters],
+    aliveVoters: () => raft.aliveVoters(),
+    async forward<Op extends RequestOp>(nodeId: number, request: Extract<Request, { op: Op }>): Promise<ResponseByOp[Op]> {
+      const asked = request as Request;
+      const waitMs = asked.op === 'read' ? asked.waitMs : 0;
+      const bytes = await peers.request(nodeId, encodeRequest(1, request), peerLimits.requestTimeoutMs + waitMs + peerLimits.forwardSlackMs);
+      const reply = decodeReply(bytes);
+      if (reply.kind === 'response') return reply.response as ResponseByOp[Op];
+      if (reply.kind === 'error') {
+        throw new WalrusError(reply.error.code, reply.error.message, reply.error.leaderHint ? { leaderHint: reply.error.leaderHint } : undefined);
+      }
+      throw reply.error;
+    },
+  };
+}
