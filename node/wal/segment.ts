@@ -210,6 +210,14 @@ export class Segment {
       segment.writeCheckpoint();
     } catch (error) {
       io.close(fd);
+      // Never acknowledged: remove what was created (best effort; recovery removes a zero file too).
+      for (const file of [segment.walPath, segment.idxPath, `${segment.idxPath}.tmp`]) {
+        try {
+          if (io.exists(file)) io.unlink(file);
+        } catch {
+          // Left for recovery.
+        }
+      }
       throw walErrorFromIo(error, `creating segment ${id} of topic '${topic}'`);
     }
     return segment;

@@ -264,7 +264,21 @@ export class Wal {
       t = { name: topic, dir, segments: [], active: null, lastTimestampMs: 0 };
       this.topicMap.set(topic, t);
     }
-    const segment = Segment.create(this.ctx, topic, t.dir, segmentId, baseOffset);
+    let segment: Segment;
+    try {
+      segment = Segment.create(this.ctx, topic, t.dir, segmentId, baseOffset);
+    } catch (error) {
+      if (t.segments.length === 0) {
+        // A topic exists here only with a segment.
+        this.topicMap.delete(topic);
+        try {
+          this.io.removeTree(t.dir);
+        } catch {
+          // An empty topic directory is removed at the next open.
+        }
+      }
+      throw error;
+    }
     t.segments.push(segment);
     t.active = segment;
   }

@@ -174,3 +174,21 @@ test('ENOSPC on one file of a parallel group commit fails only its appends (and 
   t.is(again.endOffset('fine'), 1);
   await again.close();
 });
+
+test('a full disk while creating a segment fails with DISK_FULL and leaves no half topic', async (t) => {
+  const dir = tempDir('create-full');
+  t.teardown(() => removeDir(dir));
+  const io = new FaultInjectingFileIo();
+  const wal = await openWal(dir, { fileIo: io });
+  io.inject({ op: 'write', code: 'ENOSPC', pathIncludes: '.wal' });
+  t.is(code(await wal.createSegment('t', 1, 0).catch((e) => e)), 'DISK_FULL');
+  t.deepEqual(wal.topics(), []);
+  t.is(wal.endOffset('t'), 0);
+  t.is(code(await wal.append('t', [{ value: payload(0, 1) }]).catch((e) => e)), 'TOPIC_NOT_FOUND');
+  await wal.createSegment('t', 1, 0);
+  t.is((await wal.append('t', [{ value: payload(0, 1) }])).firstOffset, 0);
+  await wal.close();
+  const again = await openWal(dir);
+  t.deepEqual(again.topics(), ['t']);
+  await again.close();
+});
