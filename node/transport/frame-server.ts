@@ -73,11 +73,16 @@ class ServerConnection implements FrameConnection {
   readonly remoteAddress: string;
   closed = false;
   private readonly decoder: FrameDecoder;
-  /** Frames received and not yet handed to onFrame (held while in flight is at its limit). */
-  private readonly held: Buffer[] = [];
+  /**
+   * Frames received and not yet handed to onFrame (held while in flight is at its limit), from
+   * index `heldHead` on; bounded by the frames of one chunk because reading pauses while any wait.
+   */
+  private held: Buffer[] = [];
+  private heldHead = 0;
   private inFlight = 0;
   private corked = false;
   private paused = false;
+  private delivering = false;
 
   constructor(
     private readonly server: FrameServer,
@@ -102,6 +107,10 @@ class ServerConnection implements FrameConnection {
 
   inFlightCount(): number {
     return this.inFlight;
+  }
+
+  private heldCount(): number {
+    return this.held.length - this.heldHead;
   }
 
   send(payload: Uint8Array): void {
@@ -152,19 +161,32 @@ class ServerConnection implements FrameConnection {
   }
 
   private deliverHeld(): void {
+    // A handler that replies synchronously calls send() → deliverHeld() from inside onFrame; the
+    // outer loop picks up the freed slot, so no recursion that grows with the number of held frames.
+    if (this.delivering) return;
+    this.delivering = true;
     const limit = this.server.options.inFlightMaxPerConnection;
-    while (this.held.length > 0 && this.inFlight < limit && !this.closed) {
-      const frame = this.held.shift()!;
-      this.inFlight += 1;
-      try {
-        this.server.options.onFrame(this, frame);
-      } catch (err) {
-        this.server.log.error({ conn: this.id, err }, 'frame handler threw; closing the connection');
-        this.destroy();
-        return;
+    try {
+      while (this.heldCount() > 0 && this.inFlight < limit && !this.closed) {
+        const frame = this.held[this.heldHead]!;
+        this.heldHead += 1;
+        if (this.heldHead === this.held.length) {
+          this.held = [];
+          this.heldHead = 0;
+        }
+        this.inFlight += 1;
+        try {
+          this.server.options.onFrame(this, frame);
+        } catch (err) {
+          this.server.log.error({ conn: this.id, err }, 'frame handler threw; closing the connection');
+          this.destroy();
+          return;
+        }
       }
+    } finally {
+      this.delivering = false;
     }
-    const shouldPause = this.held.length > 0;
+    const shouldPause = this.heldCount() > 0;
     if (shouldPause && !this.paused) {
       this.paused = true;
       this.socket.pause();
@@ -182,7 +204,7 @@ class ServerConnection implements FrameConnection {
   }
 
   private onIdle(): void {
-    if (this.inFlight > 0 || this.held.length > 0) {
+    if (this.inFlight > 0 || this.heldCount() > 0) {
       this.socket.setTimeout(this.server.options.idleTimeoutMs);
       return;
     }
@@ -192,7 +214,8 @@ class ServerConnection implements FrameConnection {
 
   private onSocketClose(): void {
     this.closed = true;
-    this.held.length = 0;
+    this.held = [];
+    this.heldHead = 0;
     this.server.forget(this);
   }
 }

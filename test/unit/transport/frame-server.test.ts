@@ -134,8 +134,9 @@ test('over the connection limit a new connection gets ERR BUSY and is closed; af
 test('idle connections are closed; a connection with a request in flight (a long poll) is not', async (t) => {
   const held: { conn: FrameConnection; payload: Buffer }[] = [];
   const s = await startServer((conn, payload) => held.push({ conn, payload: Buffer.from(payload) }), {
-    idleTimeoutMs: 150,
+    idleTimeoutMs: 1_000,
   });
+  t.teardown(() => s.close());
   const idle = await RawClient.connect(s.port);
   t.teardown(() => idle.destroy());
   const polling = await RawClient.connect(s.port);
@@ -144,7 +145,7 @@ test('idle connections are closed; a connection with a request in flight (a long
   await waitFor(() => held.length === 1, 'the long poll to arrive');
   await idle.waitClosed();
   // Several idle periods later the long poll's connection is still open and gets its reply.
-  await new Promise((r) => setTimeout(r, 600));
+  await new Promise((r) => setTimeout(r, 3_000));
   t.false(polling.closed);
   held[0]!.conn.send(Buffer.from('records'));
   t.is((await polling.frame(0)).toString(), 'records');
@@ -177,6 +178,18 @@ test('in-flight limit: the server stops handing frames to the handler until repl
   );
   c.destroy();
   await s.close();
+});
+
+test('a handler that replies synchronously with in-flight limit 1 handles thousands of frames from one chunk', async (t) => {
+  const s = await startServer(echo, { inFlightMaxPerConnection: 1 });
+  t.teardown(() => s.close());
+  const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
+  const count = 20_000;
+  c.write(Buffer.concat(Array.from({ length: count }, (_, i) => encodeFrame(Buffer.from(String(i))))));
+  await c.frame(count - 1);
+  t.is(c.frames.length, count);
+  t.is(c.frames[count - 1]!.toString(), String(count - 1));
 });
 
 test('a client that never reads its replies is disconnected at writeBufferMaxBytes', async (t) => {

@@ -97,6 +97,7 @@ test('a request without a reply times out with TIMEOUT (sent); a late reply is d
   const err = (await rejection(c.request(ping, { timeoutMs: 100 }))) as TransportError;
   t.is(err.code, ErrorCode.TIMEOUT);
   t.true(err.sent);
+  await waitFor(() => held.length === 1, 'the first request at the server');
   pong(held[0]!.conn, held[0]!.payload, 1); // late
   const next = decodeReply(await c.request(ping));
   t.true(next.kind === 'response' && (next.response as { nodeId: number }).nodeId === 2);
