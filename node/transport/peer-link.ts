@@ -121,6 +121,7 @@ export class PeerLink {
   private queueHead = 0;
   private queueBytes = 0;
   private dropped = 0;
+  private opened = 0;
   /** Requests waiting for the connection to open (no id yet). */
   private unsent: Pending[] = [];
   private readonly inFlight = new Map<number, Pending>();
@@ -156,6 +157,11 @@ export class PeerLink {
   /** One-way messages dropped so far (queue overflow, oversized, or lost with a socket). */
   get droppedCount(): number {
     return this.dropped;
+  }
+
+  /** Handshakes that succeeded so far (1 after the first connect; +1 per reconnect). */
+  get openCount(): number {
+    return this.opened;
   }
 
   /** One-way messages waiting in the queue. */
@@ -339,6 +345,7 @@ export class PeerLink {
   private onOpen(): void {
     clearTimeout(this.attemptTimer);
     this.state = 'open';
+    this.opened += 1;
     this.failureCount = 0;
     this.lastFailure = undefined;
     this.decoder = new FrameDecoder(this.frameSizeMaxBytes);

@@ -275,7 +275,10 @@ class PeerConnection {
   }
 
   private onIdle(): void {
-    if (this.requestsInFlight > 0) return;
+    if (this.requestsInFlight > 0) {
+      this.socket.setTimeout(this.server.options.idleTimeoutMs);
+      return;
+    }
     this.server.log.info({ remote: this.remoteAddress, nodeId: this.nodeId }, 'closing idle peer connection');
     this.destroy();
   }

@@ -257,3 +257,17 @@ test('peer addresses: host:port and [v6]:port parse; anything else is BAD_REQUES
     t.throws(() => parsePeerAddr(bad), { instanceOf: WalrusError }, bad);
   }
 });
+
+test('the server closes an idle peer connection; the link reconnects and keeps working', async (t) => {
+  const infos: string[] = [];
+  const p = await startPeer(t, {
+    idleTimeoutMs: 100,
+    logger: { info: (_o, m) => infos.push(m), warn() {}, error() {} },
+  });
+  const l = link(t, { addr: p.addr });
+  t.is((await l.request(Buffer.from('a'))).toString(), 're:a');
+  t.is(l.openCount, 1);
+  await waitFor(() => infos.includes('closing idle peer connection'), 'the idle close');
+  await waitFor(() => l.openCount === 2 && l.connected, 'the link to reconnect');
+  t.is((await l.request(Buffer.from('b'))).toString(), 're:b');
+});
