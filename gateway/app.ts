@@ -1,16 +1,15 @@
 /**
  * createApp(deps): the Hono gateway without listen(), testable in-process with `app.request()`.
  * Middleware order: request metrics → security headers → CORS → in-flight bound → auth →
- * body limit → routes; one onError (middleware/problem.ts) formats every error as problem+json.
+ * routes (bodies are read through body.ts, which enforces the size limit); one onError (middleware/problem.ts) formats every error as problem+json.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { matchedRoutes } from 'hono/route';
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
-import { bodySizeMaxBytes, requestsInFlightMax } from './limits.js';
+import { requestsInFlightMax } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
 import { Authenticator, type TokenGrant } from './middleware/auth.js';
 import { type CorsOrigins, corsMiddleware } from './middleware/cors.js';
@@ -141,16 +140,6 @@ export function createApp(deps: GatewayDeps): Gateway {
     );
     await next();
   });
-  app.use(
-    '/v1/*',
-    bodyLimit({
-      maxSize: bodySizeMaxBytes,
-      onError: () => {
-        throw new WalrusError(ErrorCode.BATCH_TOO_LARGE, `the body is larger than ${bodySizeMaxBytes} bytes`);
-      },
-    }),
-  );
-
   clusterRoutes(app, routeDeps);
   topicRoutes(app, routeDeps);
   recordRoutes(app, routeDeps);

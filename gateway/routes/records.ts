@@ -18,6 +18,7 @@ import {
   readWaitMsMax,
   upstreamTimeoutMs,
 } from '../limits.js';
+import { readBody } from '../body.js';
 import { corsHeaders } from '../middleware/cors.js';
 import { ProblemError, problemFromError } from '../middleware/problem.js';
 import { isJsonContentType, parseBoolParam, parseIntParam } from '../params.js';
@@ -139,12 +140,12 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
       throw new WalrusError(ErrorCode.BAD_REQUEST, 'Producer-Id and Producer-Seq go together');
     }
     const contentType = c.req.header('content-type');
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    const bytes = await readBody(c);
     let records: RecordInput[];
     if (isJsonContentType(contentType)) {
       let body: unknown;
       try {
-        body = JSON.parse(Buffer.from(bytes).toString('utf8'));
+        body = JSON.parse(bytes.toString('utf8'));
       } catch {
         throw new WalrusError(ErrorCode.BAD_REQUEST, 'the body is not valid JSON');
       }

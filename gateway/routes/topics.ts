@@ -3,6 +3,7 @@ import type { Hono } from 'hono';
 import { ErrorCode, WalrusError } from '../../node/protocol/error-codes.js';
 import type { RetentionSettings, TopicInfo } from '../../node/protocol/messages.js';
 import { allowsTopic, requireScope } from '../middleware/auth.js';
+import { readBodyText } from '../body.js';
 import { checkName, parseJsonBody } from '../params.js';
 import type { GatewayEnv, RouteDeps } from './deps.js';
 import { topicFor } from './deps.js';
@@ -60,7 +61,7 @@ export function topicRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   });
 
   app.post('/v1/topics', async (c) => {
-    const body = parseObject(parseJsonBody(c.req.header('content-type'), await c.req.text()), [
+    const body = parseObject(parseJsonBody(c.req.header('content-type'), await readBodyText(c)), [
       'name',
       'retention',
     ]);
@@ -85,7 +86,9 @@ export function topicRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
 
   app.patch('/v1/topics/:topic', async (c) => {
     const topic = topicFor(c, 'admin');
-    const body = parseObject(parseJsonBody(c.req.header('content-type'), await c.req.text()), ['retention']);
+    const body = parseObject(parseJsonBody(c.req.header('content-type'), await readBodyText(c)), [
+      'retention',
+    ]);
     if (body['retention'] === undefined) bad('retention is required');
     const reply = await deps.upstream.request({
       op: 'configureTopic',

@@ -1,0 +1,311 @@
+/**
+ * `npm run bench -- gateway`: HTTP and SSE figures of the gateway, with a raw node:http server
+ * measured in the same run as the baseline. Load comes from a child process (this file run with
+ * `--load`), so the generator never shares an event loop with the server it measures.
+ *
+ * Figures: rawHttpPostPerSec, gatewayAppendsPerSec (single 128-byte records, durable, keep-alive,
+ * 50 connections), gatewayRatio, gatewayAppendP99Ms, batchAppendMBPerSec, sseTailsHeld (tails one
+ * gateway holds that all receive a record), sseDeliveryMsP99 (append → event at 1,000 tails).
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { GatewayProcess } from '../helpers/gateway-process.js';
+import { startLocalCluster } from '../helpers/local-cluster.js';
+
+const self = fileURLToPath(import.meta.url);
+const connectionCount = 50;
+const recordBytes = 128;
+const latencySampleCountMax = 2_000_000;
+const sseHoldTarget = Number(process.env['BENCH_SSE_TAILS'] ?? 10_000);
+const sseLatencySubscriberCount = 1_000;
+const sseLatencyMessageCount = 30;
+const sseConnectBatchSize = 500;
+
+type LoadRequest =
+  | {
+      kind: 'http';
+      origin: string;
+      path: string;
+      headers: Record<string, string>;
+      body: string;
+      connections: number;
+      durationMs: number;
+    }
+  | { kind: 'sse'; port: number; path: string; count: number };
+
+interface HttpResult {
+  count: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  seconds: number;
+}
+
+function percentile(sorted: Float64Array | number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+// ---- load generator (child process) ------------------------------------------------------------
+
+async function loadHttp(req: Extract<LoadRequest, { kind: 'http' }>): Promise<HttpResult> {
+  const pool = new Pool(req.origin, { connections: req.connections, pipelining: 1 });
+  const latencies: number[] = [];
+  let count = 0;
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + req.durationMs;
+  await Promise.all(
+    Array.from({ length: req.connections }, async () => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        try {
+          const res = await pool.request({
+            origin: req.origin,
+            path: req.path,
+            method: 'POST',
+            headers: req.headers,
+            body: req.body,
+          });
+          await res.body.dump();
+          if (res.statusCode >= 300) errors++;
+          else count++;
+        } catch {
+          errors++;
+        }
+        if (latencies.length < latencySampleCountMax) latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  return { count, errors, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), seconds };
+}
+
+/** Opens `count` SSE tails on raw sockets; reports how many are open, then records what arrives. */
+async function loadSse(req: Extract<LoadRequest, { kind: 'sse' }>): Promise<void> {
+  const sockets: net.Socket[] = [];
+  const delivered: number[] = [];
+  const receivedBy = new Map<net.Socket, number>();
+  let open = 0;
+  const request = `GET ${req.path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n`;
+  for (let i = 0; i < req.count; i += sseConnectBatchSize) {
+    const batch = Array.from(
+      { length: Math.min(sseConnectBatchSize, req.count - i) },
+      () =>
+        new Promise<void>((resolve) => {
+          const socket = net.connect(req.port, '127.0.0.1');
+          let opened = false;
+          socket.setEncoding('utf8');
+          socket.on('data', (chunk: string) => {
+            if (!opened && chunk.includes('retry: 1000')) {
+              opened = true;
+              open++;
+              resolve();
+            }
+            const now = performance.timeOrigin + performance.now();
+            for (const m of chunk.matchAll(/"value":"t=([0-9.]+)"/g)) {
+              delivered.push(now - Number(m[1]));
+              receivedBy.set(socket, (receivedBy.get(socket) ?? 0) + 1);
+            }
+          });
+          socket.on('error', () => resolve());
+          socket.on('close', () => resolve());
+          socket.write(request);
+          sockets.push(socket);
+        }),
+    );
+    await Promise.all(batch);
+  }
+  process.send!({ type: 'open', open });
+  process.on('message', (msg: { type: string; expected: number }) => {
+    if (msg.type !== 'report') return;
+    const complete = sockets.filter((s) => (receivedBy.get(s) ?? 0) >= msg.expected).length;
+    const sorted = [...delivered].sort((a, b) => a - b);
+    process.send!({
+      type: 'report',
+      complete,
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      samples: sorted.length,
+    });
+    for (const s of sockets) s.destroy();
+    setTimeout(() => process.exit(0), 100);
+  });
+}
+
+// ---- parent ------------------------------------------------------------------------------------
+
+/** The request goes over IPC (a batch body is too large for argv). */
+function startLoad(req: LoadRequest): ChildProcess {
+  const child = fork(self, ['--load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  child.send(req);
+  return child;
+}
+
+async function runHttpLoad(req: Extract<LoadRequest, { kind: 'http' }>): Promise<HttpResult> {
+  const child = startLoad(req);
+  const [result] = (await once(child, 'message')) as [HttpResult];
+  await once(child, 'exit');
+  return result;
+}
+
+/** The baseline: a raw node:http server in its own process that answers a small POST with JSON. */
+function startRawServer(): Promise<{ port: number; stop: () => void }> {
+  const child = fork(self, ['--raw-server'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve) => {
+    child.once('message', (msg: { port: number }) =>
+      resolve({ port: msg.port, stop: () => child.kill('SIGTERM') }),
+    );
+  });
+}
+
+function rawServer(): void {
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const size = Buffer.concat(chunks).byteLength;
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ firstOffset: size, lastOffset: size, count: 1 }));
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as net.AddressInfo).port }));
+}
+
+async function post(url: string, body: unknown): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+async function sseRun(
+  gateway: GatewayProcess,
+  topic: string,
+  count: number,
+  messages: number,
+  gapMs: number,
+) {
+  const child = startLoad({ kind: 'sse', port: gateway.port, path: `/v1/topics/${topic}/records`, count });
+  const [opened] = (await once(child, 'message')) as [{ open: number }];
+  await new Promise((r) => setTimeout(r, 500));
+  for (let i = 0; i < messages; i++) {
+    await post(`${gateway.url}/v1/topics/${topic}/records`, {
+      records: [{ value: `t=${performance.timeOrigin + performance.now()}` }],
+    });
+    await new Promise((r) => setTimeout(r, gapMs));
+  }
+  await new Promise((r) => setTimeout(r, 1_000));
+  child.send({ type: 'report', expected: messages });
+  const [report] = (await once(child, 'message')) as [
+    { complete: number; p50Ms: number; p99Ms: number; samples: number },
+  ];
+  await once(child, 'exit');
+  return { open: opened.open, ...report };
+}
+
+export async function runGatewayBench(opts: {
+  dir: string;
+  durationMs: number;
+}): Promise<Record<string, number>> {
+  const value = 'x'.repeat(recordBytes);
+  const single = JSON.stringify({ records: [{ value }] });
+
+  const raw = await startRawServer();
+  const rawResult = await runHttpLoad({
+    kind: 'http',
+    origin: `http://127.0.0.1:${raw.port}`,
+    path: '/',
+    headers: { 'content-type': 'application/json' },
+    body: single,
+    connections: connectionCount,
+    durationMs: opts.durationMs,
+  });
+  raw.stop();
+
+  const cluster = await startLocalCluster({
+    nodeCount: 1,
+    dataDir: opts.dir,
+    env: { WALRUS_LOG_LEVEL: 'warn' },
+  });
+  const gateway = await GatewayProcess.start({ nodes: cluster.clientAddrs });
+  try {
+    await post(`${gateway.url}/v1/topics`, { name: 'bench' });
+    await post(`${gateway.url}/v1/topics`, { name: 'bench-batch' });
+    await post(`${gateway.url}/v1/topics`, { name: 'bench-sse' });
+    await post(`${gateway.url}/v1/topics`, { name: 'bench-hold' });
+    const gw = await runHttpLoad({
+      kind: 'http',
+      origin: gateway.url,
+      path: '/v1/topics/bench/records',
+      headers: { 'content-type': 'application/json' },
+      body: single,
+      connections: connectionCount,
+      durationMs: opts.durationMs,
+    });
+
+    const batchRecords = 1000;
+    const batchValueBytes = 1024;
+    const batchBody = JSON.stringify({
+      records: Array.from({ length: batchRecords }, () => ({ value: 'y'.repeat(batchValueBytes) })),
+    });
+    const batch = await runHttpLoad({
+      kind: 'http',
+      origin: gateway.url,
+      path: '/v1/topics/bench-batch/records',
+      headers: { 'content-type': 'application/json' },
+      body: batchBody,
+      connections: 8,
+      durationMs: opts.durationMs,
+    });
+
+    const latency = await sseRun(gateway, 'bench-sse', sseLatencySubscriberCount, sseLatencyMessageCount, 50);
+    const hold = await sseRun(gateway, 'bench-hold', sseHoldTarget, 1, 0);
+
+    const rawPerSec = rawResult.count / rawResult.seconds;
+    const gwPerSec = gw.count / gw.seconds;
+    return {
+      rawHttpPostPerSec: Math.round(rawPerSec),
+      rawHttpPostP99Ms: round(rawResult.p99Ms, 2),
+      gatewayAppendsPerSec: Math.round(gwPerSec),
+      gatewayRatio: round(gwPerSec / rawPerSec, 3),
+      gatewayAppendP50Ms: round(gw.p50Ms, 2),
+      gatewayAppendP99Ms: round(gw.p99Ms, 2),
+      gatewayAppendErrors: gw.errors,
+      batchAppendMBPerSec: round((batch.count * batchRecords * batchValueBytes) / batch.seconds / 1e6, 1),
+      batchAppendP99Ms: round(batch.p99Ms, 1),
+      sseDeliveryMsP50: round(latency.p50Ms, 1),
+      sseDeliveryMsP99: round(latency.p99Ms, 1),
+      sseDeliverySubscribers: latency.complete,
+      sseTailsOpened: hold.open,
+      sseTailsHeld: hold.complete,
+    };
+  } finally {
+    await gateway.stop();
+    await cluster.stop();
+  }
+}
+
+if (process.argv[1] === self) {
+  if (process.argv[2] === '--raw-server') rawServer();
+  else if (process.argv[2] === '--load') {
+    process.once('message', (req: LoadRequest) => {
+      if (req.kind === 'http') {
+        void loadHttp(req).then((result) => {
+          process.send!(result);
+          process.disconnect();
+        });
+      } else void loadSse(req);
+    });
+  }
+}
