@@ -625,10 +625,20 @@ export class Wal {
     const segment = t.active;
     if (segment === null)
       throw new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' has no active segment`);
-    await this.drain();
-    if (t.active !== segment)
-      throw new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' changed while sealing`);
-    segment.seal();
+    if (segment.sealing) throw new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' is already sealing`);
+    // From here new appends are refused; those already accepted are written and made durable.
+    segment.sealing = true;
+    try {
+      await this.drain();
+      while (segment.extending !== null) await segment.extending;
+      if (t.active !== segment || this.closed) {
+        throw new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' changed while sealing`);
+      }
+      assert.equal(segment.pending.length, 0, 'nothing is queued on a sealing segment after the drain');
+      segment.seal();
+    } finally {
+      segment.sealing = false;
+    }
     t.active = null;
     return segment.info();
   }

@@ -522,3 +522,36 @@ test('appends that would reach a background preallocation in flight wait for it,
   t.deepEqual(Buffer.from(readAll(again, 't', 0)[1]!.value), Buffer.from(payload(1, step / 2)));
   await again.close();
 });
+
+test('sealActive waits for a background preallocation, so the sealed file ends at its last record', async (t) => {
+  const dir = tempDir('seal-extend');
+  t.teardown(() => removeDir(dir));
+  let open: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const io: FileIo = {
+    ...realFileIo,
+    writeZerosDurablyAsync: async (file, from, to) => {
+      await gate;
+      return realFileIo.writeZerosDurablyAsync(file, from, to);
+    },
+  };
+  const step = 64 * 1024;
+  const wal = await openWal(dir, { fileIo: io, segmentPreallocateBytes: step });
+  await wal.createSegment('t', 1, 0);
+  await wal.append('t', [{ value: payload(0, step / 2 + 5000) }]);
+  let sealed = false;
+  const sealing = wal.sealActive('t').then((info) => {
+    sealed = true;
+    return info;
+  });
+  t.is(code(await wal.append('t', [{ value: payload(1, 1) }]).catch((e) => e)), 'UNAVAILABLE');
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  t.false(sealed);
+  open();
+  const info = await sealing;
+  t.is(fs.statSync(segmentFile(dir, 't', 1, 'wal')).size, info.sizeBytes);
+  t.is(info.endOffset, 1);
+  await wal.close();
+});
