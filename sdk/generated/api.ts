@@ -141,8 +141,11 @@ export interface paths {
          *     `EventSource` resumes at the right place even before the first record; comment heartbeats
          *     at most 15 s apart; a `Last-Event-ID` request header resumes after that offset. A consumer
          *     too slow to keep up gets a `problem` event (code `BUSY`, with `resumeOffset`) and the
-         *     connection is closed; reconnecting with the last id loses nothing. For browsers, which
-         *     cannot set headers on an `EventSource`, a token may be given as `?access_token=`.
+         *     connection is closed; reconnecting with the last id loses nothing. Lasting errors (400,
+         *     401, 403, 404, 416) are problem+json; transient ones (cluster unavailable, gateway draining
+         *     or at its tail limit) are a 200 stream holding one `problem` event and a `retry:` hint,
+         *     because a browser `EventSource` gives up for good on any non-200 answer. For browsers,
+         *     which cannot set headers on an `EventSource`, a token may be given as `?access_token=`.
          */
         get: operations["readRecords"];
         put?: never;
