@@ -33,6 +33,9 @@ export interface NodeProcess {
   process: ChildProcess | null;
   /** The last log output, for failure messages. */
   logTail: string;
+  /** Extra environment and flags for this node only (e.g. a different cluster secret). */
+  env?: Readonly<Record<string, string>>;
+  extraArgs?: readonly string[];
 }
 
 export interface LaunchOptions {
@@ -147,14 +150,14 @@ export class LocalCluster {
       '127.0.0.1',
     ];
     if (spec.join !== null) args.push('--join', spec.join);
-    return [...args, ...(this.options.extraArgs ?? [])];
+    return [...args, ...(this.options.extraArgs ?? []), ...(this.nodes[index]!.extraArgs ?? [])];
   }
 
   async startNode(index: number): Promise<void> {
     const node = this.nodes[index]!;
     if (node.process !== null && node.process.exitCode === null && node.process.signalCode === null) return;
     const child = spawn(process.execPath, [nodeBin, ...this.args(index)], {
-      env: { ...process.env, ...this.options.env },
+      env: { ...process.env, ...this.options.env, ...node.env },
       stdio: this.options.inheritOutput ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
     });
     node.process = child;
@@ -173,6 +176,29 @@ export class LocalCluster {
     } catch (error) {
       throw new Error(`node ${node.spec.nodeId} did not start: ${(error as Error).message}\n${node.logTail}`);
     }
+  }
+
+  /** Adds and starts one more node that joins node 1 (the seed's hot join). Returns its index. */
+  async addNode(options: { env?: Record<string, string>; extraArgs?: string[]; waitForListen?: boolean } = {}): Promise<number> {
+    const clientPort = await freePort();
+    const raftPort = await freePort();
+    const nodeId = Math.max(...this.nodes.map((n) => n.spec.nodeId)) + 1;
+    const node: NodeProcess = {
+      spec: { nodeId, clientPort, raftPort, join: `127.0.0.1:${this.nodes[0]!.spec.raftPort}` },
+      clientAddr: `127.0.0.1:${clientPort}`,
+      raftAddr: `127.0.0.1:${raftPort}`,
+      process: null,
+      logTail: '',
+      ...(options.env ? { env: options.env } : {}),
+      ...(options.extraArgs ? { extraArgs: options.extraArgs } : {}),
+    };
+    this.nodes.push(node);
+    if (options.waitForListen === false) {
+      void this.startNode(this.nodes.length - 1).catch(() => {});
+    } else {
+      await this.startNode(this.nodes.length - 1);
+    }
+    return this.nodes.length - 1;
   }
 
   /** Sends a signal (SIGKILL by default: kill -9) and waits for the process to exit. */

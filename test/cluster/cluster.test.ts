@@ -1,0 +1,225 @@
+/**
+ * A real multi-node cluster on loopback, formed exactly as the seed deployment doc says (node 1
+ * bootstraps, the others --join it): the quick-start exchange from every node, forwarding, a
+ * cluster-wide GET cursor, rollover across nodes, hot join, kill -9 of the Raft leader, a full
+ * restart from the data directories, and a wrong cluster secret refused.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { TextClient } from '../../node/client/text-client.js';
+import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
+import { frame, portOf, rawExchange, splitFrames } from '../helpers/raw-socket.js';
+
+interface Metrics {
+  id: number;
+  state: string;
+  current_term: number;
+  current_leader: number | null;
+  membership_config: { nodes: number[]; voters: number[]; learners: number[] };
+  replication: Record<string, { match_index: number; next_index: number }>;
+  last_applied: number;
+}
+
+async function text(addr: string, ...commands: string[]): Promise<string[]> {
+  const client = new TextClient(addr, { timeoutMs: 15_000 });
+  try {
+    const replies: string[] = [];
+    for (const c of commands) replies.push(await client.send(c));
+    return replies;
+  } finally {
+    await client.close();
+  }
+}
+
+async function metrics(addr: string): Promise<Metrics> {
+  const [reply] = await text(addr, 'METRICS');
+  return JSON.parse(reply!.slice(3)) as Metrics;
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until every live node reports the same leader and the full voter set. */
+async function converged(cluster: TestCluster, voters: number[], skip: number[] = []): Promise<number> {
+  return eventually(`voters ${voters} with one leader`, async () => {
+    const all = await Promise.all(
+      cluster.nodes.filter((n) => !skip.includes(n.spec.nodeId)).map((n) => metrics(n.clientAddr)),
+    );
+    const leader = all[0]!.current_leader;
+    if (leader === null || !all.every((m) => m.current_leader === leader)) return undefined;
+    if (!all.every((m) => JSON.stringify(m.membership_config.voters) === JSON.stringify(voters))) return undefined;
+    return leader;
+  });
+}
+
+function leaderIndex(cluster: TestCluster, leaderId: number): number {
+  return cluster.nodes.findIndex((n) => n.spec.nodeId === leaderId);
+}
+
+async function withCluster(
+  t: ExecutionContext,
+  options: Parameters<typeof startLocalCluster>[0],
+  run: (cluster: TestCluster) => Promise<void>,
+): Promise<void> {
+  const cluster = await startLocalCluster(options);
+  try {
+    await run(cluster);
+  } catch (error) {
+    for (const n of cluster.nodes) t.log(`--- node ${n.spec.nodeId} log tail ---\n${n.logTail.slice(-3000)}`);
+    throw error;
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+test.serial('formation from the seed commands; the quick-start exchange works from every node', async (t) => {
+  await withCluster(t, { nodeCount: 3 }, async (cluster) => {
+    const leader = await converged(cluster, [1, 2, 3]);
+    t.true([1, 2, 3].includes(leader));
+    const m = await metrics(cluster.nodes[leaderIndex(cluster, leader)]!.clientAddr);
+    t.is(m.state, 'Leader');
+    t.deepEqual(Object.keys(m.replication).sort(), [1, 2, 3].filter((id) => id !== leader).map(String));
+    for (const n of cluster.nodes) {
+      const topic = `logs${n.spec.nodeId}`;
+      const replies = await text(n.clientAddr, `REGISTER ${topic}`, `PUT ${topic} hello from node ${n.spec.nodeId}`, `GET ${topic}`, `STATE ${topic}`);
+      t.deepEqual(replies.slice(0, 3), ['OK', 'OK', `OK hello from node ${n.spec.nodeId}`]);
+      const state = JSON.parse(replies[3]!.slice(3)) as { topic: string; current_segment: number; leader_node: number };
+      t.is(state.topic, topic);
+      t.is(state.current_segment, 1);
+      t.true([1, 2, 3].includes(state.leader_node));
+    }
+    // Topics are placed over the voters: with three topics, more than one node leads something.
+    const leaders = new Set<number>();
+    for (const name of ['a', 'b', 'c', 'd', 'e', 'f']) {
+      await text(cluster.nodes[0]!.clientAddr, `REGISTER place-${name}`);
+      const [s] = await text(cluster.nodes[0]!.clientAddr, `STATE place-${name}`);
+      leaders.add((JSON.parse(s!.slice(3)) as { leader_node: number }).leader_node);
+    }
+    t.true(leaders.size > 1, `all topics landed on ${[...leaders]}`);
+  });
+});
+
+test.serial('appends through every node are forwarded; the GET cursor is cluster-wide', async (t) => {
+  await withCluster(t, { nodeCount: 3 }, async (cluster) => {
+    await converged(cluster, [1, 2, 3]);
+    await text(cluster.nodes[1]!.clientAddr, 'REGISTER shared');
+    for (let i = 0; i < 12; i++) {
+      const [r] = await text(cluster.nodes[i % 3]!.clientAddr, `PUT shared m${i}`);
+      t.is(r, 'OK');
+    }
+    const got: string[] = [];
+    for (let i = 0; i < 13; i++) {
+      const [r] = await text(cluster.nodes[(i + 2) % 3]!.clientAddr, 'GET shared');
+      got.push(r!);
+    }
+    t.deepEqual(got, [...Array.from({ length: 12 }, (_, i) => `OK m${i}`), 'EMPTY']);
+  });
+});
+
+test.serial('rollover with a tiny WALRUS_MAX_SEGMENT_ENTRIES moves segment leadership round-robin; reads cross nodes', async (t) => {
+  await withCluster(t, { nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '4', WALRUS_MONITOR_CHECK_MS: '100' } }, async (cluster) => {
+    await converged(cluster, [1, 2, 3]);
+    await text(cluster.nodes[0]!.clientAddr, 'REGISTER roll');
+    const total = 30;
+    for (let i = 0; i < total; i++) {
+      const [r] = await eventually(`PUT ${i}`, async () => {
+        const reply = await text(cluster.nodes[i % 3]!.clientAddr, `PUT roll r${i}`);
+        return reply[0] === 'OK' ? reply : undefined;
+      });
+      t.is(r, 'OK');
+    }
+    const [s] = await text(cluster.nodes[2]!.clientAddr, 'STATE roll');
+    const state = JSON.parse(s!.slice(3)) as { current_segment: number; sealed_segments: Record<string, number>; segment_leaders: Record<string, number> };
+    t.true(state.current_segment >= 7, `segments: ${state.current_segment}`);
+    t.deepEqual(Object.values(state.sealed_segments).reduce((a, b) => a + b, 0) <= total, true);
+    t.true(Object.values(state.sealed_segments).every((count) => count === 4), JSON.stringify(state.sealed_segments));
+    t.is(new Set(Object.values(state.segment_leaders)).size, 3, 'every node led some segment');
+    const got: string[] = [];
+    for (let i = 0; i <= total; i++) got.push((await text(cluster.nodes[i % 3]!.clientAddr, 'GET roll'))[0]!);
+    t.deepEqual(got, [...Array.from({ length: total }, (_, i) => `OK r${i}`), 'EMPTY']);
+  });
+});
+
+test.serial('a fourth node hot-joins as a learner and is promoted', async (t) => {
+  await withCluster(t, { nodeCount: 3 }, async (cluster) => {
+    await converged(cluster, [1, 2, 3]);
+    await cluster.addNode();
+    await converged(cluster, [1, 2, 3, 4]);
+    const m = await metrics(cluster.nodes[3]!.clientAddr);
+    t.deepEqual(m.membership_config.learners, []);
+    await text(cluster.nodes[3]!.clientAddr, 'REGISTER after-join');
+    t.deepEqual(await text(cluster.nodes[3]!.clientAddr, 'PUT after-join x', 'GET after-join'), ['OK', 'OK x']);
+  });
+});
+
+test.serial('kill -9 of the Raft leader: a new leader is elected and metadata operations resume', async (t) => {
+  await withCluster(t, { nodeCount: 3 }, async (cluster) => {
+    const oldLeader = await converged(cluster, [1, 2, 3]);
+    const oldTerm = (await metrics(cluster.nodes[0]!.clientAddr)).current_term;
+    await cluster.kill(leaderIndex(cluster, oldLeader), 'SIGKILL');
+    const survivors = cluster.nodes.filter((n) => n.spec.nodeId !== oldLeader);
+    const newLeader = await eventually('a new leader', async () => {
+      const ms = await Promise.all(survivors.map((n) => metrics(n.clientAddr)));
+      const l = ms[0]!.current_leader;
+      return l !== null && l !== oldLeader && ms.every((m) => m.current_leader === l) ? l : undefined;
+    });
+    t.not(newLeader, oldLeader);
+    t.true((await metrics(survivors[0]!.clientAddr)).current_term > oldTerm);
+    const created = await eventually('REGISTER after failover', async () => {
+      const [r] = await text(survivors[0]!.clientAddr, 'REGISTER after-failover');
+      return r === 'OK' ? r : undefined;
+    });
+    t.is(created, 'OK');
+    // The killed node restarts from its data directory and catches up.
+    await cluster.startNode(leaderIndex(cluster, oldLeader));
+    await converged(cluster, [1, 2, 3]);
+    const [s] = await text(cluster.nodes[leaderIndex(cluster, oldLeader)]!.clientAddr, 'STATE after-failover');
+    t.regex(s!, /^OK \{"topic":"after-failover"/);
+  });
+});
+
+test.serial('every node restarts from its data directory with no metadata lost', async (t) => {
+  await withCluster(t, { nodeCount: 3 }, async (cluster) => {
+    await converged(cluster, [1, 2, 3]);
+    for (const name of ['r1', 'r2', 'r3']) await text(cluster.nodes[0]!.clientAddr, `REGISTER ${name}`);
+    await text(cluster.nodes[1]!.clientAddr, 'PUT r1 kept', 'PUT r1 also kept', 'GET r1');
+    const before = await text(cluster.nodes[2]!.clientAddr, 'STATE r1', 'STATE r2', 'STATE r3');
+    await cluster.stop();
+    for (let i = 0; i < 3; i++) await cluster.startNode(i);
+    await converged(cluster, [1, 2, 3]);
+    const after = await eventually('states after restart', async () => {
+      const r = await text(cluster.nodes[2]!.clientAddr, 'STATE r1', 'STATE r2', 'STATE r3');
+      return r.every((x) => x.startsWith('OK')) ? r : undefined;
+    });
+    t.deepEqual(after.map((x) => JSON.parse(x.slice(3)).segment_leaders), before.map((x) => JSON.parse(x.slice(3)).segment_leaders));
+    const [next] = await eventually('GET after restart', async () => {
+      const r = await text(cluster.nodes[0]!.clientAddr, 'GET r1');
+      return r[0]!.startsWith('OK') ? r : undefined;
+    });
+    t.is(next, 'OK also kept', 'the shared cursor neither replays nor skips across a full restart');
+  });
+});
+
+test.serial('a wrong cluster secret is refused; a stranger on the raft port gets UNAUTHENTICATED', async (t) => {
+  await withCluster(t, { nodeCount: 2, env: { WALRUS_CLUSTER_SECRET: 'right-secret' } }, async (cluster) => {
+    await converged(cluster, [1, 2]);
+    const index = await cluster.addNode({ env: { WALRUS_CLUSTER_SECRET: 'wrong-secret' }, waitForListen: false });
+    await new Promise((r) => setTimeout(r, 3000));
+    const m = await metrics(cluster.nodes[0]!.clientAddr);
+    t.false(m.membership_config.nodes.includes(cluster.nodes[index]!.spec.nodeId), 'the node with the wrong secret did not join');
+    const stranger = await rawExchange(portOf(cluster.nodes[0]!.raftAddr), [frame('METRICS')], { quietMs: 2000 });
+    t.true(stranger.closed);
+    t.regex(splitFrames(stranger.data).map((f) => f.toString('latin1')).join(' '), /UNAUTHENTICATED/);
+  });
+});
