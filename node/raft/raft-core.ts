@@ -442,8 +442,18 @@ export class RaftCore {
     this.progress.set(id, pr);
   }
 
+  /**
+   * May this node campaign? Voters may. So may a node that its newest (uncommitted) configuration
+   * removes but the previous one included: until that change commits it may hold the only
+   * up-to-date log a quorum needs (dissertation §4.2.2). Its own vote does not count then, and it
+   * steps down as soon as the change commits (maybeStepDownRemoved).
+   */
   private promotable(): boolean {
-    return this.voters.includes(this.id);
+    if (this.voters.includes(this.id)) return true;
+    const n = this.confLog.length;
+    if (n < 2) return false;
+    const last = this.confLog[n - 1]!;
+    return last.index > this.log.committed && this.confLog[n - 2]!.conf.voters.includes(this.id);
   }
 
   // ---------------------------------------------------------------- ticks

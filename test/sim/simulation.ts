@@ -42,6 +42,8 @@ export interface SimOptions {
   readonly midReadyCrashRate?: number;
   /** Debugging aid: receives one line per message sent. */
   readonly trace?: (line: string) => void;
+  /** Debugging aid: sees every message sent. */
+  readonly onMessage?: (m: Message) => void;
 }
 
 /** Options drawn from the seed; printed with every failure ("a seed is necessary, not sufficient"). */
@@ -55,6 +57,8 @@ export interface DerivedOptions {
   readonly appendBytesMax: number;
   readonly midReadyCrashRate: number;
   readonly actionGapMax: number;
+  /** Liveness mode keeps one voter down for good (when every configuration has >= 3 voters). */
+  readonly livenessKeepOneDown: boolean;
 }
 
 export interface SimStats {
@@ -118,6 +122,8 @@ class SimNode {
   /** Indexes of conf entries in the durable log (for AtMostOneUncommittedConf). */
   confIdx: number[] = [];
   decommissioned = false;
+  /** Liveness mode: this voter stays down for good. */
+  keepDown = false;
   /** Highest commit index checked by QuorumLogInv while this node led. */
   leaderCommitChecked = 0;
   restartPending = false;
@@ -140,6 +146,7 @@ export function deriveOptions(seed: number): DerivedOptions {
     appendBytesMax: [64, 256, 4096][p.nextInt(3)]!,
     midReadyCrashRate: [0, 0.001, 0.01][p.nextInt(3)]!,
     actionGapMax: [5, 20, 60][p.nextInt(3)]!,
+    livenessKeepOneDown: p.chance(0.5),
   };
 }
 
@@ -292,7 +299,7 @@ class Simulation {
       case 'restart': {
         const n = this.nodes.get(ev.node)!;
         n.restartPending = false;
-        if (!n.core && !n.decommissioned) this.start(n);
+        if (!n.core && !n.decommissioned && !n.keepDown) this.start(n);
         break;
       }
       case 'action':
@@ -377,7 +384,12 @@ class Simulation {
       const rd = core.ready();
       if (!rd) break;
       if (this.opts.unsafeSendBeforePersist) this.sendAll(n, rd.messages);
-      if (rd.mustSync && this.d.midReadyCrashRate > 0 && this.prng.chance(this.d.midReadyCrashRate)) {
+      if (
+        !this.healed &&
+        rd.mustSync &&
+        this.d.midReadyCrashRate > 0 &&
+        this.prng.chance(this.d.midReadyCrashRate)
+      ) {
         this.persistTorn(n, rd);
         this.crash(n, 1 + this.prng.nextInt(30 * tickUnits));
         return;
@@ -485,6 +497,7 @@ class Simulation {
   // ------------------------------------------------------------ network
 
   private route(m: Message): void {
+    this.opts.onMessage?.(m);
     this.opts.trace?.(
       `${this.now} ${m.type} ${m.from}>${m.to} t${m.term} i${m.index} lt${m.logTerm} n${m.entries.length} c${m.commit}${m.reject ? ` REJ h${m.rejectHint}` : ''}${m.snapshot ? ` snap${m.snapshot.meta.index}` : ''}`,
     );
@@ -505,6 +518,11 @@ class Simulation {
     return 1 + this.prng.nextInt(w.delayMax);
   }
 
+  /**
+   * Liveness mode: partitions and bad weather end, crashes stop, every member restarts — except,
+   * when the seed says so, one voter that stays down for good (a permanent minority failure),
+   * chosen only when every member's log ends in the same configuration of at least three voters.
+   */
   private heal(): void {
     this.healed = true;
     this.blocked.clear();
@@ -513,6 +531,24 @@ class Simulation {
     for (const n of this.nodes.values()) {
       if (!n.core && !n.decommissioned) this.start(n);
     }
+    if (!this.d.livenessKeepOneDown) return;
+    // Only when every member's log ends in the same configuration: with an uncommitted change,
+    // the remaining voters of the two configurations may each need the dead one (see docs/raft.md).
+    let conf: string | undefined;
+    let voters: readonly number[] = [];
+    for (const n of this.nodes.values()) {
+      const st = n.core?.status();
+      if (!st || st.voters.length === 0) continue;
+      const key = `${st.voters}|${st.learners}`;
+      if (conf !== undefined && key !== conf) return;
+      conf = key;
+      voters = st.voters;
+    }
+    if (voters.length < 3) return;
+    const victim = this.nodes.get(this.pick(voters)!)!;
+    victim.keepDown = true;
+    victim.core = null;
+    this.stats.crashes++;
   }
 
   // ------------------------------------------------------------ workload

@@ -301,3 +301,30 @@ test('a transfer bypasses the leader lease of CheckQuorum', (t) => {
   net.stabilize();
   t.is(net.core(1).role, 'Leader', 'and it can be transferred back');
 });
+
+test('a node removed by an uncommitted change may still campaign, leads without counting itself, then hands over', (t) => {
+  // Node 3 holds the only copy of "remove 3" (uncommitted); it is still needed until that commits.
+  const voters = [1, 2, 3];
+  const conf = encodeConfEntry({
+    change: { type: 'remove', nodeId: 3 },
+    conf: { voters: [1, 2], learners: [] },
+  });
+  const s3 = new MemoryStorage({ voters, learners: [] });
+  s3.append([
+    { term: 1, index: 1, kind: EntryKind.Normal, data: new Uint8Array(0) },
+    { term: 1, index: 2, kind: EntryKind.Conf, data: conf },
+  ]);
+  s3.setHardState({ term: 1, vote: 0, commit: 1 });
+  const net = new Net([makeNode(1, voters), makeNode(2, voters), makeNode(3, [], { storage: s3 })]);
+  t.false(net.core(3).isVoter(3));
+  net.campaign(3);
+  // It won with the votes of 1 and 2 (its own does not count), committed the removal and stepped down.
+  t.is(net.core(3).role, 'Follower');
+  t.is(net.core(1).log.term(2), 1);
+  t.deepEqual(net.core(1).status().voters, [1, 2]);
+  t.true(net.core(1).log.committed >= 2);
+  const leaders = [1, 2].filter((id) => net.core(id).role === 'Leader');
+  t.is(leaders.length, 1);
+  net.tick(3, 50);
+  t.is(net.core(3).role, 'Follower', 'once the removal is committed it never campaigns again');
+});
