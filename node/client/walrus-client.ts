@@ -172,9 +172,12 @@ export class WalrusClient {
     const deadlineMs = Date.now() + (options.timeoutMs ?? this.o.requestTimeoutMs) + waitMs;
     const idempotent = isIdempotent(req);
     let target = this.routes.route(topic);
+    let lastFailure: WalrusError | undefined;
     for (let attempt = 0; ; attempt += 1) {
       const remainingMs = deadlineMs - Date.now();
-      if (remainingMs <= 0) throw new WalrusError(ErrorCode.TIMEOUT, `${request.op} timed out`);
+      if (remainingMs <= 0) {
+        throw lastFailure ?? new WalrusError(ErrorCode.TIMEOUT, `${request.op} timed out`);
+      }
       let failure: WalrusError;
       try {
         return (await this.attempt(target, req, encoded, remainingMs, options.signal)) as ResponseOf<Op>;
@@ -182,6 +185,7 @@ export class WalrusClient {
         if (!(err instanceof WalrusError)) throw err; // aborted by the caller, or a bug
         failure = err;
       }
+      lastFailure = failure;
       const next = this.afterFailure(target, topic, failure);
       const definitelyNotApplied =
         (failure instanceof TransportError && !failure.sent) ||

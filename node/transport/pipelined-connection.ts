@@ -42,6 +42,13 @@ export interface PipelinedConnectionOptions {
   readonly reconnectBackoffMsMin?: number;
   /** Cap of the reconnect backoff. Default 2000. */
   readonly reconnectBackoffMsMax?: number;
+  /**
+   * With nothing in flight for this long the connection closes itself (and reconnects on the next
+   * request). Shorter than the server's idle timeout (5 min), so that the server never closes a
+   * connection just as a request is sent on it, which would make that request's outcome unknown.
+   * Default 240000.
+   */
+  readonly idleTimeoutMs?: number;
   readonly logger?: TransportLogger;
 }
 
@@ -62,6 +69,7 @@ export const pipelinedConnectionDefaults = {
   reconnectBackoffMsMin: 50,
   reconnectBackoffMsMax: 2_000,
   keepAliveInitialDelayMs: 30_000,
+  idleTimeoutMs: 240_000,
 } as const;
 
 interface Pending {
@@ -105,6 +113,7 @@ export class PipelinedConnection {
       frameSizeMaxBytes: options.frameSizeMaxBytes ?? protocolLimits.frameSizeMaxBytes,
       reconnectBackoffMsMin: options.reconnectBackoffMsMin ?? d.reconnectBackoffMsMin,
       reconnectBackoffMsMax: options.reconnectBackoffMsMax ?? d.reconnectBackoffMsMax,
+      idleTimeoutMs: options.idleTimeoutMs ?? d.idleTimeoutMs,
     };
     assert(this.o.inFlightMax > 0 && this.o.inFlightMax <= 2 ** 31);
     assert(this.o.waitQueueMax >= 0 && this.o.connectTimeoutMs > 0 && this.o.requestTimeoutMs > 0);
@@ -279,8 +288,16 @@ export class PipelinedConnection {
       this.stateNow = 'open';
       this.connectFailureCount = 0;
       socket.setKeepAlive(true, pipelinedConnectionDefaults.keepAliveInitialDelayMs);
+      socket.setTimeout(this.o.idleTimeoutMs);
     });
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('timeout', () => {
+      if (this.socket !== socket || this.inFlight.size > 0 || this.waiting.length > 0) return;
+      this.log.info({ addr: this.address }, 'closing idle connection');
+      this.dropSocket(
+        new TransportError(ErrorCode.UNAVAILABLE, `idle connection to ${this.address} closed`, false),
+      );
+    });
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (this.socket !== socket) return;
       if (this.stateNow === 'connecting') this.onConnectFailure(socket, err);

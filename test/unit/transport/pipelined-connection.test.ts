@@ -251,3 +251,16 @@ test('garbage from the server closes the connection and fails the requests', asy
   await c.close();
   await new Promise((r) => server.close(r));
 });
+
+test('an idle client connection closes itself and reconnects on the next request', async (t) => {
+  const s = await startServer((conn, payload) => pong(conn, payload, 1));
+  t.teardown(() => s.close());
+  const c = new PipelinedConnection({ host: '127.0.0.1', port: s.port, idleTimeoutMs: 200 });
+  t.teardown(() => c.close());
+  await c.request(ping);
+  t.is(c.state, 'open');
+  await waitFor(() => c.state === 'idle', 'the client to close its idle connection');
+  await waitFor(() => s.server.connectionCount() === 0, 'the server to see the close');
+  t.is(decodeReply(await c.request(ping)).kind, 'response');
+  t.is(s.server.connectionCount(), 1);
+});
