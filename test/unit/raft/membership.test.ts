@@ -328,3 +328,71 @@ test('a node removed by an uncommitted change may still campaign, leads without 
   net.tick(3, 50);
   t.is(net.core(3).role, 'Follower', 'once the removal is committed it never campaigns again');
 });
+
+test('transfer to a follower that needs a snapshot first', (t) => {
+  const net = Net.of([1, 2, 3]);
+  net.campaign(1);
+  net.isolate(3);
+  net.propose(1, 'a');
+  net.propose(1, 'b');
+  const n1 = net.node(1);
+  n1.storage.compact(n1.core.compact(n1.core.log.applied, new Uint8Array(0)));
+  net.recover();
+  net.core(1).transferLeadership(3);
+  net.stabilize();
+  t.true(net.log.some((m) => m.type === MessageType.Snap && m.to === 3));
+  t.is(net.core(3).role, 'Leader');
+});
+
+test('a second transfer to the same target is a no-op; to another target replaces it', (t) => {
+  const net = Net.of([1, 2, 3]);
+  net.campaign(1);
+  net.isolate(3);
+  net.isolate(2);
+  net.core(1).transferLeadership(3);
+  net.core(1).transferLeadership(3);
+  net.send(drain(net.node(1))); // the TimeoutNow to 3 is lost in the partition
+  t.is(net.core(1).status().leadTransferee, 3);
+  net.core(1).transferLeadership(2);
+  net.send(drain(net.node(1)));
+  t.is(net.core(1).status().leadTransferee, 2);
+  net.recover();
+  net.tick(1, 1);
+  t.is(net.core(2).role, 'Leader');
+});
+
+test('a transfer is abandoned when the leader learns of a higher term', (t) => {
+  const net = Net.of([1, 2, 3]);
+  net.campaign(1);
+  net.isolate(3);
+  net.core(1).transferLeadership(3);
+  net.core(1).step(msg({ type: MessageType.Vote, from: 2, to: 1, term: 5, index: 9, logTerm: 1 }));
+  t.is(net.core(1).role, 'Follower');
+  t.is(net.core(1).status().leadTransferee, 0);
+  t.is(net.core(1).currentTerm, 5);
+});
+
+test('a learner never campaigns, even on TimeoutNow', (t) => {
+  const n = makeNode(4, [1, 2, 3], { learners: [4] });
+  for (let k = 0; k < 100; k++) n.core.tick();
+  n.core.step(msg({ type: MessageType.TimeoutNow, from: 1, to: 4, term: 1 }));
+  t.is(n.core.role, 'Follower');
+  t.deepEqual(
+    drain(n).filter((m) => m.type === MessageType.Vote),
+    [],
+  );
+});
+
+test('CheckQuorum: a non-voter learner does not keep a leader alive', (t) => {
+  const net = clusterWithJoiner({ checkQuorum: true, electionTick: 10 });
+  net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
+  net.stabilize();
+  net.cut(1, 2);
+  net.cut(1, 3);
+  for (let k = 0; k < 20; k++) {
+    net.core(1).tick();
+    net.core(4).tick();
+    net.stabilize();
+  }
+  t.is(net.core(1).role, 'Follower', 'only the learner answered: no quorum');
+});
