@@ -41,6 +41,7 @@ import {
   FrameBatcher,
   peerBody,
   peerFrameOverheadBytes,
+  peerFrameRequestIdOffset,
   peerWireLimits,
 } from './peer-wire.js';
 import { TransportError } from './transport-error.js';
@@ -79,7 +80,8 @@ export const peerLinkDefaults = {
 type LinkState = 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closed';
 
 interface Pending {
-  readonly payload: Uint8Array;
+  /** The whole request frame, encoded at request() time (the caller may reuse its buffer); id patched when written. */
+  readonly frame: Buffer;
   readonly resolve: (reply: Buffer) => void;
   readonly reject: (err: unknown) => void;
   requestId: number;
@@ -217,7 +219,8 @@ export class PeerLink {
         reject(new TransportError(ErrorCode.BUSY, message, false));
         return;
       }
-      const pending: Pending = { payload, resolve, reject, requestId: 0, timer: undefined };
+      const frame = encodePeerFrame(PeerOpcode.peerRequest, 0, 0, payload);
+      const pending: Pending = { frame, resolve, reject, requestId: 0, timer: undefined };
       const timeoutMs = options.timeoutMs ?? this.o.requestTimeoutMs;
       assert(timeoutMs > 0);
       pending.timer = setTimeout(() => {
@@ -400,7 +403,8 @@ export class PeerLink {
     this.requestIdNext = id >= 0xffffffff ? 1 : id + 1;
     pending.requestId = id;
     this.inFlight.set(id, pending);
-    this.batcher.push(encodePeerFrame(PeerOpcode.peerRequest, 0, id, pending.payload));
+    pending.frame.writeUInt32LE(id, peerFrameRequestIdOffset);
+    this.batcher.push(pending.frame);
   }
 
   private settle(pending: Pending, outcome: Buffer | WalrusError): void {

@@ -8,7 +8,12 @@
  * Why one concatenated write per turn: Raft sends many small messages; profiling showed per-chunk
  * writev overhead dominating at high message rates, while one memcpy into one buffer is cheap.
  */
-import { BinaryFlag, binaryFlagsKnownMask, binaryHeaderSizeBytes } from '../protocol/binary-header.js';
+import {
+  BinaryFlag,
+  binaryFlagsKnownMask,
+  binaryHeaderSizeBytes,
+  binaryRequestIdOffset,
+} from '../protocol/binary-header.js';
 import { ByteWriter } from '../protocol/byte-io.js';
 import { writeErrorBody } from '../protocol/binary-bodies.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
@@ -19,6 +24,8 @@ import type { ErrorReply } from '../protocol/messages.js';
 const prefixSizeBytes = protocolLimits.frameLengthPrefixSizeBytes;
 /** Bytes a frame adds around its body: length prefix + binary header. */
 export const peerFrameOverheadBytes = prefixSizeBytes + binaryHeaderSizeBytes;
+/** Offset of the u32 request id in a whole frame (length prefix included). */
+export const peerFrameRequestIdOffset = prefixSizeBytes + binaryRequestIdOffset;
 
 export const peerWireLimits = {
   /** Largest handshake frame payload; a stranger cannot make a node buffer more before auth. */
@@ -40,7 +47,7 @@ export function encodePeerFrame(opcode: number, flags: number, requestId: number
   frame[5] = 1;
   frame[6] = opcode;
   frame[7] = flags;
-  frame.writeUInt32LE(requestId, 8);
+  frame.writeUInt32LE(requestId, peerFrameRequestIdOffset);
   frame.set(body, peerFrameOverheadBytes);
   return frame;
 }

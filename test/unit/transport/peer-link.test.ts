@@ -271,3 +271,17 @@ test('the server closes an idle peer connection; the link reconnects and keeps w
   await waitFor(() => l.openCount === 2 && l.connected, 'the link to reconnect');
   t.is((await l.request(Buffer.from('b'))).toString(), 're:b');
 });
+
+test('request and send copy the caller bytes at once: reusing the buffer while connecting changes nothing', async (t) => {
+  const messages: string[] = [];
+  const p = await startPeer(t, {}, messages);
+  const l = link(t, { addr: p.addr });
+  const buf = Buffer.from('original');
+  t.false(l.connected, 'still connecting');
+  l.send(buf);
+  const reply = l.request(buf);
+  buf.write('mutated!');
+  t.is((await reply).toString(), 're:original');
+  await waitFor(() => messages.length === 1, 'the message');
+  t.deepEqual(messages, ['original']);
+});
