@@ -2,8 +2,8 @@
 export { applyConfChange, decodeConfEntry, encodeConfEntry } from './conf-codec.js';
 export type { ConfEntryData } from './conf-codec.js';
 export { Prng } from './prng.js';
-export { makeRaftConfig, raftConfigDefaults, validateRaftConfig } from './raft-config.js';
-export type { RaftConfig, RaftTestOnlyBugs } from './raft-config.js';
+export { makeRaftConfig, RaftConfig, raftConfigDefaults, validateRaftConfig } from './raft-config.js';
+export type { RaftTestOnlyBugs } from './raft-config.js';
 export { RaftCore } from './raft-core.js';
 export { committedIndex, quorumSize } from './quorum.js';
 export { Inflights, Progress } from './progress.js';

@@ -86,3 +86,10 @@ export function validateRaftConfig(c: RaftConfig): RaftConfig {
   if (c.inflightBytesMax < c.appendBytesMax) fail('inflightBytesMax must be >= appendBytesMax');
   return Object.freeze({ ...c });
 }
+
+/** `RaftConfig.validate(c)`, `RaftConfig.make({ id })`, `RaftConfig.defaults` (value side of the type). */
+export const RaftConfig = {
+  validate: validateRaftConfig,
+  make: makeRaftConfig,
+  defaults: raftConfigDefaults,
+} as const;
