@@ -37,3 +37,14 @@ export class ChunkReader {
     return this.length >= n ? 0 : -1;
   }
 }
+
+const zeros = Buffer.alloc(64 * 1024);
+
+/** Whether buf[start, end) is all zero bytes (native compares, 64 KiB at a time). */
+export function isZeroRange(buf: Buffer, start: number, end: number): boolean {
+  for (let p = start; p < end; p += zeros.length) {
+    const n = Math.min(zeros.length, end - p);
+    if (buf.compare(zeros, 0, n, p, p + n) !== 0) return false;
+  }
+  return true;
+}

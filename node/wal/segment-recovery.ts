@@ -15,8 +15,8 @@
  * 5. Bytes after the end of the records of an active segment are made zero, so a later crash can
  *    never expose an old record past a newer, shorter end.
  */
-import { ChunkReader } from './chunk-reader.js';
-import { readFully, readSmallFile } from './file-io.js';
+import { ChunkReader, isZeroRange } from './chunk-reader.js';
+import { readFully, readSmallFile, writeFully } from './file-io.js';
 import { walLimits } from './limits.js';
 import { checkRecordAt, recordOffsetAt, recordSyncedDeltaAt, recordTimestampAt } from './record-codec.js';
 import type { CorruptRange, SegmentContext } from './segment.js';
@@ -99,7 +99,7 @@ function isAllZero(ctx: SegmentContext, fd: number, fileSize: number): boolean {
     const n = Math.min(walLimits.recoveryChunkSizeBytes, fileSize - pos);
     const at = reader.view(pos, n);
     if (at < 0) return false;
-    for (let i = at; i < at + n; i++) if (reader.buf[i] !== 0) return false;
+    if (!isZeroRange(reader.buf, at, at + n)) return false;
     pos += n;
   }
   return true;
@@ -186,6 +186,8 @@ function recover(
   let lastClaim = durable;
   const interval = ctx.limits.indexIntervalBytes;
   let scannedCount = 0;
+  // Whether any non-zero byte lies after the records (else the tail needs no zeroing).
+  const seen = { nonZero: false };
   for (;;) {
     const at8 = reader.view(position, 8);
     let size = -1;
@@ -211,10 +213,19 @@ function recover(
       scannedCount += 1;
       continue;
     }
-    if (position + 8 > scanEnd || gaps.length >= walLimits.corruptRangeCountMaxPerSegment) break;
+    if (position + 8 > scanEnd || gaps.length >= walLimits.corruptRangeCountMaxPerSegment) {
+      if (position < scanEnd) seen.nonZero = true;
+      break;
+    }
     const offsetMax = expect + Math.ceil((scanEnd - position) / 30) + 1;
-    const found = segment.findNextValid(position + 1, scanEnd, expect + 1, offsetMax);
-    if (found === null) break;
+    const found = segment.findNextValid(position + 1, scanEnd, expect + 1, offsetMax, seen);
+    if (found === null) {
+      // Bytes [position, position + 8) are the first not to form a record: check them too.
+      const at = reader.view(position, Math.min(8, scanEnd - position));
+      if (at < 0 || !isZeroRange(reader.buf, at, at + Math.min(8, scanEnd - position))) seen.nonZero = true;
+      break;
+    }
+    seen.nonZero = true;
     gaps.push({
       fromOffset: expect,
       toOffset: found.offset,
@@ -224,6 +235,12 @@ function recover(
     });
     position = found.position;
     expect = found.offset;
+  }
+  // The resync scan stops short of the file's last bytes (too few for a record): check them too.
+  if (!seen.nonZero && position < scanEnd) {
+    const from = Math.max(position, scanEnd - 64);
+    const at = reader.view(from, scanEnd - from);
+    if (at < 0 || !isZeroRange(reader.buf, at, at + scanEnd - from)) seen.nonZero = true;
   }
   // Decide torn tail versus corruption.
   let endOffset = expect;
@@ -266,7 +283,8 @@ function recover(
     setEnd(segment, endOffset, endPosition, fileSize);
     segment.sealed = true;
   } else {
-    if (endPosition < fileSize) zeroTail(ctx, segment, endPosition, fileSize);
+    if (endPosition < fileSize && (seen.nonZero || gaps.length > 0))
+      zeroTail(ctx, segment, endPosition, fileSize);
     setEnd(segment, endOffset, endPosition, fileSize);
   }
   if (scannedCount > 0 || gaps.length > 0) {
@@ -298,11 +316,8 @@ function zeroTail(ctx: SegmentContext, segment: Segment, from: number, fileSize:
   for (let pos = from; pos < fileSize; pos += chunk) {
     const n = Math.min(chunk, fileSize - pos);
     const at = reader.view(pos, n);
-    let dirty = at < 0;
-    for (let i = at; !dirty && i < at + n; i++) if (reader.buf[i] !== 0) dirty = true;
-    if (dirty) {
-      let done = 0;
-      while (done < n) done += io.write(segment.fd, zeros, done, n - done, pos + done);
+    if (at < 0 || !isZeroRange(reader.buf, at, at + n)) {
+      writeFully(io, segment.fd, zeros, n, pos);
       wrote = true;
     }
   }

@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert';
 import path from 'node:path';
-import { ChunkReader } from './chunk-reader.js';
+import { ChunkReader, isZeroRange } from './chunk-reader.js';
 import type { FileIo } from './file-io.js';
 import { writeFileDurably, writeFully } from './file-io.js';
 import type { WalLimits } from './limits.js';
@@ -240,7 +240,7 @@ export class Segment {
    * Starts a background preallocation of the next `segmentPreallocateBytes` once less than half of
    * the current one is left, so that the group commit rarely has to write zeros itself.
    */
-  private maybeExtendAhead(): void {
+  maybeExtendAhead(): void {
     const step = this.ctx.limits.segmentPreallocateBytes;
     if (this.extending !== null || this.sealed || this.sealing || this.failed !== null) return;
     if (this.preallocatedEnd - this.endPosition > step / 2) return;
@@ -508,6 +508,19 @@ export class Segment {
     }
   }
 
+  /**
+   * Cuts the preallocated zeros off (at close): the next open then finds the end of the records at
+   * the end of the file instead of reading megabytes of zeros to prove there is nothing after it.
+   */
+  trimPreallocation(): void {
+    assert(this.extending === null && this.pending.length === 0);
+    if (this.preallocatedEnd === this.endPosition || this.failed !== null) return;
+    this.ctx.io.truncate(this.fd, this.endPosition);
+    this.preallocatedEnd = this.endPosition;
+    this.ctx.io.fdatasync(this.fd);
+    this.ctx.stats.fsyncCount += 1;
+  }
+
   /** Seals: durable records, file cut to its records, index checkpoint, then the seal marker. */
   seal(): void {
     assert(!this.sealed && this.pending.length === 0);
@@ -576,14 +589,25 @@ export class Segment {
     limitPos: number,
     offsetMin: number,
     offsetMax: number,
+    seen?: { nonZero: boolean },
   ): { position: number; offset: number } | null {
     const reader = new ChunkReader(this.ctx.io, this.fd, limitPos, walLimits.recoveryChunkSizeBytes, false);
     const { lengthMax } = this.ctx;
+    const skipBytes = 4096;
     for (let p = fromPos; p + recordHeaderSizeBytes <= limitPos; p++) {
+      // A zeroed page (the preallocated tail) holds no record start but maybe in its last 2 bytes.
+      if ((p & (skipBytes - 1)) === 0 && p + skipBytes <= limitPos) {
+        const page = reader.view(p, skipBytes);
+        if (page >= 0 && isZeroRange(reader.buf, page, page + skipBytes)) {
+          p += skipBytes - 3;
+          continue;
+        }
+      }
       const at = reader.view(p, 16);
       if (at < 0) break;
       const buf = reader.buf;
       if (buf[at] === 0 && buf[at + 1] === 0 && buf[at + 2] === 0) continue;
+      if (seen !== undefined) seen.nonZero = true;
       const length = buf.readUInt32LE(at);
       if (length < recordLengthMin || length > lengthMax) continue;
       const offset = readU64(buf, at + 8);

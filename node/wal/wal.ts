@@ -137,6 +137,8 @@ export class Wal {
   static async open(options: WalOptions): Promise<Wal> {
     const wal = new Wal(options);
     wal.recoverAll();
+    // Active segments were cut to their records at close: preallocate again, in the background.
+    for (const t of wal.topicMap.values()) t.active?.maybeExtendAhead();
     const policy = options.fsyncPolicy;
     if (policy.kind === 'interval') {
       assert(
@@ -810,9 +812,10 @@ export class Wal {
     if (this.intervalTimer !== null) clearInterval(this.intervalTimer);
     for (const t of this.topicMap.values()) {
       for (const s of t.segments) {
-        if (!s.sealed && s.failed === null && s.checkpointPosition !== s.endPosition) {
+        if (!s.sealed && s.failed === null) {
           try {
-            s.writeCheckpoint();
+            if (s.checkpointPosition !== s.endPosition) s.writeCheckpoint();
+            s.trimPreallocation();
           } catch (error) {
             this.logger.error(
               { topic: t.name, segmentId: s.id, err: String(error) },
