@@ -14,6 +14,7 @@ import {
   MessageType,
   Prng,
   quorumSize,
+  RaftConfig,
 } from '../../../node/raft/index.js';
 import { drain, ents, enc, makeConf, makeNode, msg } from './harness.js';
 
@@ -45,6 +46,11 @@ test('RaftConfig: defaults are valid and bad values are refused with INVALID_CON
       JSON.stringify(bad),
     );
   }
+  t.is(
+    code(() => RaftConfig.validate({ ...c, electionTick: 1 })),
+    'INVALID_CONFIG',
+  );
+  t.is(RaftConfig.validate(c).electionTick, RaftConfig.defaults.electionTick);
 });
 
 test('Prng: same seed, same sequence; ranges respected', (t) => {
