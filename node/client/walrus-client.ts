@@ -174,6 +174,7 @@ export class WalrusClient {
     let target = this.routes.route(topic);
     let lastFailure: WalrusError | undefined;
     for (let attempt = 0; ; attempt += 1) {
+      if (this.closed) throw new WalrusError(ErrorCode.UNAVAILABLE, 'the client was closed');
       const remainingMs = deadlineMs - Date.now();
       if (remainingMs <= 0) {
         throw lastFailure ?? new WalrusError(ErrorCode.TIMEOUT, `${request.op} timed out`);

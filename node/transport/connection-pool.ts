@@ -5,7 +5,9 @@
  * (its pending requests fail UNAVAILABLE; callers retry elsewhere).
  */
 import assert from 'node:assert';
+import { ErrorCode } from '../protocol/error-codes.js';
 import { PipelinedConnection, type PipelinedConnectionOptions } from './pipelined-connection.js';
+import { TransportError } from './transport-error.js';
 
 export const connectionPoolDefaults = {
   /** Peers with an open connection at once. */
@@ -27,7 +29,7 @@ export class ConnectionPool {
 
   /** The connection to `host:port` (key is the canonical address string). */
   get(key: string, host: string, port: number): PipelinedConnection {
-    assert(!this.closed, 'the pool is closed');
+    if (this.closed) throw new TransportError(ErrorCode.UNAVAILABLE, 'the connection pool is closed', false);
     const existing = this.connections.get(key);
     if (existing !== undefined && existing.state !== 'closed') {
       this.connections.delete(key);

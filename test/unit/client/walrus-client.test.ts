@@ -242,3 +242,21 @@ test('a server restart is survived by idempotent calls within the deadline', asy
   await client.close();
   await restarted.stop();
 });
+
+test('closing the client during retries ends the call with UNAVAILABLE', async (t) => {
+  const node = await new FakeNode(1).start();
+  t.teardown(() => node.stop());
+  node.hook = () => ({ code: ErrorCode.BUSY, message: 'always busy' });
+  const client = new WalrusClient({
+    nodes: [node.addr],
+    retryCountMax: 100,
+    retryBackoffMsMin: 20,
+    retryBackoffMsMax: 20,
+  });
+  const call = client.ping();
+  await new Promise((r) => setTimeout(r, 100));
+  await client.close();
+  const err = await rejection(call);
+  t.is(err.code, ErrorCode.UNAVAILABLE);
+  t.true(node.count('ping') < 100, 'the retry loop stopped');
+});
