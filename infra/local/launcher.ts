@@ -179,7 +179,9 @@ export class LocalCluster {
   }
 
   /** Adds and starts one more node that joins node 1 (the seed's hot join). Returns its index. */
-  async addNode(options: { env?: Record<string, string>; extraArgs?: string[]; waitForListen?: boolean } = {}): Promise<number> {
+  async addNode(
+    options: { env?: Record<string, string>; extraArgs?: string[]; waitForListen?: boolean } = {},
+  ): Promise<number> {
     const clientPort = await freePort();
     const raftPort = await freePort();
     const nodeId = Math.max(...this.nodes.map((n) => n.spec.nodeId)) + 1;

@@ -61,6 +61,11 @@ export class PeerDirectory implements PeerSender {
     return link;
   }
 
+  /** Remembers addresses told by the join target until the metadata log holds them. */
+  learn(nodes: readonly { nodeId: number; raftAddr: string }[]): void {
+    for (const n of nodes) if (n.nodeId !== this.selfNodeId) this.bootAddrs.set(n.nodeId, n.raftAddr);
+  }
+
   send(to: number, payload: Uint8Array): void {
     this.link(to)?.send(payload);
   }
@@ -85,14 +90,25 @@ export function raftClusterView(raft: RaftNode, peers: PeerDirectory): ClusterVi
     raftLeaderId: () => raft.leaderId,
     voters: () => [...raft.status().voters],
     aliveVoters: () => raft.aliveVoters(),
-    async forward<Op extends RequestOp>(nodeId: number, request: Extract<Request, { op: Op }>): Promise<ResponseByOp[Op]> {
+    async forward<Op extends RequestOp>(
+      nodeId: number,
+      request: Extract<Request, { op: Op }>,
+    ): Promise<ResponseByOp[Op]> {
       const asked = request as Request;
       const waitMs = asked.op === 'read' ? asked.waitMs : 0;
-      const bytes = await peers.request(nodeId, encodeRequest(1, request), peerLimits.requestTimeoutMs + waitMs + peerLimits.forwardSlackMs);
+      const bytes = await peers.request(
+        nodeId,
+        encodeRequest(1, request),
+        peerLimits.requestTimeoutMs + waitMs + peerLimits.forwardSlackMs,
+      );
       const reply = decodeReply(bytes);
       if (reply.kind === 'response') return reply.response as ResponseByOp[Op];
       if (reply.kind === 'error') {
-        throw new WalrusError(reply.error.code, reply.error.message, reply.error.leaderHint ? { leaderHint: reply.error.leaderHint } : undefined);
+        throw new WalrusError(
+          reply.error.code,
+          reply.error.message,
+          reply.error.leaderHint ? { leaderHint: reply.error.leaderHint } : undefined,
+        );
       }
       throw reply.error;
     },

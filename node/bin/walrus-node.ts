@@ -14,7 +14,7 @@ import { MetadataState } from '../cluster/metadata-state.js';
 import { metricsJson } from '../cluster/metrics-json.js';
 import { RaftDiskStorage } from '../cluster/raft-disk-storage.js';
 import { decodeRaftMessage, encodeRaftMessage } from '../cluster/raft-codec.js';
-import { RaftNode } from '../cluster/raft-node.js';
+import { type JoinReply, RaftNode } from '../cluster/raft-node.js';
 import { RequestHandler } from '../cluster/request-handler.js';
 import { ConfigError, type NodeConfig, nodeUsage, parseNodeConfig } from '../config/node-config.js';
 import { binaryMarker } from '../protocol/frame.js';
@@ -55,12 +55,17 @@ function envInt(name: string, fallback: number, min: number, max: number): numbe
 }
 
 /** Asks the --join target (any member: it forwards to the Raft leader) to add this node, retrying with capped backoff. */
-async function joinCluster(config: NodeConfig, clientAddr: string, raftAddr: string, logger: Logger): Promise<void> {
+async function joinCluster(
+  config: NodeConfig,
+  clientAddr: string,
+  raftAddr: string,
+  logger: Logger,
+): Promise<JoinReply> {
   const payload = Buffer.from(JSON.stringify({ type: 'join', nodeId: config.nodeId, raftAddr, clientAddr }));
   let backoffMs = 200;
   for (let attempt = 1; ; attempt++) {
     try {
-      await peerRequestOnce({
+      const reply = await peerRequestOnce({
         addr: config.join!,
         selfNodeId: config.nodeId,
         clusterSecret: config.clusterSecret,
@@ -68,10 +73,13 @@ async function joinCluster(config: NodeConfig, clientAddr: string, raftAddr: str
         timeoutMs: 15_000,
       });
       logger.info({ join: config.join, attempt }, 'Joined cluster as a learner');
-      return;
+      return JSON.parse(reply.toString('utf8')) as JoinReply;
     } catch (error) {
       const code = (error as { code?: string }).code;
-      logger.warn({ join: config.join, attempt, code, err: (error as Error).message }, 'Failed to join cluster; retrying');
+      logger.warn(
+        { join: config.join, attempt, code, err: (error as Error).message },
+        'Failed to join cluster; retrying',
+      );
       if (code === 'UNAUTHENTICATED') {
         logger.error({ join: config.join }, 'Failed to join cluster: the cluster secret was refused');
         process.stderr.write(`walrus-node: ${config.join} refused this node's cluster secret\n`);
@@ -86,9 +94,15 @@ async function joinCluster(config: NodeConfig, clientAddr: string, raftAddr: str
 async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger({ nodeId: config.nodeId, level: config.logLevel, file: config.logFile });
-  logger.info({ config: { ...config, clusterSecret: config.clusterSecret ? '***' : null } }, `Node ${config.nodeId} booting`);
+  logger.info(
+    { config: { ...config, clusterSecret: config.clusterSecret ? '***' : null } },
+    `Node ${config.nodeId} booting`,
+  );
   if (config.clusterSecret === null) {
-    logger.warn({}, 'NO CLUSTER SECRET: the raft port accepts any peer. Set --cluster-secret or WALRUS_CLUSTER_SECRET in production.');
+    logger.warn(
+      {},
+      'NO CLUSTER SECRET: the raft port accepts any peer. Set --cluster-secret or WALRUS_CLUSTER_SECRET in production.',
+    );
   }
   const tickMs = envInt('WALRUS_RAFT_TICK_MS', 50, 5, 10_000);
   const electionTick = envInt('WALRUS_RAFT_ELECTION_TICKS', 10, 3, 1000);
@@ -107,7 +121,10 @@ async function main(): Promise<void> {
       logger,
     );
   } catch (error) {
-    logger.error({ err: (error as Error).message }, 'Raft state failed its checks; refusing to start as a voter');
+    logger.error(
+      { err: (error as Error).message },
+      'Raft state failed its checks; refusing to start as a voter',
+    );
     process.stderr.write(`walrus-node: ${(error as Error).message}\n`);
     process.exit(1);
   }
@@ -143,7 +160,10 @@ async function main(): Promise<void> {
     meta: raft,
     cluster,
     segmentEntryCountMax: config.segmentEntryCountMax,
-    retentionDefault: { retentionMs: config.retentionMsDefault, retentionBytes: config.retentionBytesDefault },
+    retentionDefault: {
+      retentionMs: config.retentionMsDefault,
+      retentionBytes: config.retentionBytesDefault,
+    },
     nowMs: Date.now,
     logger,
   });
@@ -173,7 +193,8 @@ async function main(): Promise<void> {
 
   const fresh = storage.fresh;
   raft.start({ bootstrap: config.join === null });
-  if (config.join !== null && fresh) await joinCluster(config, clientAddr, raftAddr, logger);
+  if (config.join !== null && fresh)
+    peers.learn((await joinCluster(config, clientAddr, raftAddr, logger)).nodes);
   await raft.waitLocalReplay();
   await broker.recover();
   void raft.ensureRegistered({ nodeId: config.nodeId, raftAddr, clientAddr });
@@ -214,6 +235,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`walrus-node: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `walrus-node: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -454,12 +454,15 @@ export class Broker {
     const voters = [...this.options.cluster.voters()].sort((a, b) => a - b);
     if (voters.length === 0) return this.options.nodeId;
     const alive = new Set(this.options.cluster.aliveVoters());
-    const start = voters.findIndex((v) => v > current);
+    const start = Math.max(
+      0,
+      voters.findIndex((v) => v > current),
+    );
     for (let i = 0; i < voters.length; i++) {
-      const candidate = voters[((start < 0 ? 0 : start) + i) % voters.length]!;
+      const candidate = voters[(start + i) % voters.length]!;
       if (alive.has(candidate)) return candidate;
     }
-    return voters[(start < 0 ? 0 : start) % voters.length]!;
+    return voters[start % voters.length]!;
   }
 
   describeTopic(name: string): TopicInfo {

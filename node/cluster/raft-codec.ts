@@ -71,7 +71,7 @@ export function decodeEntry(r: ByteReader): Entry {
   const index = r.u64('entry index');
   const kind = r.u8('entry kind');
   if (kind !== EntryKind.Normal && kind !== EntryKind.Conf) r.fail(`entry ${index} has unknown kind ${kind}`);
-  const data = new Uint8Array(r.bytes32(`entry ${index} data`, raftEntrySizeMaxBytes));
+  const data = new Uint8Array(r.bytes32('entry data', raftEntrySizeMaxBytes));
   return { term, index, kind, data };
 }
 

@@ -416,7 +416,7 @@ function recoverLog(
 
   let base: LogBase = { index: 0, term: 0 };
   let hard: HardState = zeroHardState;
-  let ents: Entry[] = [];
+  const ents: Entry[] = [];
   let pos = 0;
   while (pos < size) {
     const scan = scanRecord(buf, pos);
@@ -458,7 +458,8 @@ function recoverLog(
             if (e.index !== first.index + k)
               r.fail(`entry ${e.index} does not follow entry ${first.index + k - 1}`);
           });
-          ents = ents.slice(0, first.index - base.index - 1).concat(batch);
+          ents.length = first.index - base.index - 1;
+          for (const e of batch) ents.push(e);
         }
       }
       r.end('record');
@@ -486,7 +487,7 @@ function recoverLog(
     const k = s.index - base.index - 1;
     // A compaction keeps the entries after the snapshot (the log holds it); a snapshot from the leader
     // whose log rewrite did not happen supersedes the whole log.
-    ents = k < ents.length && ents[k]!.term === s.term ? ents.slice(k + 1) : [];
+    ents.splice(0, k < ents.length && ents[k]!.term === s.term ? k + 1 : ents.length);
   }
   const lastIndex = s.index + ents.length;
   // A snapshot only holds committed entries (its hard state may have been lost with the log rewrite).

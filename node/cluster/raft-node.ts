@@ -27,7 +27,7 @@ import {
   makeRaftConfig,
 } from '../raft/index.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
-import type { MetaCommand, MetadataSnapshot, MetadataState } from './metadata-state.js';
+import type { MetaCommand, MetadataSnapshot, MetadataState, NodeMeta } from './metadata-state.js';
 import type { RaftStatusForMetrics } from './metrics-json.js';
 
 /** The disk-backed storage the driver writes through (RaftDiskStorage implements it). */
@@ -88,6 +88,12 @@ export type PeerRequest =
   | { readonly type: 'propose'; readonly command: MetaCommand }
   | { readonly type: 'join'; readonly nodeId: number; readonly raftAddr: string; readonly clientAddr: string }
   | { readonly type: 'confChange'; readonly change: ConfChange };
+
+/** What a join answers: the leader and every member's addresses. */
+export interface JoinReply {
+  readonly leaderId: number;
+  readonly nodes: readonly NodeMeta[];
+}
 
 interface Waiter {
   readonly term: number;
@@ -249,9 +255,10 @@ export class RaftNode {
         const index = await this.proposeHere(request.command);
         return Buffer.from(JSON.stringify({ index }));
       }
-      case 'join':
-        await this.join(request.nodeId, request.raftAddr, request.clientAddr);
-        return Buffer.from(JSON.stringify({ leaderId: this.leaderId }));
+      case 'join': {
+        const reply = await this.join(request.nodeId, request.raftAddr, request.clientAddr);
+        return Buffer.from(JSON.stringify(reply));
+      }
       case 'confChange':
         await this.confChange(request.change);
         return Buffer.from('{}');
@@ -351,7 +358,8 @@ export class RaftNode {
   async ensureRegistered(node: { nodeId: number; raftAddr: string; clientAddr: string }): Promise<void> {
     for (let attempt = 0; attempt < 600 && !this.stopped; attempt++) {
       const known = this.state.nodes.get(node.nodeId);
-      if (known !== undefined && known.raftAddr === node.raftAddr && known.clientAddr === node.clientAddr) return;
+      if (known !== undefined && known.raftAddr === node.raftAddr && known.clientAddr === node.clientAddr)
+        return;
       try {
         await this.propose({ type: 'registerNode', node });
         this.o.logger.info({ node }, 'Registered node address');
@@ -364,24 +372,28 @@ export class RaftNode {
   }
 
   /** Adds a node: registers its addresses, then adds it as a learner (it is promoted once caught up). */
-  async join(nodeId: number, raftAddr: string, clientAddr: string): Promise<void> {
+  async join(nodeId: number, raftAddr: string, clientAddr: string): Promise<JoinReply> {
     const leader = await this.waitForLeader();
     if (leader !== this.nodeId) {
-      await this.o.peers.request(
+      const reply = await this.o.peers.request(
         leader,
         Buffer.from(JSON.stringify({ type: 'join', nodeId, raftAddr, clientAddr } satisfies PeerRequest)),
         raftNodeLimits.proposeTimeoutMs,
       );
-      return;
+      return JSON.parse(reply.toString('utf8')) as JoinReply;
     }
     const known = this.state.nodes.get(nodeId);
     if (known === undefined || known.raftAddr !== raftAddr || known.clientAddr !== clientAddr) {
       await this.proposeHere({ type: 'registerNode', node: { nodeId, raftAddr, clientAddr } });
     }
     const s = this.core.status();
-    if (s.voters.includes(nodeId) || s.learners.includes(nodeId)) return;
-    await this.confChange({ type: 'addLearner', nodeId });
-    this.o.logger.info({ learner: nodeId }, `Node ${this.nodeId}: Added learner ${nodeId}`);
+    if (!s.voters.includes(nodeId) && !s.learners.includes(nodeId)) {
+      await this.confChange({ type: 'addLearner', nodeId });
+      this.o.logger.info({ learner: nodeId }, `Node ${this.nodeId}: Added learner ${nodeId}`);
+    }
+    // The joiner learns every member's address at once: it must answer the leader before it has
+    // applied the log entries that hold those addresses.
+    return { leaderId: this.nodeId, nodes: [...this.state.nodes.values()] };
   }
 
   /** Proposes a configuration change on the leader (forwarded from followers) and waits until applied. */

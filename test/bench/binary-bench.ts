@@ -14,8 +14,15 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-export async function runBinaryBench(opts: { dir: string; durationMs: number }): Promise<Record<string, number>> {
-  const cluster = await LocalCluster.start({ nodeCount: 1, dataDir: opts.dir, env: { WALRUS_LOG_LEVEL: 'warn' } });
+export async function runBinaryBench(opts: {
+  dir: string;
+  durationMs: number;
+}): Promise<Record<string, number>> {
+  const cluster = await LocalCluster.start({
+    nodeCount: 1,
+    dataDir: opts.dir,
+    env: { WALRUS_LOG_LEVEL: 'warn' },
+  });
   const client = new WalrusClient({ nodes: cluster.clientAddrs, inFlightMaxPerConnection: inFlight });
   try {
     await client.createTopic('bench');

@@ -35,7 +35,11 @@ async function metrics(addr: string): Promise<Metrics> {
   return JSON.parse(reply!.slice(3)) as Metrics;
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -45,7 +49,8 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -58,7 +63,8 @@ async function converged(cluster: TestCluster, voters: number[], skip: number[] 
     );
     const leader = all[0]!.current_leader;
     if (leader === null || !all.every((m) => m.current_leader === leader)) return undefined;
-    if (!all.every((m) => JSON.stringify(m.membership_config.voters) === JSON.stringify(voters))) return undefined;
+    if (!all.every((m) => JSON.stringify(m.membership_config.voters) === JSON.stringify(voters)))
+      return undefined;
     return leader;
   });
 }
@@ -92,9 +98,19 @@ test.serial('formation from the seed commands; the quick-start exchange works fr
     t.deepEqual(Object.keys(m.replication).sort(), [1, 2, 3].filter((id) => id !== leader).map(String));
     for (const n of cluster.nodes) {
       const topic = `logs${n.spec.nodeId}`;
-      const replies = await text(n.clientAddr, `REGISTER ${topic}`, `PUT ${topic} hello from node ${n.spec.nodeId}`, `GET ${topic}`, `STATE ${topic}`);
+      const replies = await text(
+        n.clientAddr,
+        `REGISTER ${topic}`,
+        `PUT ${topic} hello from node ${n.spec.nodeId}`,
+        `GET ${topic}`,
+        `STATE ${topic}`,
+      );
       t.deepEqual(replies.slice(0, 3), ['OK', 'OK', `OK hello from node ${n.spec.nodeId}`]);
-      const state = JSON.parse(replies[3]!.slice(3)) as { topic: string; current_segment: number; leader_node: number };
+      const state = JSON.parse(replies[3]!.slice(3)) as {
+        topic: string;
+        current_segment: number;
+        leader_node: number;
+      };
       t.is(state.topic, topic);
       t.is(state.current_segment, 1);
       t.true([1, 2, 3].includes(state.leader_node));
@@ -127,29 +143,44 @@ test.serial('appends through every node are forwarded; the GET cursor is cluster
   });
 });
 
-test.serial('rollover with a tiny WALRUS_MAX_SEGMENT_ENTRIES moves segment leadership round-robin; reads cross nodes', async (t) => {
-  await withCluster(t, { nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '4', WALRUS_MONITOR_CHECK_MS: '100' } }, async (cluster) => {
-    await converged(cluster, [1, 2, 3]);
-    await text(cluster.nodes[0]!.clientAddr, 'REGISTER roll');
-    const total = 30;
-    for (let i = 0; i < total; i++) {
-      const [r] = await eventually(`PUT ${i}`, async () => {
-        const reply = await text(cluster.nodes[i % 3]!.clientAddr, `PUT roll r${i}`);
-        return reply[0] === 'OK' ? reply : undefined;
-      });
-      t.is(r, 'OK');
-    }
-    const [s] = await text(cluster.nodes[2]!.clientAddr, 'STATE roll');
-    const state = JSON.parse(s!.slice(3)) as { current_segment: number; sealed_segments: Record<string, number>; segment_leaders: Record<string, number> };
-    t.true(state.current_segment >= 7, `segments: ${state.current_segment}`);
-    t.deepEqual(Object.values(state.sealed_segments).reduce((a, b) => a + b, 0) <= total, true);
-    t.true(Object.values(state.sealed_segments).every((count) => count === 4), JSON.stringify(state.sealed_segments));
-    t.is(new Set(Object.values(state.segment_leaders)).size, 3, 'every node led some segment');
-    const got: string[] = [];
-    for (let i = 0; i <= total; i++) got.push((await text(cluster.nodes[i % 3]!.clientAddr, 'GET roll'))[0]!);
-    t.deepEqual(got, [...Array.from({ length: total }, (_, i) => `OK r${i}`), 'EMPTY']);
-  });
-});
+test.serial(
+  'rollover with a tiny WALRUS_MAX_SEGMENT_ENTRIES moves segment leadership round-robin; reads cross nodes',
+  async (t) => {
+    await withCluster(
+      t,
+      { nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '4', WALRUS_MONITOR_CHECK_MS: '100' } },
+      async (cluster) => {
+        await converged(cluster, [1, 2, 3]);
+        await text(cluster.nodes[0]!.clientAddr, 'REGISTER roll');
+        const total = 30;
+        for (let i = 0; i < total; i++) {
+          const [r] = await eventually(`PUT ${i}`, async () => {
+            const reply = await text(cluster.nodes[i % 3]!.clientAddr, `PUT roll r${i}`);
+            return reply[0] === 'OK' ? reply : undefined;
+          });
+          t.is(r, 'OK');
+        }
+        const [s] = await text(cluster.nodes[2]!.clientAddr, 'STATE roll');
+        const state = JSON.parse(s!.slice(3)) as {
+          current_segment: number;
+          sealed_segments: Record<string, number>;
+          segment_leaders: Record<string, number>;
+        };
+        t.true(state.current_segment >= 7, `segments: ${state.current_segment}`);
+        t.deepEqual(Object.values(state.sealed_segments).reduce((a, b) => a + b, 0) <= total, true);
+        t.true(
+          Object.values(state.sealed_segments).every((count) => count === 4),
+          JSON.stringify(state.sealed_segments),
+        );
+        t.is(new Set(Object.values(state.segment_leaders)).size, 3, 'every node led some segment');
+        const got: string[] = [];
+        for (let i = 0; i <= total; i++)
+          got.push((await text(cluster.nodes[i % 3]!.clientAddr, 'GET roll'))[0]!);
+        t.deepEqual(got, [...Array.from({ length: total }, (_, i) => `OK r${i}`), 'EMPTY']);
+      },
+    );
+  },
+);
 
 test.serial('a fourth node hot-joins as a learner and is promoted', async (t) => {
   await withCluster(t, { nodeCount: 3 }, async (cluster) => {
@@ -159,35 +190,44 @@ test.serial('a fourth node hot-joins as a learner and is promoted', async (t) =>
     const m = await metrics(cluster.nodes[3]!.clientAddr);
     t.deepEqual(m.membership_config.learners, []);
     await text(cluster.nodes[3]!.clientAddr, 'REGISTER after-join');
-    t.deepEqual(await text(cluster.nodes[3]!.clientAddr, 'PUT after-join x', 'GET after-join'), ['OK', 'OK x']);
+    t.deepEqual(await text(cluster.nodes[3]!.clientAddr, 'PUT after-join x', 'GET after-join'), [
+      'OK',
+      'OK x',
+    ]);
   });
 });
 
-test.serial('kill -9 of the Raft leader: a new leader is elected and metadata operations resume', async (t) => {
-  await withCluster(t, { nodeCount: 3 }, async (cluster) => {
-    const oldLeader = await converged(cluster, [1, 2, 3]);
-    const oldTerm = (await metrics(cluster.nodes[0]!.clientAddr)).current_term;
-    await cluster.kill(leaderIndex(cluster, oldLeader), 'SIGKILL');
-    const survivors = cluster.nodes.filter((n) => n.spec.nodeId !== oldLeader);
-    const newLeader = await eventually('a new leader', async () => {
-      const ms = await Promise.all(survivors.map((n) => metrics(n.clientAddr)));
-      const l = ms[0]!.current_leader;
-      return l !== null && l !== oldLeader && ms.every((m) => m.current_leader === l) ? l : undefined;
+test.serial(
+  'kill -9 of the Raft leader: a new leader is elected and metadata operations resume',
+  async (t) => {
+    await withCluster(t, { nodeCount: 3 }, async (cluster) => {
+      const oldLeader = await converged(cluster, [1, 2, 3]);
+      const oldTerm = (await metrics(cluster.nodes[0]!.clientAddr)).current_term;
+      await cluster.kill(leaderIndex(cluster, oldLeader), 'SIGKILL');
+      const survivors = cluster.nodes.filter((n) => n.spec.nodeId !== oldLeader);
+      const newLeader = await eventually('a new leader', async () => {
+        const ms = await Promise.all(survivors.map((n) => metrics(n.clientAddr)));
+        const l = ms[0]!.current_leader;
+        return l !== null && l !== oldLeader && ms.every((m) => m.current_leader === l) ? l : undefined;
+      });
+      t.not(newLeader, oldLeader);
+      t.true((await metrics(survivors[0]!.clientAddr)).current_term > oldTerm);
+      const created = await eventually('REGISTER after failover', async () => {
+        const [r] = await text(survivors[0]!.clientAddr, 'REGISTER after-failover');
+        return r === 'OK' ? r : undefined;
+      });
+      t.is(created, 'OK');
+      // The killed node restarts from its data directory and catches up.
+      await cluster.startNode(leaderIndex(cluster, oldLeader));
+      await converged(cluster, [1, 2, 3]);
+      const [s] = await text(
+        cluster.nodes[leaderIndex(cluster, oldLeader)]!.clientAddr,
+        'STATE after-failover',
+      );
+      t.regex(s!, /^OK \{"topic":"after-failover"/);
     });
-    t.not(newLeader, oldLeader);
-    t.true((await metrics(survivors[0]!.clientAddr)).current_term > oldTerm);
-    const created = await eventually('REGISTER after failover', async () => {
-      const [r] = await text(survivors[0]!.clientAddr, 'REGISTER after-failover');
-      return r === 'OK' ? r : undefined;
-    });
-    t.is(created, 'OK');
-    // The killed node restarts from its data directory and catches up.
-    await cluster.startNode(leaderIndex(cluster, oldLeader));
-    await converged(cluster, [1, 2, 3]);
-    const [s] = await text(cluster.nodes[leaderIndex(cluster, oldLeader)]!.clientAddr, 'STATE after-failover');
-    t.regex(s!, /^OK \{"topic":"after-failover"/);
-  });
-});
+  },
+);
 
 test.serial('every node restarts from its data directory with no metadata lost', async (t) => {
   await withCluster(t, { nodeCount: 3 }, async (cluster) => {
@@ -202,7 +242,10 @@ test.serial('every node restarts from its data directory with no metadata lost',
       const r = await text(cluster.nodes[2]!.clientAddr, 'STATE r1', 'STATE r2', 'STATE r3');
       return r.every((x) => x.startsWith('OK')) ? r : undefined;
     });
-    t.deepEqual(after.map((x) => JSON.parse(x.slice(3)).segment_leaders), before.map((x) => JSON.parse(x.slice(3)).segment_leaders));
+    t.deepEqual(
+      after.map((x) => JSON.parse(x.slice(3)).segment_leaders),
+      before.map((x) => JSON.parse(x.slice(3)).segment_leaders),
+    );
     const [next] = await eventually('GET after restart', async () => {
       const r = await text(cluster.nodes[0]!.clientAddr, 'GET r1');
       return r[0]!.startsWith('OK') ? r : undefined;
@@ -211,15 +254,35 @@ test.serial('every node restarts from its data directory with no metadata lost',
   });
 });
 
-test.serial('a wrong cluster secret is refused; a stranger on the raft port gets UNAUTHENTICATED', async (t) => {
-  await withCluster(t, { nodeCount: 2, env: { WALRUS_CLUSTER_SECRET: 'right-secret' } }, async (cluster) => {
-    await converged(cluster, [1, 2]);
-    const index = await cluster.addNode({ env: { WALRUS_CLUSTER_SECRET: 'wrong-secret' }, waitForListen: false });
-    await new Promise((r) => setTimeout(r, 3000));
-    const m = await metrics(cluster.nodes[0]!.clientAddr);
-    t.false(m.membership_config.nodes.includes(cluster.nodes[index]!.spec.nodeId), 'the node with the wrong secret did not join');
-    const stranger = await rawExchange(portOf(cluster.nodes[0]!.raftAddr), [frame('METRICS')], { quietMs: 2000 });
-    t.true(stranger.closed);
-    t.regex(splitFrames(stranger.data).map((f) => f.toString('latin1')).join(' '), /UNAUTHENTICATED/);
-  });
-});
+test.serial(
+  'a wrong cluster secret is refused; a stranger on the raft port gets UNAUTHENTICATED',
+  async (t) => {
+    await withCluster(
+      t,
+      { nodeCount: 2, env: { WALRUS_CLUSTER_SECRET: 'right-secret' } },
+      async (cluster) => {
+        await converged(cluster, [1, 2]);
+        const index = await cluster.addNode({
+          env: { WALRUS_CLUSTER_SECRET: 'wrong-secret' },
+          waitForListen: false,
+        });
+        await new Promise((r) => setTimeout(r, 3000));
+        const m = await metrics(cluster.nodes[0]!.clientAddr);
+        t.false(
+          m.membership_config.nodes.includes(cluster.nodes[index]!.spec.nodeId),
+          'the node with the wrong secret did not join',
+        );
+        const stranger = await rawExchange(portOf(cluster.nodes[0]!.raftAddr), [frame('METRICS')], {
+          quietMs: 2000,
+        });
+        t.true(stranger.closed);
+        t.regex(
+          splitFrames(stranger.data)
+            .map((f) => f.toString('latin1'))
+            .join(' '),
+          /UNAUTHENTICATED/,
+        );
+      },
+    );
+  },
+);

@@ -1,0 +1,11 @@
+// The slower suites (real multi-process clusters, faults, HTTP conformance): run one file at a time.
+export default {
+  files: [
+    'dist/test/cluster/**/*.test.js',
+    'dist/test/fault/**/*.test.js',
+    'dist/test/conformance/**/*.test.js',
+  ],
+  timeout: '5m',
+  concurrency: 1,
+  workerThreads: false,
+};
