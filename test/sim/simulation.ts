@@ -93,6 +93,8 @@ const tickUnits = 10;
 const readyLoopMax = 64;
 /** Nodes ever created in one run (joins make new ids; ids are never reused). */
 const nodeCountMax = 16;
+/** Pending events (messages in flight, ticks, actions); beyond it the run fails as a simulator bug. */
+const queueSizeMax = 1_000_000;
 /** Liveness: ticks allowed after healing for a leader to commit a proposal. */
 const livenessElectionTimeoutsMax = 60;
 
@@ -268,6 +270,8 @@ class Simulation {
   private step(): void {
     const ev = this.queue.pop();
     if (!ev) this.inv.fail('Simulator', 'event queue ran dry');
+    if (this.queue.size > queueSizeMax)
+      this.inv.fail('Simulator', `more than ${queueSizeMax} events pending`);
     this.now = ev.time;
     this.stats.events++;
     switch (ev.kind) {
