@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import test from 'ava';
+import fc from 'fast-check';
 import { encodeFrame } from '../../../node/protocol/frame.js';
 import { parseTextCommand } from '../../../node/protocol/text-codec.js';
 import type { FrameConnection } from '../../../node/transport/frame-server.js';
@@ -282,4 +283,32 @@ test('close() drops every connection and frees the port', async (t) => {
     sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
   });
   t.is(refused, 'ECONNREFUSED');
+});
+
+test('random byte streams from many clients never take the server down', async (t) => {
+  const s = await startServer(
+    (conn, p) => {
+      const r = parseTextCommand(p);
+      conn.send(Buffer.from(r.ok ? 'OK' : `ERR ${r.error.code} ${r.error.message}`));
+    },
+    { frameSizeMaxBytes: 4096 },
+  );
+  t.teardown(() => s.close());
+  const streams = fc.sample(fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 5 }), {
+    numRuns: 40,
+    seed: 42,
+  });
+  const clients = await Promise.all(streams.map(() => RawClient.connect(s.port)));
+  for (const [i, chunks] of streams.entries()) {
+    for (const chunk of chunks) clients[i]!.write(chunk);
+    clients[i]!.socket.end();
+  }
+  await waitFor(() => s.server.connectionCount() === 0, 'every garbage connection to end');
+  for (const c of clients) {
+    for (const f of c.frames) t.regex(f.toString('latin1'), /^(OK|ERR [A-Z_]+ )/);
+  }
+  const good = await RawClient.connect(s.port);
+  t.teardown(() => good.destroy());
+  good.write(encodeFrame(Buffer.from('METRICS')));
+  t.is((await good.frame(0)).toString(), 'OK');
 });
