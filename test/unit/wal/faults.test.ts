@@ -192,3 +192,21 @@ test('a full disk while creating a segment fails with DISK_FULL and leaves no ha
   t.deepEqual(again.topics(), ['t']);
   await again.close();
 });
+
+test('policy interval: an EIO on the timer fdatasync marks the segment failed', async (t) => {
+  const dir = tempDir('interval-eio');
+  t.teardown(() => removeDir(dir));
+  const io = new FaultInjectingFileIo();
+  const wal = await openWal(dir, { fileIo: io, fsyncPolicy: { kind: 'interval', intervalMs: 2 } });
+  await wal.createSegment('t', 1, 0);
+  io.inject({ op: 'fdatasync', code: 'EIO', pathIncludes: '.wal' });
+  t.is((await wal.append('t', [{ value: payload(0, 10) }])).firstOffset, 0);
+  let rejected: string | undefined;
+  for (let i = 0; i < 500 && rejected === undefined; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    rejected = code(await wal.append('t', [{ value: payload(1, 10) }]).catch((e) => e));
+  }
+  t.is(io.injectedCount, 1);
+  t.is(rejected, 'UNAVAILABLE');
+  await wal.close();
+});
