@@ -238,19 +238,19 @@ class Simulation {
     while (this.stats.events < this.opts.events) this.step();
     if (this.opts.liveness === false) return;
     this.heal();
-    const deadline = this.now + livenessElectionTimeoutsMax * this.d.electionTick * tickUnits;
+    const healedAt = this.now;
+    const boundTicks = livenessElectionTimeoutsMax * this.d.electionTick;
     while (!this.markerCommitted) {
-      if (this.now > deadline) {
+      if (this.now > healedAt + boundTicks * tickUnits) {
         this.inv.fail(
           'Liveness',
-          `no proposal committed within ${livenessElectionTimeoutsMax * this.d.electionTick} ticks after healing (${this.describe()})`,
+          `no proposal committed within ${boundTicks} ticks after healing (${this.describe()})`,
         );
       }
       this.step();
     }
-    this.stats.livenessTicks = Math.ceil(
-      (this.now - (deadline - livenessElectionTimeoutsMax * this.d.electionTick * tickUnits)) / tickUnits,
-    );
+    /** Ticks from healing to the first committed proposal. */
+    this.stats.livenessTicks = Math.ceil((this.now - healedAt) / tickUnits);
   }
 
   private describe(): string {
