@@ -110,6 +110,8 @@ export class RaftDiskStorage implements RaftStorage {
   /**
    * Opens or creates raft_meta/ in `dir`, recovering from a crash at any point. `bootstrap` is the
    * configuration used only when the directory is brand new. `io` is for fault-injection tests.
+   * `dir` may also be the raft_meta/ directory itself (walrus-node passes `<node dir>/raft_meta`):
+   * the files never end up in raft_meta/raft_meta/.
    */
   static open(
     dir: string,
@@ -117,7 +119,8 @@ export class RaftDiskStorage implements RaftStorage {
     logger: RaftStorageLogger = silentLogger,
     io: FileIo = realFileIo,
   ): RaftDiskStorage {
-    const metaDir = path.join(dir, raftMetaDirName);
+    const metaDir =
+      path.basename(path.resolve(dir)) === raftMetaDirName ? dir : path.join(dir, raftMetaDirName);
     try {
       return new RaftDiskStorage(openIn(metaDir, bootstrap, logger, io));
     } catch (error) {

@@ -90,6 +90,17 @@ test('a brand-new directory is fresh with the bootstrap configuration, which the
   again.close();
 });
 
+test('given the raft_meta directory itself, the files go there (not raft_meta/raft_meta)', (t) => {
+  const dir = tmp();
+  const s = RaftDiskStorage.open(path.join(dir, 'raft_meta'), one);
+  s.persist({ hardState: { term: 1, vote: 1, commit: 0 }, entries: [ent(1, 1)], snapshot: null });
+  s.close();
+  t.false(fs.existsSync(path.join(dir, 'raft_meta', 'raft_meta')));
+  const r = RaftDiskStorage.open(dir, one);
+  t.is(r.lastIndex(), 1);
+  r.close();
+});
+
 test('persist/reopen round trip: hard state, entries, conflicting suffix overwritten', (t) => {
   const dir = tmp();
   const s = RaftDiskStorage.open(dir, one);
