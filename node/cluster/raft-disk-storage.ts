@@ -344,6 +344,8 @@ function openIn(metaDir: string, bootstrap: ConfState, logger: RaftStorageLogger
   }
   const hasLog = io.exists(logFile);
   const hasSnap = io.exists(snapFile);
+  // A caller may have created raft_meta/ itself without making its directory entry durable.
+  if (!hasLog && !hasSnap) io.fsyncDir(parent);
   if (hasLog && !hasSnap) {
     throw corrupt(snapFile, `is missing while ${raftEntriesFileName} exists`);
   }
