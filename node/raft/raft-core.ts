@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict';
 import { applyConfChange, decodeConfEntry, encodeConfEntry } from './conf-codec.js';
 import type { Prng } from './prng.js';
+import { validateMessage } from './message-validation.js';
 import { Progress } from './progress.js';
 import { committedIndex, quorumSize } from './quorum.js';
 import { type RaftConfig, validateRaftConfig } from './raft-config.js';
@@ -157,7 +158,7 @@ export class RaftCore {
    */
   step(m: Message): void {
     assert.ok(!this.readyOutstanding, 'step() between ready() and advance()');
-    this.validateMessage(m);
+    validateMessage(m, this.id);
     this.stepMessage(m);
   }
 
@@ -964,53 +965,5 @@ export class RaftCore {
   private hardStateChanged(): boolean {
     const p = this.prevHardState;
     return p.term !== this.term || p.vote !== this.vote || p.commit !== this.log.committed;
-  }
-
-  /** Rejects malformed peer messages before they touch any state. */
-  private validateMessage(m: Message): void {
-    const bad = (why: string): never => {
-      const o = (typeof m === 'object' && m !== null ? m : {}) as Partial<Record<'type' | 'from', unknown>>;
-      const type = typeof o.type === 'string' ? o.type : typeof o.type;
-      const from = typeof o.from === 'number' ? o.from : typeof o.from;
-      throw new RaftError('BAD_REQUEST', `bad ${type} message from ${from}: ${why}`);
-    };
-    if (typeof m !== 'object' || m === null) bad('not an object');
-    if (!Object.values(MessageType).includes(m.type)) bad('unknown type');
-    for (const k of ['from', 'to', 'term', 'logTerm', 'index', 'commit', 'rejectHint'] as const) {
-      const v = m[k];
-      if (!Number.isSafeInteger(v) || v < 0) bad(`${k} is not a non-negative integer`);
-    }
-    if (m.from === NONE || m.from === this.id) bad('bad sender');
-    if (m.to !== this.id) bad(`addressed to ${m.to}`);
-    if (m.logTerm > m.term) bad('logTerm above the message term');
-    if (!Array.isArray(m.entries)) bad('entries is not an array');
-    let prev = m.index;
-    let prevTerm = m.logTerm;
-    for (const e of m.entries as readonly unknown[]) {
-      if (typeof e !== 'object' || e === null) bad('entry is not an object');
-      const { index, term, kind, data } = e as Entry;
-      if (index !== prev + 1) bad('entries are not contiguous');
-      if (!Number.isSafeInteger(term) || term < prevTerm || term > m.term) bad('entry terms out of order');
-      if (!(data instanceof Uint8Array)) bad('entry data is not bytes');
-      if (kind === EntryKind.Conf) {
-        if (!decodeConfEntry(data)) bad('malformed configuration entry');
-      } else if (kind !== EntryKind.Normal) bad('unknown entry kind');
-      prev = index;
-      prevTerm = term;
-    }
-    if (m.type === MessageType.Snap) {
-      const s = m.snapshot as Snapshot | null | undefined;
-      if (typeof s !== 'object' || s === null || !(s.data instanceof Uint8Array)) bad('missing snapshot');
-      const meta = s!.meta as Partial<Snapshot['meta']> | undefined;
-      if (typeof meta !== 'object' || meta === null) bad('missing snapshot meta');
-      const { index, term, conf } = meta!;
-      if (!Number.isSafeInteger(index) || index! < 1) bad('snapshot index invalid');
-      if (!Number.isSafeInteger(term) || term! < 1 || term! > m.term) bad('snapshot term invalid');
-      if (typeof conf !== 'object' || conf === null) bad('snapshot configuration missing');
-      const isIds = (v: unknown) => Array.isArray(v) && v.every((x) => Number.isSafeInteger(x) && x > 0);
-      if (!isIds(conf!.voters) || !isIds(conf!.learners) || conf!.voters.length === 0) {
-        bad('snapshot configuration invalid');
-      }
-    }
   }
 }

@@ -153,13 +153,10 @@ export class RaftLog {
 
   /** The driver persisted everything handed out so far (entries and snapshot). */
   stableAll(): void {
+    const next = this.lastIndex() + 1;
     this.unstableSnapshot = null;
-    this.unstableOffset = this.lastIndexAfterStable();
+    this.unstableOffset = next;
     this.unstable = [];
-  }
-
-  private lastIndexAfterStable(): number {
-    return this.lastIndex() + 1;
   }
 
   /** Committed entries not yet handed to the application, bounded by maxBytes. */
