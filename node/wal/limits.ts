@@ -26,6 +26,12 @@ export const walDefaults = {
 } as const;
 
 export const walLimits = {
+  /**
+   * The largest recordSizeMaxBytes a WAL may be configured with. Recovery and reads accept any
+   * record up to this size whatever the current option, so lowering the option never makes stored
+   * records look corrupt.
+   */
+  recordSizeMaxBytesLimit: 16 * 1024 * 1024,
   /** Most headers on one record. */
   headerCountMax: 64,
   /** Longest header key, UTF-8 bytes. */
@@ -73,7 +79,7 @@ function assertLimits(l: WalLimits): void {
   assert(l.recordSizeMaxBytes <= l.batchSizeMaxBytes, 'a batch must fit its largest record');
   assert(l.batchSizeMaxBytes <= walLimits.groupCommitSizeMaxBytes, 'a batch must fit one group commit');
   assert(l.batchRecordCountMax <= walLimits.groupCommitAppendCountMax, 'a batch must fit one group commit');
-  assert(l.recordSizeMaxBytes <= 0x7fff_0000, 'the length field is a u32');
+  assert(l.recordSizeMaxBytes <= walLimits.recordSizeMaxBytesLimit, 'recordSizeMaxBytes is at most 16 MiB');
   assert(l.indexIntervalBytes >= walLimits.indexIntervalBytesMin, 'index interval too small');
   assert(l.segmentPreallocateBytes >= walLimits.segmentPreallocateBytesMin, 'preallocation step too small');
   assert(l.indexCheckpointIntervalBytes >= l.indexIntervalBytes, 'checkpoints are rarer than entries');

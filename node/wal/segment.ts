@@ -204,7 +204,12 @@ export class Segment {
     try {
       const header = encodeFileHeader(id, baseOffset);
       writeFully(io, fd, header, header.length, 0);
-      segment.preallocate(segmentFileHeaderBytes + ctx.limits.segmentPreallocateBytes);
+      // Start small: a topic that stays quiet costs 64 KiB, not a full step (creating many topics
+      // must not write megabytes of zeros each); busy segments grow by doubling (maybeExtendAhead).
+      segment.preallocate(
+        segmentFileHeaderBytes +
+          Math.min(walLimits.segmentPreallocateBytesMin, ctx.limits.segmentPreallocateBytes),
+      );
       io.fdatasync(fd);
       ctx.stats.fsyncCount += 1;
       segment.writeCheckpoint();
@@ -237,11 +242,14 @@ export class Segment {
   }
 
   /**
-   * Starts a background preallocation of the next `segmentPreallocateBytes` once less than half of
-   * the current one is left, so that the group commit rarely has to write zeros itself.
+   * Starts a background preallocation of the next step once less than half of it is left, so that the group commit rarely has to write zeros itself.
    */
   maybeExtendAhead(): void {
-    const step = this.ctx.limits.segmentPreallocateBytes;
+    // Grow by the current preallocated size (doubling), capped at segmentPreallocateBytes.
+    const step = Math.min(
+      this.ctx.limits.segmentPreallocateBytes,
+      Math.max(walLimits.segmentPreallocateBytesMin, this.preallocatedEnd - segmentFileHeaderBytes),
+    );
     if (this.extending !== null || this.sealed || this.sealing || this.failed !== null) return;
     if (this.preallocatedEnd - this.endPosition > step / 2) return;
     const from = this.preallocatedEnd;

@@ -124,7 +124,8 @@ export class Wal {
     this.ctx = {
       io: this.io,
       limits: this.limits,
-      lengthMax: recordLengthMax(this.limits.recordSizeMaxBytes),
+      // Decoding accepts every size the WAL may ever have been configured with (see limits.ts).
+      lengthMax: recordLengthMax(walLimits.recordSizeMaxBytesLimit),
       logger: this.logger,
       stats: this.stat,
       onExtended: (segment) => this.onExtended(segment),

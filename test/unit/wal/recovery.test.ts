@@ -237,3 +237,20 @@ test('a crash between sealing and the next segment leaves a sealed segment; an u
   t.is((await again.append('t', [{ value: payload(3, 5) }])).firstOffset, 3);
   await again.close();
 });
+
+test('lowering recordSizeMaxBytes never makes stored larger records look corrupt', async (t) => {
+  const dir = tempDir('lower-limit');
+  t.teardown(() => removeDir(dir));
+  const wal = await openWal(dir);
+  await wal.createSegment('t', 1, 0);
+  for (let i = 0; i < 3; i++) await wal.append('t', [{ value: payload(i, 5000) }]);
+  await wal.close();
+  fs.rmSync(segmentFile(dir, 't', 1, 'idx'));
+  const again = await openWal(dir, { recordSizeMaxBytes: 100 });
+  t.is(again.endOffset('t'), 3);
+  t.is(again.stats().corruptRecordCount, 0);
+  const all = readAll(again, 't', 0);
+  t.deepEqual(Buffer.from(all[2]!.value), Buffer.from(payload(2, 5000)));
+  t.is(code(await again.append('t', [{ value: payload(3, 5000) }]).catch((e) => e)), 'RECORD_TOO_LARGE');
+  await again.close();
+});
