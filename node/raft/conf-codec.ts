@@ -3,7 +3,6 @@
  * configuration, so any suffix of the log (e.g. what a new learner receives) is self-describing:
  * the configuration at an index is the last conf entry at or before it, or the snapshot's.
  */
-import assert from 'node:assert/strict';
 import type { ConfChange, ConfState } from './types.js';
 import { ConfChangeType } from './types.js';
 
@@ -46,9 +45,10 @@ function isIdList(v: unknown): v is number[] {
   return Array.isArray(v) && v.every(isId);
 }
 
-/** Applies `change` to `conf`; returns null (with a reason) when it does not apply. */
+/** Applies `change` to `conf`; returns the reason (a string) when it does not apply. */
 export function applyConfChange(conf: ConfState, change: ConfChange): ConfState | string {
   const { nodeId } = change;
+  if (!isId(nodeId)) return `node id ${String(nodeId)} is not a positive integer`;
   const isVoter = conf.voters.includes(nodeId);
   const isLearner = conf.learners.includes(nodeId);
   switch (change.type) {
@@ -68,7 +68,7 @@ export function applyConfChange(conf: ConfState, change: ConfChange): ConfState 
       return { voters, learners: conf.learners.filter((x) => x !== nodeId) };
     }
     default:
-      assert.fail('unknown conf change type');
+      return `unknown configuration change type ${String((change as { type: unknown }).type)}`;
   }
 }
 

@@ -113,6 +113,9 @@ test('changes that do not apply are refused with BAD_CONF_CHANGE', (t) => {
     { type: ConfChangeType.AddLearner, nodeId: 2 },
     { type: ConfChangeType.Promote, nodeId: 2 },
     { type: ConfChangeType.Remove, nodeId: 9 },
+    { type: ConfChangeType.AddLearner, nodeId: 0 },
+    { type: ConfChangeType.AddLearner, nodeId: 1.5 },
+    { type: 'rename' as ConfChangeType, nodeId: 4 },
   ];
   for (const c of cases)
     t.is(
