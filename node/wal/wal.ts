@@ -783,6 +783,8 @@ export class Wal {
     this.assertOpen();
     const t = this.topicMap.get(topic);
     if (t === undefined) return;
+    // Appends accepted before this call are written first; later ones are refused.
+    if (t.active !== null) t.active.sealing = true;
     await this.drain();
     for (const s of t.segments) while (s.extending !== null) await s.extending;
     if (this.topicMap.get(topic) !== t) return;
