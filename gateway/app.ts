@@ -5,7 +5,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
@@ -120,14 +119,15 @@ export function createApp(deps: GatewayDeps): Gateway {
     if (inFlight >= requestsInFlightMax)
       throw new WalrusError(ErrorCode.BUSY, 'the gateway is at its request limit');
     inFlight++;
+    // Set before the handler runs: headers added after it would clone the finished Response
+    // (turning a string body into a stream, off @hono/node-server's fast path) and would clone the
+    // RESPONSE_ALREADY_SENT marker of a tail written straight to the Node response.
+    c.header('x-content-type-options', 'nosniff');
     try {
       await next();
     } finally {
       inFlight--;
     }
-    // A tail written straight to the Node response has no Response to decorate (and cloning the
-    // RESPONSE_ALREADY_SENT marker would make the adapter write a second head).
-    if (c.res !== RESPONSE_ALREADY_SENT) c.header('x-content-type-options', 'nosniff');
   });
   app.use('*', corsMiddleware(routeDeps.corsOrigins));
   app.use('*', async (c, next) => {

@@ -60,7 +60,11 @@ export function problemFromError(error: unknown, instance?: string): Problem {
 }
 
 export function problemResponse(problem: Problem, extraHeaders?: Record<string, string>): Response {
-  const headers: Record<string, string> = { 'content-type': problemContentType, ...extraHeaders };
+  const headers: Record<string, string> = {
+    'content-type': problemContentType,
+    'x-content-type-options': 'nosniff',
+    ...extraHeaders,
+  };
   if (errorCodeInfo[problem.code].retryable) headers['retry-after'] = '1';
   return new Response(JSON.stringify(problem), { status: problem.status, headers });
 }
