@@ -173,6 +173,7 @@ export class RaftCore {
 
   /** Leader only: appends a command; returns its (index, term). Commit is not guaranteed. */
   propose(data: Uint8Array): { index: number; term: number } {
+    if (!(data instanceof Uint8Array)) throw new RaftError('BAD_REQUEST', 'a proposal must be a Uint8Array');
     this.checkCanPropose();
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + data.length > this.config.uncommittedBytesMax) {
       throw new RaftError('BUSY', `uncommitted bytes ${this.uncommittedBytes} at the limit`);
@@ -228,6 +229,12 @@ export class RaftCore {
    */
   compact(index: number, data: Uint8Array): Snapshot {
     const first = this.log.storage.firstIndex();
+    if (!Number.isSafeInteger(index) || !(data instanceof Uint8Array)) {
+      throw new RaftError(
+        'BAD_COMPACT_INDEX',
+        `compact needs an integer index and bytes, got ${String(index)}`,
+      );
+    }
     if (index < first || index > this.log.applied || index > this.log.stableLastIndex()) {
       throw new RaftError(
         'BAD_COMPACT_INDEX',

@@ -280,3 +280,22 @@ test('fuzz: any junk handed to step() is refused with BAD_REQUEST or handled, ne
   );
   t.pass();
 });
+
+test('bad arguments from the application are typed errors', (t) => {
+  const n = makeNode(1, [1]);
+  n.core.campaign();
+  drain(n);
+  t.is(
+    code(() => n.core.propose('text' as never)),
+    'BAD_REQUEST',
+  );
+  t.is(
+    code(() => n.core.compact(Number.NaN, enc('x'))),
+    'BAD_COMPACT_INDEX',
+  );
+  t.is(
+    code(() => n.core.transferLeadership(Number.NaN)),
+    'BAD_REQUEST',
+  );
+  t.is(n.core.log.lastIndex(), 1, 'nothing was appended');
+});
