@@ -4,6 +4,7 @@
  * "crash" (objects dropped, storage reopened from the same directories) and must keep every
  * committed entry, applied identically.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -529,4 +530,68 @@ test('three cores through the codec on disk: crash all, reopen, nothing committe
     t.true(hs.commit <= n.storage.lastIndex());
     n.storage.close();
   }
+});
+
+// ---- a real process, really killed ----
+
+/** Child: appends entry after entry (compacting often, so log rewrites happen), printing each durable index. */
+const childSource = `
+import { RaftDiskStorage } from ${JSON.stringify(new URL('../../../node/cluster/raft-disk-storage.js', import.meta.url).href)};
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+const dir = process.argv[1];
+const conf = { voters: [1], learners: [] };
+const s = RaftDiskStorage.open(dir, conf);
+const pad = 'x'.repeat(20000);
+for (let i = s.lastIndex() + 1; ; i++) {
+  const data = new Uint8Array(Buffer.from('v' + i + pad));
+  s.persist({ hardState: { term: 1, vote: 1, commit: i - 1 }, entries: [{ index: i, term: 1, kind: 0, data }], snapshot: null });
+  if (i % 40 === 0) s.installCompaction({ meta: { index: i - 5, term: 1, conf }, data: new Uint8Array(Buffer.from('s' + (i - 5))) });
+  fs.writeSync(1, i + '\\n');
+}
+`;
+
+function runAndKill(dir: string, killAfter: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', childSource, dir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let acked = 0;
+    let seen = 0;
+    let pending = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        acked = Number(line);
+        seen += 1;
+      }
+      if (seen >= killAfter) child.kill('SIGKILL');
+    });
+    child.on('error', reject);
+    child.on('exit', (_code, signal) => {
+      if (signal !== 'SIGKILL') reject(new Error(`child exited on its own (${signal ?? _code})`));
+      else resolve(acked);
+    });
+  });
+}
+
+test('SIGKILL of a process persisting and compacting: every acknowledged entry survives, the log reopens', async (t) => {
+  const dir = tmp();
+  let acked = 0;
+  for (const killAfter of [97, 131, 173, 211]) {
+    acked = await runAndKill(dir, killAfter);
+    const s = RaftDiskStorage.open(dir, one);
+    t.true(s.lastIndex() >= acked, `last ${s.lastIndex()} < acknowledged ${acked}`);
+    t.true(s.hardState().commit >= acked - 1 && s.hardState().commit <= s.lastIndex());
+    for (const e of all(s))
+      t.true(Buffer.from(e.data).toString().startsWith(`v${e.index}x`), `entry ${e.index}`);
+    const snap = s.snapshot();
+    t.is(Buffer.from(snap.data).toString(), `s${snap.meta.index}`);
+    t.is(s.term(s.firstIndex() - 1), 1);
+    t.true(s.logSizeBytes() < 4 * 1024 * 1024, `entries.log is ${s.logSizeBytes()} bytes`);
+    s.close();
+  }
+  t.true(acked > 500);
 });
