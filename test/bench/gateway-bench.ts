@@ -24,6 +24,7 @@ const sseHoldTarget = Number(process.env['BENCH_SSE_TAILS'] ?? 10_000);
 const sseLatencySubscriberCount = 1_000;
 const sseLatencyMessageCount = 30;
 const sseConnectBatchSize = 500;
+const warmupMs = 1_500;
 
 type LoadRequest =
   | {
@@ -56,6 +57,22 @@ const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** di
 
 async function loadHttp(req: Extract<LoadRequest, { kind: 'http' }>): Promise<HttpResult> {
   const pool = new Pool(req.origin, { connections: req.connections, pipelining: 1 });
+  // Warm-up (JIT, connections, the node's caches), the same for every server measured.
+  const warmupEnd = performance.now() + warmupMs;
+  await Promise.all(
+    Array.from({ length: req.connections }, async () => {
+      while (performance.now() < warmupEnd) {
+        const res = await pool.request({
+          origin: req.origin,
+          path: req.path,
+          method: 'POST',
+          headers: req.headers,
+          body: req.body,
+        });
+        await res.body.dump();
+      }
+    }),
+  );
   const latencies: number[] = [];
   let count = 0;
   let errors = 0;
