@@ -294,14 +294,14 @@ export class Wal {
    * or the segment failed).
    */
   append(topic: string, records: readonly WalRecordInput[]): Promise<AppendResult> {
-    const segment = this.activeFor(topic);
+    const t = this.topicMap.get(topic);
+    const segment = this.activeFor(topic, t);
     if (segment instanceof WalError) return Promise.reject(segment);
     const checked = this.checkBatch(records, segment);
     if (checked instanceof WalError) return Promise.reject(checked);
-    const t = this.topicMap.get(topic)!;
-    const now = this.nowMs();
-    const timestampMs = Math.max(now, t.lastTimestampMs);
-    t.lastTimestampMs = timestampMs;
+    const topicState = t!;
+    const timestampMs = Math.max(this.nowMs(), topicState.lastTimestampMs);
+    topicState.lastTimestampMs = timestampMs;
     const firstOffset = segment.assignedEndOffset;
     segment.assignedEndOffset = firstOffset + records.length;
     const pending = new PendingAppend(
@@ -326,7 +326,7 @@ export class Wal {
     segmentId: number,
     records: readonly WalReplicatedRecord[],
   ): Promise<AppendResult> {
-    const segment = this.activeFor(topic);
+    const segment = this.activeFor(topic, this.topicMap.get(topic));
     if (segment instanceof WalError) return Promise.reject(segment);
     if (segment.id !== segmentId) {
       return Promise.reject(
@@ -377,9 +377,8 @@ export class Wal {
     return pending.promise;
   }
 
-  private activeFor(topic: string): Segment | WalError {
+  private activeFor(topic: string, t: TopicState | undefined): Segment | WalError {
     if (this.closed) return new WalError(WalErrorCode.UNAVAILABLE, 'the WAL is closed');
-    const t = this.topicMap.get(topic);
     if (t === undefined)
       return new WalError(WalErrorCode.TOPIC_NOT_FOUND, `topic '${topic}' has no local segments`);
     const segment = t.active;
