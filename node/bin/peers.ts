@@ -90,6 +90,7 @@ export function raftClusterView(raft: RaftNode, peers: PeerDirectory): ClusterVi
     raftLeaderId: () => raft.leaderId,
     voters: () => [...raft.status().voters],
     aliveVoters: () => raft.aliveVoters(),
+    removeNode: (nodeId) => raft.removeNode(nodeId),
     async forward<Op extends RequestOp>(
       nodeId: number,
       request: Extract<Request, { op: Op }>,

@@ -8,6 +8,7 @@
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { TextClient } from '../client/text-client.js';
+import { WalrusClient } from '../client/walrus-client.js';
 
 const usage = `Usage: walrus-cli [--addr host:port] [--timeout-ms n] [command [args]]
 
@@ -18,6 +19,7 @@ Commands (one-off, or typed in the shell in any case):
   get <topic>                read the next record through the topic's shared cursor
   state <topic>              topic metadata JSON (segments, leaders)
   metrics                    node and cluster metrics JSON
+  remove-node <id>           admin: remove a member from the cluster (the leader too)
 Shell: exit, quit or q (or Ctrl-C / Ctrl-D) leaves.
 `;
 
@@ -124,6 +126,27 @@ async function shell(client: TextClient, addr: string): Promise<number> {
   return status;
 }
 
+/** `remove-node <id>` speaks the binary protocol: it is an admin operation, not a Walrus text command. */
+async function removeNode(addr: string, args: string[], timeoutMs: number): Promise<number> {
+  const id = Number(args[0]);
+  if (args.length !== 1 || !Number.isSafeInteger(id) || id < 1) {
+    process.stderr.write('walrus-cli: usage: remove-node <node-id>\n');
+    return 2;
+  }
+  const client = new WalrusClient({ nodes: [addr], requestTimeoutMs: timeoutMs, retryCountMax: 2 });
+  try {
+    const { removed } = await client.removeNode(id);
+    process.stdout.write(removed ? `OK node ${id} removed\n` : `OK node ${id} was not a member\n`);
+    return 0;
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? 'ERR';
+    process.stderr.write(`ERR ${code} ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    await client.close();
+  }
+}
+
 async function main(): Promise<number> {
   let values: { addr?: string; 'timeout-ms'?: string; help?: boolean };
   let positionals: string[];
@@ -158,6 +181,10 @@ async function main(): Promise<number> {
   } catch (error) {
     process.stderr.write(`walrus-cli: ${(error as Error).message}\n`);
     return 2;
+  }
+  if (positionals[0] === 'remove-node') {
+    await client.close();
+    return removeNode(addr, positionals.slice(1), timeoutMs);
   }
   try {
     return positionals.length > 0 ? await oneOff(client, positionals) : await shell(client, addr);

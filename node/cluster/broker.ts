@@ -71,6 +71,8 @@ export interface ClusterView {
   voters(): number[];
   /** Voters heard from within an election timeout (this node included). */
   aliveVoters(): number[];
+  /** Removes a member through Raft (configuration change, then its addresses). */
+  removeNode(nodeId: number): Promise<boolean>;
   /** Sends a client request to another node to execute there (never forwarded again). */
   forward<Op extends RequestOp>(
     nodeId: number,
@@ -84,6 +86,8 @@ export function soloClusterView(nodeId: number): ClusterView {
     raftLeaderId: () => nodeId,
     voters: () => [nodeId],
     aliveVoters: () => [nodeId],
+    removeNode: () =>
+      Promise.reject(new WalrusError(ErrorCode.BAD_REQUEST, 'a node running alone cannot remove a member')),
     forward: () => Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'this node has no peers')),
   };
 }
@@ -248,6 +252,7 @@ export class Broker {
       case 'consumerReadNext':
       case 'consumerCommit':
       case 'consumerGet':
+      case 'removeNode':
         return raftLeader();
       case 'append':
       case 'describeTopic':

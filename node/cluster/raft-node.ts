@@ -439,6 +439,25 @@ export class RaftNode {
     }
   }
 
+  /**
+   * Removes a member: the configuration change first (a removed leader steps down once it commits),
+   * then its addresses. Returns false when it was not a member.
+   */
+  async removeNode(nodeId: number): Promise<boolean> {
+    const s = this.core.status();
+    if (!s.voters.includes(nodeId) && !s.learners.includes(nodeId)) return false;
+    if (s.voters.length === 1 && s.voters[0] === nodeId) {
+      throw new WalrusError(ErrorCode.BAD_REQUEST, 'cannot remove the last voter of the cluster');
+    }
+    await this.confChange({ type: 'remove', nodeId });
+    this.o.logger.info({ removed: nodeId }, `Node ${this.nodeId}: Removed node ${nodeId}`);
+    // In the background: a removed leader has stepped down and must not hold up the reply.
+    void this.propose({ type: 'unregisterNode', nodeId }).catch((error: unknown) => {
+      this.o.logger.warn({ nodeId, err: String(error) }, 'removed node stays in the address book');
+    });
+    return true;
+  }
+
   transferLeadership(to: number): void {
     this.core.transferLeadership(to);
     this.scheduleProcess();

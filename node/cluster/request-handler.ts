@@ -184,6 +184,8 @@ export class RequestHandler {
         return { metrics: this.options.metricsJson() };
       case 'state':
         return { state: b.stateJson(request.topic) };
+      case 'removeNode':
+        return { removed: await this.options.cluster.removeNode(request.nodeId) };
     }
   }
 

@@ -113,6 +113,9 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
     case 'state':
       w.str8(checkTopic(request.topic));
       break;
+    case 'removeNode':
+      w.u32(checkUint(request.nodeId, 'nodeId', 0xffffffff));
+      break;
     case 'append': {
       w.str8(checkTopic(request.topic));
       const hasProducerId = request.producerId !== undefined;
@@ -187,6 +190,11 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
     case 'deleteTopic':
     case 'state':
       return { op, topic: readTopic(r) };
+    case 'removeNode': {
+      const nodeId = r.u32('nodeId');
+      if (nodeId === 0) r.fail('nodeId must be positive');
+      return { op, nodeId };
+    }
     case 'append': {
       const topic = readTopic(r);
       const present = r.u8('append options');
@@ -326,6 +334,9 @@ export function encodeReply<Op extends RequestOp>(
     case 'deleteTopic':
       w.bool((any as ResponseByOp['deleteTopic']).deleted);
       break;
+    case 'removeNode':
+      w.bool((any as ResponseByOp['removeNode']).removed);
+      break;
     case 'append': {
       const r = any as ResponseByOp['append'];
       w.u64(checkUint(r.firstOffset, 'firstOffset'));
@@ -401,6 +412,8 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
     }
     case 'deleteTopic':
       return { deleted: r.bool('deleted') };
+    case 'removeNode':
+      return { removed: r.bool('removed') };
     case 'append': {
       const firstOffset = r.u64('firstOffset');
       const lastOffset = r.u64('lastOffset');

@@ -42,6 +42,7 @@ export const Opcode = {
   consumerGet: 0x22,
   metrics: 0x30,
   state: 0x31,
+  removeNode: 0x38,
 } as const satisfies Record<RequestOp, number>;
 
 /** Reserved ranges for messages that later work adds; inclusive bounds. */

@@ -105,7 +105,9 @@ export type Request =
     }
   | { readonly op: 'consumerGet'; readonly topic: string; readonly consumer: string }
   | { readonly op: 'metrics' }
-  | { readonly op: 'state'; readonly topic: string };
+  | { readonly op: 'state'; readonly topic: string }
+  /** Admin: removes a member from the cluster (the Raft leader too: it steps down). */
+  | { readonly op: 'removeNode'; readonly nodeId: number };
 
 export type RequestOp = Request['op'];
 
@@ -144,6 +146,7 @@ export interface ResponseByOp {
   metrics: { readonly metrics: unknown };
   /** Seed 002's STATE JSON object. */
   state: { readonly state: unknown };
+  removeNode: { readonly removed: boolean };
 }
 
 export type ResponseOf<Op extends RequestOp> = ResponseByOp[Op];

@@ -286,3 +286,36 @@ test.serial(
     );
   },
 );
+
+test.serial('walrus-cli remove-node removes a follower and then the leader itself', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { cliBin } = await import('../helpers/local-cluster.js');
+  await withCluster(t, { nodeCount: 4 }, async (cluster) => {
+    const leader = await converged(cluster, [1, 2, 3, 4]);
+    const follower = [1, 2, 3, 4].find((id) => id !== leader)!;
+    const cli = (addr: string, ...args: string[]) =>
+      spawnSync(process.execPath, [cliBin, '--addr', addr, ...args], { encoding: 'utf8', timeout: 30_000 });
+    const viaLeader = cluster.nodes[leaderIndex(cluster, leader)]!.clientAddr;
+    const r1 = cli(viaLeader, 'remove-node', String(follower));
+    t.is(r1.status, 0, r1.stderr);
+    t.regex(r1.stdout, new RegExp(`OK node ${follower} removed`));
+    await cluster.kill(leaderIndex(cluster, follower), 'SIGTERM');
+    const rest = [1, 2, 3, 4].filter((id) => id !== follower);
+    await converged(cluster, rest, [follower]);
+    // Remove the leader through another node: the request reaches the leader, which steps down.
+    const other = rest.find((id) => id !== leader)!;
+    const r2 = cli(cluster.nodes[leaderIndex(cluster, other)]!.clientAddr, 'remove-node', String(leader));
+    t.is(r2.status, 0, r2.stderr);
+    const remaining = rest.filter((id) => id !== leader);
+    await cluster.kill(leaderIndex(cluster, leader), 'SIGTERM');
+    const newLeader = await converged(cluster, remaining, [follower, leader]);
+    t.true(remaining.includes(newLeader));
+    const addr = cluster.nodes[leaderIndex(cluster, remaining[0]!)]!.clientAddr;
+    t.deepEqual(await text(addr, 'REGISTER after-removal', 'PUT after-removal ok', 'GET after-removal'), [
+      'OK',
+      'OK',
+      'OK ok',
+    ]);
+    t.is(cli(addr, 'remove-node', '99').stdout.trim(), 'OK node 99 was not a member');
+  });
+});

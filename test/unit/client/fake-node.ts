@@ -254,6 +254,8 @@ export class FakeNode {
       }
       case 'metrics':
         return { metrics: { id: this.nodeId, state: 'Leader', current_term: 1 } };
+      case 'removeNode':
+        return { removed: false };
       case 'state':
         this.topic(r.topic);
         return {

@@ -77,6 +77,8 @@ export class MemoryUpstream implements Upstream {
         return { nodeId: 1 };
       case 'metrics':
         return { metrics: { id: 1, state: 'Leader', current_term: 1, current_leader: 1 } };
+      case 'removeNode':
+        return { removed: false };
       case 'state':
         return { state: { topic: req.topic } };
       case 'createTopic': {
