@@ -59,6 +59,8 @@ export const upstreamTimeoutMs = 10_000;
 export const headersTimeoutMs = 10_000;
 export const requestTimeoutMs = 30_000;
 export const keepAliveTimeoutMs = 5_000;
+/** How often the HTTP server checks those timeouts. */
+export const connectionsCheckIntervalMs = 1_000;
 export const connectionCountMax = 25_000;
 /** Graceful shutdown: how long to wait for in-flight requests before closing anyway. */
 export const shutdownGraceMs = 5_000;
@@ -69,5 +71,6 @@ assert(sseHeartbeatIntervalMs <= 15_000, 'heartbeats must be at most 15 s apart'
 assert(sseCatchUpPauseBytes < sseBufferBytesMax);
 assert(sseSubscriberCountMax < connectionCountMax, 'tails must leave connections for other requests');
 assert(sseLiveReadWaitMs + 5_000 <= requestTimeoutMs);
+assert(connectionsCheckIntervalMs < headersTimeoutMs);
 assert(sseRetryDelayMsMin <= sseRetryDelayMsMax);
 assert(upstreamRetryDelayMsMin <= upstreamRetryDelayMsMax);

@@ -14,6 +14,7 @@ import { createApp } from './app.js';
 import { parseGatewayArgs } from './config.js';
 import {
   connectionCountMax,
+  connectionsCheckIntervalMs,
   headersTimeoutMs,
   keepAliveTimeoutMs,
   requestTimeoutMs,
@@ -48,13 +49,23 @@ async function main(): Promise<void> {
     );
   }
 
+  // Timeouts are checked every connectionsCheckIntervalMs (Node's default is 30 s, which would let
+  // a slow client hold a connection three times longer than headersTimeoutMs says).
+  const timeouts = {
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: connectionsCheckIntervalMs,
+  };
   const server = serve({
     fetch: gateway.app.fetch,
     port: config.port,
     hostname: config.host,
     ...(config.tls === null
-      ? {}
-      : { createServer: https.createServer, serverOptions: { cert: config.tls.cert, key: config.tls.key } }),
+      ? { serverOptions: timeouts }
+      : {
+          createServer: https.createServer,
+          serverOptions: { ...timeouts, cert: config.tls.cert, key: config.tls.key },
+        }),
   }) as Server;
   server.headersTimeout = headersTimeoutMs;
   server.requestTimeout = requestTimeoutMs;
