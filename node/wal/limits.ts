@@ -19,7 +19,7 @@ export const walDefaults = {
   batchSizeMaxBytes: 16 * 1024 * 1024,
   /** A sparse-index entry every this many bytes of records. */
   indexIntervalBytes: 4096,
-  /** Segment files grow by this many preallocated (zero-written) bytes at a time. */
+  /** Largest background preallocation step (zero-written bytes ahead of the records; steps double from 64 KiB). */
   segmentPreallocateBytes: 8 * 1024 * 1024,
   /** The sparse index is checkpointed to disk after every this many appended bytes (and on seal/close). */
   indexCheckpointIntervalBytes: 32 * 1024 * 1024,

@@ -177,6 +177,8 @@ export class Segment {
   sealing = false;
   /** The background preallocation in flight, if any (never rejects). */
   extending: Promise<void> | null = null;
+  /** Size of the next background preallocation (doubles up to segmentPreallocateBytes). */
+  private preallocateStepBytes: number;
 
   constructor(
     private readonly ctx: SegmentContext,
@@ -190,6 +192,10 @@ export class Segment {
     this.walPath = `${base}.wal`;
     this.idxPath = `${base}.idx`;
     this.sealPath = `${base}.seal`;
+    this.preallocateStepBytes = Math.min(
+      walLimits.segmentPreallocateBytesMin,
+      ctx.limits.segmentPreallocateBytes,
+    );
     this.endOffset = baseOffset;
     this.assignedEndOffset = baseOffset;
     this.syncedEndOffset = baseOffset;
@@ -242,18 +248,18 @@ export class Segment {
   }
 
   /**
-   * Starts a background preallocation of the next step once less than half of it is left, so that the group commit rarely has to write zeros itself.
+   * Starts a background preallocation of the next step once less than half of the zeros ahead are
+   * left, so that the group commit never writes zeros itself. Steps start at
+   * segmentPreallocateBytesMin for every segment (new or reopened) and double up to
+   * segmentPreallocateBytes: a quiet topic costs little, a busy one soon extends in big steps.
    */
   maybeExtendAhead(): void {
-    // Grow by the current preallocated size (doubling), capped at segmentPreallocateBytes.
-    const step = Math.min(
-      this.ctx.limits.segmentPreallocateBytes,
-      Math.max(walLimits.segmentPreallocateBytesMin, this.preallocatedEnd - segmentFileHeaderBytes),
-    );
+    const step = this.preallocateStepBytes;
     if (this.extending !== null || this.sealed || this.sealing || this.failed !== null) return;
     if (this.preallocatedEnd - this.endPosition > step / 2) return;
     const from = this.preallocatedEnd;
     const to = Math.ceil((from + step) / 4096) * 4096;
+    this.preallocateStepBytes = Math.min(this.ctx.limits.segmentPreallocateBytes, step * 2);
     this.extending = this.ctx.io
       .writeZerosDurablyAsync(this.walPath, from, to)
       .then(
@@ -274,8 +280,9 @@ export class Segment {
   }
 
   /**
-   * Extends the file with zeros up to at least `end` (rounded up to 4 KiB). Best effort: on ENOSPC
-   * the file is cut back to its previous size and the caller writes into a growing file instead.
+   * Extends the file with zeros up to at least `end` (rounded up to 4 KiB), synchronously: only at
+   * creation, and small. Best effort: on ENOSPC the file is cut back to its previous size and the
+   * segment writes into a growing file instead.
    */
   preallocate(end: number): void {
     const { io } = this.ctx;
@@ -377,9 +384,8 @@ export class Segment {
     };
     const { io, stats } = this.ctx;
     try {
-      if (start + total > this.preallocatedEnd) {
-        this.preallocate(start + total + this.ctx.limits.segmentPreallocateBytes);
-      }
+      // A batch beyond the zeros grows the file (slower fdatasync, this once); the background
+      // preallocation that commitBatch starts then gets ahead again. No zeros are written here.
       writeFully(io, this.fd, buf, total, start);
       if (start + total > this.preallocatedEnd) this.preallocatedEnd = start + total;
       if (fdatasyncNow) {

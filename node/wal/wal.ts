@@ -47,7 +47,7 @@ export interface WalOptions {
   batchSizeMaxBytes?: number;
   /** Sparse index granularity. Default 4 KiB. */
   indexIntervalBytes?: number;
-  /** Segment files grow by this many zeroed bytes at a time. Default 8 MiB. */
+  /** Largest background preallocation step (steps double from 64 KiB). Default 8 MiB. */
   segmentPreallocateBytes?: number;
   /** Index checkpoint after this many appended bytes (also on seal and close). Default 32 MiB. */
   indexCheckpointIntervalBytes?: number;
@@ -138,8 +138,6 @@ export class Wal {
   static async open(options: WalOptions): Promise<Wal> {
     const wal = new Wal(options);
     wal.recoverAll();
-    // Active segments were cut to their records at close: preallocate again, in the background.
-    for (const t of wal.topicMap.values()) t.active?.maybeExtendAhead();
     const policy = options.fsyncPolicy;
     if (policy.kind === 'interval') {
       assert(

@@ -76,20 +76,24 @@ test('EIO on fdatasync is not retried: the batch fails UNAVAILABLE and the segme
   await again.close();
 });
 
-test('a full disk while preallocating falls back to growing the file', async (t) => {
+test('a full disk during background preallocation leaves appends working: the file grows instead', async (t) => {
   const dir = tempDir('prealloc-full');
   t.teardown(() => removeDir(dir));
   const io = new FaultInjectingFileIo();
   const wal = await openWal(dir, { fileIo: io, segmentPreallocateBytes: 64 * 1024 });
   await wal.createSegment('t', 1, 0);
-  // The next batch needs more room than is preallocated: its first write is the zero fill.
-  io.inject({ op: 'write', code: 'ENOSPC', pathIncludes: '.wal' });
-  const r = await wal.append('t', [{ value: payload(0, 100 * 1024) }]);
-  t.is(r.firstOffset, 0);
+  io.inject({ op: 'zeros', code: 'ENOSPC', pathIncludes: '.wal' });
+  // More than half of the first 64 KiB: the background zero fill starts, and fails.
+  t.is((await wal.append('t', [{ value: payload(0, 40 * 1024) }])).firstOffset, 0);
+  for (let i = 0; i < 200 && io.injectedCount === 0; i++)
+    await new Promise((resolve) => setTimeout(resolve, 1));
   t.is(io.injectedCount, 1);
+  t.is((await wal.append('t', [{ value: payload(1, 100 * 1024) }])).firstOffset, 1);
   await wal.close();
   const again = await openWal(dir);
-  t.deepEqual(Buffer.from(readAll(again, 't', 0)[0]!.value), Buffer.from(payload(0, 100 * 1024)));
+  const all = readAll(again, 't', 0);
+  t.is(all.length, 2);
+  t.deepEqual(Buffer.from(all[1]!.value), Buffer.from(payload(1, 100 * 1024)));
   await again.close();
 });
 
