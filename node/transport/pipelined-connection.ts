@@ -97,6 +97,9 @@ export class PipelinedConnection {
   private readonly waiting: Pending[] = [];
   private requestIdNext = 1;
   private corked = false;
+  /** Request bytes of this turn, written as one buffer on the next tick. */
+  private outgoing: Uint8Array[] = [];
+  private outgoingBytes = 0;
   private connectFailureCount = 0;
   private reconnectNotBeforeMs = 0;
   private connectTimer: NodeJS.Timeout | undefined;
@@ -261,16 +264,22 @@ export class PipelinedConnection {
     assert(readRequestId(payload) === requestId, 'the encoder must use the request id it was given');
     pending.requestId = requestId;
     this.inFlight.set(requestId, pending);
+    // Requests of one turn leave in ONE write of one buffer (cheaper than many writev chunks).
     if (!this.corked) {
       this.corked = true;
-      socket.cork();
       process.nextTick(() => {
         this.corked = false;
-        if (!socket.destroyed) socket.uncork();
+        const chunks = this.outgoing;
+        const total = this.outgoingBytes;
+        this.outgoing = [];
+        this.outgoingBytes = 0;
+        if (chunks.length > 0 && !socket.destroyed) {
+          socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+        }
       });
     }
-    socket.write(encodeFrameHeader(payload.length));
-    socket.write(payload);
+    this.outgoing.push(encodeFrameHeader(payload.length), payload);
+    this.outgoingBytes += 4 + payload.length;
   }
 
   private connect(): void {
@@ -337,6 +346,8 @@ export class PipelinedConnection {
 
   /** Forgets the socket and rejects every request; `err.sent` applies to in-flight ones. */
   private dropSocket(err: TransportError, inFlightSent = err.sent): void {
+    this.outgoing = [];
+    this.outgoingBytes = 0;
     const socket = this.socket;
     this.socket = undefined;
     this.decoder = undefined;
