@@ -152,6 +152,7 @@ async function main(): Promise<void> {
     seed: randomInt(1, 2 ** 31),
     logger,
     onApply: (_index, command) => broker?.onApply(command),
+    prepareProposal: (command) => broker?.prepareProposal(command) ?? command,
   });
   const cluster = raftClusterView(raft, peers);
   broker = new Broker({

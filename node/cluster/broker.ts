@@ -241,6 +241,20 @@ export class Broker {
     }
   }
 
+  /**
+   * Run on the Raft leader before it proposes a command: the leader alone knows which voters are
+   * alive, so it re-chooses the next segment leader of a seal (a follower that sealed its segment
+   * cannot tell a dead voter from a quiet one).
+   */
+  prepareProposal(command: MetaCommand): MetaCommand {
+    if (command.type !== 'sealSegment') return command;
+    const topic = this.meta.state.topics.get(command.topic);
+    const active = topic === undefined ? undefined : activeSegment(topic);
+    if (active === undefined || active.id !== command.segmentId) return command;
+    const next = this.nextSegmentLeader(active.leaderNodeId);
+    return next === command.nextLeaderNodeId ? command : { ...command, nextLeaderNodeId: next };
+  }
+
   /** The node that must execute a client request (this node, or where it is forwarded). */
   routeOf(request: Request): number {
     const self = this.options.nodeId;

@@ -68,6 +68,11 @@ export interface RaftNodeOptions {
   readonly logger: RaftNodeLogger;
   /** Called after each metadata command is applied (the broker creates segments it now leads). */
   readonly onApply?: (index: number, command: MetaCommand) => void;
+  /**
+   * Called on the leader for every command it is about to propose (its own and forwarded ones):
+   * lets the leader, which alone knows which voters are alive, fix placement decisions.
+   */
+  readonly prepareProposal?: (command: MetaCommand) => MetaCommand;
   /** Called when this node's Raft role or leader changes. */
   readonly onLeaderChange?: (leaderId: number) => void;
 }
@@ -286,7 +291,8 @@ export class RaftNode {
 
   /** Proposes on this node, which must be the leader. */
   private proposeHere(command: MetaCommand): Promise<number> {
-    return this.submit(() => this.core.propose(Buffer.from(JSON.stringify(command))));
+    const prepared = this.o.prepareProposal?.(command) ?? command;
+    return this.submit(() => this.core.propose(Buffer.from(JSON.stringify(prepared))));
   }
 
   private submit(run: () => { index: number; term: number }): Promise<number> {
