@@ -3,7 +3,7 @@
  * in ./data, plus the HTTP gateway on port 3000 when it is built. Prints what it started and how to
  * talk to it; Ctrl-C stops every process it started.
  *
- * Flags: --nodes N (default 1 until consensus lands), --data-dir DIR (default ./data),
+ * Flags: --nodes N (default 3), --data-dir DIR (default ./data),
  * --gateway-port P (default 3000), --no-gateway.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     args: process.argv.slice(2),
     strict: true,
     options: {
-      nodes: { type: 'string', default: '1' },
+      nodes: { type: 'string', default: '3' },
       'data-dir': { type: 'string', default: './data' },
       'gateway-port': { type: 'string', default: '3000' },
       'no-gateway': { type: 'boolean', default: false },
