@@ -254,3 +254,55 @@ test('lowering recordSizeMaxBytes never makes stored larger records look corrupt
   t.is(code(await again.append('t', [{ value: payload(3, 5000) }]).catch((e) => e)), 'RECORD_TOO_LARGE');
   await again.close();
 });
+
+test('in a sealed segment every failing record is corruption, never a torn tail', async (t) => {
+  const base = tempDir('sealed-damage');
+  t.teardown(() => removeDir(base));
+  const fixture = path.join(base, 'fixture');
+  const wal = await openWal(fixture);
+  await wal.createSegment('t', 1, 0);
+  // One group commit: in an active segment a flip here would count as a torn tail.
+  await wal.append(
+    't',
+    Array.from({ length: recordCount }, (_, i) => ({ value: payload(i, 20 + i) })),
+  );
+  await wal.sealActive('t');
+  await wal.createSegment('t', 2, recordCount);
+  await wal.close();
+  const start = (i: number): number =>
+    64 + Array.from({ length: i }, (_, k) => 30 + 20 + k).reduce((a, b) => a + b, 0);
+  // A bit flip in record 7 with the index lost: the scan finds it; 7 is corrupt, 8.. readable.
+  const flip = path.join(base, 'flip');
+  copyDir(fixture, flip);
+  fs.rmSync(segmentFile(flip, 't', 1, 'idx'));
+  const file = segmentFile(flip, 't', 1, 'wal');
+  const bytes = fs.readFileSync(file);
+  bytes[start(7) + 40]! ^= 0x01;
+  fs.writeFileSync(file, bytes);
+  const a = await openWal(flip);
+  t.is(a.stats().corruptRecordCount, 1);
+  t.deepEqual(
+    a.segments('t').map((s) => [s.id, s.endOffset, s.sealed]),
+    [
+      [1, recordCount, true],
+      [2, recordCount, false],
+    ],
+  );
+  t.is(code(t.throws(() => a.read('t', 7, { recordCountMax: 1, byteCountMax: 1 }))), 'CORRUPT_RECORD');
+  t.deepEqual(
+    readAll(a, 't', 8).map((r) => r.offset),
+    Array.from({ length: recordCount - 8 }, (_, i) => 8 + i),
+  );
+  await a.close();
+  // A sealed file cut short: the lost records are corruption, the seal's end stays.
+  const cut = path.join(base, 'cut');
+  copyDir(fixture, cut);
+  fs.rmSync(segmentFile(cut, 't', 1, 'idx'));
+  fs.truncateSync(segmentFile(cut, 't', 1, 'wal'), start(10) + 5);
+  const b = await openWal(cut);
+  t.is(b.stats().corruptRecordCount, 2);
+  t.is(b.segments('t')[0]!.endOffset, recordCount);
+  t.is(b.read('t', 9, { recordCountMax: 10, byteCountMax: 1 << 20 }).length, 1);
+  t.is(code(t.throws(() => b.read('t', 10, { recordCountMax: 1, byteCountMax: 1 }))), 'CORRUPT_RECORD');
+  await b.close();
+});
