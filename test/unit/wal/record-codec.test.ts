@@ -2,8 +2,10 @@
  * Property tests of the record frame: round trip, a buffer split at every byte decodes the same
  * (never a record before all its bytes are there), and garbage never yields a record or throws.
  */
+import { crc32c } from '@node-rs/crc32';
 import test from 'ava';
 import fc from 'fast-check';
+import { crc32cRange, crcNativeMinBytes } from '../../../node/wal/crc32c.js';
 import { walLimits } from '../../../node/wal/limits.js';
 import {
   checkRecordAt,
@@ -142,4 +144,19 @@ test('header limits are enforced by the size function', (t) => {
   const many: Record<string, string> = {};
   for (let i = 0; i <= walLimits.headerCountMax; i++) many[`h${i}`] = 'x';
   t.is(headersSizeBytes(many), -1);
+});
+
+test('the JS CRC-32C used for small records equals @node-rs/crc32 at every length and offset', (t) => {
+  t.true(crcNativeMinBytes > 0);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 1200 }), fc.nat(), fc.nat(), (bytes, a, b) => {
+      const buf = Buffer.from(bytes);
+      const start = buf.length === 0 ? 0 : a % buf.length;
+      const end = start + (buf.length === 0 ? 0 : b % (buf.length - start + 1));
+      return crc32cRange(buf, start, end) === crc32c(buf.subarray(start, end));
+    }),
+    { numRuns: 2000 },
+  );
+  // The standard check value of CRC-32C.
+  t.is(crc32cRange(Buffer.from('123456789'), 0, 9), 0xe3069283);
 });
