@@ -26,6 +26,7 @@ import { assertTopicName } from '../protocol/topic-name.js';
 import {
   type MetaCommand,
   type MetadataState,
+  type ProducerEntry,
   type Retention,
   type SegmentMeta,
   type TopicMeta,
@@ -43,6 +44,8 @@ export const brokerLimits = {
   producerCountMaxPerTopic: 10_000,
   /** Consumer name length. */
   consumerNameLengthMax: 200,
+  /** Producers handed to the next segment leader at a seal (the most recent ones). */
+  producerCountMaxInSeal: 1_000,
   /** Rollovers an append waits through before it gives up with UNAVAILABLE. */
   rolloverWaitCountMax: 8,
 } as const;
@@ -111,6 +114,8 @@ interface Waiter {
 interface ProducerState {
   readonly seq: number;
   readonly result: Promise<ResponseByOp['append']>;
+  /** Set once the batch is acknowledged (what a seal hands to the next segment leader). */
+  done?: ResponseByOp['append'];
 }
 
 /** Per-topic runtime state that is not metadata. */
@@ -196,6 +201,13 @@ export class Broker {
         }
         const active = activeSegment(topic);
         if (active.leaderNodeId !== self) return;
+        // Take over the producers of the sealed segment (newer local knowledge wins).
+        for (const [id, seq, firstOffset, lastOffset, timestampMs] of topic.producers) {
+          const known = rt.producers.get(id);
+          if (known !== undefined && known.seq >= seq) continue;
+          const done = { firstOffset, lastOffset, timestampMs, duplicate: false };
+          rt.producers.set(id, { seq, result: Promise.resolve(done), done });
+        }
         if (this.wal.segments(name).some((s) => s.id === active.id)) return;
         const runtime = rt;
         const ready = (runtime.segmentReady ?? Promise.resolve())
@@ -569,6 +581,12 @@ export class Broker {
     if (producerId !== undefined && producerSeq !== undefined) {
       const previous = rt.producers.get(producerId);
       const entry: ProducerState = { seq: producerSeq, result };
+      result.then(
+        (r) => {
+          entry.done = r;
+        },
+        () => {},
+      );
       rt.producers.delete(producerId);
       rt.producers.set(producerId, entry);
       if (rt.producers.size > brokerLimits.producerCountMaxPerTopic) {
@@ -621,6 +639,16 @@ export class Broker {
     return { ...written, duplicate: false };
   }
 
+  /** The most recent acknowledged producer batches, bounded, for the seal command. */
+  private producerTable(rt: TopicRuntime): ProducerEntry[] {
+    const table: ProducerEntry[] = [];
+    for (const [id, p] of rt.producers) {
+      if (p.done !== undefined)
+        table.push([id, p.seq, p.done.firstOffset, p.done.lastOffset, p.done.timestampMs]);
+    }
+    return table.slice(-brokerLimits.producerCountMaxInSeal);
+  }
+
   private wakeWaiters(rt: TopicRuntime): void {
     for (const waiter of rt.waiters) {
       if (waiter.offset < rt.committedEnd) waiter.wake();
@@ -660,6 +688,7 @@ export class Broker {
       segmentId: active.id,
       endOffset: sealed.endOffset,
       nextLeaderNodeId: this.nextSegmentLeader(active.leaderNodeId),
+      producers: this.producerTable(this.runtime(name)),
     });
     this.logger.info(
       {

@@ -32,7 +32,12 @@ export interface TopicMeta {
   segments: SegmentMeta[];
   /** consumer name → next offset to read. */
   readonly cursors: Map<string, number>;
+  /** Producers as of the last seal, for the leader of the active segment to start from. */
+  producers: readonly ProducerEntry[];
 }
+
+/** An idempotent producer's last batch: [producerId, seq, firstOffset, lastOffset, timestampMs]. */
+export type ProducerEntry = readonly [string, number, number, number, number];
 
 /** A cluster member's addresses, as it advertised them when it joined. */
 export interface NodeMeta {
@@ -61,6 +66,8 @@ export type MetaCommand =
       readonly segmentId: number;
       readonly endOffset: number;
       readonly nextLeaderNodeId: number;
+      /** Idempotent producers' last batches, handed to the next segment leader. */
+      readonly producers?: readonly ProducerEntry[];
     }
   | { readonly type: 'dropSegments'; readonly topic: string; readonly segmentIds: readonly number[] }
   | {
@@ -86,6 +93,7 @@ export interface MetadataSnapshot {
     createdAtMs: number;
     segments: SegmentMeta[];
     cursors: [string, number][];
+    producers?: readonly ProducerEntry[];
   }[];
 }
 
@@ -145,6 +153,7 @@ export class MetadataState {
           createdAtMs: command.createdAtMs,
           segments: [{ id: 1, baseOffset: 0, endOffset: null, leaderNodeId: command.leaderNodeId }],
           cursors: new Map(),
+          producers: [],
         });
         return;
       }
@@ -162,6 +171,7 @@ export class MetadataState {
         const active = activeSegment(topic);
         if (active.id !== command.segmentId || command.endOffset < active.baseOffset) return;
         active.endOffset = command.endOffset;
+        topic.producers = command.producers ?? [];
         topic.segments.push({
           id: active.id + 1,
           baseOffset: command.endOffset,
@@ -198,6 +208,7 @@ export class MetadataState {
         createdAtMs: t.createdAtMs,
         segments: t.segments.map((s) => ({ ...s })),
         cursors: [...t.cursors.entries()],
+        producers: t.producers,
       })),
     };
   }
@@ -213,6 +224,7 @@ export class MetadataState {
         createdAtMs: t.createdAtMs,
         segments: t.segments.map((s) => ({ ...s })),
         cursors: new Map(t.cursors),
+        producers: t.producers ?? [],
       });
     }
     return state;

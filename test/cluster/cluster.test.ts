@@ -319,3 +319,29 @@ test.serial('walrus-cli remove-node removes a follower and then the leader itsel
     t.is(cli(addr, 'remove-node', '99').stdout.trim(), 'OK node 99 was not a member');
   });
 });
+
+test.serial(
+  'an idempotent producer keeps its sequence across rollovers that move segment leadership',
+  async (t) => {
+    const { WalrusClient } = await import('../../node/client/walrus-client.js');
+    await withCluster(t, { nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '3' } }, async (cluster) => {
+      await converged(cluster, [1, 2, 3]);
+      const client = new WalrusClient({ nodes: cluster.clientAddrs, retryCountMax: 8 });
+      try {
+        await client.createTopic('idem');
+        for (let seq = 0; seq < 12; seq++) {
+          const record = [{ value: Buffer.from(`p${seq}`) }];
+          const first = await client.append('idem', record, { producerId: 'p', producerSeq: seq });
+          const retry = await client.append('idem', record, { producerId: 'p', producerSeq: seq });
+          t.is(retry.firstOffset, first.firstOffset, `seq ${seq} retried`);
+          t.true(retry.duplicate);
+        }
+        const info = await client.describeTopic('idem');
+        t.is(info.endOffset, 12, 'no batch was appended twice');
+        t.true(new Set(info.segments.map((s) => s.leaderNodeId)).size > 1, 'leadership moved');
+      } finally {
+        await client.close();
+      }
+    });
+  },
+);
