@@ -36,7 +36,9 @@ async function agreedLeader(cluster: LocalCluster, voterCount: number): Promise<
     const leader = ms[0]?.current_leader ?? null;
     if (
       leader !== null &&
-      ms.every((m) => m !== null && m.current_leader === leader && m.membership_config.voters.length === voterCount)
+      ms.every(
+        (m) => m !== null && m.current_leader === leader && m.membership_config.voters.length === voterCount,
+      )
     ) {
       return leader;
     }
@@ -93,8 +95,15 @@ async function oneFailover(cluster: LocalCluster, run: number): Promise<number> 
   return elapsed;
 }
 
-export async function runRaftBench(opts: { dir: string; durationMs?: number }): Promise<Record<string, number>> {
-  const cluster = await LocalCluster.start({ nodeCount: 3, dataDir: opts.dir, env: { WALRUS_LOG_LEVEL: 'warn' } });
+export async function runRaftBench(opts: {
+  dir: string;
+  durationMs?: number;
+}): Promise<Record<string, number>> {
+  const cluster = await LocalCluster.start({
+    nodeCount: 3,
+    dataDir: opts.dir,
+    env: { WALRUS_LOG_LEVEL: 'warn' },
+  });
   try {
     const leader = await agreedLeader(cluster, 3);
     const metadataCommitsPerSec = await measureCommits(cluster, leader, opts.durationMs ?? 5000);
