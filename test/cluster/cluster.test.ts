@@ -220,11 +220,15 @@ test.serial(
       // The killed node restarts from its data directory and catches up.
       await cluster.startNode(leaderIndex(cluster, oldLeader));
       await converged(cluster, [1, 2, 3]);
-      const [s] = await text(
-        cluster.nodes[leaderIndex(cluster, oldLeader)]!.clientAddr,
-        'STATE after-failover',
-      );
-      t.regex(s!, /^OK \{"topic":"after-failover"/);
+      // It may take a moment to apply the entries it missed.
+      const s = await eventually('the restarted node to know the new topic', async () => {
+        const [r] = await text(
+          cluster.nodes[leaderIndex(cluster, oldLeader)]!.clientAddr,
+          'STATE after-failover',
+        );
+        return r?.startsWith('OK') ? r : undefined;
+      });
+      t.regex(s, /^OK \{"topic":"after-failover"/);
     });
   },
 );
