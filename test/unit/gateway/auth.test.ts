@@ -4,15 +4,27 @@
  */
 import test from 'ava';
 import { parseTokens } from '../../../gateway/middleware/auth.js';
-import { makeGateway, problemCode } from './helpers.js';
+import { makeGateway as makeGatewayOver, problemCode, unique, useRealNode } from './helpers.js';
 
-const tokens = [
-  { token: 'admin-token-123', scopes: ['admin' as const] },
-  { token: 'reader-token-123', scopes: ['read' as const] },
-  { token: 'app-writer-token', scopes: ['read' as const, 'write' as const], topicPrefixes: ['app-'] },
-];
+const node = useRealNode(test);
+const makeGateway = (overrides: Parameters<typeof makeGatewayOver>[1] = {}) =>
+  makeGatewayOver(node(), overrides);
 
+/**
+ * Tests share the file's node, so each gets its own topic namespace `ns`: the writer token's prefix
+ * is `${ns}app-`, and every topic a test makes starts with `ns`.
+ */
 function setup() {
+  const ns = `${unique('auth')}-`;
+  const tokens = [
+    { token: 'admin-token-123', scopes: ['admin' as const] },
+    { token: 'reader-token-123', scopes: ['read' as const] },
+    {
+      token: 'app-writer-token',
+      scopes: ['read' as const, 'write' as const],
+      topicPrefixes: [`${ns}app-`],
+    },
+  ];
   const g = makeGateway({ tokens });
   const as = (token: string | undefined, path: string, init: RequestInit = {}) =>
     g.call(path, {
@@ -22,7 +34,7 @@ function setup() {
         ...(token ? { authorization: `Bearer ${token}` } : {}),
       },
     });
-  return { ...g, as };
+  return { ...g, as, ns };
 }
 
 test('no or a wrong token is 401; public routes need none', async (t) => {
@@ -38,15 +50,15 @@ test('no or a wrong token is 401; public routes need none', async (t) => {
 });
 
 test('scopes: read cannot write, write cannot administer, admin can do all', async (t) => {
-  const { as } = setup();
+  const { as, ns } = setup();
   const create = (token: string, name: string) =>
     as(token, '/v1/topics', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name }),
+      body: JSON.stringify({ name: `${ns}${name}` }),
     });
   const append = (token: string, topic: string) =>
-    as(token, `/v1/topics/${topic}/records`, {
+    as(token, `/v1/topics/${ns}${topic}/records`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: '{"records":[{"value":"v"}]}',
@@ -59,31 +71,35 @@ test('scopes: read cannot write, write cannot administer, admin can do all', asy
   t.is((await append('reader-token-123', 'app-logs')).status, 403);
   t.is((await append('app-writer-token', 'app-logs')).status, 201);
   t.is((await create('app-writer-token', 'app-new')).status, 403);
-  t.is((await as('reader-token-123', '/v1/topics/app-logs/records')).status, 200);
-  t.is((await as('admin-token-123', '/v1/topics/other', { method: 'DELETE' })).status, 204);
+  t.is((await as('reader-token-123', `/v1/topics/${ns}app-logs/records`)).status, 200);
+  t.is((await as('admin-token-123', `/v1/topics/${ns}other`, { method: 'DELETE' })).status, 204);
 });
 
 test('topic prefixes limit what a token sees and touches', async (t) => {
-  const { as } = setup();
+  const { as, ns } = setup();
   for (const name of ['app-a', 'secret']) {
-    await as('admin-token-123', '/v1/topics', {
+    const created = await as('admin-token-123', '/v1/topics', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name }),
+      body: JSON.stringify({ name: `${ns}${name}` }),
     });
+    t.is(created.status, 201);
   }
   const list = (await (await as('app-writer-token', '/v1/topics')).json()) as { topics: { name: string }[] };
   t.deepEqual(
     list.topics.map((x) => x.name),
-    ['app-a'],
+    [`${ns}app-a`],
   );
-  t.is((await as('app-writer-token', '/v1/topics/secret')).status, 403);
+  t.is((await as('app-writer-token', `/v1/topics/${ns}secret`)).status, 403);
   t.is(
-    (await as('app-writer-token', '/v1/topics/secret/records', { headers: { accept: 'text/event-stream' } }))
-      .status,
+    (
+      await as('app-writer-token', `/v1/topics/${ns}secret/records`, {
+        headers: { accept: 'text/event-stream' },
+      })
+    ).status,
     403,
   );
-  const sse = await as(undefined, '/v1/topics/app-a/records?access_token=app-writer-token', {
+  const sse = await as(undefined, `/v1/topics/${ns}app-a/records?access_token=app-writer-token`, {
     headers: { accept: 'text/event-stream' },
   });
   t.is(sse.status, 200);

@@ -1,9 +1,10 @@
 /**
- * An in-process implementation of the binary-protocol contract (node/protocol/messages.ts) for
- * the gateway's route tests: topics, appends with producer dedup and expectedOffset, reads with
- * long polls, consumers, retention bounds. It is not a mock of answers: it keeps real state, so the
- * tests check the gateway's translation end to end. The same cases run against real walrus-node
- * processes in test/conformance/.
+ * An in-process imitation of the binary-protocol contract (node/protocol/messages.ts): topics,
+ * appends with producer dedup and expectedOffset, reads with long polls, consumers, retention bounds.
+ *
+ * NO gateway test uses it any more: test/unit/gateway/ runs against a real walrus-node (helpers.ts).
+ * It stays only because test/unit/sdk/client.test.ts (another owner) still imports it; delete this
+ * file once that test runs over a real node too.
  */
 import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
 import type {

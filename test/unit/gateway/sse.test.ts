@@ -1,6 +1,6 @@
 /**
- * SSE tails: in-process through app.request() (web-stream sink) and over a real HTTP server (the
- * Node-response sink used in production): ids are offsets, Last-Event-ID resumes, heartbeats,
+ * SSE tails over a real walrus-node: in-process through app.request() (web-stream sink) and over a
+ * real HTTP server (the Node-response sink used in production): ids are offsets, Last-Event-ID resumes, heartbeats,
  * one shared upstream reader per topic, a slow consumer is cut off with a resumable id, and a
  * graceful drain tells every tail where to resume.
  */
@@ -11,8 +11,11 @@ import { serve } from '@hono/node-server';
 import test from 'ava';
 import { createApp } from '../../../gateway/app.js';
 import { type SseEvent, SseParser } from '../../../sdk/sse-parser.js';
-import { makeGateway } from './helpers.js';
-import { MemoryUpstream } from './memory-upstream.js';
+import { makeGateway as makeGatewayOver, unique, useRealNode } from './helpers.js';
+
+const node = useRealNode(test);
+const makeGateway = (overrides: Parameters<typeof makeGatewayOver>[1] = {}) =>
+  makeGatewayOver(node(), overrides);
 
 /** Reads events from an SSE response until `until` says stop (or the stream ends). */
 async function collect(res: Response, until: (events: SseEvent[]) => boolean): Promise<SseEvent[]> {
@@ -39,16 +42,18 @@ const records = (n: number, from = 0) => ({
 
 test('an SSE tail from an offset: one event per record, id = offset, data = the record JSON', async (t) => {
   const { json, call, gateway } = makeGateway();
-  await json('POST', '/v1/topics', { name: 's' });
-  await json('POST', '/v1/topics/s/records', records(3));
-  const res = await call('/v1/topics/s/records?offset=1', { headers: tailHeaders });
+  const name = unique('s');
+  const url = `/v1/topics/${name}/records`;
+  await json('POST', '/v1/topics', { name });
+  await json('POST', url, records(3));
+  const res = await call(`${url}?offset=1`, { headers: tailHeaders });
   t.is(res.status, 200);
   t.is(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
   t.is(res.headers.get('cache-control'), 'no-cache, no-transform');
   t.is(res.headers.get('x-accel-buffering'), 'no');
   const pending = collect(res, (ev) => ev.length >= 4);
   await new Promise((r) => setTimeout(r, 30));
-  await json('POST', '/v1/topics/s/records', records(2, 3));
+  await json('POST', url, records(2, 3));
   const events = await pending;
   t.deepEqual(
     events.map((e) => e.id),
@@ -68,25 +73,27 @@ test('an SSE tail from an offset: one event per record, id = offset, data = the 
 
 test('the default start is the tail; Last-Event-ID resumes after that offset', async (t) => {
   const { json, call, gateway } = makeGateway();
-  await json('POST', '/v1/topics', { name: 's' });
-  await json('POST', '/v1/topics/s/records', records(5));
-  const live = Promise.resolve(call('/v1/topics/s/records', { headers: tailHeaders })).then((res: Response) =>
+  const name = unique('s');
+  const url = `/v1/topics/${name}/records`;
+  await json('POST', '/v1/topics', { name });
+  await json('POST', url, records(5));
+  const live = Promise.resolve(call(url, { headers: tailHeaders })).then((res: Response) =>
     collect(res, (ev) => ev.length >= 1),
   );
   await new Promise((r) => setTimeout(r, 30));
-  await json('POST', '/v1/topics/s/records', records(1, 5));
+  await json('POST', url, records(1, 5));
   t.deepEqual(
     (await live).map((e) => e.id),
     ['5'],
   );
-  const resumed = await call('/v1/topics/s/records?offset=0', {
+  const resumed = await call(`${url}?offset=0`, {
     headers: { ...tailHeaders, 'last-event-id': '2' },
   });
   t.deepEqual(
     (await collect(resumed, (ev) => ev.length >= 3)).map((e) => e.id),
     ['3', '4', '5'],
   );
-  const fromMinusOne = await call('/v1/topics/s/records', {
+  const fromMinusOne = await call(url, {
     headers: { ...tailHeaders, 'last-event-id': '-1' },
   });
   const fromStart = await collect(fromMinusOne, (ev) => ev.length >= 1);
@@ -95,24 +102,24 @@ test('the default start is the tail; Last-Event-ID resumes after that offset', a
     ['0', '1', '2', '3', '4', '5'],
   );
   for (const bad of ['abc', '1\r\nx', '-2', '1.5']) {
-    const res = await (async () =>
-      call('/v1/topics/s/records', { headers: { ...tailHeaders, 'last-event-id': bad } }))().catch(
+    const res = await (async () => call(url, { headers: { ...tailHeaders, 'last-event-id': bad } }))().catch(
       () => null,
     );
     // Headers with CR/LF are refused by the Headers class itself; the rest are 400 problem+json.
     if (res !== null) t.is(res.status, 400, bad);
   }
-  const missing = await call('/v1/topics/nope/records', { headers: tailHeaders });
+  const missing = await call(`/v1/topics/${unique('nope')}/records`, { headers: tailHeaders });
   t.is(missing.status, 404);
-  const past = await call('/v1/topics/s/records?offset=99', { headers: tailHeaders });
+  const past = await call(`${url}?offset=99`, { headers: tailHeaders });
   t.is(past.status, 416);
   gateway.close();
 });
 
 test('heartbeat comments keep an idle tail alive', async (t) => {
   const { json, gateway } = makeGateway({ sse: { heartbeatIntervalMs: 30 } });
-  await json('POST', '/v1/topics', { name: 'hb' });
-  const res = await gateway.app.request('/v1/topics/hb/records', { headers: tailHeaders });
+  const name = unique('hb');
+  await json('POST', '/v1/topics', { name });
+  const res = await gateway.app.request(`/v1/topics/${name}/records`, { headers: tailHeaders });
   const reader = res.body!.getReader();
   let text = '';
   while ((text.match(/: hb\n\n/g) ?? []).length < 2) {
@@ -126,11 +133,12 @@ test('heartbeat comments keep an idle tail alive', async (t) => {
 
 test('many tails of one topic share one upstream reader', async (t) => {
   const { json, call, upstream, gateway } = makeGateway();
-  await json('POST', '/v1/topics', { name: 'fan' });
+  const name = unique('fan');
+  await json('POST', '/v1/topics', { name });
   const subscriberCount = 200;
   const batches = 10;
   const results = Array.from({ length: subscriberCount }, () =>
-    Promise.resolve(call('/v1/topics/fan/records', { headers: tailHeaders })).then((res: Response) =>
+    Promise.resolve(call(`/v1/topics/${name}/records`, { headers: tailHeaders })).then((res: Response) =>
       collect(res, (ev) => ev.length >= batches),
     ),
   );
@@ -138,7 +146,7 @@ test('many tails of one topic share one upstream reader', async (t) => {
   await new Promise((r) => setTimeout(r, 50));
   const readsBefore = upstream.calls.get('read') ?? 0;
   for (let i = 0; i < batches; i++) {
-    await json('POST', '/v1/topics/fan/records', records(1, i));
+    await json('POST', `/v1/topics/${name}/records`, records(1, i));
     await new Promise((r) => setTimeout(r, 5));
   }
   const all = await Promise.all(results);
@@ -155,9 +163,9 @@ test('many tails of one topic share one upstream reader', async (t) => {
 });
 
 test('over a real socket: a slow consumer is cut off with a resumable id, and resuming loses nothing', async (t) => {
-  const upstream = new MemoryUpstream();
   const bufferBytesMax = 64 * 1024;
-  const gateway = createApp({ upstream, sse: { bufferBytesMax } });
+  const gateway = createApp({ upstream: node().client, sse: { bufferBytesMax } });
+  const name = unique('slow');
   const server = serve({ fetch: gateway.app.fetch, port: 0, hostname: '127.0.0.1' });
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -169,7 +177,7 @@ test('over a real socket: a slow consumer is cut off with a resumable id, and re
   await fetch(`${base}/v1/topics`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: '{"name":"slow"}',
+    body: JSON.stringify({ name }),
   });
 
   // A client that connects and then does not read at all.
@@ -177,7 +185,7 @@ test('over a real socket: a slow consumer is cut off with a resumable id, and re
   socket.pause();
   await once(socket, 'connect');
   socket.write(
-    `GET /v1/topics/slow/records?offset=0 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`,
+    `GET /v1/topics/${name}/records?offset=0 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`,
   );
   while (gateway.hub.size < 1) await new Promise((r) => setTimeout(r, 10));
 
@@ -185,7 +193,7 @@ test('over a real socket: a slow consumer is cut off with a resumable id, and re
   const total = 2000;
   for (let i = 0; i < total; i += 100) {
     const body = JSON.stringify({ records: Array.from({ length: 100 }, () => ({ value })) });
-    await fetch(`${base}/v1/topics/slow/records`, {
+    await fetch(`${base}/v1/topics/${name}/records`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body,
@@ -219,7 +227,7 @@ test('over a real socket: a slow consumer is cut off with a resumable id, and re
   t.true(recordIds.length < total);
 
   // Resume with the last id seen: the rest arrives, nothing lost or repeated.
-  const resumed = await fetch(`${base}/v1/topics/slow/records`, {
+  const resumed = await fetch(`${base}/v1/topics/${name}/records`, {
     headers: { ...tailHeaders, 'last-event-id': String(recordIds.length - 1) },
   });
   const rest = await collect(
@@ -234,9 +242,11 @@ test('over a real socket: a slow consumer is cut off with a resumable id, and re
 
 test('graceful drain closes every tail with a resumable UNAVAILABLE event', async (t) => {
   const { json, call, gateway } = makeGateway();
-  await json('POST', '/v1/topics', { name: 'd' });
-  await json('POST', '/v1/topics/d/records', records(2));
-  const res = await call('/v1/topics/d/records?offset=0', { headers: tailHeaders });
+  const name = unique('d');
+  const url = `/v1/topics/${name}/records`;
+  await json('POST', '/v1/topics', { name });
+  await json('POST', url, records(2));
+  const res = await call(`${url}?offset=0`, { headers: tailHeaders });
   const pending = collect(res, (ev) => ev.some((e) => e.event === 'problem'));
   while (gateway.hub.size < 1) await new Promise((r) => setTimeout(r, 5));
   await new Promise((r) => setTimeout(r, 30));
@@ -250,7 +260,7 @@ test('graceful drain closes every tail with a resumable UNAVAILABLE event', asyn
   t.is(problem.resumeOffset, 2);
   // A draining gateway refuses new tails with a 200 stream holding a retryable problem and a
   // retry hint (a non-200 would make a browser EventSource give up for good).
-  const refused = await call('/v1/topics/d/records', { headers: tailHeaders });
+  const refused = await call(url, { headers: tailHeaders });
   t.is(refused.status, 200);
   const text = await refused.text();
   t.regex(text, /^retry: \d+\nevent: problem\ndata: .*"code":"UNAVAILABLE"/);
