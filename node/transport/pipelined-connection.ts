@@ -70,6 +70,8 @@ export const pipelinedConnectionDefaults = {
   reconnectBackoffMsMax: 2_000,
   keepAliveInitialDelayMs: 30_000,
   idleTimeoutMs: 240_000,
+  /** How often request deadlines are checked: a request times out at most this late. */
+  timeoutSweepMs: 10,
 } as const;
 
 interface Pending {
@@ -77,7 +79,9 @@ interface Pending {
   readonly resolve: (reply: Buffer) => void;
   readonly reject: (err: unknown) => void;
   requestId: number;
-  timer: NodeJS.Timeout | undefined;
+  /** Date.now() after which the request fails with TIMEOUT (checked by one sweep timer). */
+  readonly deadlineMs: number;
+  readonly timeoutMs: number;
   cleanupAbort: (() => void) | undefined;
   settled: boolean;
 }
@@ -103,6 +107,7 @@ export class PipelinedConnection {
   private connectFailureCount = 0;
   private reconnectNotBeforeMs = 0;
   private connectTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PipelinedConnectionOptions) {
     const d = pipelinedConnectionDefaults;
@@ -181,18 +186,12 @@ export class PipelinedConnection {
         resolve,
         reject,
         requestId: 0,
-        timer: undefined,
+        deadlineMs: Date.now() + (options.timeoutMs ?? this.o.requestTimeoutMs),
+        timeoutMs: options.timeoutMs ?? this.o.requestTimeoutMs,
         cleanupAbort: undefined,
         settled: false,
       };
-      const timeoutMs = options.timeoutMs ?? this.o.requestTimeoutMs;
-      pending.timer = setTimeout(() => {
-        const sent = pending.requestId !== 0;
-        this.settle(
-          pending,
-          new TransportError(ErrorCode.TIMEOUT, `no reply from ${this.address} within ${timeoutMs} ms`, sent),
-        );
-      }, timeoutMs);
+      this.ensureSweep();
       if (signal !== undefined) {
         const onAbort = (): void => this.settle(pending, signal.reason);
         signal.addEventListener('abort', onAbort, { once: true });
@@ -224,7 +223,6 @@ export class PipelinedConnection {
   private settle(pending: Pending, outcome: Buffer | unknown): void {
     if (pending.settled) return;
     pending.settled = true;
-    if (pending.timer !== undefined) clearTimeout(pending.timer);
     pending.cleanupAbort?.();
     if (pending.requestId !== 0) this.inFlight.delete(pending.requestId);
     else {
@@ -234,6 +232,36 @@ export class PipelinedConnection {
     if (Buffer.isBuffer(outcome)) pending.resolve(outcome);
     else pending.reject(outcome);
     this.pumpWaiting();
+  }
+
+  /**
+   * One timer per connection checks request deadlines (a timer per request cost more than the
+   * rest of the client at 256 requests in flight). Runs only while requests are pending.
+   */
+  private ensureSweep(): void {
+    if (this.sweepTimer !== undefined) return;
+    this.sweepTimer = setInterval(() => this.sweep(), pipelinedConnectionDefaults.timeoutSweepMs);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const expired: Pending[] = [];
+    for (const p of this.inFlight.values()) if (p.deadlineMs <= now) expired.push(p);
+    for (const p of this.waiting) if (p.deadlineMs <= now) expired.push(p);
+    for (const p of expired) {
+      this.settle(
+        p,
+        new TransportError(
+          ErrorCode.TIMEOUT,
+          `no reply from ${this.address} within ${p.timeoutMs} ms`,
+          p.requestId !== 0,
+        ),
+      );
+    }
+    if (this.inFlight.size === 0 && this.waiting.length === 0 && this.sweepTimer !== undefined) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+    }
   }
 
   private pumpWaiting(): void {
