@@ -7,6 +7,12 @@ import { WalrusClient } from '../../node/client/walrus-client.js';
 import { LocalCluster } from '../../infra/local/launcher.js';
 
 const inFlight = 256;
+/**
+ * The 256 requests in flight are spread over this many connections (clients): with one connection
+ * the client and the node work in lockstep (each idles while the other handles the same batch of
+ * 256); several lanes let one batch be fsync'd while another is answered.
+ */
+const connectionCount = Number(process.env['BENCH_BINARY_CONNECTIONS'] ?? 4);
 const recordSizeBytes = 128;
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -23,7 +29,11 @@ export async function runBinaryBench(opts: {
     dataDir: opts.dir,
     env: { WALRUS_LOG_LEVEL: 'warn' },
   });
-  const client = new WalrusClient({ nodes: cluster.clientAddrs, inFlightMaxPerConnection: inFlight });
+  const clients = Array.from(
+    { length: connectionCount },
+    () => new WalrusClient({ nodes: cluster.clientAddrs, inFlightMaxPerConnection: inFlight }),
+  );
+  const client = clients[0]!;
   try {
     await client.createTopic('bench');
     const value = new Uint8Array(recordSizeBytes).fill(0x61);
@@ -32,17 +42,17 @@ export async function runBinaryBench(opts: {
     let measuring = false;
     let count = 0;
     const latencies: number[] = [];
-    const worker = async (): Promise<void> => {
+    const worker = async (lane: WalrusClient): Promise<void> => {
       while (!stop) {
         const t0 = performance.now();
-        await client.append('bench', records);
+        await lane.append('bench', records);
         if (measuring) {
           count++;
           if (latencies.length < 2_000_000) latencies.push(performance.now() - t0);
         }
       }
     };
-    const workers = Array.from({ length: inFlight }, () => worker());
+    const workers = Array.from({ length: inFlight }, (_, i) => worker(clients[i % connectionCount]!));
     await new Promise((r) => setTimeout(r, Math.min(1000, opts.durationMs / 4)));
     const before = (await client.metrics()) as { storage: { groupCommitCount: number; appendCount: number } };
     measuring = true;
@@ -62,9 +72,10 @@ export async function runBinaryBench(opts: {
       binaryAppendP50Ms: Number(percentile(sorted, 50).toFixed(3)),
       binaryAppendP99Ms: Number(percentile(sorted, 99).toFixed(3)),
       binaryGroupCommitRecordsAvg: commits > 0 ? Number((appends / commits).toFixed(1)) : 0,
+      binaryConnections: connectionCount,
     };
   } finally {
-    await client.close();
+    await Promise.all(clients.map((c) => c.close()));
     await cluster.stop();
   }
 }
