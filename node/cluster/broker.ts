@@ -208,30 +208,9 @@ export class Broker {
           const done = { firstOffset, lastOffset, timestampMs, duplicate: false };
           rt.producers.set(id, { seq, result: Promise.resolve(done), done });
         }
-        if (this.wal.segments(name).some((s) => s.id === active.id)) return;
-        const runtime = rt;
-        const ready = (runtime.segmentReady ?? Promise.resolve())
-          .then(async () => {
-            if (this.wal.segments(name).some((s) => s.id === active.id)) return;
-            const walActive = this.wal.segments(name).find((s) => !s.sealed);
-            if (walActive !== undefined) await this.wal.sealActive(name);
-            await this.wal.createSegment(name, active.id, active.baseOffset);
-            runtime.committedEnd = Math.max(runtime.committedEnd, active.baseOffset);
-            this.logger.info(
-              { topic: name, segment: active.id, baseOffset: active.baseOffset },
-              'Leading new segment',
-            );
-          })
-          .catch((error: unknown) => {
-            this.logger.error(
-              { topic: name, err: String(error) },
-              'could not create the WAL segment this node leads',
-            );
-          })
-          .finally(() => {
-            if (runtime.segmentReady === ready) runtime.segmentReady = null;
-          });
-        runtime.segmentReady = ready;
+        // The WAL file is created by the first append (ensureLocalSegment): creating a topic costs
+        // one Raft commit, not a file, an index and four fsyncs on the segment's node.
+        rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);
         return;
       }
       case 'deleteTopic': {
@@ -265,6 +244,37 @@ export class Broker {
     if (active === undefined || active.id !== command.segmentId) return command;
     const next = this.nextSegmentLeader(active.leaderNodeId);
     return next === command.nextLeaderNodeId ? command : { ...command, nextLeaderNodeId: next };
+  }
+
+  /**
+   * Creates the WAL segment of the active segment this node leads if it does not exist yet (a
+   * new topic, or leadership that came with a rollover): first seals a WAL segment of the topic
+   * still open here. Returns null when the segment is there, else the promise to wait on.
+   */
+  private ensureLocalSegment(name: string, rt: TopicRuntime): Promise<void> | null {
+    if (rt.segmentReady !== null) return rt.segmentReady;
+    const active = activeSegment(this.topicMeta(name));
+    if (this.wal.segments(name).some((s) => s.id === active.id)) return null;
+    const ready = (async () => {
+      if (this.wal.segments(name).some((s) => !s.sealed)) await this.wal.sealActive(name);
+      await this.wal.createSegment(name, active.id, active.baseOffset);
+      rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);
+      this.logger.info(
+        { topic: name, segment: active.id, baseOffset: active.baseOffset },
+        'Leading new segment',
+      );
+    })()
+      .catch((error: unknown) => {
+        this.logger.error(
+          { topic: name, err: String(error) },
+          'could not create the WAL segment this node leads',
+        );
+      })
+      .finally(() => {
+        if (rt.segmentReady === ready) rt.segmentReady = null;
+      });
+    rt.segmentReady = ready;
+    return ready;
   }
 
   /** The node that must execute a client request (this node, or where it is forwarded). */
@@ -339,8 +349,7 @@ export class Broker {
   /** Finishes a rollover or a topic creation that a crash interrupted; drops retention leftovers. */
   private async repairTopic(topic: TopicMeta): Promise<void> {
     const active = activeSegment(topic);
-    let walSegments = this.wal.segments(topic.name);
-    const walActive = walSegments.find((s) => s.id === active.id);
+    const walActive = this.wal.segments(topic.name).find((s) => s.id === active.id);
     if (walActive?.sealed) {
       await this.meta.propose({
         type: 'sealSegment',
@@ -351,11 +360,7 @@ export class Broker {
       });
       this.logger.warn({ topic: topic.name, segment: active.id }, 'Completed an interrupted rollover');
     }
-    const nowActive = activeSegment(this.meta.state.topics.get(topic.name)!);
-    walSegments = this.wal.segments(topic.name);
-    if (nowActive.leaderNodeId === this.options.nodeId && !walSegments.some((s) => s.id === nowActive.id)) {
-      await this.wal.createSegment(topic.name, nowActive.id, nowActive.baseOffset);
-    }
+    // The active segment's WAL file, if missing, is created by the next append (ensureLocalSegment).
     const present = new Set(this.wal.segments(topic.name).map((s) => s.id));
     const missing = topic.segments
       .filter((s) => s.endOffset !== null && s.leaderNodeId === this.options.nodeId && !present.has(s.id))
@@ -612,11 +617,12 @@ export class Broker {
   private admitNow(name: string): TopicRuntime | Promise<void> {
     const rt = this.runtime(name);
     if (rt.rolling !== null) return rt.rolling;
-    if (rt.segmentReady !== null) return rt.segmentReady;
     const active = activeSegment(this.topicMeta(name));
     if (active.leaderNodeId !== this.options.nodeId) {
       throw this.notLeader(`segment ${active.id} of topic '${name}'`, active.leaderNodeId);
     }
+    const creating = this.ensureLocalSegment(name, rt);
+    if (creating !== null) return creating;
     if (this.activeEntryCount(name) < this.options.segmentEntryCountMax) return rt;
     this.maybeRollover(name);
     return rt.rolling ?? Promise.resolve();
@@ -765,6 +771,8 @@ export class Broker {
     const end = segment.endOffset ?? rt.committedEnd;
     const visible = end - offset;
     if (visible <= 0) return [];
+    // A segment that never took an append has no WAL file yet (see ensureLocalSegment).
+    if (!this.wal.segments(name).some((s) => s.id === segment.id)) return [];
     let records: WalRecord[];
     try {
       records = this.wal.read(name, offset, {
@@ -817,6 +825,7 @@ export class Broker {
   offsetForTimestamp(name: string, timestampMs: number): number {
     this.topicMeta(name);
     const rt = this.runtime(name);
+    if (this.wal.segments(name).length === 0) return rt.committedEnd;
     try {
       return Math.min(this.wal.offsetForTimestamp(name, timestampMs), rt.committedEnd);
     } catch (error) {
@@ -982,8 +991,11 @@ export class Broker {
     const rt = this.runtimes.get(name);
     const topic = this.meta.state.topics.get(name);
     if (rt === undefined || topic === undefined || rt.rolling !== null) return;
-    const walActive = this.wal.segments(name).find((s) => s.id === activeSegment(topic).id);
-    if (walActive === undefined || walActive.sealed) {
+    const active = activeSegment(topic);
+    if (active.leaderNodeId !== this.options.nodeId) return;
+    // Only an interrupted rollover needs repair; a missing WAL file is created by the first append.
+    const walActive = this.wal.segments(name).find((s) => s.id === active.id);
+    if (walActive?.sealed) {
       rt.rolling = this.repairTopic(topic).finally(() => {
         rt.rolling = null;
       });
