@@ -14,6 +14,7 @@
  */
 import assert from 'node:assert';
 import { Buffer } from 'node:buffer';
+import { setMaxListeners } from 'node:events';
 import { ErrorCode, errorCodeInfo, WalrusError } from '../../node/protocol/error-codes.js';
 import type { StoredRecord } from '../../node/protocol/messages.js';
 import {
@@ -207,6 +208,9 @@ class TopicFeed {
   ) {
     this.catchUpReadBytes = Math.max(1, Math.min(sseReadByteCountMax, Math.floor(hub.bufferBytesMax / 4)));
     this.catchUpPauseBytes = Math.min(sseCatchUpPauseBytes, Math.floor(hub.bufferBytesMax / 4));
+    // Every read of this feed (one live reader plus one catch-up per subscriber) listens on this
+    // one signal: the bound is the subscriber limit, not Node's default warning threshold of 10.
+    setMaxListeners(hub.subscriberCountMax + 8, this.abort.signal);
   }
 
   add(sub: Subscriber): void {
