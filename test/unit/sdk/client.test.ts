@@ -1,5 +1,5 @@
 /**
- * The SDK over real HTTP against an in-process gateway (MemoryUpstream behind it): typed calls,
+ * The SDK over real HTTP against an in-process gateway in front of a real walrus-node: typed calls,
  * one error class with code/status/detail, bounded retries of retryable answers only when safe,
  * AbortSignal, and tail(): resume after a server-side disconnect, `break` closes the connection.
  */
@@ -10,12 +10,18 @@ import { serve } from '@hono/node-server';
 import test from 'ava';
 import { createApp } from '../../../gateway/app.js';
 import { createWalrusClient, WalrusApiError } from '../../../sdk/index.js';
-import { MemoryUpstream } from '../gateway/memory-upstream.js';
+import type { Upstream } from '../../../gateway/upstream.js';
+import { useRealNode } from '../gateway/helpers.js';
+
+const realNode = useRealNode(test);
 
 async function startGateway(
   options: Parameters<typeof createApp>[0] extends infer D ? Partial<D> : never = {},
 ) {
-  const upstream = new MemoryUpstream();
+  // A plain object that calls the real node's client, so a test can wrap `request` to inject a
+  // transient failure (the one thing a healthy real node will not produce on demand).
+  const client = realNode().client;
+  const upstream: Upstream = { request: (req, o) => client.request(req, o) };
   const gateway = createApp({ upstream, ...options });
   const server = serve({ fetch: gateway.app.fetch, port: 0, hostname: '127.0.0.1' }) as Server;
   await once(server, 'listening');
