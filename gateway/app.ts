@@ -103,6 +103,11 @@ export function createApp(deps: GatewayDeps): Gateway {
     problemResponse(problemOf(ErrorCode.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`, c.req.path)),
   );
 
+  const metricChildren = new Map<
+    string,
+    { requests: { inc(): void }; duration: { observe(value: number): void } }
+  >();
+  const metricChildrenMax = 4096;
   app.use('*', async (c, next) => {
     const startedAt = performance.now();
     await next();
@@ -110,8 +115,20 @@ export function createApp(deps: GatewayDeps): Gateway {
     const last = routes[routes.length - 1];
     const route = last !== undefined && last.path !== '*' && last.path !== '/*' ? last.path : 'unmatched';
     const method = c.req.method;
-    metrics.httpRequests.inc({ method, route, status: String(c.res.status) });
-    metrics.httpDurationSeconds.observe({ method, route }, (performance.now() - startedAt) / 1000);
+    const status = c.res.status;
+    // prom-client hashes a label object on every call; the children for each (method, route,
+    // status) are looked up once and kept (bounded: routes × methods × statuses are finite).
+    const key = `${method} ${route} ${status}`;
+    let child = metricChildren.get(key);
+    if (child === undefined) {
+      child = {
+        requests: metrics.httpRequests.labels({ method, route, status: String(status) }),
+        duration: metrics.httpDurationSeconds.labels({ method, route }),
+      };
+      if (metricChildren.size < metricChildrenMax) metricChildren.set(key, child);
+    }
+    child.requests.inc();
+    child.duration.observe((performance.now() - startedAt) / 1000);
   });
 
   let inFlight = 0;
