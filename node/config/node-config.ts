@@ -67,6 +67,9 @@ Environment:
   WALRUS_IDLE_TIMEOUT_MS        idle client connections are closed after this (default 300000)
   WALRUS_RETENTION_MS           default topic retention by age (default: none)
   WALRUS_RETENTION_BYTES        default topic retention by size (default: none)
+  WALRUS_QUIET                  1 = log warnings and errors only (unless a log level is given)
+  WALRUS_RAFT_TICK_MS           Raft tick (default 50); the election timeout is 10 ticks, randomised up to 20
+  WALRUS_RAFT_ELECTION_TICKS    election timeout in ticks (default 10)
   WALRUS_DISABLE_IO_URING       accepted for compatibility; Walrus-TS never uses io_uring
 `;
 
@@ -136,7 +139,12 @@ export function parseNodeConfig(argv: readonly string[], env: Env): NodeConfig |
     clientHost: v['client-host'] ?? '127.0.0.1',
     join: v.join === undefined ? null : parseHostPort('--join', v.join),
     logFile: v['log-file'] ?? null,
-    logLevel: parseLogLevel(v['log-level'] ?? env['WALRUS_LOG_LEVEL'] ?? env['RUST_LOG'] ?? 'info'),
+    logLevel: parseLogLevel(
+      v['log-level'] ??
+        env['WALRUS_LOG_LEVEL'] ??
+        env['RUST_LOG'] ??
+        (env['WALRUS_QUIET'] === '1' ? 'warn' : 'info'),
+    ),
     clusterSecret: v['cluster-secret'] ?? env['WALRUS_CLUSTER_SECRET'] ?? null,
     fsync: parseFsyncText(v.fsync ?? env['WALRUS_FSYNC'] ?? 'always'),
     segmentEntryCountMax: parseIntStrict(

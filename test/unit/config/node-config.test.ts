@@ -94,6 +94,13 @@ for (const [name, argv, env, message] of bad) {
   });
 }
 
+test('WALRUS_QUIET=1 lowers the default log level; an explicit level wins', (t) => {
+  const quiet = parseNodeConfig(['--node-id', '1'], { WALRUS_QUIET: '1' });
+  const explicit = parseNodeConfig(['--node-id', '1', '--log-level', 'debug'], { WALRUS_QUIET: '1' });
+  t.is(quiet === 'help' ? undefined : quiet.logLevel, 'warn');
+  t.is(explicit === 'help' ? undefined : explicit.logLevel, 'debug');
+});
+
 test('--help is recognised', (t) => {
   t.is(parseNodeConfig(['--help'], {}), 'help');
 });
