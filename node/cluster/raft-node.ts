@@ -338,6 +338,9 @@ export class RaftNode {
   /** Resolves once this node has applied `index` (bounded by proposeTimeoutMs). */
   waitApplied(index: number): Promise<void> {
     if (this.state.appliedIndex >= index) return Promise.resolve();
+    if (this.appliedWaiters.length >= raftNodeLimits.pendingProposalCountMax) {
+      return Promise.reject(new WalrusError(ErrorCode.BUSY, 'too many callers waiting for metadata to apply'));
+    }
     return new Promise<void>((resolve, reject) => {
       const entry = { index, resolve: () => {} };
       const timer = setTimeout(() => {
