@@ -339,7 +339,9 @@ export class RaftNode {
   waitApplied(index: number): Promise<void> {
     if (this.state.appliedIndex >= index) return Promise.resolve();
     if (this.appliedWaiters.length >= raftNodeLimits.pendingProposalCountMax) {
-      return Promise.reject(new WalrusError(ErrorCode.BUSY, 'too many callers waiting for metadata to apply'));
+      return Promise.reject(
+        new WalrusError(ErrorCode.BUSY, 'too many callers waiting for metadata to apply'),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       const entry = { index, resolve: () => {} };
