@@ -31,6 +31,7 @@ import {
   newPeerNonce,
   verifyProve,
 } from './peer-auth.js';
+import { listenOn } from './listen.js';
 import {
   asWalrusError,
   decodePeerHeader,
@@ -310,17 +311,10 @@ export class PeerServer {
   }
 
   /** Binds and listens; resolves with the bound address (the real port when `port` was 0). */
-  listen(): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', onError);
-        this.listening = true;
-        const addr = this.server.address() as net.AddressInfo;
-        resolve({ host: addr.address, port: addr.port });
-      });
-    });
+  async listen(): Promise<{ host: string; port: number }> {
+    const bound = await listenOn(this.server, this.options.port, this.options.host);
+    this.listening = true;
+    return bound;
   }
 
   /** Stops accepting, destroys every connection, resolves when the listener is closed. */
