@@ -8,6 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { TextClient } from '../../node/client/text-client.js';
 import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
 import { frame, portOf, rawExchange, splitFrames } from '../helpers/raw-socket.js';
+import { eventually } from '../helpers/eventually.js';
 
 interface Metrics {
   id: number;
@@ -33,26 +34,6 @@ async function text(addr: string, ...commands: string[]): Promise<string[]> {
 async function metrics(addr: string): Promise<Metrics> {
   const [reply] = await text(addr, 'METRICS');
   return JSON.parse(reply!.slice(3)) as Metrics;
-}
-
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Waits until every live node reports the same leader and the full voter set. */

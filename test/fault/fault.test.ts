@@ -7,6 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { TextClient } from '../../node/client/text-client.js';
 import { WalrusClient } from '../../node/client/walrus-client.js';
 import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
+import { eventually } from '../helpers/eventually.js';
 
 interface Metrics {
   state: string;
@@ -24,20 +25,6 @@ async function metrics(addr: string): Promise<Metrics | null> {
     return null;
   } finally {
     await c.close();
-  }
-}
-
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
