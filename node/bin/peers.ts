@@ -36,9 +36,18 @@ export class PeerDirectory implements PeerSender {
   ) {}
 
   private link(to: number): PeerLink | undefined {
-    const addr = this.state.nodes.get(to)?.raftAddr ?? this.bootAddrs.get(to);
-    if (addr === undefined) return undefined;
+    const known = this.state.nodes.get(to)?.raftAddr;
+    if (known !== undefined) this.bootAddrs.delete(to); // the metadata holds it from now on
+    const addr = known ?? this.bootAddrs.get(to);
     let link = this.links.get(to);
+    if (addr === undefined) {
+      // A removed member: stop reconnecting to it (links stay bounded by the membership).
+      if (link !== undefined) {
+        void link.close();
+        this.links.delete(to);
+      }
+      return undefined;
+    }
     if (link !== undefined && link.addr !== addr) {
       void link.close();
       link = undefined;

@@ -83,18 +83,6 @@ export interface ClusterView {
   ): Promise<ResponseByOp[Op]>;
 }
 
-/** The view of a node that runs alone. */
-export function soloClusterView(nodeId: number): ClusterView {
-  return {
-    raftLeaderId: () => nodeId,
-    voters: () => [nodeId],
-    aliveVoters: () => [nodeId],
-    removeNode: () =>
-      Promise.reject(new WalrusError(ErrorCode.BAD_REQUEST, 'a node running alone cannot remove a member')),
-    forward: () => Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'this node has no peers')),
-  };
-}
-
 export interface BrokerOptions {
   readonly nodeId: number;
   readonly wal: Wal;

@@ -1,8 +1,7 @@
 /**
  * The cluster metadata state machine: topics, their segments (with leaders and sealed ends) and
  * consumer cursors. `apply` is pure and deterministic: the same commands in the same order give
- * the same state on every node. Today a single node persists these commands in its own command log
- * (meta-log.ts); with consensus they become Raft log entries, unchanged.
+ * the same state on every node: the commands are Raft log entries (raft-node.ts applies them).
  *
  * State is mutated in place (O(1) per command, whatever the number of topics).
  *

@@ -1,8 +1,7 @@
 /**
  * Seed 002's METRICS JSON (`id`, `state`, `current_term`, `vote`, `last_log_index`,
  * `last_applied`, `current_leader`, `membership_config`, `snapshot`, `replication`) with real
- * values, plus a `storage` object of our own. A node without peers is the leader of a one-voter
- * cluster in term 1; with consensus the Raft status fills these fields instead.
+ * values from the node's Raft status, plus a `storage` object of our own.
  */
 
 export interface RaftStatusForMetrics {
@@ -47,21 +46,5 @@ export function metricsJson(
     snapshot: raft.snapshot,
     replication,
     storage,
-  };
-}
-
-/** The status of a node that runs alone: leader of itself in term 1, its log the metadata log. */
-export function singleNodeStatus(nodeId: number, appliedIndex: number): RaftStatusForMetrics {
-  return {
-    state: 'Leader',
-    term: 1,
-    vote: nodeId,
-    lastIndex: appliedIndex,
-    applied: appliedIndex,
-    leaderId: nodeId,
-    voters: [nodeId],
-    learners: [],
-    snapshot: null,
-    progress: {},
   };
 }

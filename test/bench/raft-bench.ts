@@ -8,31 +8,15 @@
 import { WalrusClient } from '../../node/client/walrus-client.js';
 import { TextClient } from '../../node/client/text-client.js';
 import { LocalCluster } from '../../infra/local/launcher.js';
+import { nodeMetrics } from '../helpers/node-text.js';
 
 const failoverRuns = Number(process.env['BENCH_FAILOVER_RUNS'] ?? 20);
 const commitsInFlight = 64;
 
-interface Metrics {
-  current_leader: number | null;
-  membership_config: { voters: number[] };
-}
-
-async function metricsOf(addr: string): Promise<Metrics | null> {
-  const c = new TextClient(addr, { timeoutMs: 1000 });
-  try {
-    const reply = await c.send('METRICS');
-    return reply.startsWith('OK ') ? (JSON.parse(reply.slice(3)) as Metrics) : null;
-  } catch {
-    return null;
-  } finally {
-    await c.close();
-  }
-}
-
 async function agreedLeader(cluster: LocalCluster, voterCount: number): Promise<number> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    const ms = await Promise.all(cluster.nodes.map((n) => metricsOf(n.clientAddr)));
+    const ms = await Promise.all(cluster.nodes.map((n) => nodeMetrics(n.clientAddr, 1000)));
     const leader = ms[0]?.current_leader ?? null;
     if (
       leader !== null &&

@@ -5,35 +5,18 @@
  * restart from the data directories, and a wrong cluster secret refused.
  */
 import test, { type ExecutionContext } from 'ava';
-import { TextClient } from '../../node/client/text-client.js';
 import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
 import { frame, portOf, rawExchange, splitFrames } from '../helpers/raw-socket.js';
 import { eventually } from '../helpers/eventually.js';
+import { nodeMetrics, textCommands } from '../helpers/node-text.js';
 
-interface Metrics {
-  id: number;
-  state: string;
-  current_term: number;
-  current_leader: number | null;
-  membership_config: { nodes: number[]; voters: number[]; learners: number[] };
-  replication: Record<string, { match_index: number; next_index: number }>;
-  last_applied: number;
-}
+const text = (addr: string, ...commands: string[]): Promise<string[]> => textCommands(addr, commands);
 
-async function text(addr: string, ...commands: string[]): Promise<string[]> {
-  const client = new TextClient(addr, { timeoutMs: 15_000 });
-  try {
-    const replies: string[] = [];
-    for (const c of commands) replies.push(await client.send(c));
-    return replies;
-  } finally {
-    await client.close();
-  }
-}
-
-async function metrics(addr: string): Promise<Metrics> {
-  const [reply] = await text(addr, 'METRICS');
-  return JSON.parse(reply!.slice(3)) as Metrics;
+/** METRICS of a node that must answer (a null answer is retried by eventually()). */
+async function metrics(addr: string) {
+  const m = await nodeMetrics(addr, 15_000);
+  if (m === null) throw new Error(`${addr} did not answer METRICS`);
+  return m;
 }
 
 /** Waits until every live node reports the same leader and the full voter set. */

@@ -7,29 +7,11 @@ import test from 'ava';
 import { createWalrusClient, type WalrusHttpClient } from '../../sdk/index.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
 import { startLocalCluster, type TestCluster } from '../helpers/local-cluster.js';
+import { eventually } from '../helpers/eventually.js';
 
 let cluster: TestCluster;
 let gateway: GatewayProcess;
 let client: WalrusHttpClient;
-
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${String(last)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 test.before(async () => {
   cluster = await startLocalCluster({

@@ -8,25 +8,7 @@ import { TextClient } from '../../node/client/text-client.js';
 import { WalrusClient } from '../../node/client/walrus-client.js';
 import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/eventually.js';
-
-interface Metrics {
-  state: string;
-  current_term: number;
-  current_leader: number | null;
-  membership_config: { voters: number[] };
-}
-
-async function metrics(addr: string): Promise<Metrics | null> {
-  const c = new TextClient(addr, { timeoutMs: 1500 });
-  try {
-    const reply = await c.send('METRICS');
-    return reply.startsWith('OK ') ? (JSON.parse(reply.slice(3)) as Metrics) : null;
-  } catch {
-    return null;
-  } finally {
-    await c.close();
-  }
-}
+import { nodeMetrics as metrics } from '../helpers/node-text.js';
 
 async function withCluster(
   t: ExecutionContext,
