@@ -1,6 +1,6 @@
 /**
  * createApp(deps): the Hono gateway without listen(), testable in-process with `app.request()`.
- * Middleware order: request metrics → security headers → CORS → in-flight bound → auth →
+ * Middleware order: request metrics → in-flight bound, security headers, CORS and auth →
  * routes (bodies are read through body.ts, which enforces the size limit); one onError (middleware/problem.ts) formats every error as problem+json.
  */
 import fs from 'node:fs';
@@ -11,16 +11,17 @@ import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
 import { requestsInFlightMax } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
 import { Authenticator, type TokenGrant } from './middleware/auth.js';
-import { type CorsOrigins, corsMiddleware } from './middleware/cors.js';
+import { applyCors, type CorsOrigins } from './middleware/cors.js';
 import { makeErrorHandler, problemOf, problemResponse } from './middleware/problem.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { consumerRoutes } from './routes/consumers.js';
-import type { GatewayEnv, RouteDeps } from './routes/deps.js';
+import type { GatewayContext, GatewayEnv, RouteDeps } from './routes/deps.js';
 import { metaRoutes } from './routes/meta.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 import { TailHub, type TailHubOptions } from './sse/tail-hub.js';
 import type { Upstream } from './upstream.js';
+import { setResponseHeader } from './response-headers.js';
 import { guardUpstream } from './upstream-guard.js';
 
 export type GatewayLog = (level: 'info' | 'warn' | 'error', message: string, fields?: object) => void;
@@ -94,11 +95,10 @@ export function createApp(deps: GatewayDeps): Gateway {
   };
 
   const app = new Hono<GatewayEnv>();
-  app.onError(
-    makeErrorHandler((error) =>
-      log('error', 'unhandled error', { error: String(error), stack: (error as Error)?.stack }),
-    ),
+  const onError = makeErrorHandler((error) =>
+    log('error', 'unhandled error', { error: String(error), stack: (error as Error)?.stack }),
   );
+  app.onError(onError);
   app.notFound((c) =>
     problemResponse(problemOf(ErrorCode.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`, c.req.path)),
   );
@@ -108,9 +108,7 @@ export function createApp(deps: GatewayDeps): Gateway {
     { requests: { inc(): void }; duration: { observe(value: number): void } }
   >();
   const metricChildrenMax = 4096;
-  app.use('*', async (c, next) => {
-    const startedAt = performance.now();
-    await next();
+  const recordRequest = (c: GatewayContext, startedAt: number): void => {
     const routes = matchedRoutes(c);
     const last = routes[routes.length - 1];
     const route = last !== undefined && last.path !== '*' && last.path !== '/*' ? last.path : 'unmatched';
@@ -129,33 +127,41 @@ export function createApp(deps: GatewayDeps): Gateway {
     }
     child.requests.inc();
     child.duration.observe((performance.now() - startedAt) / 1000);
-  });
+  };
 
+  // One middleware for what every request needs (metrics, the in-flight bound, security headers,
+  // CORS, auth) rather than one each: every Hono middleware layer is an async call and a promise
+  // per request on the gateway's hottest path. Its own errors are answered here, through the same
+  // onError, so that the metrics see them too; the routes' errors reach onError inside next().
   let inFlight = 0;
   app.use('*', async (c, next) => {
-    if (inFlight >= requestsInFlightMax)
-      throw new WalrusError(ErrorCode.BUSY, 'the gateway is at its request limit');
-    inFlight++;
-    // Set before the handler runs: headers added after it would clone the finished Response
-    // (turning a string body into a stream, off @hono/node-server's fast path) and would clone the
-    // RESPONSE_ALREADY_SENT marker of a tail written straight to the Node response.
-    c.header('x-content-type-options', 'nosniff');
-    try {
-      await next();
-    } finally {
-      inFlight--;
+    const startedAt = performance.now();
+    if (inFlight >= requestsInFlightMax) {
+      c.res = onError(new WalrusError(ErrorCode.BUSY, 'the gateway is at its request limit'), c);
+    } else {
+      inFlight++;
+      try {
+        // On the Node response before the handler runs (response-headers.ts): it reaches every
+        // answer, errors and SSE tails included, without cloning a finished Response.
+        setResponseHeader(c, 'x-content-type-options', 'nosniff');
+        const preflight = applyCors(c, routeDeps.corsOrigins);
+        if (preflight !== undefined) c.res = preflight;
+        else {
+          c.set(
+            'principal',
+            auth.open || publicPaths.has(c.req.path)
+              ? auth.anonymous()
+              : auth.authenticate(c.req.header('authorization'), c.req.query('access_token')),
+          );
+          await next();
+        }
+      } catch (error) {
+        c.res = onError(error, c);
+      } finally {
+        inFlight--;
+      }
     }
-  });
-  app.use('*', corsMiddleware(routeDeps.corsOrigins));
-  app.use('*', async (c, next) => {
-    const publicPath = publicPaths.has(c.req.path);
-    c.set(
-      'principal',
-      publicPath
-        ? auth.anonymous()
-        : auth.authenticate(c.req.header('authorization'), c.req.query('access_token')),
-    );
-    await next();
+    recordRequest(c, startedAt);
   });
   clusterRoutes(app, routeDeps);
   topicRoutes(app, routeDeps);

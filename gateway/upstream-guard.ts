@@ -43,24 +43,35 @@ function toWalrusError(error: unknown): WalrusError {
 }
 
 export function guardUpstream(upstream: Upstream, metrics: GatewayMetrics): Upstream {
+  /** The slow path, entered only after a failure: count it, then retry within the bound or throw. */
+  async function recover<Op extends RequestOp>(
+    req: RequestFor<Op>,
+    options: UpstreamCallOptions | undefined,
+    firstError: unknown,
+  ): Promise<ResponseOf<Op>> {
+    const attemptsMax = isRepeatable(req as RequestFor<RequestOp>) ? upstreamAttemptCountMax : 1;
+    let error = firstError;
+    for (let attempt = 1; ; attempt++) {
+      const e = toWalrusError(error);
+      metrics.upstreamErrors.inc({ op: req.op, code: e.code });
+      if (!e.retryable || attempt >= attemptsMax || options?.signal?.aborted) throw e;
+      metrics.upstreamRetries.inc({ op: req.op });
+      const delayMs = Math.min(upstreamRetryDelayMsMax, upstreamRetryDelayMsMin * 2 ** (attempt - 1));
+      await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random() / 2)));
+      try {
+        return await upstream.request(req, options);
+      } catch (next) {
+        error = next;
+      }
+    }
+  }
   return {
-    async request<Op extends RequestOp>(
+    // No async frame of its own on the way through: the success path is the upstream's promise.
+    request<Op extends RequestOp>(
       req: RequestFor<Op>,
       options?: UpstreamCallOptions,
     ): Promise<ResponseOf<Op>> {
-      const attemptsMax = isRepeatable(req as RequestFor<RequestOp>) ? upstreamAttemptCountMax : 1;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await upstream.request(req, options);
-        } catch (error) {
-          const e = toWalrusError(error);
-          metrics.upstreamErrors.inc({ op: req.op, code: e.code });
-          if (!e.retryable || attempt >= attemptsMax || options?.signal?.aborted) throw e;
-          metrics.upstreamRetries.inc({ op: req.op });
-          const delayMs = Math.min(upstreamRetryDelayMsMax, upstreamRetryDelayMsMin * 2 ** (attempt - 1));
-          await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random() / 2)));
-        }
-      }
+      return upstream.request(req, options).catch((error: unknown) => recover(req, options, error));
     },
   };
 }

@@ -1,9 +1,10 @@
 /**
  * CORS, configurable per gateway (`--cors-origins`): off by default, `*`, or a list of origins.
- * Kept as a plain function as well as middleware because SSE tails write their head straight to the
+ * corsHeaders is a plain function because SSE tails write their head straight to the
  * Node response and must carry the same headers.
  */
-import type { MiddlewareHandler } from 'hono';
+import { setResponseHeader } from '../response-headers.js';
+import type { GatewayContext } from '../routes/deps.js';
 
 export type CorsOrigins = '*' | readonly string[] | null;
 
@@ -24,21 +25,23 @@ export function corsHeaders(origins: CorsOrigins, origin: string | undefined): R
   };
 }
 
-export function corsMiddleware(origins: CorsOrigins): MiddlewareHandler {
-  return async (c, next) => {
-    const origin = c.req.header('origin');
-    const headers = corsHeaders(origins, origin);
-    if (c.req.method === 'OPTIONS' && c.req.header('access-control-request-method') !== undefined) {
-      if (headers['access-control-allow-origin'] === undefined) return c.body(null, 204);
-      return c.body(null, 204, {
-        ...headers,
-        'access-control-allow-methods': allowMethods,
-        'access-control-allow-headers': allowHeaders,
-        'access-control-max-age': String(preflightMaxAgeSeconds),
-      });
-    }
-    for (const [name, value] of Object.entries(headers)) c.header(name, value);
-    await next();
-    return undefined;
-  };
+/**
+ * Applies CORS to one request: answers a preflight (returns its 204), or sets the headers of an
+ * allowed origin on whatever the request is answered with (returns undefined).
+ */
+export function applyCors(c: GatewayContext, origins: CorsOrigins): Response | undefined {
+  const preflight = c.req.method === 'OPTIONS' && c.req.header('access-control-request-method') !== undefined;
+  if (origins === null && !preflight) return undefined;
+  const headers = corsHeaders(origins, c.req.header('origin'));
+  if (preflight) {
+    if (headers['access-control-allow-origin'] === undefined) return c.body(null, 204);
+    return c.body(null, 204, {
+      ...headers,
+      'access-control-allow-methods': allowMethods,
+      'access-control-allow-headers': allowHeaders,
+      'access-control-max-age': String(preflightMaxAgeSeconds),
+    });
+  }
+  for (const [name, value] of Object.entries(headers)) setResponseHeader(c, name, value);
+  return undefined;
 }

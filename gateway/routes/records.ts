@@ -23,6 +23,7 @@ import { corsHeaders } from '../middleware/cors.js';
 import { ProblemError, problemFromError } from '../middleware/problem.js';
 import { isJsonContentType, parseBoolParam, parseIntParam } from '../params.js';
 import { parseAppendBody, recordToJson } from '../records-json.js';
+import { jsonResponse } from '../response-headers.js';
 import { NodeResponseSink, type SseSink, WebStreamSink } from '../sse/sink.js';
 import type { GatewayContext, GatewayEnv, RouteDeps } from './deps.js';
 import { topicFor } from './deps.js';
@@ -163,8 +164,8 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
       ...(producerId === undefined ? {} : { producerId, producerSeq: producerSeq! }),
       ...(expectedOffset === undefined ? {} : { expectedOffset }),
     });
-    c.header('walrus-first-offset', String(reply.firstOffset));
-    return c.json(
+    return jsonResponse(
+      c,
       {
         firstOffset: reply.firstOffset,
         lastOffset: reply.lastOffset,
@@ -173,6 +174,7 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
         duplicate: reply.duplicate,
       },
       201,
+      { 'walrus-first-offset': String(reply.firstOffset) },
     );
   });
 
