@@ -1,16 +1,25 @@
 /**
  * `npm run bench -- gateway`: HTTP and SSE figures of the gateway, with a raw node:http server
- * measured in the same run as the baseline. Load comes from a child process (this file run with
- * `--load`), so the generator never shares an event loop with the server it measures.
+ * measured in the same run as the baseline.
+ *
+ * The single-append load comes from wrk (Debian's `wrk`), as in perf-anchors H1/H2: a C load
+ * generator costs a few µs per request, so the figures measure the servers. A Node load generator
+ * (undici, in a child process: this file run with `--load`) needs about 35 µs of CPU per request,
+ * a whole core at the raw server's rate, so on two cores it measures mostly itself; its figures are
+ * printed too (`…UndiciLoad`), and stand in for wrk's when wrk is not installed. Batch appends and
+ * SSE use the Node generator.
  *
  * Figures: rawHttpPostPerSec, gatewayAppendsPerSec (single 128-byte records, durable, keep-alive,
  * 50 connections), gatewayRatio, gatewayAppendP99Ms, batchAppendMBPerSec, sseTailsHeld (tails one
  * gateway holds that all receive a record), sseDeliveryMsP99 (append → event at 1,000 tails).
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { GatewayProcess } from '../helpers/gateway-process.js';
@@ -158,6 +167,78 @@ async function loadSse(req: Extract<LoadRequest, { kind: 'sse' }>): Promise<void
   });
 }
 
+// ---- wrk (the single-append load) -------------------------------------------------------------
+
+/** wrk's Lua hooks: one POST with `body`, and a JSON summary line when the run ends. */
+function wrkScript(body: string, contentType: string): string {
+  return `wrk.method = "POST"
+wrk.body = ${JSON.stringify(body)}
+wrk.headers["Content-Type"] = ${JSON.stringify(contentType)}
+done = function(summary, latency, requests)
+  io.write(string.format('WRK {"requests":%d,"durationUs":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50Us":%d,"p99Us":%d}\\n',
+    summary.requests, summary.duration, summary.errors.status, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.timeout, latency:percentile(50), latency:percentile(99)))
+end
+`;
+}
+
+function wrkInstalled(): boolean {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (error) {
+    // wrk --version prints its banner and exits 1; only a missing binary is ENOENT.
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
+function runWrk(url: string, script: string, connections: number, durationMs: number): Promise<HttpResult> {
+  const args = [
+    '-t1',
+    `-c${connections}`,
+    `-d${Math.max(1, Math.round(durationMs / 1000))}s`,
+    '-s',
+    script,
+    url,
+  ];
+  return new Promise((resolve, reject) => {
+    execFile('wrk', args, { timeout: durationMs + 30_000 }, (error, stdout) => {
+      const line = stdout.split('\n').find((l) => l.startsWith('WRK '));
+      if (line === undefined) {
+        reject(new Error(`wrk printed no summary: ${error?.message ?? stdout}`));
+        return;
+      }
+      const r = JSON.parse(line.slice(4)) as Record<string, number>;
+      const errors = r['status']! + r['connect']! + r['read']! + r['write']! + r['timeout']!;
+      resolve({
+        count: r['requests']! - r['status']!,
+        errors,
+        p50Ms: r['p50Us']! / 1000,
+        p99Ms: r['p99Us']! / 1000,
+        seconds: r['durationUs']! / 1e6,
+      });
+    });
+  });
+}
+
+/** A warm-up run (JIT, connections, the node's caches), then the measured one. */
+async function wrkLoad(
+  origin: string,
+  urlPath: string,
+  body: string,
+  durationMs: number,
+): Promise<HttpResult> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walrus-wrk-'));
+  try {
+    const script = path.join(dir, 'post.lua');
+    fs.writeFileSync(script, wrkScript(body, 'application/json'));
+    await runWrk(origin + urlPath, script, connectionCount, warmupMs);
+    return await runWrk(origin + urlPath, script, connectionCount, durationMs);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---- parent ------------------------------------------------------------------------------------
 
 /** The request goes over IPC (a batch body is too large for argv). */
@@ -234,20 +315,26 @@ async function sseRun(
 export async function runGatewayBench(opts: {
   dir: string;
   durationMs: number;
-}): Promise<Record<string, number>> {
+}): Promise<Record<string, number | string>> {
   const value = 'x'.repeat(recordBytes);
   const single = JSON.stringify({ records: [{ value }] });
+  const withWrk = wrkInstalled();
+  if (!withWrk) console.error('# wrk is not installed (apt-get install wrk): the undici figures stand in');
+  const undiciLoad = (origin: string, urlPath: string) =>
+    runHttpLoad({
+      kind: 'http',
+      origin,
+      path: urlPath,
+      headers: { 'content-type': 'application/json' },
+      body: single,
+      connections: connectionCount,
+      durationMs: opts.durationMs,
+    });
 
   const raw = await startRawServer();
-  const rawResult = await runHttpLoad({
-    kind: 'http',
-    origin: `http://127.0.0.1:${raw.port}`,
-    path: '/',
-    headers: { 'content-type': 'application/json' },
-    body: single,
-    connections: connectionCount,
-    durationMs: opts.durationMs,
-  });
+  const rawOrigin = `http://127.0.0.1:${raw.port}`;
+  const rawWrk = withWrk ? await wrkLoad(rawOrigin, '/', single, opts.durationMs) : undefined;
+  const rawUndici = await undiciLoad(rawOrigin, '/');
   raw.stop();
 
   const cluster = await startLocalCluster({
@@ -261,15 +348,12 @@ export async function runGatewayBench(opts: {
     await post(`${gateway.url}/v1/topics`, { name: 'bench-batch' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-sse' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-hold' });
-    const gw = await runHttpLoad({
-      kind: 'http',
-      origin: gateway.url,
-      path: '/v1/topics/bench/records',
-      headers: { 'content-type': 'application/json' },
-      body: single,
-      connections: connectionCount,
-      durationMs: opts.durationMs,
-    });
+    const gwWrk = withWrk
+      ? await wrkLoad(gateway.url, '/v1/topics/bench/records', single, opts.durationMs)
+      : undefined;
+    const gwUndici = await undiciLoad(gateway.url, '/v1/topics/bench/records');
+    const rawResult = rawWrk ?? rawUndici;
+    const gw = gwWrk ?? gwUndici;
 
     const batchRecords = 1000;
     const batchValueBytes = 1024;
@@ -289,16 +373,19 @@ export async function runGatewayBench(opts: {
     const latency = await sseRun(gateway, 'bench-sse', sseLatencySubscriberCount, sseLatencyMessageCount, 50);
     const hold = await sseRun(gateway, 'bench-hold', sseHoldTarget, 1, 0);
 
-    const rawPerSec = rawResult.count / rawResult.seconds;
-    const gwPerSec = gw.count / gw.seconds;
+    const perSec = (r: HttpResult) => r.count / r.seconds;
     return {
-      rawHttpPostPerSec: Math.round(rawPerSec),
+      loadGenerator: withWrk ? 'wrk -t1 -c50' : 'undici (wrk not installed)',
+      rawHttpPostPerSec: Math.round(perSec(rawResult)),
       rawHttpPostP99Ms: round(rawResult.p99Ms, 2),
-      gatewayAppendsPerSec: Math.round(gwPerSec),
-      gatewayRatio: round(gwPerSec / rawPerSec, 3),
+      gatewayAppendsPerSec: Math.round(perSec(gw)),
+      gatewayRatio: round(perSec(gw) / perSec(rawResult), 3),
       gatewayAppendP50Ms: round(gw.p50Ms, 2),
       gatewayAppendP99Ms: round(gw.p99Ms, 2),
       gatewayAppendErrors: gw.errors,
+      rawHttpPostPerSecUndiciLoad: Math.round(perSec(rawUndici)),
+      gatewayAppendsPerSecUndiciLoad: Math.round(perSec(gwUndici)),
+      gatewayRatioUndiciLoad: round(perSec(gwUndici) / perSec(rawUndici), 3),
       batchAppendMBPerSec: round((batch.count * batchRecords * batchValueBytes) / batch.seconds / 1e6, 1),
       batchAppendP99Ms: round(batch.p99Ms, 1),
       sseDeliveryMsP50: round(latency.p50Ms, 1),
