@@ -280,8 +280,7 @@ export class Broker {
         return raftLeader();
       case 'append':
       case 'describeTopic':
-      case 'state':
-      case 'offsetForTimestamp': {
+      case 'state': {
         const topic = this.meta.state.topics.get(request.topic);
         return topic === undefined ? self : activeSegment(topic).leaderNodeId;
       }
@@ -810,12 +809,46 @@ export class Broker {
     });
   }
 
-  offsetForTimestamp(name: string, timestampMs: number): number {
+  /**
+   * The first offset at or after timestampMs, across the whole topic: the topic's segments live on
+   * the nodes that led them, so every member that leads one is asked for its own part
+   * (localOffsetForTimestamp, in parallel) and the least answer wins, capped at the topic's end.
+   * A leader that cannot be reached fails the lookup (UNAVAILABLE) rather than skipping its records.
+   */
+  async offsetForTimestamp(name: string, timestampMs: number): Promise<number> {
+    const topic = this.topicMeta(name);
+    const self = this.options.nodeId;
+    const leaders = new Set<number>();
+    for (const s of topic.segments) {
+      if (s.endOffset !== s.baseOffset && this.meta.state.nodes.has(s.leaderNodeId))
+        leaders.add(s.leaderNodeId);
+    }
+    const answers = await Promise.all(
+      [...leaders].map(async (nodeId) =>
+        nodeId === self
+          ? this.localOffsetForTimestamp(name, timestampMs)
+          : (
+              await this.options.cluster.forward<'localOffsetForTimestamp'>(nodeId, {
+                op: 'localOffsetForTimestamp',
+                topic: name,
+                timestampMs,
+              })
+            ).offset,
+      ),
+    );
+    const end = await this.topicEnd(name);
+    let first = end;
+    for (const offset of answers) if (offset !== null && offset < first) first = offset;
+    return first;
+  }
+
+  /** This node's part of offsetForTimestamp: its own segments of the topic only; null when none holds one. */
+  localOffsetForTimestamp(name: string, timestampMs: number): number | null {
     this.topicMeta(name);
-    const rt = this.runtime(name);
-    if (this.wal.segments(name).length === 0) return rt.committedEnd;
+    if (this.wal.segments(name).length === 0) return null;
     try {
-      return Math.min(this.wal.offsetForTimestamp(name, timestampMs), rt.committedEnd);
+      const offset = this.wal.offsetForTimestamp(name, timestampMs);
+      return offset < this.wal.endOffset(name) ? offset : null;
     } catch (error) {
       throw toWalrusError(error);
     }

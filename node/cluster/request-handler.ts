@@ -169,7 +169,9 @@ export class RequestHandler {
           ),
         );
       case 'offsetForTimestamp':
-        return { offset: b.offsetForTimestamp(request.topic, request.timestampMs) };
+        return { offset: await b.offsetForTimestamp(request.topic, request.timestampMs) };
+      case 'localOffsetForTimestamp':
+        return { offset: b.localOffsetForTimestamp(request.topic, request.timestampMs) };
       case 'consumerReadNext':
         return b.consumerReadNext(request.topic, request.consumer, {
           recordCountMax: request.recordCountMax,

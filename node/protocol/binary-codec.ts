@@ -136,6 +136,7 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       w.u32(checkUint(request.waitMs, 'waitMs', L.readWaitMsMax));
       break;
     case 'offsetForTimestamp':
+    case 'localOffsetForTimestamp':
       w.str8(checkTopic(request.topic));
       w.u64(checkUint(request.timestampMs, 'timestampMs'));
       break;
@@ -221,6 +222,7 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       return { op, topic, offset, recordCountMax, byteCountMax, waitMs };
     }
     case 'offsetForTimestamp':
+    case 'localOffsetForTimestamp':
       return { op, topic: readTopic(r), timestampMs: r.u64('timestampMs') };
     case 'consumerReadNext': {
       const topic = readTopic(r);
@@ -356,6 +358,12 @@ export function encodeReply<Op extends RequestOp>(
     case 'offsetForTimestamp':
       w.u64(checkUint((any as ResponseByOp['offsetForTimestamp']).offset, 'offset'));
       break;
+    case 'localOffsetForTimestamp': {
+      const offset = (any as ResponseByOp['localOffsetForTimestamp']).offset;
+      w.bool(offset !== null);
+      w.u64(offset === null ? 0 : checkUint(offset, 'offset'));
+      break;
+    }
     case 'consumerReadNext': {
       const r = any as ResponseByOp['consumerReadNext'];
       w.u64(checkUint(r.nextOffset, 'nextOffset'));
@@ -428,6 +436,11 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
     }
     case 'offsetForTimestamp':
       return { offset: r.u64('offset') };
+    case 'localOffsetForTimestamp': {
+      const found = r.bool('found');
+      const offset = r.u64('offset');
+      return { offset: found ? offset : null };
+    }
     case 'consumerReadNext': {
       const nextOffset = r.u64('nextOffset');
       const endOffset = r.u64('endOffset');

@@ -37,6 +37,7 @@ export const Opcode = {
   append: 0x10,
   read: 0x11,
   offsetForTimestamp: 0x12,
+  localOffsetForTimestamp: 0x13,
   consumerReadNext: 0x20,
   consumerCommit: 0x21,
   consumerGet: 0x22,

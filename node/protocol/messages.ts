@@ -88,6 +88,11 @@ export type Request =
       readonly waitMs: number;
     }
   | { readonly op: 'offsetForTimestamp'; readonly topic: string; readonly timestampMs: number }
+  /**
+   * Node to node: the first offset at or after timestampMs among the asked node's own segments of
+   * the topic (offsetForTimestamp asks every node that leads one and takes the least).
+   */
+  | { readonly op: 'localOffsetForTimestamp'; readonly topic: string; readonly timestampMs: number }
   | {
       readonly op: 'consumerReadNext';
       readonly topic: string;
@@ -135,6 +140,8 @@ export interface ResponseByOp {
     readonly endOffset: number;
   };
   offsetForTimestamp: { readonly offset: number };
+  /** null when no record of this node's segments of the topic is at or after the time. */
+  localOffsetForTimestamp: { readonly offset: number | null };
   consumerReadNext: {
     readonly records: readonly StoredRecord[];
     readonly nextOffset: number;

@@ -5,6 +5,7 @@
  * restart from the data directories, and a wrong cluster secret refused.
  */
 import test, { type ExecutionContext } from 'ava';
+import { WalrusClient } from '../../node/client/walrus-client.js';
 import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
 import { frame, portOf, rawExchange, splitFrames } from '../helpers/raw-socket.js';
 import { eventually } from '../helpers/eventually.js';
@@ -291,7 +292,6 @@ test.serial('walrus-cli remove-node removes a follower and then the leader itsel
 test.serial(
   'an idempotent producer keeps its sequence across rollovers that move segment leadership',
   async (t) => {
-    const { WalrusClient } = await import('../../node/client/walrus-client.js');
     await withCluster(t, { nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '3' } }, async (cluster) => {
       await converged(cluster, [1, 2, 3]);
       const client = new WalrusClient({ nodes: cluster.clientAddrs, retryCountMax: 8 });
@@ -309,6 +309,57 @@ test.serial(
         t.true(new Set(info.segments.map((s) => s.leaderNodeId)).size > 1, 'leadership moved');
       } finally {
         await client.close();
+      }
+    });
+  },
+);
+
+test.serial(
+  'offsetForTimestamp spans segments led by every node: any node answers the first offset at or after a time',
+  async (t) => {
+    await withCluster(t, { nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '3' } }, async (cluster) => {
+      await converged(cluster, [1, 2, 3]);
+      const writer = new WalrusClient({ nodes: cluster.clientAddrs, retryCountMax: 8 });
+      const total = 12;
+      try {
+        await writer.createTopic('times');
+        for (let i = 0; i < total; i++) {
+          await writer.append('times', [{ value: Buffer.from(`t${i}`) }]);
+          await new Promise((resolve) => setTimeout(resolve, 3)); // distinct timestamps
+        }
+        const info = await writer.describeTopic('times');
+        t.true(new Set(info.segments.map((s) => s.leaderNodeId)).size >= 2, 'segments on several nodes');
+        const stamps: number[] = [];
+        for (let offset = 0; offset < total; ) {
+          const reply = await writer.read('times', offset, { recordCountMax: total, byteCountMax: 1 << 20 });
+          for (const r of reply.records) stamps[r.offset] = r.timestampMs;
+          offset = reply.nextOffset;
+        }
+        t.is(stamps.length, total);
+        for (const addr of cluster.clientAddrs) {
+          // A client bound to one node: that node answers, asking the others as it must.
+          const one = new WalrusClient({ nodes: [addr] });
+          try {
+            for (let i = 0; i < total; i++) {
+              const expected = stamps.findIndex((s) => s >= stamps[i]!);
+              t.is(await one.offsetForTimestamp('times', stamps[i]!), expected, `${addr}: record ${i}`);
+              t.is(
+                await one.offsetForTimestamp('times', stamps[i]! - 1),
+                stamps.findIndex((s) => s >= stamps[i]! - 1),
+              );
+            }
+            t.is(await one.offsetForTimestamp('times', 0), 0, `${addr}: before everything`);
+            t.is(
+              await one.offsetForTimestamp('times', stamps[total - 1]! + 1),
+              total,
+              `${addr}: after everything`,
+            );
+          } finally {
+            await one.close();
+          }
+        }
+      } finally {
+        await writer.close();
       }
     });
   },

@@ -232,7 +232,12 @@ export class FakeNode {
         };
       }
       case 'offsetForTimestamp':
-        return { offset: this.topic(r.topic).records.findIndex((x) => x.timestampMs >= r.timestampMs) };
+      case 'localOffsetForTimestamp': {
+        const records = this.topic(r.topic).records;
+        const i = records.findIndex((x) => x.timestampMs >= r.timestampMs);
+        if (r.op === 'localOffsetForTimestamp') return { offset: i === -1 ? null : i };
+        return { offset: i === -1 ? records.length : i };
+      }
       case 'consumerReadNext': {
         const t = this.topic(r.topic);
         const key = `${r.topic}/${r.consumer}`;

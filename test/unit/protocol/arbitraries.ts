@@ -119,6 +119,11 @@ export const requestArb: fc.Arbitrary<Request> = fc.oneof(
   }),
   fc.record({ op: fc.constant('offsetForTimestamp' as const), topic: anyTopicArb, timestampMs: offsetArb }),
   fc.record({
+    op: fc.constant('localOffsetForTimestamp' as const),
+    topic: anyTopicArb,
+    timestampMs: offsetArb,
+  }),
+  fc.record({
     op: fc.constant('consumerReadNext' as const),
     topic: anyTopicArb,
     consumer: consumerArb,
@@ -172,6 +177,10 @@ export const replyArb: fc.Arbitrary<AnyReply> = fc.oneof(
     }),
   }),
   fc.record({ op: fc.constant('offsetForTimestamp' as const), reply: fc.record({ offset: offsetArb }) }),
+  fc.record({
+    op: fc.constant('localOffsetForTimestamp' as const),
+    reply: fc.record({ offset: fc.option(offsetArb, { nil: null }) }),
+  }),
   fc.record({
     op: fc.constant('consumerReadNext' as const),
     reply: fc.record({
