@@ -100,6 +100,7 @@ export function raftClusterView(raft: RaftNode, peers: PeerDirectory): ClusterVi
     voters: () => [...raft.status().voters],
     aliveVoters: () => raft.aliveVoters(),
     removeNode: (nodeId) => raft.removeNode(nodeId),
+    catchUpWithLeader: () => raft.catchUpWithLeader(),
     async forward<Op extends RequestOp>(
       nodeId: number,
       request: Extract<Request, { op: Op }>,

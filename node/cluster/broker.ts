@@ -76,6 +76,8 @@ export interface ClusterView {
   aliveVoters(): number[];
   /** Removes a member through Raft (configuration change, then its addresses). */
   removeNode(nodeId: number): Promise<boolean>;
+  /** Resolves once this node has applied what the Raft leader has (read-your-writes after forwarding). */
+  catchUpWithLeader(): Promise<void>;
   /** Sends a client request to another node to execute there (never forwarded again). */
   forward<Op extends RequestOp>(
     nodeId: number,

@@ -92,7 +92,9 @@ export const raftNodeLimits = {
 export type PeerRequest =
   | { readonly type: 'propose'; readonly command: MetaCommand }
   | { readonly type: 'join'; readonly nodeId: number; readonly raftAddr: string; readonly clientAddr: string }
-  | { readonly type: 'confChange'; readonly change: ConfChange };
+  | { readonly type: 'confChange'; readonly change: ConfChange }
+  /** What the asked leader has applied: a follower waits for it after a change the leader ran. */
+  | { readonly type: 'appliedIndex' };
 
 /** What a join answers: the leader and every member's addresses. */
 export interface JoinReply {
@@ -267,6 +269,8 @@ export class RaftNode {
       case 'confChange':
         await this.confChange(request.change);
         return Buffer.from('{}');
+      case 'appliedIndex':
+        return Buffer.from(JSON.stringify({ index: this.state.appliedIndex }));
       default:
         throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, 'unknown peer request');
     }
@@ -358,6 +362,26 @@ export class RaftNode {
       };
       this.appliedWaiters.push(entry);
     });
+  }
+
+  /**
+   * Read-your-writes after a change another node ran: resolves once this node has applied what the
+   * Raft leader had applied when asked. A request forwarded to the leader (create a topic, say) is
+   * answered once the leader has applied it; without this, the next request on this node could
+   * still see the metadata from before it. (Should leadership move in between, the new leader's
+   * applied index may lag its log, and the wait is shorter than it should be; never wrong, only
+   * weaker.)
+   */
+  async catchUpWithLeader(): Promise<void> {
+    const leader = await this.waitForLeader();
+    if (leader === this.nodeId) return;
+    const reply = await this.o.peers.request(
+      leader,
+      Buffer.from(JSON.stringify({ type: 'appliedIndex' } satisfies PeerRequest)),
+      raftNodeLimits.proposeTimeoutMs,
+    );
+    const { index } = JSON.parse(reply.toString('utf8')) as { index: number };
+    await this.waitApplied(index);
   }
 
   /** Resolves once the entries this node already knew committed at start-up are applied again. */

@@ -22,6 +22,13 @@ import {
   toWalrusError,
 } from './broker.js';
 
+/** Requests that change topic metadata on the Raft leader; a node that forwarded one catches up before answering. */
+const metadataChangeOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
+  'createTopic',
+  'deleteTopic',
+  'configureTopic',
+]);
+
 /** What a connection looks like to the handler (the transport's FrameConnection fits). */
 export interface ReplyChannel {
   readonly id: number;
@@ -116,7 +123,35 @@ export class RequestHandler {
     }
   }
 
+  /**
+   * Runs a request here or forwards it. A node's applied metadata may lag a change the Raft leader
+   * has already applied and answered (a topic just created, a segment just handed over): when the
+   * answer is TOPIC_NOT_FOUND, or NOT_LEADER for a request another node forwarded here, this node
+   * catches up with the leader and tries once more before answering. Neither error has changed
+   * anything, so the retry is safe.
+   */
   private async dispatch(
+    conn: ReplyChannel | null,
+    request: Request,
+    forwarded: boolean,
+  ): Promise<ResponseByOp[RequestOp]> {
+    try {
+      return await this.dispatchOnce(conn, request, forwarded);
+    } catch (error) {
+      const stale =
+        error instanceof WalrusError &&
+        (error.code === ErrorCode.TOPIC_NOT_FOUND || (forwarded && error.code === ErrorCode.NOT_LEADER));
+      if (!stale || request.op === 'deleteTopic') throw error;
+      try {
+        await this.options.cluster.catchUpWithLeader();
+      } catch {
+        throw error;
+      }
+      return this.dispatchOnce(conn, request, forwarded);
+    }
+  }
+
+  private async dispatchOnce(
     conn: ReplyChannel | null,
     request: Request,
     forwarded: boolean,
@@ -133,7 +168,16 @@ export class RequestHandler {
           },
         );
       }
-      return this.options.cluster.forward(target, request as Extract<Request, { op: typeof request.op }>);
+      const reply = await this.options.cluster.forward(
+        target,
+        request as Extract<Request, { op: typeof request.op }>,
+      );
+      // Topic changes run on the Raft leader; what this node serves next (appends, describe,
+      // routing) reads its own applied metadata, so it first catches up with the change.
+      // Best effort: the change is made whatever happens here, so a failure to catch up (no leader
+      // for a while) must not turn its success into an error.
+      if (metadataChangeOps.has(request.op)) await this.options.cluster.catchUpWithLeader().catch(() => {});
+      return reply;
     }
     switch (request.op) {
       case 'ping':

@@ -364,3 +364,47 @@ test.serial(
     });
   },
 );
+
+test.serial(
+  'a topic created on the leader is there at once on every other node (read-your-writes)',
+  async (t) => {
+    await withCluster(t, { nodeCount: 3 }, async (cluster) => {
+      const leader = await converged(cluster, [1, 2, 3]);
+      const leaderAddr = cluster.nodes[leaderIndex(cluster, leader)]!.clientAddr;
+      const others = cluster.nodes.filter((n) => n.spec.nodeId !== leader);
+      for (let i = 0; i < 80; i++) {
+        t.deepEqual(await text(leaderAddr, `REGISTER ryw${i}`), ['OK']);
+        const states = await Promise.all(others.map((n) => text(n.clientAddr, `STATE ryw${i}`)));
+        for (const [state] of states)
+          t.true(state!.startsWith('OK {'), `STATE right after REGISTER ${i}: ${state}`);
+      }
+      // A follower paused while the topic is made finds, when it resumes, the STATE request and the
+      // leader's entries waiting together: it must not answer from the metadata it had.
+      const paused = others[1]!;
+      for (let i = 0; i < 5; i++) {
+        paused.process!.kill('SIGSTOP');
+        try {
+          t.deepEqual(await text(leaderAddr, `REGISTER paused${i}`), ['OK']);
+          const asked = text(paused.clientAddr, `STATE paused${i}`, `PUT paused${i} x`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          paused.process!.kill('SIGCONT');
+          const [state, put] = await asked;
+          t.true(state!.startsWith('OK {'), `STATE on a resumed follower ${i}: ${state}`);
+          t.is(put, 'OK');
+        } finally {
+          paused.process!.kill('SIGCONT');
+        }
+      }
+      const follower = others[0]!;
+      for (let i = 0; i < 40; i++) {
+        const replies = await text(follower.clientAddr, `REGISTER via${i}`, `STATE via${i}`, `PUT via${i} x`);
+        t.deepEqual(replies.slice(0, 1), ['OK']);
+        t.true(
+          replies[1]!.startsWith('OK {'),
+          `STATE right after REGISTER via a follower ${i}: ${replies[1]}`,
+        );
+        t.is(replies[2], 'OK');
+      }
+    });
+  },
+);
