@@ -86,7 +86,7 @@ function assertLimits(l: WalLimits): void {
 }
 
 assertLimits({ ...walDefaults });
-assert(walLimits.headerCountMax <= 0xffff, 'header count is a u16');
+assert(walLimits.headerCountMax <= 0x7fff, 'header count is 15 bits of a u16 (bit 15 flags a batch)');
 assert(walLimits.headerKeySizeMaxBytes <= 0xffff, 'header key length is a u16');
 assert(walLimits.readChunkSizeBytes >= recordHeaderSizeBytes);
 

@@ -8,7 +8,8 @@
  *  24  u32 syncedDelta   offset − syncedEndOffset: every offset below offset − syncedDelta was
  *                        durable (fdatasync'd) when this record was written; recovery uses it to tell
  *                        a torn tail from corruption (docs/wal.md)
- *  28  u16 headerCount
+ *  28  u16 headerCount   bit 15 set: "the append batch continues": every record of a batch but its
+ *                        last has it, so recovery can drop a batch a crash cut short (docs/wal.md)
  *  30  headerCount × { u16 keyLength, key UTF-8, u32 valueLength, value UTF-8 }
  *  ..  value bytes (the rest)
  *
@@ -25,6 +26,10 @@ export const recordLengthMin = recordHeaderSizeBytes - 8;
 export type RecordHeaders = Readonly<Record<string, string>>;
 
 const noHeaders: RecordHeaders = Object.freeze({});
+
+/** Bit 15 of the headerCount field: more records of the same append batch follow this one. */
+const batchContinuesFlag = 0x8000;
+const headerCountMask = 0x7fff;
 
 /** Encoded size of a header map's entries (without the u16 count), or −1 when a limit is broken. */
 export function headersSizeBytes(headers: RecordHeaders): number {
@@ -67,7 +72,8 @@ export function readU64(buf: Buffer, pos: number): number {
 
 /**
  * Encodes one record at `pos` of `buf` (which must have room) and returns the position after it.
- * `headersBytes` is `headersSizeBytes(headers)` (0 when there are none).
+ * `headersBytes` is `headersSizeBytes(headers)` (0 when there are none); `batchContinues` is true
+ * for every record of an append batch but its last.
  */
 export function encodeRecordInto(
   buf: Buffer,
@@ -78,6 +84,7 @@ export function encodeRecordInto(
   headers: RecordHeaders | undefined,
   headersBytes: number,
   value: Uint8Array,
+  batchContinues = false,
 ): number {
   const end = pos + recordHeaderSizeBytes + headersBytes + value.length;
   writeU32(buf, pos, end - pos - 8);
@@ -85,9 +92,9 @@ export function encodeRecordInto(
   writeU64(buf, pos + 16, timestampMs);
   writeU32(buf, pos + 24, syncedDelta);
   let p = pos + recordHeaderSizeBytes;
+  const flags = batchContinues ? batchContinuesFlag : 0;
   if (headersBytes === 0 || headers === undefined) {
-    buf[pos + 28] = 0;
-    buf[pos + 29] = 0;
+    buf.writeUInt16LE(flags, pos + 28);
   } else {
     let count = 0;
     for (const key in headers) {
@@ -100,7 +107,7 @@ export function encodeRecordInto(
       p += 4 + valueSize;
       count += 1;
     }
-    buf.writeUInt16LE(count, pos + 28);
+    buf.writeUInt16LE(count | flags, pos + 28);
   }
   buf.set(value, p);
   writeU32(buf, pos + 4, crc32cRange(buf, pos + 8, end));
@@ -136,11 +143,18 @@ export function recordSyncedDeltaAt(buf: Buffer, pos: number): number {
   return buf.readUInt32LE(pos + 24);
 }
 
+/** Whether more records of the same append batch follow the (checked) frame at `pos`. */
+export function recordBatchContinuesAt(buf: Buffer, pos: number): boolean {
+  return (buf.readUInt16LE(pos + 28) & batchContinuesFlag) !== 0;
+}
+
 export interface DecodedRecord {
   offset: number;
   timestampMs: number;
   syncedDelta: number;
   headers: RecordHeaders;
+  /** More records of the same append batch follow this one. */
+  batchContinues: boolean;
   /** A view into `buf` (no copy). */
   value: Uint8Array;
 }
@@ -151,7 +165,7 @@ export interface DecodedRecord {
  */
 export function decodeCheckedRecord(buf: Buffer, pos: number, size: number): DecodedRecord | null {
   const end = pos + size;
-  const count = buf.readUInt16LE(pos + 28);
+  const count = buf.readUInt16LE(pos + 28) & headerCountMask;
   let p = pos + recordHeaderSizeBytes;
   let headers = noHeaders;
   if (count > 0) {
@@ -175,6 +189,7 @@ export function decodeCheckedRecord(buf: Buffer, pos: number, size: number): Dec
     timestampMs: readU64(buf, pos + 16),
     syncedDelta: buf.readUInt32LE(pos + 24),
     headers,
+    batchContinues: recordBatchContinuesAt(buf, pos),
     value: buf.subarray(p, end),
   };
 }

@@ -18,7 +18,13 @@
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
 import { readFully, readSmallFile, writeFully } from './file-io.js';
 import { walLimits } from './limits.js';
-import { checkRecordAt, recordOffsetAt, recordSyncedDeltaAt, recordTimestampAt } from './record-codec.js';
+import {
+  checkRecordAt,
+  recordBatchContinuesAt,
+  recordOffsetAt,
+  recordSyncedDeltaAt,
+  recordTimestampAt,
+} from './record-codec.js';
 import type { CorruptRange, SegmentContext } from './segment.js';
 import { Segment } from './segment.js';
 import type { IndexCheckpoint, SealMarker } from './segment-files.js';
@@ -36,6 +42,16 @@ const indexFileSizeMaxBytes = 64 + walLimits.indexEntryCountMax * 24 + 4;
 interface Gap extends CorruptRange {
   /** Timestamp of the last valid record before the gap (null when none). */
   lastTimestampBefore: number | null;
+  /** Where the last whole append batch before the gap ends. */
+  batchEndBefore: BatchEnd;
+}
+
+/** The end of a whole append batch: its last record had no "batch continues" flag. */
+interface BatchEnd {
+  offset: number;
+  position: number;
+  /** Timestamp of that last record (what the segment's lastTimestampMs is if it ends there). */
+  lastTimestampMs: number | null;
 }
 
 /**
@@ -188,6 +204,8 @@ function recover(
   let scannedCount = 0;
   // Whether any non-zero byte lies after the records (else the tail needs no zeroing).
   const seen = { nonZero: false };
+  // The scan starts at a batch boundary (a checkpoint's durable end, or the file's first record).
+  let batchEnd: BatchEnd = { offset: expect, position, lastTimestampMs: segment.lastTimestampMs };
   for (;;) {
     const at8 = reader.view(position, 8);
     let size = -1;
@@ -211,6 +229,8 @@ function recover(
       position += size;
       expect += 1;
       scannedCount += 1;
+      if (!recordBatchContinuesAt(reader.buf, at))
+        batchEnd = { offset: expect, position, lastTimestampMs: ts };
       continue;
     }
     if (position + 8 > scanEnd || gaps.length >= walLimits.corruptRangeCountMaxPerSegment) {
@@ -232,9 +252,12 @@ function recover(
       startPosition: position,
       resumePosition: found.position,
       lastTimestampBefore: segment.lastTimestampMs,
+      batchEndBefore: batchEnd,
     });
     position = found.position;
     expect = found.offset;
+    // Past corruption, where a batch starts is unknown: count the resume point as a boundary.
+    batchEnd = { offset: expect, position, lastTimestampMs: segment.lastTimestampMs };
   }
   // The resync scan stops short of the file's last bytes (too few for a record): check them too.
   if (!seen.nonZero && position < scanEnd) {
@@ -245,17 +268,22 @@ function recover(
   // Decide torn tail versus corruption.
   let endOffset = expect;
   let endPosition = position;
+  const cutTo = (offset: number, at: number, lastTimestampMs: number | null): void => {
+    endOffset = offset;
+    endPosition = at;
+    segment.index.truncateFromPosition(endPosition);
+    segment.nextIndexPosition =
+      segment.index.length === 0
+        ? segmentFileHeaderBytes
+        : segment.index.positionAt(segment.index.length - 1) + interval;
+    segment.lastTimestampMs = lastTimestampMs;
+    if (endOffset === segment.baseOffset) segment.firstTimestampMs = null;
+  };
+  let lastBatchEnd = batchEnd;
   for (const gap of gaps) {
     if (gap.fromOffset >= lastClaim) {
-      endOffset = gap.fromOffset;
-      endPosition = gap.startPosition;
-      segment.index.truncateFromPosition(endPosition);
-      segment.nextIndexPosition =
-        segment.index.length === 0
-          ? segmentFileHeaderBytes
-          : segment.index.positionAt(segment.index.length - 1) + interval;
-      segment.lastTimestampMs = gap.lastTimestampBefore;
-      if (endOffset === segment.baseOffset) segment.firstTimestampMs = null;
+      cutTo(gap.fromOffset, gap.startPosition, gap.lastTimestampBefore);
+      lastBatchEnd = gap.batchEndBefore;
       logger.warn(
         {
           topic: segment.topic,
@@ -268,6 +296,23 @@ function recover(
       break;
     }
     segment.noteCorruption(gap);
+  }
+  // An append batch is written whole, in one write, and acknowledged only once durable; a crash
+  // can still leave its first records on disk without its last. Such a batch was never
+  // acknowledged (nothing claims it durable), and a batch is all or nothing: it is dropped too.
+  if (seal === null && lastBatchEnd.offset < endOffset && lastBatchEnd.offset >= lastClaim) {
+    logger.warn(
+      {
+        topic: segment.topic,
+        segmentId: segment.id,
+        fromOffset: lastBatchEnd.offset,
+        toOffset: endOffset,
+        position: lastBatchEnd.position,
+      },
+      'Unfinished batch after a crash: its records were never acknowledged and are dropped',
+    );
+    cutTo(lastBatchEnd.offset, lastBatchEnd.position, lastBatchEnd.lastTimestampMs);
+    seen.nonZero = true;
   }
   if (seal !== null) {
     if (endOffset < seal.endOffset) {

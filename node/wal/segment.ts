@@ -364,6 +364,7 @@ export class Segment {
           record.headers,
           headerSizes === null ? 0 : headerSizes[i]!,
           record.value,
+          i < records.length - 1,
         );
         offset += 1;
         lastTs = ts;

@@ -3,7 +3,7 @@
  * concurrent producers append records of random sizes forever, rolling segments over now and then.
  * After each acknowledged append it prints `ack <first> <last> <seed>:<size>,...` (stdout to a pipe
  * is synchronous on Linux, so a printed line was acknowledged before the kill). The parent
- * recomputes every payload from its seed and size.
+ * recomputes every payload from its seed and size. Every record carries a `batch: i/count` header.
  */
 import { Wal, WalError } from '../../../node/wal/index.js';
 import { payload, prng } from './helpers.js';
@@ -46,7 +46,8 @@ async function producer(index: number): Promise<void> {
     try {
       const r = await wal.append(
         't',
-        specs.map((s) => ({ value: payload(s.seed, s.size) })),
+        // Each record says where it sits in its batch, so the parent can check batches are whole.
+        specs.map((s, i) => ({ value: payload(s.seed, s.size), headers: { batch: `${i}/${count}` } })),
       );
       process.stdout.write(
         `ack ${r.firstOffset} ${r.lastOffset} ${specs.map((s) => `${s.seed}:${s.size}`).join(',')}\n`,

@@ -89,11 +89,19 @@ test('every acknowledged append survives kill -9 at random moments, with no gap 
     // Read everything: contiguous offsets, acknowledged bytes intact.
     let next = 0;
     let mismatches = 0;
+    // Batches are all or nothing: records come as runs 0/c, 1/c, …, (c−1)/c, acknowledged or not.
+    let batchBroken = 0;
+    let expectedInBatch = { index: 0, count: 0 };
     while (next < end) {
       const page = wal.read('t', next, { recordCountMax: 2000, byteCountMax: 4 << 20 });
       if (page.length === 0) break;
       for (const r of page) {
         if (r.offset !== next) mismatches += 1;
+        const [index, count] = (r.headers['batch'] ?? '').split('/').map(Number) as [number, number];
+        if (expectedInBatch.index < expectedInBatch.count) {
+          if (index !== expectedInBatch.index || count !== expectedInBatch.count) batchBroken += 1;
+        } else if (index !== 0) batchBroken += 1;
+        expectedInBatch = { index: index + 1, count };
         const spec = acknowledged.get(r.offset);
         if (spec !== undefined && !Buffer.from(r.value).equals(Buffer.from(payload(spec.seed, spec.size)))) {
           mismatches += 1;
@@ -102,6 +110,8 @@ test('every acknowledged append survives kill -9 at random moments, with no gap 
       }
     }
     t.is(next, end, `round ${round}: every offset below the end is readable`);
+    t.is(batchBroken, 0, `round ${round}: every batch is whole`);
+    t.true(expectedInBatch.index >= expectedInBatch.count, `round ${round}: the last batch is whole`);
     t.is(mismatches, 0, `round ${round}: offsets contiguous and acknowledged bytes intact`);
     t.deepEqual(wal.read('t', end, { recordCountMax: 10, byteCountMax: 1 << 20 }), []);
     const beyond = t.throws(() => wal.read('t', end + 1, { recordCountMax: 1, byteCountMax: 1 }));

@@ -128,7 +128,7 @@ for (const withIndex of [true, false]) {
   });
 }
 
-test('a bad record inside the last group commit with no checkpoint is a torn tail: the segment ends there', async (t) => {
+test('a bad record inside the last batch with no checkpoint is a torn tail: the whole unfinished batch is dropped', async (t) => {
   const base = tempDir('torn-batch');
   t.teardown(() => removeDir(base));
   const ranges = await writeFixture(base, true);
@@ -139,16 +139,56 @@ test('a bad record inside the last group commit with no checkpoint is a torn tai
   fs.writeFileSync(file, bytes);
   const wal = await openWal(base);
   // Every record of that batch claims only what was durable before it: nothing. So the failing
-  // record may be an interrupted write, and what follows it in the batch was never acknowledged.
-  t.is(wal.endOffset('t'), 4);
+  // record may be an interrupted write; the records before it are whole, but their batch is not,
+  // and it was never acknowledged: a batch is all or nothing, so none of it is kept.
+  t.is(wal.endOffset('t'), 0);
   t.is(wal.stats().corruptRecordCount, 0);
-  checkPrefix(t, wal, 4);
-  const tail = fs.readFileSync(file).subarray(ranges[4]!.start);
+  checkPrefix(t, wal, 0);
+  const tail = fs.readFileSync(file).subarray(ranges[0]!.start);
   t.true(
     tail.every((b) => b === 0),
-    'the dropped tail is zeroed',
+    'the dropped batch is zeroed',
   );
   await wal.close();
+});
+
+test('a crash inside a batch, cut at every byte, keeps the batches before it whole and none of it', async (t) => {
+  const base = tempDir('batch-cut');
+  t.teardown(() => removeDir(base));
+  const fixture = path.join(base, 'fixture');
+  const wal = await openWal(fixture);
+  await wal.createSegment('t', 1, 0);
+  const first = Array.from({ length: 3 }, (_, i) => ({ value: payload(i, 20 + i) }));
+  const second = Array.from({ length: 4 }, (_, i) => ({ value: payload(3 + i, 23 + i) }));
+  await wal.append('t', first);
+  await wal.append('t', second);
+  await wal.close();
+  fs.rmSync(segmentFile(fixture, 't', 1, 'idx')); // the crash came before any checkpoint
+  const secondStart = 64 + [20, 21, 22].reduce((sum, n) => sum + 30 + n, 0);
+  const secondEnd = secondStart + [23, 24, 25, 26].reduce((sum, n) => sum + 30 + n, 0);
+  const original = fs.readFileSync(segmentFile(fixture, 't', 1, 'wal'));
+  for (let cut = secondStart; cut <= secondEnd; cut++) {
+    const dir = path.join(base, `cut-${cut}`);
+    copyDir(fixture, dir);
+    const bytes = Buffer.from(original);
+    bytes.fill(0, cut, secondEnd); // what reached the disk ends at `cut`
+    fs.writeFileSync(segmentFile(dir, 't', 1, 'wal'), bytes);
+    const again = await openWal(dir);
+    const expected = cut === secondEnd ? 7 : 3;
+    t.is(again.endOffset('t'), expected, `cut at byte ${cut}`);
+    t.is(again.stats().corruptRecordCount, 0);
+    t.deepEqual(
+      readAll(again, 't', 0).map((r) => r.offset),
+      Array.from({ length: expected }, (_, i) => i),
+    );
+    // The next append starts where the whole batches end, and survives a reopen.
+    await again.append('t', [{ value: payload(99, 10) }]);
+    await again.close();
+    const reopened = await openWal(dir);
+    t.is(reopened.endOffset('t'), expected + 1, `cut at byte ${cut}, after one more append`);
+    await reopened.close();
+    removeDir(dir);
+  }
 });
 
 test('a zero-filled or garbage tail after the last record yields no phantom record', async (t) => {
