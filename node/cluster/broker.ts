@@ -12,7 +12,10 @@
  * append is durable, and the seal is logged with that exact count. No acknowledged entry can land
  * in a segment after its count was taken.
  */
+import assert from 'node:assert/strict';
+import { walLimits } from '../wal/limits.js';
 import type { Wal, WalRecord } from '../wal/index.js';
+import { protocolLimits } from '../protocol/limits.js';
 import { ErrorCode, WalrusError, isErrorCode } from '../protocol/error-codes.js';
 import type {
   RecordInput,
@@ -35,6 +38,19 @@ import {
   topicStartOffset,
 } from './metadata-state.js';
 
+/**
+ * The header the broker adds to the last record of an idempotent producer's batch: `[producerId,
+ * producerSeq, recordCount]` as JSON. A leader that restarts rebuilds its producers from it, so a
+ * retry after a crash is still answered as a duplicate. Names starting with NUL are refused at the
+ * protocol boundary, and the header is taken off every record read.
+ */
+export const producerHeaderName = '\u0000walrus.producer';
+
+assert(
+  walLimits.headerCountMax > protocolLimits.recordHeaderCountMax,
+  'the WAL must take one header more than a client may send: the producer header',
+);
+
 export const brokerLimits = {
   /** Long-poll reads waiting on one topic; beyond it a read answers at once. */
   waiterCountMaxPerTopic: 10_000,
@@ -42,6 +58,9 @@ export const brokerLimits = {
   waitMsMax: 60_000,
   /** Idempotent producers remembered per topic (oldest forgotten first). */
   producerCountMaxPerTopic: 10_000,
+  /** Records and bytes per read while a restarted leader rebuilds its producers. */
+  producerScanPageRecordCount: 10_000,
+  producerScanPageBytes: 16 * 1024 * 1024,
   /** Consumer name length. */
   consumerNameLengthMax: 200,
   /** Producers handed to the next segment leader at a seal (the most recent ones). */
@@ -132,6 +151,50 @@ export function toWalrusError(error: unknown): WalrusError {
   return new WalrusError(ErrorCode.INTERNAL, message, { cause: error });
 }
 
+/** The batch with the producer header on its last record (a copy; the caller's records are kept). */
+function withProducerHeader(
+  records: readonly RecordInput[],
+  producerId: string,
+  producerSeq: number,
+): RecordInput[] {
+  const copy = records.slice();
+  const last = copy[copy.length - 1]!;
+  copy[copy.length - 1] = {
+    ...last,
+    headers: {
+      ...last.headers,
+      [producerHeaderName]: JSON.stringify([producerId, producerSeq, records.length]),
+    },
+  };
+  return copy;
+}
+
+function withoutProducerHeader(record: WalRecord): StoredRecord {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(record.headers))
+    if (name !== producerHeaderName) headers[name] = value;
+  return { ...record, headers };
+}
+
+/** `[producerId, producerSeq, recordCount]`, or null when the header is not one the broker wrote. */
+function parseProducerHeader(value: string): [string, number, number] | null {
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 3 &&
+      typeof parsed[0] === 'string' &&
+      Number.isSafeInteger(parsed[1]) &&
+      Number.isSafeInteger(parsed[2]) &&
+      (parsed[2] as number) >= 1
+    )
+      return parsed as [string, number, number];
+  } catch {
+    // Not JSON: not ours.
+  }
+  return null;
+}
+
 export class Broker {
   private readonly options: BrokerOptions;
   private readonly wal: Wal;
@@ -158,8 +221,68 @@ export class Broker {
       }
     }
     for (const topic of meta.state.topics.values()) {
-      if (activeSegment(topic).leaderNodeId === this.options.nodeId) await this.repairTopic(topic);
-      this.runtimes.set(topic.name, this.newRuntime(this.localEnd(topic)));
+      const leads = activeSegment(topic).leaderNodeId === this.options.nodeId;
+      if (leads) await this.repairTopic(topic);
+      const rt = this.newRuntime(this.localEnd(topic));
+      if (leads) {
+        this.takeOverProducers(topic, rt);
+        this.restoreProducers(topic, rt);
+      }
+      this.runtimes.set(topic.name, rt);
+    }
+  }
+
+  /** The producers the previous segment's leader handed over when it sealed (newer knowledge wins). */
+  private takeOverProducers(topic: TopicMeta, rt: TopicRuntime): void {
+    for (const [id, seq, firstOffset, lastOffset, timestampMs] of topic.producers) {
+      const known = rt.producers.get(id);
+      if (known !== undefined && known.seq >= seq) continue;
+      this.rememberProducer(rt, id, seq, { firstOffset, lastOffset, timestampMs, duplicate: false });
+    }
+  }
+
+  /** Rebuilds the producers of the active segment from the producer headers of its records. */
+  private restoreProducers(topic: TopicMeta, rt: TopicRuntime): void {
+    const active = activeSegment(topic);
+    if (!this.wal.segments(topic.name).some((s) => s.id === active.id)) return;
+    let restored = 0;
+    for (let offset = active.baseOffset; offset < rt.committedEnd; ) {
+      const page = this.wal.read(topic.name, offset, {
+        recordCountMax: brokerLimits.producerScanPageRecordCount,
+        byteCountMax: brokerLimits.producerScanPageBytes,
+      });
+      if (page.length === 0) break;
+      for (const r of page) {
+        const tag = r.headers[producerHeaderName];
+        if (tag === undefined) continue;
+        const parsed = parseProducerHeader(tag);
+        if (parsed === null) continue;
+        const [id, seq, count] = parsed;
+        const done = {
+          firstOffset: r.offset - count + 1,
+          lastOffset: r.offset,
+          timestampMs: r.timestampMs,
+          duplicate: false,
+        };
+        this.rememberProducer(rt, id, seq, done);
+        restored += 1;
+      }
+      offset = page[page.length - 1]!.offset + 1;
+    }
+    if (restored > 0)
+      this.logger.info(
+        { topic: topic.name, batches: restored, producers: rt.producers.size },
+        'Restored idempotent producers',
+      );
+  }
+
+  /** Records an acknowledged producer batch, most recent last, bounded. */
+  private rememberProducer(rt: TopicRuntime, id: string, seq: number, done: ResponseByOp['append']): void {
+    rt.producers.delete(id);
+    rt.producers.set(id, { seq, result: Promise.resolve(done), done });
+    if (rt.producers.size > brokerLimits.producerCountMaxPerTopic) {
+      const oldest = rt.producers.keys().next().value;
+      if (oldest !== undefined) rt.producers.delete(oldest);
     }
   }
 
@@ -191,13 +314,7 @@ export class Broker {
         }
         const active = activeSegment(topic);
         if (active.leaderNodeId !== self) return;
-        // Take over the producers of the sealed segment (newer local knowledge wins).
-        for (const [id, seq, firstOffset, lastOffset, timestampMs] of topic.producers) {
-          const known = rt.producers.get(id);
-          if (known !== undefined && known.seq >= seq) continue;
-          const done = { firstOffset, lastOffset, timestampMs, duplicate: false };
-          rt.producers.set(id, { seq, result: Promise.resolve(done), done });
-        }
+        this.takeOverProducers(topic, rt);
         // The WAL file is created by the first append (ensureLocalSegment): creating a topic costs
         // one Raft commit, not a file, an index and four fsyncs on the segment's node.
         rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);
@@ -571,7 +688,11 @@ export class Broker {
         );
       }
     }
-    const result = this.appendToWal(name, rt, records);
+    const tagged =
+      producerId === undefined || producerSeq === undefined
+        ? records
+        : withProducerHeader(records, producerId, producerSeq);
+    const result = this.appendToWal(name, rt, tagged);
     if (producerId !== undefined && producerSeq !== undefined) {
       const previous = rt.producers.get(producerId);
       const entry: ProducerState = { seq: producerSeq, result };
@@ -771,7 +892,12 @@ export class Broker {
     } catch (error) {
       throw toWalrusError(error);
     }
-    return records.filter((r) => r.offset < end);
+    const out: StoredRecord[] = [];
+    for (const r of records) {
+      if (r.offset >= end) break;
+      out.push(producerHeaderName in r.headers ? withoutProducerHeader(r) : r);
+    }
+    return out;
   }
 
   /** Reads at `offset` wherever the segment lives: here, or on its leader. */

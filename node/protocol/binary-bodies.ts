@@ -82,6 +82,8 @@ function readHeaders(r: ByteReader): Record<string, string> {
   const headers: Record<string, string> = {};
   for (let i = 0; i < count; i += 1) {
     const name = r.str16('header name', L.recordHeaderNameSizeMaxBytes, 1);
+    // Names starting with NUL are the node's own (the idempotent producer's tag on stored records).
+    if (name.charCodeAt(0) === 0) r.fail('header names starting with NUL are reserved');
     const value = r.str16('header value', L.recordHeaderValueSizeMaxBytes);
     if (Object.hasOwn(headers, name)) r.fail(`header '${name}' appears twice`);
     defineOwn(headers, name, value);

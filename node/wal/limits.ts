@@ -33,7 +33,8 @@ export const walLimits = {
    */
   recordSizeMaxBytesLimit: 16 * 1024 * 1024,
   /** Most headers on one record. */
-  headerCountMax: 64,
+  /** One more than the protocol allows a record: the broker adds its producer header (broker.ts). */
+  headerCountMax: 65,
   /** Longest header key, UTF-8 bytes. */
   headerKeySizeMaxBytes: 256,
   /** Longest header value, UTF-8 bytes. */

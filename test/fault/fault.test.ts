@@ -119,3 +119,67 @@ test.serial('kill -9 of a segment leader mid-stream loses no acknowledged record
     }
   });
 });
+
+test.serial(
+  'an idempotent producer retrying after kill -9 of its segment leader gets its first answer, not a second copy',
+  async (t) => {
+    await withCluster(t, {}, async (cluster) => {
+      const client = new WalrusClient({
+        nodes: cluster.clientAddrs,
+        requestTimeoutMs: 5000,
+        retryCountMax: 2,
+      });
+      try {
+        const topic = await eventually('topic', () => client.createTopic('exactly-once'));
+        const leaderIndex = cluster.nodes.findIndex((n) => n.spec.nodeId === topic.topic.leaderNodeId);
+        const batch = (seq: number) =>
+          Array.from({ length: 3 }, (_, i) => ({
+            value: Buffer.from(`s${seq}-${i}`),
+            headers: { n: String(i) },
+          }));
+        const acks = [];
+        for (let seq = 0; seq < 10; seq++) {
+          acks.push(await client.append('exactly-once', batch(seq), { producerId: 'p1', producerSeq: seq }));
+          await client.append('exactly-once', [{ value: Buffer.from('other') }], {
+            producerId: 'p2',
+            producerSeq: seq,
+          });
+        }
+        await cluster.kill(leaderIndex, 'SIGKILL');
+        await cluster.startNode(leaderIndex);
+        // The acknowledgement of seq 9 was "lost": the producer sends it again.
+        const retry = await eventually('a retry after the restart', () =>
+          client.append('exactly-once', batch(9), { producerId: 'p1', producerSeq: 9 }),
+        );
+        t.true(retry.duplicate, 'answered as a duplicate');
+        t.is(retry.firstOffset, acks[9]!.firstOffset);
+        t.is(retry.lastOffset, acks[9]!.lastOffset);
+        const gap = await client.append('exactly-once', batch(5), { producerId: 'p1', producerSeq: 5 }).then(
+          () => 'accepted',
+          (error: { code?: string }) => error.code,
+        );
+        t.is(gap, 'SEQUENCE_MISMATCH', 'an old sequence is refused');
+        const next = await client.append('exactly-once', batch(10), { producerId: 'p1', producerSeq: 10 });
+        t.false(next.duplicate);
+        t.is(next.firstOffset, acks[9]!.lastOffset + 2, 'after p2s last record');
+        t.true(
+          (
+            await client.append('exactly-once', [{ value: Buffer.from('x') }], {
+              producerId: 'p2',
+              producerSeq: 9,
+            })
+          ).duplicate,
+        );
+        // Nothing was written twice, and the node's own header never reaches a reader.
+        const info = await client.describeTopic('exactly-once');
+        t.is(info.endOffset, 10 * 4 + 3);
+        const page = await client.read('exactly-once', 0, { recordCountMax: 100 });
+        t.is(page.records.length, 43);
+        t.deepEqual(page.records[2]!.headers, { n: '2' });
+        t.true(page.records.every((r) => Object.keys(r.headers).every((name) => !name.startsWith('\u0000'))));
+      } finally {
+        await client.close();
+      }
+    });
+  },
+);

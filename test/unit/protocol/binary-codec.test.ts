@@ -362,3 +362,23 @@ test('headers named like Object.prototype members stay plain data', (t) => {
     t.deepEqual(Object.getOwnPropertyDescriptor(h, '__proto__')?.value, 'z');
   }
 });
+
+test('a record header name starting with NUL is reserved for the node: BAD_REQUEST', (t) => {
+  const d = decodeRequest(
+    encodeRequest(1, {
+      op: 'append',
+      topic: 't',
+      records: [{ value: Buffer.from('v'), headers: { '\u0000walrus.producer': '["p",1,1]' } }],
+    }),
+  );
+  t.is(d.kind, 'malformed');
+  if (d.kind === 'malformed') t.is(d.error.code, 'BAD_REQUEST');
+  const ok = decodeRequest(
+    encodeRequest(1, {
+      op: 'append',
+      topic: 't',
+      records: [{ value: Buffer.from('v'), headers: { 'a\u0000': 'x' } }],
+    }),
+  );
+  t.is(ok.kind, 'request', 'a NUL later in a name is only data');
+});
