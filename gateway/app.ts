@@ -40,6 +40,8 @@ export interface GatewayDeps {
   /** The OpenAPI text served at /openapi.yaml; read from the repository root by default. */
   readonly specText?: string;
   readonly sse?: TailHubOptions;
+  /** Requests served at once before new ones are refused with BUSY (429) (default requestsInFlightMax). */
+  readonly requestsInFlightMax?: number;
 }
 
 export interface Gateway {
@@ -134,9 +136,10 @@ export function createApp(deps: GatewayDeps): Gateway {
   // per request on the gateway's hottest path. Its own errors are answered here, through the same
   // onError, so that the metrics see them too; the routes' errors reach onError inside next().
   let inFlight = 0;
+  const inFlightMax = deps.requestsInFlightMax ?? requestsInFlightMax;
   app.use('*', async (c, next) => {
     const startedAt = performance.now();
-    if (inFlight >= requestsInFlightMax) {
+    if (inFlight >= inFlightMax) {
       c.res = onError(new WalrusError(ErrorCode.BUSY, 'the gateway is at its request limit'), c);
     } else {
       inFlight++;

@@ -281,6 +281,27 @@ test('/metrics, /openapi.yaml and /docs', async (t) => {
   t.notRegex(html, /https?:\/\/cdn/);
 });
 
+test('beyond the in-flight limit a request is 429 BUSY (counted), and the gateway serves again once others finish', async (t) => {
+  const { call, json } = makeGatewayOver(node(), { requestsInFlightMax: 2 });
+  const topic = unique('busy');
+  t.is((await json('POST', '/v1/topics', { name: topic })).status, 201);
+  // Two long polls on an empty topic hold both places.
+  const polls = [0, 1].map(() => call(`/v1/topics/${topic}/records?offset=0&waitMs=1500`));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const refused = await call('/v1/health');
+  t.is(refused.status, 429);
+  t.is(refused.headers.get('retry-after'), '1');
+  t.is(refused.headers.get('x-content-type-options'), 'nosniff');
+  t.is(await problemCode(refused), 'BUSY');
+  for (const poll of await Promise.all(polls)) {
+    t.is(poll.status, 200);
+    t.deepEqual(((await poll.json()) as { records: unknown[] }).records, []);
+  }
+  t.is((await call('/v1/health')).status, 200);
+  const metrics = await (await call('/metrics')).text();
+  t.regex(metrics, /walrus_gateway_http_requests_total\{method="GET",route="\/v1\/health",status="429"\} 1/);
+});
+
 test('unknown routes are 404 and wrong methods 405, as problem+json', async (t) => {
   const { call } = makeGateway();
   const missing = await call('/v2/nothing');
