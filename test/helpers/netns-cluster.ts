@@ -1,0 +1,283 @@
+/**
+ * Real partitions: each walrus-node runs in a network namespace of its own, joined to the others by
+ * a bridge in a hub namespace, so the nodes are separate hosts (10.77.0.<n>) on one machine. A
+ * partition is nftables in a node's namespace dropping what it receives from chosen peers: two-way,
+ * one-way, or a node cut off from all. Clients run in a client namespace inside a driver process
+ * (netns-driver.ts) that this one talks to over IPC. Nothing is changed outside the namespaces this
+ * creates; every process is stopped by PID and every namespace deleted by name (namespaces left by
+ * a test process that died are removed at the next start). Needs root, iproute2 and nftables.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { nodeBin } from '../../infra/local/launcher.js';
+import type { NodeMetrics } from './node-text.js';
+
+const clientPort = 9091;
+const raftPort = 6001;
+const startTimeoutMs = 15_000;
+const askTimeoutMsDefault = 5_000;
+const logTailBytesMax = 32 * 1024;
+const namePrefix = 'walrus-t';
+const driverBin = path.join(import.meta.dirname, 'netns-driver.js');
+/**
+ * nftables by absolute path: under npm scripts PATH starts with node_modules/.bin, where
+ * @vercel/nft (a dependency of a dependency) installs a different program named `nft`.
+ */
+const nftBin =
+  ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'].find((p) => fs.existsSync(p)) ?? '/usr/sbin/nft';
+
+function ip(...args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function inNs(ns: string, ...command: string[]): string {
+  return ip('netns', 'exec', ns, ...command);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Deletes namespaces this helper made in test processes that no longer run. */
+function removeStaleNamespaces(): void {
+  for (const line of ip('netns', 'list').split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = new RegExp(`^${namePrefix}(\\d+)-`).exec(name);
+    if (m !== null && !alive(Number(m[1]))) ip('netns', 'del', name);
+  }
+}
+
+interface NetnsNode {
+  readonly nodeId: number;
+  readonly ns: string;
+  readonly host: string;
+  process: ChildProcess | null;
+  logTail: string;
+}
+
+export class NetnsCluster {
+  private static count = 0;
+  private readonly hub: string;
+  private readonly clientNs: string;
+  private driver: ChildProcess | null = null;
+  private readonly pending = new Map<number, (reply: { replies?: string[]; error?: string }) => void>();
+  private askId = 0;
+  readonly nodes: NetnsNode[] = [];
+
+  private constructor(
+    private readonly prefix: string,
+    private readonly dataDir: string,
+    private readonly env: Readonly<Record<string, string>>,
+  ) {
+    this.hub = `${prefix}hub`;
+    this.clientNs = `${prefix}client`;
+  }
+
+  /** Node n (1-based) at 10.77.0.n; node 1 bootstraps and the others join it, as in the seed. */
+  static async start(options: { nodeCount: number; env?: Record<string, string> }): Promise<NetnsCluster> {
+    removeStaleNamespaces();
+    NetnsCluster.count += 1;
+    const prefix = `${namePrefix}${process.pid}-${NetnsCluster.count}-`;
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'walrus-netns-'));
+    const cluster = new NetnsCluster(prefix, dataDir, options.env ?? {});
+    try {
+      cluster.createNetwork(options.nodeCount);
+      await cluster.startDriver();
+      for (let i = 0; i < options.nodeCount; i++) await cluster.startNode(i);
+    } catch (error) {
+      await cluster.destroy();
+      throw error;
+    }
+    return cluster;
+  }
+
+  private createNetwork(nodeCount: number): void {
+    ip('netns', 'add', this.hub);
+    ip('-n', this.hub, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', this.hub, 'link', 'set', 'br0', 'up');
+    const attach = (ns: string, port: number, host: string): void => {
+      ip('netns', 'add', ns);
+      ip('link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', `p${port}`, 'netns', this.hub);
+      ip('-n', this.hub, 'link', 'set', `p${port}`, 'master', 'br0');
+      ip('-n', this.hub, 'link', 'set', `p${port}`, 'up');
+      ip('-n', ns, 'addr', 'add', `${host}/24`, 'dev', 'eth0');
+      ip('-n', ns, 'link', 'set', 'eth0', 'up');
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+    };
+    attach(this.clientNs, 100, '10.77.0.100');
+    for (let i = 0; i < nodeCount; i++) {
+      const nodeId = i + 1;
+      const node: NetnsNode = {
+        nodeId,
+        ns: `${this.prefix}n${nodeId}`,
+        host: `10.77.0.${nodeId}`,
+        process: null,
+        logTail: '',
+      };
+      attach(node.ns, nodeId, node.host);
+      inNs(node.ns, nftBin, 'add', 'table', 'inet', 'walrus');
+      inNs(
+        node.ns,
+        nftBin,
+        'add chain inet walrus input { type filter hook input priority 0 ; policy accept ; }',
+      );
+      this.nodes.push(node);
+    }
+  }
+
+  private async startDriver(): Promise<void> {
+    const driver = spawn('ip', ['netns', 'exec', this.clientNs, process.execPath, driverBin], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.driver = driver;
+    driver.on('message', (m: { id?: number; ready?: boolean; replies?: string[]; error?: string }) => {
+      if (m.id === undefined) return;
+      this.pending.get(m.id)?.(m);
+      this.pending.delete(m.id);
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the netns driver did not start')), startTimeoutMs);
+      driver.once('message', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      driver.once('exit', (code) => reject(new Error(`the netns driver exited with ${code}`)));
+    });
+  }
+
+  clientAddr(index: number): string {
+    return `${this.nodes[index]!.host}:${clientPort}`;
+  }
+
+  /** Sends text commands to node `index` from the client namespace; a failure is `ERR <code>`. */
+  text(index: number, commands: readonly string[], timeoutMs = askTimeoutMsDefault): Promise<string[]> {
+    const driver = this.driver;
+    if (driver === null) return Promise.reject(new Error('the cluster is destroyed'));
+    const id = ++this.askId;
+    return new Promise((resolve) => {
+      this.pending.set(id, (m) => resolve(m.replies ?? [`ERR ${m.error ?? 'UNKNOWN'}`]));
+      driver.send({ id, addr: this.clientAddr(index), commands, timeoutMs });
+    });
+  }
+
+  /** The node's METRICS, or null when it does not answer in time. */
+  async metrics(index: number, timeoutMs = 1_500): Promise<NodeMetrics | null> {
+    const [reply] = await this.text(index, ['METRICS'], timeoutMs);
+    return reply?.startsWith('OK ') ? (JSON.parse(reply.slice(3)) as NodeMetrics) : null;
+  }
+
+  private args(index: number): string[] {
+    const node = this.nodes[index]!;
+    const args = [
+      nodeBin,
+      '--node-id',
+      String(node.nodeId),
+      '--data-dir',
+      this.dataDir,
+      '--raft-host',
+      node.host,
+      '--raft-port',
+      String(raftPort),
+      '--client-host',
+      node.host,
+      '--client-port',
+      String(clientPort),
+    ];
+    if (index > 0) args.push('--join', `${this.nodes[0]!.host}:${raftPort}`);
+    return args;
+  }
+
+  /** Starts node `index` in its namespace and waits for its client listener. */
+  async startNode(index: number): Promise<void> {
+    const node = this.nodes[index]!;
+    const child = spawn('ip', ['netns', 'exec', node.ns, process.execPath, ...this.args(index)], {
+      env: { ...process.env, WALRUS_LOG_LEVEL: 'info', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    node.process = child;
+    node.logTail = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`node ${node.nodeId} did not start:\n${node.logTail}`)),
+        startTimeoutMs,
+      );
+      const keep = (chunk: Buffer): void => {
+        node.logTail = (node.logTail + chunk.toString('utf8')).slice(-logTailBytesMax);
+        if (node.logTail.includes('Client listener bound')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', keep);
+      child.stderr!.on('data', keep);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`node ${node.nodeId} exited with ${code}:\n${node.logTail}`));
+      });
+    });
+  }
+
+  /** Node `to` stops receiving anything from node `from` (one way). */
+  drop(to: number, from: number): void {
+    inNs(
+      this.nodes[to]!.ns,
+      nftBin,
+      'add',
+      'rule',
+      'inet',
+      'walrus',
+      'input',
+      'ip',
+      'saddr',
+      this.nodes[from]!.host,
+      'drop',
+    );
+  }
+
+  /** Cuts node `index` off from every other node, both ways (clients can still reach it). */
+  isolate(index: number): void {
+    for (let other = 0; other < this.nodes.length; other++) {
+      if (other === index) continue;
+      this.drop(index, other);
+      this.drop(other, index);
+    }
+  }
+
+  /** Removes every partition. */
+  heal(): void {
+    for (const node of this.nodes) inNs(node.ns, nftBin, 'flush', 'chain', 'inet', 'walrus', 'input');
+  }
+
+  /** SIGKILLs every process it started (by PID) and deletes its namespaces and data. */
+  async destroy(): Promise<void> {
+    const exits: Promise<unknown>[] = [];
+    for (const node of this.nodes) {
+      const child = node.process;
+      if (child !== null && child.exitCode === null && child.signalCode === null) {
+        exits.push(new Promise((resolve) => child.once('exit', resolve)));
+        child.kill('SIGKILL');
+      }
+    }
+    if (this.driver !== null && this.driver.exitCode === null) {
+      exits.push(new Promise((resolve) => this.driver!.once('exit', resolve)));
+      this.driver.kill('SIGKILL');
+    }
+    this.driver = null;
+    await Promise.all(exits);
+    for (const ns of [...this.nodes.map((n) => n.ns), this.clientNs, this.hub]) {
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        // Never created (a failed start).
+      }
+    }
+    fs.rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
