@@ -8,6 +8,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { eventually } from '../helpers/eventually.js';
 import { NetnsCluster } from '../helpers/netns-cluster.js';
+import { checkLog } from '../helpers/log-checker.js';
 import type { NodeMetrics } from '../helpers/node-text.js';
 
 async function withCluster(t: ExecutionContext, run: (c: NetnsCluster) => Promise<void>): Promise<void> {
@@ -147,5 +148,50 @@ test.serial(
         }
       }
     });
+  },
+);
+
+test.serial(
+  'appends across a cut-off Raft leader and rollovers: every acknowledged record once at its offset, nothing unexpected',
+  async (t) => {
+    const cluster = await NetnsCluster.start({ nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '25' } });
+    try {
+      const leader = await settled(cluster);
+      await eventually('the topic', async () => {
+        const [r] = await cluster.text(leader, ['REGISTER history']);
+        return r === 'OK' ? r : undefined;
+      });
+      const untilMs = Date.now() + 7_000;
+      const writers = [0, 1, 2, 3].map((w) =>
+        cluster.appends(
+          'history',
+          Array.from({ length: 20_000 }, (_, i) => `w${w}-${i}`),
+          untilMs,
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      cluster.isolate(leader);
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      cluster.heal();
+      const attempts = (await Promise.all(writers)).flat();
+      await settled(cluster);
+      const read = await eventually('a full read after healing', () => cluster.readAll('history'));
+      const check = checkLog(attempts, read.records);
+      t.log(
+        `${check.acknowledged} acknowledged, ${check.unknown} unknown (${check.unknownPresent} landed), ${read.records.length} records read, end ${read.endOffset}`,
+      );
+      t.true(check.acknowledged > 100, 'the writers made progress');
+      t.deepEqual(check.lost.slice(0, 10), [], `${check.lost.length} acknowledged records lost`);
+      t.deepEqual(check.misplaced.slice(0, 10), []);
+      t.deepEqual(check.duplicated.slice(0, 10), []);
+      t.deepEqual(check.unexpected.slice(0, 10), []);
+      t.deepEqual(check.holes.slice(0, 10), []);
+      t.is(read.records.length, read.endOffset - (read.records[0]?.offset ?? 0));
+    } catch (error) {
+      for (const n of cluster.nodes) t.log(`--- node ${n.nodeId} ---\n${n.logTail.slice(-2000)}`);
+      throw error;
+    } finally {
+      await cluster.destroy();
+    }
   },
 );

@@ -67,7 +67,7 @@ export class NetnsCluster {
   private readonly hub: string;
   private readonly clientNs: string;
   private driver: ChildProcess | null = null;
-  private readonly pending = new Map<number, (reply: { replies?: string[]; error?: string }) => void>();
+  private readonly pending = new Map<number, (reply: object) => void>();
   private askId = 0;
   readonly nodes: NetnsNode[] = [];
 
@@ -137,7 +137,7 @@ export class NetnsCluster {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.driver = driver;
-    driver.on('message', (m: { id?: number; ready?: boolean; replies?: string[]; error?: string }) => {
+    driver.on('message', (m: { id?: number }) => {
       if (m.id === undefined) return;
       this.pending.get(m.id)?.(m);
       this.pending.delete(m.id);
@@ -156,15 +156,61 @@ export class NetnsCluster {
     return `${this.nodes[index]!.host}:${clientPort}`;
   }
 
-  /** Sends text commands to node `index` from the client namespace; a failure is `ERR <code>`. */
-  text(index: number, commands: readonly string[], timeoutMs = askTimeoutMsDefault): Promise<string[]> {
+  private ask<T>(message: Record<string, unknown>): Promise<T & { error?: string }> {
     const driver = this.driver;
     if (driver === null) return Promise.reject(new Error('the cluster is destroyed'));
     const id = ++this.askId;
     return new Promise((resolve) => {
-      this.pending.set(id, (m) => resolve(m.replies ?? [`ERR ${m.error ?? 'UNKNOWN'}`]));
-      driver.send({ id, addr: this.clientAddr(index), commands, timeoutMs });
+      this.pending.set(id, (m) => resolve(m as T & { error?: string }));
+      driver.send({ id, ...message });
     });
+  }
+
+  /** Sends text commands to node `index` from the client namespace; a failure is `ERR <code>`. */
+  async text(index: number, commands: readonly string[], timeoutMs = askTimeoutMsDefault): Promise<string[]> {
+    const m = await this.ask<{ replies?: string[] }>({
+      kind: 'text',
+      addr: this.clientAddr(index),
+      commands,
+      timeoutMs,
+    });
+    return m.replies ?? [`ERR ${m.error ?? 'UNKNOWN'}`];
+  }
+
+  /**
+   * One writer: appends each value as one record, in order, through any node (leader-aware), until
+   * `untilMs` (Date.now()). Each outcome is an offset, or an error (after which the record may or
+   * may not be there).
+   */
+  async appends(
+    topic: string,
+    values: readonly string[],
+    untilMs: number,
+    timeoutMs = 2_000,
+  ): Promise<{ value: string; offset?: number; error?: string }[]> {
+    const nodes = this.nodes.map((_, i) => this.clientAddr(i));
+    const m = await this.ask<{ results?: { value: string; offset?: number; error?: string }[] }>({
+      kind: 'appends',
+      nodes,
+      topic,
+      values,
+      timeoutMs,
+      untilMs,
+    });
+    if (m.results === undefined) throw new Error(`appends failed: ${m.error}`);
+    return m.results;
+  }
+
+  /** Every record of the topic from its start, read through any node. */
+  async readAll(topic: string): Promise<{ records: { offset: number; value: string }[]; endOffset: number }> {
+    const nodes = this.nodes.map((_, i) => this.clientAddr(i));
+    const m = await this.ask<{ records?: { offset: number; value: string }[]; endOffset?: number }>({
+      kind: 'readAll',
+      nodes,
+      topic,
+    });
+    if (m.records === undefined || m.endOffset === undefined) throw new Error(`readAll failed: ${m.error}`);
+    return { records: m.records, endOffset: m.endOffset };
   }
 
   /** The node's METRICS, or null when it does not answer in time. */
