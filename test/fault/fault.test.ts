@@ -124,6 +124,14 @@ test.serial(
   'an idempotent producer retrying after kill -9 of its segment leader gets its first answer, not a second copy',
   async (t) => {
     await withCluster(t, {}, async (cluster) => {
+      const converged = () =>
+        eventually('a leader of three voters', async () => {
+          const ms = await Promise.all(cluster.nodes.map((n) => metrics(n.clientAddr)));
+          const l = ms[0]?.current_leader;
+          const agreed = ms.every((m) => m?.current_leader === l && m?.membership_config.voters.length === 3);
+          return l && agreed ? l : undefined;
+        });
+      await converged();
       const client = new WalrusClient({
         nodes: cluster.clientAddrs,
         requestTimeoutMs: 5000,
@@ -147,6 +155,7 @@ test.serial(
         }
         await cluster.kill(leaderIndex, 'SIGKILL');
         await cluster.startNode(leaderIndex);
+        await converged();
         // The acknowledgement of seq 9 was "lost": the producer sends it again.
         const retry = await eventually('a retry after the restart', () =>
           client.append('exactly-once', batch(9), { producerId: 'p1', producerSeq: 9 }),

@@ -151,47 +151,53 @@ test.serial(
   },
 );
 
-test.serial(
-  'appends across a cut-off Raft leader and rollovers: every acknowledged record once at its offset, nothing unexpected',
-  async (t) => {
-    const cluster = await NetnsCluster.start({ nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '25' } });
-    try {
-      const leader = await settled(cluster);
-      await eventually('the topic', async () => {
-        const [r] = await cluster.text(leader, ['REGISTER history']);
-        return r === 'OK' ? r : undefined;
-      });
-      const untilMs = Date.now() + 7_000;
-      const writers = [0, 1, 2, 3].map((w) =>
-        cluster.appends(
-          'history',
-          Array.from({ length: 20_000 }, (_, i) => `w${w}-${i}`),
-          untilMs,
-        ),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
-      cluster.isolate(leader);
-      await new Promise((resolve) => setTimeout(resolve, 2_500));
-      cluster.heal();
-      const attempts = (await Promise.all(writers)).flat();
-      await settled(cluster);
-      const read = await eventually('a full read after healing', () => cluster.readAll('history'));
-      const check = checkLog(attempts, read.records);
-      t.log(
-        `${check.acknowledged} acknowledged, ${check.unknown} unknown (${check.unknownPresent} landed), ${read.records.length} records read, end ${read.endOffset}`,
-      );
-      t.true(check.acknowledged > 100, 'the writers made progress');
-      t.deepEqual(check.lost.slice(0, 10), [], `${check.lost.length} acknowledged records lost`);
-      t.deepEqual(check.misplaced.slice(0, 10), []);
-      t.deepEqual(check.duplicated.slice(0, 10), []);
-      t.deepEqual(check.unexpected.slice(0, 10), []);
-      t.deepEqual(check.holes.slice(0, 10), []);
-      t.is(read.records.length, read.endOffset - (read.records[0]?.offset ?? 0));
-    } catch (error) {
-      for (const n of cluster.nodes) t.log(`--- node ${n.nodeId} ---\n${n.logTail.slice(-2000)}`);
-      throw error;
-    } finally {
-      await cluster.destroy();
-    }
-  },
-);
+for (const victim of ['the Raft leader', 'a follower', 'a follower (then killed -9)'] as const) {
+  test.serial(
+    `appends across rollovers while ${victim} is cut off: every acknowledged record once at its offset, nothing unexpected`,
+    async (t) => {
+      const cluster = await NetnsCluster.start({ nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '25' } });
+      try {
+        const leader = await settled(cluster);
+        await eventually('the topic', async () => {
+          const [r] = await cluster.text(leader, ['REGISTER history']);
+          return r === 'OK' ? r : undefined;
+        });
+        const untilMs = Date.now() + 7_000;
+        const writers = [0, 1, 2, 3].map((w) =>
+          cluster.appends(
+            'history',
+            Array.from({ length: 20_000 }, (_, i) => `w${w}-${i}`),
+            untilMs,
+          ),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        // A follower leads some of the segments the rollovers hand round; the Raft leader seals them.
+        const cut = victim === 'the Raft leader' ? leader : (leader + 1) % 3;
+        cluster.isolate(cut);
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        if (victim === 'a follower (then killed -9)') await cluster.kill(cut);
+        cluster.heal();
+        if (victim === 'a follower (then killed -9)') await cluster.startNode(cut);
+        const attempts = (await Promise.all(writers)).flat();
+        await settled(cluster);
+        const read = await eventually('a full read after healing', () => cluster.readAll('history'));
+        const check = checkLog(attempts, read.records);
+        t.log(
+          `${check.acknowledged} acknowledged, ${check.unknown} unknown (${check.unknownPresent} landed), ${read.records.length} records read, end ${read.endOffset}`,
+        );
+        t.true(check.acknowledged > 100, 'the writers made progress');
+        t.deepEqual(check.lost.slice(0, 10), [], `${check.lost.length} acknowledged records lost`);
+        t.deepEqual(check.misplaced.slice(0, 10), []);
+        t.deepEqual(check.duplicated.slice(0, 10), []);
+        t.deepEqual(check.unexpected.slice(0, 10), []);
+        t.deepEqual(check.holes.slice(0, 10), []);
+        t.is(read.records.length, read.endOffset - (read.records[0]?.offset ?? 0));
+      } catch (error) {
+        for (const n of cluster.nodes) t.log(`--- node ${n.nodeId} ---\n${n.logTail.slice(-2000)}`);
+        throw error;
+      } finally {
+        await cluster.destroy();
+      }
+    },
+  );
+}

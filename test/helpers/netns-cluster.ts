@@ -270,6 +270,15 @@ export class NetnsCluster {
     });
   }
 
+  /** SIGKILLs node `index` (kill -9) and waits for it to exit; `startNode` brings it back. */
+  async kill(index: number): Promise<void> {
+    const child = this.nodes[index]!.process;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
   /** Node `to` stops receiving anything from node `from` (one way). */
   drop(to: number, from: number): void {
     inNs(
