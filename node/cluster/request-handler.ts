@@ -130,25 +130,33 @@ export class RequestHandler {
    * catches up with the leader and tries once more before answering. Neither error has changed
    * anything, so the retry is safe.
    */
-  private async dispatch(
+  private dispatch(
     conn: ReplyChannel | null,
     request: Request,
     forwarded: boolean,
   ): Promise<ResponseByOp[RequestOp]> {
+    // No async frame of its own: every request passes here, and only a failure needs more.
+    return this.dispatchOnce(conn, request, forwarded).catch((error: unknown) =>
+      this.retryIfStale(error, conn, request, forwarded),
+    );
+  }
+
+  private async retryIfStale(
+    error: unknown,
+    conn: ReplyChannel | null,
+    request: Request,
+    forwarded: boolean,
+  ): Promise<ResponseByOp[RequestOp]> {
+    const stale =
+      error instanceof WalrusError &&
+      (error.code === ErrorCode.TOPIC_NOT_FOUND || (forwarded && error.code === ErrorCode.NOT_LEADER));
+    if (!stale || request.op === 'deleteTopic') throw error;
     try {
-      return await this.dispatchOnce(conn, request, forwarded);
-    } catch (error) {
-      const stale =
-        error instanceof WalrusError &&
-        (error.code === ErrorCode.TOPIC_NOT_FOUND || (forwarded && error.code === ErrorCode.NOT_LEADER));
-      if (!stale || request.op === 'deleteTopic') throw error;
-      try {
-        await this.options.cluster.catchUpWithLeader();
-      } catch {
-        throw error;
-      }
-      return this.dispatchOnce(conn, request, forwarded);
+      await this.options.cluster.catchUpWithLeader();
+    } catch {
+      throw error;
     }
+    return this.dispatchOnce(conn, request, forwarded);
   }
 
   private async dispatchOnce(

@@ -204,8 +204,12 @@ function recover(
   let scannedCount = 0;
   // Whether any non-zero byte lies after the records (else the tail needs no zeroing).
   const seen = { nonZero: false };
-  // The scan starts at a batch boundary (a checkpoint's durable end, or the file's first record).
-  let batchEnd: BatchEnd = { offset: expect, position, lastTimestampMs: segment.lastTimestampMs };
+  // Where the last whole batch ends, as scalars (an object per scanned record would be garbage on
+  // start-up's longest loop). The scan starts at a batch boundary (a checkpoint's durable end, or
+  // the file's first record).
+  let batchEndOffset = expect;
+  let batchEndPosition = position;
+  let batchEndTimestampMs = segment.lastTimestampMs;
   for (;;) {
     const at8 = reader.view(position, 8);
     let size = -1;
@@ -229,8 +233,11 @@ function recover(
       position += size;
       expect += 1;
       scannedCount += 1;
-      if (!recordBatchContinuesAt(reader.buf, at))
-        batchEnd = { offset: expect, position, lastTimestampMs: ts };
+      if (!recordBatchContinuesAt(reader.buf, at)) {
+        batchEndOffset = expect;
+        batchEndPosition = position;
+        batchEndTimestampMs = ts;
+      }
       continue;
     }
     if (position + 8 > scanEnd || gaps.length >= walLimits.corruptRangeCountMaxPerSegment) {
@@ -252,12 +259,18 @@ function recover(
       startPosition: position,
       resumePosition: found.position,
       lastTimestampBefore: segment.lastTimestampMs,
-      batchEndBefore: batchEnd,
+      batchEndBefore: {
+        offset: batchEndOffset,
+        position: batchEndPosition,
+        lastTimestampMs: batchEndTimestampMs,
+      },
     });
     position = found.position;
     expect = found.offset;
     // Past corruption, where a batch starts is unknown: count the resume point as a boundary.
-    batchEnd = { offset: expect, position, lastTimestampMs: segment.lastTimestampMs };
+    batchEndOffset = expect;
+    batchEndPosition = position;
+    batchEndTimestampMs = segment.lastTimestampMs;
   }
   // The resync scan stops short of the file's last bytes (too few for a record): check them too.
   if (!seen.nonZero && position < scanEnd) {
@@ -279,7 +292,11 @@ function recover(
     segment.lastTimestampMs = lastTimestampMs;
     if (endOffset === segment.baseOffset) segment.firstTimestampMs = null;
   };
-  let lastBatchEnd = batchEnd;
+  let lastBatchEnd: BatchEnd = {
+    offset: batchEndOffset,
+    position: batchEndPosition,
+    lastTimestampMs: batchEndTimestampMs,
+  };
   for (const gap of gaps) {
     if (gap.fromOffset >= lastClaim) {
       cutTo(gap.fromOffset, gap.startPosition, gap.lastTimestampBefore);

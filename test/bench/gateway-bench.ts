@@ -66,18 +66,20 @@ const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** di
 
 async function loadHttp(req: Extract<LoadRequest, { kind: 'http' }>): Promise<HttpResult> {
   const pool = new Pool(req.origin, { connections: req.connections, pipelining: 1 });
+  const send = () =>
+    pool.request({
+      origin: req.origin,
+      path: req.path,
+      method: 'POST',
+      headers: req.headers,
+      body: req.body,
+    });
   // Warm-up (JIT, connections, the node's caches), the same for every server measured.
   const warmupEnd = performance.now() + warmupMs;
   await Promise.all(
     Array.from({ length: req.connections }, async () => {
       while (performance.now() < warmupEnd) {
-        const res = await pool.request({
-          origin: req.origin,
-          path: req.path,
-          method: 'POST',
-          headers: req.headers,
-          body: req.body,
-        });
+        const res = await send();
         await res.body.dump();
       }
     }),
@@ -92,13 +94,7 @@ async function loadHttp(req: Extract<LoadRequest, { kind: 'http' }>): Promise<Ht
       while (performance.now() < deadline) {
         const t0 = performance.now();
         try {
-          const res = await pool.request({
-            origin: req.origin,
-            path: req.path,
-            method: 'POST',
-            headers: req.headers,
-            body: req.body,
-          });
+          const res = await send();
           await res.body.dump();
           if (res.statusCode >= 300) errors++;
           else count++;

@@ -9,23 +9,11 @@ import path from 'node:path';
 import test from 'ava';
 import { chromium } from 'playwright-core';
 import { createWalrusClient } from '../../sdk/index.js';
-import { GatewayProcess } from '../helpers/gateway-process.js';
-import { startLocalCluster, type TestCluster } from '../helpers/local-cluster.js';
+import { GatewayProcess, useGatewayOverOneNode } from '../helpers/gateway-process.js';
 
 const chromiumPath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 
-let cluster: TestCluster;
-let gateway: GatewayProcess;
-
-test.before(async () => {
-  cluster = await startLocalCluster({ nodeCount: 1 });
-  gateway = await GatewayProcess.start({ nodes: cluster.clientAddrs });
-});
-
-test.after.always(async () => {
-  await gateway?.stop();
-  await cluster?.destroy();
-});
+const running = useGatewayOverOneNode(test);
 
 test('EventSource in headless Chromium tails a topic and resumes by itself', async (t) => {
   t.true(
@@ -49,13 +37,13 @@ test('EventSource in headless Chromium tails a topic and resumes by itself', asy
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
   });
-  const client = createWalrusClient({ baseUrl: gateway.url });
+  const client = createWalrusClient({ baseUrl: running.gateway.url });
   await client.createTopic('browser');
   await client.append('browser', ['before-1', 'before-2']);
 
   const page = await context.newPage();
   // Same origin as the API, so no CORS is involved: the page is the gateway's own /docs.
-  await page.goto(`${gateway.url}/docs`);
+  await page.goto(`${running.gateway.url}/docs`);
   await page.evaluate(() => {
     const w = globalThis as unknown as {
       received: { id: string; value: string }[];
@@ -90,11 +78,11 @@ test('EventSource in headless Chromium tails a topic and resumes by itself', asy
 
   // Stop the gateway gracefully and start a new one on the same port: the browser's own
   // reconnect (retry: 1000) sends Last-Event-ID, and the new gateway continues from there.
-  const port = gateway.port;
-  await gateway.stop('SIGTERM');
+  const port = running.gateway.port;
+  await running.gateway.stop('SIGTERM');
   await client.append('browser', ['while-down']).catch(() => undefined);
-  gateway = await GatewayProcess.start({ nodes: cluster.clientAddrs, port });
-  const writer = createWalrusClient({ baseUrl: gateway.url });
+  running.gateway = await GatewayProcess.start({ nodes: running.cluster.clientAddrs, port });
+  const writer = createWalrusClient({ baseUrl: running.gateway.url });
   await writer.append('browser', ['after-restart']);
   await waitFor(4);
   const all = await received();

@@ -7,25 +7,13 @@
 import net from 'node:net';
 import test from 'ava';
 import { createWalrusClient, WalrusApiError } from '../../sdk/index.js';
-import { GatewayProcess } from '../helpers/gateway-process.js';
-import { startLocalCluster, type TestCluster } from '../helpers/local-cluster.js';
+import { useGatewayOverOneNode } from '../helpers/gateway-process.js';
 import { checkResponse } from '../unit/gateway/spec-check.js';
 
-let cluster: TestCluster;
-let gateway: GatewayProcess;
-
-test.before(async () => {
-  cluster = await startLocalCluster({ nodeCount: 1 });
-  gateway = await GatewayProcess.start({ nodes: cluster.clientAddrs });
-});
-
-test.after.always(async () => {
-  await gateway?.stop();
-  await cluster?.destroy();
-});
+const running = useGatewayOverOneNode(test);
 
 test('SDK: topics, appends, reads, consumers against real processes', async (t) => {
-  const client = createWalrusClient({ baseUrl: gateway.url });
+  const client = createWalrusClient({ baseUrl: running.gateway.url });
   t.deepEqual(await client.health(), { status: 'ok' });
   t.like(await client.ready(), { ready: true });
   const topic = await client.createTopic('e2e-logs');
@@ -89,7 +77,7 @@ test('SDK: topics, appends, reads, consumers against real processes', async (t) 
 });
 
 test('answers of the real stack match openapi.yaml', async (t) => {
-  const base = gateway.url;
+  const base = running.gateway.url;
   const post = (path: string, body: unknown) =>
     fetch(base + path, {
       method: 'POST',
@@ -142,8 +130,8 @@ async function raw(port: number, bytes: string | Buffer): Promise<string> {
 }
 
 test('bad input over a real socket never crashes the gateway', async (t) => {
-  const port = gateway.port;
-  await fetch(`${gateway.url}/v1/topics`, {
+  const port = running.gateway.port;
+  await fetch(`${running.gateway.url}/v1/topics`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: '{"name":"bad-input"}',
@@ -155,7 +143,7 @@ test('bad input over a real socket never crashes the gateway', async (t) => {
   );
   t.regex(huge, /^HTTP\/1\.1 413/);
   t.regex(huge, /content-type: application\/problem\+json/i);
-  const malformed = await fetch(`${gateway.url}/v1/topics/bad-input/records`, {
+  const malformed = await fetch(`${running.gateway.url}/v1/topics/bad-input/records`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: '{"records": [',
@@ -173,8 +161,8 @@ test('bad input over a real socket never crashes the gateway', async (t) => {
     `POST /v1/topics/bad-input/records HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.repeat(10)}0\r\n\r\n`,
   );
   t.regex(chunked, /^HTTP\/1\.1 413/);
-  const path = await fetch(`${gateway.url}/v1/topics/..%2F..%2Fetc%2Fpasswd/records`);
+  const path = await fetch(`${running.gateway.url}/v1/topics/..%2F..%2Fetc%2Fpasswd/records`);
   t.is(path.status, 400);
-  t.true(gateway.alive);
-  t.is((await fetch(`${gateway.url}/v1/health`)).status, 200);
+  t.true(running.gateway.alive);
+  t.is((await fetch(`${running.gateway.url}/v1/health`)).status, 200);
 });

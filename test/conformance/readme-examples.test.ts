@@ -10,22 +10,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { GatewayProcess, repoRoot } from '../helpers/gateway-process.js';
-import { startLocalCluster, type TestCluster } from '../helpers/local-cluster.js';
+import { repoRoot, useGatewayOverOneNode } from '../helpers/gateway-process.js';
 
 const run = promisify(execFile);
-let cluster: TestCluster;
-let gateway: GatewayProcess;
-
-test.before(async () => {
-  cluster = await startLocalCluster({ nodeCount: 1 });
-  gateway = await GatewayProcess.start({ nodes: cluster.clientAddrs });
-});
-
-test.after.always(async () => {
-  await gateway?.stop();
-  await cluster?.destroy();
-});
+const running = useGatewayOverOneNode(test);
 
 function httpSection(): string {
   const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
@@ -48,7 +36,7 @@ function commands(block: string): string[] {
     .filter((l) => l.length > 0 && !l.startsWith('#'));
 }
 
-const retarget = (text: string) => text.replaceAll('http://localhost:3000', gateway.url);
+const retarget = (text: string) => text.replaceAll('http://localhost:3000', running.gateway.url);
 
 test('every curl example of the README works against a running gateway', async (t) => {
   const lines = codeBlocks(httpSection(), 'bash').flatMap(commands);
@@ -68,7 +56,7 @@ test('every curl example of the README works against a running gateway', async (
     }
   }
   const read = JSON.parse(
-    (await run('curl', ['-s', `${gateway.url}/v1/topics/logs/records?offset=0&limit=10`])).stdout,
+    (await run('curl', ['-s', `${running.gateway.url}/v1/topics/logs/records?offset=0&limit=10`])).stdout,
   );
   t.deepEqual(
     (read as { records: { value: string }[] }).records.map((r) => r.value),

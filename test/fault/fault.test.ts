@@ -27,15 +27,20 @@ async function withCluster(
   }
 }
 
+/** Waits until every node reports the same leader and three voters; returns the leader's id. */
+function threeVoters(cluster: TestCluster): Promise<number> {
+  return eventually('a leader of three voters', async () => {
+    const ms = await Promise.all(cluster.nodes.map((n) => metrics(n.clientAddr)));
+    const l = ms[0]?.current_leader;
+    const agreed = ms.every((m) => m?.current_leader === l && m?.membership_config.voters.length === 3);
+    return l && agreed ? l : undefined;
+  });
+}
+
 test.serial('a paused leader is replaced, and steps down when it resumes', async (t) => {
   await withCluster(t, {}, async (cluster) => {
     // Wait for three voters: with a learner not yet promoted, losing the leader loses the quorum.
-    const leader = await eventually('a leader of three voters', async () => {
-      const ms = await Promise.all(cluster.nodes.map((n) => metrics(n.clientAddr)));
-      const l = ms[0]?.current_leader;
-      const agreed = ms.every((m) => m?.current_leader === l && m?.membership_config.voters.length === 3);
-      return l && agreed ? l : undefined;
-    });
+    const leader = await threeVoters(cluster);
     const index = cluster.nodes.findIndex((n) => n.spec.nodeId === leader);
     const survivors = cluster.nodes.filter((_, i) => i !== index);
     cluster.nodes[index]!.process!.kill('SIGSTOP');
@@ -124,14 +129,7 @@ test.serial(
   'an idempotent producer retrying after kill -9 of its segment leader gets its first answer, not a second copy',
   async (t) => {
     await withCluster(t, {}, async (cluster) => {
-      const converged = () =>
-        eventually('a leader of three voters', async () => {
-          const ms = await Promise.all(cluster.nodes.map((n) => metrics(n.clientAddr)));
-          const l = ms[0]?.current_leader;
-          const agreed = ms.every((m) => m?.current_leader === l && m?.membership_config.voters.length === 3);
-          return l && agreed ? l : undefined;
-        });
-      await converged();
+      await threeVoters(cluster);
       const client = new WalrusClient({
         nodes: cluster.clientAddrs,
         requestTimeoutMs: 5000,
@@ -155,7 +153,7 @@ test.serial(
         }
         await cluster.kill(leaderIndex, 'SIGKILL');
         await cluster.startNode(leaderIndex);
-        await converged();
+        await threeVoters(cluster);
         // The acknowledgement of seq 9 was "lost": the producer sends it again.
         const retry = await eventually('a retry after the restart', () =>
           client.append('exactly-once', batch(9), { producerId: 'p1', producerSeq: 9 }),

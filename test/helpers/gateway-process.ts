@@ -6,6 +6,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { TestFn } from 'ava';
+import { startLocalCluster, type TestCluster } from './local-cluster.js';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../../..');
 export const gatewayBin = path.join(repoRoot, 'dist/gateway/server.js');
@@ -98,4 +100,25 @@ export class GatewayProcess {
   kill(): Promise<number | string | null> {
     return this.stop('SIGKILL');
   }
+}
+
+/** A walrus-node with a gateway in front of it, for a test file (`useGatewayOverOneNode`). */
+export interface GatewayOverOneNode {
+  cluster: TestCluster;
+  /** Replaceable by a test that restarts its gateway; the one here at the end is stopped. */
+  gateway: GatewayProcess;
+}
+
+/** Starts one walrus-node and one gateway before the file's tests and stops both after them. */
+export function useGatewayOverOneNode(test: TestFn): GatewayOverOneNode {
+  const running = {} as GatewayOverOneNode;
+  test.before(async () => {
+    running.cluster = await startLocalCluster({ nodeCount: 1 });
+    running.gateway = await GatewayProcess.start({ nodes: running.cluster.clientAddrs });
+  });
+  test.after.always(async () => {
+    await running.gateway?.stop();
+    await running.cluster?.destroy();
+  });
+  return running;
 }

@@ -142,6 +142,11 @@ export class NetnsCluster {
       this.pending.get(m.id)?.(m);
       this.pending.delete(m.id);
     });
+    // A driver that dies answers every ask still waiting, rather than leaving the test hanging.
+    driver.once('exit', (code) => {
+      for (const answer of this.pending.values()) answer({ error: `DRIVER_EXITED ${code}` });
+      this.pending.clear();
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the netns driver did not start')), startTimeoutMs);
       driver.once('message', () => {
