@@ -1,13 +1,13 @@
 /**
  * The node's peers by id: one reconnecting, authenticated PeerLink per peer, created on first use
- * from the addresses the cluster metadata holds. Also the ClusterView the broker routes with
+ * from the addresses the cluster metadata holds. Also the ClusterView the topic service and the server route with
  * (leader, voters, liveness, forwarding a client request to another node over the peer link).
  */
 import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
 import { PeerLink } from '../transport/peer-link.js';
-import type { ClusterView } from '../cluster/broker.js';
+import type { ClusterView } from '../topics/ports.js';
 import type { MetadataState } from '../cluster/metadata-state.js';
 import type { PeerSender, RaftNode } from '../cluster/raft-node.js';
 import type { Logger } from './logger.js';
@@ -93,7 +93,7 @@ export class PeerDirectory implements PeerSender {
   }
 }
 
-/** The broker's view of a Raft cluster, forwarding over the peer links. */
+/** The topic service's view of a Raft cluster, forwarding over the peer links. */
 export function raftClusterView(raft: RaftNode, peers: PeerDirectory): ClusterView {
   return {
     raftLeaderId: () => raft.leaderId,

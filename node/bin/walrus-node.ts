@@ -9,14 +9,17 @@
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Broker } from '../cluster/broker.js';
-import { MetadataState } from '../cluster/metadata-state.js';
-import { metricsJson } from '../cluster/metrics-json.js';
+import { type MetaCommand, MetadataState } from '../cluster/metadata-state.js';
 import { RaftDiskStorage } from '../cluster/raft-disk-storage.js';
 import { decodeRaftMessage, encodeRaftMessage } from '../cluster/raft-codec.js';
 import { type JoinReply, RaftNode } from '../cluster/raft-node.js';
-import { RequestHandler } from '../cluster/request-handler.js';
+import { Controller } from '../controller/controller.js';
+import { Monitor } from '../controller/monitor.js';
+import { metricsJson } from '../server/metrics-json.js';
+import { RequestHandler } from '../server/request-handler.js';
+import { TopicService } from '../topics/topic-service.js';
 import { ConfigError, type NodeConfig, nodeUsage, parseNodeConfig } from '../config/node-config.js';
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { binaryMarker } from '../protocol/frame.js';
 import { protocolLimits } from '../protocol/limits.js';
 import { FrameServer } from '../transport/frame-server.js';
@@ -139,7 +142,8 @@ async function main(): Promise<void> {
   const raftAddr = `${config.raftAdvertiseHost}:${config.raftPort}`;
   const state = new MetadataState();
   const peers = new PeerDirectory(config.nodeId, state, config.clusterSecret, logger);
-  let broker: Broker | null = null;
+  let topics: TopicService | null = null;
+  let controller: Controller | null = null;
   const raft = new RaftNode({
     nodeId: config.nodeId,
     storage,
@@ -151,14 +155,24 @@ async function main(): Promise<void> {
     heartbeatTick: 1,
     seed: randomInt(1, 2 ** 31),
     logger,
-    onApply: (_index, command) => broker?.onApply(command),
-    prepareProposal: (command) => broker?.prepareProposal(command) ?? command,
+    onApply: (_index, command) => topics?.onApply(command),
+    prepareProposal: (command) => controller?.prepareProposal(command) ?? command,
   });
   const cluster = raftClusterView(raft, peers);
-  broker = new Broker({
+  const meta = {
+    state,
+    propose: (command: MetaCommand) => raft.propose(command),
+    // Interim until the Raft driver's ReadIndex barrier lands (same branch of work): leader check only.
+    readBarrier: async () => {
+      await raft.catchUpWithLeader();
+      if (!raft.isLeader)
+        throw new WalrusError(ErrorCode.NOT_LEADER, `node ${config.nodeId} is not the Raft leader`);
+    },
+  };
+  topics = new TopicService({
     nodeId: config.nodeId,
     wal,
-    meta: raft,
+    meta,
     cluster,
     segmentEntryCountMax: config.segmentEntryCountMax,
     retentionDefault: {
@@ -168,13 +182,32 @@ async function main(): Promise<void> {
     nowMs: Date.now,
     logger,
   });
+  controller = new Controller({
+    nodeId: config.nodeId,
+    state,
+    isRaftLeader: () => raft.isLeader,
+    voters: () => [...raft.status().voters],
+    aliveVoters: () => raft.aliveVoters(),
+    propose: (command) => raft.propose(command),
+    nowMs: Date.now,
+    logger,
+  });
+  const topicService = topics;
+  const leaderWork = controller;
+  const monitor = new Monitor(
+    [
+      { name: 'topics', run: () => topicService.reconciler.maintain() },
+      { name: 'controller', run: () => leaderWork.tick() },
+    ],
+    logger,
+  );
   const handler = new RequestHandler({
-    broker,
+    topics,
     cluster,
     nodeId: config.nodeId,
     clientAddr,
     logger,
-    metricsJson: () => metricsJson(config.nodeId, raft.metricsStatus(), broker.storageStats()),
+    metricsJson: () => metricsJson(config.nodeId, raft.metricsStatus(), topicService.storageStats()),
   });
 
   const peerServer = new PeerServer({
@@ -197,7 +230,7 @@ async function main(): Promise<void> {
   if (config.join !== null && fresh)
     peers.learn((await joinCluster(config, clientAddr, raftAddr, logger)).nodes);
   await raft.waitLocalReplay();
-  await broker.recover();
+  await topics.recover();
   void raft.ensureRegistered({ nodeId: config.nodeId, raftAddr, clientAddr });
 
   const server = new FrameServer({
@@ -214,7 +247,7 @@ async function main(): Promise<void> {
   });
   const bound = await server.listen();
   logger.info({ host: bound.host, port: bound.port }, 'Client listener bound');
-  broker.startMonitor(config.monitorCheckMs);
+  monitor.start(config.monitorCheckMs);
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -222,7 +255,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'Shutting down');
     await server.close();
-    await broker.close();
+    monitor.stop();
+    await topics.close();
     raft.stop();
     await peerServer.close();
     await peers.close();

@@ -21,6 +21,9 @@ export interface SegmentMeta {
   /** Exclusive end once sealed; null while active. */
   endOffset: number | null;
   readonly leaderNodeId: number;
+  /** Set at the seal: bytes the segment holds, and its newest record's time (null: no record). */
+  sizeBytes?: number;
+  lastTimestampMs?: number | null;
 }
 
 export interface TopicMeta {
@@ -67,6 +70,9 @@ export type MetaCommand =
       readonly nextLeaderNodeId: number;
       /** Idempotent producers' last batches, handed to the next segment leader. */
       readonly producers?: readonly ProducerEntry[];
+      /** The sealed segment's size and newest record time, so the Raft leader can judge retention. */
+      readonly sizeBytes?: number;
+      readonly lastTimestampMs?: number | null;
     }
   | { readonly type: 'dropSegments'; readonly topic: string; readonly segmentIds: readonly number[] }
   | {
@@ -74,6 +80,12 @@ export type MetaCommand =
       readonly topic: string;
       readonly consumer: string;
       readonly offset: number;
+      /**
+       * Compare-and-set: applied only when the cursor is this value (null: no cursor yet). A read
+       * that auto-commits sets it to the cursor it read from, so a commit decided on a stale
+       * cursor changes nothing and a cursor never moves backwards behind a reader's back.
+       */
+      readonly expectedOffset?: number | null;
     };
 
 /** Limits on what the state may hold; commands beyond them are refused before they are logged. */
@@ -170,6 +182,8 @@ export class MetadataState {
         const active = activeSegment(topic);
         if (active.id !== command.segmentId || command.endOffset < active.baseOffset) return;
         active.endOffset = command.endOffset;
+        if (command.sizeBytes !== undefined) active.sizeBytes = command.sizeBytes;
+        if (command.lastTimestampMs !== undefined) active.lastTimestampMs = command.lastTimestampMs;
         topic.producers = command.producers ?? [];
         topic.segments.push({
           id: active.id + 1,
@@ -191,7 +205,13 @@ export class MetadataState {
       }
       case 'commitCursor': {
         const topic = this.topics.get(command.topic);
-        if (topic !== undefined) topic.cursors.set(command.consumer, command.offset);
+        if (topic === undefined) return;
+        if (
+          command.expectedOffset !== undefined &&
+          (topic.cursors.get(command.consumer) ?? null) !== command.expectedOffset
+        )
+          return;
+        topic.cursors.set(command.consumer, command.offset);
         return;
       }
     }

@@ -28,7 +28,21 @@ import {
 } from '../raft/index.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { MetaCommand, MetadataSnapshot, MetadataState, NodeMeta } from './metadata-state.js';
-import type { RaftStatusForMetrics } from './metrics-json.js';
+
+/** What METRICS shows of this node's Raft state. */
+export interface RaftStatusForMetrics {
+  readonly state: 'Leader' | 'Follower' | 'Candidate' | 'PreCandidate' | 'Learner';
+  readonly term: number;
+  readonly vote: number | null;
+  readonly lastIndex: number;
+  readonly applied: number;
+  readonly leaderId: number | null;
+  readonly voters: readonly number[];
+  readonly learners: readonly number[];
+  readonly snapshot: { readonly index: number; readonly term: number } | null;
+  /** Leader only: per follower. */
+  readonly progress: Readonly<Record<string, { readonly match: number; readonly next: number }>>;
+}
 
 /** The disk-backed storage the driver writes through (RaftDiskStorage implements it). */
 export interface DurableRaftStorage extends RaftStorage {

@@ -769,6 +769,37 @@ export class Wal {
     return deleted;
   }
 
+  /**
+   * Deletes the leading sealed segments that end at or below `startOffset` (retention decided
+   * elsewhere and committed to the metadata). Never the active segment. Returns their ids.
+   */
+  async deleteSegmentsBelow(topic: string, startOffset: number): Promise<number[]> {
+    this.assertOpen();
+    const t = this.topicMap.get(topic);
+    if (t === undefined) return [];
+    const deleted: number[] = [];
+    while (t.segments.length > 0) {
+      const oldest = t.segments[0]!;
+      if (!oldest.sealed || oldest === t.active || oldest.endOffset > startOffset) break;
+      try {
+        oldest.deleteFiles();
+      } catch (error) {
+        throw walErrorFromIo(error, `deleting segment ${oldest.id} of topic '${topic}'`);
+      }
+      t.segments.shift();
+      deleted.push(oldest.id);
+      this.logger.info(
+        { topic, segmentId: oldest.id, endOffset: oldest.endOffset },
+        'Retention deleted a segment',
+      );
+    }
+    if (deleted.length > 0) {
+      this.io.fsyncDir(t.dir);
+      if (t.segments.length === 0) this.dropTopicState(t);
+    }
+    return deleted;
+  }
+
   private dropTopicState(t: TopicState): void {
     this.topicMap.delete(t.name);
     this.io.removeTree(t.dir);

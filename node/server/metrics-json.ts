@@ -3,20 +3,7 @@
  * `last_applied`, `current_leader`, `membership_config`, `snapshot`, `replication`) with real
  * values from the node's Raft status, plus a `storage` object of our own.
  */
-
-export interface RaftStatusForMetrics {
-  readonly state: 'Leader' | 'Follower' | 'Candidate' | 'PreCandidate' | 'Learner';
-  readonly term: number;
-  readonly vote: number | null;
-  readonly lastIndex: number;
-  readonly applied: number;
-  readonly leaderId: number | null;
-  readonly voters: readonly number[];
-  readonly learners: readonly number[];
-  readonly snapshot: { readonly index: number; readonly term: number } | null;
-  /** Leader only: per follower. */
-  readonly progress: Readonly<Record<string, { readonly match: number; readonly next: number }>>;
-}
+import type { RaftStatusForMetrics } from '../cluster/raft-node.js';
 
 export function metricsJson(
   nodeId: number,

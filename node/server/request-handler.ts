@@ -14,13 +14,13 @@ import {
   parseTextCommand,
   type TextCommand,
 } from '../protocol/text-codec.js';
-import {
-  type Broker,
-  type BrokerLogger,
-  type ClusterView,
-  sharedConsumerName,
-  toWalrusError,
-} from './broker.js';
+import type { Logger } from '../log.js';
+import { sharedConsumerName } from '../topics/consumers.js';
+import type { ClusterView } from '../topics/ports.js';
+import { toWalrusError } from '../topics/topic-table.js';
+import type { TopicService } from '../topics/topic-service.js';
+import { routeOf } from './routing.js';
+import { stateJson } from './state-json.js';
 
 /** Requests that change topic metadata on the Raft leader; a node that forwarded one catches up before answering. */
 const metadataChangeOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
@@ -38,13 +38,13 @@ export interface ReplyChannel {
 }
 
 export interface RequestHandlerOptions {
-  readonly broker: Broker;
+  readonly topics: TopicService;
   readonly cluster: ClusterView;
   readonly nodeId: number;
   readonly clientAddr: string;
   /** Builds seed 002's METRICS JSON. */
   readonly metricsJson: () => Record<string, unknown>;
-  readonly logger: BrokerLogger;
+  readonly logger: Logger;
 }
 
 export const requestHandlerLimits = {
@@ -54,7 +54,7 @@ export const requestHandlerLimits = {
 
 export class RequestHandler {
   private readonly options: RequestHandlerOptions;
-  private readonly broker: Broker;
+  private readonly topics: TopicService;
   /** Abort controllers of long polls, per connection id, so a closed connection frees its waiters. */
   private readonly polls = new Map<number, Set<AbortController>>();
   /** Text replies must go back in command order; binary ones may not. */
@@ -62,7 +62,7 @@ export class RequestHandler {
 
   constructor(options: RequestHandlerOptions) {
     this.options = options;
-    this.broker = options.broker;
+    this.topics = options.topics;
   }
 
   onFrame(conn: ReplyChannel, payload: Buffer): void {
@@ -164,15 +164,15 @@ export class RequestHandler {
     request: Request,
     forwarded: boolean,
   ): Promise<ResponseByOp[RequestOp]> {
-    const b = this.broker;
-    const target = b.routeOf(request);
+    const t = this.topics;
+    const target = routeOf(request, t.metadata, this.options.nodeId, this.options.cluster.raftLeaderId());
     if (target !== this.options.nodeId) {
       if (forwarded) {
         throw new WalrusError(
           ErrorCode.NOT_LEADER,
           `node ${this.options.nodeId} is not the node for this request`,
           {
-            leaderHint: { nodeId: target, clientAddr: b.metadata.nodes.get(target)?.clientAddr ?? '' },
+            leaderHint: { nodeId: target, clientAddr: t.metadata.nodes.get(target)?.clientAddr ?? '' },
           },
         );
       }
@@ -191,25 +191,25 @@ export class RequestHandler {
       case 'ping':
         return { nodeId: this.options.nodeId };
       case 'createTopic':
-        return b.createTopic(request.topic, request.retention);
+        return t.admin.create(request.topic, request.retention);
       case 'describeTopic':
-        return { topic: b.describeTopic(request.topic) };
+        return { topic: t.admin.describe(request.topic) };
       case 'listTopics':
-        return { topics: b.listTopics() };
+        return { topics: t.admin.list() };
       case 'deleteTopic':
-        return { deleted: await b.deleteTopic(request.topic) };
+        return { deleted: await t.admin.delete(request.topic) };
       case 'configureTopic':
-        return { topic: await b.configureTopic(request.topic, request.retention) };
+        return { topic: await t.admin.configure(request.topic, request.retention) };
       case 'append': {
         const options: { producerId?: string; producerSeq?: number; expectedOffset?: number } = {};
         if (request.producerId !== undefined) options.producerId = request.producerId;
         if (request.producerSeq !== undefined) options.producerSeq = request.producerSeq;
         if (request.expectedOffset !== undefined) options.expectedOffset = request.expectedOffset;
-        return b.append(request.topic, request.records, options);
+        return t.appender.append(request.topic, request.records, options);
       }
       case 'read':
         return this.longPoll(conn, (signal) =>
-          b.read(
+          t.reader.read(
             request.topic,
             request.offset,
             {
@@ -221,23 +221,23 @@ export class RequestHandler {
           ),
         );
       case 'offsetForTimestamp':
-        return { offset: await b.offsetForTimestamp(request.topic, request.timestampMs) };
+        return { offset: await t.reader.offsetForTimestamp(request.topic, request.timestampMs) };
       case 'localOffsetForTimestamp':
-        return { offset: b.localOffsetForTimestamp(request.topic, request.timestampMs) };
+        return { offset: t.reader.localOffsetForTimestamp(request.topic, request.timestampMs) };
       case 'consumerReadNext':
-        return b.consumerReadNext(request.topic, request.consumer, {
+        return t.consumers.readNext(request.topic, request.consumer, {
           recordCountMax: request.recordCountMax,
           byteCountMax: request.byteCountMax,
           autoCommit: request.autoCommit,
         });
       case 'consumerCommit':
-        return b.consumerCommit(request.topic, request.consumer, request.offset);
+        return t.consumers.commit(request.topic, request.consumer, request.offset);
       case 'consumerGet':
-        return b.consumerGet(request.topic, request.consumer);
+        return t.consumers.get(request.topic, request.consumer);
       case 'metrics':
         return { metrics: this.options.metricsJson() };
       case 'state':
-        return { state: b.stateJson(request.topic) };
+        return { state: stateJson(t, request.topic) };
       case 'removeNode':
         return { removed: await this.options.cluster.removeNode(request.nodeId) };
     }

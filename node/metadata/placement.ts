@@ -1,0 +1,41 @@
+/**
+ * Placement: which node leads a new topic's first segment and the segment after a seal. Pure
+ * functions of the voters and of which of them are alive, so every caller (and a test) gets the
+ * same answer from the same view.
+ */
+
+/**
+ * The initial segment leader of a new topic: the name hashed (FNV-1a) over the voters that are
+ * alive (a node the Raft leader has not heard from within an election timeout gets no new
+ * segments); `self` when no voter is known alive.
+ */
+export function placeNewTopic(name: string, aliveVoters: readonly number[], self: number): number {
+  const candidates = aliveVoters.length > 0 ? [...aliveVoters].sort((a, b) => a - b) : [self];
+  let hash = 2166136261;
+  for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 16777619) >>> 0;
+  return candidates[hash % candidates.length]!;
+}
+
+/**
+ * The leader of the segment after one led by `current`: round-robin over the voters after it, as
+ * in Walrus, skipping voters that are not alive when one is. `self` when there are no voters.
+ */
+export function nextSegmentLeader(
+  current: number,
+  voters: readonly number[],
+  aliveVoters: readonly number[],
+  self: number,
+): number {
+  const sorted = [...voters].sort((a, b) => a - b);
+  if (sorted.length === 0) return self;
+  const alive = new Set(aliveVoters);
+  const start = Math.max(
+    0,
+    sorted.findIndex((v) => v > current),
+  );
+  for (let i = 0; i < sorted.length; i++) {
+    const candidate = sorted[(start + i) % sorted.length]!;
+    if (alive.has(candidate)) return candidate;
+  }
+  return sorted[start % sorted.length]!;
+}

@@ -1,0 +1,29 @@
+/**
+ * The Walrus `STATE <topic>` JSON: `topic`, `current_segment`, `leader_node`, `sealed_segments`
+ * (id → record count), `segment_leaders` (id → node), plus our offsets and retention.
+ */
+import { activeSegment } from '../cluster/metadata-state.js';
+import type { TopicService } from '../topics/topic-service.js';
+
+export function stateJson(topics: TopicService, name: string): Record<string, unknown> {
+  const info = topics.admin.describe(name);
+  const topic = topics.metadata.topics.get(name)!;
+  const active = activeSegment(topic);
+  const sealed: Record<string, number> = {};
+  const leaders: Record<string, number> = {};
+  for (const s of topic.segments) {
+    leaders[String(s.id)] = s.leaderNodeId;
+    if (s.endOffset !== null) sealed[String(s.id)] = s.endOffset - s.baseOffset;
+  }
+  return {
+    topic: name,
+    current_segment: active.id,
+    leader_node: active.leaderNodeId,
+    sealed_segments: sealed,
+    segment_leaders: leaders,
+    start_offset: info.startOffset,
+    end_offset: info.endOffset,
+    retention_ms: topic.retention.retentionMs,
+    retention_bytes: topic.retention.retentionBytes,
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * Named consumer cursors, stored cluster-wide in the metadata and served by the Raft leader only.
+ *
+ * Every answer comes after a read barrier (ReadIndex): a deposed leader, or a new one whose applied
+ * state lags what was committed, must not answer an old cursor. A read-next commits its cursor by
+ * compare-and-set on the cursor it read from, so a commit decided on a stale view changes nothing:
+ * a cursor only moves backwards when a client commits a lower offset on purpose (a seek).
+ * Read-next and commit are serialised per consumer on this node, so two readers never get the same
+ * records.
+ */
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import type { ResponseByOp } from '../protocol/messages.js';
+import { type TopicMeta, metadataLimits, topicStartOffset } from '../cluster/metadata-state.js';
+import type { Reader, ReadLimits } from './reader.js';
+import { type TopicContext, proposeOrThrow } from './topic-context.js';
+import { type TopicRuntime, toWalrusError } from './topic-table.js';
+
+const consumerNamePattern = /^[A-Za-z0-9._-]{1,200}$/;
+
+/** The consumer that the Walrus `GET <topic>` command reads through. */
+export const sharedConsumerName = 'shared';
+
+export class Consumers {
+  private readonly ctx: TopicContext;
+  private readonly reader: Reader;
+
+  constructor(ctx: TopicContext, reader: Reader) {
+    this.ctx = ctx;
+    this.reader = reader;
+  }
+
+  readNext(
+    name: string,
+    consumer: string,
+    limits: ReadLimits & { autoCommit: boolean },
+  ): Promise<ResponseByOp['consumerReadNext']> {
+    const { table } = this.ctx;
+    table.topic(name);
+    checkConsumer(consumer);
+    const rt = table.runtime(name);
+    return this.withLock(rt, consumer, async () => {
+      await this.barrier();
+      const topic = table.topic(name);
+      checkRoom(topic, consumer);
+      const stored = topic.cursors.get(consumer) ?? null;
+      const offset = cursorOf(topic, consumer);
+      const records = await this.reader.readAnywhere(name, offset, limits);
+      const last = records[records.length - 1];
+      const nextOffset = last === undefined ? offset : last.offset + 1;
+      if (limits.autoCommit && nextOffset !== stored) {
+        await proposeOrThrow(this.ctx, {
+          type: 'commitCursor',
+          topic: name,
+          consumer,
+          offset: nextOffset,
+          expectedOffset: stored,
+        });
+        const now = table.topic(name).cursors.get(consumer) ?? null;
+        if (now !== nextOffset) {
+          // Another leader moved the cursor meanwhile: these records were not ours to deliver.
+          throw new WalrusError(
+            ErrorCode.UNAVAILABLE,
+            `the cursor of consumer '${consumer}' on topic '${name}' moved during the read (a Raft leader change); read again`,
+          );
+        }
+      }
+      return {
+        records,
+        nextOffset,
+        endOffset: Math.max(this.reader.knownEnd(table.topic(name)), nextOffset),
+      };
+    });
+  }
+
+  async commit(name: string, consumer: string, offset: number): Promise<ResponseByOp['consumerCommit']> {
+    const { table } = this.ctx;
+    table.topic(name);
+    checkConsumer(consumer);
+    const rt = table.runtime(name);
+    const end = await this.reader.topicEnd(name);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > end) {
+      throw new WalrusError(
+        ErrorCode.OFFSET_OUT_OF_RANGE,
+        `cannot commit offset ${offset}: the topic's end is ${end}`,
+      );
+    }
+    checkRoom(table.topic(name), consumer);
+    return this.withLock(rt, consumer, async () => {
+      await proposeOrThrow(this.ctx, { type: 'commitCursor', topic: name, consumer, offset });
+      return { consumer: { topic: name, consumer, offset } };
+    });
+  }
+
+  async get(name: string, consumer: string): Promise<ResponseByOp['consumerGet']> {
+    this.ctx.table.topic(name);
+    checkConsumer(consumer);
+    await this.barrier();
+    const topic = this.ctx.table.topic(name);
+    if (!topic.cursors.has(consumer)) {
+      throw new WalrusError(
+        ErrorCode.CONSUMER_NOT_FOUND,
+        `consumer '${consumer}' has no cursor on topic '${name}'`,
+      );
+    }
+    return { consumer: { topic: name, consumer, offset: cursorOf(topic, consumer) } };
+  }
+
+  private async barrier(): Promise<void> {
+    try {
+      await this.ctx.meta.readBarrier();
+    } catch (error) {
+      throw toWalrusError(error);
+    }
+  }
+
+  private withLock<T>(rt: TopicRuntime, consumer: string, work: () => Promise<T>): Promise<T> {
+    const before = rt.consumerLocks.get(consumer) ?? Promise.resolve();
+    const run = before.then(work, work);
+    const tail = run.catch(() => undefined);
+    rt.consumerLocks.set(consumer, tail);
+    void tail.then(() => {
+      if (rt.consumerLocks.get(consumer) === tail) rt.consumerLocks.delete(consumer);
+    });
+    return run;
+  }
+}
+
+function checkConsumer(consumer: string): void {
+  if (!consumerNamePattern.test(consumer) || consumer === '.' || consumer === '..') {
+    throw new WalrusError(
+      ErrorCode.BAD_REQUEST,
+      'consumer names are 1-200 letters, digits, ".", "_" or "-" (and not "." or "..")',
+    );
+  }
+}
+
+function checkRoom(topic: TopicMeta, consumer: string): void {
+  if (!topic.cursors.has(consumer) && topic.cursors.size >= metadataLimits.consumerCountMaxPerTopic) {
+    throw new WalrusError(ErrorCode.BUSY, `topic '${topic.name}' has the maximum number of consumers`);
+  }
+}
+
+/** The consumer's next offset: its cursor, or the topic's start when retention passed it. */
+function cursorOf(topic: TopicMeta, consumer: string): number {
+  return Math.max(topic.cursors.get(consumer) ?? 0, topicStartOffset(topic));
+}

@@ -1,0 +1,183 @@
+/**
+ * Idempotent producers: a producer sends (producerId, producerSeq) with each batch; a retry of the
+ * last sequence is answered with the first answer (`duplicate: true`), a gap or an older sequence
+ * is SEQUENCE_MISMATCH. The table lives on the leader of the active segment and survives:
+ * - a rollover: the seal command hands the most recent batches to the next segment leader;
+ * - a crash of the leader: the last record of each batch carries a node-only header
+ *   `[producerId, producerSeq, recordCount]`, and a restarted leader rebuilds the table from the
+ *   active segment's records. Clients may not send NUL-led header names, and readers never see it.
+ */
+import type { Wal, WalRecord } from '../wal/index.js';
+import type { RecordInput, ResponseByOp, StoredRecord } from '../protocol/messages.js';
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { type ProducerEntry, type TopicMeta, activeSegment } from '../cluster/metadata-state.js';
+import type { Logger } from '../log.js';
+import { topicLimits } from './limits.js';
+import type { ProducerState, TopicRuntime } from './topic-table.js';
+
+/** The header the node adds to the last record of an idempotent producer's batch. */
+export const producerHeaderName = '\u0000walrus.producer';
+
+/** The batch with the producer header on its last record (a copy; the caller's records are kept). */
+export function withProducerHeader(
+  records: readonly RecordInput[],
+  producerId: string,
+  producerSeq: number,
+): RecordInput[] {
+  const copy = records.slice();
+  const last = copy[copy.length - 1]!;
+  copy[copy.length - 1] = {
+    ...last,
+    headers: {
+      ...last.headers,
+      [producerHeaderName]: JSON.stringify([producerId, producerSeq, records.length]),
+    },
+  };
+  return copy;
+}
+
+/** The record as a reader sees it: without the node-only producer header. */
+export function forReader(record: WalRecord): StoredRecord {
+  if (!(producerHeaderName in record.headers)) return record;
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(record.headers))
+    if (name !== producerHeaderName) headers[name] = value;
+  return { ...record, headers };
+}
+
+/** `[producerId, producerSeq, recordCount]`, or null when the header is not one the node wrote. */
+export function parseProducerHeader(value: string): [string, number, number] | null {
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 3 &&
+      typeof parsed[0] === 'string' &&
+      Number.isSafeInteger(parsed[1]) &&
+      Number.isSafeInteger(parsed[2]) &&
+      (parsed[2] as number) >= 1
+    )
+      return parsed as [string, number, number];
+  } catch {
+    // Not JSON: not ours.
+  }
+  return null;
+}
+
+/** Records an acknowledged producer batch, most recent last, bounded. */
+export function rememberProducer(
+  rt: TopicRuntime,
+  id: string,
+  seq: number,
+  done: ResponseByOp['append'],
+): void {
+  rt.producers.delete(id);
+  rt.producers.set(id, { seq, result: Promise.resolve(done), done });
+  forgetOldest(rt);
+}
+
+function forgetOldest(rt: TopicRuntime): void {
+  if (rt.producers.size > topicLimits.producerCountMaxPerTopic) {
+    const oldest = rt.producers.keys().next().value;
+    if (oldest !== undefined) rt.producers.delete(oldest);
+  }
+}
+
+/**
+ * Checks a batch's sequence before it is appended: the earlier answer when it is a retry of the
+ * last batch, null when it is the next one (or the producer is new).
+ */
+export function checkSequence(
+  rt: TopicRuntime,
+  producerId: string,
+  producerSeq: number,
+): Promise<ResponseByOp['append']> | null {
+  const known = rt.producers.get(producerId);
+  if (known === undefined) return null;
+  if (producerSeq === known.seq) return known.result.then((previous) => ({ ...previous, duplicate: true }));
+  if (producerSeq !== known.seq + 1) {
+    throw new WalrusError(
+      ErrorCode.SEQUENCE_MISMATCH,
+      `producer '${producerId}' sent sequence ${producerSeq}; expected ${known.seq + 1}`,
+    );
+  }
+  return null;
+}
+
+/** Remembers a batch being appended; a failed append restores what was known before it. */
+export function trackBatch(
+  rt: TopicRuntime,
+  producerId: string,
+  producerSeq: number,
+  result: Promise<ResponseByOp['append']>,
+): void {
+  const previous = rt.producers.get(producerId);
+  const entry: ProducerState = { seq: producerSeq, result };
+  result.then(
+    (r) => {
+      entry.done = r;
+    },
+    () => {
+      if (rt.producers.get(producerId) === entry) {
+        if (previous) rt.producers.set(producerId, previous);
+        else rt.producers.delete(producerId);
+      }
+    },
+  );
+  rt.producers.delete(producerId);
+  rt.producers.set(producerId, entry);
+  forgetOldest(rt);
+}
+
+/** The producers the previous segment's leader handed over when it sealed (newer knowledge wins). */
+export function takeOverProducers(topic: TopicMeta, rt: TopicRuntime): void {
+  for (const [id, seq, firstOffset, lastOffset, timestampMs] of topic.producers) {
+    const known = rt.producers.get(id);
+    if (known !== undefined && known.seq >= seq) continue;
+    rememberProducer(rt, id, seq, { firstOffset, lastOffset, timestampMs, duplicate: false });
+  }
+}
+
+/** Rebuilds the producers of the active segment from the producer headers of its records. */
+export function restoreProducers(wal: Wal, topic: TopicMeta, rt: TopicRuntime, logger: Logger): void {
+  const active = activeSegment(topic);
+  if (!wal.segments(topic.name).some((s) => s.id === active.id)) return;
+  let restored = 0;
+  for (let offset = active.baseOffset; offset < rt.committedEnd; ) {
+    const page = wal.read(topic.name, offset, {
+      recordCountMax: topicLimits.producerScanPageRecordCount,
+      byteCountMax: topicLimits.producerScanPageBytes,
+    });
+    if (page.length === 0) break;
+    for (const r of page) {
+      const tag = r.headers[producerHeaderName];
+      if (tag === undefined) continue;
+      const parsed = parseProducerHeader(tag);
+      if (parsed === null) continue;
+      const [id, seq, count] = parsed;
+      rememberProducer(rt, id, seq, {
+        firstOffset: r.offset - count + 1,
+        lastOffset: r.offset,
+        timestampMs: r.timestampMs,
+        duplicate: false,
+      });
+      restored += 1;
+    }
+    offset = page[page.length - 1]!.offset + 1;
+  }
+  if (restored > 0)
+    logger.info(
+      { topic: topic.name, batches: restored, producers: rt.producers.size },
+      'Restored idempotent producers',
+    );
+}
+
+/** The most recent acknowledged producer batches, bounded, for the seal command. */
+export function producerTable(rt: TopicRuntime): ProducerEntry[] {
+  const table: ProducerEntry[] = [];
+  for (const [id, p] of rt.producers) {
+    if (p.done !== undefined)
+      table.push([id, p.seq, p.done.firstOffset, p.done.lastOffset, p.done.timestampMs]);
+  }
+  return table.slice(-topicLimits.producerCountMaxInSeal);
+}

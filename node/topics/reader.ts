@@ -1,0 +1,205 @@
+/**
+ * Reads: by offset (with long polls on the active segment's leader), wherever a segment lives
+ * (here or forwarded to its leader), and by timestamp across the whole topic.
+ *
+ * Why reads are capped at `committedEnd`: a record is visible only once its append was
+ * acknowledged (durable under the fsync policy), so no reader ever sees a record that a crash
+ * could take back. A segment the metadata lists is either served or answered with an error: a
+ * listed, non-empty segment whose data this node does not hold is DATA_LOST, never an empty read
+ * (an empty read would tell a consumer "nothing more here" and stall it for good).
+ */
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import type { ResponseByOp, StoredRecord } from '../protocol/messages.js';
+import { type TopicMeta, activeSegment, topicStartOffset } from '../cluster/metadata-state.js';
+import type { WalRecord } from '../wal/index.js';
+import { topicLimits } from './limits.js';
+import { forReader } from './producers.js';
+import type { TopicContext } from './topic-context.js';
+import { type TopicRuntime, type Waiter, segmentOf, toWalrusError } from './topic-table.js';
+
+export interface ReadLimits {
+  readonly recordCountMax: number;
+  readonly byteCountMax: number;
+}
+
+export class Reader {
+  private readonly ctx: TopicContext;
+
+  constructor(ctx: TopicContext) {
+    this.ctx = ctx;
+  }
+
+  async read(
+    name: string,
+    offset: number,
+    limits: ReadLimits & { waitMs: number },
+    signal?: AbortSignal,
+  ): Promise<ResponseByOp['read']> {
+    const { table, nodeId } = this.ctx;
+    const topic = table.topic(name);
+    const rt = table.runtime(name);
+    const start = topicStartOffset(topic);
+    const leadsActive = activeSegment(topic).leaderNodeId === nodeId;
+    if (offset < start || (leadsActive && offset > rt.committedEnd)) {
+      throw new WalrusError(
+        ErrorCode.OFFSET_OUT_OF_RANGE,
+        `offset ${offset} is outside the stored range [${start}, ${leadsActive ? rt.committedEnd : '?'}]`,
+      );
+    }
+    if (leadsActive && offset === rt.committedEnd && limits.waitMs > 0) {
+      await this.waitFor(rt, offset, Math.min(limits.waitMs, topicLimits.waitMsMax), signal);
+    }
+    const records = this.readLocal(name, offset, limits);
+    const last = records[records.length - 1];
+    const now = table.topic(name);
+    return {
+      records,
+      nextOffset: last === undefined ? offset : last.offset + 1,
+      startOffset: topicStartOffset(now),
+      endOffset: this.knownEnd(now),
+    };
+  }
+
+  /** The topic's end as this node knows it: exact on the active segment's leader, else a lower bound. */
+  knownEnd(topic: TopicMeta): number {
+    const active = activeSegment(topic);
+    if (active.leaderNodeId === this.ctx.nodeId)
+      return this.ctx.table.find(topic.name)?.committedEnd ?? active.baseOffset;
+    return active.baseOffset;
+  }
+
+  /**
+   * Reads acknowledged records at `offset` from this node's WAL. The segment holding `offset` must
+   * be led by this node (else NOT_LEADER with a hint); a read never passes that segment's sealed end
+   * or, on the active segment, the acknowledged end.
+   */
+  readLocal(name: string, offset: number, limits: ReadLimits): StoredRecord[] {
+    const { table, wal, nodeId } = this.ctx;
+    const topic = table.topic(name);
+    const rt = table.runtime(name);
+    const active = activeSegment(topic);
+    const segment = segmentOf(topic, offset) ?? (offset === active.baseOffset ? active : undefined);
+    if (segment === undefined) {
+      if (active.leaderNodeId !== nodeId)
+        throw table.notLeader(`the end of topic '${name}'`, active.leaderNodeId);
+      return [];
+    }
+    if (segment.leaderNodeId !== nodeId) {
+      throw table.notLeader(`segment ${segment.id} of topic '${name}'`, segment.leaderNodeId);
+    }
+    const end = segment.endOffset ?? rt.committedEnd;
+    const visible = end - offset;
+    if (visible <= 0) return [];
+    if (!wal.segments(name).some((s) => s.id === segment.id)) {
+      // Only the active segment may lack its file (it is made by its first append, and nothing
+      // below committedEnd exists before that): a sealed segment with records must be here.
+      if (segment.endOffset === null && offset >= rt.committedEnd) return [];
+      throw new WalrusError(
+        ErrorCode.DATA_LOST,
+        `node ${nodeId} leads segment ${segment.id} of topic '${name}' (offsets ${segment.baseOffset}-${end - 1}) but holds none of its data`,
+      );
+    }
+    let records: WalRecord[];
+    try {
+      records = wal.read(name, offset, {
+        recordCountMax: Math.min(limits.recordCountMax, visible),
+        byteCountMax: limits.byteCountMax,
+      });
+    } catch (error) {
+      throw toWalrusError(error);
+    }
+    const out: StoredRecord[] = [];
+    for (const r of records) {
+      if (r.offset >= end) break;
+      out.push(forReader(r));
+    }
+    return out;
+  }
+
+  /** Reads at `offset` wherever the segment lives: here, or on its leader. */
+  async readAnywhere(name: string, offset: number, limits: ReadLimits): Promise<readonly StoredRecord[]> {
+    const topic = this.ctx.table.topic(name);
+    const segment = segmentOf(topic, offset) ?? activeSegment(topic);
+    if (segment.leaderNodeId === this.ctx.nodeId) return this.readLocal(name, offset, limits);
+    const reply = await this.ctx.cluster.forward<'read'>(segment.leaderNodeId, {
+      op: 'read',
+      topic: name,
+      offset,
+      recordCountMax: limits.recordCountMax,
+      byteCountMax: limits.byteCountMax,
+      waitMs: 0,
+    });
+    return reply.records;
+  }
+
+  private waitFor(rt: TopicRuntime, offset: number, waitMs: number, signal?: AbortSignal): Promise<void> {
+    if (rt.waiters.size >= topicLimits.waiterCountMaxPerTopic) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        rt.waiters.delete(waiter);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const waiter: Waiter = { offset, wake: done };
+      const timer = setTimeout(done, waitMs);
+      signal?.addEventListener('abort', done, { once: true });
+      rt.waiters.add(waiter);
+    });
+  }
+
+  /**
+   * The first offset at or after timestampMs, across the whole topic: the topic's segments live on
+   * the nodes that led them, so every member that leads one is asked for its own part
+   * (localOffsetForTimestamp, in parallel) and the least answer wins, capped at the topic's end.
+   * A leader that cannot be reached fails the lookup (UNAVAILABLE) rather than skipping its records.
+   */
+  async offsetForTimestamp(name: string, timestampMs: number): Promise<number> {
+    const { table, nodeId, meta, cluster } = this.ctx;
+    const topic = table.topic(name);
+    const leaders = new Set<number>();
+    for (const s of topic.segments) {
+      if (s.endOffset !== s.baseOffset && meta.state.nodes.has(s.leaderNodeId)) leaders.add(s.leaderNodeId);
+    }
+    const answers = await Promise.all(
+      [...leaders].map(async (leader) =>
+        leader === nodeId
+          ? this.localOffsetForTimestamp(name, timestampMs)
+          : (
+              await cluster.forward<'localOffsetForTimestamp'>(leader, {
+                op: 'localOffsetForTimestamp',
+                topic: name,
+                timestampMs,
+              })
+            ).offset,
+      ),
+    );
+    let first = await this.topicEnd(name);
+    for (const offset of answers) if (offset !== null && offset < first) first = offset;
+    return first;
+  }
+
+  /** This node's part of offsetForTimestamp: its own segments of the topic only; null when none holds one. */
+  localOffsetForTimestamp(name: string, timestampMs: number): number | null {
+    const { table, wal } = this.ctx;
+    table.topic(name);
+    if (wal.segments(name).length === 0) return null;
+    try {
+      const offset = wal.offsetForTimestamp(name, timestampMs);
+      return offset < wal.endOffset(name) ? offset : null;
+    } catch (error) {
+      throw toWalrusError(error);
+    }
+  }
+
+  /** The exact end of a topic: here when this node leads the active segment, else asked of its leader. */
+  async topicEnd(name: string): Promise<number> {
+    const active = activeSegment(this.ctx.table.topic(name));
+    if (active.leaderNodeId === this.ctx.nodeId) return this.ctx.table.runtime(name).committedEnd;
+    const reply = await this.ctx.cluster.forward<'describeTopic'>(active.leaderNodeId, {
+      op: 'describeTopic',
+      topic: name,
+    });
+    return reply.topic.endOffset;
+  }
+}

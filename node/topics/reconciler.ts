@@ -1,0 +1,202 @@
+/**
+ * Keeps this node's WAL and topic table in agreement with the applied metadata:
+ * - at start-up (`recover`), after a crash at any point of a change, and after a snapshot was
+ *   installed (`reconcile`: the same work, since a snapshot can skip any number of commands);
+ * - as each command is applied (`onApply`): a topic or segment this node now leads gets its
+ *   runtime, a deleted topic's data and the segments retention dropped are deleted here (retention
+ *   is decided once, by the Raft leader, from the metadata: see controller/retention.ts).
+ * - on each monitor tick (`maintain`): an interrupted rollover of a segment this node leads is
+ *   completed, and a full segment rolls over even if no append comes.
+ *
+ * A segment the metadata lists but whose data this node lost is not papered over: it is logged
+ * here and reads of it answer DATA_LOST.
+ */
+import type { MetaCommand, TopicMeta } from '../cluster/metadata-state.js';
+import { activeSegment, topicStartOffset } from '../cluster/metadata-state.js';
+import { nextSegmentLeader } from '../metadata/placement.js';
+import type { Appender } from './appender.js';
+import { restoreProducers, takeOverProducers } from './producers.js';
+import { type TopicContext, proposeOrThrow } from './topic-context.js';
+
+export class Reconciler {
+  private readonly ctx: TopicContext;
+  private readonly appender: Appender;
+
+  constructor(ctx: TopicContext, appender: Appender) {
+    this.ctx = ctx;
+    this.appender = appender;
+  }
+
+  /** Start-up: reconcile, then finish what a crash interrupted on the segments this node leads. */
+  async recover(): Promise<void> {
+    await this.reconcile();
+    const { meta, nodeId, table, wal, logger } = this.ctx;
+    for (const topic of meta.state.topics.values()) {
+      if (activeSegment(topic).leaderNodeId !== nodeId) continue;
+      await this.completeRollover(topic);
+      const rt = table.runtime(topic.name);
+      rt.committedEnd = Math.max(rt.committedEnd, this.localEnd(topic));
+      restoreProducers(wal, topic, rt, logger);
+    }
+  }
+
+  /** Makes the WAL and the topic table match the metadata as applied now (start-up, snapshot install). */
+  async reconcile(): Promise<void> {
+    const { wal, meta, table, logger, nodeId } = this.ctx;
+    for (const name of table.names()) if (!meta.state.topics.has(name)) table.remove(name);
+    for (const name of wal.topics()) {
+      if (!meta.state.topics.has(name)) {
+        logger.warn({ topic: name }, 'Removing WAL data of a topic the metadata does not hold');
+        await this.deleteTopicData(name);
+      }
+    }
+    for (const topic of meta.state.topics.values()) {
+      await this.deleteDropped(topic);
+      const rt = table.ensure(topic.name, this.localEnd(topic));
+      if (activeSegment(topic).leaderNodeId === nodeId) takeOverProducers(topic, rt);
+      this.reportMissing(topic);
+    }
+  }
+
+  /** Called after each metadata command is applied on this node (replays included). */
+  onApply(command: MetaCommand): void {
+    const { meta, table, nodeId } = this.ctx;
+    switch (command.type) {
+      case 'createTopic':
+      case 'sealSegment': {
+        const name = command.type === 'createTopic' ? command.name : command.topic;
+        const topic = meta.state.topics.get(name);
+        if (topic === undefined) return;
+        const active = activeSegment(topic);
+        const rt = table.ensure(name, active.baseOffset);
+        if (active.leaderNodeId !== nodeId) return;
+        takeOverProducers(topic, rt);
+        rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);
+        return;
+      }
+      case 'deleteTopic':
+        table.remove(command.name);
+        void this.deleteTopicData(command.name);
+        return;
+      case 'dropSegments': {
+        const topic = meta.state.topics.get(command.topic);
+        if (topic !== undefined) void this.deleteDropped(topic);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** The monitor's per-node work: completes an interrupted rollover, rolls over a full segment. */
+  async maintain(): Promise<void> {
+    const { meta, table, nodeId, logger } = this.ctx;
+    for (const topic of [...meta.state.topics.values()]) {
+      try {
+        const rt = table.find(topic.name);
+        if (rt === undefined || rt.rolling !== null) continue;
+        if (activeSegment(topic).leaderNodeId !== nodeId) continue;
+        rt.rolling = this.completeRollover(topic).finally(() => {
+          rt.rolling = null;
+        });
+        await rt.rolling;
+        this.appender.maybeRollover(topic.name);
+      } catch (error) {
+        logger.error({ topic: topic.name, err: String(error) }, 'monitor tick failed');
+      }
+    }
+  }
+
+  /** The acknowledged end of the active segment when this node leads it (else its base). */
+  private localEnd(topic: TopicMeta): number {
+    const active = activeSegment(topic);
+    if (active.leaderNodeId !== this.ctx.nodeId) return active.baseOffset;
+    const wal = this.ctx.wal;
+    return wal.segments(topic.name).some((s) => s.id === active.id)
+      ? wal.endOffset(topic.name)
+      : active.baseOffset;
+  }
+
+  /** A crash between the WAL's seal and the metadata's: the seal is logged now, with the WAL's count. */
+  private async completeRollover(topic: TopicMeta): Promise<void> {
+    const { wal, cluster, nodeId, logger } = this.ctx;
+    const active = activeSegment(topic);
+    const walActive = wal.segments(topic.name).find((s) => s.id === active.id);
+    if (!walActive?.sealed) return;
+    await proposeOrThrow(this.ctx, {
+      type: 'sealSegment',
+      topic: topic.name,
+      segmentId: active.id,
+      endOffset: walActive.endOffset,
+      nextLeaderNodeId: nextSegmentLeader(
+        active.leaderNodeId,
+        cluster.voters(),
+        cluster.aliveVoters(),
+        nodeId,
+      ),
+      sizeBytes: walActive.sizeBytes,
+      lastTimestampMs: walActive.lastTimestampMs,
+    });
+    logger.warn({ topic: topic.name, segment: active.id }, 'Completed an interrupted rollover');
+  }
+
+  /** Deletes this node's segments of the topic that lie below the metadata's start (retention). */
+  private deleteDropped(topic: TopicMeta): Promise<void> {
+    const { wal, logger } = this.ctx;
+    const start = topicStartOffset(topic);
+    const local = wal.segments(topic.name);
+    if (local.length === 0 || local[0]!.endOffset > start || !local[0]!.sealed) return Promise.resolve();
+    return this.track(topic.name, async () => {
+      try {
+        await wal.deleteSegmentsBelow(topic.name, start);
+      } catch (error) {
+        logger.error(
+          { topic: topic.name, err: String(error) },
+          'could not delete segments retention dropped',
+        );
+      }
+    });
+  }
+
+  private deleteTopicData(name: string): Promise<void> {
+    const { wal, logger } = this.ctx;
+    if (!wal.topics().includes(name)) return Promise.resolve();
+    return this.track(name, async () => {
+      try {
+        await wal.deleteTopic(name);
+      } catch (error) {
+        logger.error({ topic: name, err: String(error) }, 'could not delete WAL data of a deleted topic');
+      }
+    });
+  }
+
+  /** Runs a deletion after any other on the topic; new segments of the topic wait for it. */
+  private track(name: string, work: () => Promise<void>): Promise<void> {
+    const { deleting } = this.ctx.table;
+    const run = (deleting.get(name) ?? Promise.resolve()).then(work);
+    deleting.set(name, run);
+    void run.then(() => {
+      if (deleting.get(name) === run) deleting.delete(name);
+    });
+    return run;
+  }
+
+  /** Logs the listed, non-empty sealed segments this node leads but holds no data of. */
+  private reportMissing(topic: TopicMeta): void {
+    const present = new Set(this.ctx.wal.segments(topic.name).map((s) => s.id));
+    const missing = topic.segments
+      .filter(
+        (s) =>
+          s.endOffset !== null &&
+          s.endOffset > s.baseOffset &&
+          s.leaderNodeId === this.ctx.nodeId &&
+          !present.has(s.id),
+      )
+      .map((s) => s.id);
+    if (missing.length > 0)
+      this.ctx.logger.error(
+        { topic: topic.name, segments: missing },
+        'This node leads sealed segments whose data it does not hold; reads of them answer DATA_LOST',
+      );
+  }
+}

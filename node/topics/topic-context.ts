@@ -1,0 +1,35 @@
+/**
+ * What every part of the topic service shares: this node's id, its WAL, the metadata log, the
+ * cluster view, the topic table, the settings and the logger. One object so the parts are built
+ * from the same things and a test builds them once.
+ */
+import type { Logger } from '../log.js';
+import type { Retention } from '../cluster/metadata-state.js';
+import type { Wal } from '../wal/index.js';
+import type { ClusterView, MetadataService } from './ports.js';
+import { type TopicTable, toWalrusError } from './topic-table.js';
+
+export interface TopicContext {
+  readonly nodeId: number;
+  readonly wal: Wal;
+  readonly meta: MetadataService;
+  readonly cluster: ClusterView;
+  readonly table: TopicTable;
+  /** Records per segment before a rollover (WALRUS_MAX_SEGMENT_ENTRIES). */
+  readonly segmentEntryCountMax: number;
+  readonly retentionDefault: Retention;
+  readonly nowMs: () => number;
+  readonly logger: Logger;
+}
+
+/** Commits a metadata command, turning any failure into a typed error. */
+export async function proposeOrThrow(
+  ctx: TopicContext,
+  command: Parameters<TopicContext['meta']['propose']>[0],
+): Promise<void> {
+  try {
+    await ctx.meta.propose(command);
+  } catch (error) {
+    throw toWalrusError(error);
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The topic table: the runtime state of each topic that is not metadata (the acknowledged end,
+ * a rollover in progress, long-poll waiters, idempotent producers, consumer locks), shared by the
+ * appender, the reader, the consumers and the reconciler. Also the lookups they all make: the
+ * topic's metadata (TOPIC_NOT_FOUND when absent), the segment holding an offset, and the
+ * NOT_LEADER error with a hint.
+ */
+import { ErrorCode, WalrusError, isErrorCode } from '../protocol/error-codes.js';
+import type { ResponseByOp } from '../protocol/messages.js';
+import { assertTopicName } from '../protocol/topic-name.js';
+import type { SegmentMeta, TopicMeta } from '../cluster/metadata-state.js';
+import type { MetadataService } from './ports.js';
+
+export interface Waiter {
+  readonly offset: number;
+  readonly wake: () => void;
+}
+
+export interface ProducerState {
+  readonly seq: number;
+  readonly result: Promise<ResponseByOp['append']>;
+  /** Set once the batch is acknowledged (what a seal hands to the next segment leader). */
+  done?: ResponseByOp['append'];
+}
+
+/** Per-topic runtime state that is not metadata. */
+export interface TopicRuntime {
+  /** Records below this offset are acknowledged and visible. */
+  committedEnd: number;
+  /** Set while a rollover runs; appends wait for it. */
+  rolling: Promise<void> | null;
+  readonly waiters: Set<Waiter>;
+  readonly producers: Map<string, ProducerState>;
+  /** Serialises read-next + commit per consumer so two readers never get the same records. */
+  readonly consumerLocks: Map<string, Promise<unknown>>;
+  /** Set while this node creates the WAL file of a segment it now leads; appends wait for it. */
+  segmentReady: Promise<void> | null;
+}
+
+export function toWalrusError(error: unknown): WalrusError {
+  if (error instanceof WalrusError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (isErrorCode(code)) return new WalrusError(code, message, { cause: error });
+  return new WalrusError(ErrorCode.INTERNAL, message, { cause: error });
+}
+
+/** The segment whose range holds `offset`, if any (the active one holds everything from its base). */
+export function segmentOf(topic: TopicMeta, offset: number): SegmentMeta | undefined {
+  return topic.segments.find((s) => offset >= s.baseOffset && (s.endOffset === null || offset < s.endOffset));
+}
+
+export class TopicTable {
+  readonly nodeId: number;
+  private readonly meta: MetadataService;
+  private readonly runtimes = new Map<string, TopicRuntime>();
+  /** WAL data being deleted (a deleted topic, segments retention dropped); a new segment waits for it. */
+  readonly deleting = new Map<string, Promise<void>>();
+
+  constructor(nodeId: number, meta: MetadataService) {
+    this.nodeId = nodeId;
+    this.meta = meta;
+  }
+
+  /** The topic's metadata as applied on this node; TOPIC_NOT_FOUND when it holds none. */
+  topic(name: string): TopicMeta {
+    assertTopicName(name);
+    const topic = this.meta.state.topics.get(name);
+    if (topic === undefined)
+      throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${name}' does not exist`);
+    return topic;
+  }
+
+  runtime(name: string): TopicRuntime {
+    const rt = this.runtimes.get(name);
+    if (rt === undefined) throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${name}' does not exist`);
+    return rt;
+  }
+
+  find(name: string): TopicRuntime | undefined {
+    return this.runtimes.get(name);
+  }
+
+  /** The topic's runtime, made with `committedEnd` if it has none yet. */
+  ensure(name: string, committedEnd: number): TopicRuntime {
+    let rt = this.runtimes.get(name);
+    if (rt === undefined) {
+      rt = {
+        committedEnd,
+        rolling: null,
+        waiters: new Set(),
+        producers: new Map(),
+        consumerLocks: new Map(),
+        segmentReady: null,
+      };
+      this.runtimes.set(name, rt);
+    }
+    return rt;
+  }
+
+  /** Forgets a topic's runtime and wakes its long polls (they then answer TOPIC_NOT_FOUND). */
+  remove(name: string): void {
+    const rt = this.runtimes.get(name);
+    this.runtimes.delete(name);
+    if (rt) for (const w of rt.waiters) w.wake();
+  }
+
+  names(): string[] {
+    return [...this.runtimes.keys()];
+  }
+
+  values(): TopicRuntime[] {
+    return [...this.runtimes.values()];
+  }
+
+  notLeader(what: string, leaderNodeId: number): WalrusError {
+    return new WalrusError(
+      ErrorCode.NOT_LEADER,
+      `node ${this.nodeId} does not lead ${what}; node ${leaderNodeId} does`,
+      {
+        leaderHint: {
+          nodeId: leaderNodeId,
+          clientAddr: this.meta.state.nodes.get(leaderNodeId)?.clientAddr ?? '',
+        },
+      },
+    );
+  }
+}
+
+/** Wakes the long polls waiting for an offset that is now acknowledged. */
+export function wakeWaiters(rt: TopicRuntime): void {
+  for (const waiter of rt.waiters) {
+    if (waiter.offset < rt.committedEnd) waiter.wake();
+  }
+}
