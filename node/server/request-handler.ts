@@ -50,6 +50,8 @@ export interface RequestHandlerOptions {
 export const requestHandlerLimits = {
   /** Bytes one GET / consumer read may return at most. */
   readByteCountMax: 4 * 1024 * 1024,
+  /** Times a client's request is routed again after NOT_LEADER from a node that just lost the target. */
+  rerouteCountMax: 3,
 } as const;
 
 export class RequestHandler {
@@ -147,16 +149,44 @@ export class RequestHandler {
     request: Request,
     forwarded: boolean,
   ): Promise<ResponseByOp[RequestOp]> {
-    const stale =
-      error instanceof WalrusError &&
-      (error.code === ErrorCode.TOPIC_NOT_FOUND || (forwarded && error.code === ErrorCode.NOT_LEADER));
-    if (!stale || request.op === 'deleteTopic') throw error;
+    if (!(error instanceof WalrusError) || request.op === 'deleteTopic') throw error;
+    if (error.code === ErrorCode.NOT_LEADER && !forwarded) return this.reroute(error, conn, request);
+    const stale = error.code === ErrorCode.TOPIC_NOT_FOUND || (forwarded && error.code === ErrorCode.NOT_LEADER);
+    if (!stale) throw error;
     try {
       await this.options.cluster.catchUpWithLeader();
     } catch {
       throw error;
     }
     return this.dispatchOnce(conn, request, forwarded);
+  }
+
+  /**
+   * A request this node took from a client found that another node leads its target now (a
+   * rollover moved the active segment while the append waited, a Raft leader changed): it is
+   * routed again from the metadata as now applied, up to `rerouteCountMax` times, so clients (the
+   * Walrus text protocol has no retry) never see a rollover. Safe: NOT_LEADER is answered before
+   * anything is written.
+   */
+  private async reroute(
+    first: WalrusError,
+    conn: ReplyChannel | null,
+    request: Request,
+  ): Promise<ResponseByOp[RequestOp]> {
+    let last = first;
+    for (let attempt = 0; attempt < requestHandlerLimits.rerouteCountMax; attempt++) {
+      const hinted = last.leaderHint?.nodeId ?? 0;
+      const routed = routeOf(request, this.topics.metadata, this.options.nodeId, this.options.cluster.raftLeaderId());
+      // The hint comes from newer metadata than ours when they disagree: catch up before routing.
+      if (hinted !== 0 && hinted !== routed) await this.options.cluster.catchUpWithLeader().catch(() => {});
+      try {
+        return await this.dispatchOnce(conn, request, false);
+      } catch (error) {
+        if (!(error instanceof WalrusError) || error.code !== ErrorCode.NOT_LEADER) throw error;
+        last = error;
+      }
+    }
+    throw last;
   }
 
   private async dispatchOnce(

@@ -1,0 +1,148 @@
+/**
+ * Defects of the metadata layer, each reproduced on real processes as an outside review found it:
+ * - a rollover must be invisible to Walrus text clients (they have no retry logic): PUTs sent
+ *   round-robin to three nodes with tiny segments all answer OK;
+ * - retention must never strand a consumer: with 2-record segments and a 4 s retention on three
+ *   nodes, a consumer keeps reaching the newest records (it once read `[]` forever because each
+ *   node deleted its own files and the metadata kept segments whose data was gone).
+ */
+import test, { type ExecutionContext } from 'ava';
+import { WalrusClient } from '../../node/client/walrus-client.js';
+import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
+import { eventually } from '../helpers/eventually.js';
+import { textCommands } from '../helpers/node-text.js';
+import { TextClient } from '../../node/client/text-client.js';
+
+async function withCluster(
+  t: ExecutionContext,
+  options: Parameters<typeof startLocalCluster>[0],
+  run: (cluster: TestCluster) => Promise<void>,
+): Promise<void> {
+  const cluster = await startLocalCluster(options);
+  try {
+    await run(cluster);
+  } catch (error) {
+    for (const n of cluster.nodes) t.log(`--- node ${n.spec.nodeId} log tail ---\n${n.logTail.slice(-3000)}`);
+    throw error;
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+/** The METRICS JSON of a node (with or without an `OK ` prefix), or undefined while it cannot answer. */
+async function votersOf(addr: string): Promise<number[] | undefined> {
+  try {
+    const [reply] = await textCommands(addr, ['METRICS'], 2000);
+    const json = reply!.startsWith('OK ') ? reply!.slice(3) : reply!;
+    const m = JSON.parse(json) as { current_leader: number | null; membership_config: { voters: number[] } };
+    return m.current_leader === null ? undefined : m.membership_config.voters;
+  } catch {
+    return undefined;
+  }
+}
+
+async function threeVoters(cluster: TestCluster): Promise<void> {
+  await eventually('three voters everywhere', async () => {
+    const all = await Promise.all(cluster.nodes.map((n) => votersOf(n.clientAddr)));
+    return all.every((v) => v?.length === 3) ? true : undefined;
+  });
+}
+
+test.serial(
+  'a rollover is invisible to text clients: PUTs round-robin over three nodes all answer OK',
+  async (t) => {
+    await withCluster(t, { nodeCount: 3, env: { WALRUS_MAX_SEGMENT_ENTRIES: '40' } }, async (cluster) => {
+      await threeVoters(cluster);
+      const clients = cluster.nodes.map((n) => new TextClient(n.clientAddr, { timeoutMs: 30_000 }));
+      try {
+        t.is(await clients[0]!.send('REGISTER roll'), 'OK');
+        const failures: string[] = [];
+        const putCount = 400;
+        for (let i = 0; i < putCount; i++) {
+          const reply = await clients[i % clients.length]!.send(`PUT roll m${i}`);
+          if (reply !== 'OK') failures.push(`PUT ${i} via node ${(i % 3) + 1}: ${reply}`);
+        }
+        t.deepEqual(failures, []);
+        const bin = new WalrusClient({ nodes: [cluster.nodes[0]!.clientAddr] });
+        try {
+          const info = await bin.describeTopic('roll');
+          t.is(info.endOffset, putCount);
+          t.true(info.segments.length >= putCount / 40, `${info.segments.length} segments`);
+          const read = await bin.read('roll', 0, { recordCountMax: 40 });
+          t.deepEqual(
+            read.records.map((r) => Buffer.from(r.value).toString()),
+            Array.from({ length: read.records.length }, (_, i) => `m${i}`),
+          );
+        } finally {
+          await bin.close();
+        }
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+      }
+    });
+  },
+);
+
+test.serial('retention never strands a consumer: it keeps reaching the newest records', async (t) => {
+  await withCluster(
+    t,
+    {
+      nodeCount: 3,
+      env: { WALRUS_MAX_SEGMENT_ENTRIES: '2', WALRUS_MONITOR_CHECK_MS: '100', WALRUS_RETENTION_MS: '4000' },
+    },
+    async (cluster) => {
+      await threeVoters(cluster);
+      const bin = new WalrusClient({ nodes: cluster.nodes.map((n) => n.clientAddr) });
+      try {
+        await bin.createTopic('aging');
+        let written = 0;
+        const write = async (count: number): Promise<void> => {
+          for (let i = 0; i < count; i++)
+            await bin.append('aging', [{ value: Buffer.from(`r${written++}`) }]);
+        };
+        // Three rounds, each older than the retention by the time the next is read: every node's
+        // segments expire at different moments, the case that used to leave holes in the metadata.
+        for (let round = 0; round < 3; round++) {
+          await write(6);
+          await eventually(
+            `round ${round}: retention removed the records of earlier rounds`,
+            async () => {
+              const info = await bin.describeTopic('aging');
+              return info.startOffset >= written - 6 || round === 0 ? info : undefined;
+            },
+            30_000,
+          );
+          // The consumer must reach the newest record; an empty read below the end is a stall.
+          const seen: string[] = [];
+          let stalls = 0;
+          await eventually(
+            `round ${round}: the consumer reaches offset ${written - 1}`,
+            async () => {
+              const reply = await bin.consumerReadNext('aging', 'c', { recordCountMax: 4 });
+              for (const r of reply.records) seen.push(Buffer.from(r.value).toString());
+              if (reply.records.length === 0 && reply.nextOffset < reply.endOffset) stalls += 1;
+              t.true(stalls < 10, `consumer stalled at ${reply.nextOffset} below end ${reply.endOffset}`);
+              return reply.nextOffset >= written ? true : undefined;
+            },
+            30_000,
+          );
+          t.is(seen[seen.length - 1], `r${written - 1}`);
+        }
+        // Every node holds no file of a dropped segment and answers reads below the start as out of range.
+        const info = await bin.describeTopic('aging');
+        t.true(info.startOffset > 0);
+        for (const n of cluster.nodes) {
+          const one = new WalrusClient({ nodes: [n.clientAddr], retryCountMax: 0 });
+          try {
+            const error = await t.throwsAsync(one.read('aging', 0));
+            t.is((error as { code?: string }).code, 'OFFSET_OUT_OF_RANGE');
+          } finally {
+            await one.close();
+          }
+        }
+      } finally {
+        await bin.close();
+      }
+    },
+  );
+});
