@@ -151,7 +151,8 @@ export class RequestHandler {
   ): Promise<ResponseByOp[RequestOp]> {
     if (!(error instanceof WalrusError) || request.op === 'deleteTopic') throw error;
     if (error.code === ErrorCode.NOT_LEADER && !forwarded) return this.reroute(error, conn, request);
-    const stale = error.code === ErrorCode.TOPIC_NOT_FOUND || (forwarded && error.code === ErrorCode.NOT_LEADER);
+    const stale =
+      error.code === ErrorCode.TOPIC_NOT_FOUND || (forwarded && error.code === ErrorCode.NOT_LEADER);
     if (!stale) throw error;
     try {
       await this.options.cluster.catchUpWithLeader();
@@ -176,7 +177,12 @@ export class RequestHandler {
     let last = first;
     for (let attempt = 0; attempt < requestHandlerLimits.rerouteCountMax; attempt++) {
       const hinted = last.leaderHint?.nodeId ?? 0;
-      const routed = routeOf(request, this.topics.metadata, this.options.nodeId, this.options.cluster.raftLeaderId());
+      const routed = routeOf(
+        request,
+        this.topics.metadata,
+        this.options.nodeId,
+        this.options.cluster.raftLeaderId(),
+      );
       // The hint comes from newer metadata than ours when they disagree: catch up before routing.
       if (hinted !== 0 && hinted !== routed) await this.options.cluster.catchUpWithLeader().catch(() => {});
       try {
