@@ -156,6 +156,11 @@ async function main(): Promise<void> {
     seed: randomInt(1, 2 ** 31),
     logger,
     onApply: (_index, command) => topics?.onApply(command),
+    onRestore: () => {
+      void topics?.reconciler.reconcile().catch((error: unknown) => {
+        logger.error({ err: String(error) }, 'could not reconcile the data with an installed snapshot');
+      });
+    },
     prepareProposal: (command) => controller?.prepareProposal(command) ?? command,
   });
   const cluster = raftClusterView(raft, peers);
@@ -203,6 +208,7 @@ async function main(): Promise<void> {
   );
   const handler = new RequestHandler({
     topics,
+    controller,
     cluster,
     nodeId: config.nodeId,
     clientAddr,

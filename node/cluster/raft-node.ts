@@ -83,6 +83,11 @@ export interface RaftNodeOptions {
   /** Called after each metadata command is applied (the broker creates segments it now leads). */
   readonly onApply?: (index: number, command: MetaCommand) => void;
   /**
+   * Called after the state machine was replaced by a snapshot from the leader: any number of
+   * commands were skipped, so the node reconciles its data with the new state as at start-up.
+   */
+  readonly onRestore?: () => void;
+  /**
    * Called on the leader for every command it is about to propose (its own and forwarded ones):
    * lets the leader, which alone knows which voters are alive, fix placement decisions.
    */
@@ -532,6 +537,7 @@ export class RaftNode {
       if (rd.snapshot !== null && rd.snapshot.data.length > 0) {
         this.state.restore(JSON.parse(textDecoder.decode(rd.snapshot.data)) as MetadataSnapshot);
         this.state.appliedIndex = rd.snapshot.meta.index;
+        this.o.onRestore?.();
       }
       for (const entry of rd.committedEntries) this.applyEntry(entry);
       this.core.advance(rd);

@@ -9,7 +9,7 @@
  */
 import type { Logger } from '../log.js';
 import { type MetaCommand, type MetadataState, activeSegment } from '../cluster/metadata-state.js';
-import { nextSegmentLeader } from '../metadata/placement.js';
+import { nextSegmentLeader, placeNewTopic } from '../metadata/placement.js';
 import { expiredSegments } from './retention.js';
 
 /** What the controller needs of the node: the metadata log and the Raft leader's liveness view. */
@@ -26,6 +26,8 @@ export interface ControllerPorts {
 
 export class Controller {
   private readonly ports: ControllerPorts;
+  /** Nodes being removed: they get no new topic and no next segment. */
+  private readonly leaving = new Set<number>();
 
   constructor(ports: ControllerPorts) {
     this.ports = ports;
@@ -48,14 +50,32 @@ export class Controller {
     }
   }
 
+  /** While a node is being removed, placement passes it over (see server/node-removal.ts). */
+  markLeaving(nodeId: number): void {
+    this.leaving.add(nodeId);
+  }
+
+  unmarkLeaving(nodeId: number): void {
+    this.leaving.delete(nodeId);
+  }
+
   /** Run on the Raft leader before it proposes a command (see the file header). */
   prepareProposal(command: MetaCommand): MetaCommand {
-    if (command.type !== 'sealSegment') return command;
     const p = this.ports;
+    const voters = p.voters().filter((v) => !this.leaving.has(v));
+    const alive = p.aliveVoters().filter((v) => !this.leaving.has(v));
+    if (command.type === 'createTopic') {
+      if (!this.leaving.has(command.leaderNodeId) || voters.length === 0) return command;
+      return {
+        ...command,
+        leaderNodeId: placeNewTopic(command.name, alive.length > 0 ? alive : voters, p.nodeId),
+      };
+    }
+    if (command.type !== 'sealSegment') return command;
     const topic = p.state.topics.get(command.topic);
     const active = topic === undefined ? undefined : activeSegment(topic);
     if (active === undefined || active.id !== command.segmentId) return command;
-    const next = nextSegmentLeader(active.leaderNodeId, p.voters(), p.aliveVoters(), p.nodeId);
+    const next = nextSegmentLeader(active.leaderNodeId, voters, alive, p.nodeId);
     return next === command.nextLeaderNodeId ? command : { ...command, nextLeaderNodeId: next };
   }
 }

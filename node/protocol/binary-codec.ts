@@ -114,6 +114,7 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       w.str8(checkTopic(request.topic));
       break;
     case 'removeNode':
+    case 'handOff':
       w.u32(checkUint(request.nodeId, 'nodeId', 0xffffffff));
       break;
     case 'append': {
@@ -191,7 +192,8 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
     case 'deleteTopic':
     case 'state':
       return { op, topic: readTopic(r) };
-    case 'removeNode': {
+    case 'removeNode':
+    case 'handOff': {
       const nodeId = r.u32('nodeId');
       if (nodeId === 0) r.fail('nodeId must be positive');
       return { op, nodeId };
@@ -339,6 +341,9 @@ export function encodeReply<Op extends RequestOp>(
     case 'removeNode':
       w.bool((any as ResponseByOp['removeNode']).removed);
       break;
+    case 'handOff':
+      w.u32(checkUint((any as ResponseByOp['handOff']).handedOff, 'handedOff', 0xffffffff));
+      break;
     case 'append': {
       const r = any as ResponseByOp['append'];
       w.u64(checkUint(r.firstOffset, 'firstOffset'));
@@ -422,6 +427,8 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
       return { deleted: r.bool('deleted') };
     case 'removeNode':
       return { removed: r.bool('removed') };
+    case 'handOff':
+      return { handedOff: r.u32('handedOff') };
     case 'append': {
       const firstOffset = r.u64('firstOffset');
       const lastOffset = r.u64('lastOffset');

@@ -44,6 +44,7 @@ export const Opcode = {
   metrics: 0x30,
   state: 0x31,
   removeNode: 0x38,
+  handOff: 0x39,
 } as const satisfies Record<RequestOp, number>;
 
 /** Reserved ranges for messages that later work adds; inclusive bounds. */

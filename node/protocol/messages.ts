@@ -112,7 +112,9 @@ export type Request =
   | { readonly op: 'metrics' }
   | { readonly op: 'state'; readonly topic: string }
   /** Admin: removes a member from the cluster (the Raft leader too: it steps down). */
-  | { readonly op: 'removeNode'; readonly nodeId: number };
+  | { readonly op: 'removeNode'; readonly nodeId: number }
+  /** Node to node: seal the active segments this node leads so that `nodeId` (leaving) leads none. */
+  | { readonly op: 'handOff'; readonly nodeId: number };
 
 export type RequestOp = Request['op'];
 
@@ -154,6 +156,7 @@ export interface ResponseByOp {
   /** Seed 002's STATE JSON object. */
   state: { readonly state: unknown };
   removeNode: { readonly removed: boolean };
+  handOff: { readonly handedOff: number };
 }
 
 export type ResponseOf<Op extends RequestOp> = ResponseByOp[Op];

@@ -19,6 +19,8 @@ import { sharedConsumerName } from '../topics/consumers.js';
 import type { ClusterView } from '../topics/ports.js';
 import { toWalrusError } from '../topics/topic-table.js';
 import type { TopicService } from '../topics/topic-service.js';
+import type { Controller } from '../controller/controller.js';
+import { removeNode } from './node-removal.js';
 import { routeOf } from './routing.js';
 import { stateJson } from './state-json.js';
 
@@ -39,6 +41,7 @@ export interface ReplyChannel {
 
 export interface RequestHandlerOptions {
   readonly topics: TopicService;
+  readonly controller: Controller;
   readonly cluster: ClusterView;
   readonly nodeId: number;
   readonly clientAddr: string;
@@ -275,7 +278,15 @@ export class RequestHandler {
       case 'state':
         return { state: stateJson(t, request.topic) };
       case 'removeNode':
-        return { removed: await this.options.cluster.removeNode(request.nodeId) };
+        return removeNode(
+          request.nodeId,
+          this.options.nodeId,
+          t,
+          this.options.controller,
+          this.options.cluster,
+        );
+      case 'handOff':
+        return { handedOff: await t.appender.handOff(request.nodeId) };
     }
   }
 

@@ -169,22 +169,54 @@ export class Appender {
       });
   }
 
-  private async rollover(name: string): Promise<void> {
+  /**
+   * Seals the active segment of every topic this node leads, whatever their fill, so that the
+   * next segments go to other voters: `walrus-cli remove-node` of a segment leader runs this on the
+   * leaving node first (`leaving` is its id), or its topics would be stranded. Returns how many
+   * segments it sealed.
+   */
+  async handOff(leaving: number): Promise<number> {
+    const { meta, table, nodeId } = this.ctx;
+    let sealed = 0;
+    for (const topic of [...meta.state.topics.values()]) {
+      const rt = table.find(topic.name);
+      if (rt === undefined) continue;
+      for (let attempt = 0; attempt <= topicLimits.rolloverWaitCountMax; attempt++) {
+        if (rt.rolling !== null) await rt.rolling;
+        if (rt.segmentReady !== null) await rt.segmentReady;
+        if (rt.rolling === null && rt.segmentReady === null) break;
+      }
+      if (activeSegment(topic).leaderNodeId !== nodeId) continue;
+      rt.rolling = this.rollover(topic.name, leaving).finally(() => {
+        rt.rolling = null;
+      });
+      await rt.rolling;
+      sealed += 1;
+    }
+    return sealed;
+  }
+
+  private async rollover(name: string, leaving = 0): Promise<void> {
     const { table, wal, cluster, nodeId } = this.ctx;
     const topic = table.topic(name);
     const active = activeSegment(topic);
-    const sealed = await wal.sealActive(name);
+    // A segment that never took an append has no WAL file: it seals empty, at its base.
+    // (A WAL segment already sealed here is a rollover a crash interrupted: its count stands.)
+    const local = wal.segments(name).find((s) => s.id === active.id);
+    const sealed =
+      local === undefined
+        ? { endOffset: active.baseOffset, sizeBytes: 0, lastTimestampMs: null }
+        : local.sealed
+          ? local
+          : await wal.sealActive(name);
+    const voters = cluster.voters().filter((v) => v !== leaving);
+    const alive = cluster.aliveVoters().filter((v) => v !== leaving);
     await proposeOrThrow(this.ctx, {
       type: 'sealSegment',
       topic: name,
       segmentId: active.id,
       endOffset: sealed.endOffset,
-      nextLeaderNodeId: nextSegmentLeader(
-        active.leaderNodeId,
-        cluster.voters(),
-        cluster.aliveVoters(),
-        nodeId,
-      ),
+      nextLeaderNodeId: nextSegmentLeader(active.leaderNodeId, voters, alive, nodeId),
       producers: producerTable(table.runtime(name)),
       sizeBytes: sealed.sizeBytes,
       lastTimestampMs: sealed.lastTimestampMs,

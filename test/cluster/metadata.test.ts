@@ -146,3 +146,66 @@ test.serial('retention never strands a consumer: it keeps reaching the newest re
     },
   );
 });
+
+test.serial(
+  'remove-node of a segment leader hands its empty segments off and refuses to strand records',
+  async (t) => {
+    await withCluster(t, { nodeCount: 4 }, async (cluster) => {
+      await eventually('four voters everywhere', async () => {
+        const all = await Promise.all(cluster.nodes.map((n) => votersOf(n.clientAddr)));
+        return all.every((v) => v?.length === 4) ? true : undefined;
+      });
+      const bin = new WalrusClient({ nodes: cluster.nodes.map((n) => n.clientAddr) });
+      try {
+        const raftLeader = (await bin.metrics()) as { current_leader: number };
+        // Topics are placed by name hash: find two led by one follower.
+        const byLeader = new Map<number, string[]>();
+        for (let i = 0; i < 40; i++) {
+          const created = await bin.createTopic(`rm${i}`);
+          const list = byLeader.get(created.topic.leaderNodeId) ?? [];
+          list.push(`rm${i}`);
+          byLeader.set(created.topic.leaderNodeId, list);
+        }
+        const victim = [...byLeader.keys()].find(
+          (id) => id !== raftLeader.current_leader && (byLeader.get(id)?.length ?? 0) >= 2,
+        );
+        t.truthy(victim, 'some follower leads two topics');
+        const [kept, empty] = byLeader.get(victim!)!;
+        await bin.append(kept!, [{ value: Buffer.from('only copy') }]);
+
+        // Refused: the victim holds the only copy of an acknowledged record.
+        const refused = await t.throwsAsync(bin.removeNode(victim!));
+        t.is((refused as { code?: string }).code, 'CONFLICT');
+        t.regex(refused!.message, new RegExp(`'${kept}'`));
+        // ... and nothing was lost or stranded by the attempt: the topic still takes appends, and
+        // both records read back (the hand-off before the refusal may have sealed a segment).
+        await bin.append(kept!, [{ value: Buffer.from('after refusal') }]);
+        const values: string[] = [];
+        for (let offset = 0; offset < 2; ) {
+          const page = await bin.read(kept!, offset);
+          for (const r of page.records) values.push(Buffer.from(r.value).toString());
+          offset = page.nextOffset;
+        }
+        t.deepEqual(values, ['only copy', 'after refusal']);
+
+        // Once that topic is gone, the removal hands the empty segments off and succeeds.
+        await bin.deleteTopic(kept!);
+        t.deepEqual(await bin.removeNode(victim!), { removed: true });
+        await cluster.kill(
+          cluster.nodes.findIndex((n) => n.spec.nodeId === victim),
+          'SIGTERM',
+        );
+        const info = await bin.describeTopic(empty!);
+        t.not(info.leaderNodeId, victim);
+        const appended = await bin.append(empty!, [{ value: Buffer.from('moved') }]);
+        t.is(appended.firstOffset, 0);
+        t.deepEqual(
+          (await bin.read(empty!, 0)).records.map((r) => Buffer.from(r.value).toString()),
+          ['moved'],
+        );
+      } finally {
+        await bin.close();
+      }
+    });
+  },
+);

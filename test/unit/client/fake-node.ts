@@ -261,6 +261,8 @@ export class FakeNode {
         return { metrics: { id: this.nodeId, state: 'Leader', current_term: 1 } };
       case 'removeNode':
         return { removed: false };
+      case 'handOff':
+        return { handedOff: 0 };
       case 'state':
         this.topic(r.topic);
         return {

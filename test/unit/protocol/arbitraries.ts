@@ -93,6 +93,7 @@ export const requestArb: fc.Arbitrary<Request> = fc.oneof(
   fc.constant({ op: 'listTopics' } as const),
   fc.record({ op: fc.constant('deleteTopic' as const), topic: anyTopicArb }),
   fc.record({ op: fc.constant('removeNode' as const), nodeId: fc.integer({ min: 1, max: 0xffffffff }) }),
+  fc.record({ op: fc.constant('handOff' as const), nodeId: fc.integer({ min: 1, max: 0xffffffff }) }),
   fc.record({
     op: fc.constant('configureTopic' as const),
     topic: anyTopicArb,
@@ -157,6 +158,10 @@ export const replyArb: fc.Arbitrary<AnyReply> = fc.oneof(
   }),
   fc.record({ op: fc.constant('deleteTopic' as const), reply: fc.record({ deleted: fc.boolean() }) }),
   fc.record({ op: fc.constant('removeNode' as const), reply: fc.record({ removed: fc.boolean() }) }),
+  fc.record({
+    op: fc.constant('handOff' as const),
+    reply: fc.record({ handedOff: fc.integer({ min: 0, max: 0xffffffff }) }),
+  }),
   fc.record({ op: fc.constant('configureTopic' as const), reply: fc.record({ topic: topicInfoArb }) }),
   fc.record({
     op: fc.constant('append' as const),
