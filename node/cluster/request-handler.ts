@@ -313,10 +313,12 @@ export class RequestHandler {
           { op: 'state', topic: command.topic },
           false,
         )) as ResponseByOp['state'];
-        return encodeTextReply({ kind: 'OK', payload: JSON.stringify(reply.state) });
+        // Walrus answers STATE and METRICS with the JSON object alone (no `OK `): clients parse
+        // the whole reply as JSON.
+        return encodeTextReply({ kind: 'JSON', json: JSON.stringify(reply.state) });
       }
       case 'METRICS':
-        return encodeTextReply({ kind: 'OK', payload: JSON.stringify(this.options.metricsJson()) });
+        return encodeTextReply({ kind: 'JSON', json: JSON.stringify(this.options.metricsJson()) });
       default:
         throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, 'unknown command');
     }

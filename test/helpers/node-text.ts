@@ -15,6 +15,14 @@ export interface NodeMetrics {
   last_applied: number;
 }
 
+/**
+ * The JSON object a STATE or METRICS reply is, or null for any other reply (an `ERR …`). Walrus
+ * sends the object alone, so the whole reply is parsed, as its own clients do.
+ */
+export function jsonReply<T = Record<string, unknown>>(reply: string | undefined): T | null {
+  return reply?.startsWith('{') ? (JSON.parse(reply) as T) : null;
+}
+
 /** Sends the commands in order on one connection and returns the replies. */
 export async function textCommands(
   addr: string,
@@ -35,7 +43,7 @@ export async function textCommands(
 export async function nodeMetrics(addr: string, timeoutMs = 1500): Promise<NodeMetrics | null> {
   try {
     const [reply] = await textCommands(addr, ['METRICS'], timeoutMs);
-    return reply?.startsWith('OK ') ? (JSON.parse(reply.slice(3)) as NodeMetrics) : null;
+    return jsonReply<NodeMetrics>(reply);
   } catch {
     return null;
   }

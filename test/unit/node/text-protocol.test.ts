@@ -37,7 +37,7 @@ async function send(...commands: (string | Uint8Array)[]): Promise<string[]> {
 
 async function assertStillServing(t: import('ava').ExecutionContext): Promise<void> {
   const [reply] = await send('METRICS');
-  t.true(reply?.startsWith('OK {'), `node stopped serving: ${reply}`);
+  t.true(reply?.startsWith('{'), `node stopped serving: ${reply}`);
   t.is(cluster.nodes[0]!.process?.exitCode, null, 'the node process is alive');
 }
 
@@ -50,7 +50,7 @@ test.serial('the seed quick-start exchange: REGISTER, PUT, GET, STATE', async (t
     'STATE logs',
   );
   t.deepEqual(replies.slice(0, 4), ['OK', 'OK', 'OK hello from distributed cluster', 'EMPTY']);
-  const state = JSON.parse(replies[4]!.slice(3)) as Record<string, unknown>;
+  const state = JSON.parse(replies[4]!) as Record<string, unknown>;
   t.like(state, {
     topic: 'logs',
     current_segment: 1,
@@ -71,7 +71,7 @@ test.serial('REGISTER is idempotent and keywords are case-insensitive', async (t
 
 test.serial('METRICS returns seed 002 fields with real values', async (t) => {
   const [reply] = await send('METRICS');
-  const m = JSON.parse(reply!.slice(3)) as Record<string, unknown>;
+  const m = JSON.parse(reply!) as Record<string, unknown>;
   for (const key of [
     'id',
     'state',
@@ -100,7 +100,7 @@ test.serial("the seed's nc health check gets a framed reply", async (t) => {
   const frames = splitFrames(data);
   t.is(frames.length, 1);
   t.is(data.readUInt32LE(0), frames[0]!.length);
-  t.true(frames[0]!.toString('utf8').startsWith('OK {"id":1'));
+  t.true(frames[0]!.toString('utf8').startsWith('{"id":1'));
 });
 
 test.serial(
@@ -112,7 +112,7 @@ test.serial(
     t.true(replies.every((r) => r === 'OK'));
     const gets = await send(...Array.from({ length: count + 1 }, () => 'GET roll'));
     t.deepEqual(gets, [...Array.from({ length: count }, (_, i) => `OK r${i}`), 'EMPTY']);
-    const state = JSON.parse((await send('STATE roll'))[0]!.slice(3)) as {
+    const state = JSON.parse((await send('STATE roll'))[0]!) as {
       current_segment: number;
       sealed_segments: Record<string, number>;
     };
