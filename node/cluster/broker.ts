@@ -1077,7 +1077,7 @@ export class Broker {
     return { consumer: { topic: name, consumer, offset: this.cursorOf(topic, consumer) } };
   }
 
-  /** Seed 002's STATE JSON, plus offsets and retention. */
+  /** Seed 002's STATE JSON, Walrus's `last_sealed_entry_offset`, plus offsets and retention. */
   stateJson(name: string): Record<string, unknown> {
     const topic = this.topicMeta(name);
     const active = activeSegment(topic);
@@ -1092,6 +1092,7 @@ export class Broker {
       topic: name,
       current_segment: active.id,
       leader_node: active.leaderNodeId,
+      last_sealed_entry_offset: active.baseOffset,
       sealed_segments: sealed,
       segment_leaders: leaders,
       start_offset: info.startOffset,

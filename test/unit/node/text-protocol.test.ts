@@ -114,6 +114,7 @@ test.serial(
     t.deepEqual(gets, [...Array.from({ length: count }, (_, i) => `OK r${i}`), 'EMPTY']);
     const state = JSON.parse((await send('STATE roll'))[0]!) as {
       current_segment: number;
+      last_sealed_entry_offset: number;
       sealed_segments: Record<string, number>;
     };
     t.true(state.current_segment >= 5, `expected ≥ 5 segments, got ${state.current_segment}`);
@@ -121,6 +122,8 @@ test.serial(
       Object.values(state.sealed_segments),
       Array.from({ length: state.current_segment - 1 }, () => 5),
     );
+    // Walrus's cumulative count of entries in sealed segments: where the active segment starts.
+    t.is(state.last_sealed_entry_offset, 5 * (state.current_segment - 1));
   },
 );
 
