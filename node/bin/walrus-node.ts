@@ -174,7 +174,10 @@ async function main(): Promise<void> {
     nodeId: config.nodeId,
     clientAddr,
     logger,
-    metricsJson: () => metricsJson(config.nodeId, raft.metricsStatus(), broker.storageStats()),
+    metricsJson: () => {
+      const nowMs = Date.now();
+      return metricsJson(config.nodeId, raft.metricsStatus(nowMs), broker.storageStats(), nowMs);
+    },
   });
 
   const peerServer = new PeerServer({

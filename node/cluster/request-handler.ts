@@ -42,7 +42,7 @@ export interface RequestHandlerOptions {
   readonly cluster: ClusterView;
   readonly nodeId: number;
   readonly clientAddr: string;
-  /** Builds seed 002's METRICS JSON. */
+  /** Builds the METRICS JSON (seed 002's fields and Walrus's, metrics-json.ts). */
   readonly metricsJson: () => Record<string, unknown>;
   readonly logger: BrokerLogger;
 }

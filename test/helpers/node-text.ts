@@ -4,14 +4,20 @@
  */
 import { TextClient } from '../../node/client/text-client.js';
 
-/** The METRICS fields the tests and benchmarks look at. */
+/** The METRICS fields the tests and benchmarks look at (seed 002's and openraft's, side by side). */
 export interface NodeMetrics {
   id: number;
   state: string;
   current_term: number;
   current_leader: number | null;
-  membership_config: { nodes: number[]; voters: number[]; learners: number[] };
-  replication: Record<string, { match_index: number; next_index: number }>;
+  last_log_index: number;
+  membership_config: {
+    nodes: number[];
+    voters: number[];
+    learners: number[];
+    membership: { configs: number[][]; nodes: Record<string, { addr?: string; client_addr?: string }> };
+  };
+  replication: Record<string, { match_index: number; next_index: number; index: number }>;
   last_applied: number;
 }
 
