@@ -126,7 +126,7 @@ export class RaftNode {
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
   /** Last tick number a message from each peer arrived at (liveness for placement decisions). */
   private readonly heardAtTick = new Map<number, number>();
-  /** When (epoch ms) a message from each peer last arrived: the acks METRICS reports on a leader. */
+  /** When (epoch ms) a Raft message from each peer last arrived: the acks METRICS reports on a leader. */
   private readonly heardAtMs = new Map<number, number>();
   /** term → the leader this node saw in it (METRICS names a log position's leader by its term). */
   private readonly leaderOfTerm = new Map<number, number>();
@@ -307,7 +307,6 @@ export class RaftNode {
       throw new WalrusError(ErrorCode.BAD_REQUEST, 'peer request is not JSON');
     }
     this.heardAtTick.set(fromNodeId, this.tickCount);
-    this.heardAtMs.set(fromNodeId, Date.now());
     switch (request.type) {
       case 'propose': {
         const index = await this.proposeHere(request.command);
