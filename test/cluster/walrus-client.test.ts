@@ -44,6 +44,10 @@ function sendCommand(port: number, command: string, timeoutMs = 5_000): Promise<
 
 /** The fields of openraft's RaftMetrics such a client reads. */
 interface WalrusMetrics {
+  running_state: { Ok?: null; Err?: unknown };
+  state: string;
+  millis_since_quorum_ack: number | null;
+  heartbeat: Record<string, number | null> | null;
   current_leader: number | null;
   last_log_index: number | null;
   membership_config: { membership: { configs: number[][]; nodes: Record<string, unknown> } };
@@ -106,6 +110,14 @@ test.serial(
       // Every member, followers too, reports the same membership the openraft way.
       for (const port of ports.values()) await waitForMembership(port, ids);
       const before = await waitForReplication(leaderPort, ids);
+      // A dashboard's view of the leader's health: running, and heard from by a quorum lately.
+      const health = await eventually('the leader to report its quorum acks', async () => {
+        const m = await metrics(leaderPort);
+        return m.state === 'Leader' && m.millis_since_quorum_ack !== null ? m : undefined;
+      });
+      t.deepEqual(health.running_state, { Ok: null });
+      t.true(health.millis_since_quorum_ack! < 5_000, `${health.millis_since_quorum_ack} ms`);
+      t.deepEqual(Object.keys(health.heartbeat ?? {}).sort(), ['1', '2', '3']);
 
       // Metadata changes advance the Raft log; the client waits for every member to catch up.
       const port1 = ports.get(1)!;
