@@ -50,16 +50,19 @@ export function toCommand(words: string[]): { command: string; keyword: string }
   return { command: need === 0 ? keyword : `${keyword} ${words[1]}`, keyword };
 }
 
-/** Formats a reply for a person: JSON indented, everything else as sent. */
+/**
+ * Formats a reply for a person: JSON indented, everything else as sent. STATE and METRICS answer
+ * the JSON object alone, as Walrus does; an `OK {json}` from an older Walrus-TS node reads too.
+ */
 export function formatReply(keyword: string, reply: string): string {
-  if (jsonCommands.has(keyword) && reply.startsWith('OK ')) {
-    try {
-      return JSON.stringify(JSON.parse(reply.slice(3)), null, 2);
-    } catch {
-      return reply;
-    }
+  if (!jsonCommands.has(keyword)) return reply;
+  const json = reply.startsWith('{') ? reply : reply.startsWith('OK {') ? reply.slice(3) : null;
+  if (json === null) return reply;
+  try {
+    return JSON.stringify(JSON.parse(json), null, 2);
+  } catch {
+    return reply;
   }
-  return reply;
 }
 
 async function oneOff(client: TextClient, words: string[]): Promise<number> {

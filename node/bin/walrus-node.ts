@@ -213,7 +213,10 @@ async function main(): Promise<void> {
     nodeId: config.nodeId,
     clientAddr,
     logger,
-    metricsJson: () => metricsJson(config.nodeId, raft.metricsStatus(), topicService.storageStats()),
+    metricsJson: () => {
+      const nowMs = Date.now();
+      return metricsJson(config.nodeId, raft.metricsStatus(nowMs), topicService.storageStats(), nowMs);
+    },
   });
 
   const peerServer = new PeerServer({

@@ -78,7 +78,10 @@ export class TextClient {
     });
   }
 
-  /** Sends one command and resolves with the reply as a UTF-8 string (`OK …`, `EMPTY`, `ERR …`). */
+  /**
+   * Sends one command and resolves with the reply as a UTF-8 string (`OK …`, `EMPTY`, `ERR …`, or
+   * for STATE and METRICS the JSON object alone).
+   */
   async send(command: string | Uint8Array): Promise<string> {
     return (await this.sendRaw(command)).toString('utf8');
   }

@@ -25,23 +25,46 @@ import {
   type Snapshot,
   decodeConfEntry,
   makeRaftConfig,
+  quorumSize,
 } from '../raft/index.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { MetaCommand, MetadataSnapshot, MetadataState, NodeMeta } from './metadata-state.js';
+/** A log position as this node knows it; `term`/`leaderId` are null when it cannot tell them. */
+export interface LogPosition {
+  readonly index: number;
+  /** The entry's term; null when the entry is compacted away or beyond this node's log. */
+  readonly term: number | null;
+  /** The leader of that term, as this node saw it; null when it never saw that term's leader. */
+  readonly leaderId: number | null;
+}
 
 /** What METRICS shows of this node's Raft state. */
 export interface RaftStatusForMetrics {
   readonly state: 'Leader' | 'Follower' | 'Candidate' | 'PreCandidate' | 'Learner';
   readonly term: number;
+  /** The node voted for in this term (null: none). */
   readonly vote: number | null;
   readonly lastIndex: number;
   readonly applied: number;
   readonly leaderId: number | null;
   readonly voters: readonly number[];
   readonly learners: readonly number[];
-  readonly snapshot: { readonly index: number; readonly term: number } | null;
-  /** Leader only: per follower. */
-  readonly progress: Readonly<Record<string, { readonly match: number; readonly next: number }>>;
+  /** The last snapshot (null: none yet); its term is always known. */
+  readonly snapshot: (LogPosition & { readonly term: number }) | null;
+  /** Where the configuration in effect was written (null: the bootstrap configuration). */
+  readonly membershipLogId: LogPosition | null;
+  /** Addresses of members whose registration is applied, by node id. */
+  readonly addresses: Readonly<Record<string, { readonly raftAddr: string; readonly clientAddr: string }>>;
+  /** Leader only: every member, the leader itself included. */
+  readonly progress: Readonly<
+    Record<string, { readonly match: number; readonly next: number; readonly matched: LogPosition | null }>
+  >;
+  /** Leader only: when each member last answered it (epoch ms; the leader itself: now). */
+  readonly ackedAtMs: Readonly<Record<string, number | null>> | null;
+  /** Leader only: the newest time a quorum of voters had answered it (epoch ms). */
+  readonly quorumAckedAtMs: number | null;
+  /** False once the node's Raft has stopped. */
+  readonly running: boolean;
 }
 
 /** The disk-backed storage the driver writes through (RaftDiskStorage implements it). */
@@ -97,6 +120,8 @@ export interface RaftNodeOptions {
 }
 
 export const raftNodeLimits = {
+  /** Terms whose leader METRICS remembers (a log position names its term's leader). */
+  leaderTermCountMax: 1_024,
   /** Proposals waiting to be applied on this node; beyond it BUSY. */
   pendingProposalCountMax: 100_000,
   /** How long a proposal may take to be applied before the caller gets TIMEOUT. */
@@ -142,6 +167,12 @@ export class RaftNode {
   private readonly appliedWaiters: { index: number; resolve: () => void }[] = [];
   /** Last tick number a message from each peer arrived at (liveness for placement decisions). */
   private readonly heardAtTick = new Map<number, number>();
+  /** When (epoch ms) a Raft message from each peer last arrived: the acks METRICS reports on a leader. */
+  private readonly heardAtMs = new Map<number, number>();
+  /** term → the leader this node saw in it (METRICS names a log position's leader by its term). */
+  private readonly leaderOfTerm = new Map<number, number>();
+  /** When (epoch ms) this node last became leader: acks older than that do not count. */
+  private leaderSinceMs = 0;
   private tickCount = 0;
   private timer: NodeJS.Timeout | null = null;
   private processScheduled = false;
@@ -213,11 +244,35 @@ export class RaftNode {
     });
   }
 
-  metricsStatus(): RaftStatusForMetrics {
+  /** What METRICS reports of Raft (node/server/metrics-json.ts builds the JSON). */
+  metricsStatus(nowMs: number): RaftStatusForMetrics {
     const s = this.core.status();
     const snap = this.storage.snapshot().meta;
-    const progress: Record<string, { match: number; next: number }> = {};
-    for (const [id, p] of Object.entries(s.progress)) progress[id] = { match: p.match, next: p.next };
+    const isLeader = s.state === 'Leader';
+    const progress: Record<string, { match: number; next: number; matched: LogPosition | null }> = {};
+    for (const [id, p] of Object.entries(s.progress))
+      progress[id] = { match: p.match, next: p.next, matched: this.logPosition(p.match) };
+    const addresses: Record<string, { raftAddr: string; clientAddr: string }> = {};
+    for (const n of this.state.nodes.values())
+      addresses[String(n.nodeId)] = { raftAddr: n.raftAddr, clientAddr: n.clientAddr };
+    let ackedAtMs: Record<string, number | null> | null = null;
+    let quorumAckedAtMs: number | null = null;
+    if (isLeader) {
+      // A member's ack counts from the moment this node became leader; its own is always now.
+      const ackOf = (id: number): number | null => {
+        if (id === this.nodeId) return nowMs;
+        const at = this.heardAtMs.get(id);
+        return at !== undefined && at >= this.leaderSinceMs ? at : null;
+      };
+      ackedAtMs = {};
+      for (const id of Object.keys(s.progress).map(Number)) ackedAtMs[String(id)] = ackOf(id);
+      const voterAcks = s.voters
+        .map(ackOf)
+        .filter((at): at is number => at !== null)
+        .sort((a, b) => b - a);
+      const q = quorumSize(s.voters.length);
+      quorumAckedAtMs = s.voters.length > 0 && voterAcks.length >= q ? voterAcks[q - 1]! : null;
+    }
     return {
       state: s.state === 'PreCandidate' ? 'Candidate' : s.state,
       term: s.term,
@@ -227,9 +282,25 @@ export class RaftNode {
       leaderId: s.leaderId === 0 ? null : s.leaderId,
       voters: s.voters,
       learners: s.learners,
-      snapshot: snap.index > 0 ? { index: snap.index, term: snap.term } : null,
+      snapshot:
+        snap.index > 0
+          ? { index: snap.index, term: snap.term, leaderId: this.leaderOfTerm.get(snap.term) ?? null }
+          : null,
+      membershipLogId: this.logPosition(s.confIndex),
+      addresses,
       progress,
+      ackedAtMs,
+      quorumAckedAtMs,
+      running: !this.stopped,
     };
+  }
+
+  /** A log index with its term and that term's leader, as far as this node can tell them. */
+  private logPosition(index: number): LogPosition | null {
+    if (index <= 0) return null;
+    const snap = this.storage.snapshot().meta;
+    const term = index === snap.index ? snap.term : (this.core.log.term(index) ?? null);
+    return { index, term, leaderId: term === null ? null : (this.leaderOfTerm.get(term) ?? null) };
   }
 
   /** A Raft message from a peer (already authenticated by the transport). */
@@ -252,6 +323,7 @@ export class RaftNode {
       return;
     }
     this.heardAtTick.set(fromNodeId, this.tickCount);
+    this.heardAtMs.set(fromNodeId, Date.now());
     try {
       this.core.step(m);
     } catch (error) {
@@ -545,10 +617,21 @@ export class RaftNode {
     this.releaseAppliedWaiters();
     this.maybeCompact();
     const leader = this.core.status().leaderId;
+    if (leader !== 0) this.noteLeaderOfTerm(this.core.currentTerm, leader);
     if (leader !== this.lastLeaderId) {
       this.lastLeaderId = leader;
       this.o.logger.info({ leader, term: this.core.status().term }, 'Raft leader changed');
       this.o.onLeaderChange?.(leader);
+    }
+  }
+
+  private noteLeaderOfTerm(term: number, leader: number): void {
+    if (this.leaderOfTerm.get(term) === leader) return;
+    this.leaderOfTerm.set(term, leader);
+    if (leader === this.nodeId) this.leaderSinceMs = Date.now();
+    if (this.leaderOfTerm.size > raftNodeLimits.leaderTermCountMax) {
+      const oldest = Math.min(...this.leaderOfTerm.keys());
+      this.leaderOfTerm.delete(oldest);
     }
   }
 

@@ -9,10 +9,12 @@
  *                             empty record; `PUT t` without that space is BAD_REQUEST)
  *   GET <topic>               read the next record through the topic's shared consumer
  *   STATE <topic>             topic JSON (seed 002)
- *   METRICS                   node JSON (seed 002)
+ *   METRICS                   node JSON (seed 002 plus the Raft metrics Walrus serialises)
  * For every command but PUT, trailing ASCII whitespace (e.g. the newline `echo` adds) is ignored.
- * Replies: `OK`, `OK <payload>`, `EMPTY`, `ERR <CODE> <message>` (CODE from error-codes.ts).
+ * Replies: `OK`, `OK <payload>`, `EMPTY`, `ERR <CODE> <message>` (CODE from error-codes.ts), and
+ * for STATE and METRICS the JSON object alone, with no `OK ` in front, as Walrus sends it.
  */
+import assert from 'node:assert';
 import { ErrorCode, isErrorCode, WalrusError } from './error-codes.js';
 import { protocolLimits } from './limits.js';
 import { topicNameProblem } from './topic-name.js';
@@ -33,10 +35,13 @@ export type TextParseResult =
 export type TextReply =
   | { readonly kind: 'OK'; readonly payload?: Uint8Array | string }
   | { readonly kind: 'EMPTY' }
+  /** A JSON object sent as the whole reply (STATE, METRICS). */
+  | { readonly kind: 'JSON'; readonly json: string }
   | { readonly kind: 'ERR'; readonly code: ErrorCode; readonly message: string };
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 const space = 0x20;
+const openBrace = 0x7b;
 const topicCommands = new Set(['REGISTER', 'GET', 'STATE']);
 
 function failure(code: ErrorCode, message: string): TextParseResult {
@@ -115,6 +120,9 @@ export function encodeTextReply(reply: TextReply): Buffer {
       return Buffer.concat([Buffer.from('OK ', 'utf8'), Buffer.from(reply.payload)]);
     case 'EMPTY':
       return Buffer.from('EMPTY', 'utf8');
+    case 'JSON':
+      assert.ok(reply.json.startsWith('{'), 'a JSON reply is an object');
+      return Buffer.from(reply.json, 'utf8');
     case 'ERR': {
       const message = reply.message.replace(/[\r\n]+/g, ' ');
       const limited =
@@ -134,6 +142,8 @@ export function encodeTextError(error: { readonly code: ErrorCode; readonly mess
 export type ParsedTextReply =
   | { readonly kind: 'OK'; readonly payload: Buffer | undefined }
   | { readonly kind: 'EMPTY' }
+  /** The whole reply is a JSON object (STATE, METRICS); `payload` is its bytes, not yet parsed. */
+  | { readonly kind: 'JSON'; readonly payload: Buffer }
   | { readonly kind: 'ERR'; readonly code: ErrorCode | undefined; readonly message: string }
   | { readonly kind: 'UNKNOWN'; readonly text: string };
 
@@ -148,6 +158,7 @@ export function parseTextReply(payload: Uint8Array): ParsedTextReply {
   if (bytes.length === 2 && bytes.toString('latin1') === 'OK') return { kind: 'OK', payload: undefined };
   if (bytes.length >= 3 && bytes.toString('latin1', 0, 3) === 'OK ')
     return { kind: 'OK', payload: bytes.subarray(3) };
+  if (bytes.length > 0 && bytes[0] === openBrace) return { kind: 'JSON', payload: bytes };
   const text = bytes.toString('utf8');
   if (text === 'EMPTY') return { kind: 'EMPTY' };
   if (text === 'ERR' || text.startsWith('ERR ')) {

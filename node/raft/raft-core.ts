@@ -78,6 +78,8 @@ export interface RaftStatus {
   readonly progress: Readonly<Record<number, ProgressStatus>>;
   /** Index of the last snapshot (compacted prefix). */
   readonly snapshotIndex: number;
+  /** Index of the entry whose configuration is in effect (the snapshot's index if none is newer). */
+  readonly confIndex: number;
   readonly leadTransferee: number;
 }
 
@@ -346,6 +348,7 @@ export class RaftCore {
       learners: this.learners.slice(),
       progress,
       snapshotIndex: this.log.firstIndex() - 1,
+      confIndex: this.confLog[this.confLog.length - 1]!.index,
       leadTransferee: this.leadTransferee,
     };
   }

@@ -1,36 +1,111 @@
 /**
- * Seed 002's METRICS JSON (`id`, `state`, `current_term`, `vote`, `last_log_index`,
- * `last_applied`, `current_leader`, `membership_config`, `snapshot`, `replication`) with real
- * values from the node's Raft status, plus a `storage` object of our own.
+ * The METRICS JSON. It carries two shapes side by side, so that both kinds of reader work:
+ *
+ * - seed 002's documented fields: `id`, `state`, `current_term`, `vote`, `last_log_index`,
+ *   `last_applied` (a number), `current_leader`, `membership_config.{nodes,voters,learners}`,
+ *   `snapshot.{index,term}`, `replication[id].{match_index,next_index}`;
+ * - what real Walrus answers, because its METRICS is openraft's `RaftMetrics` serialised: a log
+ *   position is a LogId `{leader_id: {term, node_id}, index}`, `membership_config` holds `log_id`
+ *   and `membership.{configs, nodes}`, `replication` has a LogId per member (the leader too),
+ *   plus `running_state`, `purged`, `millis_since_quorum_ack`, `last_quorum_acked`, `heartbeat`.
+ *
+ * Where one field would need two types the seed's wins; docs/protocol.md lists every such field.
+ * A `storage` object of our own comes last. Pure: the caller passes every figure and the clock.
  */
-import type { RaftStatusForMetrics } from '../cluster/raft-node.js';
+import type { LogPosition, RaftStatusForMetrics } from '../cluster/raft-node.js';
+
+interface LogIdJson {
+  readonly leader_id: { readonly term: number; readonly node_id: number | null } | null;
+  readonly index: number;
+}
+
+function logIdJson(p: LogPosition | null): LogIdJson | null {
+  if (p === null) return null;
+  return {
+    leader_id: p.term === null ? null : { term: p.term, node_id: p.leaderId },
+    index: p.index,
+  };
+}
+
+/** openraft serialises an instant as nanoseconds since the Unix epoch. */
+function epochNanos(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms) * 1_000_000;
+}
+
+const byNumber = (a: number, b: number): number => a - b;
 
 export function metricsJson(
   nodeId: number,
   raft: RaftStatusForMetrics,
   storage: Readonly<Record<string, number>>,
+  nowMs: number,
 ): Record<string, unknown> {
-  const replication: Record<string, { match_index: number; next_index: number }> = {};
-  if (raft.state === 'Leader') {
-    for (const [id, p] of Object.entries(raft.progress)) {
-      if (Number(id) !== nodeId) replication[id] = { match_index: p.match, next_index: p.next };
+  const isLeader = raft.state === 'Leader';
+  const replication: Record<string, unknown> = {};
+  if (isLeader) {
+    const ids = Object.keys(raft.progress).map(Number).sort(byNumber);
+    for (const id of ids) {
+      const p = raft.progress[String(id)]!;
+      const matched = logIdJson(p.matched);
+      replication[String(id)] = {
+        match_index: p.match,
+        next_index: p.next,
+        leader_id: matched?.leader_id ?? null,
+        index: p.match,
+      };
     }
   }
-  const nodes = [...new Set([...raft.voters, ...raft.learners])].sort((a, b) => a - b);
+  let heartbeat: Record<string, number | null> | null = null;
+  if (isLeader && raft.ackedAtMs !== null) {
+    heartbeat = {};
+    for (const id of Object.keys(raft.ackedAtMs).map(Number).sort(byNumber))
+      heartbeat[String(id)] = epochNanos(raft.ackedAtMs[String(id)] ?? null);
+  }
+  const voters = [...raft.voters].sort(byNumber);
+  const learners = [...raft.learners].sort(byNumber);
+  const nodes = [...new Set([...voters, ...learners])].sort(byNumber);
+  const nodeInfo: Record<string, { addr?: string; client_addr?: string }> = {};
+  for (const id of nodes) {
+    const a = raft.addresses[String(id)];
+    nodeInfo[String(id)] = a === undefined ? {} : { addr: a.raftAddr, client_addr: a.clientAddr };
+  }
+  // In openraft terms a follower that accepted a leader without voting holds that leader's vote;
+  // with neither, node 0 (no node has id 0), as openraft's default vote.
+  const votedFor = raft.vote ?? raft.leaderId ?? 0;
+  const quorumAcked = isLeader ? raft.quorumAckedAtMs : null;
+  const snapshot = logIdJson(raft.snapshot);
   return {
+    running_state: raft.running ? { Ok: null } : { Err: 'Stopped' },
     id: nodeId,
-    state: raft.state,
     current_term: raft.term,
-    vote: raft.vote === null ? null : { term: raft.term, node_id: raft.vote, committed: raft.applied > 0 },
+    vote: {
+      term: raft.term,
+      node_id: votedFor,
+      committed: raft.leaderId !== null && raft.leaderId === votedFor,
+      leader_id: { term: raft.term, node_id: votedFor },
+    },
     last_log_index: raft.lastIndex,
     last_applied: raft.applied,
+    snapshot:
+      raft.snapshot === null
+        ? null
+        : { index: raft.snapshot.index, term: raft.snapshot.term, leader_id: snapshot?.leader_id ?? null },
+    purged: snapshot,
+    state: raft.state === 'PreCandidate' ? 'Candidate' : raft.state,
     current_leader: raft.leaderId,
+    millis_since_quorum_ack: quorumAcked === null ? null : Math.max(0, Math.round(nowMs - quorumAcked)),
+    last_quorum_acked: epochNanos(quorumAcked),
     membership_config: {
       nodes,
-      voters: [...raft.voters].sort((a, b) => a - b),
-      learners: [...raft.learners].sort((a, b) => a - b),
+      voters,
+      learners,
+      log_id: logIdJson(raft.membershipLogId),
+      membership: {
+        configs: voters.length === 0 ? [] : [voters],
+        nodes: nodeInfo,
+      },
     },
-    snapshot: raft.snapshot,
+    heartbeat,
     replication,
     storage,
   };

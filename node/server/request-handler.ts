@@ -45,7 +45,7 @@ export interface RequestHandlerOptions {
   readonly cluster: ClusterView;
   readonly nodeId: number;
   readonly clientAddr: string;
-  /** Builds seed 002's METRICS JSON. */
+  /** Builds the METRICS JSON (seed 002's fields and Walrus's, metrics-json.ts). */
   readonly metricsJson: () => Record<string, unknown>;
   readonly logger: Logger;
 }
@@ -360,10 +360,12 @@ export class RequestHandler {
           { op: 'state', topic: command.topic },
           false,
         )) as ResponseByOp['state'];
-        return encodeTextReply({ kind: 'OK', payload: JSON.stringify(reply.state) });
+        // Walrus answers STATE and METRICS with the JSON object alone (no `OK `): clients parse
+        // the whole reply as JSON.
+        return encodeTextReply({ kind: 'JSON', json: JSON.stringify(reply.state) });
       }
       case 'METRICS':
-        return encodeTextReply({ kind: 'OK', payload: JSON.stringify(this.options.metricsJson()) });
+        return encodeTextReply({ kind: 'JSON', json: JSON.stringify(this.options.metricsJson()) });
       default:
         throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, 'unknown command');
     }

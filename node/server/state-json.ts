@@ -1,6 +1,7 @@
 /**
  * The Walrus `STATE <topic>` JSON: `topic`, `current_segment`, `leader_node`, `sealed_segments`
- * (id → record count), `segment_leaders` (id → node), plus our offsets and retention.
+ * (id → record count), `segment_leaders` (id → node), Walrus's `last_sealed_entry_offset`, plus our
+ * offsets and retention.
  */
 import { activeSegment } from '../cluster/metadata-state.js';
 import type { TopicService } from '../topics/topic-service.js';
@@ -19,6 +20,7 @@ export function stateJson(topics: TopicService, name: string): Record<string, un
     topic: name,
     current_segment: active.id,
     leader_node: active.leaderNodeId,
+    last_sealed_entry_offset: active.baseOffset,
     sealed_segments: sealed,
     segment_leaders: leaders,
     start_offset: info.startOffset,

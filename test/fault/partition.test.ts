@@ -78,7 +78,7 @@ test.serial(
       t.is(back.current_leader, fresh + 1);
       const [state] = await eventually('the topic on the old leader', async () => {
         const replies = await cluster.text(old, ['STATE during-partition']);
-        return replies[0]?.startsWith('OK') ? replies : undefined;
+        return replies[0]?.startsWith('{') ? replies : undefined;
       });
       t.regex(state!, /"topic":"during-partition"/);
       const [lost] = await cluster.text(fresh, ['STATE while-cut-off']);
@@ -142,7 +142,7 @@ test.serial(
         for (const topic of committed) {
           const [state] = await eventually(`${topic} on node ${i + 1}`, async () => {
             const replies = await cluster.text(i, [`STATE ${topic}`]);
-            return replies[0]?.startsWith('OK') ? replies : undefined;
+            return replies[0]?.startsWith('{') ? replies : undefined;
           });
           t.regex(state!, new RegExp(`"topic":"${topic}"`));
         }

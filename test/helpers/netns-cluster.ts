@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { nodeBin } from '../../infra/local/launcher.js';
-import type { NodeMetrics } from './node-text.js';
+import { jsonReply, type NodeMetrics } from './node-text.js';
 
 const clientPort = 9091;
 const raftPort = 6001;
@@ -221,7 +221,7 @@ export class NetnsCluster {
   /** The node's METRICS, or null when it does not answer in time. */
   async metrics(index: number, timeoutMs = 1_500): Promise<NodeMetrics | null> {
     const [reply] = await this.text(index, ['METRICS'], timeoutMs);
-    return reply?.startsWith('OK ') ? (JSON.parse(reply.slice(3)) as NodeMetrics) : null;
+    return jsonReply<NodeMetrics>(reply);
   }
 
   private args(index: number): string[] {

@@ -4,15 +4,29 @@
  */
 import { TextClient } from '../../node/client/text-client.js';
 
-/** The METRICS fields the tests and benchmarks look at. */
+/** The METRICS fields the tests and benchmarks look at (seed 002's and openraft's, side by side). */
 export interface NodeMetrics {
   id: number;
   state: string;
   current_term: number;
   current_leader: number | null;
-  membership_config: { nodes: number[]; voters: number[]; learners: number[] };
-  replication: Record<string, { match_index: number; next_index: number }>;
+  last_log_index: number;
+  membership_config: {
+    nodes: number[];
+    voters: number[];
+    learners: number[];
+    membership: { configs: number[][]; nodes: Record<string, { addr?: string; client_addr?: string }> };
+  };
+  replication: Record<string, { match_index: number; next_index: number; index: number }>;
   last_applied: number;
+}
+
+/**
+ * The JSON object a STATE or METRICS reply is, or null for any other reply (an `ERR …`). Walrus
+ * sends the object alone, so the whole reply is parsed, as its own clients do.
+ */
+export function jsonReply<T = Record<string, unknown>>(reply: string | undefined): T | null {
+  return reply?.startsWith('{') ? (JSON.parse(reply) as T) : null;
 }
 
 /** Sends the commands in order on one connection and returns the replies. */
@@ -35,7 +49,7 @@ export async function textCommands(
 export async function nodeMetrics(addr: string, timeoutMs = 1500): Promise<NodeMetrics | null> {
   try {
     const [reply] = await textCommands(addr, ['METRICS'], timeoutMs);
-    return reply?.startsWith('OK ') ? (JSON.parse(reply.slice(3)) as NodeMetrics) : null;
+    return jsonReply<NodeMetrics>(reply);
   } catch {
     return null;
   }

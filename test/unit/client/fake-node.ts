@@ -127,15 +127,15 @@ export class FakeNode {
         }
         case 'STATE':
           return encodeTextReply({
-            kind: 'OK',
-            payload: JSON.stringify(
+            kind: 'JSON',
+            json: JSON.stringify(
               (this.apply({ op: 'state', topic: c.topic }) as ResponseByOp['state']).state,
             ),
           });
         case 'METRICS':
           return encodeTextReply({
-            kind: 'OK',
-            payload: JSON.stringify({ id: this.nodeId, state: 'Leader' }),
+            kind: 'JSON',
+            json: JSON.stringify({ id: this.nodeId, state: 'Leader' }),
           });
       }
     } catch (e) {

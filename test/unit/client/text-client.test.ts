@@ -15,12 +15,12 @@ test('the seed session: REGISTER, PUT, GET, STATE, METRICS', async (t) => {
   t.is(await c.send('PUT logs hello from distributed cluster'), 'OK');
   t.is(await c.send('GET logs'), 'OK hello from distributed cluster');
   t.is(await c.send('GET logs'), 'EMPTY');
-  t.like(JSON.parse((await c.send('STATE logs')).slice(3)), {
+  t.like(JSON.parse(await c.send('STATE logs')), {
     topic: 'logs',
     current_segment: 1,
     leader_node: 1,
   });
-  t.like(JSON.parse((await c.send('metrics')).slice(3)), { id: 1 });
+  t.like(JSON.parse(await c.send('metrics')), { id: 1 });
   t.is(await c.send('GET nope'), "ERR TOPIC_NOT_FOUND topic 'nope' does not exist");
   t.regex(await c.send('FETCH logs'), /^ERR UNKNOWN_COMMAND /);
   await c.close();
@@ -44,7 +44,7 @@ test('pipelined text commands are answered in order', async (t) => {
 test('sendTextCommand: one command on a fresh connection; failures are typed', async (t) => {
   const node = await new FakeNode(3).start();
   t.teardown(() => node.stop());
-  t.regex(await sendTextCommand(node.addr, 'METRICS'), /^OK \{"id":3/);
+  t.regex(await sendTextCommand(node.addr, 'METRICS'), /^\{"id":3/);
   node.hook = () => undefined;
   await node.stop();
   const err = await t.throwsAsync(sendTextCommand(node.addr, 'METRICS', { timeoutMs: 2_000 }));

@@ -115,6 +115,10 @@ test('replies encode as in the seeds and parse back', (t) => {
   });
   t.deepEqual(parseTextReply(Buffer.from('EMPTY')), { kind: 'EMPTY' });
   t.deepEqual(parseTextReply(Buffer.from('OK')), { kind: 'OK', payload: undefined });
+  // STATE and METRICS answer the JSON object alone, as Walrus does.
+  t.is(encodeTextReply({ kind: 'JSON', json: '{"id":1}' }).toString(), '{"id":1}');
+  t.throws(() => encodeTextReply({ kind: 'JSON', json: '[1]' }));
+  t.deepEqual(parseTextReply(Buffer.from('{"id":1}')), { kind: 'JSON', payload: Buffer.from('{"id":1}') });
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 100 }), (bytes) => {
       const r = parseTextReply(encodeTextReply({ kind: 'OK', payload: bytes }));

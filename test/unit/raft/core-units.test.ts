@@ -220,6 +220,7 @@ test('status() reports the fields METRICS is built from', (t) => {
     leaderId: 1,
     voters: [1, 2, 3],
     learners: [],
+    confIndex: 0,
   });
   t.deepEqual(Object.keys(s.progress).sort(), ['1', '2', '3']);
   t.like(s.progress[2], { match: 0, next: 1, state: 'probe' });

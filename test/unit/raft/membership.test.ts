@@ -50,6 +50,16 @@ test('add a learner: it receives the log but neither votes in quorums nor campai
   t.is(net.core(1).log.committed, before);
 });
 
+test('status().confIndex names the entry whose configuration is in effect (METRICS log_id)', (t) => {
+  const net = clusterWithJoiner();
+  t.is(net.core(1).status().confIndex, 0, 'the bootstrap configuration');
+  net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
+  const at = net.core(1).log.lastIndex();
+  t.is(net.core(1).status().confIndex, at, 'effective on append, before it commits');
+  net.stabilize();
+  for (const id of [2, 3, 4]) t.is(net.core(id).status().confIndex, at, `node ${id}`);
+});
+
 test('promote is refused until the learner holds every committed entry, then succeeds', (t) => {
   const net = clusterWithJoiner();
   net.cut(1, 4);
