@@ -1,8 +1,10 @@
 /**
  * Seed 002's METRICS JSON (`id`, `state`, `current_term`, `vote`, `last_log_index`,
  * `last_applied`, `current_leader`, `membership_config`, `snapshot`, `replication`) with real
- * values from the node's Raft status, plus a `storage` object of our own.
+ * values from the node's Raft status, plus `storage` and `snapshot_transfer` (counts of chunked
+ * snapshot transfers sent, failed, deferred, received, refused and abandoned) objects of our own.
  */
+import type { SnapshotTransferStats } from './snapshot-transfer.js';
 
 export interface RaftStatusForMetrics {
   readonly state: 'Leader' | 'Follower' | 'Candidate' | 'PreCandidate' | 'Learner';
@@ -16,6 +18,14 @@ export interface RaftStatusForMetrics {
   readonly snapshot: { readonly index: number; readonly term: number } | null;
   /** Leader only: per follower. */
   readonly progress: Readonly<Record<string, { readonly match: number; readonly next: number }>>;
+  /** Chunked snapshot transfers to and from this node (snapshot-transfer.ts). */
+  readonly snapshotTransfer?: SnapshotTransferStats;
+}
+
+function snakeCase(counts: SnapshotTransferStats): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(counts)) out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v;
+  return out;
 }
 
 export function metricsJson(
@@ -44,6 +54,7 @@ export function metricsJson(
       learners: [...raft.learners].sort((a, b) => a - b),
     },
     snapshot: raft.snapshot,
+    ...(raft.snapshotTransfer === undefined ? {} : { snapshot_transfer: snakeCase(raft.snapshotTransfer) }),
     replication,
     storage,
   };

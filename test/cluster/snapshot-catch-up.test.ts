@@ -85,6 +85,13 @@ test.serial(
       );
       t.true(caughtUp.last_applied >= target);
       t.deepEqual(caughtUp.membership_config.voters, [1, 2, 3]);
+      // It came by the chunked path, counted on both sides.
+      const sent = (await metrics(leaderAddr)) as NodeMetrics & { snapshot_transfer: Record<string, number> };
+      const got = caughtUp as NodeMetrics & { snapshot_transfer: Record<string, number> };
+      t.true(sent.snapshot_transfer.sends_succeeded! >= 1, JSON.stringify(sent.snapshot_transfer));
+      t.true(sent.snapshot_transfer.bytes_sent! > snapshotBytesMin, JSON.stringify(sent.snapshot_transfer));
+      t.true(got.snapshot_transfer.receives_completed! >= 1, JSON.stringify(got.snapshot_transfer));
+      t.log(`leader: ${JSON.stringify(sent.snapshot_transfer)}`);
       phase(`node ${lagging + 1} applied ${caughtUp.last_applied} (leader was at ${target})`);
 
       // Voting again: with the other follower down, a change commits only with the restarted node.
