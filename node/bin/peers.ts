@@ -4,6 +4,7 @@
  * (leader, voters, liveness, forwarding a client request to another node over the peer link).
  */
 import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
+import { PeerOpcode } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
 import { PeerLink } from '../transport/peer-link.js';
@@ -85,6 +86,14 @@ export class PeerDirectory implements PeerSender {
       return Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, `no address known for node ${to}`));
     }
     return link.request(payload, { timeoutMs });
+  }
+
+  requestSnapshotChunk(to: number, body: Uint8Array, timeoutMs: number): Promise<Buffer> {
+    const link = this.link(to);
+    if (link === undefined) {
+      return Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, `no address known for node ${to}`));
+    }
+    return link.request(body, { timeoutMs, opcode: PeerOpcode.snapshotChunk });
   }
 
   async close(): Promise<void> {

@@ -229,6 +229,7 @@ async function main(): Promise<void> {
     onMessage: (from, payload) => raft.handleMessage(from, payload),
     onRequest: (from, payload) =>
       payload[0] === binaryMarker ? handler.executeForwarded(payload) : raft.handleRequest(from, payload),
+    onSnapshotChunk: (from, payload) => raft.handleSnapshotChunk(from, payload),
     logger,
   });
   const raftBound = await peerServer.listen();

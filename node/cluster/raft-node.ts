@@ -7,7 +7,8 @@
  * It also owns what Raft alone does not: proposals from followers are forwarded to the leader
  * (and resolve once applied here, so a caller reads its own write on this node); a joining node is
  * registered and added as a learner, and promoted once caught up; the log is compacted into a
- * snapshot of the state machine. Peers are reached through an injected `PeerSender` (wired in
+ * snapshot of the state machine, which goes to a lagging follower in acknowledged chunks
+ * (snapshot-transfer.ts: it may be far larger than one peer frame). Peers are reached through an injected `PeerSender` (wired in
  * node/bin to the authenticated peer transport), so this file knows no sockets.
  */
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import {
   EntryKind,
   type HardState,
   type Message,
+  MessageType,
   Prng,
   RaftCore,
   RaftError,
@@ -29,6 +31,11 @@ import {
 } from '../raft/index.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { MetaCommand, MetadataSnapshot, MetadataState, NodeMeta } from './metadata-state.js';
+import {
+  SnapshotTransfer,
+  type SnapshotTransferLimits,
+  type SnapshotTransferStats,
+} from './snapshot-transfer.js';
 /** A log position as this node knows it; `term`/`leaderId` are null when it cannot tell them. */
 export interface LogPosition {
   readonly index: number;
@@ -65,6 +72,8 @@ export interface RaftStatusForMetrics {
   readonly quorumAckedAtMs: number | null;
   /** False once the node's Raft has stopped. */
   readonly running: boolean;
+  /** Chunked snapshot transfers to and from this node (snapshot-transfer.ts). */
+  readonly snapshotTransfer?: SnapshotTransferStats;
 }
 
 /** The disk-backed storage the driver writes through (RaftDiskStorage implements it). */
@@ -79,6 +88,11 @@ export interface PeerSender {
   /** One-way; never throws (a lost message is retransmitted by Raft). */
   send(to: number, payload: Uint8Array): void;
   request(to: number, payload: Uint8Array, timeoutMs: number): Promise<Buffer>;
+  /**
+   * One chunk of a snapshot transfer (snapshot-transfer.ts) as a `snapshotChunk` request; resolves
+   * with the receiver's acknowledgement, rejects on an error reply, a lost link or the timeout.
+   */
+  requestSnapshotChunk(to: number, body: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
 }
 
 export interface RaftCodec {
@@ -117,6 +131,8 @@ export interface RaftNodeOptions {
   readonly prepareProposal?: (command: MetaCommand) => MetaCommand;
   /** Called when this node's Raft role or leader changes. */
   readonly onLeaderChange?: (leaderId: number) => void;
+  /** Overrides of snapshotTransferLimits (tests). */
+  readonly snapshotTransferLimits?: Partial<SnapshotTransferLimits>;
 }
 
 export const raftNodeLimits = {
@@ -178,6 +194,8 @@ export class RaftNode {
   private processScheduled = false;
   private lastLeaderId = 0;
   private stopped = false;
+  /** Snapshots to and from peers, in chunks (a MsgSnap may be far larger than a peer frame). */
+  private readonly snapshots: SnapshotTransfer;
 
   constructor(options: RaftNodeOptions) {
     this.o = options;
@@ -190,6 +208,18 @@ export class RaftNode {
       heartbeatTick: options.heartbeatTick,
     });
     this.core = new RaftCore(config, this.storage, new Prng(options.seed));
+    this.snapshots = new SnapshotTransfer({
+      channel: (to, body, timeoutMs) => this.o.peers.requestSnapshotChunk(to, body, timeoutMs),
+      deliver: (from, payload) => this.handleMessage(from, payload),
+      report: (to, ok) => {
+        if (this.stopped) return;
+        this.core.reportSnapshot(to, ok);
+        this.scheduleProcess();
+      },
+      logger: options.logger,
+      now: () => performance.now(),
+      ...(options.snapshotTransferLimits === undefined ? {} : { limits: options.snapshotTransferLimits }),
+    });
     // The state machine starts from the durable snapshot; the core re-delivers entries after it.
     const snap = this.storage.snapshot();
     if (snap.meta.index > 0 && snap.data.length > 0) {
@@ -207,6 +237,7 @@ export class RaftNode {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    this.snapshots.close();
     const error = new WalrusError(ErrorCode.UNAVAILABLE, 'this node is shutting down');
     for (const w of this.waiters.values()) {
       clearTimeout(w.timer);
@@ -218,6 +249,7 @@ export class RaftNode {
   private tick(): void {
     this.tickCount++;
     this.core.tick();
+    this.snapshots.expire();
     if (this.tickCount % 5 === 0) this.maybePromoteLearners();
     this.scheduleProcess();
   }
@@ -292,6 +324,7 @@ export class RaftNode {
       ackedAtMs,
       quorumAckedAtMs,
       running: !this.stopped,
+      snapshotTransfer: this.snapshots.stats(),
     };
   }
 
@@ -301,6 +334,17 @@ export class RaftNode {
     const snap = this.storage.snapshot().meta;
     const term = index === snap.index ? snap.term : (this.core.log.term(index) ?? null);
     return { index, term, leaderId: term === null ? null : (this.leaderOfTerm.get(term) ?? null) };
+  }
+
+  /**
+   * A `snapshotChunk` request from a peer: resolves with the acknowledgement; the last chunk hands
+   * the complete, checksummed MsgSnap to handleMessage. Refused chunks reject with a
+   * SnapshotTransferError (its code goes back to the sender, which fails the transfer).
+   */
+  async handleSnapshotChunk(fromNodeId: number, body: Uint8Array): Promise<Uint8Array> {
+    if (this.stopped) throw new WalrusError(ErrorCode.UNAVAILABLE, 'this node is shutting down');
+    this.heardAtTick.set(fromNodeId, this.tickCount);
+    return this.snapshots.receive(fromNodeId, body);
   }
 
   /** A Raft message from a peer (already authenticated by the transport). */
@@ -603,8 +647,14 @@ export class RaftNode {
     for (let rd = this.core.ready(); rd !== null; rd = this.core.ready()) {
       // 1. Persist (one fdatasync) before any message that depends on it leaves.
       this.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
-      // 2. Send.
-      for (const m of rd.messages) this.o.peers.send(m.to, this.o.codec.encode(m));
+      // 2. Send (a snapshot in chunks: it may be far larger than one peer frame).
+      for (const m of rd.messages) {
+        if (m.type === MessageType.Snap && m.snapshot !== null) {
+          this.snapshots.send(m.to, m.term, m.snapshot.meta.index, () => this.o.codec.encode(m));
+        } else {
+          this.o.peers.send(m.to, this.o.codec.encode(m));
+        }
+      }
       // 3. Restore and apply.
       if (rd.snapshot !== null && rd.snapshot.data.length > 0) {
         this.state.restore(JSON.parse(textDecoder.decode(rd.snapshot.data)) as MetadataSnapshot);
@@ -619,6 +669,7 @@ export class RaftNode {
     const leader = this.core.status().leaderId;
     if (leader !== 0) this.noteLeaderOfTerm(this.core.currentTerm, leader);
     if (leader !== this.lastLeaderId) {
+      if (leader !== this.nodeId) this.snapshots.abortSends('this node no longer leads');
       this.lastLeaderId = leader;
       this.o.logger.info({ leader, term: this.core.status().term }, 'Raft leader changed');
       this.o.onLeaderChange?.(leader);

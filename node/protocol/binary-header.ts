@@ -65,6 +65,11 @@ export const opcodeRanges = {
 export const PeerOpcode = {
   /** One-way Raft message; request id 0; the body is the opaque payload. */
   raftMessage: 0x40,
+  /**
+   * Request/response: one chunk of a Raft snapshot transfer (node/cluster/snapshot-transfer.ts);
+   * the reply acknowledges it. A snapshot larger than a frame travels as many of these.
+   */
+  snapshotChunk: 0x41,
   /** Server → client: auth mode and the server's nonce. */
   authHello: 0x80,
   /** Client → server: node id, auth mode, the client's nonce and its MAC. */

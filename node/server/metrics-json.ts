@@ -10,7 +10,7 @@
  *   plus `running_state`, `purged`, `millis_since_quorum_ack`, `last_quorum_acked`, `heartbeat`.
  *
  * Where one field would need two types the seed's wins; docs/protocol.md lists every such field.
- * A `storage` object of our own comes last. Pure: the caller passes every figure and the clock.
+ * `snapshot_transfer` (chunked snapshot transfer counts) and a `storage` object of our own come last. Pure: the caller passes every figure and the clock.
  */
 import type { LogPosition, RaftStatusForMetrics } from '../cluster/raft-node.js';
 
@@ -107,6 +107,15 @@ export function metricsJson(
     },
     heartbeat,
     replication,
+    ...(raft.snapshotTransfer === undefined ? {} : { snapshot_transfer: snakeCase(raft.snapshotTransfer) }),
     storage,
   };
+}
+
+/** Counts of chunked snapshot transfers (sent, failed, deferred, received, refused, abandoned). */
+function snakeCase(counts: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(counts) as [string, number][])
+    out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v;
+  return out;
 }

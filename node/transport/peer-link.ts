@@ -79,7 +79,15 @@ export const peerLinkDefaults = {
 
 type LinkState = 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closed';
 
+/** Peer opcodes that are request/response calls (a reply carries the request's opcode and id). */
+export type PeerRequestOpcode = typeof PeerOpcode.peerRequest | typeof PeerOpcode.snapshotChunk;
+
+function isRequestOpcode(opcode: number): opcode is PeerRequestOpcode {
+  return opcode === PeerOpcode.peerRequest || opcode === PeerOpcode.snapshotChunk;
+}
+
 interface Pending {
+  readonly opcode: PeerRequestOpcode;
   /** The whole request frame, encoded at request() time (the caller may reuse its buffer); id patched when written. */
   readonly frame: Buffer;
   readonly resolve: (reply: Buffer) => void;
@@ -194,8 +202,14 @@ export class PeerLink {
     if (this.state === 'open') this.pumpQueue();
   }
 
-  /** One request; resolves with the peer's reply payload, rejects with a WalrusError. */
-  request(payload: Uint8Array, options: { timeoutMs?: number } = {}): Promise<Buffer> {
+  /**
+   * One request; resolves with the peer's reply payload, rejects with a WalrusError. `opcode` is
+   * `peerRequest` (join, forwarded proposal) unless given (`snapshotChunk`).
+   */
+  request(
+    payload: Uint8Array,
+    options: { timeoutMs?: number; opcode?: PeerRequestOpcode } = {},
+  ): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       if (this.state === 'closed') {
         reject(new TransportError(ErrorCode.UNAVAILABLE, `peer link to ${this.addr} is closed`, false));
@@ -219,8 +233,9 @@ export class PeerLink {
         reject(new TransportError(ErrorCode.BUSY, message, false));
         return;
       }
-      const frame = encodePeerFrame(PeerOpcode.peerRequest, 0, 0, payload);
-      const pending: Pending = { frame, resolve, reject, requestId: 0, timer: undefined };
+      const opcode = options.opcode ?? PeerOpcode.peerRequest;
+      const frame = encodePeerFrame(opcode, 0, 0, payload);
+      const pending: Pending = { opcode, frame, resolve, reject, requestId: 0, timer: undefined };
       const timeoutMs = options.timeoutMs ?? this.o.requestTimeoutMs;
       assert(timeoutMs > 0);
       pending.timer = setTimeout(() => {
@@ -469,27 +484,24 @@ export class PeerLink {
       const err = new WalrusError(e.code, `peer ${this.addr}: ${e.message}`, {
         ...(e.leaderHint === undefined ? {} : { leaderHint: e.leaderHint }),
       });
-      if (this.state !== 'open' || header.opcode !== PeerOpcode.peerRequest) throw err;
+      if (this.state !== 'open' || !isRequestOpcode(header.opcode)) throw err;
       const pending = this.inFlight.get(header.requestId);
-      if (pending !== undefined) this.settle(pending, err);
+      if (pending !== undefined && pending.opcode === header.opcode) this.settle(pending, err);
       return;
     }
     if (this.state === 'handshaking') {
       this.onHandshakeFrame(socket, header.opcode, body);
       return;
     }
-    if (
-      this.state !== 'open' ||
-      header.opcode !== PeerOpcode.peerRequest ||
-      header.flags !== BinaryFlag.REPLY
-    ) {
+    if (this.state !== 'open' || !isRequestOpcode(header.opcode) || header.flags !== BinaryFlag.REPLY) {
       throw new WalrusError(
         ErrorCode.UNAVAILABLE,
         `unexpected frame opcode 0x${header.opcode.toString(16)} from ${this.addr}`,
       );
     }
     const pending = this.inFlight.get(header.requestId);
-    if (pending !== undefined) this.settle(pending, Buffer.from(body)); // else: a late reply to a timed-out request
+    // No pending (or another opcode under that id): a late reply to a timed-out request.
+    if (pending !== undefined && pending.opcode === header.opcode) this.settle(pending, Buffer.from(body));
   }
 
   private onHandshakeFrame(socket: net.Socket, opcode: number, body: Buffer): void {

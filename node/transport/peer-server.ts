@@ -1,7 +1,8 @@
 /**
  * The raft-port server: accepts peer connections, runs the server side of the challenge-response
  * (peer-auth.ts) and only then hands frames to the driver: one-way Raft messages to `onMessage`,
- * request/response calls to `onRequest` (its WalrusError becomes a typed error reply).
+ * request/response calls to `onRequest` and snapshot chunks to `onSnapshotChunk` (their WalrusError
+ * becomes a typed error reply carrying the request's opcode and id).
  *
  * A connection that sends anything but a good proof first — a wrong MAC, a replayed proof, a text
  * command, garbage, or nothing within `handshakeTimeoutMs` — gets one framed UNAUTHENTICATED
@@ -56,6 +57,8 @@ export interface PeerServerOptions {
   onMessage(fromNodeId: number, payload: Buffer): void;
   /** Request/response peer calls: resolve with the reply payload or reject with a WalrusError (sent back with its code). */
   onRequest(fromNodeId: number, payload: Buffer): Promise<Uint8Array>;
+  /** `snapshotChunk` requests, answered like onRequest; without it they get UNKNOWN_COMMAND. */
+  onSnapshotChunk?(fromNodeId: number, payload: Buffer): Promise<Uint8Array>;
   logger?: TransportLogger;
   /** Time from accept to a verified proof. Default 5000. */
   handshakeTimeoutMs?: number;
@@ -221,7 +224,11 @@ class PeerConnection {
       return;
     }
     if (header.opcode === PeerOpcode.peerRequest) {
-      this.onRequest(header.requestId, Buffer.from(peerBody(frame)));
+      this.onRequest(header.opcode, header.requestId, Buffer.from(peerBody(frame)));
+      return;
+    }
+    if (header.opcode === PeerOpcode.snapshotChunk && this.server.options.onSnapshotChunk !== undefined) {
+      this.onRequest(header.opcode, header.requestId, Buffer.from(peerBody(frame)));
       return;
     }
     const message = `unknown peer opcode 0x${header.opcode.toString(16)}`;
@@ -230,44 +237,47 @@ class PeerConnection {
     );
   }
 
-  private onRequest(requestId: number, payload: Buffer): void {
+  /** A request (`peerRequest` or `snapshotChunk`); the reply carries the same opcode and id. */
+  private onRequest(opcode: number, requestId: number, payload: Buffer): void {
     if (this.requestsInFlight >= this.server.requestInFlightMax) {
       const message = `${this.requestsInFlight} peer requests in flight on this connection`;
-      this.batcher.push(
-        encodePeerErrorFrame(PeerOpcode.peerRequest, requestId, { code: ErrorCode.BUSY, message }),
-      );
+      this.batcher.push(encodePeerErrorFrame(opcode, requestId, { code: ErrorCode.BUSY, message }));
       return;
     }
     this.requestsInFlight += 1;
+    const options = this.server.options;
     let reply: Promise<Uint8Array>;
     try {
-      reply = this.server.options.onRequest(this.nodeId, payload);
+      reply =
+        opcode === PeerOpcode.snapshotChunk && options.onSnapshotChunk !== undefined
+          ? options.onSnapshotChunk(this.nodeId, payload)
+          : options.onRequest(this.nodeId, payload);
     } catch (err) {
       reply = Promise.reject(err);
     }
     reply.then(
-      (bytes) => this.answer(requestId, bytes),
-      (err: unknown) => this.answerError(requestId, asWalrusError(err)),
+      (bytes) => this.answer(opcode, requestId, bytes),
+      (err: unknown) => this.answerError(opcode, requestId, asWalrusError(err)),
     );
   }
 
-  private answer(requestId: number, bytes: Uint8Array): void {
+  private answer(opcode: number, requestId: number, bytes: Uint8Array): void {
     this.requestsInFlight -= 1;
     if (this.state !== 'open') return;
     if (bytes.length + peerFrameOverheadBytes - 4 > this.server.options.frameSizeMaxBytes) {
       const message = `reply of ${bytes.length} bytes exceeds the peer frame limit`;
-      this.answerError(requestId, new WalrusError(ErrorCode.FRAME_TOO_LARGE, message), false);
+      this.answerError(opcode, requestId, new WalrusError(ErrorCode.FRAME_TOO_LARGE, message), false);
       return;
     }
-    this.batcher.push(encodePeerFrame(PeerOpcode.peerRequest, BinaryFlag.REPLY, requestId, bytes));
+    this.batcher.push(encodePeerFrame(opcode, BinaryFlag.REPLY, requestId, bytes));
   }
 
-  private answerError(requestId: number, err: WalrusError, counted = true): void {
+  private answerError(opcode: number, requestId: number, err: WalrusError, counted = true): void {
     if (counted) this.requestsInFlight -= 1;
     if (this.state !== 'open') return;
     const leaderHint = err.leaderHint;
     this.batcher.push(
-      encodePeerErrorFrame(PeerOpcode.peerRequest, requestId, {
+      encodePeerErrorFrame(opcode, requestId, {
         code: err.code,
         message: err.message,
         ...(leaderHint === undefined ? {} : { leaderHint }),
