@@ -110,6 +110,8 @@ export function raftClusterView(raft: RaftNode, peers: PeerDirectory): ClusterVi
     aliveVoters: () => raft.aliveVoters(),
     removeNode: (nodeId) => raft.removeNode(nodeId),
     catchUpWithLeader: () => raft.catchUpWithLeader(),
+    forwardRaw: (nodeId, frame, waitMs) =>
+      peers.request(nodeId, frame, peerLimits.requestTimeoutMs + waitMs + peerLimits.forwardSlackMs),
     async forward<Op extends RequestOp>(
       nodeId: number,
       request: Extract<Request, { op: Op }>,

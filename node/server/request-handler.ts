@@ -4,7 +4,8 @@
  * (binary error with code, or `ERR <CODE> <message>`), never a crash. Long polls are cancelled when
  * their connection closes.
  */
-import { decodeRequest, encodeErrorReply, encodeReply } from '../protocol/binary-codec.js';
+import { decodeReply, decodeRequest, encodeErrorReply, encodeReply } from '../protocol/binary-codec.js';
+import { BinaryFlag } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { isBinaryFrame } from '../protocol/frame.js';
 import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
@@ -93,6 +94,21 @@ export class RequestHandler {
       return;
     }
     const { requestId, request } = decoded;
+    const target = routeOf(
+      request,
+      this.topics.metadata,
+      this.options.nodeId,
+      this.options.cluster.raftLeaderId(),
+    );
+    if (target !== this.options.nodeId && this.topics.metadata.nodes.has(target)) {
+      this.relay(conn, target, requestId, request, payload);
+      return;
+    }
+    this.answer(conn, requestId, request);
+  }
+
+  /** Executes (or forwards, decoded) a binary request and sends its reply frame. */
+  private answer(conn: ReplyChannel, requestId: number, request: Request): void {
     this.dispatch(conn, request, false).then(
       (reply) => {
         try {
@@ -107,6 +123,36 @@ export class RequestHandler {
           this.options.logger.error({ err: String(error), op: request.op }, 'request failed');
         conn.send(encodeErrorReply(requestId, err, request.op));
       },
+    );
+  }
+
+  /**
+   * Sends a binary request frame, bytes unchanged, to the node that must execute it, and its reply
+   * frame back to the client unchanged. Only a NOT_LEADER reply (the target's metadata moved on:
+   * a rollover, a leader change) is looked into: the request then takes the decoded path, which
+   * catches up and routes again. A topic change is answered once this node applied it too.
+   */
+  private relay(
+    conn: ReplyChannel,
+    target: number,
+    requestId: number,
+    request: Request,
+    frame: Buffer,
+  ): void {
+    const waitMs = request.op === 'read' ? request.waitMs : 0;
+    this.options.cluster.forwardRaw(target, frame, waitMs).then(
+      async (reply) => {
+        if (isErrorFrame(reply)) {
+          const decoded = decodeReply(reply);
+          if (decoded.kind === 'error' && decoded.error.code === ErrorCode.NOT_LEADER) {
+            this.answer(conn, requestId, request);
+            return;
+          }
+        }
+        if (metadataChangeOps.has(request.op)) await this.options.cluster.catchUpWithLeader().catch(() => {});
+        conn.send(reply);
+      },
+      (error: unknown) => conn.send(encodeErrorReply(requestId, toWalrusError(error), request.op)),
     );
   }
 
@@ -370,4 +416,9 @@ export class RequestHandler {
         throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, 'unknown command');
     }
   }
+}
+
+/** A binary reply frame with the error flag set (flags are byte 3 of the header). */
+function isErrorFrame(frame: Buffer): boolean {
+  return frame.length > 3 && (frame[3]! & BinaryFlag.ERROR) !== 0;
 }

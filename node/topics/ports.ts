@@ -32,6 +32,12 @@ export interface ClusterView {
   removeNode(nodeId: number): Promise<boolean>;
   /** Resolves once this node has applied what the Raft leader has (read-your-writes after forwarding). */
   catchUpWithLeader(): Promise<void>;
+  /**
+   * Relays a binary request frame, as the client sent it, to another node to execute there (never
+   * forwarded again) and resolves with that node's reply frame, which carries the client's
+   * request id: nothing is decoded and encoded again on the way.
+   */
+  forwardRaw(nodeId: number, frame: Uint8Array, waitMs: number): Promise<Buffer>;
   /** Sends a client request to another node to execute there (never forwarded again). */
   forward<Op extends RequestOp>(
     nodeId: number,
