@@ -9,6 +9,8 @@
  *   state together, under ONE checksum, written with one write and one fdatasync. A batch is therefore
  *   all-or-nothing: a crash can never leave a durable commit index without the entries it covers, and
  *   only the last batch (the one whose fdatasync had not returned) can be torn.
+ * - `identity.bin` (the node's incarnation and cluster id) is owned by raft-identity.ts, which reuses
+ *   this file's record framing and durable replace (exported below).
  *
  * Record framing: length u32 | ~length u32 | crc32c(body) u32 | body (type u8 | …). The inverted
  * length tells a damaged header from a torn one. Recovery reads the whole log (bounded by
@@ -54,7 +56,8 @@ assert.ok(
 
 const recordHeaderBytes = 12;
 const formatVersion = 1;
-const RecordType = { Head: 1, Batch: 2, Snapshot: 3 } as const;
+/** Record types of every raft_meta file (identity.bin is written by raft-identity.ts). */
+export const RecordType = { Head: 1, Batch: 2, Snapshot: 3, Identity: 4 } as const;
 const batchFlagHardState = 1;
 
 export type RaftStorageErrorCode = 'CORRUPT_RECORD' | 'DISK_FULL' | 'UNAVAILABLE';
@@ -75,6 +78,11 @@ export interface RaftStorageLogger {
 
 const silentLogger: RaftStorageLogger = { warn: () => {} };
 const zeroHardState: HardState = { term: 0, vote: 0, commit: 0 };
+
+/** `dir` itself when it is a raft_meta/ directory, else `dir`/raft_meta (never raft_meta/raft_meta). */
+export function raftMetaDirOf(dir: string): string {
+  return path.basename(path.resolve(dir)) === raftMetaDirName ? dir : path.join(dir, raftMetaDirName);
+}
 
 interface LogBase {
   readonly index: number;
@@ -121,8 +129,7 @@ export class RaftDiskStorage implements RaftStorage {
     logger: RaftStorageLogger = silentLogger,
     io: FileIo = realFileIo,
   ): RaftDiskStorage {
-    const metaDir =
-      path.basename(path.resolve(dir)) === raftMetaDirName ? dir : path.join(dir, raftMetaDirName);
+    const metaDir = raftMetaDirOf(dir);
     try {
       return new RaftDiskStorage(openIn(metaDir, bootstrap, logger, io));
     } catch (error) {
@@ -517,7 +524,7 @@ function readHardState(r: ByteReader): HardState {
   };
 }
 
-type Scan =
+export type Scan =
   | { kind: 'ok'; body: Buffer; end: number }
   | { kind: 'torn'; reason: string }
   | { kind: 'corrupt'; reason: string };
@@ -536,7 +543,7 @@ type Scan =
  * A write is appended whole and fdatasync'd before anything depends on it, so a complete record
  * that fails its checksum was durable once and has rotted since: it may hold a vote.
  */
-function scanRecord(buf: Buffer, pos: number): Scan {
+export function scanRecord(buf: Buffer, pos: number): Scan {
   const size = buf.length;
   if (size - pos < recordHeaderBytes) return { kind: 'torn', reason: 'incomplete record header' };
   const length = buf.readUInt32LE(pos);
@@ -605,7 +612,7 @@ function allZero(buf: Buffer, from: number): boolean {
   return true;
 }
 
-function corrupt(file: string, what: string): RaftStorageError {
+export function corrupt(file: string, what: string): RaftStorageError {
   return new RaftStorageError(
     'CORRUPT_RECORD',
     `${file}: ${what}; refusing to start as a voter (this node may have lost votes or acknowledged ` +
@@ -617,7 +624,7 @@ function corrupt(file: string, what: string): RaftStorageError {
 
 // ---- encoding ----
 
-function frame(body: Buffer): Buffer {
+export function frame(body: Buffer): Buffer {
   assert.ok(body.length <= raftRecordSizeMaxBytes, `raft record of ${body.length} bytes above the limit`);
   const out = Buffer.allocUnsafe(recordHeaderBytes + body.length);
   out.writeUInt32LE(body.length, 0);
@@ -687,7 +694,7 @@ function readAll(io: FileIo, fd: number, buf: Buffer): number {
   return done;
 }
 
-function readWhole(io: FileIo, file: string, sizeMaxBytes: number): Buffer {
+export function readWhole(io: FileIo, file: string, sizeMaxBytes: number): Buffer {
   const fd = io.open(file, 'r');
   try {
     const size = io.sizeOf(fd);
@@ -700,7 +707,7 @@ function readWhole(io: FileIo, file: string, sizeMaxBytes: number): Buffer {
 }
 
 /** Temp file, write, fsync, rename over `file`, fsync the directory; the temp file is removed on failure. */
-function replaceFileDurably(io: FileIo, file: string, records: readonly Buffer[]): void {
+export function replaceFileDurably(io: FileIo, file: string, records: readonly Buffer[]): void {
   const temp = `${file}.tmp`;
   try {
     const fd = io.open(temp, 'w+');
@@ -726,11 +733,11 @@ function replaceFileDurably(io: FileIo, file: string, records: readonly Buffer[]
   io.fsyncDir(path.dirname(file));
 }
 
-function errorMessage(error: unknown): string {
+export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function toStorageError(error: unknown, what: string): RaftStorageError {
+export function toStorageError(error: unknown, what: string): RaftStorageError {
   if (error instanceof RaftStorageError) return error;
   if (error instanceof WalrusError && error.code === ErrorCode.CORRUPT_RECORD) {
     return new RaftStorageError('CORRUPT_RECORD', `${what}: ${error.message}`, { cause: error });
