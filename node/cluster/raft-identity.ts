@@ -15,12 +15,12 @@
  * file refuses to start (CORRUPT_RECORD): without its identity the node must be re-added.
  */
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import path from 'node:path';
 import { ByteReader, ByteWriter } from '../protocol/byte-io.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import type { FileIo } from '../wal/index.js';
 import { realFileIo } from '../wal/index.js';
+import { identityIdSizeBytes, isIdentityId, newIdentityId, zeroIdentityId } from './identity-id.js';
 import {
   RecordType,
   corrupt,
@@ -33,27 +33,13 @@ import {
   toStorageError,
 } from './raft-disk-storage.js';
 
+export { isIdentityId, newIdentityId } from './identity-id.js';
+
 export const raftIdentityFileName = 'identity.bin';
-/** Bytes of a cluster id or an incarnation (random; hex in JSON and logs). */
-export const identityIdSizeBytes = 16;
 /** identity.bin is one small record; anything bigger is damage. */
 const identityFileSizeMaxBytes = 1024;
 const identityFormatVersion = 1;
 const flagClusterKnown = 1;
-const identityIdPattern = /^[0-9a-f]{32}$/;
-const zeroId = '0'.repeat(identityIdSizeBytes * 2);
-
-assert.equal(identityIdSizeBytes * 2, zeroId.length);
-
-/** A fresh random id (a cluster id or an incarnation), as lowercase hex. */
-export function newIdentityId(): string {
-  return crypto.randomBytes(identityIdSizeBytes).toString('hex');
-}
-
-/** True for a well-formed id: 32 lowercase hex digits, not all zero (zero means "not known"). */
-export function isIdentityId(value: unknown): value is string {
-  return typeof value === 'string' && identityIdPattern.test(value) && value !== zeroId;
-}
 
 export interface RaftIdentityOptions {
   /**
@@ -141,7 +127,7 @@ function identityBody(incarnation: string, clusterId: string | null): Buffer {
   w.u8(identityFormatVersion);
   w.raw(Buffer.from(incarnation, 'hex'));
   w.u8(clusterId === null ? 0 : flagClusterKnown);
-  w.raw(Buffer.from(clusterId ?? zeroId, 'hex'));
+  w.raw(Buffer.from(clusterId ?? zeroIdentityId, 'hex'));
   return w.finish();
 }
 
