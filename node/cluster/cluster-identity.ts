@@ -34,6 +34,8 @@ export const clusterIdentityLimits = {
   refusalLogIntervalMs: 10_000,
   /** How often a node looks for the cluster id in the metadata (proposing one when it leads). */
   clusterIdCheckIntervalMs: 500,
+  /** Refused (peer, reason) pairs remembered for rate limiting; beyond it the memory starts over. */
+  refusalLogEntryCountMax: 1_024,
 } as const;
 
 /** The message for a member that presents another incarnation than the recorded one. */
@@ -137,7 +139,7 @@ export class PeerIdentityGuard {
     const now = this.nowMs();
     const last = this.loggedAtMs.get(key);
     if (last !== undefined && now - last < clusterIdentityLimits.refusalLogIntervalMs) return;
-    if (this.loggedAtMs.size >= this.o.state.nodes.size + 64) this.loggedAtMs.clear(); // stays bounded
+    if (this.loggedAtMs.size >= clusterIdentityLimits.refusalLogEntryCountMax) this.loggedAtMs.clear();
     this.loggedAtMs.set(key, now);
     this.o.logger.error(
       {
