@@ -1,12 +1,15 @@
 /**
  * The node's peers by id: one reconnecting, authenticated PeerLink per peer, created on first use
- * from the addresses the cluster metadata holds. Also the ClusterView the topic service and the server route with
+ * from the addresses the cluster metadata holds; each link presents this node's identity and
+ * refuses a server that is not the member it expects (the node's PeerIdentityGuard, and the node id
+ * at that address). Also the ClusterView the topic service and the server route with
  * (leader, voters, liveness, forwarding a client request to another node over the peer link).
  */
 import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
 import { PeerOpcode } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
+import type { PeerIdentityPolicy } from '../transport/peer-auth.js';
 import { PeerLink } from '../transport/peer-link.js';
 import type { ClusterView } from '../topics/ports.js';
 import type { MetadataState } from '../cluster/metadata-state.js';
@@ -33,6 +36,7 @@ export class PeerDirectory implements PeerSender {
     private readonly selfNodeId: number,
     private readonly state: MetadataState,
     private readonly clusterSecret: string | null,
+    private readonly identity: PeerIdentityPolicy,
     private readonly logger: Logger,
   ) {}
 
@@ -58,6 +62,8 @@ export class PeerDirectory implements PeerSender {
         selfNodeId: this.selfNodeId,
         addr,
         clusterSecret: this.clusterSecret,
+        identity: this.identity,
+        peerNodeId: to,
         queueCountMax: peerLimits.queueCountMax,
         queueBytesMax: peerLimits.queueBytesMax,
         connectTimeoutMs: peerLimits.connectTimeoutMs,

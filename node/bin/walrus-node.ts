@@ -1,18 +1,22 @@
 #!/usr/bin/env node
 /**
- * walrus-node: the storage node. Wiring only: parse flags and env, open the Raft storage and the
- * WAL, start Raft (node 1 without --join bootstraps a one-voter cluster; others --join it and are
- * added as learners, then promoted), replay the metadata, reconcile the WAL, bind the raft and
- * client ports, start the monitor loop, stop cleanly on SIGTERM/SIGINT.
+ * walrus-node: the storage node. Wiring only: parse flags and env, open the Raft storage, the node
+ * identity and the WAL, start Raft (a node without --join bootstraps a one-voter cluster and makes
+ * the cluster id; others --join a member and are added as learners, then promoted; a join refused
+ * for its identity exits 1 with the operator's instructions), replay the metadata, reconcile the
+ * WAL, bind the raft and client ports, start the monitor loop, stop cleanly on SIGTERM/SIGINT.
  * This is the one place that picks real files, sockets and the clock.
  */
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { PeerIdentityGuard, ensureClusterId } from '../cluster/cluster-identity.js';
+import { isIdentityId } from '../cluster/identity-id.js';
 import { type MetaCommand, MetadataState } from '../cluster/metadata-state.js';
 import { RaftDiskStorage } from '../cluster/raft-disk-storage.js';
 import { decodeRaftMessage, encodeRaftMessage } from '../cluster/raft-codec.js';
-import { type JoinReply, RaftNode } from '../cluster/raft-node.js';
+import { RaftIdentity } from '../cluster/raft-identity.js';
+import { type JoinReply, type PeerRequest, RaftNode } from '../cluster/raft-node.js';
 import { Controller } from '../controller/controller.js';
 import { Monitor } from '../controller/monitor.js';
 import { metricsJson } from '../server/metrics-json.js';
@@ -24,6 +28,7 @@ import { binaryMarker } from '../protocol/frame.js';
 import { protocolLimits } from '../protocol/limits.js';
 import { FrameServer } from '../transport/frame-server.js';
 import { PeerServer } from '../transport/peer-server.js';
+import type { PeerIdentityPolicy } from '../transport/peer-auth.js';
 import { peerRequestOnce } from '../transport/peer-link.js';
 import { Wal, parseFsyncPolicy } from '../wal/index.js';
 import { type Logger, createLogger } from './logger.js';
@@ -57,14 +62,21 @@ function envInt(name: string, fallback: number, min: number, max: number): numbe
   return value;
 }
 
-/** Asks the --join target (any member: it forwards to the Raft leader) to add this node, retrying with capped backoff. */
+/**
+ * Asks the --join target (any member: it forwards to the Raft leader) to add this node, retrying with
+ * capped backoff. Exits 1 when the cluster refuses this node's secret or identity (a wiped node under
+ * a member's id, or a node of another cluster): retrying cannot help, the operator must act.
+ */
 async function joinCluster(
   config: NodeConfig,
   clientAddr: string,
   raftAddr: string,
+  identity: PeerIdentityPolicy,
+  incarnation: string,
   logger: Logger,
 ): Promise<JoinReply> {
-  const payload = Buffer.from(JSON.stringify({ type: 'join', nodeId: config.nodeId, raftAddr, clientAddr }));
+  const request: PeerRequest = { type: 'join', nodeId: config.nodeId, raftAddr, clientAddr, incarnation };
+  const payload = Buffer.from(JSON.stringify(request));
   let backoffMs = 200;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -72,6 +84,7 @@ async function joinCluster(
         addr: config.join!,
         selfNodeId: config.nodeId,
         clusterSecret: config.clusterSecret,
+        identity,
         payload,
         timeoutMs: 15_000,
       });
@@ -79,15 +92,21 @@ async function joinCluster(
       return JSON.parse(reply.toString('utf8')) as JoinReply;
     } catch (error) {
       const code = (error as { code?: string }).code;
-      logger.warn(
-        { join: config.join, attempt, code, err: (error as Error).message },
-        'Failed to join cluster; retrying',
-      );
-      if (code === 'UNAUTHENTICATED') {
+      if (code === ErrorCode.UNAUTHENTICATED) {
         logger.error({ join: config.join }, 'Failed to join cluster: the cluster secret was refused');
         process.stderr.write(`walrus-node: ${config.join} refused this node's cluster secret\n`);
         process.exit(1);
       }
+      if (code === ErrorCode.IDENTITY_MISMATCH) {
+        const message = `the cluster refused node ${config.nodeId} (IDENTITY_MISMATCH): ${(error as Error).message}`;
+        logger.error({ join: config.join, code }, `Failed to join cluster: ${message}`);
+        process.stderr.write(`walrus-node: ${message}\n`);
+        process.exit(1);
+      }
+      logger.warn(
+        { join: config.join, attempt, code, err: (error as Error).message },
+        'Failed to join cluster; retrying',
+      );
       await new Promise((r) => setTimeout(r, backoffMs));
       backoffMs = Math.min(backoffMs * 2, 5000);
     }
@@ -117,12 +136,16 @@ async function main(): Promise<void> {
   fs.mkdirSync(raftMetaDir, { recursive: true });
 
   let storage: RaftDiskStorage;
+  let identity: RaftIdentity;
   try {
     storage = RaftDiskStorage.open(
       raftMetaDir,
       config.join === null ? { voters: [config.nodeId], learners: [] } : { voters: [], learners: [] },
       logger,
     );
+    // Made with raft_meta/ (or at the first start of this version on an old one); only a node that
+    // bootstraps a new cluster makes the cluster id, every other learns it.
+    identity = RaftIdentity.open(raftMetaDir, { bootstrapCluster: storage.fresh && config.join === null });
   } catch (error) {
     logger.error(
       { err: (error as Error).message },
@@ -140,8 +163,15 @@ async function main(): Promise<void> {
 
   const clientAddr = `${config.clientHost === '0.0.0.0' ? config.raftAdvertiseHost : config.clientHost}:${config.clientPort}`;
   const raftAddr = `${config.raftAdvertiseHost}:${config.raftPort}`;
+  logger.info(
+    { incarnation: identity.incarnation, clusterId: identity.clusterId, created: identity.created },
+    identity.created && !storage.fresh
+      ? 'Node identity created for a raft_meta/ written by an older version'
+      : 'Node identity',
+  );
   const state = new MetadataState();
-  const peers = new PeerDirectory(config.nodeId, state, config.clusterSecret, logger);
+  const guard = new PeerIdentityGuard({ nodeId: config.nodeId, identity, state, logger });
+  const peers = new PeerDirectory(config.nodeId, state, config.clusterSecret, guard, logger);
   let topics: TopicService | null = null;
   let controller: Controller | null = null;
   const raft = new RaftNode({
@@ -162,6 +192,7 @@ async function main(): Promise<void> {
       });
     },
     prepareProposal: (command) => controller?.prepareProposal(command) ?? command,
+    localClusterId: () => identity.clusterId,
   });
   const cluster = raftClusterView(raft, peers);
   const meta = {
@@ -223,6 +254,7 @@ async function main(): Promise<void> {
     host: config.raftHost,
     port: config.raftPort,
     clusterSecret: config.clusterSecret,
+    identity: guard,
     connectionCountMax: 256,
     frameSizeMaxBytes: protocolLimits.frameSizeMaxBytes,
     idleTimeoutMs: 10 * 60_000,
@@ -235,13 +267,27 @@ async function main(): Promise<void> {
   const raftBound = await peerServer.listen();
   logger.info({ host: raftBound.host, port: raftBound.port }, 'Raft listener bound');
 
-  const fresh = storage.fresh;
+  // A joiner joins until it has Raft state: on its first start, and again after a join that did not
+  // complete (refused, or a crash in between). A node with Raft state ignores --join.
+  const joinNeeded = config.join !== null && storage.lastIndex() === 0 && storage.snapshot().meta.index === 0;
   raft.start({ bootstrap: config.join === null });
-  if (config.join !== null && fresh)
-    peers.learn((await joinCluster(config, clientAddr, raftAddr, logger)).nodes);
+  if (joinNeeded) {
+    const reply = await joinCluster(config, clientAddr, raftAddr, guard, identity.incarnation, logger);
+    if (isIdentityId(reply.clusterId)) identity.adoptClusterId(reply.clusterId);
+    peers.learn(reply.nodes);
+  }
   await raft.waitLocalReplay();
   await topics.recover();
-  void raft.ensureRegistered({ nodeId: config.nodeId, raftAddr, clientAddr });
+  void raft.ensureRegistered({
+    nodeId: config.nodeId,
+    raftAddr,
+    clientAddr,
+    incarnation: identity.incarnation,
+  });
+  const identityWork = new AbortController();
+  void ensureClusterId({ raft, identity, logger, signal: identityWork.signal }).catch((error: unknown) => {
+    logger.error({ err: String(error) }, 'could not record the cluster id');
+  });
 
   const server = new FrameServer({
     host: config.clientHost,
@@ -267,6 +313,7 @@ async function main(): Promise<void> {
     await server.close();
     monitor.stop();
     await topics.close();
+    identityWork.abort();
     raft.stop();
     await peerServer.close();
     await peers.close();

@@ -1,14 +1,20 @@
 /**
- * The cluster metadata state machine: topics, their segments (with leaders and sealed ends) and
- * consumer cursors. `apply` is pure and deterministic: the same commands in the same order give
+ * The cluster metadata state machine: members (addresses and incarnation), the cluster id, topics,
+ * their segments (with leaders and sealed ends) and consumer cursors. `apply` is pure and deterministic: the same commands in the same order give
  * the same state on every node: the commands are Raft log entries (raft-node.ts applies them).
  *
  * State is mutated in place (O(1) per command, whatever the number of topics).
  *
  * Invariants (asserted): segment ids of a topic ascend from 1 with no gap; exactly the last
  * segment is active (endOffset null); every sealed segment's end is its successor's base.
+ *
+ * Identity: a member's incarnation (raft-identity.ts) is recorded by its first registration that
+ * carries one and stays until the member is unregistered; a registration under another incarnation
+ * changes nothing (the wiped node must be removed and re-added). The cluster id is set once.
+ * Entries and snapshots from before identities existed carry neither, and apply as they did.
  */
 import assert from 'node:assert/strict';
+import { isIdentityId } from './identity-id.js';
 
 export interface Retention {
   readonly retentionMs: number | null;
@@ -48,11 +54,19 @@ export interface NodeMeta {
   readonly raftAddr: string;
   /** host:port of its client port. */
   readonly clientAddr: string;
+  /**
+   * The member's incarnation (raft_meta/identity.bin) when it registered; peers refuse this node id
+   * under any other. Absent for members registered by a version without identities, until the
+   * member registers again.
+   */
+  readonly incarnation?: string;
 }
 
 export type MetaCommand =
   | { readonly type: 'registerNode'; readonly node: NodeMeta }
   | { readonly type: 'unregisterNode'; readonly nodeId: number }
+  /** The cluster's id, proposed by a Raft leader while the metadata has none; the first one stays. */
+  | { readonly type: 'setClusterId'; readonly clusterId: string }
   | {
       readonly type: 'createTopic';
       readonly name: string;
@@ -97,6 +111,7 @@ export const metadataLimits = {
 /** The JSON form of the whole state, for snapshots. */
 export interface MetadataSnapshot {
   readonly appliedIndex: number;
+  readonly clusterId?: string;
   readonly nodes?: readonly NodeMeta[];
   readonly topics: readonly {
     name: string;
@@ -122,6 +137,8 @@ export function topicStartOffset(topic: TopicMeta): number {
 export class MetadataState {
   /** Index of the last applied command. */
   appliedIndex = 0;
+  /** The cluster's id once a `setClusterId` is applied (null in metadata from older versions). */
+  clusterId: string | null = null;
   readonly topics = new Map<string, TopicMeta>();
   readonly nodes = new Map<number, NodeMeta>();
 
@@ -135,6 +152,7 @@ export class MetadataState {
   restore(snapshot: MetadataSnapshot): void {
     const restored = MetadataState.fromSnapshot(snapshot);
     this.appliedIndex = restored.appliedIndex;
+    this.clusterId = restored.clusterId;
     this.topics.clear();
     for (const [k, v] of restored.topics) this.topics.set(k, v);
     this.nodes.clear();
@@ -150,11 +168,23 @@ export class MetadataState {
     assert.equal(index, this.appliedIndex + 1, 'metadata commands are applied in index order');
     this.appliedIndex = index;
     switch (command.type) {
-      case 'registerNode':
-        this.nodes.set(command.node.nodeId, command.node);
+      case 'registerNode': {
+        const known = this.nodes.get(command.node.nodeId)?.incarnation;
+        const offered = isIdentityId(command.node.incarnation) ? command.node.incarnation : undefined;
+        if (known !== undefined && offered !== undefined && offered !== known) return;
+        const { incarnation: _ignored, ...addresses } = command.node;
+        const incarnation = known ?? offered;
+        this.nodes.set(
+          command.node.nodeId,
+          incarnation === undefined ? addresses : { ...addresses, incarnation },
+        );
         return;
+      }
       case 'unregisterNode':
         this.nodes.delete(command.nodeId);
+        return;
+      case 'setClusterId':
+        if (this.clusterId === null && isIdentityId(command.clusterId)) this.clusterId = command.clusterId;
         return;
       case 'createTopic': {
         if (this.topics.has(command.name)) return;
@@ -220,6 +250,7 @@ export class MetadataState {
   toSnapshot(): MetadataSnapshot {
     return {
       appliedIndex: this.appliedIndex,
+      ...(this.clusterId === null ? {} : { clusterId: this.clusterId }),
       nodes: [...this.nodes.values()],
       topics: [...this.topics.values()].map((t) => ({
         name: t.name,
@@ -235,7 +266,14 @@ export class MetadataState {
   static fromSnapshot(snapshot: MetadataSnapshot): MetadataState {
     const state = new MetadataState();
     state.appliedIndex = snapshot.appliedIndex;
-    for (const n of snapshot.nodes ?? []) state.nodes.set(n.nodeId, n);
+    if (snapshot.clusterId !== undefined) {
+      assert.ok(isIdentityId(snapshot.clusterId), 'a snapshot holds a well-formed cluster id');
+      state.clusterId = snapshot.clusterId;
+    }
+    for (const n of snapshot.nodes ?? []) {
+      assert.ok(n.incarnation === undefined || isIdentityId(n.incarnation), 'a well-formed incarnation');
+      state.nodes.set(n.nodeId, n);
+    }
     for (const t of snapshot.topics) {
       state.topics.set(t.name, {
         name: t.name,

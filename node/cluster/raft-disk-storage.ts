@@ -9,13 +9,17 @@
  *   state together, under ONE checksum, written with one write and one fdatasync. A batch is therefore
  *   all-or-nothing: a crash can never leave a durable commit index without the entries it covers, and
  *   only the last batch (the one whose fdatasync had not returned) can be torn.
+ * - `identity.bin` (the node's incarnation and cluster id) is owned by raft-identity.ts, which reuses
+ *   this file's record framing and durable replace (exported below).
  *
  * Record framing: length u32 | ~length u32 | crc32c(body) u32 | body (type u8 | …). The inverted
  * length tells a damaged header from a torn one. Recovery reads the whole log (bounded by
  * raftLogFileSizeMaxBytes; the driver compacts it every few thousand entries), keeps it in memory, and
- * truncates a torn or damaged LAST record with a warning. Damage before the last record, a damaged
- * snapshot or HEAD refuse to start (CORRUPT_RECORD): such a node may have lost votes or acknowledged
- * entries and must not vote; the message says how to rebuild it from the cluster.
+ * truncates a TORN last record (cut short by the end of the file, or a zero or garbage tail where
+ * the length header is incomplete or invalid) with a warning. Bit rot is not a torn write: a
+ * complete record whose checksum fails (the last one included), damage before the last record, a
+ * damaged snapshot or HEAD refuse to start (CORRUPT_RECORD): such a node may have lost votes or
+ * acknowledged entries and must not vote; the message says how to rebuild it from the cluster.
  *
  * The in-memory view is a MemoryStorage (the same index arithmetic the simulator checks); this file
  * owns only what reaches the disk and the order in which it does.
@@ -52,7 +56,8 @@ assert.ok(
 
 const recordHeaderBytes = 12;
 const formatVersion = 1;
-const RecordType = { Head: 1, Batch: 2, Snapshot: 3 } as const;
+/** Record types of every raft_meta file (identity.bin is written by raft-identity.ts). */
+export const RecordType = { Head: 1, Batch: 2, Snapshot: 3, Identity: 4 } as const;
 const batchFlagHardState = 1;
 
 export type RaftStorageErrorCode = 'CORRUPT_RECORD' | 'DISK_FULL' | 'UNAVAILABLE';
@@ -73,6 +78,11 @@ export interface RaftStorageLogger {
 
 const silentLogger: RaftStorageLogger = { warn: () => {} };
 const zeroHardState: HardState = { term: 0, vote: 0, commit: 0 };
+
+/** `dir` itself when it is a raft_meta/ directory, else `dir`/raft_meta (never raft_meta/raft_meta). */
+export function raftMetaDirOf(dir: string): string {
+  return path.basename(path.resolve(dir)) === raftMetaDirName ? dir : path.join(dir, raftMetaDirName);
+}
 
 interface LogBase {
   readonly index: number;
@@ -119,8 +129,7 @@ export class RaftDiskStorage implements RaftStorage {
     logger: RaftStorageLogger = silentLogger,
     io: FileIo = realFileIo,
   ): RaftDiskStorage {
-    const metaDir =
-      path.basename(path.resolve(dir)) === raftMetaDirName ? dir : path.join(dir, raftMetaDirName);
+    const metaDir = raftMetaDirOf(dir);
     try {
       return new RaftDiskStorage(openIn(metaDir, bootstrap, logger, io));
     } catch (error) {
@@ -429,7 +438,7 @@ function recoverLog(
       if (pos === 0) throw corrupt(file, `its first record is incomplete (${scan.reason})`);
       logger.warn(
         { file, fromByte: pos, toByte: size, reason: scan.reason },
-        'raft log: truncating a torn or damaged last record',
+        'raft log: truncating a torn last record',
       );
       io.truncate(fd, pos);
       io.fdatasync(fd);
@@ -515,23 +524,46 @@ function readHardState(r: ByteReader): HardState {
   };
 }
 
-type Scan =
+export type Scan =
   | { kind: 'ok'; body: Buffer; end: number }
   | { kind: 'torn'; reason: string }
   | { kind: 'corrupt'; reason: string };
 
 /**
- * Classifies the record at `pos`: ok, torn (the last write of the file did not fully land, or its
- * last record is damaged: recovery truncates it) or corrupt (damage with records after it).
+ * Classifies the record at `pos`, telling a torn write from bit rot:
+ *
+ * - torn (the last write of the file did not fully land; recovery truncates it): the record is cut
+ *   short by the end of the file, or its length header (length | ~length) is incomplete or invalid
+ *   and what follows is zeros or garbage holding no valid record;
+ * - corrupt (refuse to start): a complete record (its whole length present, its length header
+ *   intact) whose body fails its checksum, whether records follow it or not; a damaged length header
+ *   whose record is still recognisable (one of the two length fields frames a body that passes the
+ *   checksum); a damaged header with a valid record after it.
+ *
+ * A write is appended whole and fdatasync'd before anything depends on it, so a complete record
+ * that fails its checksum was durable once and has rotted since: it may hold a vote.
  */
-function scanRecord(buf: Buffer, pos: number): Scan {
+export function scanRecord(buf: Buffer, pos: number): Scan {
   const size = buf.length;
   if (size - pos < recordHeaderBytes) return { kind: 'torn', reason: 'incomplete record header' };
   const length = buf.readUInt32LE(pos);
   const inverse = buf.readUInt32LE(pos + 4);
   if (~length >>> 0 !== inverse) {
     if (allZero(buf, pos)) return { kind: 'torn', reason: 'zeros where a record header should be' };
-    return { kind: 'corrupt', reason: `record header at byte ${pos} is damaged (length check fails)` };
+    if (framesValidBody(buf, pos, length) || framesValidBody(buf, pos, ~inverse >>> 0)) {
+      return {
+        kind: 'corrupt',
+        reason: `record at byte ${pos} is complete and passes its checksum but its length header is damaged`,
+      };
+    }
+    const next = nextValidRecord(buf, pos + 1);
+    if (next >= 0) {
+      return {
+        kind: 'corrupt',
+        reason: `record header at byte ${pos} is damaged (length check fails) and a record follows at byte ${next}`,
+      };
+    }
+    return { kind: 'torn', reason: 'garbage where a record header should be' };
   }
   if (length > raftRecordSizeMaxBytes) {
     return {
@@ -544,14 +576,35 @@ function scanRecord(buf: Buffer, pos: number): Scan {
     return { kind: 'torn', reason: `record of ${length} bytes extends past the end of the file` };
   const body = buf.subarray(pos + recordHeaderBytes, end);
   if (crc32c(body) !== buf.readUInt32LE(pos + 8)) {
-    if (end === size || allZero(buf, end))
-      return { kind: 'torn', reason: 'the last record fails its checksum' };
     return {
       kind: 'corrupt',
-      reason: `record at bytes [${pos}, ${end}) fails its checksum and records follow it`,
+      reason:
+        `record at bytes [${pos}, ${end}) is complete but fails its checksum ` +
+        (end === size ? '(it is the last record: bit rot, not a torn write)' : 'and records follow it'),
     };
   }
   return { kind: 'ok', body, end };
+}
+
+/** True when `length` frames a record at `pos` that fits the file and whose body passes its checksum. */
+function framesValidBody(buf: Buffer, pos: number, length: number): boolean {
+  if (length > raftRecordSizeMaxBytes || pos + recordHeaderBytes + length > buf.length) return false;
+  const body = buf.subarray(pos + recordHeaderBytes, pos + recordHeaderBytes + length);
+  return crc32c(body) === buf.readUInt32LE(pos + 8);
+}
+
+/**
+ * The first position at or after `from` where a whole valid record starts (intact length header,
+ * inside the file, checksum good), or -1. Only runs on a damaged header, so its cost (one header
+ * check per byte, a checksum only where a header checks out) is paid only on damage.
+ */
+function nextValidRecord(buf: Buffer, from: number): number {
+  for (let at = from; at + recordHeaderBytes <= buf.length; at++) {
+    const length = buf.readUInt32LE(at);
+    if (~length >>> 0 !== buf.readUInt32LE(at + 4)) continue;
+    if (framesValidBody(buf, at, length)) return at;
+  }
+  return -1;
 }
 
 function allZero(buf: Buffer, from: number): boolean {
@@ -559,18 +612,19 @@ function allZero(buf: Buffer, from: number): boolean {
   return true;
 }
 
-function corrupt(file: string, what: string): RaftStorageError {
+export function corrupt(file: string, what: string): RaftStorageError {
   return new RaftStorageError(
     'CORRUPT_RECORD',
     `${file}: ${what}; refusing to start as a voter (this node may have lost votes or acknowledged ` +
-      `entries: remove it from the cluster, delete its ${raftMetaDirName}/ directory and add it back as a ` +
-      'learner, so it copies the log from the leader)',
+      'entries: remove it from the cluster with `walrus-cli remove-node <its id>` on a healthy node, ' +
+      `delete its ${raftMetaDirName}/ directory and start it again with --join, so it is added back as a ` +
+      'learner and copies the log from the leader)',
   );
 }
 
 // ---- encoding ----
 
-function frame(body: Buffer): Buffer {
+export function frame(body: Buffer): Buffer {
   assert.ok(body.length <= raftRecordSizeMaxBytes, `raft record of ${body.length} bytes above the limit`);
   const out = Buffer.allocUnsafe(recordHeaderBytes + body.length);
   out.writeUInt32LE(body.length, 0);
@@ -640,7 +694,7 @@ function readAll(io: FileIo, fd: number, buf: Buffer): number {
   return done;
 }
 
-function readWhole(io: FileIo, file: string, sizeMaxBytes: number): Buffer {
+export function readWhole(io: FileIo, file: string, sizeMaxBytes: number): Buffer {
   const fd = io.open(file, 'r');
   try {
     const size = io.sizeOf(fd);
@@ -653,7 +707,7 @@ function readWhole(io: FileIo, file: string, sizeMaxBytes: number): Buffer {
 }
 
 /** Temp file, write, fsync, rename over `file`, fsync the directory; the temp file is removed on failure. */
-function replaceFileDurably(io: FileIo, file: string, records: readonly Buffer[]): void {
+export function replaceFileDurably(io: FileIo, file: string, records: readonly Buffer[]): void {
   const temp = `${file}.tmp`;
   try {
     const fd = io.open(temp, 'w+');
@@ -679,11 +733,11 @@ function replaceFileDurably(io: FileIo, file: string, records: readonly Buffer[]
   io.fsyncDir(path.dirname(file));
 }
 
-function errorMessage(error: unknown): string {
+export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function toStorageError(error: unknown, what: string): RaftStorageError {
+export function toStorageError(error: unknown, what: string): RaftStorageError {
   if (error instanceof RaftStorageError) return error;
   if (error instanceof WalrusError && error.code === ErrorCode.CORRUPT_RECORD) {
     return new RaftStorageError('CORRUPT_RECORD', `${what}: ${error.message}`, { cause: error });

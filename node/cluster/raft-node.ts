@@ -6,9 +6,11 @@
  *
  * It also owns what Raft alone does not: proposals from followers are forwarded to the leader
  * (and resolve once applied here, so a caller reads its own write on this node); a joining node is
- * registered and added as a learner, and promoted once caught up; the log is compacted into a
- * snapshot of the state machine, which goes to a lagging follower in acknowledged chunks
- * (snapshot-transfer.ts: it may be far larger than one peer frame). Peers are reached through an injected `PeerSender` (wired in
+ * registered (addresses and incarnation) and added as a learner, and promoted once caught up; a
+ * join under a member's id with another incarnation is refused (a wiped node must be removed
+ * first: cluster-identity.ts says why); the log is compacted into a snapshot of the state machine,
+ * which goes to a lagging follower in acknowledged chunks (snapshot-transfer.ts: it may be far
+ * larger than one peer frame). Peers are reached through an injected `PeerSender` (wired in
  * node/bin to the authenticated peer transport), so this file knows no sockets.
  */
 import assert from 'node:assert/strict';
@@ -30,6 +32,8 @@ import {
   quorumSize,
 } from '../raft/index.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { identityMismatchMessage } from './cluster-identity.js';
+import { isIdentityId } from './identity-id.js';
 import type { MetaCommand, MetadataSnapshot, MetadataState, NodeMeta } from './metadata-state.js';
 import {
   SnapshotTransfer,
@@ -133,6 +137,11 @@ export interface RaftNodeOptions {
   readonly onLeaderChange?: (leaderId: number) => void;
   /** Overrides of snapshotTransferLimits (tests). */
   readonly snapshotTransferLimits?: Partial<SnapshotTransferLimits>;
+  /**
+   * This node's cluster id (raft_meta/identity.bin), for join replies while the metadata holds
+   * none yet (a joiner right after the bootstrap).
+   */
+  readonly localClusterId?: () => string | null;
 }
 
 export const raftNodeLimits = {
@@ -151,15 +160,31 @@ export const raftNodeLimits = {
 /** Peer requests (join, forwarded proposal, conf change) travel as small JSON bodies. */
 export type PeerRequest =
   | { readonly type: 'propose'; readonly command: MetaCommand }
-  | { readonly type: 'join'; readonly nodeId: number; readonly raftAddr: string; readonly clientAddr: string }
+  | {
+      readonly type: 'join';
+      readonly nodeId: number;
+      readonly raftAddr: string;
+      readonly clientAddr: string;
+      /** The joiner's incarnation (raft_meta/identity.bin). */
+      readonly incarnation: string;
+    }
   | { readonly type: 'confChange'; readonly change: ConfChange }
   /** What the asked leader has applied: a follower waits for it after a change the leader ran. */
   | { readonly type: 'appliedIndex' };
 
-/** What a join answers: the leader and every member's addresses. */
+/** What a join answers: the leader, every member's addresses and the cluster id (null: not known yet). */
 export interface JoinReply {
   readonly leaderId: number;
   readonly nodes: readonly NodeMeta[];
+  readonly clusterId: string | null;
+}
+
+/** The addresses and identity a node registers under. */
+export interface NodeRegistration {
+  readonly nodeId: number;
+  readonly raftAddr: string;
+  readonly clientAddr: string;
+  readonly incarnation: string;
 }
 
 interface Waiter {
@@ -398,7 +423,11 @@ export class RaftNode {
         return Buffer.from(JSON.stringify({ index }));
       }
       case 'join': {
-        const reply = await this.join(request.nodeId, request.raftAddr, request.clientAddr);
+        if (!isIdentityId(request.incarnation)) {
+          throw new WalrusError(ErrorCode.BAD_REQUEST, "a join must carry the joiner's incarnation");
+        }
+        const { nodeId, raftAddr, clientAddr, incarnation } = request;
+        const reply = await this.join({ nodeId, raftAddr, clientAddr, incarnation });
         return Buffer.from(JSON.stringify(reply));
       }
       case 'confChange':
@@ -524,11 +553,27 @@ export class RaftNode {
     return this.waitApplied(this.storage.hardState().commit);
   }
 
-  /** Makes sure the metadata holds this node's current addresses (retrying while no leader is known). */
-  async ensureRegistered(node: { nodeId: number; raftAddr: string; clientAddr: string }): Promise<void> {
+  /**
+   * Makes sure the metadata holds this node's current addresses and incarnation (retrying while no
+   * leader is known). A member registered by an older version gets its incarnation recorded here.
+   */
+  async ensureRegistered(node: NodeRegistration): Promise<void> {
     for (let attempt = 0; attempt < 600 && !this.stopped; attempt++) {
       const known = this.state.nodes.get(node.nodeId);
-      if (known !== undefined && known.raftAddr === node.raftAddr && known.clientAddr === node.clientAddr)
+      if (known?.incarnation !== undefined && known.incarnation !== node.incarnation) {
+        // Cannot happen through the handshake checks; say so rather than retry in vain.
+        this.o.logger.error(
+          { node, recordedIncarnation: known.incarnation },
+          identityMismatchMessage(node.nodeId, node.incarnation, known.incarnation),
+        );
+        return;
+      }
+      if (
+        known !== undefined &&
+        known.raftAddr === node.raftAddr &&
+        known.clientAddr === node.clientAddr &&
+        known.incarnation === node.incarnation
+      )
         return;
       try {
         await this.propose({ type: 'registerNode', node });
@@ -541,20 +586,33 @@ export class RaftNode {
     }
   }
 
-  /** Adds a node: registers its addresses, then adds it as a learner (it is promoted once caught up). */
-  async join(nodeId: number, raftAddr: string, clientAddr: string): Promise<JoinReply> {
+  /**
+   * Adds a node: registers its addresses and incarnation, then adds it as a learner (it is promoted
+   * once caught up). Refused with IDENTITY_MISMATCH when the id is recorded under another
+   * incarnation: the node's data directory was wiped, and the old member must be removed first.
+   */
+  async join(node: NodeRegistration): Promise<JoinReply> {
+    const { nodeId, raftAddr, clientAddr, incarnation } = node;
+    assert.ok(isIdentityId(incarnation), 'a joiner presents its incarnation');
     const leader = await this.waitForLeader();
     if (leader !== this.nodeId) {
       const reply = await this.o.peers.request(
         leader,
-        Buffer.from(JSON.stringify({ type: 'join', nodeId, raftAddr, clientAddr } satisfies PeerRequest)),
+        Buffer.from(JSON.stringify({ type: 'join', ...node } satisfies PeerRequest)),
         raftNodeLimits.proposeTimeoutMs,
       );
       return JSON.parse(reply.toString('utf8')) as JoinReply;
     }
+    this.checkJoinerIdentity(node);
     const known = this.state.nodes.get(nodeId);
-    if (known === undefined || known.raftAddr !== raftAddr || known.clientAddr !== clientAddr) {
-      await this.proposeHere({ type: 'registerNode', node: { nodeId, raftAddr, clientAddr } });
+    if (
+      known === undefined ||
+      known.raftAddr !== raftAddr ||
+      known.clientAddr !== clientAddr ||
+      known.incarnation === undefined
+    ) {
+      await this.proposeHere({ type: 'registerNode', node: { nodeId, raftAddr, clientAddr, incarnation } });
+      this.checkJoinerIdentity(node); // another registration of this id may have been applied first
     }
     const s = this.core.status();
     if (!s.voters.includes(nodeId) && !s.learners.includes(nodeId)) {
@@ -563,7 +621,22 @@ export class RaftNode {
     }
     // The joiner learns every member's address at once: it must answer the leader before it has
     // applied the log entries that hold those addresses.
-    return { leaderId: this.nodeId, nodes: [...this.state.nodes.values()] };
+    return {
+      leaderId: this.nodeId,
+      nodes: [...this.state.nodes.values()],
+      clusterId: this.state.clusterId ?? this.o.localClusterId?.() ?? null,
+    };
+  }
+
+  /** Throws IDENTITY_MISMATCH when the metadata records the joiner's id under another incarnation. */
+  private checkJoinerIdentity(node: NodeRegistration): void {
+    const recorded = this.state.nodes.get(node.nodeId)?.incarnation;
+    if (recorded !== undefined && recorded !== node.incarnation) {
+      throw new WalrusError(
+        ErrorCode.IDENTITY_MISMATCH,
+        identityMismatchMessage(node.nodeId, node.incarnation, recorded),
+      );
+    }
   }
 
   /** Proposes a configuration change on the leader (forwarded from followers) and waits until applied. */

@@ -1,6 +1,7 @@
 /**
  * One outbound link to one peer's raft port: connects, runs the client side of the handshake
- * (peer-auth.ts), then carries one-way messages and request/response calls. It reconnects forever
+ * (peer-auth.ts) and judges the server's identity (`identity`, and `peerNodeId`: the node expected
+ * at the address), then carries one-way messages and request/response calls. It reconnects forever
  * with capped exponential backoff (plus jitter) until closed.
  *
  * One-way messages (`send`) never throw and never block: they wait in a queue bounded by count and
@@ -10,7 +11,8 @@
  *
  * Requests (`request`) are bounded in number; each has a time limit (TIMEOUT). While the link is in
  * backoff after a failed attempt they fail fast with that attempt's code (UNAVAILABLE, or
- * UNAUTHENTICATED when the peer refused us); while connecting they wait for the outcome. A lost
+ * UNAUTHENTICATED / IDENTITY_MISMATCH when either side refused the other); while connecting they
+ * wait for the outcome. A lost
  * connection fails the requests in flight UNAVAILABLE with `sent: true` (outcome unknown).
  * An error reply from the peer becomes a WalrusError with the peer's code and leader hint.
  */
@@ -26,11 +28,14 @@ import { protocolLimits } from '../protocol/limits.js';
 import { parseTextReply } from '../protocol/text-codec.js';
 import type { TransportLogger } from './frame-server.js';
 import {
+  anonymousIdentityPolicy,
   answerHello,
   decodeAcceptBody,
   decodeHelloBody,
   encodeProveBody,
+  identityOf,
   type PeerHello,
+  type PeerIdentityPolicy,
   verifyAccept,
 } from './peer-auth.js';
 import {
@@ -51,6 +56,13 @@ export interface PeerLinkOptions {
   /** host:port of the peer's raft port (`[::1]:7000` for IPv6). */
   addr: string;
   clusterSecret: string | null;
+  /**
+   * This node's identity (read at every handshake) and its judgement of the server's. Default: no
+   * ids, every server accepted (tests, tools).
+   */
+  identity?: PeerIdentityPolicy;
+  /** The node expected at `addr`: a server presenting another node id is refused. Default: any. */
+  peerNodeId?: number;
   /** One-way messages waiting while disconnected or slow; beyond it the oldest are dropped and counted. */
   queueCountMax: number;
   queueBytesMax: number;
@@ -75,7 +87,12 @@ export const peerLinkDefaults = {
   /** Fraction of the backoff added at random, so that links to a restarted node do not reconnect in lockstep. */
   backoffJitterFraction: 0.2,
   keepAliveInitialDelayMs: 30_000,
+  /** Characters of the reason sent to a refused server (its handshake frames are tiny). */
+  tellServerMessageLengthMax: 64,
 } as const;
+
+// The error frame told to a refused server: header, code, reason (≤ 3 UTF-8 bytes a unit), hint flag.
+assert(peerLinkDefaults.tellServerMessageLengthMax * 3 + 48 <= peerWireLimits.handshakeFrameSizeMaxBytes);
 
 type LinkState = 'connecting' | 'handshaking' | 'open' | 'backoff' | 'closed';
 
@@ -117,6 +134,7 @@ export class PeerLink {
   private readonly requestCountMax: number;
   private readonly frameSizeMaxBytes: number;
   private readonly writeBufferHighBytes: number;
+  private readonly identity: PeerIdentityPolicy;
   private state: LinkState = 'connecting';
   private socket: net.Socket | undefined;
   private decoder: FrameDecoder | undefined;
@@ -154,6 +172,9 @@ export class PeerLink {
     this.requestCountMax = o.requestCountMax ?? peerLinkDefaults.requestCountMax;
     this.frameSizeMaxBytes = o.frameSizeMaxBytes ?? protocolLimits.frameSizeMaxBytes;
     this.writeBufferHighBytes = o.writeBufferHighBytes ?? peerLinkDefaults.writeBufferHighBytes;
+    this.identity = o.identity ?? anonymousIdentityPolicy(o.selfNodeId);
+    assert(this.identity.self().nodeId === o.selfNodeId, 'the identity policy speaks for this node');
+    assert(o.peerNodeId === undefined || (Number.isInteger(o.peerNodeId) && o.peerNodeId > 0));
     assert(this.requestCountMax > 0 && this.writeBufferHighBytes > 0);
     assert(this.frameSizeMaxBytes > peerWireLimits.handshakeFrameSizeMaxBytes);
     this.connect();
@@ -274,7 +295,7 @@ export class PeerLink {
     this.state = 'connecting';
     const socket = net.connect({ host: this.host, port: this.port });
     this.socket = socket;
-    this.decoder = new FrameDecoder(peerWireLimits.handshakeFrameSizeMaxBytes);
+    this.decoder = new FrameDecoder(peerWireLimits.handshakeReplySizeMaxBytes);
     this.batcher = new FrameBatcher((batch) => this.writeBatch(socket, batch));
     socket.setNoDelay(true);
     this.attemptTimer = setTimeout(() => {
@@ -320,13 +341,21 @@ export class PeerLink {
   /** A connect or handshake attempt failed: fail waiting requests with its code, back off. */
   private failAttempt(socket: net.Socket, err: WalrusError): void {
     if (this.socket !== socket || this.state === 'open' || this.state === 'closed') return;
+    const repeated = this.lastFailure?.code === err.code && this.lastFailure.message === err.message;
     this.failureCount += 1;
     this.lastFailure = err;
     const backoffMs = Math.min(
       this.o.reconnectBackoffMsMax,
       this.o.reconnectBackoffMsMin * 2 ** Math.min(this.failureCount - 1, 30),
     );
-    const level = err.code === ErrorCode.UNAUTHENTICATED ? 'warn' : 'info';
+    // A refusal by identity needs the operator: an error, once per run of identical refusals.
+    const level = repeated
+      ? 'info'
+      : err.code === ErrorCode.IDENTITY_MISMATCH
+        ? 'error'
+        : err.code === ErrorCode.UNAUTHENTICATED
+          ? 'warn'
+          : 'info';
     this.log[level](
       { addr: this.addr, code: err.code, backoffMs },
       `peer link attempt failed: ${err.message}`,
@@ -512,7 +541,7 @@ export class PeerLink {
       const hello = decodeHelloBody(body);
       let answer: ReturnType<typeof answerHello>;
       try {
-        answer = answerHello(secret, this.o.selfNodeId, hello);
+        answer = answerHello(secret, this.identity.self(), hello);
       } catch (err) {
         this.tellServer(socket, asWalrusError(err));
         throw err;
@@ -525,13 +554,17 @@ export class PeerLink {
     if (opcode !== PeerOpcode.authAccept)
       throw new WalrusError(ErrorCode.UNAUTHENTICATED, `${this.addr} broke the handshake`);
     try {
-      verifyAccept(
-        secret,
-        this.hello.serverNonce,
-        this.clientNonce!,
-        this.o.selfNodeId,
-        decodeAcceptBody(body),
-      );
+      const accept = decodeAcceptBody(body);
+      verifyAccept(secret, this.hello.serverNonce, this.clientNonce!, this.o.selfNodeId, accept);
+      const expected = this.o.peerNodeId;
+      if (expected !== undefined && accept.nodeId !== 0 && accept.nodeId !== expected) {
+        throw new WalrusError(
+          ErrorCode.IDENTITY_MISMATCH,
+          `${this.addr} is node ${accept.nodeId}, not node ${expected} (the member's address changed or ` +
+            'was reused)',
+        );
+      }
+      this.identity.check(identityOf(accept));
     } catch (err) {
       this.tellServer(socket, asWalrusError(err));
       throw err;
@@ -539,12 +572,14 @@ export class PeerLink {
     this.onOpen();
   }
 
-  /** Best effort: one framed UNAUTHENTICATED to a server we refuse, so both sides log why. */
+  /** Best effort: one framed error to a server we refuse (UNAUTHENTICATED or IDENTITY_MISMATCH). */
   private tellServer(socket: net.Socket, err: WalrusError): void {
     if (socket.destroyed) return;
+    const code = err.code === ErrorCode.IDENTITY_MISMATCH ? err.code : ErrorCode.UNAUTHENTICATED;
     const frame = encodePeerErrorFrame(PeerOpcode.authProve, 0, {
-      code: ErrorCode.UNAUTHENTICATED,
-      message: err.message,
+      code,
+      // The server reads at most a handshake frame before the handshake is done.
+      message: err.message.slice(0, peerLinkDefaults.tellServerMessageLengthMax),
     });
     socket.end(frame);
   }
@@ -558,6 +593,7 @@ export async function peerRequestOnce(o: {
   addr: string;
   selfNodeId: number;
   clusterSecret: string | null;
+  identity?: PeerIdentityPolicy;
   payload: Uint8Array;
   timeoutMs: number;
   logger?: TransportLogger;
@@ -566,6 +602,7 @@ export async function peerRequestOnce(o: {
     selfNodeId: o.selfNodeId,
     addr: o.addr,
     clusterSecret: o.clusterSecret,
+    ...(o.identity === undefined ? {} : { identity: o.identity }),
     queueCountMax: 1,
     queueBytesMax: peerFrameOverheadBytes,
     connectTimeoutMs: o.timeoutMs,

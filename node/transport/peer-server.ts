@@ -1,8 +1,10 @@
 /**
  * The raft-port server: accepts peer connections, runs the server side of the challenge-response
- * (peer-auth.ts) and only then hands frames to the driver: one-way Raft messages to `onMessage`,
- * request/response calls to `onRequest` and snapshot chunks to `onSnapshotChunk` (their WalrusError
- * becomes a typed error reply carrying the request's opcode and id).
+ * (peer-auth.ts), judges the peer's identity (`identity`: another cluster or a wiped member under
+ * its old id is refused IDENTITY_MISMATCH) and only then hands frames to the driver: one-way Raft
+ * messages to `onMessage`, request/response calls to `onRequest` and snapshot chunks to
+ * `onSnapshotChunk` (their WalrusError becomes a typed error reply carrying the request's opcode
+ * and id).
  *
  * A connection that sends anything but a good proof first — a wrong MAC, a replayed proof, a text
  * command, garbage, or nothing within `handshakeTimeoutMs` — gets one framed UNAUTHENTICATED
@@ -25,11 +27,14 @@ import { FrameDecoder } from '../protocol/frame-decoder.js';
 import { encodeTextError } from '../protocol/text-codec.js';
 import type { TransportLogger } from './frame-server.js';
 import {
+  anonymousIdentityPolicy,
   decodeProveBody,
   encodeAcceptBody,
   encodeHelloBody,
+  identityOf,
   modeOfSecret,
   newPeerNonce,
+  type PeerIdentityPolicy,
   verifyProve,
 } from './peer-auth.js';
 import { listenOn } from './listen.js';
@@ -50,6 +55,11 @@ export interface PeerServerOptions {
   port: number;
   /** null = open cluster (the handshake still exchanges node ids; MACs are not checked). */
   clusterSecret: string | null;
+  /**
+   * This node's identity and its judgement of peers (node/cluster/cluster-identity.ts). Default: no
+   * ids, every peer accepted (tests, tools).
+   */
+  identity?: PeerIdentityPolicy;
   connectionCountMax: number;
   frameSizeMaxBytes: number;
   idleTimeoutMs: number;
@@ -74,7 +84,12 @@ export const peerServerDefaults = {
   writeBufferMaxBytes: 64 * 1024 * 1024,
   /** A connection closed after a final error is destroyed after this long if the peer does not read. */
   closeGraceMs: 2_000,
+  /** Characters of a refusal's message sent to the peer (it must fit the peer's handshake reply limit). */
+  refusalMessageLengthMax: 1_200,
 } as const;
+
+// A refusal frame: header, code, message (at most 3 UTF-8 bytes per UTF-16 unit), hint flag.
+assert(peerServerDefaults.refusalMessageLengthMax * 3 + 64 <= peerWireLimits.handshakeReplySizeMaxBytes);
 
 const silentLogger: TransportLogger = { info() {}, warn() {}, error() {} };
 
@@ -141,14 +156,17 @@ class PeerConnection {
     const wasOpen = this.state === 'open';
     this.state = 'closed';
     clearTimeout(this.handshakeTimer);
-    this.server.log.warn(
+    // An identity refusal is logged by the policy (rate-limited: a refused peer retries every second).
+    const level = error.code === ErrorCode.IDENTITY_MISMATCH ? 'info' : 'warn';
+    this.server.log[level](
       { remote: this.remoteAddress, nodeId: this.nodeId, code: error.code, afterAuth: wasOpen },
       `refusing peer connection: ${error.message}`,
     );
+    const message = error.message.slice(0, peerServerDefaults.refusalMessageLengthMax);
     const frame =
       form === 'text'
-        ? encodeFrame(encodeTextError(error))
-        : encodePeerErrorFrame(PeerOpcode.authProve, requestId, { code: error.code, message: error.message });
+        ? encodeFrame(encodeTextError(new WalrusError(error.code, message)))
+        : encodePeerErrorFrame(PeerOpcode.authProve, requestId, { code: error.code, message });
     this.batcher.push(frame);
     this.batcher.flush();
     if (!this.socket.destroyed) this.socket.end();
@@ -189,8 +207,21 @@ class PeerConnection {
         throw new WalrusError(ErrorCode.UNAUTHENTICATED, 'bytes after the proof before it was accepted');
       }
       const prove = decodeProveBody(peerBody(frame));
-      const accept = verifyProve(this.server.options.clusterSecret, this.serverNonce, prove);
+      const accept = verifyProve(
+        this.server.options.clusterSecret,
+        this.serverNonce,
+        prove,
+        this.server.identity.self(),
+      );
       this.nodeId = prove.nodeId;
+      try {
+        this.server.identity.check(identityOf(prove));
+      } catch (err) {
+        const e = asWalrusError(err);
+        if (e.code !== ErrorCode.IDENTITY_MISMATCH) throw e;
+        this.refuse(e, 'binary', requestId);
+        return;
+      }
       this.state = 'open';
       clearTimeout(this.handshakeTimer);
       this.decoder = new FrameDecoder(this.server.options.frameSizeMaxBytes);
@@ -301,6 +332,7 @@ export class PeerServer {
   readonly handshakeTimeoutMs: number;
   readonly requestInFlightMax: number;
   readonly writeBufferMaxBytes: number;
+  readonly identity: PeerIdentityPolicy;
   private readonly server: net.Server;
   private readonly connections = new Set<PeerConnection>();
   private listening = false;
@@ -315,6 +347,7 @@ export class PeerServer {
     this.requestInFlightMax =
       o.requestInFlightMaxPerConnection ?? peerServerDefaults.requestInFlightMaxPerConnection;
     this.writeBufferMaxBytes = o.writeBufferMaxBytes ?? peerServerDefaults.writeBufferMaxBytes;
+    this.identity = o.identity ?? anonymousIdentityPolicy(0);
     assert(this.handshakeTimeoutMs > 0 && this.requestInFlightMax > 0 && this.writeBufferMaxBytes > 0);
     this.server = net.createServer((socket) => this.onConnection(socket));
     this.server.on('error', (err) => this.log.error({ err }, 'peer server error'));

@@ -30,6 +30,11 @@ export const peerFrameRequestIdOffset = prefixSizeBytes + binaryRequestIdOffset;
 export const peerWireLimits = {
   /** Largest handshake frame payload; a stranger cannot make a node buffer more before auth. */
   handshakeFrameSizeMaxBytes: 256,
+  /**
+   * Largest frame payload a connecting node reads before the handshake is done: a refusal carries
+   * the operator's instructions (IDENTITY_MISMATCH), longer than a handshake frame.
+   */
+  handshakeReplySizeMaxBytes: 4096,
 } as const;
 
 export interface PeerHeader {

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import fc from 'fast-check';
 import { decodeRaftMessage, encodeRaftMessage } from '../../../node/cluster/raft-codec.js';
 import {
   RaftDiskStorage,
@@ -254,18 +255,90 @@ test('a torn last record, cut at every byte, is truncated back to the previous r
     t.deepEqual(again.hardState(), { term: 3, vote: 1, commit: 3 });
     again.close();
   }
-  // A damaged (not just short) last record is truncated too, and so are zeros after the last record.
-  const flipped = Buffer.from(full);
-  flipped[fullSize - 3]! ^= 0x10;
-  fs.writeFileSync(logPath(dir), flipped);
-  const r1 = RaftDiskStorage.open(dir, one);
-  t.deepEqual(view(r1), expected);
-  r1.close();
+  // Zeros after the last record are a torn tail too.
   fs.writeFileSync(logPath(dir), Buffer.concat([full, Buffer.alloc(4096)]));
   const r2 = RaftDiskStorage.open(dir, one);
   t.is(r2.lastIndex(), 4);
   t.is(r2.logSizeBytes(), fullSize);
   r2.close();
+});
+
+/** A log of two batches; returns the bytes and where the last record starts. */
+function twoBatchLog(dir: string): { full: Buffer; lastFrom: number; expected: object } {
+  const s = RaftDiskStorage.open(dir, one);
+  s.persist({ hardState: { term: 1, vote: 1, commit: 1 }, entries: [ent(1, 1), ent(2, 1)], snapshot: null });
+  const expected = view(s);
+  const lastFrom = s.logSizeBytes();
+  s.persist({ hardState: { term: 2, vote: 1, commit: 3 }, entries: [ent(3, 2), ent(4, 2)], snapshot: null });
+  s.close();
+  return { full: fs.readFileSync(logPath(dir)), lastFrom, expected };
+}
+
+test('bit rot in a complete last record (body, checksum or length header) refuses to start: it is not a torn write', (t) => {
+  const dir = tmp();
+  const { full, lastFrom } = twoBatchLog(dir);
+  // Every byte of the last record, one bit each; also with zeros after it (a tail that never landed).
+  for (let at = lastFrom; at < full.length; at++) {
+    const bad = Buffer.from(full);
+    bad[at]! ^= 1 << (at % 8);
+    for (const bytes of [bad, Buffer.concat([bad, Buffer.alloc(512)])]) {
+      fs.writeFileSync(logPath(dir), bytes);
+      expectCorrupt(t, dir, 'entries.log');
+      t.is(fs.statSync(logPath(dir)).size, bytes.length, `byte ${at}: nothing truncated`);
+    }
+  }
+  // Any bit, by property: still corruption, never a silent truncation.
+  fc.assert(
+    fc.property(
+      fc.integer({ min: lastFrom, max: full.length - 1 }),
+      fc.integer({ min: 0, max: 7 }),
+      (at, bit) => {
+        const bad = Buffer.from(full);
+        bad[at]! ^= 1 << bit;
+        fs.writeFileSync(logPath(dir), bad);
+        const error = t.throws(() => RaftDiskStorage.open(dir, one), { instanceOf: RaftStorageError });
+        return error?.code === 'CORRUPT_RECORD' && /remove-node/.test(error.message);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('a torn last record (any cut) or a garbage tail whose header is invalid is truncated, by property', (t) => {
+  const dir = tmp();
+  const { full, lastFrom, expected } = twoBatchLog(dir);
+  fc.assert(
+    fc.property(
+      fc.integer({ min: lastFrom, max: full.length - 1 }),
+      fc.uint8Array({ minLength: 0, maxLength: 300 }),
+      (cut, garbage) => {
+        const bytes = Buffer.concat([full.subarray(0, cut), Buffer.from(garbage)]);
+        // Torn means: cut short by the end of the file, or a length header that is incomplete or
+        // invalid. An intact length header with its whole record present is judged by its checksum
+        // (the test above), so such draws are not torn writes.
+        if (bytes.length >= lastFrom + 8) {
+          const length = bytes.readUInt32LE(lastFrom);
+          const headerValid = ~length >>> 0 === bytes.readUInt32LE(lastFrom + 4);
+          if (headerValid && bytes.length >= lastFrom + 12 + length) return true;
+        }
+        fs.writeFileSync(logPath(dir), bytes);
+        const r = RaftDiskStorage.open(dir, one);
+        try {
+          t.deepEqual(view(r), expected);
+          return r.logSizeBytes() === lastFrom && fs.statSync(logPath(dir)).size === lastFrom;
+        } finally {
+          r.close();
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+  // Garbage after the complete last record: the record stays, the garbage goes.
+  fs.writeFileSync(logPath(dir), Buffer.concat([full, Buffer.from('not a record header, just junk')]));
+  const r = RaftDiskStorage.open(dir, one);
+  t.is(r.lastIndex(), 4);
+  t.is(r.logSizeBytes(), full.length);
+  r.close();
 });
 
 test('a bit flip anywhere in a record followed by others refuses to start, naming the file', (t) => {

@@ -1,6 +1,7 @@
 /**
  * openapi.yaml is the single source of truth: it lints clean with Redocly, the generated SDK types
- * are not stale, and the spec and the gateway's routes list the same operations.
+ * are not stale, the spec and the gateway's routes list the same operations, and the spec lists
+ * every error code of the shared table.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -8,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { listOperations } from '../../../gateway/docs-page.js';
+import { ErrorCode } from '../../../node/protocol/error-codes.js';
 import { makeGateway, useRealNode } from './helpers.js';
 import { repoRoot } from './spec-check.js';
 
@@ -74,4 +76,15 @@ test('every operation of the spec has a route, and every route is in the spec', 
       t.true(specSet.has(key), `${key} is served but not in openapi.yaml`);
     }
   }
+});
+
+test("the spec's ErrorCode enum lists exactly the codes of node/protocol/error-codes.ts", (t) => {
+  const spec = fs.readFileSync(path.join(repoRoot, 'openapi.yaml'), 'utf8');
+  const block = /\n {4}ErrorCode:\n[\s\S]*?\n {6}enum:\n((?: {8}- [A-Z_]+\n)+)/.exec(spec);
+  if (block === null) return t.fail('no ErrorCode enum in openapi.yaml');
+  const listed = block[1]!
+    .trim()
+    .split('\n')
+    .map((line) => line.replace(/^\s*- /, ''));
+  t.deepEqual([...listed].sort(), Object.keys(ErrorCode).sort());
 });
