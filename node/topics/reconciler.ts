@@ -15,7 +15,7 @@ import type { MetaCommand, TopicMeta } from '../cluster/metadata-state.js';
 import { activeSegment, topicStartOffset } from '../cluster/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import type { Appender } from './appender.js';
-import { restoreProducers, takeOverProducers } from './producers.js';
+import { producerTable, restoreProducers, takeOverProducers } from './producers.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
 
 export class Reconciler {
@@ -33,10 +33,11 @@ export class Reconciler {
     const { meta, nodeId, table, wal, logger } = this.ctx;
     for (const topic of meta.state.topics.values()) {
       if (activeSegment(topic).leaderNodeId !== nodeId) continue;
-      await this.completeRollover(topic);
       const rt = table.runtime(topic.name);
       rt.committedEnd = Math.max(rt.committedEnd, this.localEnd(topic));
+      // Before completing a rollover: its seal hands these producers to the next leader.
       restoreProducers(wal, topic, rt, logger);
+      await this.completeRollover(topic);
     }
   }
 
@@ -117,9 +118,12 @@ export class Reconciler {
       : active.baseOffset;
   }
 
-  /** A crash between the WAL's seal and the metadata's: the seal is logged now, with the WAL's count. */
+  /**
+   * A crash between the WAL's seal and the metadata's: the seal is logged now, with the WAL's count
+   * and the producers, as the rollover would have (else the next leader appends a retry again).
+   */
   private async completeRollover(topic: TopicMeta): Promise<void> {
-    const { wal, cluster, nodeId, logger } = this.ctx;
+    const { wal, cluster, nodeId, logger, table } = this.ctx;
     const active = activeSegment(topic);
     const walActive = wal.segments(topic.name).find((s) => s.id === active.id);
     if (!walActive?.sealed) return;
@@ -134,6 +138,7 @@ export class Reconciler {
         cluster.aliveVoters(),
         nodeId,
       ),
+      producers: producerTable(table.runtime(topic.name)),
       sizeBytes: walActive.sizeBytes,
       lastTimestampMs: walActive.lastTimestampMs,
     });

@@ -31,6 +31,23 @@ test('recover() completes a rollover cut between the WAL seal and the metadata s
   t.deepEqual((await readToEnd(h.service, 't')).map(text), ['a', 'b', 'c', 'd']);
 });
 
+test('a rollover completed at recovery still hands the producers to the next leader', async (t) => {
+  const h = await TopicHarness.start({ nodeIds: [1, 2], segmentEntryCountMax: 10 });
+  t.teardown(() => h.close());
+  await h.createTopic('t', 1);
+  const first = await h
+    .node(1)
+    .service.appender.append('t', recordsOf('a', 'b'), { producerId: 'p', producerSeq: 0 });
+  await h.node(1).wal.sealActive('t');
+  await h.node(1).restart();
+  t.like(h.log.state.topics.get('t')!.segments[1], { baseOffset: 2, leaderNodeId: 2 });
+  const retry = await h
+    .node(2)
+    .service.appender.append('t', recordsOf('a', 'b'), { producerId: 'p', producerSeq: 0 });
+  t.deepEqual(retry, { ...first, duplicate: true });
+  t.is(h.node(2).wal.endOffset('t'), 2, 'the retry wrote nothing (segment 2 starts at 2)');
+});
+
 test('reconcile() after a snapshot install: deleted topics go, created ones are served, dropped segments go', async (t) => {
   const h = await TopicHarness.start({ segmentEntryCountMax: 2 });
   t.teardown(() => h.close());
