@@ -17,7 +17,10 @@ const next = (recordCountMax: number) => ({
 test('commitCursor with expectedOffset is a compare-and-set in the state machine', (t) => {
   const state = new MetadataState();
   let index = 0;
-  const apply = (command: Parameters<MetadataState['apply']>[1]) => state.apply(++index, command);
+  const apply = (command: Parameters<MetadataState['apply']>[1]) => {
+    state.apply(++index, command);
+    return index;
+  };
   apply({
     type: 'createTopic',
     name: 't',
@@ -31,9 +34,15 @@ test('commitCursor with expectedOffset is a compare-and-set in the state machine
   apply({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 5, expectedOffset: null });
   t.is(cursor(), 5);
   apply({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 2, expectedOffset: null });
-  apply({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 2, expectedOffset: 4 });
+  const refused = apply({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 2, expectedOffset: 4 });
   t.is(cursor(), 5, 'a commit decided on a stale cursor changes nothing');
-  apply({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 9, expectedOffset: 5 });
+  t.true(state.cursorCommitRefused(refused));
+  // Two readers that read from the same cursor commit the same offset: only the first takes effect.
+  const first = apply({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 7, expectedOffset: 5 });
+  const second = apply({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 7, expectedOffset: 5 });
+  t.is(cursor(), 7);
+  t.deepEqual([state.cursorCommitRefused(first), state.cursorCommitRefused(second)], [false, true]);
+  apply({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 9, expectedOffset: 7 });
   t.is(cursor(), 9);
   apply({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 1 });
   t.is(cursor(), 1, 'a plain commit (a seek) may move it anywhere');
@@ -97,6 +106,32 @@ test('concurrent readNexts on one node deliver every record exactly once', async
     Array.from({ length: 30 }, (_, i) => i),
   );
   t.is(h.log.state.topics.get('t')!.cursors.get('c'), 30);
+});
+
+test('concurrent readNexts through two nodes never deliver a record twice', async (t) => {
+  const h = await TopicHarness.start({ nodeIds: [1, 2] });
+  t.teardown(() => h.close());
+  await h.createTopic('t', 1);
+  await h.node(1).service.appender.append('t', recordsOf(...Array.from({ length: 20 }, (_, i) => `${i}`)));
+  const delivered: number[] = [];
+  let failures = 0;
+  for (let round = 0; round < 20 && delivered.length < 20; round++) {
+    const replies = await Promise.allSettled(
+      [1, 2, 1, 2].map((id) => h.node(id).service.consumers.readNext('t', 'c', next(2))),
+    );
+    for (const r of replies) {
+      if (r.status === 'fulfilled') delivered.push(...r.value.records.map((rec) => rec.offset));
+      else {
+        t.is((r.reason as { code?: string }).code, 'UNAVAILABLE');
+        failures += 1;
+      }
+    }
+  }
+  t.deepEqual(
+    delivered.sort((a, b) => a - b),
+    Array.from({ length: 20 }, (_, i) => i),
+  );
+  t.true(failures > 0, 'the two nodes raced at least once');
 });
 
 test('a cursor below the start reads from the start', async (t) => {
