@@ -17,6 +17,7 @@ import { nextSegmentLeader } from '../metadata/placement.js';
 import type { Appender } from './appender.js';
 import { producerTable, restoreProducers, takeOverProducers } from './producers.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
+import type { TopicRuntime } from './topic-table.js';
 
 export class Reconciler {
   private readonly ctx: TopicContext;
@@ -55,6 +56,7 @@ export class Reconciler {
       await this.deleteDropped(topic);
       const rt = table.ensure(topic.name, this.localEnd(topic));
       if (activeSegment(topic).leaderNodeId === nodeId) takeOverProducers(topic, rt);
+      else wakeAll(rt);
       this.reportMissing(topic);
     }
   }
@@ -70,7 +72,10 @@ export class Reconciler {
         if (topic === undefined) return;
         const active = activeSegment(topic);
         const rt = table.ensure(name, active.baseOffset);
-        if (active.leaderNodeId !== nodeId) return;
+        if (active.leaderNodeId !== nodeId) {
+          wakeAll(rt);
+          return;
+        }
         takeOverProducers(topic, rt);
         rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);
         return;
@@ -204,4 +209,13 @@ export class Reconciler {
         'This node leads sealed segments whose data it does not hold; reads of them answer DATA_LOST',
       );
   }
+}
+
+/**
+ * Wakes the long polls of a topic whose active segment another node now leads: each answers at
+ * once (NOT_LEADER with the new leader, which the node that took the request routes to) instead of
+ * waiting out its time for appends that will never come here.
+ */
+function wakeAll(rt: TopicRuntime): void {
+  for (const waiter of rt.waiters) waiter.wake();
 }

@@ -9,6 +9,7 @@ import test from 'ava';
 import {
   TopicHarness,
   codeOf,
+  deferred,
   readAll,
   readToEnd,
   recordsOf,
@@ -162,4 +163,36 @@ test('offsetForTimestamp finds the first record at or after a time, across segme
   t.is(h.node(2).service.reader.localOffsetForTimestamp('t', t0), 2);
   t.deepEqual((await h.node(1).service.reader.read('t', 4, wait(0))).records.map(text), ['r4', 'r5']);
   t.deepEqual(await readToEnd(h.node(2).service, 't', 6), []);
+});
+
+test('a long poll at the end answers as soon as a rollover moves the active segment to another node', async (t) => {
+  const h = await TopicHarness.start({ nodeIds: [1, 2], segmentEntryCountMax: 2 });
+  t.teardown(() => h.close());
+  await h.createTopic('t', 1);
+  const held = deferred();
+  let sealReached = false;
+  h.log.beforeApply = async (command) => {
+    if (command.type !== 'sealSegment') return;
+    sealReached = true;
+    await held.promise;
+  };
+  await h.node(1).service.appender.append('t', recordsOf('a', 'b'));
+  await until('the rollover to reach the metadata', () => sealReached);
+  let outcome = null as string | null;
+  void h
+    .node(1)
+    .service.reader.read('t', 2, wait(30_000))
+    .then(
+      (reply) => {
+        outcome = `records ${reply.records.length}`;
+      },
+      (error: { code?: string; leaderHint?: { nodeId: number } }) => {
+        outcome = `${error.code} ${error.leaderHint?.nodeId}`;
+      },
+    );
+  await turns(20);
+  t.is(outcome, null, 'the poll waits while node 1 still leads the active segment');
+  held.resolve();
+  await until('the poll to answer', () => outcome !== null, 5000);
+  t.is(outcome, 'NOT_LEADER 2');
 });
