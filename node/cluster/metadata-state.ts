@@ -134,6 +134,9 @@ export function topicStartOffset(topic: TopicMeta): number {
   return topic.segments[0]?.baseOffset ?? 0;
 }
 
+/** Refused cursor commits remembered for their proposers (who ask as soon as theirs is applied). */
+const refusedCommitCountMax = 1024;
+
 export class MetadataState {
   /** Index of the last applied command. */
   appliedIndex = 0;
@@ -141,6 +144,12 @@ export class MetadataState {
   clusterId: string | null = null;
   readonly topics = new Map<string, TopicMeta>();
   readonly nodes = new Map<number, NodeMeta>();
+  /**
+   * Indexes of the latest commitCursor commands whose compare-and-set failed (bounded; not part of
+   * snapshots). The cursor's value cannot tell a proposer whether its commit took effect: two
+   * readers that read the same records from the same cursor commit the same offset.
+   */
+  private readonly refusedCommits = new Set<number>();
 
   /** Advances past an index that holds no metadata command (a new leader's empty entry, a configuration change). */
   skip(index: number): void {
@@ -239,12 +248,21 @@ export class MetadataState {
         if (
           command.expectedOffset !== undefined &&
           (topic.cursors.get(command.consumer) ?? null) !== command.expectedOffset
-        )
+        ) {
+          this.refusedCommits.add(index);
+          if (this.refusedCommits.size > refusedCommitCountMax)
+            this.refusedCommits.delete(this.refusedCommits.values().next().value!);
           return;
+        }
         topic.cursors.set(command.consumer, command.offset);
         return;
       }
     }
+  }
+
+  /** Whether the commitCursor applied at `index` was refused by its compare-and-set (recent indexes only). */
+  cursorCommitRefused(index: number): boolean {
+    return this.refusedCommits.has(index);
   }
 
   toSnapshot(): MetadataSnapshot {

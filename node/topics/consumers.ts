@@ -48,15 +48,16 @@ export class Consumers {
       const last = records[records.length - 1];
       const nextOffset = last === undefined ? offset : last.offset + 1;
       if (limits.autoCommit && nextOffset !== stored) {
-        await proposeOrThrow(this.ctx, {
+        const index = await proposeOrThrow(this.ctx, {
           type: 'commitCursor',
           topic: name,
           consumer,
           offset: nextOffset,
           expectedOffset: stored,
         });
-        const now = table.topic(name).cursors.get(consumer) ?? null;
-        if (now !== nextOffset) {
+        // Asked of the state machine, not read off the cursor: a reader on another node that read
+        // the same records commits the same offset, and only one of the two commits takes effect.
+        if (this.ctx.meta.state.cursorCommitRefused(index)) {
           // Another leader moved the cursor meanwhile: these records were not ours to deliver.
           throw new WalrusError(
             ErrorCode.UNAVAILABLE,

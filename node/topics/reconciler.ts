@@ -15,8 +15,9 @@ import type { MetaCommand, TopicMeta } from '../cluster/metadata-state.js';
 import { activeSegment, topicStartOffset } from '../cluster/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import type { Appender } from './appender.js';
-import { restoreProducers, takeOverProducers } from './producers.js';
+import { producerTable, restoreProducers, takeOverProducers } from './producers.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
+import type { TopicRuntime } from './topic-table.js';
 
 export class Reconciler {
   private readonly ctx: TopicContext;
@@ -33,10 +34,11 @@ export class Reconciler {
     const { meta, nodeId, table, wal, logger } = this.ctx;
     for (const topic of meta.state.topics.values()) {
       if (activeSegment(topic).leaderNodeId !== nodeId) continue;
-      await this.completeRollover(topic);
       const rt = table.runtime(topic.name);
       rt.committedEnd = Math.max(rt.committedEnd, this.localEnd(topic));
+      // Before completing a rollover: its seal hands these producers to the next leader.
       restoreProducers(wal, topic, rt, logger);
+      await this.completeRollover(topic);
     }
   }
 
@@ -54,6 +56,7 @@ export class Reconciler {
       await this.deleteDropped(topic);
       const rt = table.ensure(topic.name, this.localEnd(topic));
       if (activeSegment(topic).leaderNodeId === nodeId) takeOverProducers(topic, rt);
+      else wakeAll(rt);
       this.reportMissing(topic);
     }
   }
@@ -69,7 +72,10 @@ export class Reconciler {
         if (topic === undefined) return;
         const active = activeSegment(topic);
         const rt = table.ensure(name, active.baseOffset);
-        if (active.leaderNodeId !== nodeId) return;
+        if (active.leaderNodeId !== nodeId) {
+          wakeAll(rt);
+          return;
+        }
         takeOverProducers(topic, rt);
         rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);
         return;
@@ -117,9 +123,12 @@ export class Reconciler {
       : active.baseOffset;
   }
 
-  /** A crash between the WAL's seal and the metadata's: the seal is logged now, with the WAL's count. */
+  /**
+   * A crash between the WAL's seal and the metadata's: the seal is logged now, with the WAL's count
+   * and the producers, as the rollover would have (else the next leader appends a retry again).
+   */
   private async completeRollover(topic: TopicMeta): Promise<void> {
-    const { wal, cluster, nodeId, logger } = this.ctx;
+    const { wal, cluster, nodeId, logger, table } = this.ctx;
     const active = activeSegment(topic);
     const walActive = wal.segments(topic.name).find((s) => s.id === active.id);
     if (!walActive?.sealed) return;
@@ -134,6 +143,7 @@ export class Reconciler {
         cluster.aliveVoters(),
         nodeId,
       ),
+      producers: producerTable(table.runtime(topic.name)),
       sizeBytes: walActive.sizeBytes,
       lastTimestampMs: walActive.lastTimestampMs,
     });
@@ -199,4 +209,13 @@ export class Reconciler {
         'This node leads sealed segments whose data it does not hold; reads of them answer DATA_LOST',
       );
   }
+}
+
+/**
+ * Wakes the long polls of a topic whose active segment another node now leads: each answers at
+ * once (NOT_LEADER with the new leader, which the node that took the request routes to) instead of
+ * waiting out its time for appends that will never come here.
+ */
+function wakeAll(rt: TopicRuntime): void {
+  for (const waiter of rt.waiters) waiter.wake();
 }

@@ -21,7 +21,7 @@ export class TopicAdmin {
   private readonly ctx: TopicContext;
   private readonly reader: Reader;
   /** Topic creations this node is proposing, so concurrent creates of one name answer once. */
-  private readonly creating = new Map<string, Promise<void>>();
+  private readonly creating = new Map<string, Promise<unknown>>();
 
   constructor(ctx: TopicContext, reader: Reader) {
     this.ctx = ctx;

@@ -22,13 +22,13 @@ export interface TopicContext {
   readonly logger: Logger;
 }
 
-/** Commits a metadata command, turning any failure into a typed error. */
+/** Commits a metadata command, turning any failure into a typed error; resolves with its index. */
 export async function proposeOrThrow(
   ctx: TopicContext,
   command: Parameters<TopicContext['meta']['propose']>[0],
-): Promise<void> {
+): Promise<number> {
   try {
-    await ctx.meta.propose(command);
+    return await ctx.meta.propose(command);
   } catch (error) {
     throw toWalrusError(error);
   }
