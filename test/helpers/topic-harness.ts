@@ -179,6 +179,7 @@ export class HarnessNode {
     });
     const handler = new RequestHandler({
       topics: service,
+      controller: h.controller(this.id),
       cluster,
       nodeId: this.id,
       clientAddr: clientAddrOf(this.id),
@@ -307,7 +308,16 @@ export class TopicHarness {
       catchUpWithLeader: () => Promise.resolve(),
       forward: <Op extends RequestOp>(nodeId: number, request: Extract<Request, { op: Op }>) =>
         this.forward<Op>(nodeId, request),
+      forwardRaw: (nodeId: number, frame: Uint8Array) => this.forwardRaw(nodeId, frame),
     };
+  }
+
+  /** Relays a request frame to the target node's forwarded-request path; its reply frame unchanged. */
+  private forwardRaw(nodeId: number, frame: Uint8Array): Promise<Buffer> {
+    const target = this.nodes.get(nodeId);
+    if (target === undefined || !target.running)
+      return Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, `node ${nodeId} cannot be reached`));
+    return target.handler.executeForwarded(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
   }
 
   /** Sends the request's bytes to the target node's forwarded-request path and decodes its reply. */

@@ -58,6 +58,7 @@ const table: readonly [string, Request, number][] = [
   ['consumerCommit', { op: 'consumerCommit', topic: 't', consumer: 'c', offset: 0 }, raftLeader],
   ['consumerGet', { op: 'consumerGet', topic: 't', consumer: 'c' }, raftLeader],
   ['removeNode', { op: 'removeNode', nodeId: 2 }, raftLeader],
+  ['handOff', { op: 'handOff', nodeId: 1 }, self],
   ['append', { op: 'append', topic: 't', records: [] }, 3],
   ['describeTopic', { op: 'describeTopic', topic: 't' }, 3],
   ['state', { op: 'state', topic: 't' }, 3],
@@ -110,6 +111,7 @@ test('routeOf: the table covers every request op', (t) => {
     metrics: true,
     state: true,
     removeNode: true,
+    handOff: true,
   };
   t.deepEqual([...new Set(table.map(([, request]) => request.op))].sort(), Object.keys(every).sort());
 });
