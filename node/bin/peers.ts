@@ -12,8 +12,8 @@ import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
 import type { PeerIdentityPolicy } from '../transport/peer-auth.js';
 import { PeerLink } from '../transport/peer-link.js';
 import type { ClusterView } from '../topics/ports.js';
-import type { MetadataState } from '../cluster/metadata-state.js';
-import type { PeerSender, RaftNode } from '../cluster/raft-node.js';
+import type { MetadataState } from '../metadata/metadata-state.js';
+import type { PeerSender, RaftNode } from '../metadata/raft-node.js';
 import type { Logger } from './logger.js';
 
 export const peerLimits = {

@@ -8,7 +8,7 @@
  * The monitor loop (monitor.ts) calls `tick` on every node; it does nothing on a follower.
  */
 import type { Logger } from '../log.js';
-import { type MetaCommand, type MetadataState, activeSegment } from '../cluster/metadata-state.js';
+import { type MetaCommand, type MetadataState, activeSegment } from '../metadata/metadata-state.js';
 import { nextSegmentLeader, placeNewTopic } from '../metadata/placement.js';
 import { expiredSegments } from './retention.js';
 

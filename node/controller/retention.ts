@@ -7,7 +7,7 @@
  * Segments sealed by builds before their size and time were logged count 0 bytes and never
  * expire by time (nothing in the metadata says how old they are).
  */
-import type { TopicMeta } from '../cluster/metadata-state.js';
+import type { TopicMeta } from '../metadata/metadata-state.js';
 
 /** Ids of the leading sealed segments retention removes now (ascending; empty when none). */
 export function expiredSegments(topic: TopicMeta, nowMs: number): number[] {

@@ -66,7 +66,7 @@ export const PeerOpcode = {
   /** One-way Raft message; request id 0; the body is the opaque payload. */
   raftMessage: 0x40,
   /**
-   * Request/response: one chunk of a Raft snapshot transfer (node/cluster/snapshot-transfer.ts);
+   * Request/response: one chunk of a Raft snapshot transfer (node/metadata/snapshot-transfer.ts);
    * the reply acknowledges it. A snapshot larger than a frame travels as many of these.
    */
   snapshotChunk: 0x41,

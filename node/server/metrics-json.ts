@@ -12,7 +12,7 @@
  * Where one field would need two types the seed's wins; docs/protocol.md lists every such field.
  * `snapshot_transfer` (chunked snapshot transfer counts) and a `storage` object of our own come last. Pure: the caller passes every figure and the clock.
  */
-import type { LogPosition, RaftStatusForMetrics } from '../cluster/raft-node.js';
+import type { LogPosition, RaftStatusForMetrics } from '../metadata/raft-node.js';
 
 interface LogIdJson {
   readonly leader_id: { readonly term: number; readonly node_id: number | null } | null;

@@ -10,7 +10,7 @@
  * Then the configuration change runs.
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
-import { type MetadataState, activeSegment } from '../cluster/metadata-state.js';
+import { type MetadataState, activeSegment } from '../metadata/metadata-state.js';
 import type { Controller } from '../controller/controller.js';
 import type { ClusterView } from '../topics/ports.js';
 import type { TopicService } from '../topics/topic-service.js';

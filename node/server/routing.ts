@@ -4,7 +4,7 @@
  * segment; a read on the leader of the segment holding its offset; the rest here.
  */
 import type { Request } from '../protocol/messages.js';
-import { type MetadataState, activeSegment } from '../cluster/metadata-state.js';
+import { type MetadataState, activeSegment } from '../metadata/metadata-state.js';
 
 export function routeOf(request: Request, state: MetadataState, self: number, raftLeaderId: number): number {
   switch (request.op) {

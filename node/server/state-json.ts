@@ -3,7 +3,7 @@
  * (id → record count), `segment_leaders` (id → node), Walrus's `last_sealed_entry_offset`, plus our
  * offsets and retention.
  */
-import { activeSegment } from '../cluster/metadata-state.js';
+import { activeSegment } from '../metadata/metadata-state.js';
 import type { TopicService } from '../topics/topic-service.js';
 
 export function stateJson(topics: TopicService, name: string): Record<string, unknown> {

@@ -12,7 +12,7 @@
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { RecordInput, ResponseByOp } from '../protocol/messages.js';
-import { activeSegment } from '../cluster/metadata-state.js';
+import { activeSegment } from '../metadata/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import { topicLimits } from './limits.js';
 import { checkSequence, producerTable, trackBatch, withProducerHeader } from './producers.js';

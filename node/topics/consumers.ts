@@ -10,7 +10,7 @@
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { ResponseByOp } from '../protocol/messages.js';
-import { type TopicMeta, metadataLimits, topicStartOffset } from '../cluster/metadata-state.js';
+import { type TopicMeta, metadataLimits, topicStartOffset } from '../metadata/metadata-state.js';
 import type { Reader, ReadLimits } from './reader.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
 import { type TopicRuntime, toWalrusError } from './topic-table.js';

@@ -5,7 +5,7 @@
  * in-process fakes of the cluster and a local metadata log.
  */
 import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
-import type { MetaCommand, MetadataState } from '../cluster/metadata-state.js';
+import type { MetaCommand, MetadataState } from '../metadata/metadata-state.js';
 
 /** Where metadata commands are committed: the node's own log, or Raft. */
 export interface MetadataService {

@@ -10,7 +10,7 @@
 import type { Wal, WalRecord } from '../wal/index.js';
 import type { RecordInput, ResponseByOp, StoredRecord } from '../protocol/messages.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
-import { type ProducerEntry, type TopicMeta, activeSegment } from '../cluster/metadata-state.js';
+import { type ProducerEntry, type TopicMeta, activeSegment } from '../metadata/metadata-state.js';
 import type { Logger } from '../log.js';
 import { topicLimits } from './limits.js';
 import type { ProducerState, TopicRuntime } from './topic-table.js';

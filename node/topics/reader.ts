@@ -10,7 +10,7 @@
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { ResponseByOp, StoredRecord } from '../protocol/messages.js';
-import { type TopicMeta, activeSegment, topicStartOffset } from '../cluster/metadata-state.js';
+import { type TopicMeta, activeSegment, topicStartOffset } from '../metadata/metadata-state.js';
 import type { WalRecord } from '../wal/index.js';
 import { topicLimits } from './limits.js';
 import { forReader } from './producers.js';

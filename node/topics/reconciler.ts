@@ -11,8 +11,8 @@
  * A segment the metadata lists but whose data this node lost is not papered over: it is logged
  * here and reads of it answer DATA_LOST.
  */
-import type { MetaCommand, TopicMeta } from '../cluster/metadata-state.js';
-import { activeSegment, topicStartOffset } from '../cluster/metadata-state.js';
+import type { MetaCommand, TopicMeta } from '../metadata/metadata-state.js';
+import { activeSegment, topicStartOffset } from '../metadata/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import type { Appender } from './appender.js';
 import { producerTable, restoreProducers, takeOverProducers } from './producers.js';

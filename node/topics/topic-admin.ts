@@ -12,7 +12,7 @@ import {
   activeSegment,
   metadataLimits,
   topicStartOffset,
-} from '../cluster/metadata-state.js';
+} from '../metadata/metadata-state.js';
 import { placeNewTopic } from '../metadata/placement.js';
 import type { Reader } from './reader.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';

@@ -4,7 +4,7 @@
  * from the same things and a test builds them once.
  */
 import type { Logger } from '../log.js';
-import type { Retention } from '../cluster/metadata-state.js';
+import type { Retention } from '../metadata/metadata-state.js';
 import type { Wal } from '../wal/index.js';
 import type { ClusterView, MetadataService } from './ports.js';
 import { type TopicTable, toWalrusError } from './topic-table.js';

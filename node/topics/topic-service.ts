@@ -5,7 +5,7 @@
  * commands, snapshot installs, the monitor's per-node work).
  */
 import type { Logger } from '../log.js';
-import type { MetaCommand, MetadataState, Retention } from '../cluster/metadata-state.js';
+import type { MetaCommand, MetadataState, Retention } from '../metadata/metadata-state.js';
 import type { Wal } from '../wal/index.js';
 import { Appender } from './appender.js';
 import { Consumers } from './consumers.js';

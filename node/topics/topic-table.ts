@@ -8,7 +8,7 @@
 import { ErrorCode, WalrusError, isErrorCode } from '../protocol/error-codes.js';
 import type { ResponseByOp } from '../protocol/messages.js';
 import { assertTopicName } from '../protocol/topic-name.js';
-import type { SegmentMeta, TopicMeta } from '../cluster/metadata-state.js';
+import type { SegmentMeta, TopicMeta } from '../metadata/metadata-state.js';
 import type { MetadataService } from './ports.js';
 
 export interface Waiter {

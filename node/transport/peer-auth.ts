@@ -15,7 +15,7 @@
  *
  * Identities (cluster id, node id, incarnation; ids are 16 bytes, zeros when not known) let each
  * side refuse a peer of another cluster or a wiped node under its old id: the judgement is a
- * PeerIdentityPolicy the node supplies (node/cluster/cluster-identity.ts); without one (tests,
+ * PeerIdentityPolicy the node supplies (node/metadata/cluster-identity.ts); without one (tests,
  * tools) the ids are zeros and every peer is accepted.
  *
  * Why this shape: the secret never crosses the wire; the server's fresh nonce makes every client

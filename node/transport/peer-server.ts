@@ -56,7 +56,7 @@ export interface PeerServerOptions {
   /** null = open cluster (the handshake still exchanges node ids; MACs are not checked). */
   clusterSecret: string | null;
   /**
-   * This node's identity and its judgement of peers (node/cluster/cluster-identity.ts). Default: no
+   * This node's identity and its judgement of peers (node/metadata/cluster-identity.ts). Default: no
    * ids, every peer accepted (tests, tools).
    */
   identity?: PeerIdentityPolicy;

@@ -4,8 +4,8 @@
  * a record is larger). With `freshBuffers`, each refill allocates a new buffer so that views handed
  * out earlier (record values returned by a read) stay valid.
  */
-import type { FileIo } from './file-io.js';
-import { readFully } from './file-io.js';
+import type { FileIo } from '../storage-io/file-io.js';
+import { readFully } from '../storage-io/file-io.js';
 
 export class ChunkReader {
   buf: Buffer = Buffer.alloc(0);

@@ -1,9 +1,7 @@
 /**
  * node/wal: the storage engine of one node (segments of records with checksums, sparse index,
- * group commit, fsync policy, recovery, retention). Imports nothing else of ours; see docs/wal.md.
+ * group commit, fsync policy, recovery, retention). Imports only node/storage-io (files, CRC); see docs/wal.md.
  */
-export type { FileIo, Fault, FaultOp } from './file-io.js';
-export { FaultInjectingFileIo, realFileIo } from './file-io.js';
 export type { FsyncPolicy } from './fsync-policy.js';
 export { formatFsyncPolicy, parseFsyncPolicy } from './fsync-policy.js';
 export type { WalLimits } from './limits.js';

@@ -16,7 +16,7 @@
  * A zero-filled region never decodes (length 0 is below the minimum), and an interrupted write never
  * decodes either: the checksum covers every byte after it.
  */
-import { crc32cRange } from './crc32c.js';
+import { crc32cRange } from '../storage-io/crc32c.js';
 import { headerEntryOverheadBytes, recordHeaderSizeBytes, walLimits } from './limits.js';
 
 const twoPow32 = 0x1_0000_0000;

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert';
 import os from 'node:os';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../storage-io/index.js';
 
 export const segmentFileHeaderBytes = 64;
 assert.equal(os.endianness(), 'LE', 'index checkpoints store native doubles, which must be little-endian');

@@ -14,8 +14,8 @@
 import assert from 'node:assert';
 import path from 'node:path';
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
-import type { FileIo } from './file-io.js';
-import { writeFileDurably, writeFully } from './file-io.js';
+import type { FileIo } from '../storage-io/file-io.js';
+import { writeFileDurably, writeFully } from '../storage-io/file-io.js';
 import type { WalLimits } from './limits.js';
 import { recordHeaderSizeBytes, walLimits } from './limits.js';
 import { OffsetIndex } from './offset-index.js';

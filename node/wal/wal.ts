@@ -14,8 +14,8 @@
  */
 import assert from 'node:assert';
 import path from 'node:path';
-import type { FileIo } from './file-io.js';
-import { realFileIo } from './file-io.js';
+import type { FileIo } from '../storage-io/file-io.js';
+import { realFileIo } from '../storage-io/file-io.js';
 import type { FsyncPolicy } from './fsync-policy.js';
 import type { WalLimits } from './limits.js';
 import { recordHeaderSizeBytes, resolveWalLimits, walLimits } from './limits.js';

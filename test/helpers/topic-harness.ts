@@ -17,7 +17,7 @@ import {
   type MetadataSnapshot,
   MetadataState,
   type Retention,
-} from '../../node/cluster/metadata-state.js';
+} from '../../node/metadata/metadata-state.js';
 import { Controller } from '../../node/controller/controller.js';
 import type { Logger } from '../../node/log.js';
 import { RequestHandler } from '../../node/server/request-handler.js';

@@ -12,31 +12,32 @@ const root = path.resolve(import.meta.dirname, '../../..');
 /** Folder → the folders of ours it may import (besides itself). */
 const allowedImports: Record<string, readonly string[]> = {
   'node/raft': [],
-  'node/wal': [],
+  'node/replication': [],
   'node/protocol': [],
+  'node/storage-io': [],
+  'node/wal': ['node/storage-io'],
   'node/transport': ['node/protocol'],
-  // node/cluster holds the Raft driver, its storage and the metadata state machine until they
-  // move into node/metadata; the folders that use them may import it until then.
-  'node/cluster': ['node/raft', 'node/wal', 'node/protocol'],
-  'node/metadata': ['node/raft', 'node/protocol', 'node/cluster'],
-  'node/topics': ['node/wal', 'node/metadata', 'node/protocol', 'node/cluster'],
-  'node/controller': ['node/metadata', 'node/protocol', 'node/cluster'],
-  'node/server': [
-    'node/topics',
-    'node/controller',
-    'node/metadata',
+  'node/metadata': ['node/raft', 'node/protocol', 'node/storage-io'],
+  'node/topics': ['node/wal', 'node/replication', 'node/metadata', 'node/protocol'],
+  'node/controller': ['node/metadata', 'node/replication', 'node/protocol'],
+  'node/server': ['node/topics', 'node/controller', 'node/metadata', 'node/protocol', 'node/transport'],
+  'node/client': ['node/protocol', 'node/transport'],
+  'node/config': [
+    'node/raft',
+    'node/wal',
+    'node/storage-io',
     'node/protocol',
     'node/transport',
-    'node/cluster',
+    'node/metadata',
+    'node/client',
   ],
-  'node/client': ['node/protocol', 'node/transport'],
-  'node/config': ['node/raft', 'node/wal', 'node/protocol', 'node/transport', 'node/cluster', 'node/client'],
   'node/bin': [
     'node/raft',
+    'node/replication',
+    'node/storage-io',
     'node/wal',
     'node/protocol',
     'node/transport',
-    'node/cluster',
     'node/metadata',
     'node/topics',
     'node/controller',
@@ -48,7 +49,7 @@ const allowedImports: Record<string, readonly string[]> = {
   sdk: [],
 };
 
-const pureFolders = ['node/raft', 'node/protocol'];
+const pureFolders = ['node/raft', 'node/replication', 'node/protocol'];
 
 const bannedInPure: readonly { pattern: RegExp; what: string }[] = [
   { pattern: /\bset(Timeout|Interval|Immediate)\s*\(/, what: 'timers' },

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { Controller } from '../../../node/controller/controller.js';
 import { CapturingLogger, TopicHarness, recordsOf, until } from '../../helpers/topic-harness.js';
-import { MetadataState, type MetaCommand } from '../../../node/cluster/metadata-state.js';
+import { MetadataState, type MetaCommand } from '../../../node/metadata/metadata-state.js';
 
 /** Fills `count` two-record segments of topic t, each written at a later time. */
 async function fill(h: TopicHarness, count: number): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import type { Retention, SegmentMeta, TopicMeta } from '../../../node/cluster/metadata-state.js';
+import type { Retention, SegmentMeta, TopicMeta } from '../../../node/metadata/metadata-state.js';
 import { expiredSegments } from '../../../node/controller/retention.js';
 
 const now = 1_000_000;

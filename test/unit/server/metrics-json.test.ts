@@ -3,7 +3,7 @@
  * RaftMetrics serialisation) side by side, checked against the upstream fixture's shape.
  */
 import test from 'ava';
-import type { RaftStatusForMetrics } from '../../../node/cluster/raft-node.js';
+import type { RaftStatusForMetrics } from '../../../node/metadata/raft-node.js';
 import { metricsJson } from '../../../node/server/metrics-json.js';
 import {
   metricsOursNullable,

@@ -3,7 +3,7 @@
  * metadata state (a topic whose segments are led by nodes 1, 2 and 3), and for unknown topics.
  */
 import test from 'ava';
-import { MetadataState } from '../../../node/cluster/metadata-state.js';
+import { MetadataState } from '../../../node/metadata/metadata-state.js';
 import type { Request, RequestOp } from '../../../node/protocol/messages.js';
 import { routeOf } from '../../../node/server/routing.js';
 

@@ -5,7 +5,7 @@
  * on how many rollovers an append waits through.
  */
 import test from 'ava';
-import { activeSegment } from '../../../node/cluster/metadata-state.js';
+import { activeSegment } from '../../../node/metadata/metadata-state.js';
 import { WalrusError } from '../../../node/protocol/error-codes.js';
 import { topicLimits } from '../../../node/topics/limits.js';
 import {

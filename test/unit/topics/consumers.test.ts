@@ -5,7 +5,7 @@
  * start reads from the start.
  */
 import test from 'ava';
-import { MetadataState } from '../../../node/cluster/metadata-state.js';
+import { MetadataState } from '../../../node/metadata/metadata-state.js';
 import { TopicHarness, codeOf, readAll, recordsOf, text, until } from '../../helpers/topic-harness.js';
 
 const next = (recordCountMax: number) => ({

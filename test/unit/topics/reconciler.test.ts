@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import test from 'ava';
-import { MetadataState } from '../../../node/cluster/metadata-state.js';
+import { MetadataState } from '../../../node/metadata/metadata-state.js';
 import { TopicHarness, codeOf, readToEnd, recordsOf, text, until } from '../../helpers/topic-harness.js';
 
 test('recover() completes a rollover cut between the WAL seal and the metadata seal', async (t) => {

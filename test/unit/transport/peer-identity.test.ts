@@ -5,9 +5,9 @@
  * another cluster gets no Raft message and no request through, in either direction.
  */
 import test, { type ExecutionContext } from 'ava';
-import { PeerIdentityGuard } from '../../../node/cluster/cluster-identity.js';
-import { MetadataState } from '../../../node/cluster/metadata-state.js';
-import { newIdentityId } from '../../../node/cluster/raft-identity.js';
+import { PeerIdentityGuard } from '../../../node/metadata/cluster-identity.js';
+import { MetadataState } from '../../../node/metadata/metadata-state.js';
+import { newIdentityId } from '../../../node/metadata/raft-identity.js';
 import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
 import {
   type PeerIdentity,

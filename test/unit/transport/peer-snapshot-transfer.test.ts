@@ -1,6 +1,6 @@
 /**
  * Snapshot chunks over real loopback sockets: a PeerLink sends `snapshotChunk` requests to a
- * PeerServer whose handler feeds a SnapshotTransfer (node/cluster/snapshot-transfer.ts), with the
+ * PeerServer whose handler feeds a SnapshotTransfer (node/metadata/snapshot-transfer.ts), with the
  * node's real frame limit. A 20 MiB snapshot, five times the frame limit, arrives intact (the one
  * message the old code sent is dropped by the link); a stalled receiver fails the transfer and a
  * retry of the same snapshot succeeds; a peer without the opcode refuses it with UNKNOWN_COMMAND.
@@ -12,7 +12,7 @@ import {
   decodeSnapshotChunk,
   snapshotChunkHeaderBytes,
   snapshotTransferLimits,
-} from '../../../node/cluster/snapshot-transfer.js';
+} from '../../../node/metadata/snapshot-transfer.js';
 import { PeerOpcode } from '../../../node/protocol/binary-header.js';
 import { ErrorCode } from '../../../node/protocol/error-codes.js';
 import { protocolLimits } from '../../../node/protocol/limits.js';

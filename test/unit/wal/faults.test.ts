@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { FaultInjectingFileIo, WalError } from '../../../node/wal/index.js';
+import { WalError } from '../../../node/wal/index.js';
+import { FaultInjectingFileIo } from '../../../node/storage-io/index.js';
 import { openWal, payload, readAll, removeDir, segmentFile, tempDir } from './helpers.js';
 
 function code(error: unknown): string | undefined {

@@ -5,7 +5,7 @@
 import { crc32c } from '@node-rs/crc32';
 import test from 'ava';
 import fc from 'fast-check';
-import { crc32cRange, crcNativeMinBytes } from '../../../node/wal/crc32c.js';
+import { crc32cRange, crcNativeMinBytes } from '../../../node/storage-io/crc32c.js';
 import { walLimits } from '../../../node/wal/limits.js';
 import {
   checkRecordAt,

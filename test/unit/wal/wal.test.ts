@@ -4,8 +4,9 @@
  */
 import fs from 'node:fs';
 import test from 'ava';
-import type { FileIo } from '../../../node/wal/index.js';
-import { parseFsyncPolicy, realFileIo, Wal, WalError } from '../../../node/wal/index.js';
+import type { FileIo } from '../../../node/storage-io/index.js';
+import { parseFsyncPolicy, Wal, WalError } from '../../../node/wal/index.js';
+import { realFileIo } from '../../../node/storage-io/index.js';
 import { openWal, payload, readAll, removeDir, segmentFile, tempDir } from './helpers.js';
 
 function code(error: unknown): string | undefined {

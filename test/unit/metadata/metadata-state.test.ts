@@ -4,8 +4,8 @@
  * snapshots and log entries from before they existed.
  */
 import test from 'ava';
-import { type MetaCommand, MetadataState } from '../../../node/cluster/metadata-state.js';
-import { newIdentityId } from '../../../node/cluster/raft-identity.js';
+import { type MetaCommand, MetadataState } from '../../../node/metadata/metadata-state.js';
+import { newIdentityId } from '../../../node/metadata/raft-identity.js';
 
 function applyAll(state: MetadataState, commands: readonly MetaCommand[]): void {
   for (const c of commands) state.apply(state.appliedIndex + 1, c);

@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { RaftDiskStorage, RaftStorageError } from '../../../node/cluster/raft-disk-storage.js';
-import { RaftIdentity, isIdentityId, newIdentityId } from '../../../node/cluster/raft-identity.js';
+import { RaftDiskStorage, RaftStorageError } from '../../../node/metadata/raft-disk-storage.js';
+import { RaftIdentity, isIdentityId, newIdentityId } from '../../../node/metadata/raft-identity.js';
 import { EntryKind } from '../../../node/raft/index.js';
-import { FaultInjectingFileIo } from '../../../node/wal/index.js';
+import { FaultInjectingFileIo } from '../../../node/storage-io/index.js';
 
 const created: string[] = [];
 

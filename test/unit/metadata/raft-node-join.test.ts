@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { MetadataState } from '../../../node/cluster/metadata-state.js';
-import { decodeRaftMessage, encodeRaftMessage } from '../../../node/cluster/raft-codec.js';
-import { RaftDiskStorage } from '../../../node/cluster/raft-disk-storage.js';
-import { newIdentityId } from '../../../node/cluster/raft-identity.js';
-import { RaftNode } from '../../../node/cluster/raft-node.js';
+import { MetadataState } from '../../../node/metadata/metadata-state.js';
+import { decodeRaftMessage, encodeRaftMessage } from '../../../node/metadata/raft-codec.js';
+import { RaftDiskStorage } from '../../../node/metadata/raft-disk-storage.js';
+import { newIdentityId } from '../../../node/metadata/raft-identity.js';
+import { RaftNode } from '../../../node/metadata/raft-node.js';
 import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
 
 const quiet = { info() {}, warn() {}, error() {} };

@@ -26,7 +26,7 @@
  *   version u8 (1) | status u8 (0 stored, 1 complete: handed to Raft) | next u32
  */
 import assert from 'node:assert/strict';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../storage-io/index.js';
 import { binaryHeaderSizeBytes } from '../protocol/binary-header.js';
 import { ByteReader, ByteWriter } from '../protocol/byte-io.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';

@@ -1,5 +1,5 @@
 /**
- * Chunked snapshot transfer (node/cluster/snapshot-transfer.ts) without sockets: round trips over
+ * Chunked snapshot transfer (node/metadata/snapshot-transfer.ts) without sockets: round trips over
  * every split, flow control, duplicates, reordering, a missing chunk then the timeout, oversize
  * totals, garbage and corruption (fast-check where natural), and the driver-side SnapshotTransfer
  * (one transfer per follower, reports to Raft, warn-and-count on failure, backoff, abort).
@@ -7,7 +7,7 @@
 import { crc32c } from '@node-rs/crc32';
 import test from 'ava';
 import fc from 'fast-check';
-import { encodeRaftMessage, raftConfMemberCountMax } from '../../../node/cluster/raft-codec.js';
+import { encodeRaftMessage, raftConfMemberCountMax } from '../../../node/metadata/raft-codec.js';
 import {
   SnapshotReassembler,
   SnapshotTransfer,
@@ -23,7 +23,7 @@ import {
   snapshotChunkSizeMaxBytes,
   snapshotEnvelopeSizeMaxBytes,
   snapshotTransferLimits,
-} from '../../../node/cluster/snapshot-transfer.js';
+} from '../../../node/metadata/snapshot-transfer.js';
 import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
 import { protocolLimits } from '../../../node/protocol/limits.js';
 import { MessageType } from '../../../node/raft/index.js';

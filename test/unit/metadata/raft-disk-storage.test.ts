@@ -10,15 +10,15 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
-import { decodeRaftMessage, encodeRaftMessage } from '../../../node/cluster/raft-codec.js';
+import { decodeRaftMessage, encodeRaftMessage } from '../../../node/metadata/raft-codec.js';
 import {
   RaftDiskStorage,
   RaftStorageError,
   raftLogFileSizeMaxBytes,
-} from '../../../node/cluster/raft-disk-storage.js';
+} from '../../../node/metadata/raft-disk-storage.js';
 import type { ConfState, Entry, HardState, Snapshot } from '../../../node/raft/index.js';
 import { EntryKind, Prng, RaftCore, makeRaftConfig } from '../../../node/raft/index.js';
-import { FaultInjectingFileIo } from '../../../node/wal/index.js';
+import { FaultInjectingFileIo } from '../../../node/storage-io/index.js';
 
 const one: ConfState = { voters: [1], learners: [] };
 
@@ -609,7 +609,7 @@ test('three cores through the codec on disk: crash all, reopen, nothing committe
 
 /** Child: appends entry after entry (compacting often, so log rewrites happen), printing each durable index. */
 const childSource = `
-import { RaftDiskStorage } from ${JSON.stringify(new URL('../../../node/cluster/raft-disk-storage.js', import.meta.url).href)};
+import { RaftDiskStorage } from ${JSON.stringify(new URL('../../../node/metadata/raft-disk-storage.js', import.meta.url).href)};
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 const dir = process.argv[1];

@@ -9,7 +9,7 @@ import {
   encodeRaftMessage,
   raftConfMemberCountMax,
   raftMessageEntryCountMax,
-} from '../../../node/cluster/raft-codec.js';
+} from '../../../node/metadata/raft-codec.js';
 import { ByteWriter } from '../../../node/protocol/byte-io.js';
 import type { Entry, Message, Snapshot } from '../../../node/raft/index.js';
 import { EntryKind, MessageType } from '../../../node/raft/index.js';

@@ -9,9 +9,9 @@ import {
   PeerIdentityGuard,
   type PeerIdentity,
   ensureClusterId,
-} from '../../../node/cluster/cluster-identity.js';
-import { type MetaCommand, MetadataState } from '../../../node/cluster/metadata-state.js';
-import { newIdentityId } from '../../../node/cluster/raft-identity.js';
+} from '../../../node/metadata/cluster-identity.js';
+import { type MetaCommand, MetadataState } from '../../../node/metadata/metadata-state.js';
+import { newIdentityId } from '../../../node/metadata/raft-identity.js';
 import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
 
 interface Logged {

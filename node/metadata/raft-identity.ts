@@ -18,8 +18,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { ByteReader, ByteWriter } from '../protocol/byte-io.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import type { FileIo } from '../wal/index.js';
-import { realFileIo } from '../wal/index.js';
+import type { FileIo } from '../storage-io/index.js';
+import { realFileIo } from '../storage-io/index.js';
 import { identityIdSizeBytes, isIdentityId, newIdentityId, zeroIdentityId } from './identity-id.js';
 import {
   RecordType,

@@ -26,13 +26,13 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../storage-io/index.js';
 import { ByteReader, ByteWriter } from '../protocol/byte-io.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { ConfState, Entry, HardState, RaftStorage, Snapshot } from '../raft/index.js';
 import { MemoryStorage } from '../raft/index.js';
-import type { FileIo } from '../wal/index.js';
-import { realFileIo } from '../wal/index.js';
+import type { FileIo } from '../storage-io/index.js';
+import { realFileIo } from '../storage-io/index.js';
 import { decodeEntry, decodeSnapshot, encodeEntry, encodeSnapshot, entryHeaderBytes } from './raft-codec.js';
 import { raftSnapshotSizeMaxBytes } from './raft-codec.js';
 
