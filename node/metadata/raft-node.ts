@@ -32,6 +32,7 @@ import {
   quorumSize,
 } from '../raft/index.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { type Scheduler, type TimerHandle, realScheduler, sleep } from '../scheduler.js';
 import { identityMismatchMessage } from './cluster-identity.js';
 import { isIdentityId } from './identity-id.js';
 import type { MetaCommand, MetadataSnapshot, MetadataState, NodeMeta } from './metadata-state.js';
@@ -142,6 +143,10 @@ export interface RaftNodeOptions {
    * none yet (a joiner right after the bootstrap).
    */
   readonly localClusterId?: () => string | null;
+  /** Clock and timers (default the real ones; the whole-node simulator passes simulated ones). */
+  readonly scheduler?: Scheduler;
+  /** Overrides raftNodeLimits.compactEntryCount (tests and the simulator compact often). */
+  readonly compactEntryCount?: number;
 }
 
 export const raftNodeLimits = {
@@ -191,7 +196,7 @@ interface Waiter {
   readonly term: number;
   readonly resolve: (index: number) => void;
   readonly reject: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: TimerHandle;
 }
 
 const textDecoder = new TextDecoder();
@@ -215,15 +220,17 @@ export class RaftNode {
   /** When (epoch ms) this node last became leader: acks older than that do not count. */
   private leaderSinceMs = 0;
   private tickCount = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private processScheduled = false;
   private lastLeaderId = 0;
   private stopped = false;
   /** Snapshots to and from peers, in chunks (a MsgSnap may be far larger than a peer frame). */
   private readonly snapshots: SnapshotTransfer;
+  private readonly scheduler: Scheduler;
 
   constructor(options: RaftNodeOptions) {
     this.o = options;
+    this.scheduler = options.scheduler ?? realScheduler;
     this.nodeId = options.nodeId;
     this.state = options.state;
     this.storage = options.storage;
@@ -242,7 +249,7 @@ export class RaftNode {
         this.scheduleProcess();
       },
       logger: options.logger,
-      now: () => performance.now(),
+      now: () => this.scheduler.monotonicMs(),
       ...(options.snapshotTransferLimits === undefined ? {} : { limits: options.snapshotTransferLimits }),
     });
     // The state machine starts from the durable snapshot; the core re-delivers entries after it.
@@ -254,18 +261,18 @@ export class RaftNode {
 
   /** Starts ticking. A brand-new bootstrap node campaigns at once instead of waiting a timeout. */
   start(options: { bootstrap: boolean }): void {
-    this.timer = setInterval(() => this.tick(), this.o.tickMs);
+    this.timer = this.scheduler.setInterval(() => this.tick(), this.o.tickMs);
     if (options.bootstrap && this.storage.fresh) this.core.campaign();
     this.scheduleProcess();
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) this.scheduler.clearInterval(this.timer);
     this.snapshots.close();
     const error = new WalrusError(ErrorCode.UNAVAILABLE, 'this node is shutting down');
     for (const w of this.waiters.values()) {
-      clearTimeout(w.timer);
+      this.scheduler.clearTimeout(w.timer);
       w.reject(error);
     }
     this.waiters.clear();
@@ -392,7 +399,7 @@ export class RaftNode {
       return;
     }
     this.heardAtTick.set(fromNodeId, this.tickCount);
-    this.heardAtMs.set(fromNodeId, Date.now());
+    this.heardAtMs.set(fromNodeId, this.scheduler.nowMs());
     try {
       this.core.step(m);
     } catch (error) {
@@ -477,7 +484,7 @@ export class RaftNode {
     }
     this.scheduleProcess();
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.scheduler.setTimeout(() => {
         this.waiters.delete(placed.index);
         reject(
           new WalrusError(ErrorCode.TIMEOUT, `metadata change at index ${placed.index} not applied in time`),
@@ -489,17 +496,17 @@ export class RaftNode {
 
   /** Waits (bounded) until some leader is known; returns its id. */
   private async waitForLeader(): Promise<number> {
-    const deadline = Date.now() + raftNodeLimits.proposeTimeoutMs;
+    const deadline = this.scheduler.nowMs() + raftNodeLimits.proposeTimeoutMs;
     for (;;) {
       const leader = this.core.status().leaderId;
       if (leader !== 0) return leader;
-      if (this.stopped || Date.now() > deadline) {
+      if (this.stopped || this.scheduler.nowMs() > deadline) {
         throw new WalrusError(
           ErrorCode.UNAVAILABLE,
           'No Raft leader known; the cluster may have lost quorum',
         );
       }
-      await new Promise((r) => setTimeout(r, this.o.tickMs));
+      await sleep(this.scheduler, this.o.tickMs);
     }
   }
 
@@ -513,7 +520,7 @@ export class RaftNode {
     }
     return new Promise<void>((resolve, reject) => {
       const entry = { index, resolve: () => {} };
-      const timer = setTimeout(() => {
+      const timer = this.scheduler.setTimeout(() => {
         const at = this.appliedWaiters.indexOf(entry);
         if (at >= 0) this.appliedWaiters.splice(at, 1);
         reject(
@@ -521,7 +528,7 @@ export class RaftNode {
         );
       }, raftNodeLimits.proposeTimeoutMs);
       entry.resolve = () => {
-        clearTimeout(timer);
+        this.scheduler.clearTimeout(timer);
         resolve();
       };
       this.appliedWaiters.push(entry);
@@ -581,7 +588,7 @@ export class RaftNode {
         return;
       } catch (error) {
         this.o.logger.warn({ err: (error as Error).message }, 'could not register this node yet; retrying');
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(this.scheduler, 500);
       }
     }
   }
@@ -658,7 +665,7 @@ export class RaftNode {
       } catch (error) {
         const pending = error instanceof WalrusError && error.message.includes('CONF_CHANGE_PENDING');
         if (!pending || attempt >= 50) throw error;
-        await new Promise((r) => setTimeout(r, this.o.tickMs));
+        await sleep(this.scheduler, this.o.tickMs);
       }
     }
   }
@@ -709,7 +716,7 @@ export class RaftNode {
   private scheduleProcess(): void {
     if (this.processScheduled || this.stopped) return;
     this.processScheduled = true;
-    setImmediate(() => {
+    this.scheduler.setImmediate(() => {
       this.processScheduled = false;
       this.process();
     });
@@ -752,7 +759,7 @@ export class RaftNode {
   private noteLeaderOfTerm(term: number, leader: number): void {
     if (this.leaderOfTerm.get(term) === leader) return;
     this.leaderOfTerm.set(term, leader);
-    if (leader === this.nodeId) this.leaderSinceMs = Date.now();
+    if (leader === this.nodeId) this.leaderSinceMs = this.scheduler.nowMs();
     if (this.leaderOfTerm.size > raftNodeLimits.leaderTermCountMax) {
       const oldest = Math.min(...this.leaderOfTerm.keys());
       this.leaderOfTerm.delete(oldest);
@@ -775,7 +782,7 @@ export class RaftNode {
     const waiter = this.waiters.get(entry.index);
     if (waiter !== undefined) {
       this.waiters.delete(entry.index);
-      clearTimeout(waiter.timer);
+      this.scheduler.clearTimeout(waiter.timer);
       if (waiter.term === entry.term) waiter.resolve(entry.index);
       else {
         waiter.reject(
@@ -802,7 +809,7 @@ export class RaftNode {
 
   private maybeCompact(): void {
     const s = this.core.status();
-    if (s.applied - s.snapshotIndex < raftNodeLimits.compactEntryCount) return;
+    if (s.applied - s.snapshotIndex < (this.o.compactEntryCount ?? raftNodeLimits.compactEntryCount)) return;
     assert.equal(this.state.appliedIndex, s.applied, 'the state machine is at the applied index');
     const data = Buffer.from(JSON.stringify(this.state.toSnapshot()));
     const snapshot = this.core.compact(s.applied, data);

@@ -135,14 +135,15 @@ export class Reader {
   private waitFor(rt: TopicRuntime, offset: number, waitMs: number, signal?: AbortSignal): Promise<void> {
     if (rt.waiters.size >= topicLimits.waiterCountMaxPerTopic) return Promise.resolve();
     return new Promise<void>((resolve) => {
+      const { scheduler } = this.ctx;
       const done = (): void => {
-        clearTimeout(timer);
+        scheduler.clearTimeout(timer);
         rt.waiters.delete(waiter);
         signal?.removeEventListener('abort', done);
         resolve();
       };
       const waiter: Waiter = { offset, wake: done };
-      const timer = setTimeout(done, waitMs);
+      const timer = scheduler.setTimeout(done, waitMs);
       signal?.addEventListener('abort', done, { once: true });
       rt.waiters.add(waiter);
     });
