@@ -8,7 +8,6 @@
  * This is the one place that picks real files, sockets and the clock.
  */
 import { randomInt } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { PeerIdentityGuard, ensureClusterId } from '../metadata/cluster-identity.js';
 import { isIdentityId } from '../metadata/identity-id.js';
@@ -30,6 +29,7 @@ import { FrameServer } from '../transport/frame-server.js';
 import { PeerServer } from '../transport/peer-server.js';
 import type { PeerIdentityPolicy } from '../transport/peer-auth.js';
 import { peerRequestOnce } from '../transport/peer-link.js';
+import { mkdirDurably, realFileIo } from '../storage-io/index.js';
 import { Wal, parseFsyncPolicy } from '../wal/index.js';
 import { type Logger, createLogger } from './logger.js';
 import { PeerDirectory, raftClusterView } from './peers.js';
@@ -132,8 +132,9 @@ async function main(): Promise<void> {
   const nodeDir = path.join(config.dataDir, `node_${config.nodeId}`);
   const userDataDir = path.join(nodeDir, 'user_data');
   const raftMetaDir = path.join(nodeDir, 'raft_meta');
-  fs.mkdirSync(userDataDir, { recursive: true });
-  fs.mkdirSync(raftMetaDir, { recursive: true });
+  // Durably: a node directory whose entry a crash takes back would come back empty (a new node).
+  mkdirDurably(realFileIo, userDataDir);
+  mkdirDurably(realFileIo, raftMetaDir);
 
   let storage: RaftDiskStorage;
   let identity: RaftIdentity;

@@ -133,6 +133,22 @@ export function readSmallFile(io: FileIo, file: string, sizeMaxBytes: number): B
   }
 }
 
+/**
+ * Creates `dir` and any missing parents so that they survive a crash: after each directory is
+ * made, its parent is fsync'd (a new directory entry is durable only once its parent is).
+ */
+export function mkdirDurably(io: FileIo, dir: string): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !io.exists(d); d = path.dirname(d)) {
+    missing.push(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) {
+    io.mkdir(d);
+    io.fsyncDir(path.dirname(d));
+  }
+}
+
 /** Replaces `file` atomically and durably: write a temp file, fsync it, rename over, fsync the dir. */
 export function writeFileDurably(io: FileIo, file: string, data: Uint8Array): void {
   const temp = `${file}.tmp`;

@@ -34,6 +34,7 @@ import type { Prng, RaftCore } from '../../../node/raft/index.js';
 import { raftClusterView } from '../../../node/bin/peers.js';
 import { RequestHandler } from '../../../node/server/request-handler.js';
 import { TopicService } from '../../../node/topics/topic-service.js';
+import { mkdirDurably } from '../../../node/storage-io/index.js';
 import { Wal } from '../../../node/wal/index.js';
 import { sleep } from '../../../node/scheduler.js';
 import type { Logger } from '../../../node/log.js';
@@ -154,9 +155,8 @@ export class SimNode {
     const { io, scheduler, state } = r;
     const userDataDir = path.join(this.dir, 'user_data');
     const raftMetaDir = path.join(this.dir, 'raft_meta');
-    // walrus-node: fs.mkdirSync(..., { recursive: true }), outside the FileIo and not fsynced.
-    io.mkdir(userDataDir);
-    io.mkdir(raftMetaDir);
+    mkdirDurably(io, userDataDir);
+    mkdirDurably(io, raftMetaDir);
 
     let disk: RaftDiskStorage;
     let identity: RaftIdentity;
