@@ -179,7 +179,8 @@ export class RequestHandler {
    * has already applied and answered (a topic just created, a segment just handed over): when the
    * answer is TOPIC_NOT_FOUND, or NOT_LEADER for a request another node forwarded here, this node
    * catches up with the leader and tries once more before answering. Neither error has changed
-   * anything, so the retry is safe.
+   * anything, so the retry is safe. A TOPIC_NOT_FOUND this node cannot confirm (no leader to catch
+   * up with) is answered UNAVAILABLE: the topic may exist in metadata this node has not applied.
    */
   private dispatch(
     conn: ReplyChannel | null,
@@ -205,8 +206,13 @@ export class RequestHandler {
     if (!stale) throw error;
     try {
       await this.options.cluster.catchUpWithLeader();
-    } catch {
-      throw error;
+    } catch (catchUpError) {
+      // TOPIC_NOT_FOUND from metadata that may lag is not an answer: the topic may well exist.
+      if (error.code !== ErrorCode.TOPIC_NOT_FOUND) throw error;
+      throw new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${this.options.nodeId} does not know topic '${'topic' in request ? request.topic : ''}' and cannot catch up with the Raft leader to make sure (${(catchUpError as Error).message}); retry`,
+      );
     }
     return this.dispatchOnce(conn, request, forwarded);
   }
