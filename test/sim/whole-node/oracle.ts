@@ -40,12 +40,19 @@ export class ConsumerModel {
     return w;
   }
 
-  /** A read-next's auto-commit: it moves the cursor forward from whatever it was, to a value known once answered. */
-  writeUnknown(sentAt: number): CursorWrite {
+  /**
+   * A read-next's auto-commit, its value known once answered: it moves the cursor from a value
+   * that could be latest when it was sent forward by at most `stepMax` records.
+   */
+  writeUnknown(sentAt: number, stepMax: number, startMax: number): CursorWrite {
     const { candidates, initialPossible } = this.candidates(sentAt, sentAt);
     let lo = initialPossible ? 0 : Number.POSITIVE_INFINITY;
-    for (const c of candidates) lo = Math.min(lo, c.lo);
-    const w: CursorWrite = { lo, hi: Number.POSITIVE_INFINITY, sentAt, ackedAt: Number.POSITIVE_INFINITY };
+    let hi = initialPossible ? startMax : Number.NEGATIVE_INFINITY;
+    for (const c of candidates) {
+      lo = Math.min(lo, c.lo);
+      hi = Math.max(hi, c.hi, startMax);
+    }
+    const w: CursorWrite = { lo, hi: hi + stepMax, sentAt, ackedAt: Number.POSITIVE_INFINITY };
     this.writes.push(w);
     return w;
   }

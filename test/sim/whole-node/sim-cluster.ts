@@ -241,9 +241,12 @@ export class SimCluster {
     const world = this.world;
     return new Promise((resolve) => {
       let done = false;
+      const sent = this.trace === null ? '' : `${nodeId} ${describeRequest(request)}`;
       const finish = (o: ClientOutcome<Op>): void => {
         if (done) return;
         done = true;
+        if (this.trace !== null)
+          this.trace(`${world.now.toFixed(0)} client ${sent} -> ${o.ok ? safeJson(o.response as object) : `${o.code} ${o.message}`}`);
         resolve(o);
       };
       world.after(timeoutMs, () =>
@@ -332,6 +335,12 @@ function isExpectedExit(error: unknown): boolean {
 
 export function stackOf(error: unknown): string {
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+function describeRequest(request: Request): string {
+  const { op, ...rest } = request as Request & { records?: unknown[] };
+  if (rest.records !== undefined) rest.records = rest.records.map((r) => Buffer.from((r as { value: Uint8Array }).value).toString());
+  return `${op} ${safeJson(rest)}`;
 }
 
 function safeJson(obj: object): string {

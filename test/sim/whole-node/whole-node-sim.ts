@@ -329,10 +329,12 @@ class Run {
     }
   }
 
+  /** Crashes a node, the Raft leader half of the time (its successor's first moments are the risky ones). */
   private crashOne(): void {
     const up = this.cluster.upIds();
     if (up.length === 0) return;
-    const id = up[this.prng.nextInt(up.length)]!;
+    const leader = up.find((id) => this.cluster.node(id).running?.core?.role === 'Leader');
+    const id = leader !== undefined && this.prng.chance(0.5) ? leader : up[this.prng.nextInt(up.length)]!;
     this.cluster.crash(id, this.prng.chance(this.d.powerLossShare));
   }
 
@@ -341,8 +343,9 @@ class Run {
     const net = this.cluster.net;
     const kind = this.prng.nextInt(3);
     if (kind === 0) {
-      // Isolate one node, both ways.
-      const victim = ids[this.prng.nextInt(ids.length)]!;
+      // Isolate one node (the Raft leader half of the time), both ways.
+      const leader = ids.find((id) => this.cluster.node(id).running?.core?.role === 'Leader');
+      const victim = leader !== undefined && this.prng.chance(0.5) ? leader : ids[this.prng.nextInt(ids.length)]!;
       for (const other of ids) {
         if (other === victim) continue;
         net.cutLink(victim, other);

@@ -36,6 +36,20 @@ export function retentionOf(topicNumber: number): { retentionMs?: number; retent
   }
 }
 
+/**
+ * Errors a consumer request answers only before its cursor commit is proposed, or when Raft
+ * refused the proposal outright (NOT_LEADER): the cursor did not change.
+ */
+function noEffect(code: string): boolean {
+  return (
+    code === ErrorCode.OFFSET_OUT_OF_RANGE ||
+    code === ErrorCode.BAD_REQUEST ||
+    code === ErrorCode.NOT_LEADER ||
+    code === ErrorCode.TOPIC_NOT_FOUND ||
+    code === ErrorCode.CONSUMER_NOT_FOUND
+  );
+}
+
 export interface WorkloadStats {
   ops: number;
   acks: number;
@@ -56,8 +70,8 @@ const opWeights: readonly [Op, number][] = [
   ['append', 34],
   ['read', 18],
   ['readNext', 16],
-  ['commit', 10],
-  ['get', 10],
+  ['commit', 12],
+  ['get', 16],
   ['remove', 1],
 ];
 const opWeightTotal = opWeights.reduce((n, [, w]) => n + w, 0);
@@ -165,19 +179,30 @@ export class Workload {
         return;
       case 'read':
         return this.read(topic, this.readOffset(topic), this.prng.chance(0.2) ? longPollMs : 0);
-      case 'readNext':
-        return this.readNext(topic, this.consumerName(), this.prng.chance(0.4));
-      case 'commit':
-        return this.commit(topic, this.consumerName(), this.prng.nextInt(topic.ackedEnd + 1));
-      case 'get':
-        return this.get(topic, this.consumerName());
+      case 'readNext': {
+        const [hot, consumer] = this.consumerTarget(topic);
+        return this.readNext(hot, consumer, this.prng.chance(0.4));
+      }
+      case 'commit': {
+        const [hot, consumer] = this.consumerTarget(topic);
+        return this.commit(hot, consumer, this.prng.nextInt(hot.ackedEnd + 1));
+      }
+      case 'get': {
+        const [hot, consumer] = this.consumerTarget(topic);
+        return this.get(hot, consumer);
+      }
       case 'remove':
         return this.remove();
     }
   }
 
-  private consumerName(): string {
-    return consumerNames[this.prng.nextInt(consumerNames.length)]!;
+  /** Half of the consumer requests go to one hot cursor (the oldest live topic's first consumer), so races on it are frequent. */
+  private consumerTarget(topic: TopicModel): [TopicModel, string] {
+    if (this.prng.chance(0.5)) {
+      const hot = this.liveTopics().find((t) => t.createdAt < Number.POSITIVE_INFINITY);
+      if (hot !== undefined) return [hot, consumerNames[0]];
+    }
+    return [topic, consumerNames[this.prng.nextInt(consumerNames.length)]!];
   }
 
   private readOffset(t: TopicModel): number {
@@ -280,7 +305,7 @@ export class Workload {
   private async readNext(t: TopicModel, consumer: string, autoCommit: boolean): Promise<void> {
     const model = t.consumer(consumer);
     const sentAt = this.cluster.world.now;
-    const write = autoCommit ? model.writeUnknown(sentAt) : null;
+    const write = autoCommit ? model.writeUnknown(sentAt, readRecordCountMax, this.startMax(t.name)) : null;
     const out = await this.call<'consumerReadNext'>({
       op: 'consumerReadNext',
       topic: t.name,
@@ -292,6 +317,7 @@ export class Workload {
     const now = this.cluster.world.now;
     if (!out.ok) {
       this.notFound(t, out, sentAt, `read-next of ${consumer}`);
+      if (write !== null && noEffect(out.code)) model.drop(write);
       return;
     }
     const records = out.response.records.map((r) => ({
@@ -313,8 +339,7 @@ export class Workload {
     const write = model.write(offset, sentAt);
     const out = await this.call<'consumerCommit'>({ op: 'consumerCommit', topic: t.name, consumer, offset });
     if (out.ok) write.ackedAt = this.cluster.world.now;
-    else if (out.code === ErrorCode.OFFSET_OUT_OF_RANGE || out.code === ErrorCode.BAD_REQUEST)
-      model.drop(write);
+    else if (noEffect(out.code)) model.drop(write);
     this.notFound(t, out, sentAt, `commit of ${consumer}`);
   }
 
