@@ -238,6 +238,7 @@ async function main(): Promise<void> {
     ],
     logger,
   );
+  let topicsRecovered = false;
   const handler = new RequestHandler({
     topics,
     controller,
@@ -245,6 +246,7 @@ async function main(): Promise<void> {
     nodeId: config.nodeId,
     clientAddr,
     logger,
+    ready: () => topicsRecovered,
     metricsJson: () => {
       const nowMs = Date.now();
       return metricsJson(config.nodeId, raft.metricsStatus(nowMs), topicService.storageStats(), nowMs);
@@ -279,6 +281,7 @@ async function main(): Promise<void> {
   }
   await raft.waitLocalReplay();
   await topics.recover();
+  topicsRecovered = true;
   void raft.ensureRegistered({
     nodeId: config.nodeId,
     raftAddr,

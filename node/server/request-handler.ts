@@ -49,6 +49,12 @@ export interface RequestHandlerOptions {
   /** Builds the METRICS JSON (seed 002's fields and Walrus's, metrics-json.ts). */
   readonly metricsJson: () => Record<string, unknown>;
   readonly logger: Logger;
+  /**
+   * False while the node starts: its peer port is open (Raft needs it) before its topics are
+   * recovered from the WAL, and a request another node forwards then is answered UNAVAILABLE
+   * rather than from a topic table that does not yet know the acknowledged ends. Default: ready.
+   */
+  readonly ready?: () => boolean;
 }
 
 export const requestHandlerLimits = {
@@ -166,6 +172,13 @@ export class RequestHandler {
     if (decoded.kind === 'malformed')
       return encodeErrorReply(decoded.requestId ?? 0, decoded.error, decoded.opcode);
     const { requestId, request } = decoded;
+    if (this.options.ready?.() === false) {
+      const starting = new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${this.options.nodeId} is starting and has not recovered its topics yet; retry`,
+      );
+      return encodeErrorReply(requestId, starting, request.op);
+    }
     try {
       const reply = await this.dispatch(null, request, true);
       return encodeReply(requestId, request.op, reply as ResponseByOp[typeof request.op]);

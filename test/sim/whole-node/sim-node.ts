@@ -280,6 +280,7 @@ export class SimNode {
       logger,
       scheduler,
     );
+    let topicsRecovered = false;
     const handler = new RequestHandler({
       topics,
       controller,
@@ -287,6 +288,7 @@ export class SimNode {
       nodeId: this.id,
       clientAddr: `sim:${this.id}`,
       logger,
+      ready: () => topicsRecovered,
       metricsJson: () => ({ nodeId: this.id }),
     });
     r.handler = handler;
@@ -314,6 +316,7 @@ export class SimNode {
     }
     await raft.waitLocalReplay();
     await topics.recover();
+    topicsRecovered = true;
     void raft.ensureRegistered({
       nodeId: this.id,
       raftAddr: `sim:${this.id}`,
