@@ -246,7 +246,9 @@ export class SimCluster {
         if (done) return;
         done = true;
         if (this.trace !== null)
-          this.trace(`${world.now.toFixed(0)} client ${sent} -> ${o.ok ? safeJson(o.response as object) : `${o.code} ${o.message}`}`);
+          this.trace(
+            `${world.now.toFixed(0)} client ${sent} -> ${o.ok ? safeJson(o.response as object) : `${o.code} ${o.message}`}`,
+          );
         resolve(o);
       };
       world.after(timeoutMs, () =>
@@ -339,7 +341,8 @@ export function stackOf(error: unknown): string {
 
 function describeRequest(request: Request): string {
   const { op, ...rest } = request as Request & { records?: unknown[] };
-  if (rest.records !== undefined) rest.records = rest.records.map((r) => Buffer.from((r as { value: Uint8Array }).value).toString());
+  if (rest.records !== undefined)
+    rest.records = rest.records.map((r) => Buffer.from((r as { value: Uint8Array }).value).toString());
   return `${op} ${safeJson(rest)}`;
 }
 

@@ -345,7 +345,8 @@ class Run {
     if (kind === 0) {
       // Isolate one node (the Raft leader half of the time), both ways.
       const leader = ids.find((id) => this.cluster.node(id).running?.core?.role === 'Leader');
-      const victim = leader !== undefined && this.prng.chance(0.5) ? leader : ids[this.prng.nextInt(ids.length)]!;
+      const victim =
+        leader !== undefined && this.prng.chance(0.5) ? leader : ids[this.prng.nextInt(ids.length)]!;
       for (const other of ids) {
         if (other === victim) continue;
         net.cutLink(victim, other);
@@ -400,11 +401,16 @@ class Run {
     this.addNode(true);
   }
 
+  /**
+   * Flips a bit of one node's durable data, once per run. In raft_meta/ (the node then refuses to
+   * start, for good) only when the others still make a quorum: with 3 voters or more and no removals.
+   */
   private bitFlip(): void {
     if (!this.d.bitFlips || this.cluster.rotted.size > 0) return;
     const nodes = [...this.cluster.nodes.values()].filter((n) => !this.cluster.removed.has(n.id));
     const node = nodes[this.prng.nextInt(nodes.length)]!;
-    const inRaftMeta = this.prng.chance(0.3);
+    const voters = node.running?.raft?.status().voters.length ?? 0;
+    const inRaftMeta = !this.d.removals && voters >= 3 && this.prng.chance(0.3);
     const file = node.disk.flipBit((p) => (inRaftMeta ? p.includes('/raft_meta/') : p.includes('/topics/')));
     if (file !== null) this.cluster.rotted.add(node.id);
   }
