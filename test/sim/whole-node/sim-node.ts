@@ -27,7 +27,6 @@ import {
   type PeerRequest,
   RaftNode,
 } from '../../../node/metadata/raft-node.js';
-import type { SnapshotTransferLimits } from '../../../node/metadata/snapshot-transfer.js';
 import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
 import { binaryMarker } from '../../../node/protocol/frame.js';
 import type { Prng, RaftCore } from '../../../node/raft/index.js';
@@ -49,7 +48,7 @@ export interface NodeBugs {
   readonly skipReconcileOnSnapshot?: boolean;
   /** Defect 2: leader-only reads (consumer get / read-next) without a read barrier. */
   readonly noReadBarrier?: boolean;
-  /** Defect 4: a snapshot goes out as one message (one chunk holding all of it). */
+  /** Defect 4: a snapshot goes out as one message, not in chunks (a test-local patch of the driver). */
   readonly snapshotAsOneMessage?: boolean;
 }
 
@@ -70,8 +69,8 @@ const joinBackoffMsMax = 5000;
 const joinTimeoutMs = 15_000;
 /** Preallocation step of simulated WAL segments (the smallest the WAL allows: memory). */
 const segmentPreallocateBytes = 64 * 1024;
-/** A snapshot chunk larger than any snapshot: the whole snapshot in one message (defect 4). */
-const oneMessageChunkBytes = 1024 * 1024 * 1024;
+/** SnapshotTransfer.send, replaced to put defect 4 back. */
+type SnapshotSend = (to: number, term: number, index: number, encode: () => Uint8Array) => void;
 
 /** Why a node stopped for good (an operator would have to act). */
 export type Refusal = { readonly reason: 'corrupt' | 'identity'; readonly message: string };
@@ -200,9 +199,6 @@ export class SimNode {
     let controller: Controller | null = null;
     const storage = env.checks.storage(this.id, disk, () => r.core);
     r.storage = storage;
-    const transfer: Partial<SnapshotTransferLimits> | undefined = s.bugs.snapshotAsOneMessage
-      ? { chunkSizeBytes: oneMessageChunkBytes }
-      : undefined;
     const raft = new RaftNode({
       nodeId: this.id,
       storage,
@@ -232,8 +228,13 @@ export class SimNode {
       localClusterId: () => identity.clusterId,
       scheduler,
       compactEntryCount: s.compactEntryCount,
-      ...(transfer === undefined ? {} : { snapshotTransferLimits: transfer }),
     });
+    if (s.bugs.snapshotAsOneMessage) {
+      // The driver before chunked transfers: the whole MsgSnap as one peer message (Raft retries it
+      // after snapshotTimeoutTick).
+      const snapshots = (raft as unknown as { snapshots: { send: SnapshotSend } }).snapshots;
+      snapshots.send = (to, _term, _index, encode) => peers.send(to, encode());
+    }
     r.raft = raft;
     r.core = (raft as unknown as { core: RaftCore }).core;
     const cluster = raftClusterView(raft, peers);

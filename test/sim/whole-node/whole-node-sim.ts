@@ -191,6 +191,10 @@ class Run {
   private partitions = 0;
   private joins = 0;
   private livenessMs = 0;
+  /** What liveness waits for now (reported when it is not reached). */
+  private status = '';
+  /** Nodes the run restarts itself (not on the chaos schedule). */
+  private readonly holdDown = new Set<number>();
   private readonly rejectionListener = (reason: unknown): void => this.onUnhandled(reason);
 
   constructor(o: WholeNodeOptions) {
@@ -209,7 +213,9 @@ class Run {
     this.cluster.trace = o.trace ?? null;
     this.workload = new Workload(this.cluster, this.oracle, this.prng.fork(), this.d.topicCountMax);
     this.workload.allowRemovals = this.d.removals;
-    this.cluster.onCrash = (id) => this.scheduleRestart(id);
+    this.cluster.onCrash = (id) => {
+      if (!this.holdDown.has(id)) this.scheduleRestart(id);
+    };
     this.cluster.onViolation = (error) => this.fail(error);
   }
 
@@ -281,9 +287,19 @@ class Run {
     }
   }
 
-  /** Many small metadata commands at once: snapshots far above one peer frame. */
+  /**
+   * Many small metadata commands at once, while one follower is down: when it returns, every log
+   * is compacted past it and it needs a snapshot far above one peer frame.
+   */
   private async bloat(): Promise<void> {
     await this.sleep(formationMs);
+    const follower = [...this.cluster.nodes.values()].find(
+      (n) => n.running?.serving === true && n.running.core?.role === 'Follower',
+    );
+    if (follower !== undefined) {
+      this.holdDown.add(follower.id);
+      this.cluster.crash(follower.id, false);
+    }
     const pad = 'x'.repeat(180);
     const batch = 200;
     for (let k = 0; k < this.d.bloatTopics && this.phase === 'faults'; k += batch) {
@@ -309,6 +325,10 @@ class Run {
         );
       }
       await Promise.all(proposals);
+    }
+    if (follower !== undefined) {
+      this.holdDown.delete(follower.id);
+      this.cluster.boot(follower.id);
     }
   }
 
@@ -456,15 +476,13 @@ class Run {
     const healedAt = this.world.now;
     const deadline = healedAt + livenessBoundMs(this.d);
     let done = false;
-    let status = 'no leader yet';
     this.spawn(async () => {
-      status = 'waiting for a leader and every member caught up';
-      await this.untilCaughtUp(deadline);
-      status = 'appending to every topic';
-      await this.appendEverywhere(deadline);
-      status = 'reading every topic back';
-      await this.readBack(deadline);
-      done = true;
+      this.status = 'waiting for a leader and every member caught up';
+      if (!(await this.untilCaughtUp(deadline))) return;
+      this.status = 'appending to every topic';
+      if (!(await this.appendEverywhere(deadline))) return;
+      this.status = 'reading every topic back';
+      done = await this.readBack(deadline);
     });
     await this.world.run({
       untilTime: deadline,
@@ -476,7 +494,7 @@ class Run {
     if (this.failure === null && !done) {
       violation(
         'Liveness',
-        `not live ${livenessBoundMs(this.d)} ms after healing: ${status}; ${this.describeNodes()}`,
+        `not live ${livenessBoundMs(this.d)} ms after healing: ${this.status}; ${this.describeNodes()}`,
       );
     }
   }
@@ -498,7 +516,7 @@ class Run {
   }
 
   /** A leader whose every member (voter or learner, not refused) has applied its commit index. */
-  private async untilCaughtUp(deadline: number): Promise<void> {
+  private async untilCaughtUp(deadline: number): Promise<boolean> {
     let target = -1;
     while (this.world.now < deadline) {
       const leader = [...this.cluster.nodes.values()]
@@ -512,10 +530,12 @@ class Run {
           if (n === undefined || n.refused !== null || this.cluster.removed.has(id)) return false;
           return n.running === null || !n.running.serving || n.running.state.appliedIndex < target;
         });
-        if (behind.length === 0) return;
+        if (behind.length === 0) return true;
+        this.status = `${behind.length} member(s) behind commit ${target}: ${behind.join(', ')}`;
       }
       await this.sleep(this.d.tickMs);
     }
+    return false;
   }
 
   private excused(nodeId: number): boolean {
@@ -530,15 +550,17 @@ class Run {
   }
 
   /** Every topic whose active segment's leader is not excused takes an append. */
-  private async appendEverywhere(deadline: number): Promise<void> {
+  private async appendEverywhere(deadline: number): Promise<boolean> {
     const fresh = this.oracle.topic('live');
-    while (this.world.now < deadline) {
+    for (;;) {
+      if (this.world.now >= deadline) return false;
       await this.workload.create(fresh);
       if (fresh.createdAt < Number.POSITIVE_INFINITY) break;
       await this.sleep(this.d.tickMs);
     }
     for (const t of this.liveTopics()) {
-      while (this.world.now < deadline) {
+      for (;;) {
+        if (this.world.now >= deadline) return false;
         const meta = this.workload.bestState()?.topics.get(t.name);
         const active = meta?.segments[meta.segments.length - 1];
         if (active !== undefined && this.excused(active.leaderNodeId)) break;
@@ -546,10 +568,11 @@ class Run {
         await this.sleep(this.d.tickMs);
       }
     }
+    return true;
   }
 
   /** Reads every topic from its start to its acknowledged end; every acknowledged record must be there. */
-  private async readBack(deadline: number): Promise<void> {
+  private async readBack(deadline: number): Promise<boolean> {
     for (const t of this.liveTopics()) {
       const got = new Set<number>();
       let offset = this.workload.startMax(t.name);
@@ -574,7 +597,7 @@ class Run {
         }
         offset = page.nextOffset;
       }
-      if (offset < t.ackedEnd) return; // out of time: the liveness check reports it
+      if (offset < t.ackedEnd) return false; // out of time
       const start = this.workload.startMax(t.name);
       for (const at of t.acked.keys()) {
         if (at >= start && !got.has(at) && !this.skippable(t, at))
@@ -584,6 +607,7 @@ class Run {
           );
       }
     }
+    return true;
   }
 
   private skipped = new Map<string, { from: number; to: number }[]>();
