@@ -98,6 +98,8 @@ export interface PeerSender {
    * with the receiver's acknowledgement, rejects on an error reply, a lost link or the timeout.
    */
   requestSnapshotChunk(to: number, body: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** Remembers members' addresses until the applied metadata holds them (see lookUpAddresses). */
+  learn?(nodes: readonly NodeMeta[]): void;
 }
 
 export interface RaftCodec {
@@ -160,6 +162,8 @@ export const raftNodeLimits = {
   compactEntryCount: 10_000,
   /** Bytes of one peer request (join / forwarded proposal). */
   peerRequestSizeMaxBytes: 2 * 1024 * 1024,
+  /** Senders without a known address tracked for lookUpAddresses; beyond it the memory starts over. */
+  addressLookupCountMax: 1_024,
 } as const;
 
 /** Peer requests (join, forwarded proposal, conf change) travel as small JSON bodies. */
@@ -175,7 +179,9 @@ export type PeerRequest =
     }
   | { readonly type: 'confChange'; readonly change: ConfChange }
   /** What the asked leader has applied: a follower waits for it after a change the leader ran. */
-  | { readonly type: 'appliedIndex' };
+  | { readonly type: 'appliedIndex' }
+  /** Every member's addresses as the asked node has applied them (see lookUpAddresses). */
+  | { readonly type: 'nodes' };
 
 /** What a join answers: the leader, every member's addresses and the cluster id (null: not known yet). */
 export interface JoinReply {
@@ -217,6 +223,8 @@ export class RaftNode {
   private readonly heardAtMs = new Map<number, number>();
   /** term → the leader this node saw in it (METRICS names a log position's leader by its term). */
   private readonly leaderOfTerm = new Map<number, number>();
+  /** Tick at which the address of each sender not in the applied metadata was last looked up. */
+  private readonly addressLookedUpAtTick = new Map<number, number>();
   /** When (epoch ms) this node last became leader: acks older than that do not count. */
   private leaderSinceMs = 0;
   private tickCount = 0;
@@ -400,6 +408,7 @@ export class RaftNode {
     }
     this.heardAtTick.set(fromNodeId, this.tickCount);
     this.heardAtMs.set(fromNodeId, this.scheduler.nowMs());
+    if (!this.state.nodes.has(fromNodeId)) this.lookUpAddresses(fromNodeId);
     try {
       this.core.step(m);
     } catch (error) {
@@ -442,6 +451,8 @@ export class RaftNode {
         return Buffer.from('{}');
       case 'appliedIndex':
         return Buffer.from(JSON.stringify({ index: this.state.appliedIndex }));
+      case 'nodes':
+        return Buffer.from(JSON.stringify([...this.state.nodes.values()]));
       default:
         throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, 'unknown peer request');
     }
@@ -462,6 +473,45 @@ export class RaftNode {
     const { index } = JSON.parse(reply.toString('utf8')) as { index: number };
     await this.waitApplied(index);
     return index;
+  }
+
+  /**
+   * A peer sent a Raft message but this node has no address for it: it joined while this node
+   * lagged, and the entry that registers it is not applied here yet. This node could not answer it
+   * (a new leader's appends would never be acknowledged, and it would never catch up), so it asks
+   * another member it can reach for every member's addresses, at most once per election timeout
+   * per sender.
+   */
+  private lookUpAddresses(unknown: number): void {
+    const learn = this.o.peers.learn;
+    if (learn === undefined || unknown === this.nodeId) return;
+    const last = this.addressLookedUpAtTick.get(unknown);
+    if (last !== undefined && this.tickCount - last < this.o.electionTick) return;
+    if (this.addressLookedUpAtTick.size >= raftNodeLimits.addressLookupCountMax)
+      this.addressLookedUpAtTick.clear();
+    this.addressLookedUpAtTick.set(unknown, this.tickCount);
+    const known = [...this.state.nodes.keys()]
+      .filter((id) => id !== this.nodeId && id !== unknown)
+      .sort((a, b) => a - b);
+    if (known.length === 0) return;
+    const asked = known[this.tickCount % known.length]!;
+    this.o.peers
+      .request(
+        asked,
+        Buffer.from(JSON.stringify({ type: 'nodes' } satisfies PeerRequest)),
+        raftNodeLimits.proposeTimeoutMs,
+      )
+      .then((reply) => {
+        const nodes = JSON.parse(reply.toString('utf8')) as NodeMeta[];
+        if (Array.isArray(nodes))
+          learn.call(
+            this.o.peers,
+            nodes.filter((n) => n.nodeId !== this.nodeId),
+          );
+      })
+      .catch((error: unknown) => {
+        this.o.logger.warn({ unknown, asked, err: String(error) }, 'could not look up the address of a peer');
+      });
   }
 
   /** Proposes on this node, which must be the leader. */
