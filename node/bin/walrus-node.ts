@@ -31,7 +31,7 @@ import { PeerServer } from '../transport/peer-server.js';
 import type { PeerIdentityPolicy } from '../transport/peer-auth.js';
 import { peerRequestOnce } from '../transport/peer-link.js';
 import { Wal, parseFsyncPolicy } from '../wal/index.js';
-import { type Logger, createLogger } from './logger.js';
+import { type Logger, createLogger } from '../log.js';
 import { PeerDirectory, raftClusterView } from './peers.js';
 
 function readConfig(): NodeConfig {

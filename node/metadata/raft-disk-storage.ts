@@ -24,6 +24,7 @@
  * The in-memory view is a MemoryStorage (the same index arithmetic the simulator checks); this file
  * owns only what reaches the disk and the order in which it does.
  */
+import { type Logger, silentLogger } from '../log.js';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { crc32c } from '../storage-io/index.js';
@@ -72,11 +73,9 @@ export class RaftStorageError extends Error {
   }
 }
 
-export interface RaftStorageLogger {
-  warn(o: object, m: string): void;
-}
+/** The node's one Logger (node/log.ts), under this module's name. */
+export type RaftStorageLogger = Logger;
 
-const silentLogger: RaftStorageLogger = { warn: () => {} };
 const zeroHardState: HardState = { term: 0, vote: 0, commit: 0 };
 
 /** `dir` itself when it is a raft_meta/ directory, else `dir`/raft_meta (never raft_meta/raft_meta). */

@@ -13,6 +13,7 @@
  * larger than one peer frame). Peers are reached through an injected `PeerSender` (wired in
  * node/bin to the authenticated peer transport), so this file knows no sockets.
  */
+import type { Logger } from '../log.js';
 import assert from 'node:assert/strict';
 import {
   type ConfChange,
@@ -31,7 +32,7 @@ import {
   makeRaftConfig,
   quorumSize,
 } from '../raft/index.js';
-import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { ErrorCode, WalrusError, isErrorCode } from '../protocol/error-codes.js';
 import { identityMismatchMessage } from './cluster-identity.js';
 import { isIdentityId } from './identity-id.js';
 import type { MetaCommand, MetadataSnapshot, MetadataState, NodeMeta } from './metadata-state.js';
@@ -104,11 +105,8 @@ export interface RaftCodec {
   decode(bytes: Uint8Array): { ok: true; message: Message } | { ok: false; error: Error };
 }
 
-export interface RaftNodeLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The node's one Logger (node/log.ts), under this module's name. */
+export type RaftNodeLogger = Logger;
 
 export interface RaftNodeOptions {
   readonly nodeId: number;
@@ -816,10 +814,10 @@ export class RaftNode {
 
 function toWalrus(error: unknown): WalrusError {
   if (error instanceof WalrusError) return error;
-  if (error instanceof RaftError) {
-    if (error.code === 'NOT_LEADER') return new WalrusError(ErrorCode.NOT_LEADER, error.message);
-    if (error.code === 'BUSY') return new WalrusError(ErrorCode.BUSY, error.message);
-    return new WalrusError(ErrorCode.UNAVAILABLE, `${error.code}: ${error.message}`);
-  }
+  // Every Raft error code is spelled as an entry of the shared table (checked by the tidy test).
+  if (error instanceof RaftError)
+    return new WalrusError(isErrorCode(error.code) ? error.code : ErrorCode.INTERNAL, error.message, {
+      cause: error,
+    });
   return new WalrusError(ErrorCode.INTERNAL, error instanceof Error ? error.message : String(error));
 }

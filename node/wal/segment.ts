@@ -11,6 +11,7 @@
  *   only zeros are ever written beyond endPosition (foreground or background preallocation)
  *   records [baseOffset, endOffset) occupy [segmentFileHeaderBytes, endPosition) back to back
  */
+import type { Logger } from '../log.js';
 import assert from 'node:assert';
 import path from 'node:path';
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
@@ -38,11 +39,8 @@ import {
 } from './segment-files.js';
 import { WalError, WalErrorCode, walErrorFromIo } from './wal-error.js';
 
-export interface WalLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The node's one Logger (node/log.ts), under this module's name. */
+export type WalLogger = Logger;
 
 export interface WalStats {
   corruptRecordCount: number;
