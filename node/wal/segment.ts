@@ -16,7 +16,7 @@ import assert from 'node:assert';
 import path from 'node:path';
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
 import type { FileIo } from '../storage-io/file-io.js';
-import { writeFileDurably, writeFully } from '../storage-io/file-io.js';
+import { writeFileDurably, writeFully } from '../storage-io/durable-file.js';
 import type { WalLimits } from './limits.js';
 import { recordHeaderSizeBytes, walLimits } from './limits.js';
 import { OffsetIndex } from './offset-index.js';
