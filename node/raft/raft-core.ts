@@ -5,9 +5,14 @@
  * advance(ready) once the driver has honoured it. No I/O, clock or randomness of its own: time is
  * ticks and randomness comes from the injected Prng.
  *
- * Configuration changes take effect when APPENDED to a log (Raft dissertation §4.1): every member
- * uses the last configuration in its log, committed or not. Hence at most one uncommitted change,
- * and a new leader accepts none until an entry of its own term commits.
+ * Configuration changes take effect when APPLIED, as in etcd-raft: a conf entry changes nothing
+ * when appended; each node switches to it when the driver has applied it (advance). Elections,
+ * votes counted, commit quorums and CheckQuorum use that applied configuration. The leader accepts
+ * one change at a time: none until the previous one is applied on the leader, and a new leader
+ * none until it has applied every entry it held when elected. A node does not campaign while a
+ * committed conf entry is not applied yet. A leader that removes itself keeps leading (counting
+ * itself) until it applies the removal, then hands over (TimeoutNow) and steps down. On restart
+ * the configuration is rebuilt from the snapshot and the committed conf entries of the log.
  * Roles swap step/tick functions: becomeLeader sets stepLeader and tickHeartbeat, etc.
  */
 import assert from 'node:assert/strict';
@@ -84,6 +89,12 @@ export interface RaftStatus {
 const emptyData = new Uint8Array(0);
 const noEntries: readonly Entry[] = [];
 
+/** A configuration and the log index (conf entry or snapshot) it comes from. */
+interface ConfAt {
+  readonly index: number;
+  readonly conf: ConfState;
+}
+
 export class RaftCore {
   readonly id: number;
   readonly config: RaftConfig;
@@ -95,10 +106,16 @@ export class RaftCore {
   private lead = NONE;
   private state: RaftState = 'Follower';
 
+  /** The configuration in effect: the last one APPLIED (etcd-raft), not the last one in the log. */
   private voters: number[] = [];
   private learners: number[] = [];
-  /** Conf entries in the log above the snapshot, newest last; [0] is the snapshot's configuration. */
-  private confLog: { index: number; conf: ConfState }[];
+  /**
+   * Configurations in effect since the snapshot, oldest first: [0] is the snapshot's, then every
+   * applied conf entry above it; the last one is in effect. compact() takes the one at its index.
+   */
+  private confHistory: ConfAt[];
+  /** Conf entries in the log above the one in effect (uncommitted, or committed but not applied yet), oldest first. */
+  private unappliedConfs: ConfAt[] = [];
 
   private readonly progress = new Map<number, Progress>();
   private readonly votes = new Map<number, boolean>();
@@ -130,15 +147,22 @@ export class RaftCore {
     this.vote = hs.vote;
     this.log.commitTo(hs.commit);
     this.prevHardState = hs;
-    // Rebuild the configuration: the snapshot's, then every conf entry of the durable log.
-    this.confLog = [{ index: snap.meta.index, conf: snap.meta.conf }];
+    // Rebuild the configuration: the snapshot's, then every COMMITTED conf entry of the durable log
+    // (in effect again at once: the driver re-applies them, and they were applied before or would
+    // have been); conf entries above the commit index wait to be committed and applied.
+    this.confHistory = [{ index: snap.meta.index, conf: snap.meta.conf }];
     const last = storage.lastIndex();
     for (let lo = storage.firstIndex(); lo <= last; ) {
       const batch = storage.entries(lo, last + 1, this.config.applyBytesMax);
-      for (const e of batch) this.noteConfEntry(e);
+      for (const e of batch) {
+        const conf = confOf(e);
+        if (conf === null) continue;
+        if (e.index <= hs.commit) this.confHistory.push({ index: e.index, conf });
+        else this.unappliedConfs.push({ index: e.index, conf });
+      }
       lo += batch.length;
     }
-    this.setConf(this.confLog[this.confLog.length - 1]!.conf);
+    this.setConf(this.confInEffect().conf);
     this.stepRole = this.stepFollower;
     this.tickRole = this.tickElection;
     this.becomeFollower(this.term, NONE);
@@ -183,15 +207,20 @@ export class RaftCore {
     return { index: e.index, term: e.term };
   }
 
-  /** Leader only: one membership change; takes effect on append. */
+  /**
+   * Leader only: one membership change; it takes effect on each node when that node applies it.
+   * Refused while the previous change (or, on a new leader, any entry it had when elected) is
+   * not applied on this leader.
+   */
   proposeConfChange(change: ConfChange): { index: number; term: number } {
     this.checkCanPropose();
-    if (this.pendingConfIndex > this.log.committed) {
+    if (this.pendingConfIndex > this.log.applied) {
       throw new RaftError(
         'CONF_CHANGE_PENDING',
-        `configuration change at ${this.pendingConfIndex} not committed yet (commit ${this.log.committed})`,
+        `configuration change at ${this.pendingConfIndex} not applied yet (applied ${this.log.applied})`,
       );
     }
+    assert.equal(this.unappliedConfs.length, 0, 'a leader with nothing pending has no unapplied conf entry');
     const current: ConfState = { voters: this.voters, learners: this.learners };
     const next = applyConfChange(current, change);
     if (typeof next === 'string') throw new RaftError('BAD_CONF_CHANGE', next);
@@ -243,15 +272,11 @@ export class RaftCore {
     }
     const term = this.log.term(index);
     assert.ok(term !== undefined, 'term of an applied entry must be known');
-    let conf = this.confLog[0]!.conf;
+    // The configuration in force at `index`: the last applied one at or below it.
     let keepFrom = 0;
-    for (let k = 0; k < this.confLog.length; k++) {
-      if (this.confLog[k]!.index <= index) {
-        conf = this.confLog[k]!.conf;
-        keepFrom = k;
-      }
-    }
-    this.confLog = [{ index, conf }, ...this.confLog.slice(keepFrom + 1)];
+    for (let k = 0; k < this.confHistory.length; k++) if (this.confHistory[k]!.index <= index) keepFrom = k;
+    const conf = this.confHistory[keepFrom]!.conf;
+    this.confHistory = [{ index, conf }, ...this.confHistory.slice(keepFrom + 1)];
     return { meta: { index, term, conf }, data };
   }
 
@@ -319,6 +344,7 @@ export class RaftCore {
       const lastApplied = rd.committedEntries[rd.committedEntries.length - 1]!.index;
       assert.ok(lastApplied <= this.log.committed, 'applied beyond commit');
       this.log.applied = lastApplied;
+      this.applyConfEntries(rd.committedEntries);
     }
     if (this.state === 'Leader') {
       const self = this.progress.get(this.id);
@@ -407,13 +433,15 @@ export class RaftCore {
     this.reset(this.term);
     this.lead = this.id;
     this.state = 'Leader';
+    assert.ok(this.voters.includes(this.id), 'only a voter of the configuration in effect leads');
     const self = this.progress.get(this.id);
     if (self) {
       self.maybeUpdate(this.log.stableLastIndex());
       self.becomeReplicate();
     }
-    // The empty entry commits the previous terms' entries (§5.4.2) and, until it commits,
-    // blocks configuration changes (the dissertation's single-server-change fix).
+    // The empty entry commits the previous terms' entries (§5.4.2) and, until it is applied,
+    // blocks configuration changes (etcd-raft; the dissertation's single-server-change fix): every
+    // conf entry this leader inherited takes effect before it proposes another.
     const e = this.appendEntry(EntryKind.Normal, emptyData);
     this.pendingConfIndex = e.index;
     this.uncommittedBytes = 0;
@@ -451,17 +479,14 @@ export class RaftCore {
   }
 
   /**
-   * May this node campaign? Voters may. So may a node that its newest (uncommitted) configuration
-   * removes but the previous one included: until that change commits it may hold the only
-   * up-to-date log a quorum needs (dissertation §4.2.2). Its own vote does not count then, and it
-   * steps down as soon as the change commits (maybeStepDownRemoved).
+   * May this node campaign? Only a voter of the configuration in effect, and (as etcd-raft's hup)
+   * only once every committed conf entry is applied: a node that knows a newer configuration is
+   * committed must not win an election under the older one.
    */
   private promotable(): boolean {
-    if (this.voters.includes(this.id)) return true;
-    const n = this.confLog.length;
-    if (n < 2) return false;
-    const last = this.confLog[n - 1]!;
-    return last.index > this.log.committed && this.confLog[n - 2]!.conf.voters.includes(this.id);
+    if (!this.voters.includes(this.id)) return false;
+    const next = this.unappliedConfs[0];
+    return next === undefined || next.index > this.log.committed;
   }
 
   // ---------------------------------------------------------------- ticks
@@ -778,7 +803,8 @@ export class RaftCore {
       return;
     }
     log.restore(snap);
-    this.confLog = [{ index: idx, conf: snap.meta.conf }];
+    this.confHistory = [{ index: idx, conf: snap.meta.conf }];
+    this.unappliedConfs = [];
     this.setConf(snap.meta.conf);
     this.send({ ...this.msg(MessageType.AppResp, m.from), index: log.lastIndex() });
   }
@@ -801,47 +827,74 @@ export class RaftCore {
     const e: Entry = { term: this.term, index: this.log.lastIndex() + 1, kind, data };
     this.log.append([e]);
     this.uncommittedBytes += data.length;
-    if (kind === EntryKind.Conf) {
-      this.noteConfEntry(e);
-      this.setConf(this.confLog[this.confLog.length - 1]!.conf);
-    }
+    const conf = confOf(e);
+    if (conf !== null) this.unappliedConfs.push({ index: e.index, conf });
     return e;
   }
 
   private appendFollowerEntries(ents: readonly Entry[]): void {
     if (ents.length === 0) return;
     const from = ents[0]!.index;
-    let changed = false;
-    while (this.confLog.length > 1 && this.confLog[this.confLog.length - 1]!.index >= from) {
-      this.confLog.pop();
-      changed = true;
-    }
+    // A truncated (never committed) conf entry simply never takes effect.
+    const pending = this.unappliedConfs;
+    while (pending.length > 0 && pending[pending.length - 1]!.index >= from) pending.pop();
     this.log.append(ents);
-    for (const e of ents) if (this.noteConfEntry(e)) changed = true;
-    if (changed) this.setConf(this.confLog[this.confLog.length - 1]!.conf);
+    for (const e of ents) {
+      const conf = confOf(e);
+      if (conf !== null) pending.push({ index: e.index, conf });
+    }
   }
 
-  /** Records a conf entry of the log; returns true if `e` was one (and well-formed). */
-  private noteConfEntry(e: Entry): boolean {
-    if (e.kind !== EntryKind.Conf) return false;
-    const d = decodeConfEntry(e.data);
-    if (!d) return false; // validated on receipt; a corrupt local entry is ignored, not fatal
-    this.confLog.push({ index: e.index, conf: d.conf });
-    return true;
+  private confInEffect(): ConfAt {
+    return this.confHistory[this.confHistory.length - 1]!;
+  }
+
+  /** The driver applied `ents`: the conf entries among them take effect now, in order. */
+  private applyConfEntries(ents: readonly Entry[]): void {
+    const pending = this.unappliedConfs;
+    let changed = false;
+    for (const e of ents) {
+      if (e.kind !== EntryKind.Conf || e.index <= this.confInEffect().index) continue; // re-applied after a restart
+      const next = pending[0];
+      if (next === undefined || next.index !== e.index) continue; // a corrupt local entry: ignored, as on receipt
+      pending.shift();
+      this.confHistory.push(next);
+      changed = true;
+    }
+    if (!changed) return;
+    const before = new Set([...this.voters, ...this.learners]);
+    this.setConf(this.confInEffect().conf);
+    if (this.state === 'Leader') this.leaderSwitchedConf(before);
   }
 
   private setConf(conf: ConfState): void {
     this.voters = conf.voters.slice();
     this.learners = conf.learners.slice();
-    if (this.state !== 'Leader') return;
-    for (const id of [...this.voters, ...this.learners]) if (!this.progress.has(id)) this.addProgress(id);
-    for (const id of [...this.progress.keys()]) {
-      if (!this.voters.includes(id) && !this.learners.includes(id)) this.progress.delete(id);
+  }
+
+  /**
+   * The leader applied a new configuration: track the new members, tell removed ones the commit
+   * index (so they apply their removal and stop campaigning), and count quorums anew. A leader
+   * that removed itself kept leading, counting itself, until now: it hands over and steps down.
+   */
+  private leaderSwitchedConf(before: ReadonlySet<number>): void {
+    const members = new Set([...this.voters, ...this.learners]);
+    for (const id of members) if (!this.progress.has(id)) this.addProgress(id);
+    for (const [id, pr] of [...this.progress]) {
+      if (members.has(id)) continue;
+      if (id !== this.id) {
+        this.send({ ...this.msg(MessageType.Heartbeat, id), commit: Math.min(pr.match, this.log.committed) });
+      }
+      this.progress.delete(id);
     }
     if (this.leadTransferee !== NONE && !this.voters.includes(this.leadTransferee))
       this.leadTransferee = NONE;
-    // A leader removed from the voters keeps leading (without counting itself) until the
-    // removal commits; see maybeCommit.
+    if (!this.voters.includes(this.id)) {
+      this.stepDownRemoved();
+      return;
+    }
+    if (this.maybeCommit()) this.bcastAppend();
+    else for (const id of members) if (!before.has(id)) this.sendAppend(id, true);
   }
 
   /** Advances commit to the highest index replicated on a quorum of voters, if of this term. */
@@ -860,7 +913,6 @@ export class RaftCore {
     const before = this.log.committed;
     this.log.commitTo(mci);
     this.releaseUncommitted(before, mci);
-    if (!this.voters.includes(this.id)) this.maybeStepDownRemoved();
     return true;
   }
 
@@ -872,12 +924,11 @@ export class RaftCore {
     if (this.uncommittedBytes < 0) this.uncommittedBytes = 0;
   }
 
-  /** A leader not in the voters steps down once the configuration that removed it is committed. */
-  private maybeStepDownRemoved(): void {
-    const lastConf = this.confLog[this.confLog.length - 1]!;
-    if (lastConf.index > this.log.committed) return;
-    // Tell everyone the commit first, then hand over to the most caught-up voter.
-    this.bcastAppend();
+  /**
+   * A leader that applied its own removal (its commit went out when it advanced): hands over to
+   * the most caught-up voter and steps down.
+   */
+  private stepDownRemoved(): void {
     let best = NONE;
     let bestMatch = -1;
     for (const id of this.voters) {
@@ -973,4 +1024,10 @@ export class RaftCore {
     const p = this.prevHardState;
     return p.term !== this.term || p.vote !== this.vote || p.commit !== this.log.committed;
   }
+}
+
+/** The configuration a conf entry carries, or null (not a conf entry; a corrupt local one is ignored, not fatal: entries are validated on receipt). */
+function confOf(e: Entry): ConfState | null {
+  if (e.kind !== EntryKind.Conf) return null;
+  return decodeConfEntry(e.data)?.conf ?? null;
 }

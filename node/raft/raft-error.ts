@@ -9,7 +9,7 @@ export const RaftErrorCode = {
   NOT_LEADER: 'NOT_LEADER',
   /** A leader transfer is in progress: proposals are refused until it completes or times out. */
   TRANSFER_IN_PROGRESS: 'TRANSFER_IN_PROGRESS',
-  /** Another configuration change is not yet committed (or the leader's first entry is not). */
+  /** Another configuration change is not yet applied on the leader (or the leader has not applied its first entry). */
   CONF_CHANGE_PENDING: 'CONF_CHANGE_PENDING',
   /** The configuration change does not apply to the current configuration. */
   BAD_CONF_CHANGE: 'BAD_CONF_CHANGE',

@@ -10,6 +10,7 @@
  * Everything derives from `seed`: the same seed replays the same run bit for bit.
  */
 import {
+  type ConfChange,
   ConfChangeType,
   decodeConfEntry,
   EntryKind,
@@ -44,6 +45,37 @@ export interface SimOptions {
   readonly trace?: (line: string) => void;
   /** Debugging aid: sees every message sent. */
   readonly onMessage?: (m: Message) => void;
+  /** Pins some of the seed-derived options (scripted scenarios need, e.g., three voters). */
+  readonly derivedOverrides?: Partial<DerivedOptions>;
+  /**
+   * A scripted scenario instead of the random workload: the script drives the world through
+   * `SimControl` (every invariant still runs after every event), then liveness mode runs as usual.
+   */
+  readonly script?: (ctl: SimControl) => void;
+}
+
+/** What a scripted scenario may do; each call steps the simulated world deterministically. */
+export interface SimControl {
+  readonly derived: DerivedOptions;
+  /** The running node that leads the highest term, if any. */
+  leader(): number | undefined;
+  core(id: number): RaftCore | null;
+  /** Runs events until `cond` holds; fails the run (as a Simulator violation) after `eventsMax`. */
+  runUntil(what: string, cond: () => boolean, eventsMax?: number): void;
+  /** Runs events for `ticks` node ticks of simulated time. */
+  runFor(ticks: number): void;
+  /** Cuts every link to and from `id`. */
+  isolate(id: number): void;
+  /** Ends every partition and link filter (crashed nodes stay down). */
+  healLinks(): void;
+  /** Drops every message for which `drop` returns true, until healLinks(). */
+  dropWhere(drop: (m: Message) => boolean): void;
+  /** Stops `id` for good: it does not restart, not even in liveness mode. */
+  killForGood(id: number): void;
+  /** `leaderId` proposes adding a fresh node as a learner; returns the new id. */
+  addLearner(leaderId: number): number;
+  proposeConfChange(id: number, change: ConfChange): void;
+  campaign(id: number): void;
 }
 
 /** Options drawn from the seed; printed with every failure ("a seed is necessary, not sufficient"). */
@@ -204,6 +236,8 @@ class Simulation {
   private readonly linkWeather = new Map<number, LinkWeather>();
   /** Blocked directed links "from>to" (one-way partitions are single entries). */
   private readonly blocked = new Set<number>();
+  /** Scripted scenarios: messages this returns true for are dropped. */
+  private dropFilter: ((m: Message) => boolean) | null = null;
 
   // liveness
   private healed = false;
@@ -212,7 +246,7 @@ class Simulation {
   private markerCommitted = false;
 
   constructor(readonly opts: SimOptions) {
-    const derived = deriveOptions(opts.seed);
+    const derived = { ...deriveOptions(opts.seed), ...opts.derivedOverrides };
     this.d =
       opts.midReadyCrashRate === undefined
         ? derived
@@ -225,7 +259,7 @@ class Simulation {
       this.nodes.set(id, n);
       this.start(n);
     }
-    this.queue.push({ time: 1 + this.prng.nextInt(this.d.actionGapMax), kind: 'action' });
+    if (!opts.script) this.queue.push({ time: 1 + this.prng.nextInt(this.d.actionGapMax), kind: 'action' });
   }
 
   finishStats(): SimStats {
@@ -235,7 +269,12 @@ class Simulation {
   }
 
   run(): void {
-    while (this.stats.events < this.opts.events) this.step();
+    if (this.opts.script) {
+      this.opts.script(this.control());
+      this.queue.push({ time: this.now + 1, kind: 'action' });
+    } else {
+      while (this.stats.events < this.opts.events) this.step();
+    }
     if (this.opts.liveness === false) return;
     this.heal();
     const healedAt = this.now;
@@ -507,7 +546,11 @@ class Simulation {
     );
     const link = m.from * 1024 + m.to;
     const w = this.linkWeather.get(link) ?? this.weather;
-    if (this.blocked.has(link) || (w.dropRate > 0 && this.prng.chance(w.dropRate))) {
+    if (
+      this.blocked.has(link) ||
+      this.dropFilter?.(m) === true ||
+      (w.dropRate > 0 && this.prng.chance(w.dropRate))
+    ) {
       this.stats.dropped++;
       return;
     }
@@ -530,29 +573,108 @@ class Simulation {
   private heal(): void {
     this.healed = true;
     this.blocked.clear();
+    this.dropFilter = null;
     this.weather = calmWeather;
     this.linkWeather.clear();
     for (const n of this.nodes.values()) {
-      if (!n.core && !n.decommissioned) this.start(n);
+      if (!n.core && !n.decommissioned && !n.keepDown) this.start(n);
     }
     if (!this.d.livenessKeepOneDown) return;
-    // Only when every member's log ends in the same configuration: with an uncommitted change,
-    // the remaining voters of the two configurations may each need the dead one (see docs/raft.md).
+    // Only when the configuration can no longer change: every member has applied the one its log
+    // ends in, all the same (liveness mode proposes no changes). With a change still pending, a
+    // voter removed by it may already be stopped while members that have not applied it yet
+    // still count it, and the dead victim would be a second failure (see docs/raft.md).
     let conf: string | undefined;
     let voters: readonly number[] = [];
     for (const n of this.nodes.values()) {
-      const st = n.core?.status();
-      if (!st || st.voters.length === 0) continue;
-      const key = `${st.voters}|${st.learners}`;
-      if (conf !== undefined && key !== conf) return;
-      conf = key;
+      if (!n.core || n.decommissioned) continue;
+      const st = n.core.status();
+      const logConf = this.lastLogConf(n);
+      const applied = `${st.voters}|${st.learners}`;
+      if (logConf.voters.length === 0 && st.voters.length === 0) continue; // a joiner that knows nothing yet
+      if (applied !== `${logConf.voters}|${logConf.learners}`) return;
+      if (conf !== undefined && applied !== conf) return;
+      conf = applied;
       voters = st.voters;
     }
-    if (voters.length < 3) return;
+    if (voters.length < 3 || voters.some((v) => this.nodes.get(v)?.decommissioned !== false)) return;
     const victim = this.nodes.get(this.pick(voters)!)!;
     victim.keepDown = true;
     victim.core = null;
     this.stats.crashes++;
+  }
+
+  // ------------------------------------------------------------ scripted scenarios
+
+  private control(): SimControl {
+    const stepsMaxDefault = 200_000;
+    return {
+      derived: this.d,
+      leader: () => this.leader()?.id,
+      core: (id) => this.nodes.get(id)?.core ?? null,
+      runUntil: (what, cond, eventsMax = stepsMaxDefault) => {
+        for (let k = 0; !cond(); k++) {
+          if (k >= eventsMax)
+            this.inv.fail('Scenario', `not reached in ${eventsMax} events: ${what} (${this.describe()})`);
+          this.step();
+        }
+      },
+      runFor: (ticks) => {
+        const until = this.now + ticks * tickUnits;
+        while (this.now < until) this.step();
+      },
+      isolate: (id) => {
+        for (const other of this.nodes.keys()) {
+          if (other === id) continue;
+          this.blocked.add(id * 1024 + other);
+          this.blocked.add(other * 1024 + id);
+        }
+      },
+      healLinks: () => {
+        this.blocked.clear();
+        this.dropFilter = null;
+      },
+      dropWhere: (drop) => {
+        this.dropFilter = drop;
+      },
+      killForGood: (id) => {
+        const n = this.nodes.get(id)!;
+        n.keepDown = true;
+        this.crash(n, 1);
+      },
+      addLearner: (leaderId) => {
+        const l = this.nodes.get(leaderId)!;
+        const id = this.nextNodeId;
+        l.core!.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: id });
+        this.nextNodeId++;
+        const n = new SimNode(id, new MemoryStorage());
+        this.nodes.set(id, n);
+        this.start(n);
+        this.processReady(l);
+        return id;
+      },
+      proposeConfChange: (id, change) => {
+        const n = this.nodes.get(id)!;
+        n.core!.proposeConfChange(change);
+        this.processReady(n);
+      },
+      campaign: (id) => {
+        const n = this.nodes.get(id)!;
+        n.core!.campaign();
+        this.processReady(n);
+      },
+    };
+  }
+
+  /** The configuration the node's durable log ends in (its last conf entry, else its snapshot's). */
+  private lastLogConf(n: SimNode): { voters: readonly number[]; learners: readonly number[] } {
+    const st = n.storage;
+    const i = n.confIdx[n.confIdx.length - 1];
+    if (i !== undefined && i >= st.firstIndex()) {
+      const d = decodeConfEntry(st.entries(i, i + 1, Number.MAX_SAFE_INTEGER)[0]!.data);
+      if (d) return d.conf;
+    }
+    return st.snapshot().meta.conf;
   }
 
   // ------------------------------------------------------------ workload
