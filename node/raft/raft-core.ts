@@ -1,6 +1,7 @@
 /**
  * RaftCore: one Raft member as a pure, deterministic state machine (after etcd-raft's design).
- * Inputs: step(message), tick(), propose(), proposeConfChange(), transferLeadership(), compact().
+ * Inputs: step(message), tick(), propose(), proposeConfChange(), transferLeadership(), readIndex(),
+ * compact().
  * Output: ready() → a Ready batch (state to persist, messages to send, entries to apply), then
  * advance(ready) once the driver has honoured it. No I/O, clock or randomness of its own: time is
  * ticks and randomness comes from the injected Prng.
@@ -37,6 +38,8 @@ import {
   NONE,
   type ProgressState,
   type RaftState,
+  type ReadContext,
+  type ReadState,
   type Snapshot,
 } from './types.js';
 
@@ -58,6 +61,11 @@ export interface Ready {
   readonly messages: readonly Message[];
   /** Committed entries to apply, in order, after persisting. Only committed entries appear here. */
   readonly committedEntries: readonly Entry[];
+  /**
+   * Confirmed ReadIndex requests, in request order: serve each read once the state machine has
+   * applied `index` (which may be after this Ready's committedEntries).
+   */
+  readonly readStates: readonly ReadState[];
   /** True when hardState/entries/snapshot must be fsynced before messages go out. */
   readonly mustSync: boolean;
 }
@@ -88,6 +96,7 @@ export interface RaftStatus {
 
 const emptyData = new Uint8Array(0);
 const noEntries: readonly Entry[] = [];
+const noReadStates: readonly ReadState[] = [];
 
 /** A configuration and the log index (conf entry or snapshot) it comes from. */
 interface ConfAt {
@@ -128,6 +137,19 @@ export class RaftCore {
   private pendingConfIndex = 0;
   private leadTransferee = NONE;
   private uncommittedBytes = 0;
+
+  /** Leader: ReadIndex requests waiting for a quorum to confirm the leadership, oldest first. */
+  private pendingReads: { readonly round: number; readonly index: number; readonly ctx: ReadContext }[] = [];
+  /**
+   * The last ReadIndex round started. Every heartbeat carries it (in `index`) and the response
+   * echoes it, so an ack of round r proves the member was in our term after every request of
+   * round <= r was made. Never reset: rounds are unique for this incarnation.
+   */
+  private readRound = 0;
+  /** Leader: per member, the highest round it acknowledged in this term. */
+  private readonly readAcked = new Map<number, number>();
+  /** Confirmed reads not yet handed out in a Ready. */
+  private readStates: ReadState[] = [];
 
   private prevHardState: HardState;
   private readyOutstanding = false;
@@ -239,6 +261,43 @@ export class RaftCore {
     return { index: e.index, term: e.term };
   }
 
+  /**
+   * Leader only: a linearizable read point (etcd-raft's ReadIndex, ReadOnlySafe). Records the
+   * commit index, broadcasts a heartbeat, and once a quorum of the configuration in effect has
+   * acknowledged it in this term, a Ready's `readStates` carries `{ index, ctx }`. If this node
+   * stops leading first, the request is dropped (no readState ever comes): callers time out or
+   * watch the role. Refused with NOT_LEADER off the leader (followers do not forward),
+   * READ_INDEX_NOT_READY until the leader has committed an entry of its term (before that its
+   * commit index may lag what earlier leaders committed), and BUSY beyond pendingReadCountMax.
+   */
+  readIndex(ctx: ReadContext): void {
+    assert.ok(!this.readyOutstanding, 'readIndex() between ready() and advance()');
+    if (!(ctx instanceof Uint8Array) && !(typeof ctx === 'number' && Number.isFinite(ctx))) {
+      throw new RaftError('BAD_REQUEST', 'a read context must be a Uint8Array or a finite number');
+    }
+    if (this.state !== 'Leader') throw new RaftError('NOT_LEADER', 'not the leader', this.lead);
+    if (this.log.term(this.log.committed) !== this.term) {
+      throw new RaftError(
+        'READ_INDEX_NOT_READY',
+        `no entry of term ${this.term} committed yet (commit ${this.log.committed})`,
+        this.lead,
+      );
+    }
+    if (this.pendingReads.length >= this.config.pendingReadCountMax) {
+      throw new RaftError('BUSY', `${this.pendingReads.length} reads already wait for confirmation`);
+    }
+    const index = this.log.committed;
+    if (this.config.testOnlyBugs?.readIndexWithoutQuorum) {
+      this.readStates.push({ index, ctx });
+      return;
+    }
+    this.readRound++;
+    this.pendingReads.push({ round: this.readRound, index, ctx });
+    this.readAcked.set(this.id, this.readRound);
+    this.bcastHeartbeat();
+    this.releaseConfirmedReads();
+  }
+
   /** Leader only: hands leadership to a voter once it is caught up (TimeoutNow). */
   transferLeadership(to: number): void {
     if (this.state !== 'Leader') throw new RaftError('NOT_LEADER', 'not the leader', this.lead);
@@ -291,6 +350,7 @@ export class RaftCore {
 
   hasReady(): boolean {
     if (this.msgs.length > 0 || this.log.unstable.length > 0 || this.log.unstableSnapshot) return true;
+    if (this.readStates.length > 0) return true;
     if (this.hardStateChanged()) return true;
     return this.log.hasNextCommitted();
   }
@@ -307,6 +367,8 @@ export class RaftCore {
       : noEntries;
     const messages = this.msgs;
     this.msgs = [];
+    const readStates = this.readStates.length > 0 ? this.readStates : noReadStates;
+    this.readStates = [];
     this.readyOutstanding = true;
     return {
       hardState,
@@ -314,6 +376,7 @@ export class RaftCore {
       snapshot,
       messages,
       committedEntries,
+      readStates,
       mustSync: hardState !== null || entries.length > 0 || snapshot !== null,
     };
   }
@@ -463,6 +526,9 @@ export class RaftCore {
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
     this.progress.clear();
+    // Reads waiting for confirmation die with the role or term; confirmed ones (readStates) stand.
+    this.pendingReads = [];
+    this.readAcked.clear();
     for (const id of this.voters) this.addProgress(id);
     for (const id of this.learners) this.addProgress(id);
   }
@@ -653,6 +719,10 @@ export class RaftCore {
       case MessageType.HeartbeatResp:
         pr.recentActive = true;
         pr.probeSent = false;
+        if (m.index > (this.readAcked.get(m.from) ?? 0)) {
+          this.readAcked.set(m.from, m.index);
+          this.releaseConfirmedReads();
+        }
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
         if (this.leadTransferee === m.from && pr.match === this.log.lastIndex()) {
@@ -785,7 +855,8 @@ export class RaftCore {
 
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send(this.msg(MessageType.HeartbeatResp, m.from));
+    // Echo the leader's read round: the ack confirms its leadership for the reads up to it.
+    this.send({ ...this.msg(MessageType.HeartbeatResp, m.from), index: m.index });
   }
 
   private handleSnapshot(m: Message): void {
@@ -893,6 +964,7 @@ export class RaftCore {
       this.stepDownRemoved();
       return;
     }
+    this.releaseConfirmedReads(); // a smaller quorum may confirm them now
     if (this.maybeCommit()) this.bcastAppend();
     else for (const id of members) if (!before.has(id)) this.sendAppend(id, true);
   }
@@ -951,8 +1023,26 @@ export class RaftCore {
   private bcastHeartbeat(): void {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
-      this.send({ ...this.msg(MessageType.Heartbeat, id), commit: Math.min(pr.match, this.log.committed) });
+      this.send({
+        ...this.msg(MessageType.Heartbeat, id),
+        commit: Math.min(pr.match, this.log.committed),
+        index: this.readRound,
+      });
     }
+  }
+
+  /** Hands out (as readStates) every pending read whose round a quorum of voters has acknowledged. */
+  private releaseConfirmedReads(): void {
+    if (this.pendingReads.length === 0) return;
+    const acked = this.voters.map((id) => this.readAcked.get(id) ?? 0);
+    const confirmed = committedIndex(acked);
+    let k = 0;
+    while (k < this.pendingReads.length && this.pendingReads[k]!.round <= confirmed) {
+      const { index, ctx } = this.pendingReads[k]!;
+      this.readStates.push({ index, ctx });
+      k++;
+    }
+    if (k > 0) this.pendingReads.splice(0, k);
   }
 
   /** Sends the next App (or a snapshot) to `to`; returns true if something was sent. */

@@ -107,6 +107,19 @@ export interface ConfChange {
   readonly nodeId: number;
 }
 
+/** What the application attaches to a ReadIndex request to recognise its answer. */
+export type ReadContext = Uint8Array | number;
+
+/**
+ * A confirmed ReadIndex request (etcd-raft's ReadOnlySafe): when it was made this node was the
+ * leader and `index` was its commit index; a quorum has since confirmed the leadership. A read
+ * served once the state machine has applied `index` is linearizable.
+ */
+export interface ReadState {
+  readonly index: number;
+  readonly ctx: ReadContext;
+}
+
 export type RaftState = 'Follower' | 'PreCandidate' | 'Candidate' | 'Leader';
 
 export type ProgressState = 'probe' | 'replicate' | 'snapshot';

@@ -11,6 +11,7 @@ import {
   MessageType,
   type RaftCore,
   type RaftStorage,
+  type ReadState,
 } from '../../node/raft/index.js';
 
 export class InvariantViolation extends Error {
@@ -53,6 +54,13 @@ export class Invariants {
   maxApplied = 0;
   /** The highest commit index any node has known: the cluster's commit index (never decreases). */
   maxCommitKnown = 0;
+  /** The highest term any node has led. */
+  private maxLeaderTerm = 0;
+  /** ReadIndex requests not answered yet: ctx → who asked in which term, and what was known then. */
+  private readonly readRequests = new Map<
+    number,
+    { node: number; term: number; commitBefore: number; leaderTermBefore: number }
+  >();
   checks = 0;
 
   fail(invariant: string, detail: string): never {
@@ -140,6 +148,7 @@ export class Invariants {
     if (known !== undefined)
       this.fail('ElectionSafety', `nodes ${known} and ${core.id} both lead term ${term}`);
     this.leaderOfTerm.set(term, core.id);
+    if (term > this.maxLeaderTerm) this.maxLeaderTerm = term;
     // LeaderCompleteness: every entry applied (hence committed) anywhere is in the new leader's log.
     const log = core.log;
     if (log.lastIndex() < this.maxApplied) {
@@ -213,6 +222,45 @@ export class Invariants {
       );
     }
     if (core.role === 'Leader') this.onLeader(core);
+  }
+
+  /** `node`, believing it leads `term`, accepted ReadIndex request `ctx`. */
+  onReadRequest(ctx: number, node: number, term: number): void {
+    this.readRequests.set(ctx, {
+      node,
+      term,
+      commitBefore: this.maxCommitKnown,
+      leaderTermBefore: this.maxLeaderTerm,
+    });
+  }
+
+  /**
+   * ReadIndexLinearizable: a read state answers a request of the same node, once; no leader of a
+   * newer term had been elected before the request (a deposed leader never confirms a read); and
+   * its index covers every index committed anywhere before the request.
+   */
+  onReadState(node: number, rs: ReadState): void {
+    this.checks++;
+    const req = typeof rs.ctx === 'number' ? this.readRequests.get(rs.ctx) : undefined;
+    if (req === undefined || req.node !== node) {
+      this.fail(
+        'ReadIndexLinearizable',
+        `node ${node} answered read ${String(rs.ctx)} it was not asked (or twice)`,
+      );
+    }
+    this.readRequests.delete(rs.ctx as number);
+    if (req.leaderTermBefore > req.term) {
+      this.fail(
+        'ReadIndexLinearizable',
+        `node ${node} confirmed a read of term ${req.term} asked after a leader of term ${req.leaderTermBefore} was elected`,
+      );
+    }
+    if (rs.index < req.commitBefore) {
+      this.fail(
+        'ReadIndexLinearizable',
+        `node ${node} read at index ${rs.index} < ${req.commitBefore} committed before the request`,
+      );
+    }
   }
 
   /** A leader appended a promote of `learner`; the learner must hold everything committed. */

@@ -99,6 +99,9 @@ export interface SimStats {
   delivered: number;
   dropped: number;
   proposals: number;
+  /** ReadIndex requests accepted by a (believed) leader, and read states it handed out. */
+  readsRequested: number;
+  readsConfirmed: number;
   confChanges: number;
   transfers: number;
   compactions: number;
@@ -229,6 +232,8 @@ class Simulation {
     delivered: 0,
     dropped: 0,
     proposals: 0,
+    readsRequested: 0,
+    readsConfirmed: 0,
     confChanges: 0,
     transfers: 0,
     compactions: 0,
@@ -249,6 +254,7 @@ class Simulation {
   private readonly inv: Invariants = new Invariants();
   private nextNodeId: number;
   private proposalSeq = 0;
+  private readSeq = 0;
   private readonly toDecommission: number[] = [];
 
   // network weather: global, overridden per directed link
@@ -494,6 +500,10 @@ class Simulation {
       this.persist(n, core, rd, rd.entries.length, true);
       if (!this.opts.unsafeSendBeforePersist) this.sendAll(n, rd.messages);
       this.apply(n, rd);
+      for (const rs of rd.readStates) {
+        this.stats.readsConfirmed++;
+        this.inv.onReadState(n.id, rs);
+      }
       core.advance(rd);
     }
     this.stats.maxTerm = Math.max(this.stats.maxTerm, core.currentTerm);
@@ -780,7 +790,8 @@ class Simulation {
     }
     const r = this.prng.nextInt(100);
     try {
-      if (r < 50) this.actPropose(this.leader());
+      if (r < 40) this.actPropose(this.leader());
+      else if (r < 50) this.actRead();
       else if (r < 53) this.actPropose(this.pick(this.running()));
       else if (r < 62) this.actConfChange();
       else if (r < 66) this.actTransfer();
@@ -794,6 +805,21 @@ class Simulation {
     } catch (err) {
       if (!(err instanceof RaftError)) throw err; // refusals (NOT_LEADER, BUSY, …) are expected
     }
+  }
+
+  /** A ReadIndex request, mostly on a node that believes it leads (a deposed leader too). */
+  private actRead(): void {
+    const leaders = this.running().filter((n) => n.core!.role === 'Leader');
+    const n = this.pick(leaders.length > 0 && this.prng.chance(0.9) ? leaders : this.running());
+    if (!n) return;
+    const count = 1 + this.prng.nextInt(3);
+    for (let k = 0; k < count; k++) {
+      const ctx = ++this.readSeq;
+      n.core!.readIndex(ctx);
+      this.stats.readsRequested++;
+      this.inv.onReadRequest(ctx, n.id, n.core!.currentTerm);
+    }
+    this.processReady(n);
   }
 
   private actPropose(n: SimNode | undefined): void {

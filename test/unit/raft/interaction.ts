@@ -102,7 +102,12 @@ export class InteractionEnv {
             checkQuorum: opts['checkquorum'] === 'true',
             inflightMsgCountMax: Number(opts['inflight'] ?? 256),
           });
-          this.nodes.set(nid, { core: new RaftCore(cfg, storage, new Prng(nid)), storage, applied: [] });
+          this.nodes.set(nid, {
+            core: new RaftCore(cfg, storage, new Prng(nid)),
+            storage,
+            applied: [],
+            reads: [],
+          });
         }
         out.push(`nodes: ${[...this.nodes.keys()].join(' ')}`);
         break;
