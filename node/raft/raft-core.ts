@@ -136,6 +136,8 @@ export class RaftCore {
   /** Leader: index of the last conf entry (or of the leader's first entry); changes wait until it commits. */
   private pendingConfIndex = 0;
   private leadTransferee = NONE;
+  /** Follower: a TimeoutNow came while a committed conf entry was unapplied; campaign once it is. */
+  private transferAfterApply = false;
   private uncommittedBytes = 0;
 
   /** Leader: ReadIndex requests waiting for a quorum to confirm the leadership, oldest first. */
@@ -409,6 +411,10 @@ export class RaftCore {
       this.log.applied = lastApplied;
       this.applyConfEntries(rd.committedEntries);
     }
+    if (this.transferAfterApply && !this.committedConfUnapplied()) {
+      this.transferAfterApply = false;
+      if (this.state === 'Follower') this.hup(true);
+    }
     if (this.state === 'Leader') {
       const self = this.progress.get(this.id);
       if (self) self.maybeUpdate(this.log.stableLastIndex());
@@ -522,6 +528,7 @@ export class RaftCore {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.config.electionTick + this.prng.nextInt(this.config.electionTick);
     this.leadTransferee = NONE;
+    this.transferAfterApply = false;
     this.votes.clear();
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
@@ -550,9 +557,12 @@ export class RaftCore {
    * committed must not win an election under the older one.
    */
   private promotable(): boolean {
-    if (!this.voters.includes(this.id)) return false;
+    return this.voters.includes(this.id) && !this.committedConfUnapplied();
+  }
+
+  private committedConfUnapplied(): boolean {
     const next = this.unappliedConfs[0];
-    return next === undefined || next.index > this.log.committed;
+    return next !== undefined && next.index <= this.log.committed;
   }
 
   // ---------------------------------------------------------------- ticks
@@ -816,7 +826,11 @@ export class RaftCore {
         this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:
-        this.hup(true);
+        // Not before a committed change is applied (see promotable); the driver may step this
+        // before it handles the Ready that applies it (a removed leader's commit and TimeoutNow
+        // arrive together), so the transfer waits for that apply instead of being lost.
+        if (this.voters.includes(this.id) && this.committedConfUnapplied()) this.transferAfterApply = true;
+        else this.hup(true);
         return;
       default:
         return;

@@ -507,3 +507,26 @@ test('a node does not campaign while a committed configuration change is not app
   n.core.campaign();
   t.not(n.core.role, 'Follower');
 });
+
+test('a TimeoutNow that arrives before a committed change is applied campaigns once it is', (t) => {
+  // The driver may step several messages before it handles a Ready: the removed leader's commit
+  // and its TimeoutNow arrive together, and the target may not campaign before it applies the
+  // change (etcd's rule), so it campaigns right after.
+  const n = makeNode(2, [1, 2, 3]);
+  const conf = encodeConfEntry({ change: { type: 'remove', nodeId: 1 }, conf: { voters: [2, 3], learners: [] } });
+  const entries = [
+    { term: 1, index: 1, kind: EntryKind.Normal, data: new Uint8Array(0) },
+    { term: 1, index: 2, kind: EntryKind.Conf, data: conf },
+  ];
+  n.core.step(msg({ type: MessageType.App, from: 1, to: 2, term: 1, entries, commit: 2 }));
+  n.core.step(msg({ type: MessageType.TimeoutNow, from: 1, to: 2, term: 1 }));
+  t.is(n.core.role, 'Follower', 'not before the removal is applied');
+  const sent = drain(n);
+  t.is(n.core.role, 'Candidate');
+  t.deepEqual(n.core.status().voters, [2, 3]);
+  const votes = sent.filter((m) => m.type === MessageType.Vote);
+  t.deepEqual(
+    votes.map((m) => [m.to, m.transfer]),
+    [[3, true]],
+  );
+});
