@@ -133,7 +133,7 @@ export class RaftCore {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
-  /** Leader: index of the last conf entry (or of the leader's first entry); changes wait until it commits. */
+  /** Leader: index of the last conf entry (or of the leader's first entry); changes wait until it is applied. */
   private pendingConfIndex = 0;
   private leadTransferee = NONE;
   /** Follower: a TimeoutNow came while a committed conf entry was unapplied; campaign once it is. */

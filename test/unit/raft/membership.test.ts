@@ -513,7 +513,10 @@ test('a TimeoutNow that arrives before a committed change is applied campaigns o
   // and its TimeoutNow arrive together, and the target may not campaign before it applies the
   // change (etcd's rule), so it campaigns right after.
   const n = makeNode(2, [1, 2, 3]);
-  const conf = encodeConfEntry({ change: { type: 'remove', nodeId: 1 }, conf: { voters: [2, 3], learners: [] } });
+  const conf = encodeConfEntry({
+    change: { type: 'remove', nodeId: 1 },
+    conf: { voters: [2, 3], learners: [] },
+  });
   const entries = [
     { term: 1, index: 1, kind: EntryKind.Normal, data: new Uint8Array(0) },
     { term: 1, index: 2, kind: EntryKind.Conf, data: conf },
