@@ -42,6 +42,7 @@ export const ErrorCode = {
   LEARNER_NOT_CAUGHT_UP: 'LEARNER_NOT_CAUGHT_UP',
   BAD_COMPACT_INDEX: 'BAD_COMPACT_INDEX',
   INVALID_CONFIG: 'INVALID_CONFIG',
+  READ_INDEX_NOT_READY: 'READ_INDEX_NOT_READY',
   INTERNAL: 'INTERNAL',
 } as const;
 
@@ -115,6 +116,11 @@ export const errorCodeInfo: Readonly<Record<ErrorCode, ErrorCodeInfo>> = {
     title: 'The Raft log cannot be compacted at that index',
   },
   INVALID_CONFIG: { httpStatus: 400, retryable: false, title: 'The configuration is invalid' },
+  READ_INDEX_NOT_READY: {
+    httpStatus: 503,
+    retryable: true,
+    title: 'A new Raft leader cannot confirm reads until it commits an entry of its term',
+  },
   INTERNAL: { httpStatus: 500, retryable: false, title: 'An internal error occurred' },
 };
 

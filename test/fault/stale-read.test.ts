@@ -41,27 +41,34 @@ test.serial('a resumed, deposed Raft leader never answers an old cursor', async 
     };
     let leader = await leaderOf(0);
     const setup = clientOf(leader);
-    await setup.createTopic('cursors');
-    await setup.append(
-      'cursors',
-      Array.from({ length: 2 * roundCount + 2 }, (_, i) => ({ value: Buffer.from(`r${i}`) })),
-    );
-    await setup.consumerCommit('cursors', 'c', 1);
+    // A cursor commit checks the topic's end with the leader of its active segment: each round
+    // uses a topic whose segment leader is not the paused node.
+    const ledBy = new Map<string, number>();
+    for (let i = 0; i < 12; i++) {
+      const created = await setup.createTopic(`cursors${i}`);
+      ledBy.set(`cursors${i}`, created.topic.leaderNodeId);
+      await setup.append(
+        `cursors${i}`,
+        Array.from({ length: 2 * roundCount + 2 }, () => ({ value: Buffer.from('r') })),
+      );
+      await setup.consumerCommit(`cursors${i}`, 'c', 1);
+    }
     const answers: string[] = [];
     for (let round = 0; round < roundCount; round++) {
       const paused = leader;
-      const before = (await clientOf(paused).consumerGet('cursors', 'c')).offset;
+      const topic = [...ledBy].find(([, l]) => l !== paused)![0];
+      const before = (await clientOf(paused).consumerGet(topic, 'c')).offset;
       const asker = clientOf(paused);
       await asker.ping();
       nodeOf(paused).process!.kill('SIGSTOP');
       const next = await leaderOf(paused);
       const fresh = before + 1;
       await eventually('a cursor commit through the new leader', async () => {
-        await clientOf(next).consumerCommit('cursors', 'c', fresh);
+        await clientOf(next).consumerCommit(topic, 'c', fresh);
         return true;
       });
       // Sent while the old leader is paused: it is waiting in its socket when the node resumes.
-      const asked = asker.consumerGet('cursors', 'c').then(
+      const asked = asker.consumerGet(topic, 'c').then(
         (c) => String(c.offset),
         (e: { code?: string }) => e.code ?? 'error',
       );
