@@ -25,6 +25,7 @@
  * Every chunk but the last holds exactly chunkSizeBytes; the last holds the rest. Reply:
  *   version u8 (1) | status u8 (0 stored, 1 complete: handed to Raft) | next u32
  */
+import type { Logger } from '../log.js';
 import assert from 'node:assert/strict';
 import { crc32c } from '../storage-io/index.js';
 import { binaryHeaderSizeBytes } from '../protocol/binary-header.js';
@@ -603,10 +604,8 @@ export class SnapshotReassembler {
 
 // ---------------------------------------------------------------- the driver's side
 
-export interface SnapshotTransferLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+/** The node's one Logger (node/log.ts), under this module's name. */
+export type SnapshotTransferLogger = Logger;
 
 export interface SnapshotTransferStats {
   /** Transfers started / acknowledged complete by the follower / failed (logged at warn). */
