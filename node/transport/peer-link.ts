@@ -19,6 +19,7 @@
  * flight UNAVAILABLE with `sent: true` (outcome unknown).
  */
 import assert from 'node:assert';
+import { silentLogger } from '../log.js';
 import { BinaryFlag, PeerOpcode } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { protocolLimits } from '../protocol/limits.js';
@@ -113,8 +114,6 @@ function readPeerReply(frame: Buffer, label: string): Reply {
   }
   return { requestId: header.requestId, tag: header.opcode, outcome: Buffer.from(body) };
 }
-
-const silentLogger: TransportLogger = { info() {}, warn() {}, error() {} };
 
 /** Splits `host:port` (IPv6 in brackets). Throws BAD_REQUEST when it is not one. */
 export function parsePeerAddr(addr: string): { host: string; port: number } {

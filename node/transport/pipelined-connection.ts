@@ -18,6 +18,7 @@
  * `ERR FRAME_TOO_LARGE`) ends the connection with that code.
  */
 import assert from 'node:assert';
+import { silentLogger } from '../log.js';
 import { readRequestId } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { protocolLimits } from '../protocol/limits.js';
@@ -98,8 +99,6 @@ interface Waiting {
 }
 
 type State = 'idle' | 'connecting' | 'open' | 'closed';
-
-const silentLogger: TransportLogger = { info() {}, warn() {}, error() {} };
 
 export class PipelinedConnection {
   readonly address: string;
