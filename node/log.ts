@@ -1,7 +1,7 @@
 /**
  * The one logger of nodes and gateway: `logger.info({ ...fields }, 'Message')`, one JSON line per
  * event with `level`, `time`, the component's identity (`node_id` on a node, `name` on the gateway)
- * and `msg`; the fields are the event's own (docs/operations.md lists the line shape). The seed's
+ * and `msg`; the fields are the event's own (docs/architecture.md, "Logs", shows the line shape). The seed's
  * operator lines ("Node 1 booting", "Client listener bound", "Monitor loop started") are the `msg`
  * of their events, so `grep "Monitor loop started"` works as with Walrus.
  *
