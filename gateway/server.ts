@@ -8,7 +8,7 @@
 import type { Server } from 'node:http';
 import https from 'node:https';
 import { serve } from '@hono/node-server';
-import pino from 'pino';
+import { createLogger } from '../node/log.js';
 import { WalrusClient } from '../node/client/index.js';
 import { createApp } from './app.js';
 import { parseGatewayArgs } from './config.js';
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     console.error((error as Error).message);
     process.exit(2);
   }
-  const logger = pino({ level: config.logLevel, base: { component: 'gateway' } });
+  const logger = createLogger({ name: 'gateway', level: config.logLevel });
   const client = new WalrusClient({ nodes: config.nodes });
   const gateway = createApp({
     upstream: client,
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
   });
   if (config.tokens.length === 0) {
     logger.warn(
+      {},
       'NO TOKENS CONFIGURED: this gateway is OPEN; anyone who reaches it may read, write and delete topics',
     );
     console.error(
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
     force.unref();
     server.once('close', () => {
       void client.close().finally(() => {
-        logger.info('Gateway stopped');
+        logger.info({}, 'Gateway stopped');
         process.exit(0);
       });
     });

@@ -14,7 +14,7 @@ import { PeerLink } from '../transport/peer-link.js';
 import type { ClusterView } from '../topics/ports.js';
 import type { MetadataState } from '../metadata/metadata-state.js';
 import type { PeerSender, RaftNode } from '../metadata/raft-node.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../log.js';
 
 export const peerLimits = {
   queueCountMax: 4096,

@@ -22,7 +22,7 @@ import { metricsJson } from '../server/metrics-json.js';
 import { RequestHandler } from '../server/request-handler.js';
 import { TopicService } from '../topics/topic-service.js';
 import { ConfigError, type NodeConfig, nodeUsage, parseNodeConfig } from '../config/node-config.js';
-import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { ErrorCode } from '../protocol/error-codes.js';
 import { binaryMarker } from '../protocol/frame.js';
 import { protocolLimits } from '../protocol/limits.js';
 import { FrameServer } from '../transport/frame-server.js';
@@ -31,7 +31,7 @@ import type { PeerIdentityPolicy } from '../transport/peer-auth.js';
 import { peerRequestOnce } from '../transport/peer-link.js';
 import { mkdirDurably, realFileIo } from '../storage-io/index.js';
 import { Wal, parseFsyncPolicy } from '../wal/index.js';
-import { type Logger, createLogger } from './logger.js';
+import { type Logger, createLogger } from '../log.js';
 import { PeerDirectory, raftClusterView } from './peers.js';
 
 function readConfig(): NodeConfig {
@@ -199,11 +199,11 @@ async function main(): Promise<void> {
   const meta = {
     state,
     propose: (command: MetaCommand) => raft.propose(command),
-    // Interim until the Raft driver's ReadIndex barrier lands (same branch of work): leader check only.
+    // ReadIndex; a node that knows no leader yet (just started, an election running) first
+    // waits, bounded, for one, so a read right after start-up is not refused for nothing.
     readBarrier: async () => {
-      await raft.catchUpWithLeader();
-      if (!raft.isLeader)
-        throw new WalrusError(ErrorCode.NOT_LEADER, `node ${config.nodeId} is not the Raft leader`);
+      if (raft.leaderId === 0) await raft.catchUpWithLeader();
+      await raft.readBarrier();
     },
   };
   topics = new TopicService({

@@ -17,6 +17,7 @@
  * The guard is shaped like node/transport's PeerIdentityPolicy (node/bin wires it in); this folder
  * does not import the transport.
  */
+import type { Logger } from '../log.js';
 import assert from 'node:assert/strict';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { type Scheduler, realScheduler, sleep } from '../scheduler.js';
@@ -61,9 +62,8 @@ export function clusterMismatchMessage(peerNodeId: number, peerCluster: string, 
   );
 }
 
-export interface PeerIdentityGuardLogger {
-  error(obj: object, msg: string): void;
-}
+/** The node's one Logger (node/log.ts), under this module's name. */
+export type PeerIdentityGuardLogger = Logger;
 
 export interface PeerIdentityGuardOptions {
   readonly nodeId: number;

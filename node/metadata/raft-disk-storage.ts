@@ -24,15 +24,21 @@
  * The in-memory view is a MemoryStorage (the same index arithmetic the simulator checks); this file
  * owns only what reaches the disk and the order in which it does.
  */
+import { type Logger, silentLogger } from '../log.js';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { crc32c } from '../storage-io/index.js';
 import { ByteReader, ByteWriter } from '../protocol/byte-io.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { ConfState, Entry, HardState, RaftStorage, Snapshot } from '../raft/index.js';
 import { MemoryStorage } from '../raft/index.js';
-import type { FileIo } from '../storage-io/index.js';
-import { realFileIo } from '../storage-io/index.js';
+import {
+  type FileIo,
+  crc32c,
+  readFully,
+  realFileIo,
+  writeFileDurably,
+  writeFully,
+} from '../storage-io/index.js';
 import { decodeEntry, decodeSnapshot, encodeEntry, encodeSnapshot, entryHeaderBytes } from './raft-codec.js';
 import { raftSnapshotSizeMaxBytes } from './raft-codec.js';
 
@@ -72,11 +78,9 @@ export class RaftStorageError extends Error {
   }
 }
 
-export interface RaftStorageLogger {
-  warn(o: object, m: string): void;
-}
+/** The node's one Logger (node/log.ts), under this module's name. */
+export type RaftStorageLogger = Logger;
 
-const silentLogger: RaftStorageLogger = { warn: () => {} };
 const zeroHardState: HardState = { term: 0, vote: 0, commit: 0 };
 
 /** `dir` itself when it is a raft_meta/ directory, else `dir`/raft_meta (never raft_meta/raft_meta). */
@@ -177,7 +181,7 @@ export class RaftDiskStorage implements RaftStorage {
     const record = frame(batchBody(rd.hardState, rd.entries));
     const at = this.logSize;
     try {
-      writeAll(this.io, this.fd, record, at);
+      writeFully(this.io, this.fd, record, record.length, at);
       this.io.fdatasync(this.fd);
     } catch (error) {
       this.truncateBack(at);
@@ -424,7 +428,7 @@ function recoverLog(
     );
   }
   const buf = Buffer.allocUnsafe(size);
-  const got = readAll(io, fd, buf);
+  const got = readFully(io, fd, buf, buf.length, 0);
   if (got !== size)
     throw new RaftStorageError('UNAVAILABLE', `${file}: short read (${got} of ${size} bytes)`);
 
@@ -676,61 +680,21 @@ function checkEntries(entries: readonly Entry[], snapIndex: number, lastIndex: n
 
 // ---- file helpers ----
 
-function writeAll(io: FileIo, fd: number, buf: Buffer, position: number): void {
-  for (let done = 0; done < buf.length; ) {
-    const n = io.write(fd, buf, done, buf.length - done, position + done);
-    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-    done += n;
-  }
-}
-
-function readAll(io: FileIo, fd: number, buf: Buffer): number {
-  let done = 0;
-  while (done < buf.length) {
-    const n = io.read(fd, buf, done, buf.length - done, done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
-
 export function readWhole(io: FileIo, file: string, sizeMaxBytes: number): Buffer {
   const fd = io.open(file, 'r');
   try {
     const size = io.sizeOf(fd);
     if (size > sizeMaxBytes) throw corrupt(file, `is ${size} bytes, above the limit of ${sizeMaxBytes}`);
     const buf = Buffer.allocUnsafe(size);
-    return buf.subarray(0, readAll(io, fd, buf));
+    return buf.subarray(0, readFully(io, fd, buf, buf.length, 0));
   } finally {
     io.close(fd);
   }
 }
 
-/** Temp file, write, fsync, rename over `file`, fsync the directory; the temp file is removed on failure. */
+/** The Raft storage's atomic replace: storage-io's, whose temp-file cleanup the open() repeats. */
 export function replaceFileDurably(io: FileIo, file: string, records: readonly Buffer[]): void {
-  const temp = `${file}.tmp`;
-  try {
-    const fd = io.open(temp, 'w+');
-    try {
-      let at = 0;
-      for (const rec of records) {
-        writeAll(io, fd, rec, at);
-        at += rec.length;
-      }
-      io.fsync(fd);
-    } finally {
-      io.close(fd);
-    }
-  } catch (error) {
-    try {
-      if (io.exists(temp)) io.unlink(temp);
-    } catch {
-      // The next open() removes leftover temp files.
-    }
-    throw error;
-  }
-  io.rename(temp, file);
-  io.fsyncDir(path.dirname(file));
+  writeFileDurably(io, file, records);
 }
 
 export function errorMessage(error: unknown): string {

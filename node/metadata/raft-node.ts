@@ -13,6 +13,7 @@
  * larger than one peer frame). Peers are reached through an injected `PeerSender` (wired in
  * node/bin to the authenticated peer transport), so this file knows no sockets.
  */
+import type { Logger } from '../log.js';
 import assert from 'node:assert/strict';
 import {
   type ConfChange,
@@ -31,7 +32,7 @@ import {
   makeRaftConfig,
   quorumSize,
 } from '../raft/index.js';
-import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { ErrorCode, WalrusError, isErrorCode } from '../protocol/error-codes.js';
 import { type Scheduler, type TimerHandle, realScheduler, sleep } from '../scheduler.js';
 import { identityMismatchMessage } from './cluster-identity.js';
 import { isIdentityId } from './identity-id.js';
@@ -107,11 +108,8 @@ export interface RaftCodec {
   decode(bytes: Uint8Array): { ok: true; message: Message } | { ok: false; error: Error };
 }
 
-export interface RaftNodeLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The node's one Logger (node/log.ts), under this module's name. */
+export type RaftNodeLogger = Logger;
 
 export interface RaftNodeOptions {
   readonly nodeId: number;
@@ -164,6 +162,10 @@ export const raftNodeLimits = {
   peerRequestSizeMaxBytes: 2 * 1024 * 1024,
   /** Senders without a known address tracked for lookUpAddresses; beyond it the memory starts over. */
   addressLookupCountMax: 1_024,
+  /** Callers of readBarrier waiting at once; beyond it BUSY. */
+  readBarrierWaiterCountMax: 100_000,
+  /** How long a read barrier may wait for a quorum to confirm the leadership before TIMEOUT. */
+  readBarrierTimeoutMs: 5_000,
 } as const;
 
 /** Peer requests (join, forwarded proposal, conf change) travel as small JSON bodies. */
@@ -196,6 +198,13 @@ export interface NodeRegistration {
   readonly raftAddr: string;
   readonly clientAddr: string;
   readonly incarnation: string;
+}
+
+/** A readBarrier caller. */
+interface BarrierWaiter {
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: TimerHandle;
 }
 
 interface Waiter {
@@ -235,6 +244,13 @@ export class RaftNode {
   /** Snapshots to and from peers, in chunks (a MsgSnap may be far larger than a peer frame). */
   private readonly snapshots: SnapshotTransfer;
   private readonly scheduler: Scheduler;
+  /** readBarrier callers waiting for the next ReadIndex round (they join it until it starts). */
+  private barrierBatch: BarrierWaiter[] = [];
+  /** ReadIndex rounds in flight: ctx → the term they were asked in and their callers. */
+  private readonly barrierRounds = new Map<number, { term: number; waiters: BarrierWaiter[] }>();
+  private barrierWaiterCount = 0;
+  /** ReadIndex rounds started (each serves every barrier caller batched into it). */
+  readIndexRounds = 0;
 
   constructor(options: RaftNodeOptions) {
     this.o = options;
@@ -284,6 +300,7 @@ export class RaftNode {
       w.reject(error);
     }
     this.waiters.clear();
+    this.failBarriers(() => true, error);
   }
 
   private tick(): void {
@@ -605,6 +622,115 @@ export class RaftNode {
     await this.waitApplied(index);
   }
 
+  /**
+   * Linearizable-read barrier (Raft ReadIndex): resolves once a quorum has confirmed, after this
+   * call, that this node still leads, and this node has applied up to the commit index it had when
+   * the round started; state read afterwards includes every write committed before the call.
+   * Rejects with NOT_LEADER (with the leader as hint when known) on a node that is not the leader
+   * or stops leading before the confirmation, TIMEOUT when no quorum answers within
+   * readBarrierTimeoutMs, BUSY beyond readBarrierWaiterCountMax. Callers that arrive before the
+   * next round starts (the same turn of the event loop) share it.
+   */
+  readBarrier(): Promise<void> {
+    if (this.stopped)
+      return Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'this node is shutting down'));
+    if (!this.isLeader) return Promise.reject(this.notLeaderError());
+    if (this.barrierWaiterCount >= raftNodeLimits.readBarrierWaiterCountMax) {
+      return Promise.reject(new WalrusError(ErrorCode.BUSY, 'too many reads waiting for a read barrier'));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: BarrierWaiter = {
+        resolve,
+        reject,
+        timer: this.scheduler.setTimeout(() => {
+          this.failBarriers(
+            (w) => w === waiter,
+            new WalrusError(ErrorCode.TIMEOUT, 'no quorum confirmed the Raft leadership in time'),
+          );
+        }, raftNodeLimits.readBarrierTimeoutMs),
+      };
+      this.barrierWaiterCount++;
+      this.barrierBatch.push(waiter);
+      this.scheduleProcess();
+    });
+  }
+
+  private notLeaderError(): WalrusError {
+    const leader = this.core.status().leaderId;
+    const known = leader !== 0 && leader !== this.nodeId;
+    return new WalrusError(
+      ErrorCode.NOT_LEADER,
+      `node ${this.nodeId} is not the Raft leader${known ? `; node ${leader} is` : ''}`,
+      known
+        ? { leaderHint: { nodeId: leader, clientAddr: this.state.nodes.get(leader)?.clientAddr ?? '' } }
+        : undefined,
+    );
+  }
+
+  /** Starts one ReadIndex round for every batched barrier caller (a new leader retries until ready). */
+  private startReadRound(): void {
+    if (this.barrierBatch.length === 0) return;
+    const ctx = this.readIndexRounds + 1;
+    try {
+      this.core.readIndex(ctx);
+    } catch (error) {
+      if (error instanceof RaftError && error.code === 'READ_INDEX_NOT_READY') return; // its first entry commits soon
+      const batch = new Set(this.barrierBatch);
+      this.failBarriers(
+        (w) => batch.has(w),
+        error instanceof RaftError && error.code === 'NOT_LEADER' ? this.notLeaderError() : toWalrus(error),
+      );
+      return;
+    }
+    this.readIndexRounds = ctx;
+    this.barrierRounds.set(ctx, { term: this.core.status().term, waiters: this.barrierBatch });
+    this.barrierBatch = [];
+  }
+
+  /** A round was confirmed at `index`: its callers pass once this node has applied it. */
+  private confirmReadRound(ctx: number, index: number): void {
+    const round = this.barrierRounds.get(ctx);
+    if (round === undefined) return;
+    this.barrierRounds.delete(ctx);
+    for (const w of round.waiters) {
+      this.scheduler.clearTimeout(w.timer);
+      this.barrierWaiterCount--;
+      this.waitApplied(index).then(w.resolve, w.reject);
+    }
+  }
+
+  /** Rounds the core dropped (leadership lost, or a new term) fail with NOT_LEADER. */
+  private failLostReadRounds(): void {
+    if (this.barrierRounds.size === 0 && this.barrierBatch.length === 0) return;
+    const s = this.core.status();
+    if (s.state === 'Leader') {
+      for (const [ctx, round] of this.barrierRounds) {
+        if (round.term === s.term) continue;
+        const lost = new Set(round.waiters);
+        this.barrierRounds.delete(ctx);
+        this.failBarriers((w) => lost.has(w), this.notLeaderError());
+      }
+      return;
+    }
+    this.failBarriers(() => true, this.notLeaderError());
+  }
+
+  private failBarriers(which: (w: BarrierWaiter) => boolean, error: Error): void {
+    const fail = (list: BarrierWaiter[]): BarrierWaiter[] =>
+      list.filter((w) => {
+        if (!which(w)) return true;
+        this.scheduler.clearTimeout(w.timer);
+        this.barrierWaiterCount--;
+        w.reject(error);
+        return false;
+      });
+    this.barrierBatch = fail(this.barrierBatch);
+    for (const [ctx, round] of this.barrierRounds) {
+      round.waiters = fail(round.waiters);
+      if (round.waiters.length === 0) this.barrierRounds.delete(ctx);
+    }
+  }
+
   /** Resolves once the entries this node already knew committed at start-up are applied again. */
   waitLocalReplay(): Promise<void> {
     return this.waitApplied(this.storage.hardState().commit);
@@ -774,6 +900,7 @@ export class RaftNode {
 
   /** Honours every pending Ready: persist → send → restore/apply → advance. */
   private process(): void {
+    this.startReadRound();
     for (let rd = this.core.ready(); rd !== null; rd = this.core.ready()) {
       // 1. Persist (one fdatasync) before any message that depends on it leaves.
       this.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
@@ -792,8 +919,10 @@ export class RaftNode {
         this.o.onRestore?.();
       }
       for (const entry of rd.committedEntries) this.applyEntry(entry);
+      for (const rs of rd.readStates) this.confirmReadRound(rs.ctx as number, rs.index);
       this.core.advance(rd);
     }
+    this.failLostReadRounds();
     this.releaseAppliedWaiters();
     this.maybeCompact();
     const leader = this.core.status().leaderId;
@@ -873,10 +1002,10 @@ export class RaftNode {
 
 function toWalrus(error: unknown): WalrusError {
   if (error instanceof WalrusError) return error;
-  if (error instanceof RaftError) {
-    if (error.code === 'NOT_LEADER') return new WalrusError(ErrorCode.NOT_LEADER, error.message);
-    if (error.code === 'BUSY') return new WalrusError(ErrorCode.BUSY, error.message);
-    return new WalrusError(ErrorCode.UNAVAILABLE, `${error.code}: ${error.message}`);
-  }
+  // Every Raft error code is spelled as an entry of the shared table (checked by the tidy test).
+  if (error instanceof RaftError)
+    return new WalrusError(isErrorCode(error.code) ? error.code : ErrorCode.INTERNAL, error.message, {
+      cause: error,
+    });
   return new WalrusError(ErrorCode.INTERNAL, error instanceof Error ? error.message : String(error));
 }

@@ -36,6 +36,13 @@ export const ErrorCode = {
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   NOT_ACCEPTABLE: 'NOT_ACCEPTABLE',
   CONFLICT: 'CONFLICT',
+  TRANSFER_IN_PROGRESS: 'TRANSFER_IN_PROGRESS',
+  CONF_CHANGE_PENDING: 'CONF_CHANGE_PENDING',
+  BAD_CONF_CHANGE: 'BAD_CONF_CHANGE',
+  LEARNER_NOT_CAUGHT_UP: 'LEARNER_NOT_CAUGHT_UP',
+  BAD_COMPACT_INDEX: 'BAD_COMPACT_INDEX',
+  INVALID_CONFIG: 'INVALID_CONFIG',
+  READ_INDEX_NOT_READY: 'READ_INDEX_NOT_READY',
   INTERNAL: 'INTERNAL',
 } as const;
 
@@ -87,6 +94,33 @@ export const errorCodeInfo: Readonly<Record<ErrorCode, ErrorCodeInfo>> = {
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false, title: 'The content type is not supported' },
   NOT_ACCEPTABLE: { httpStatus: 406, retryable: false, title: 'No acceptable representation' },
   CONFLICT: { httpStatus: 409, retryable: false, title: 'The request conflicts with the current state' },
+  TRANSFER_IN_PROGRESS: { httpStatus: 503, retryable: true, title: 'A Raft leader transfer is in progress' },
+  CONF_CHANGE_PENDING: {
+    httpStatus: 503,
+    retryable: true,
+    title: 'Another membership change is not committed yet',
+  },
+  BAD_CONF_CHANGE: {
+    httpStatus: 400,
+    retryable: false,
+    title: 'The membership change does not apply to the current configuration',
+  },
+  LEARNER_NOT_CAUGHT_UP: {
+    httpStatus: 503,
+    retryable: true,
+    title: 'The learner does not hold every committed entry yet',
+  },
+  BAD_COMPACT_INDEX: {
+    httpStatus: 500,
+    retryable: false,
+    title: 'The Raft log cannot be compacted at that index',
+  },
+  INVALID_CONFIG: { httpStatus: 400, retryable: false, title: 'The configuration is invalid' },
+  READ_INDEX_NOT_READY: {
+    httpStatus: 503,
+    retryable: true,
+    title: 'A new Raft leader cannot confirm reads until it commits an entry of its term',
+  },
   INTERNAL: { httpStatus: 500, retryable: false, title: 'An internal error occurred' },
 };
 

@@ -25,7 +25,7 @@ export interface FrameDecodeResult {
 }
 
 export class FrameDecoder {
-  readonly frameSizeMaxBytes: number;
+  private frameSizeMax: number;
   /** Received, not yet consumed chunks; the first may be partly consumed (see `headOffset`). */
   private readonly chunks: Buffer[] = [];
   private headOffset = 0;
@@ -34,7 +34,22 @@ export class FrameDecoder {
 
   constructor(frameSizeMaxBytes: number = protocolLimits.frameSizeMaxBytes) {
     assert(Number.isSafeInteger(frameSizeMaxBytes) && frameSizeMaxBytes > 0 && frameSizeMaxBytes < 2 ** 32);
-    this.frameSizeMaxBytes = frameSizeMaxBytes;
+    this.frameSizeMax = frameSizeMaxBytes;
+  }
+
+  /** Largest frame payload accepted. */
+  get frameSizeMaxBytes(): number {
+    return this.frameSizeMax;
+  }
+
+  /**
+   * Raises the limit and keeps what is buffered: a connecting peer reads small frames until its
+   * handshake is done, then full ones. Never lowered (bytes already kept were judged by the old one).
+   */
+  raiseFrameSizeMax(frameSizeMaxBytes: number): void {
+    assert(Number.isSafeInteger(frameSizeMaxBytes) && frameSizeMaxBytes < 2 ** 32);
+    assert(frameSizeMaxBytes >= this.frameSizeMax, 'the frame limit is only raised');
+    this.frameSizeMax = frameSizeMaxBytes;
   }
 
   /** Bytes received but not yet returned as frames. */
@@ -65,11 +80,11 @@ export class FrameDecoder {
     while (this.bufferedBytes >= prefixSizeBytes) {
       const length = this.peekLength();
       if (length === 0) return this.fail(frames, ErrorCode.BAD_REQUEST, 'frame length is zero');
-      if (length > this.frameSizeMaxBytes) {
+      if (length > this.frameSizeMax) {
         return this.fail(
           frames,
           ErrorCode.FRAME_TOO_LARGE,
-          `frame length ${length} exceeds the limit of ${this.frameSizeMaxBytes} bytes`,
+          `frame length ${length} exceeds the limit of ${this.frameSizeMax} bytes`,
         );
       }
       if (this.bufferedBytes < prefixSizeBytes + length) break;

@@ -10,6 +10,8 @@ export interface RaftTestOnlyBugs {
   readonly grantVoteIgnoringLog?: boolean;
   /** TEST ONLY: commit entries of older terms by counting replicas (Raft paper Figure 8). */
   readonly commitOldTermByCounting?: boolean;
+  /** TEST ONLY: answer ReadIndex at once, without a quorum confirming the leadership (stale reads). */
+  readonly readIndexWithoutQuorum?: boolean;
 }
 
 export interface RaftConfig {
@@ -35,6 +37,8 @@ export interface RaftConfig {
   readonly uncommittedBytesMax: number;
   /** Outgoing messages buffered between two ready() calls; beyond it messages are dropped (Raft tolerates loss). Default 65536. */
   readonly outboxCountMax: number;
+  /** ReadIndex requests a leader holds waiting for a quorum to confirm it; beyond it BUSY. Default 4096. */
+  readonly pendingReadCountMax: number;
   /** Ticks a follower may stay in snapshot state without an answer before the leader probes again. Default 3*electionTick. */
   readonly snapshotTimeoutTick: number;
   /** TEST ONLY: known bugs to inject. Never set in production. */
@@ -52,6 +56,7 @@ export const raftConfigDefaults = {
   applyBytesMax: 16 * 1024 * 1024,
   uncommittedBytesMax: 64 * 1024 * 1024,
   outboxCountMax: 65_536,
+  pendingReadCountMax: 4096,
 } as const;
 
 /** Fills defaults for every field not given. */
@@ -81,6 +86,7 @@ export function validateRaftConfig(c: RaftConfig): RaftConfig {
   positiveInt('applyBytesMax', c.applyBytesMax);
   positiveInt('uncommittedBytesMax', c.uncommittedBytesMax);
   positiveInt('outboxCountMax', c.outboxCountMax);
+  positiveInt('pendingReadCountMax', c.pendingReadCountMax);
   positiveInt('snapshotTimeoutTick', c.snapshotTimeoutTick);
   if (c.electionTick <= c.heartbeatTick) fail('electionTick must be greater than heartbeatTick');
   if (c.inflightBytesMax < c.appendBytesMax) fail('inflightBytesMax must be >= appendBytesMax');

@@ -1,13 +1,19 @@
 /**
  * RaftCore: one Raft member as a pure, deterministic state machine (after etcd-raft's design).
- * Inputs: step(message), tick(), propose(), proposeConfChange(), transferLeadership(), compact().
+ * Inputs: step(message), tick(), propose(), proposeConfChange(), transferLeadership(), readIndex(),
+ * compact().
  * Output: ready() → a Ready batch (state to persist, messages to send, entries to apply), then
  * advance(ready) once the driver has honoured it. No I/O, clock or randomness of its own: time is
  * ticks and randomness comes from the injected Prng.
  *
- * Configuration changes take effect when APPENDED to a log (Raft dissertation §4.1): every member
- * uses the last configuration in its log, committed or not. Hence at most one uncommitted change,
- * and a new leader accepts none until an entry of its own term commits.
+ * Configuration changes take effect when APPLIED, as in etcd-raft: a conf entry changes nothing
+ * when appended; each node switches to it when the driver has applied it (advance). Elections,
+ * votes counted, commit quorums and CheckQuorum use that applied configuration. The leader accepts
+ * one change at a time: none until the previous one is applied on the leader, and a new leader
+ * none until it has applied every entry it held when elected. A node does not campaign while a
+ * committed conf entry is not applied yet. A leader that removes itself keeps leading (counting
+ * itself) until it applies the removal, then hands over (TimeoutNow) and steps down. On restart
+ * the configuration is rebuilt from the snapshot and the committed conf entries of the log.
  * Roles swap step/tick functions: becomeLeader sets stepLeader and tickHeartbeat, etc.
  */
 import assert from 'node:assert/strict';
@@ -32,6 +38,8 @@ import {
   NONE,
   type ProgressState,
   type RaftState,
+  type ReadContext,
+  type ReadState,
   type Snapshot,
 } from './types.js';
 
@@ -53,6 +61,11 @@ export interface Ready {
   readonly messages: readonly Message[];
   /** Committed entries to apply, in order, after persisting. Only committed entries appear here. */
   readonly committedEntries: readonly Entry[];
+  /**
+   * Confirmed ReadIndex requests, in request order: serve each read once the state machine has
+   * applied `index` (which may be after this Ready's committedEntries).
+   */
+  readonly readStates: readonly ReadState[];
   /** True when hardState/entries/snapshot must be fsynced before messages go out. */
   readonly mustSync: boolean;
 }
@@ -85,6 +98,13 @@ export interface RaftStatus {
 
 const emptyData = new Uint8Array(0);
 const noEntries: readonly Entry[] = [];
+const noReadStates: readonly ReadState[] = [];
+
+/** A configuration and the log index (conf entry or snapshot) it comes from. */
+interface ConfAt {
+  readonly index: number;
+  readonly conf: ConfState;
+}
 
 export class RaftCore {
   readonly id: number;
@@ -97,10 +117,16 @@ export class RaftCore {
   private lead = NONE;
   private state: RaftState = 'Follower';
 
+  /** The configuration in effect: the last one APPLIED (etcd-raft), not the last one in the log. */
   private voters: number[] = [];
   private learners: number[] = [];
-  /** Conf entries in the log above the snapshot, newest last; [0] is the snapshot's configuration. */
-  private confLog: { index: number; conf: ConfState }[];
+  /**
+   * Configurations in effect since the snapshot, oldest first: [0] is the snapshot's, then every
+   * applied conf entry above it; the last one is in effect. compact() takes the one at its index.
+   */
+  private confHistory: ConfAt[];
+  /** Conf entries in the log above the one in effect (uncommitted, or committed but not applied yet), oldest first. */
+  private unappliedConfs: ConfAt[] = [];
 
   private readonly progress = new Map<number, Progress>();
   private readonly votes = new Map<number, boolean>();
@@ -109,10 +135,25 @@ export class RaftCore {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
-  /** Leader: index of the last conf entry (or of the leader's first entry); changes wait until it commits. */
+  /** Leader: index of the last conf entry (or of the leader's first entry); changes wait until it is applied. */
   private pendingConfIndex = 0;
   private leadTransferee = NONE;
+  /** Follower: a TimeoutNow came while a committed conf entry was unapplied; campaign once it is. */
+  private transferAfterApply = false;
   private uncommittedBytes = 0;
+
+  /** Leader: ReadIndex requests waiting for a quorum to confirm the leadership, oldest first. */
+  private pendingReads: { readonly round: number; readonly index: number; readonly ctx: ReadContext }[] = [];
+  /**
+   * The last ReadIndex round started. Every heartbeat carries it (in `index`) and the response
+   * echoes it, so an ack of round r proves the member was in our term after every request of
+   * round <= r was made. Never reset: rounds are unique for this incarnation.
+   */
+  private readRound = 0;
+  /** Leader: per member, the highest round it acknowledged in this term. */
+  private readonly readAcked = new Map<number, number>();
+  /** Confirmed reads not yet handed out in a Ready. */
+  private readStates: ReadState[] = [];
 
   private prevHardState: HardState;
   private readyOutstanding = false;
@@ -132,15 +173,22 @@ export class RaftCore {
     this.vote = hs.vote;
     this.log.commitTo(hs.commit);
     this.prevHardState = hs;
-    // Rebuild the configuration: the snapshot's, then every conf entry of the durable log.
-    this.confLog = [{ index: snap.meta.index, conf: snap.meta.conf }];
+    // Rebuild the configuration: the snapshot's, then every COMMITTED conf entry of the durable log
+    // (in effect again at once: the driver re-applies them, and they were applied before or would
+    // have been); conf entries above the commit index wait to be committed and applied.
+    this.confHistory = [{ index: snap.meta.index, conf: snap.meta.conf }];
     const last = storage.lastIndex();
     for (let lo = storage.firstIndex(); lo <= last; ) {
       const batch = storage.entries(lo, last + 1, this.config.applyBytesMax);
-      for (const e of batch) this.noteConfEntry(e);
+      for (const e of batch) {
+        const conf = confOf(e);
+        if (conf === null) continue;
+        if (e.index <= hs.commit) this.confHistory.push({ index: e.index, conf });
+        else this.unappliedConfs.push({ index: e.index, conf });
+      }
       lo += batch.length;
     }
-    this.setConf(this.confLog[this.confLog.length - 1]!.conf);
+    this.setConf(this.confInEffect().conf);
     this.stepRole = this.stepFollower;
     this.tickRole = this.tickElection;
     this.becomeFollower(this.term, NONE);
@@ -185,15 +233,20 @@ export class RaftCore {
     return { index: e.index, term: e.term };
   }
 
-  /** Leader only: one membership change; takes effect on append. */
+  /**
+   * Leader only: one membership change; it takes effect on each node when that node applies it.
+   * Refused while the previous change (or, on a new leader, any entry it had when elected) is
+   * not applied on this leader.
+   */
   proposeConfChange(change: ConfChange): { index: number; term: number } {
     this.checkCanPropose();
-    if (this.pendingConfIndex > this.log.committed) {
+    if (this.pendingConfIndex > this.log.applied) {
       throw new RaftError(
         'CONF_CHANGE_PENDING',
-        `configuration change at ${this.pendingConfIndex} not committed yet (commit ${this.log.committed})`,
+        `configuration change at ${this.pendingConfIndex} not applied yet (applied ${this.log.applied})`,
       );
     }
+    assert.equal(this.unappliedConfs.length, 0, 'a leader with nothing pending has no unapplied conf entry');
     const current: ConfState = { voters: this.voters, learners: this.learners };
     const next = applyConfChange(current, change);
     if (typeof next === 'string') throw new RaftError('BAD_CONF_CHANGE', next);
@@ -210,6 +263,43 @@ export class RaftCore {
     this.pendingConfIndex = e.index;
     this.bcastAppend();
     return { index: e.index, term: e.term };
+  }
+
+  /**
+   * Leader only: a linearizable read point (etcd-raft's ReadIndex, ReadOnlySafe). Records the
+   * commit index, broadcasts a heartbeat, and once a quorum of the configuration in effect has
+   * acknowledged it in this term, a Ready's `readStates` carries `{ index, ctx }`. If this node
+   * stops leading first, the request is dropped (no readState ever comes): callers time out or
+   * watch the role. Refused with NOT_LEADER off the leader (followers do not forward),
+   * READ_INDEX_NOT_READY until the leader has committed an entry of its term (before that its
+   * commit index may lag what earlier leaders committed), and BUSY beyond pendingReadCountMax.
+   */
+  readIndex(ctx: ReadContext): void {
+    assert.ok(!this.readyOutstanding, 'readIndex() between ready() and advance()');
+    if (!(ctx instanceof Uint8Array) && !(typeof ctx === 'number' && Number.isFinite(ctx))) {
+      throw new RaftError('BAD_REQUEST', 'a read context must be a Uint8Array or a finite number');
+    }
+    if (this.state !== 'Leader') throw new RaftError('NOT_LEADER', 'not the leader', this.lead);
+    if (this.log.term(this.log.committed) !== this.term) {
+      throw new RaftError(
+        'READ_INDEX_NOT_READY',
+        `no entry of term ${this.term} committed yet (commit ${this.log.committed})`,
+        this.lead,
+      );
+    }
+    if (this.pendingReads.length >= this.config.pendingReadCountMax) {
+      throw new RaftError('BUSY', `${this.pendingReads.length} reads already wait for confirmation`);
+    }
+    const index = this.log.committed;
+    if (this.config.testOnlyBugs?.readIndexWithoutQuorum) {
+      this.readStates.push({ index, ctx });
+      return;
+    }
+    this.readRound++;
+    this.pendingReads.push({ round: this.readRound, index, ctx });
+    this.readAcked.set(this.id, this.readRound);
+    this.bcastHeartbeat();
+    this.releaseConfirmedReads();
   }
 
   /** Leader only: hands leadership to a voter once it is caught up (TimeoutNow). */
@@ -245,15 +335,11 @@ export class RaftCore {
     }
     const term = this.log.term(index);
     assert.ok(term !== undefined, 'term of an applied entry must be known');
-    let conf = this.confLog[0]!.conf;
+    // The configuration in force at `index`: the last applied one at or below it.
     let keepFrom = 0;
-    for (let k = 0; k < this.confLog.length; k++) {
-      if (this.confLog[k]!.index <= index) {
-        conf = this.confLog[k]!.conf;
-        keepFrom = k;
-      }
-    }
-    this.confLog = [{ index, conf }, ...this.confLog.slice(keepFrom + 1)];
+    for (let k = 0; k < this.confHistory.length; k++) if (this.confHistory[k]!.index <= index) keepFrom = k;
+    const conf = this.confHistory[keepFrom]!.conf;
+    this.confHistory = [{ index, conf }, ...this.confHistory.slice(keepFrom + 1)];
     return { meta: { index, term, conf }, data };
   }
 
@@ -268,6 +354,7 @@ export class RaftCore {
 
   hasReady(): boolean {
     if (this.msgs.length > 0 || this.log.unstable.length > 0 || this.log.unstableSnapshot) return true;
+    if (this.readStates.length > 0) return true;
     if (this.hardStateChanged()) return true;
     return this.log.hasNextCommitted();
   }
@@ -284,6 +371,8 @@ export class RaftCore {
       : noEntries;
     const messages = this.msgs;
     this.msgs = [];
+    const readStates = this.readStates.length > 0 ? this.readStates : noReadStates;
+    this.readStates = [];
     this.readyOutstanding = true;
     return {
       hardState,
@@ -291,6 +380,7 @@ export class RaftCore {
       snapshot,
       messages,
       committedEntries,
+      readStates,
       mustSync: hardState !== null || entries.length > 0 || snapshot !== null,
     };
   }
@@ -321,6 +411,11 @@ export class RaftCore {
       const lastApplied = rd.committedEntries[rd.committedEntries.length - 1]!.index;
       assert.ok(lastApplied <= this.log.committed, 'applied beyond commit');
       this.log.applied = lastApplied;
+      this.applyConfEntries(rd.committedEntries);
+    }
+    if (this.transferAfterApply && !this.committedConfUnapplied()) {
+      this.transferAfterApply = false;
+      if (this.state === 'Follower') this.hup(true);
     }
     if (this.state === 'Leader') {
       const self = this.progress.get(this.id);
@@ -348,7 +443,7 @@ export class RaftCore {
       learners: this.learners.slice(),
       progress,
       snapshotIndex: this.log.firstIndex() - 1,
-      confIndex: this.confLog[this.confLog.length - 1]!.index,
+      confIndex: this.confInEffect().index,
       leadTransferee: this.leadTransferee,
     };
   }
@@ -410,13 +505,15 @@ export class RaftCore {
     this.reset(this.term);
     this.lead = this.id;
     this.state = 'Leader';
+    assert.ok(this.voters.includes(this.id), 'only a voter of the configuration in effect leads');
     const self = this.progress.get(this.id);
     if (self) {
       self.maybeUpdate(this.log.stableLastIndex());
       self.becomeReplicate();
     }
-    // The empty entry commits the previous terms' entries (§5.4.2) and, until it commits,
-    // blocks configuration changes (the dissertation's single-server-change fix).
+    // The empty entry commits the previous terms' entries (§5.4.2) and, until it is applied,
+    // blocks configuration changes (etcd-raft; the dissertation's single-server-change fix): every
+    // conf entry this leader inherited takes effect before it proposes another.
     const e = this.appendEntry(EntryKind.Normal, emptyData);
     this.pendingConfIndex = e.index;
     this.uncommittedBytes = 0;
@@ -434,10 +531,14 @@ export class RaftCore {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.config.electionTick + this.prng.nextInt(this.config.electionTick);
     this.leadTransferee = NONE;
+    this.transferAfterApply = false;
     this.votes.clear();
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
     this.progress.clear();
+    // Reads waiting for confirmation die with the role or term; confirmed ones (readStates) stand.
+    this.pendingReads = [];
+    this.readAcked.clear();
     for (const id of this.voters) this.addProgress(id);
     for (const id of this.learners) this.addProgress(id);
   }
@@ -454,17 +555,17 @@ export class RaftCore {
   }
 
   /**
-   * May this node campaign? Voters may. So may a node that its newest (uncommitted) configuration
-   * removes but the previous one included: until that change commits it may hold the only
-   * up-to-date log a quorum needs (dissertation §4.2.2). Its own vote does not count then, and it
-   * steps down as soon as the change commits (maybeStepDownRemoved).
+   * May this node campaign? Only a voter of the configuration in effect, and (as etcd-raft's hup)
+   * only once every committed conf entry is applied: a node that knows a newer configuration is
+   * committed must not win an election under the older one.
    */
   private promotable(): boolean {
-    if (this.voters.includes(this.id)) return true;
-    const n = this.confLog.length;
-    if (n < 2) return false;
-    const last = this.confLog[n - 1]!;
-    return last.index > this.log.committed && this.confLog[n - 2]!.conf.voters.includes(this.id);
+    return this.voters.includes(this.id) && !this.committedConfUnapplied();
+  }
+
+  private committedConfUnapplied(): boolean {
+    const next = this.unappliedConfs[0];
+    return next !== undefined && next.index <= this.log.committed;
   }
 
   // ---------------------------------------------------------------- ticks
@@ -631,6 +732,10 @@ export class RaftCore {
       case MessageType.HeartbeatResp:
         pr.recentActive = true;
         pr.probeSent = false;
+        if (m.index > (this.readAcked.get(m.from) ?? 0)) {
+          this.readAcked.set(m.from, m.index);
+          this.releaseConfirmedReads();
+        }
         if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
         if (this.leadTransferee === m.from && pr.match === this.log.lastIndex()) {
@@ -724,7 +829,11 @@ export class RaftCore {
         this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:
-        this.hup(true);
+        // Not before a committed change is applied (see promotable); the driver may step this
+        // before it handles the Ready that applies it (a removed leader's commit and TimeoutNow
+        // arrive together), so the transfer waits for that apply instead of being lost.
+        if (this.voters.includes(this.id) && this.committedConfUnapplied()) this.transferAfterApply = true;
+        else this.hup(true);
         return;
       default:
         return;
@@ -763,7 +872,8 @@ export class RaftCore {
 
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.send(this.msg(MessageType.HeartbeatResp, m.from));
+    // Echo the leader's read round: the ack confirms its leadership for the reads up to it.
+    this.send({ ...this.msg(MessageType.HeartbeatResp, m.from), index: m.index });
   }
 
   private handleSnapshot(m: Message): void {
@@ -781,7 +891,8 @@ export class RaftCore {
       return;
     }
     log.restore(snap);
-    this.confLog = [{ index: idx, conf: snap.meta.conf }];
+    this.confHistory = [{ index: idx, conf: snap.meta.conf }];
+    this.unappliedConfs = [];
     this.setConf(snap.meta.conf);
     this.send({ ...this.msg(MessageType.AppResp, m.from), index: log.lastIndex() });
   }
@@ -804,47 +915,75 @@ export class RaftCore {
     const e: Entry = { term: this.term, index: this.log.lastIndex() + 1, kind, data };
     this.log.append([e]);
     this.uncommittedBytes += data.length;
-    if (kind === EntryKind.Conf) {
-      this.noteConfEntry(e);
-      this.setConf(this.confLog[this.confLog.length - 1]!.conf);
-    }
+    const conf = confOf(e);
+    if (conf !== null) this.unappliedConfs.push({ index: e.index, conf });
     return e;
   }
 
   private appendFollowerEntries(ents: readonly Entry[]): void {
     if (ents.length === 0) return;
     const from = ents[0]!.index;
-    let changed = false;
-    while (this.confLog.length > 1 && this.confLog[this.confLog.length - 1]!.index >= from) {
-      this.confLog.pop();
-      changed = true;
-    }
+    // A truncated (never committed) conf entry simply never takes effect.
+    const pending = this.unappliedConfs;
+    while (pending.length > 0 && pending[pending.length - 1]!.index >= from) pending.pop();
     this.log.append(ents);
-    for (const e of ents) if (this.noteConfEntry(e)) changed = true;
-    if (changed) this.setConf(this.confLog[this.confLog.length - 1]!.conf);
+    for (const e of ents) {
+      const conf = confOf(e);
+      if (conf !== null) pending.push({ index: e.index, conf });
+    }
   }
 
-  /** Records a conf entry of the log; returns true if `e` was one (and well-formed). */
-  private noteConfEntry(e: Entry): boolean {
-    if (e.kind !== EntryKind.Conf) return false;
-    const d = decodeConfEntry(e.data);
-    if (!d) return false; // validated on receipt; a corrupt local entry is ignored, not fatal
-    this.confLog.push({ index: e.index, conf: d.conf });
-    return true;
+  private confInEffect(): ConfAt {
+    return this.confHistory[this.confHistory.length - 1]!;
+  }
+
+  /** The driver applied `ents`: the conf entries among them take effect now, in order. */
+  private applyConfEntries(ents: readonly Entry[]): void {
+    const pending = this.unappliedConfs;
+    let changed = false;
+    for (const e of ents) {
+      if (e.kind !== EntryKind.Conf || e.index <= this.confInEffect().index) continue; // re-applied after a restart
+      const next = pending[0];
+      if (next === undefined || next.index !== e.index) continue; // a corrupt local entry: ignored, as on receipt
+      pending.shift();
+      this.confHistory.push(next);
+      changed = true;
+    }
+    if (!changed) return;
+    const before = new Set([...this.voters, ...this.learners]);
+    this.setConf(this.confInEffect().conf);
+    if (this.state === 'Leader') this.leaderSwitchedConf(before);
   }
 
   private setConf(conf: ConfState): void {
     this.voters = conf.voters.slice();
     this.learners = conf.learners.slice();
-    if (this.state !== 'Leader') return;
-    for (const id of [...this.voters, ...this.learners]) if (!this.progress.has(id)) this.addProgress(id);
-    for (const id of [...this.progress.keys()]) {
-      if (!this.voters.includes(id) && !this.learners.includes(id)) this.progress.delete(id);
+  }
+
+  /**
+   * The leader applied a new configuration: track the new members, tell removed ones the commit
+   * index (so they apply their removal and stop campaigning), and count quorums anew. A leader
+   * that removed itself kept leading, counting itself, until now: it hands over and steps down.
+   */
+  private leaderSwitchedConf(before: ReadonlySet<number>): void {
+    const members = new Set([...this.voters, ...this.learners]);
+    for (const id of members) if (!this.progress.has(id)) this.addProgress(id);
+    for (const [id, pr] of [...this.progress]) {
+      if (members.has(id)) continue;
+      if (id !== this.id) {
+        this.send({ ...this.msg(MessageType.Heartbeat, id), commit: Math.min(pr.match, this.log.committed) });
+      }
+      this.progress.delete(id);
     }
     if (this.leadTransferee !== NONE && !this.voters.includes(this.leadTransferee))
       this.leadTransferee = NONE;
-    // A leader removed from the voters keeps leading (without counting itself) until the
-    // removal commits; see maybeCommit.
+    if (!this.voters.includes(this.id)) {
+      this.stepDownRemoved();
+      return;
+    }
+    this.releaseConfirmedReads(); // a smaller quorum may confirm them now
+    if (this.maybeCommit()) this.bcastAppend();
+    else for (const id of members) if (!before.has(id)) this.sendAppend(id, true);
   }
 
   /** Advances commit to the highest index replicated on a quorum of voters, if of this term. */
@@ -863,7 +1002,6 @@ export class RaftCore {
     const before = this.log.committed;
     this.log.commitTo(mci);
     this.releaseUncommitted(before, mci);
-    if (!this.voters.includes(this.id)) this.maybeStepDownRemoved();
     return true;
   }
 
@@ -875,12 +1013,11 @@ export class RaftCore {
     if (this.uncommittedBytes < 0) this.uncommittedBytes = 0;
   }
 
-  /** A leader not in the voters steps down once the configuration that removed it is committed. */
-  private maybeStepDownRemoved(): void {
-    const lastConf = this.confLog[this.confLog.length - 1]!;
-    if (lastConf.index > this.log.committed) return;
-    // Tell everyone the commit first, then hand over to the most caught-up voter.
-    this.bcastAppend();
+  /**
+   * A leader that applied its own removal (its commit went out when it advanced): hands over to
+   * the most caught-up voter and steps down.
+   */
+  private stepDownRemoved(): void {
     let best = NONE;
     let bestMatch = -1;
     for (const id of this.voters) {
@@ -903,8 +1040,26 @@ export class RaftCore {
   private bcastHeartbeat(): void {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
-      this.send({ ...this.msg(MessageType.Heartbeat, id), commit: Math.min(pr.match, this.log.committed) });
+      this.send({
+        ...this.msg(MessageType.Heartbeat, id),
+        commit: Math.min(pr.match, this.log.committed),
+        index: this.readRound,
+      });
     }
+  }
+
+  /** Hands out (as readStates) every pending read whose round a quorum of voters has acknowledged. */
+  private releaseConfirmedReads(): void {
+    if (this.pendingReads.length === 0) return;
+    const acked = this.voters.map((id) => this.readAcked.get(id) ?? 0);
+    const confirmed = committedIndex(acked);
+    let k = 0;
+    while (k < this.pendingReads.length && this.pendingReads[k]!.round <= confirmed) {
+      const { index, ctx } = this.pendingReads[k]!;
+      this.readStates.push({ index, ctx });
+      k++;
+    }
+    if (k > 0) this.pendingReads.splice(0, k);
   }
 
   /** Sends the next App (or a snapshot) to `to`; returns true if something was sent. */
@@ -976,4 +1131,10 @@ export class RaftCore {
     const p = this.prevHardState;
     return p.term !== this.term || p.vote !== this.vote || p.commit !== this.log.committed;
   }
+}
+
+/** The configuration a conf entry carries, or null (not a conf entry; a corrupt local one is ignored, not fatal: entries are validated on receipt). */
+function confOf(e: Entry): ConfState | null {
+  if (e.kind !== EntryKind.Conf) return null;
+  return decodeConfEntry(e.data)?.conf ?? null;
 }

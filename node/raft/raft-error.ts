@@ -9,14 +9,16 @@ export const RaftErrorCode = {
   NOT_LEADER: 'NOT_LEADER',
   /** A leader transfer is in progress: proposals are refused until it completes or times out. */
   TRANSFER_IN_PROGRESS: 'TRANSFER_IN_PROGRESS',
-  /** Another configuration change is not yet committed (or the leader's first entry is not). */
+  /** Another configuration change is not yet applied on the leader (or the leader has not applied its first entry). */
   CONF_CHANGE_PENDING: 'CONF_CHANGE_PENDING',
   /** The configuration change does not apply to the current configuration. */
   BAD_CONF_CHANGE: 'BAD_CONF_CHANGE',
   /** Promote refused: the learner does not yet hold every committed entry. */
   LEARNER_NOT_CAUGHT_UP: 'LEARNER_NOT_CAUGHT_UP',
-  /** Too many uncommitted proposal bytes on the leader: back off and retry. */
+  /** A bounded queue is full (uncommitted proposal bytes, pending ReadIndex requests): back off and retry. */
   BUSY: 'BUSY',
+  /** ReadIndex on a leader that has not committed an entry of its term yet (its commit index may lag): retry shortly. */
+  READ_INDEX_NOT_READY: 'READ_INDEX_NOT_READY',
   /** A peer message that is malformed; it was ignored and no state changed. */
   BAD_REQUEST: 'BAD_REQUEST',
   /** compact() at an index that is already compacted or not yet applied. */

@@ -10,7 +10,7 @@ export const NONE = 0;
 export const EntryKind = {
   /** An application command (or the empty entry a new leader appends). */
   Normal: 0,
-  /** A configuration change; `data` is `encodeConfEntry` output and takes effect when appended. */
+  /** A configuration change; `data` is `encodeConfEntry` output; takes effect when applied. */
   Conf: 1,
 } as const;
 export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
@@ -97,7 +97,7 @@ export const ConfChangeType = {
   AddLearner: 'addLearner',
   /** Learner → voter; the leader refuses it until the learner holds every committed entry. */
   Promote: 'promote',
-  /** Removes a voter (the leader too: it steps down once the change commits) or a learner. */
+  /** Removes a voter (the leader too: it steps down once it applies the change) or a learner. */
   Remove: 'remove',
 } as const;
 export type ConfChangeType = (typeof ConfChangeType)[keyof typeof ConfChangeType];
@@ -105,6 +105,19 @@ export type ConfChangeType = (typeof ConfChangeType)[keyof typeof ConfChangeType
 export interface ConfChange {
   readonly type: ConfChangeType;
   readonly nodeId: number;
+}
+
+/** What the application attaches to a ReadIndex request to recognise its answer. */
+export type ReadContext = Uint8Array | number;
+
+/**
+ * A confirmed ReadIndex request (etcd-raft's ReadOnlySafe): when it was made this node was the
+ * leader and `index` was its commit index; a quorum has since confirmed the leadership. A read
+ * served once the state machine has applied `index` is linearizable.
+ */
+export interface ReadState {
+  readonly index: number;
+  readonly ctx: ReadContext;
 }
 
 export type RaftState = 'Follower' | 'PreCandidate' | 'Candidate' | 'Leader';

@@ -7,7 +7,6 @@
  * in parallel.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 
 export interface FileIo {
   open(file: string, flags: 'r+' | 'w+' | 'wx+' | 'r'): number;
@@ -97,71 +96,6 @@ export const realFileIo: FileIo = {
     }
   },
 };
-
-/** Writes all of `buf` at `position`, looping over short writes. */
-export function writeFully(io: FileIo, fd: number, buf: Uint8Array, length: number, position: number): void {
-  let done = 0;
-  while (done < length) {
-    const n = io.write(fd, buf, done, length - done, position + done);
-    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-    done += n;
-  }
-}
-
-/** Reads up to `length` bytes at `position`, looping over short reads; returns bytes read (less at EOF). */
-export function readFully(io: FileIo, fd: number, buf: Uint8Array, length: number, position: number): number {
-  let done = 0;
-  while (done < length) {
-    const n = io.read(fd, buf, done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
-
-/** Reads a whole small file (index checkpoints, seal markers), or null when it does not exist. */
-export function readSmallFile(io: FileIo, file: string, sizeMaxBytes: number): Buffer | null {
-  if (!io.exists(file)) return null;
-  const fd = io.open(file, 'r');
-  try {
-    const size = io.sizeOf(fd);
-    if (size > sizeMaxBytes) return null;
-    const buf = Buffer.allocUnsafe(size);
-    return buf.subarray(0, readFully(io, fd, buf, size, 0));
-  } finally {
-    io.close(fd);
-  }
-}
-
-/**
- * Creates `dir` and any missing parents so that they survive a crash: after each directory is
- * made, its parent is fsync'd (a new directory entry is durable only once its parent is).
- */
-export function mkdirDurably(io: FileIo, dir: string): void {
-  const missing: string[] = [];
-  for (let d = path.resolve(dir); !io.exists(d); d = path.dirname(d)) {
-    missing.push(d);
-    if (path.dirname(d) === d) break;
-  }
-  for (const d of missing.reverse()) {
-    io.mkdir(d);
-    io.fsyncDir(path.dirname(d));
-  }
-}
-
-/** Replaces `file` atomically and durably: write a temp file, fsync it, rename over, fsync the dir. */
-export function writeFileDurably(io: FileIo, file: string, data: Uint8Array): void {
-  const temp = `${file}.tmp`;
-  const fd = io.open(temp, 'w+');
-  try {
-    writeFully(io, fd, data, data.length, 0);
-    io.fsync(fd);
-  } finally {
-    io.close(fd);
-  }
-  io.rename(temp, file);
-  io.fsyncDir(path.dirname(file));
-}
 
 export type FaultOp = 'write' | 'fdatasync' | 'fsync' | 'truncate' | 'open' | 'rename' | 'unlink' | 'zeros';
 

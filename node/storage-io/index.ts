@@ -4,5 +4,6 @@
  * Imports nothing else of ours.
  */
 export type { FileIo, Fault, FaultOp } from './file-io.js';
-export { FaultInjectingFileIo, mkdirDurably, realFileIo } from './file-io.js';
+export { FaultInjectingFileIo, realFileIo } from './file-io.js';
 export { crc32c, crc32cRange } from './crc32c.js';
+export { mkdirDurably, readFully, readSmallFile, writeFileDurably, writeFully } from './durable-file.js';

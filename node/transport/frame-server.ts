@@ -12,6 +12,7 @@
  *
  * Writes are coalesced: replies sent in one event-loop turn go out in one corked writev.
  */
+import type { Logger } from '../log.js';
 import assert from 'node:assert';
 import net from 'node:net';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
@@ -21,11 +22,8 @@ import { protocolLimits } from '../protocol/limits.js';
 import { encodeTextError } from '../protocol/text-codec.js';
 import { listenOn } from './listen.js';
 
-export interface TransportLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The node's one Logger (node/log.ts), under this module's name. */
+export type TransportLogger = Logger;
 
 export interface FrameServerOptions {
   readonly host: string;

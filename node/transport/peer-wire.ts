@@ -1,12 +1,11 @@
 /**
- * Peer frames on the raft port and the per-turn write batcher both ends share.
+ * Peer frames on the raft port, as both ends encode and decode them.
  *
  * Every peer frame is a length-prefixed binary-protocol message (frame.ts, binary-header.ts):
  * u32 length | 0xB1 | version 1 | opcode | flags | u32 request id | body. Encoding builds the whole
  * frame (prefix included) in one allocation, so a batch is one Buffer.concat of frames.
  *
- * Why one concatenated write per turn: Raft sends many small messages; profiling showed per-chunk
- * writev overhead dominating at high message rates, while one memcpy into one buffer is cheap.
+ * The per-turn batcher lives in frame-batcher.ts (re-exported here for the peer server).
  */
 import {
   BinaryFlag,
@@ -14,12 +13,14 @@ import {
   binaryHeaderSizeBytes,
   binaryRequestIdOffset,
 } from '../protocol/binary-header.js';
-import { ByteWriter } from '../protocol/byte-io.js';
-import { writeErrorBody } from '../protocol/binary-bodies.js';
+import { ByteReader, ByteWriter } from '../protocol/byte-io.js';
+import { readErrorBody, writeErrorBody } from '../protocol/binary-bodies.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { binaryMarker } from '../protocol/frame.js';
 import { protocolLimits } from '../protocol/limits.js';
 import type { ErrorReply } from '../protocol/messages.js';
+
+export { FrameBatcher } from './frame-batcher.js';
 
 const prefixSizeBytes = protocolLimits.frameLengthPrefixSizeBytes;
 /** Bytes a frame adds around its body: length prefix + binary header. */
@@ -85,49 +86,17 @@ export function peerBody(payload: Buffer): Buffer {
   return payload.subarray(binaryHeaderSizeBytes);
 }
 
+/** The error an error reply's body carries (code, message, leader hint), naming who sent it. */
+export function peerErrorOf(body: Buffer, who: string): WalrusError {
+  const e = readErrorBody(new ByteReader(body, 0, ErrorCode.UNAVAILABLE));
+  return new WalrusError(e.code, `${who}: ${e.message}`, {
+    ...(e.leaderHint === undefined ? {} : { leaderHint: e.leaderHint }),
+  });
+}
+
 /** The error a caller sees for any failure to turn into a WalrusError (never a raw Error). */
 export function asWalrusError(err: unknown): WalrusError {
   if (err instanceof WalrusError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new WalrusError(ErrorCode.INTERNAL, message, { cause: err });
-}
-
-/**
- * Collects whole frames during one event-loop turn and writes them as ONE buffer on the next tick.
- * `write` gets the concatenation; the owner decides what happens when the socket is backed up.
- */
-export class FrameBatcher {
-  private frames: Buffer[] = [];
-  private bytes = 0;
-  private scheduled = false;
-
-  constructor(private readonly write: (batch: Buffer) => void) {}
-
-  get pendingBytes(): number {
-    return this.bytes;
-  }
-
-  push(frame: Buffer): void {
-    this.frames.push(frame);
-    this.bytes += frame.length;
-    if (this.scheduled) return;
-    this.scheduled = true;
-    process.nextTick(() => this.flush());
-  }
-
-  /** Writes what is pending now (also called by the tick scheduled in push). */
-  flush(): void {
-    this.scheduled = false;
-    if (this.frames.length === 0) return;
-    const batch = this.frames.length === 1 ? this.frames[0]! : Buffer.concat(this.frames, this.bytes);
-    this.frames = [];
-    this.bytes = 0;
-    this.write(batch);
-  }
-
-  /** Drops what is pending (the socket is gone). */
-  clear(): void {
-    this.frames = [];
-    this.bytes = 0;
-  }
 }

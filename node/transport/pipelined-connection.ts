@@ -1,28 +1,36 @@
 /**
  * One client-side binary-protocol connection with pipelining: many requests in flight, replies
- * matched by request id in any order. Everything is bounded: requests in flight
- * (`inFlightMax`; beyond it they wait in a queue of `waitQueueMax`, beyond that `BUSY`), the time
- * of each request (`TIMEOUT`), the connect time, and reconnect attempts (after a failed connect,
- * requests fail fast with `UNAVAILABLE` until a capped exponential backoff has passed, so a caller
- * can move on to another node instead of waiting).
+ * matched by request id in any order. A layer over one FramedConnection at a time
+ * (framed-connection.ts owns the socket, the framing, per-turn write batching, the in-flight table
+ * with its bound and timeouts, text-frame refusals and failing what is in flight). This layer adds
+ * what only the client has:
  *
- * It connects lazily on the first request and again on the next request after a disconnect. On
- * disconnect every request in flight is rejected `UNAVAILABLE` (`sent: true`: the outcome is
- * unknown) and every queued one `UNAVAILABLE` (`sent: false`). A text frame from the server (e.g.
- * `ERR BUSY` at its connection limit, `ERR FRAME_TOO_LARGE`) ends the connection with that code.
+ * - lazy connect: on the first request, and again on the next request after a disconnect;
+ * - the wait queue: beyond `inFlightMax` requests wait in a queue of `waitQueueMax` (beyond that
+ *   `BUSY`), each under its own time limit (`TIMEOUT`) and abort signal;
+ * - backoff-fast-fail: after a failed connect, requests fail at once with `UNAVAILABLE` until a
+ *   capped exponential backoff has passed, so a caller can move on to another node;
+ * - the idle close (`idleTimeoutMs`), before the server's own.
  *
- * Request ids are u32, incremented per request and skipped while in use; a late reply to a
- * timed-out or aborted request is dropped (ids repeat only after 2^32 requests).
+ * On disconnect every request in flight is rejected `UNAVAILABLE` (`sent: true`: the outcome is
+ * unknown; `sent: false` if the connection never opened) and every queued one `UNAVAILABLE`
+ * (`sent: false`). A text frame from the server (e.g. `ERR BUSY` at its connection limit,
+ * `ERR FRAME_TOO_LARGE`) ends the connection with that code.
  */
 import assert from 'node:assert';
-import net from 'node:net';
+import { silentLogger } from '../log.js';
 import { readRequestId } from '../protocol/binary-header.js';
-import { ErrorCode, isErrorCode } from '../protocol/error-codes.js';
-import { encodeFrameHeader, isBinaryFrame } from '../protocol/frame.js';
-import { FrameDecoder } from '../protocol/frame-decoder.js';
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { protocolLimits } from '../protocol/limits.js';
-import { parseTextReply } from '../protocol/text-codec.js';
-import type { TransportLogger } from './frame-server.js';
+import { DeadlineSweep } from './deadline-sweep.js';
+import {
+  type CloseReason,
+  FramedConnection,
+  type FramedRequest,
+  framedConnectionLimits,
+  type Reply,
+} from './framed-connection.js';
+import { frameServerDefaults, type TransportLogger } from './frame-server.js';
 import { TransportError } from './transport-error.js';
 
 export interface PipelinedConnectionOptions {
@@ -68,46 +76,43 @@ export const pipelinedConnectionDefaults = {
   waitQueueMax: 4_096,
   reconnectBackoffMsMin: 50,
   reconnectBackoffMsMax: 2_000,
-  keepAliveInitialDelayMs: 30_000,
+  keepAliveInitialDelayMs: framedConnectionLimits.keepAliveInitialDelayMs,
   idleTimeoutMs: 240_000,
   /** How often request deadlines are checked: a request times out at most this late. */
-  timeoutSweepMs: 10,
+  timeoutSweepMs: framedConnectionLimits.timeoutSweepMs,
+  /** Exponent cap of the backoff doubling (reconnectBackoffMsMax caps the backoff long before). */
+  backoffDoublingCountMax: 20,
 } as const;
 
-interface Pending {
-  readonly encode: RequestEncoder;
-  readonly resolve: (reply: Buffer) => void;
-  readonly reject: (err: unknown) => void;
-  requestId: number;
-  /** Date.now() after which the request fails with TIMEOUT (checked by one sweep timer). */
-  readonly deadlineMs: number;
-  readonly timeoutMs: number;
+// The client closes an idle connection before the server would, so that a request never races the
+// server's idle close; and a deadline is checked well within the shortest time limit.
+assert(pipelinedConnectionDefaults.idleTimeoutMs < frameServerDefaults.idleTimeoutMs);
+assert(pipelinedConnectionDefaults.timeoutSweepMs * 10 <= pipelinedConnectionDefaults.requestTimeoutMs);
+assert(
+  pipelinedConnectionDefaults.reconnectBackoffMsMin <= pipelinedConnectionDefaults.reconnectBackoffMsMax,
+);
+
+/** A request waiting for an in-flight slot; it has no request id yet. */
+interface Waiting {
+  readonly request: FramedRequest;
   cleanupAbort: (() => void) | undefined;
-  settled: boolean;
 }
 
 type State = 'idle' | 'connecting' | 'open' | 'closed';
-
-const silentLogger: TransportLogger = { info() {}, warn() {}, error() {} };
 
 export class PipelinedConnection {
   readonly address: string;
   private readonly o: Required<Omit<PipelinedConnectionOptions, 'logger'>>;
   private readonly log: TransportLogger;
-  private socket: net.Socket | undefined;
-  private decoder: FrameDecoder | undefined;
-  private stateNow: State = 'idle';
-  private readonly inFlight = new Map<number, Pending>();
-  private readonly waiting: Pending[] = [];
-  private requestIdNext = 1;
-  private corked = false;
-  /** Request bytes of this turn, written as one buffer on the next tick. */
-  private outgoing: Uint8Array[] = [];
-  private outgoingBytes = 0;
+  /** The connection of the current attempt; undefined while idle or once closed. */
+  private conn: FramedConnection | undefined;
+  private closed = false;
+  private readonly waiting: Waiting[] = [];
+  private readonly waitSweep = new DeadlineSweep(pipelinedConnectionDefaults.timeoutSweepMs, (now) =>
+    this.expireWaiting(now),
+  );
   private connectFailureCount = 0;
   private reconnectNotBeforeMs = 0;
-  private connectTimer: NodeJS.Timeout | undefined;
-  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PipelinedConnectionOptions) {
     const d = pipelinedConnectionDefaults;
@@ -131,12 +136,14 @@ export class PipelinedConnection {
   }
 
   get state(): State {
-    return this.stateNow;
+    if (this.closed) return 'closed';
+    const s = this.conn?.state;
+    return s === undefined || s === 'closed' ? 'idle' : s === 'open' ? 'open' : 'connecting';
   }
 
   /** Requests written and not yet answered. */
   inFlightCount(): number {
-    return this.inFlight.size;
+    return this.conn?.inFlightCount ?? 0;
   }
 
   /** Requests waiting for an in-flight slot. */
@@ -151,7 +158,7 @@ export class PipelinedConnection {
    */
   request(encode: RequestEncoder, options: RequestOptions = {}): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
-      if (this.stateNow === 'closed') {
+      if (this.closed) {
         reject(new TransportError(ErrorCode.UNAVAILABLE, `connection to ${this.address} is closed`, false));
         return;
       }
@@ -160,272 +167,150 @@ export class PipelinedConnection {
         reject(signal.reason);
         return;
       }
-      if (this.stateNow === 'idle' && Date.now() < this.reconnectNotBeforeMs) {
+      if (this.conn === undefined && Date.now() < this.reconnectNotBeforeMs) {
         const waitMs = this.reconnectNotBeforeMs - Date.now();
-        reject(
-          new TransportError(
-            ErrorCode.UNAVAILABLE,
-            `connecting to ${this.address} failed recently; next attempt in ${waitMs} ms`,
-            false,
-          ),
-        );
+        const message = `connecting to ${this.address} failed recently; next attempt in ${waitMs} ms`;
+        reject(new TransportError(ErrorCode.UNAVAILABLE, message, false));
         return;
       }
-      if (this.inFlight.size >= this.o.inFlightMax && this.waiting.length >= this.o.waitQueueMax) {
-        reject(
-          new TransportError(
-            ErrorCode.BUSY,
-            `${this.inFlight.size} requests in flight and ${this.waiting.length} waiting on ${this.address}`,
-            false,
-          ),
-        );
+      if (this.inFlightCount() >= this.o.inFlightMax && this.waiting.length >= this.o.waitQueueMax) {
+        const message = `${this.inFlightCount()} requests in flight and ${this.waiting.length} waiting on ${this.address}`;
+        reject(new TransportError(ErrorCode.BUSY, message, false));
         return;
       }
-      const pending: Pending = {
+      const timeoutMs = options.timeoutMs ?? this.o.requestTimeoutMs;
+      const request: FramedRequest = {
         encode,
+        tag: 0,
+        deadlineMs: Date.now() + timeoutMs,
+        timeoutMs,
+        signal,
         resolve,
         reject,
-        requestId: 0,
-        deadlineMs: Date.now() + (options.timeoutMs ?? this.o.requestTimeoutMs),
-        timeoutMs: options.timeoutMs ?? this.o.requestTimeoutMs,
-        cleanupAbort: undefined,
-        settled: false,
       };
-      this.ensureSweep();
-      if (signal !== undefined) {
-        const onAbort = (): void => this.settle(pending, signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-        pending.cleanupAbort = () => signal.removeEventListener('abort', onAbort);
-      }
-      if (this.stateNow === 'idle') this.connect();
-      if (this.inFlight.size < this.o.inFlightMax) this.write(pending);
-      else this.waiting.push(pending);
+      const conn = this.conn ?? this.connect();
+      if (conn.inFlightCount < this.o.inFlightMax) conn.request(request);
+      else this.enqueue(request);
     });
   }
 
   /** Rejects everything pending with UNAVAILABLE and closes the socket; later requests fail. */
   close(): Promise<void> {
-    if (this.stateNow === 'closed') return Promise.resolve();
-    this.stateNow = 'closed';
-    const socket = this.socket;
-    this.dropSocket(
-      new TransportError(ErrorCode.UNAVAILABLE, `connection to ${this.address} was closed`, true),
-    );
-    if (socket === undefined || socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      socket.once('close', () => resolve());
-      socket.destroy();
-    });
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    const message = `connection to ${this.address} was closed`;
+    this.failWaiting(message);
+    const conn = this.conn;
+    this.conn = undefined;
+    return conn?.close(message) ?? Promise.resolve();
   }
 
   // ---- internals ---------------------------------------------------------------------------------
 
-  private settle(pending: Pending, outcome: Buffer | unknown): void {
-    if (pending.settled) return;
-    pending.settled = true;
-    pending.cleanupAbort?.();
-    if (pending.requestId !== 0) this.inFlight.delete(pending.requestId);
-    else {
-      const i = this.waiting.indexOf(pending);
-      if (i !== -1) this.waiting.splice(i, 1);
-    }
-    if (Buffer.isBuffer(outcome)) pending.resolve(outcome);
-    else pending.reject(outcome);
-    this.pumpWaiting();
-  }
-
-  /**
-   * One timer per connection checks request deadlines (a timer per request cost more than the
-   * rest of the client at 256 requests in flight). Runs only while requests are pending.
-   */
-  private ensureSweep(): void {
-    if (this.sweepTimer !== undefined) return;
-    this.sweepTimer = setInterval(() => this.sweep(), pipelinedConnectionDefaults.timeoutSweepMs);
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    const expired: Pending[] = [];
-    for (const p of this.inFlight.values()) if (p.deadlineMs <= now) expired.push(p);
-    for (const p of this.waiting) if (p.deadlineMs <= now) expired.push(p);
-    for (const p of expired) {
-      this.settle(
-        p,
-        new TransportError(
-          ErrorCode.TIMEOUT,
-          `no reply from ${this.address} within ${p.timeoutMs} ms`,
-          p.requestId !== 0,
-        ),
-      );
-    }
-    if (this.inFlight.size === 0 && this.waiting.length === 0 && this.sweepTimer !== undefined) {
-      clearInterval(this.sweepTimer);
-      this.sweepTimer = undefined;
-    }
-  }
-
-  private pumpWaiting(): void {
-    while (this.waiting.length > 0 && this.inFlight.size < this.o.inFlightMax && this.socket !== undefined) {
-      this.write(this.waiting.shift()!);
-    }
-  }
-
-  private allocateRequestId(): number {
-    for (;;) {
-      const id = this.requestIdNext;
-      this.requestIdNext = id >= 0xffffffff ? 1 : id + 1;
-      if (!this.inFlight.has(id)) return id;
-    }
-  }
-
-  private write(pending: Pending): void {
-    const socket = this.socket;
-    assert(socket !== undefined, 'write needs a socket');
-    const requestId = this.allocateRequestId();
-    let payload: Uint8Array;
-    try {
-      payload = pending.encode(requestId);
-    } catch (err) {
-      this.settle(pending, err);
-      return;
-    }
-    assert(readRequestId(payload) === requestId, 'the encoder must use the request id it was given');
-    pending.requestId = requestId;
-    this.inFlight.set(requestId, pending);
-    // Requests of one event-loop turn leave in ONE write of one buffer (cheaper than many writev
-    // chunks). setImmediate, not nextTick: a gateway handles each HTTP request in its own I/O
-    // callback, and only a flush after the poll phase gathers all of them (+18% gateway appends/s).
-    if (!this.corked) {
-      this.corked = true;
-      setImmediate(() => {
-        this.corked = false;
-        const chunks = this.outgoing;
-        const total = this.outgoingBytes;
-        this.outgoing = [];
-        this.outgoingBytes = 0;
-        if (chunks.length > 0 && !socket.destroyed) {
-          socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
-        }
-      });
-    }
-    this.outgoing.push(encodeFrameHeader(payload.length), payload);
-    this.outgoingBytes += 4 + payload.length;
-  }
-
-  private connect(): void {
-    this.stateNow = 'connecting';
-    const socket = net.connect({ host: this.o.host, port: this.o.port });
-    this.socket = socket;
-    this.decoder = new FrameDecoder(this.o.frameSizeMaxBytes);
-    socket.setNoDelay(true);
-    this.connectTimer = setTimeout(() => {
-      this.onConnectFailure(socket, new Error(`connect timed out after ${this.o.connectTimeoutMs} ms`));
-    }, this.o.connectTimeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(this.connectTimer);
-      if (this.socket !== socket) return;
-      this.stateNow = 'open';
-      this.connectFailureCount = 0;
-      socket.setKeepAlive(true, pipelinedConnectionDefaults.keepAliveInitialDelayMs);
-      socket.setTimeout(this.o.idleTimeoutMs);
+  private connect(): FramedConnection {
+    const conn = new FramedConnection({
+      host: this.o.host,
+      port: this.o.port,
+      label: this.address,
+      connectTimeoutMs: this.o.connectTimeoutMs,
+      frameSizeMaxBytes: this.o.frameSizeMaxBytes,
+      inFlightMax: this.o.inFlightMax,
+      flush: 'setImmediate',
+      idleTimeoutMs: this.o.idleTimeoutMs,
+      readReply: (frame) => this.readReply(frame),
+      events: {
+        onOpen: () => {
+          this.connectFailureCount = 0;
+        },
+        onClose: (err, reason) => this.onClose(err, reason),
+        onSlotFree: () => this.pumpWaiting(),
+        onIdle: () => this.onIdle(),
+      },
     });
-    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
-    socket.on('timeout', () => {
-      if (this.socket !== socket || this.inFlight.size > 0 || this.waiting.length > 0) return;
-      this.log.info({ addr: this.address }, 'closing idle connection');
-      this.dropSocket(
-        new TransportError(ErrorCode.UNAVAILABLE, `idle connection to ${this.address} closed`, false),
-      );
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (this.socket !== socket) return;
-      if (this.stateNow === 'connecting') this.onConnectFailure(socket, err);
-      else this.log.info({ addr: this.address, code: err.code }, 'connection error');
-    });
-    socket.on('close', () => {
-      if (this.socket !== socket) return;
-      if (this.stateNow === 'connecting') {
-        this.onConnectFailure(socket, new Error('connection closed while connecting'));
-        return;
-      }
-      this.dropSocket(
-        new TransportError(ErrorCode.UNAVAILABLE, `connection to ${this.address} was lost`, true),
-      );
-    });
+    this.conn = conn;
+    return conn;
   }
 
-  private onConnectFailure(socket: net.Socket, err: Error): void {
-    if (this.socket !== socket) return;
-    clearTimeout(this.connectTimer);
-    this.connectFailureCount += 1;
-    const backoffMs = Math.min(
-      this.o.reconnectBackoffMsMax,
-      this.o.reconnectBackoffMsMin * 2 ** Math.min(this.connectFailureCount - 1, 20),
-    );
-    this.reconnectNotBeforeMs = Date.now() + backoffMs;
-    this.log.info({ addr: this.address, err: err.message, backoffMs }, 'connect failed');
-    // Nothing reached the server: every request may be retried elsewhere.
-    this.dropSocket(
-      new TransportError(ErrorCode.UNAVAILABLE, `cannot connect to ${this.address}: ${err.message}`, false, {
-        cause: err,
-      }),
-      false,
-    );
-    socket.destroy();
-  }
-
-  /** Forgets the socket and rejects every request; `err.sent` applies to in-flight ones. */
-  private dropSocket(err: TransportError, inFlightSent = err.sent): void {
-    this.outgoing = [];
-    this.outgoingBytes = 0;
-    const socket = this.socket;
-    this.socket = undefined;
-    this.decoder = undefined;
-    clearTimeout(this.connectTimer);
-    if (this.stateNow !== 'closed') this.stateNow = 'idle';
-    const inFlightErr =
-      inFlightSent === err.sent ? err : new TransportError(err.code, err.message, inFlightSent);
-    const notSent = new TransportError(ErrorCode.UNAVAILABLE, err.message, false);
-    for (const pending of [...this.inFlight.values()]) this.settle(pending, inFlightErr);
-    for (const pending of this.waiting.splice(0)) this.settle(pending, notSent);
-    if (socket !== undefined && !socket.destroyed) socket.destroy();
-  }
-
-  private onData(socket: net.Socket, chunk: Buffer): void {
-    if (this.socket !== socket || this.decoder === undefined) return;
-    const { frames, error } = this.decoder.push(chunk);
-    for (const frame of frames) {
-      if (this.socket !== socket) return;
-      this.onFrame(frame);
-    }
-    if (error !== undefined && this.socket === socket) {
-      this.dropSocket(
-        new TransportError(ErrorCode.UNAVAILABLE, `bad framing from ${this.address}: ${error.message}`, true),
-      );
-    }
-  }
-
-  private onFrame(frame: Buffer): void {
-    if (!isBinaryFrame(frame)) {
-      // A text frame on a binary connection is the server refusing the connection or the stream.
-      const reply = parseTextReply(frame);
-      const code =
-        reply.kind === 'ERR' && reply.code !== undefined && isErrorCode(reply.code) ? reply.code : null;
-      const message = reply.kind === 'ERR' ? reply.message : 'unexpected text frame';
-      // BUSY at the connection limit is sent before the server reads anything: nothing was applied.
-      const sent = code !== ErrorCode.BUSY;
-      this.dropSocket(new TransportError(code ?? ErrorCode.UNAVAILABLE, `${this.address}: ${message}`, sent));
-      return;
-    }
+  private readReply(frame: Buffer): Reply {
     const requestId = readRequestId(frame);
     if (requestId === undefined) {
-      this.dropSocket(
-        new TransportError(ErrorCode.UNAVAILABLE, `short binary frame from ${this.address}`, true),
-      );
-      return;
+      throw new WalrusError(ErrorCode.UNAVAILABLE, `short binary frame from ${this.address}`);
     }
-    const pending = this.inFlight.get(requestId);
-    if (pending === undefined) return; // a late reply to a request that timed out or was aborted
-    this.settle(pending, frame);
+    return { requestId, tag: 0, outcome: frame };
+  }
+
+  private onClose(err: TransportError, reason: CloseReason): void {
+    this.conn = undefined;
+    if (reason === 'connect') {
+      this.connectFailureCount += 1;
+      const doublings = Math.min(
+        this.connectFailureCount - 1,
+        pipelinedConnectionDefaults.backoffDoublingCountMax,
+      );
+      const backoffMs = Math.min(this.o.reconnectBackoffMsMax, this.o.reconnectBackoffMsMin * 2 ** doublings);
+      this.reconnectNotBeforeMs = Date.now() + backoffMs;
+      this.log.info({ addr: this.address, err: err.message, backoffMs }, 'connect failed');
+    } else {
+      this.log.info({ addr: this.address, code: err.code, err: err.message }, 'connection ended');
+    }
+    this.failWaiting(err.message);
+  }
+
+  private onIdle(): void {
+    const conn = this.conn;
+    if (conn === undefined || this.waiting.length > 0) return;
+    this.log.info({ addr: this.address }, 'closing idle connection');
+    this.conn = undefined;
+    void conn.close(`idle connection to ${this.address} closed`);
+  }
+
+  private enqueue(request: FramedRequest): void {
+    const entry: Waiting = { request, cleanupAbort: undefined };
+    const signal = request.signal;
+    if (signal !== undefined) {
+      const onAbort = (): void => {
+        this.unqueue(entry);
+        request.reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      entry.cleanupAbort = () => signal.removeEventListener('abort', onAbort);
+    }
+    this.waiting.push(entry);
+    this.waitSweep.ensure();
+  }
+
+  private unqueue(entry: Waiting): void {
+    const i = this.waiting.indexOf(entry);
+    if (i !== -1) this.waiting.splice(i, 1);
+    entry.cleanupAbort?.();
+  }
+
+  /** A slot came free: hand waiting requests to the connection, oldest first. */
+  private pumpWaiting(): void {
+    const conn = this.conn;
+    while (this.waiting.length > 0 && conn !== undefined && conn.inFlightCount < this.o.inFlightMax) {
+      const entry = this.waiting.shift()!;
+      entry.cleanupAbort?.();
+      conn.request(entry.request);
+    }
+  }
+
+  private expireWaiting(nowMs: number): boolean {
+    for (const entry of this.waiting.filter((e) => e.request.deadlineMs <= nowMs)) {
+      this.unqueue(entry);
+      const message = `no reply from ${this.address} within ${entry.request.timeoutMs} ms`;
+      entry.request.reject(new TransportError(ErrorCode.TIMEOUT, message, false));
+    }
+    return this.waiting.length > 0;
+  }
+
+  /** Nothing queued reached a server: each may be retried elsewhere. */
+  private failWaiting(message: string): void {
+    const notSent = new TransportError(ErrorCode.UNAVAILABLE, message, false);
+    for (const entry of this.waiting.splice(0)) {
+      entry.cleanupAbort?.();
+      entry.request.reject(notSent);
+    }
+    this.waitSweep.stop();
   }
 }

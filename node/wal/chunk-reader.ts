@@ -5,7 +5,7 @@
  * out earlier (record values returned by a read) stay valid.
  */
 import type { FileIo } from '../storage-io/file-io.js';
-import { readFully } from '../storage-io/file-io.js';
+import { readFully } from '../storage-io/durable-file.js';
 
 export class ChunkReader {
   buf: Buffer = Buffer.alloc(0);

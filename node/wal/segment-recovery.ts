@@ -16,7 +16,7 @@
  *    never expose an old record past a newer, shorter end.
  */
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
-import { readFully, readSmallFile, writeFully } from '../storage-io/file-io.js';
+import { readFully, readSmallFile, writeFully } from '../storage-io/durable-file.js';
 import { walLimits } from './limits.js';
 import {
   checkRecordAt,

@@ -11,11 +11,12 @@
  *   only zeros are ever written beyond endPosition (foreground or background preallocation)
  *   records [baseOffset, endOffset) occupy [segmentFileHeaderBytes, endPosition) back to back
  */
+import type { Logger } from '../log.js';
 import assert from 'node:assert';
 import path from 'node:path';
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
 import type { FileIo } from '../storage-io/file-io.js';
-import { writeFileDurably, writeFully } from '../storage-io/file-io.js';
+import { writeFileDurably, writeFully } from '../storage-io/durable-file.js';
 import type { WalLimits } from './limits.js';
 import { recordHeaderSizeBytes, walLimits } from './limits.js';
 import { OffsetIndex } from './offset-index.js';
@@ -38,11 +39,8 @@ import {
 } from './segment-files.js';
 import { WalError, WalErrorCode, walErrorFromIo } from './wal-error.js';
 
-export interface WalLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+/** The node's one Logger (node/log.ts), under this module's name. */
+export type WalLogger = Logger;
 
 export interface WalStats {
   corruptRecordCount: number;

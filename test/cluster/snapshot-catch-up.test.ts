@@ -8,6 +8,10 @@
  * its log ends long before the leader's first entry, and only a snapshot can bring it back. It must
  * reach the leader's applied index, and count as a voter again: with the other follower stopped, a
  * metadata change still commits (it needs the restarted node's vote).
+ *
+ * Also: a topic with data on the stopped node is deleted while it is down; once the node has caught
+ * up its data is gone. (Which path tells it, the log or the snapshot, depends on what the leader
+ * still holds when it returns; the in-process reconciler tests cover the snapshot path on its own.)
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -46,11 +50,22 @@ test.serial(
       const leaderId = await leaderOf(cluster, [0, 1, 2]);
       const leader = leaderId - 1;
       const [lagging, other] = [0, 1, 2].filter((i) => i !== leader) as [number, number];
-      await cluster.kill(lagging, 'SIGTERM');
-      phase(`formed; node ${lagging + 1} stopped`);
-
       const client = new WalrusClient({ nodes: [cluster.nodes[leader]!.clientAddr] });
       t.teardown(() => client.close());
+      // A topic whose data lives on the node about to miss its deletion.
+      let gone = '';
+      for (let i = 0; gone === '' && i < 64; i++) {
+        const created = await client.createTopic(`gone${i}`);
+        if (created.topic.leaderNodeId === lagging + 1) gone = `gone${i}`;
+      }
+      t.not(gone, '', 'some topic is placed on the node to stop');
+      await client.append(gone, [{ value: Buffer.from('on the lagging node') }]);
+      const goneDir = path.join(cluster.dataDir, `node_${lagging + 1}`, 'user_data', 'topics', gone);
+      t.true(fs.existsSync(goneDir), goneDir);
+      await cluster.kill(lagging, 'SIGTERM');
+      await client.deleteTopic(gone);
+      phase(`formed; node ${lagging + 1} stopped; topic ${gone} deleted meanwhile`);
+
       const pad = 'x'.repeat(193);
       let next = 0;
       await Promise.all(
@@ -72,7 +87,20 @@ test.serial(
       t.true(snapshotBytes > snapshotBytesMin, `snapshot.bin is ${snapshotBytes} bytes`);
       phase(`leader snapshot ${(snapshotBytes / 1e6).toFixed(1)} MB`);
 
-      await cluster.startNode(lagging);
+      // The others are paused while it starts, so it has finished its start-up reconciliation
+      // (it still knows the deleted topic then) before the snapshot reaches it.
+      cluster.nodes[leader]!.process!.kill('SIGSTOP');
+      cluster.nodes[other]!.process!.kill('SIGSTOP');
+      try {
+        await cluster.startNode(lagging);
+        await eventually(`node ${lagging + 1} to finish its start-up`, async () =>
+          cluster.nodes[lagging]!.logTail.includes('Client listener bound') ? true : undefined,
+        );
+        t.true(fs.existsSync(goneDir), 'kept at start-up: its own log still holds the topic');
+      } finally {
+        cluster.nodes[leader]!.process!.kill('SIGCONT');
+        cluster.nodes[other]!.process!.kill('SIGCONT');
+      }
       const laggingAddr = cluster.nodes[lagging]!.clientAddr;
       const target = (await metrics(leaderAddr)).last_applied;
       const caughtUp = await eventually(
@@ -92,6 +120,9 @@ test.serial(
       t.true(sent.snapshot_transfer.bytes_sent! > snapshotBytesMin, JSON.stringify(sent.snapshot_transfer));
       t.true(got.snapshot_transfer.receives_completed! >= 1, JSON.stringify(got.snapshot_transfer));
       t.log(`leader: ${JSON.stringify(sent.snapshot_transfer)}`);
+      await eventually(`node ${lagging + 1} to delete the data of ${gone}`, async () =>
+        fs.existsSync(goneDir) ? undefined : true,
+      );
       phase(`node ${lagging + 1} applied ${caughtUp.last_applied} (leader was at ${target})`);
 
       // Voting again: with the other follower down, a change commits only with the restarted node.

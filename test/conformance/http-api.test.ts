@@ -8,7 +8,7 @@ import net from 'node:net';
 import test from 'ava';
 import { createWalrusClient, WalrusApiError } from '../../sdk/index.js';
 import { useGatewayOverOneNode } from '../helpers/gateway-process.js';
-import { checkResponse } from '../unit/gateway/spec-check.js';
+import { checkResponse } from '../helpers/spec-check.js';
 
 const running = useGatewayOverOneNode(test);
 

@@ -42,6 +42,15 @@ test('finds a driver that sends before persisting (PersistBeforeSend)', (t) => {
   t.regex(r.violation!, /PersistBeforeSend/);
 });
 
+test('finds a leader that answers ReadIndex without a quorum confirming it (stale reads)', (t) => {
+  const bugs = { readIndexWithoutQuorum: true };
+  const r = findViolation({ bugs });
+  if (!r) return t.fail(`no violation found in ${seedSearchMax} seeds`);
+  t.log(`seed ${r.seed}: ${r.violation}`);
+  t.regex(r.violation!, /ReadIndexLinearizable/);
+  t.true(runSimulation({ seed: r.seed, events }).ok, 'the same seed passes without the bug');
+});
+
 test('without the persistence check, sending before persisting breaks another invariant', (t) => {
   // Crash often in the middle of Readies so unpersisted votes and acks are really lost.
   let found: SimResult | undefined;

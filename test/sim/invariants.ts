@@ -11,6 +11,7 @@ import {
   MessageType,
   type RaftCore,
   type RaftStorage,
+  type ReadState,
 } from '../../node/raft/index.js';
 
 export class InvariantViolation extends Error {
@@ -51,6 +52,15 @@ export class Invariants {
   private readonly appliedKey: (string | number)[] = [];
   private readonly hashAt: number[] = [];
   maxApplied = 0;
+  /** The highest commit index any node has known: the cluster's commit index (never decreases). */
+  maxCommitKnown = 0;
+  /** The highest term any node has led. */
+  private maxLeaderTerm = 0;
+  /** ReadIndex requests not answered yet: ctx → who asked in which term, and what was known then. */
+  private readonly readRequests = new Map<
+    number,
+    { node: number; term: number; commitBefore: number; leaderTermBefore: number }
+  >();
   checks = 0;
 
   fail(invariant: string, detail: string): never {
@@ -138,6 +148,7 @@ export class Invariants {
     if (known !== undefined)
       this.fail('ElectionSafety', `nodes ${known} and ${core.id} both lead term ${term}`);
     this.leaderOfTerm.set(term, core.id);
+    if (term > this.maxLeaderTerm) this.maxLeaderTerm = term;
     // LeaderCompleteness: every entry applied (hence committed) anywhere is in the new leader's log.
     const log = core.log;
     if (log.lastIndex() < this.maxApplied) {
@@ -183,7 +194,16 @@ export class Invariants {
     }
   }
 
-  /** After a node processed its Readies: checks that need the node's whole state. */
+  /**
+   * After a node processed its Readies: checks that need the node's whole state.
+   *
+   * AtMostOneUncommittedConf: no durable log holds two conf entries above the CLUSTER's commit
+   * index (the highest any node knows), i.e. at most one configuration is not yet committed. The
+   * leader proposes a change only once the previous one is applied (so committed), and any log is
+   * a prefix of some leader's log, so this holds for every node. (The leader's own commit index
+   * is not the cluster's: a new leader may hold a change its predecessor committed, and the next
+   * one, before it learns that commit; seed 81178 of the old checker.)
+   */
   afterReady(core: RaftCore, durableLastIndex: number, confIndexes: readonly number[]): void {
     this.checks++;
     if (core.log.committed > durableLastIndex) {
@@ -192,15 +212,54 @@ export class Invariants {
         `node ${core.id} commit ${core.log.committed} > durable last index ${durableLastIndex}`,
       );
     }
-    if (core.role === 'Leader') {
-      this.onLeader(core);
-      let uncommitted = 0;
-      for (const i of confIndexes) if (i > core.log.committed) uncommitted++;
-      if (uncommitted > 1)
-        this.fail(
-          'AtMostOneUncommittedConf',
-          `leader ${core.id} has ${uncommitted} uncommitted conf entries`,
-        );
+    if (core.log.committed > this.maxCommitKnown) this.maxCommitKnown = core.log.committed;
+    let uncommitted = 0;
+    for (const i of confIndexes) if (i > this.maxCommitKnown) uncommitted++;
+    if (uncommitted > 1) {
+      this.fail(
+        'AtMostOneUncommittedConf',
+        `node ${core.id} holds conf entries at [${confIndexes}], ${uncommitted} above the cluster's commit ${this.maxCommitKnown}`,
+      );
+    }
+    if (core.role === 'Leader') this.onLeader(core);
+  }
+
+  /** `node`, believing it leads `term`, accepted ReadIndex request `ctx`. */
+  onReadRequest(ctx: number, node: number, term: number): void {
+    this.readRequests.set(ctx, {
+      node,
+      term,
+      commitBefore: this.maxCommitKnown,
+      leaderTermBefore: this.maxLeaderTerm,
+    });
+  }
+
+  /**
+   * ReadIndexLinearizable: a read state answers a request of the same node, once; no leader of a
+   * newer term had been elected before the request (a deposed leader never confirms a read); and
+   * its index covers every index committed anywhere before the request.
+   */
+  onReadState(node: number, rs: ReadState): void {
+    this.checks++;
+    const req = typeof rs.ctx === 'number' ? this.readRequests.get(rs.ctx) : undefined;
+    if (req === undefined || req.node !== node) {
+      this.fail(
+        'ReadIndexLinearizable',
+        `node ${node} answered read ${String(rs.ctx)} it was not asked (or twice)`,
+      );
+    }
+    this.readRequests.delete(rs.ctx as number);
+    if (req.leaderTermBefore > req.term) {
+      this.fail(
+        'ReadIndexLinearizable',
+        `node ${node} confirmed a read of term ${req.term} asked after a leader of term ${req.leaderTermBefore} was elected`,
+      );
+    }
+    if (rs.index < req.commitBefore) {
+      this.fail(
+        'ReadIndexLinearizable',
+        `node ${node} read at index ${rs.index} < ${req.commitBefore} committed before the request`,
+      );
     }
   }
 

@@ -29,6 +29,19 @@ if (onlySeed !== undefined) {
     t.true(r.ok, r.ok ? '' : explain(r));
   });
 } else {
+  // Issue 8, defect 10: these seeds outlasted the old fixed bound (60 election timeouts after
+  // healing) at 50,000 events: a leader cut off from its quorum had kept accepting thousands of
+  // proposals, and replicating them after the heal took longer than any election. The bound now
+  // counts that catch-up.
+  const longBacklogSeeds = [900215, 900912, 901224, 902044, 902955, 903440, 903951];
+  const longEvents = 50_000;
+  test(`seeds with a long backlog after healing stay live (${longBacklogSeeds.length} seeds × ${longEvents} events)`, (t) => {
+    for (const seed of longBacklogSeeds) {
+      const r = runSimulation({ seed, events: longEvents });
+      if (!r.ok) return t.fail(`${explain(r)} (SIM_EVENTS=${longEvents})`);
+    }
+    t.pass();
+  });
   const seedCount = Number(process.env['SIM_SEEDS'] ?? seedsDefault);
   for (let lo = 1; lo <= seedCount; lo += chunkSeedCount) {
     const hi = Math.min(seedCount, lo + chunkSeedCount - 1);

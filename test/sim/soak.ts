@@ -1,6 +1,6 @@
 /**
  * Soak runner for the Raft simulator: many more seeds than `npm test`, on demand.
- *   node dist/test/sim/soak.js --seeds 100000 [--from 1] [--events 5000] [--bug vote|old-term|send]
+ *   node dist/test/sim/soak.js --seeds 100000 [--from 1] [--events 5000] [--bug vote|old-term|send|read]
  *   node dist/test/sim/soak.js --seed 123 [--trace]      (one run; --trace prints every message)
  * Env fallbacks: SOAK_SEEDS, SOAK_FROM, SIM_EVENTS. Prints each failing seed with its replay
  * command; exits 1 if any seed failed.
@@ -24,6 +24,7 @@ const bugOptions: Record<string, Partial<SimOptions>> = {
   vote: { bugs: { grantVoteIgnoringLog: true } },
   'old-term': { bugs: { commitOldTermByCounting: true } },
   send: { unsafeSendBeforePersist: true },
+  read: { bugs: { readIndexWithoutQuorum: true } },
 };
 const extra = values.bug === undefined ? {} : bugOptions[values.bug];
 if (extra === undefined) {

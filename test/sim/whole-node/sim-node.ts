@@ -27,7 +27,7 @@ import {
   type PeerRequest,
   RaftNode,
 } from '../../../node/metadata/raft-node.js';
-import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
+import { ErrorCode } from '../../../node/protocol/error-codes.js';
 import { binaryMarker } from '../../../node/protocol/frame.js';
 import type { Prng, RaftCore } from '../../../node/raft/index.js';
 import { raftClusterView } from '../../../node/bin/peers.js';
@@ -241,12 +241,11 @@ export class SimNode {
     const meta = {
       state,
       propose: (command: MetaCommand) => raft.propose(command),
-      // As walrus-node: the interim barrier until the Raft driver's ReadIndex barrier lands.
+      // As walrus-node: ReadIndex, after waiting (bounded) for a leader when none is known.
       readBarrier: async () => {
         if (s.bugs.noReadBarrier) return;
-        await raft.catchUpWithLeader();
-        if (!raft.isLeader)
-          throw new WalrusError(ErrorCode.NOT_LEADER, `node ${this.id} is not the Raft leader`);
+        if (raft.leaderId === 0) await raft.catchUpWithLeader();
+        await raft.readBarrier();
       },
     };
     topics = new TopicService({

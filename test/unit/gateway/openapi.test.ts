@@ -11,7 +11,7 @@ import test from 'ava';
 import { listOperations } from '../../../gateway/docs-page.js';
 import { ErrorCode } from '../../../node/protocol/error-codes.js';
 import { makeGateway, useRealNode } from './helpers.js';
-import { repoRoot } from './spec-check.js';
+import { repoRoot } from '../../helpers/spec-check.js';
 
 const node = useRealNode(test);
 

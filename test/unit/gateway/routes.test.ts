@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { makeGateway as makeGatewayOver, problemCode, unique, useRealNode } from './helpers.js';
-import { checkResponse } from './spec-check.js';
+import { checkResponse } from '../../helpers/spec-check.js';
 
 // Small segments and a fast monitor loop, so the retention case below drops a real sealed segment.
 const segmentEntryCountMax = 10;

@@ -4,6 +4,7 @@
  * member recorded without an incarnation (upgrade) accepts the first one it sees. And how a cluster
  * whose metadata has no id gets one, and every node learns it.
  */
+import { silentLogger } from '../../../node/log.js';
 import test from 'ava';
 import {
   PeerIdentityGuard,
@@ -30,7 +31,7 @@ function setup(o: { clusterId?: string | null; nowMs?: () => number } = {}) {
     nodeId: 1,
     identity,
     state,
-    logger: { error: (obj, m) => errors.push({ o: obj, m }) },
+    logger: { ...silentLogger, error: (obj, m) => errors.push({ o: obj, m }) },
     ...(o.nowMs ? { nowMs: o.nowMs } : {}),
   });
   const register = (nodeId: number, incarnation?: string): void =>

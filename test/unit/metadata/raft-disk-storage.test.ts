@@ -4,6 +4,7 @@
  * "crash" (objects dropped, storage reopened from the same directories) and must keep every
  * committed entry, applied identically.
  */
+import { type Logger, silentLogger } from '../../../node/log.js';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -62,9 +63,9 @@ function view(s: RaftDiskStorage): object {
   };
 }
 
-function captureLogger(): { warnings: { o: object; m: string }[]; warn(o: object, m: string): void } {
+function captureLogger(): Logger & { warnings: { o: object; m: string }[] } {
   const warnings: { o: object; m: string }[] = [];
-  return { warnings, warn: (o, m) => warnings.push({ o, m }) };
+  return { ...silentLogger, warnings, warn: (o, m) => warnings.push({ o, m }) };
 }
 
 function expectCorrupt(t: import('ava').ExecutionContext, dir: string, file: string): void {

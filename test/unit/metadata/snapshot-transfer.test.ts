@@ -4,6 +4,7 @@
  * totals, garbage and corruption (fast-check where natural), and the driver-side SnapshotTransfer
  * (one transfer per follower, reports to Raft, warn-and-count on failure, backoff, abort).
  */
+import { silentLogger } from '../../../node/log.js';
 import { crc32c } from '@node-rs/crc32';
 import test from 'ava';
 import fc from 'fast-check';
@@ -611,7 +612,7 @@ function driverSide(channel: (to: number, body: Uint8Array, timeoutMs: number) =
     channel,
     deliver: (from, payload) => delivered.push([from, payload]),
     report: (to, ok) => reports.push([to, ok]),
-    logger: { info() {}, warn: (_o, m) => warnings.push(m) },
+    logger: { ...silentLogger, warn: (_o, m) => warnings.push(m) },
     now: clock.now,
     limits: { chunkSizeBytes: 100, sendsInFlightMax: 2, retryBackoffMs: 1000, receiveIdleTimeoutMs: 30_000 },
   });

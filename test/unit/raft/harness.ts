@@ -16,6 +16,7 @@ import {
   RaftCore,
   type RaftConfig,
   type Ready,
+  type ReadState,
 } from '../../../node/raft/index.js';
 
 export interface TestNode {
@@ -23,6 +24,8 @@ export interface TestNode {
   readonly storage: MemoryStorage;
   /** Every entry applied, in order. */
   readonly applied: Entry[];
+  /** Every confirmed read (Ready.readStates), in order. */
+  readonly reads: ReadState[];
 }
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -45,7 +48,7 @@ export function makeNode(
     storage,
     new Prng(seed ?? id),
   );
-  return { core, storage, applied: [] };
+  return { core, storage, applied: [], reads: [] };
 }
 
 /** Storage pre-filled with entries of the given terms at indexes 1.. and a hard state term. */
@@ -69,6 +72,7 @@ export function drain(n: TestNode): Message[] {
     persist(n, rd);
     out.push(...rd.messages);
     n.applied.push(...rd.committedEntries);
+    n.reads.push(...rd.readStates);
     n.core.advance(rd);
   }
   assert.fail('ready loop did not settle');
@@ -173,6 +177,12 @@ export class Net {
 
   campaign(id: number): void {
     this.core(id).campaign();
+    this.send(drain(this.node(id)));
+  }
+
+  /** Node `id` asks for a read point (ReadIndex); what it sends is delivered. */
+  read(id: number, ctx: number): void {
+    this.core(id).readIndex(ctx);
     this.send(drain(this.node(id)));
   }
 

@@ -58,7 +58,10 @@ export function describeMessage(m: Message): string {
       parts.push(m.reject ? `reject index=${m.index} hint=${m.logTerm}/${m.rejectHint}` : `index=${m.index}`);
       break;
     case 'Heartbeat':
-      parts.push(`commit=${m.commit}`);
+      parts.push(`commit=${m.commit}${m.index > 0 ? ` read=${m.index}` : ''}`);
+      break;
+    case 'HeartbeatResp':
+      if (m.index > 0) parts.push(`read=${m.index}`);
       break;
     case 'Vote':
     case 'PreVote':
@@ -102,7 +105,12 @@ export class InteractionEnv {
             checkQuorum: opts['checkquorum'] === 'true',
             inflightMsgCountMax: Number(opts['inflight'] ?? 256),
           });
-          this.nodes.set(nid, { core: new RaftCore(cfg, storage, new Prng(nid)), storage, applied: [] });
+          this.nodes.set(nid, {
+            core: new RaftCore(cfg, storage, new Prng(nid)),
+            storage,
+            applied: [],
+            reads: [],
+          });
         }
         out.push(`nodes: ${[...this.nodes.keys()].join(' ')}`);
         break;
@@ -120,6 +128,9 @@ export class InteractionEnv {
         this.tryRun(out, () =>
           this.node(id).core.proposeConfChange({ type: args[1] as ConfChangeType, nodeId: Number(args[2]) }),
         );
+        break;
+      case 'read-index':
+        this.tryRun(out, () => this.node(id).core.readIndex(Number(args[1])));
         break;
       case 'transfer-leadership':
         this.tryRun(out, () => this.node(Number(opts['from'])).core.transferLeadership(Number(opts['to'])));
@@ -215,7 +226,9 @@ export class InteractionEnv {
     persist(n, rd);
     this.pending.push(...rd.messages);
     for (const e of rd.committedEntries) out.push(`${id} apply ${describeEntry(e)}`);
+    for (const r of rd.readStates) out.push(`${id} read-state index=${r.index} ctx=${String(r.ctx)}`);
     n.applied.push(...rd.committedEntries);
+    n.reads.push(...rd.readStates);
     n.core.advance(rd);
     return true;
   }

@@ -1,5 +1,5 @@
 /**
- * Membership changes (one at a time, effective on append) and leader transfer, after etcd-raft's
+ * Membership changes (one at a time, effective when applied) and leader transfer, after etcd-raft's
  * TestAddLearner/TestLearnerPromotion/TestRemoveNode/confchange_v1_remove_leader and the
  * TestLeaderTransfer* family.
  */
@@ -11,7 +11,7 @@ import {
   MemoryStorage,
   MessageType,
 } from '../../../node/raft/index.js';
-import { appliedData, drain, makeNode, msg, Net } from './harness.js';
+import { appliedData, drain, makeNode, msg, Net, persist } from './harness.js';
 
 const code = (f: () => unknown): string | undefined => {
   try {
@@ -55,7 +55,7 @@ test('status().confIndex names the entry whose configuration is in effect (METRI
   t.is(net.core(1).status().confIndex, 0, 'the bootstrap configuration');
   net.core(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
   const at = net.core(1).log.lastIndex();
-  t.is(net.core(1).status().confIndex, at, 'effective on append, before it commits');
+  t.is(net.core(1).status().confIndex, 0, 'not in effect before it is applied');
   net.stabilize();
   for (const id of [2, 3, 4]) t.is(net.core(id).status().confIndex, at, `node ${id}`);
 });
@@ -155,7 +155,7 @@ test('remove a follower: the rest commit without it', (t) => {
   t.not(net.core(3).role, 'Leader');
 });
 
-test('remove the leader: it keeps leading until the removal commits, then steps down and hands over', (t) => {
+test('remove the leader: it keeps leading until it applies the removal, then steps down and hands over', (t) => {
   const net = Net.of([1, 2, 3], { checkQuorum: true, preVote: true });
   net.campaign(1);
   net.core(1).proposeConfChange({ type: ConfChangeType.Remove, nodeId: 1 });
@@ -171,7 +171,7 @@ test('remove the leader: it keeps leading until the removal commits, then steps 
   t.not(net.core(1).role, 'Leader', 'the removed node never campaigns');
 });
 
-test('the removed leader does not count itself toward commit', (t) => {
+test('a leader removing itself counts itself until the removal is applied (etcd), then steps down', (t) => {
   const net = Net.of([1, 2, 3]);
   net.campaign(1);
   net.cut(1, 2);
@@ -179,15 +179,18 @@ test('the removed leader does not count itself toward commit', (t) => {
   net.core(1).proposeConfChange({ type: ConfChangeType.Remove, nodeId: 1 });
   net.stabilize();
   t.is(net.core(1).role, 'Leader');
-  const c = net.core(1).log.committed;
+  t.deepEqual(net.core(1).status().voters, [1, 2, 3], 'the removal is not in effect before it is applied');
   net.recover();
   net.cut(1, 3);
   net.tick(1, 1);
-  // Config [2, 3] needs both; only 2 is reachable.
-  t.is(net.core(1).log.committed, c);
+  // {1, 2} is a quorum of the configuration in effect, [1, 2, 3]: the removal commits and applies.
+  t.true(net.core(1).log.committed >= 2);
+  t.is(net.core(1).role, 'Follower');
+  t.deepEqual(net.core(1).status().voters, [2, 3]);
+  t.is(net.core(2).role, 'Leader', 'the caught-up voter got TimeoutNow');
 });
 
-test('a configuration change takes effect on append and reverts when its entry is overwritten', (t) => {
+test('an uncommitted configuration change that is overwritten never takes effect', (t) => {
   const n = makeNode(1, [1, 2, 3]);
   const conf = encodeConfEntry({
     change: { type: 'addLearner', nodeId: 4 },
@@ -203,7 +206,7 @@ test('a configuration change takes effect on append and reverts when its entry i
     }),
   );
   drain(n);
-  t.deepEqual(n.core.status().learners, [4]);
+  t.deepEqual(n.core.status().learners, []);
   n.core.step(
     msg({
       type: MessageType.App,
@@ -211,9 +214,11 @@ test('a configuration change takes effect on append and reverts when its entry i
       to: 1,
       term: 2,
       entries: [{ term: 2, index: 1, kind: EntryKind.Normal, data: new Uint8Array(0) }],
+      commit: 1,
     }),
   );
   drain(n);
+  t.is(n.core.log.applied, 1);
   t.deepEqual(n.core.status().learners, []);
 });
 
@@ -315,8 +320,8 @@ test('a transfer bypasses the leader lease of CheckQuorum', (t) => {
   t.is(net.core(1).role, 'Leader', 'and it can be transferred back');
 });
 
-test('a node removed by an uncommitted change may still campaign, leads without counting itself, then hands over', (t) => {
-  // Node 3 holds the only copy of "remove 3" (uncommitted); it is still needed until that commits.
+test('a node whose log ends in its own uncommitted removal is still a voter: it campaigns, commits the removal, then hands over', (t) => {
+  // Node 3 holds the only copy of "remove 3" (uncommitted): the configuration in effect is [1,2,3].
   const voters = [1, 2, 3];
   const conf = encodeConfEntry({
     change: { type: 'remove', nodeId: 3 },
@@ -329,9 +334,9 @@ test('a node removed by an uncommitted change may still campaign, leads without 
   ]);
   s3.setHardState({ term: 1, vote: 0, commit: 1 });
   const net = new Net([makeNode(1, voters), makeNode(2, voters), makeNode(3, [], { storage: s3 })]);
-  t.false(net.core(3).isVoter(3));
+  t.true(net.core(3).isVoter(3));
   net.campaign(3);
-  // It won with the votes of 1 and 2 (its own does not count), committed the removal and stepped down.
+  // It won, committed and applied the removal and stepped down.
   t.is(net.core(3).role, 'Follower');
   t.is(net.core(1).log.term(2), 1);
   t.deepEqual(net.core(1).status().voters, [1, 2]);
@@ -408,4 +413,133 @@ test('CheckQuorum: a non-voter learner does not keep a leader alive', (t) => {
     net.stabilize();
   }
   t.is(net.core(1).role, 'Follower', 'only the learner answered: no quorum');
+});
+
+// ------------------------------------------------------------------ effective when applied
+
+test('defect 6: an uncommitted promote on a cut-off leader cannot block elections when a voter dies', (t) => {
+  // Voters {1,2,3}, learner 4; leader 2 appends "promote 4" that nobody else receives.
+  const net = Net.of([1, 2, 3]);
+  net.nodes.set(4, makeNode(4, [], { storage: new MemoryStorage() }));
+  net.campaign(2);
+  net.core(2).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
+  net.stabilize();
+  net.propose(2, 'a');
+  t.deepEqual(appliedData(net.node(4)), ['a']);
+  net.isolate(2);
+  net.core(2).proposeConfChange({ type: ConfChangeType.Promote, nodeId: 4 });
+  net.stabilize();
+  // Node 3 wins term 2 with node 1's vote; its first entry reaches learner 4 only; then 3 dies.
+  net.recover();
+  net.isolate(2);
+  net.ignored.add(MessageType.App);
+  net.campaign(3);
+  t.is(net.core(3).role, 'Leader');
+  net.recover();
+  net.isolate(2);
+  net.cut(3, 1);
+  net.tick(3, 1);
+  t.is(net.core(4).log.lastTerm(), 2, 'the learner holds an entry of term 2');
+  t.is(net.core(2).log.lastTerm(), 1, 'node 2 ends in its term-1 promote');
+  net.nodes.delete(3);
+  net.recover();
+  // Survivors 1, 2 and 4: some voter must win and commit.
+  let leader: number | undefined;
+  for (let round = 0; round < 200 && leader === undefined; round++) {
+    net.tickAll(1);
+    leader = [1, 2].find((id) => net.core(id).role === 'Leader');
+  }
+  if (leader === undefined) return t.fail('no leader elected in 200 ticks');
+  net.propose(leader, 'b');
+  t.deepEqual(appliedData(net.node(1)), ['a', 'b']);
+  t.deepEqual(appliedData(net.node(2)), ['a', 'b']);
+  // The promote, once committed and applied, makes 4 a voter: with 3 dead, 1, 2 and 4 commit.
+  t.deepEqual(net.core(leader).status().voters, [1, 2, 3, 4]);
+  net.propose(leader, 'c');
+  t.deepEqual(appliedData(net.node(4)), ['a', 'b', 'c']);
+});
+
+test('a configuration change takes effect when applied, not when appended', (t) => {
+  const n = makeNode(1, [1, 2, 3]);
+  const conf = encodeConfEntry({
+    change: { type: 'addLearner', nodeId: 4 },
+    conf: { voters: [1, 2, 3], learners: [4] },
+  });
+  const entries = [{ term: 1, index: 1, kind: EntryKind.Conf, data: conf }];
+  n.core.step(msg({ type: MessageType.App, from: 2, to: 1, term: 1, entries }));
+  drain(n);
+  t.deepEqual(n.core.status().learners, [], 'appended but not committed: no effect');
+  n.core.step(msg({ type: MessageType.App, from: 2, to: 1, term: 1, index: 1, logTerm: 1, commit: 1 }));
+  drain(n);
+  t.is(n.core.log.applied, 1);
+  t.deepEqual(n.core.status().learners, [4], 'applied: in effect');
+});
+
+test('restart: the configuration is rebuilt from the snapshot and the committed entries only', (t) => {
+  const conf = encodeConfEntry({
+    change: { type: 'remove', nodeId: 3 },
+    conf: { voters: [1, 2], learners: [] },
+  });
+  const storage = (commit: number): MemoryStorage => {
+    const s = new MemoryStorage({ voters: [1, 2, 3], learners: [] });
+    s.append([
+      { term: 1, index: 1, kind: EntryKind.Normal, data: new Uint8Array(0) },
+      { term: 1, index: 2, kind: EntryKind.Conf, data: conf },
+    ]);
+    s.setHardState({ term: 1, vote: 0, commit });
+    return s;
+  };
+  t.deepEqual(makeNode(3, [], { storage: storage(1) }).core.status().voters, [1, 2, 3]);
+  t.deepEqual(makeNode(3, [], { storage: storage(2) }).core.status().voters, [1, 2]);
+});
+
+test('a node does not campaign while a committed configuration change is not applied yet', (t) => {
+  // applyBytesMax 1: one entry per Ready, so commit can run ahead of applied.
+  const n = makeNode(1, [1, 2], { applyBytesMax: 1 });
+  const conf = encodeConfEntry({
+    change: { type: 'addLearner', nodeId: 3 },
+    conf: { voters: [1, 2], learners: [3] },
+  });
+  const entries = [
+    { term: 1, index: 1, kind: EntryKind.Normal, data: new Uint8Array(0) },
+    { term: 1, index: 2, kind: EntryKind.Conf, data: conf },
+  ];
+  n.core.step(msg({ type: MessageType.App, from: 2, to: 1, term: 1, entries, commit: 2 }));
+  const rd = n.core.ready()!;
+  t.is(rd.committedEntries.length, 1);
+  persist(n, rd);
+  n.core.advance(rd);
+  t.is(n.core.log.applied, 1);
+  n.core.campaign();
+  t.is(n.core.role, 'Follower', 'the change at 2 is committed but not applied');
+  drain(n);
+  t.deepEqual(n.core.status().learners, [3]);
+  n.core.campaign();
+  t.not(n.core.role, 'Follower');
+});
+
+test('a TimeoutNow that arrives before a committed change is applied campaigns once it is', (t) => {
+  // The driver may step several messages before it handles a Ready: the removed leader's commit
+  // and its TimeoutNow arrive together, and the target may not campaign before it applies the
+  // change (etcd's rule), so it campaigns right after.
+  const n = makeNode(2, [1, 2, 3]);
+  const conf = encodeConfEntry({
+    change: { type: 'remove', nodeId: 1 },
+    conf: { voters: [2, 3], learners: [] },
+  });
+  const entries = [
+    { term: 1, index: 1, kind: EntryKind.Normal, data: new Uint8Array(0) },
+    { term: 1, index: 2, kind: EntryKind.Conf, data: conf },
+  ];
+  n.core.step(msg({ type: MessageType.App, from: 1, to: 2, term: 1, entries, commit: 2 }));
+  n.core.step(msg({ type: MessageType.TimeoutNow, from: 1, to: 2, term: 1 }));
+  t.is(n.core.role, 'Follower', 'not before the removal is applied');
+  const sent = drain(n);
+  t.is(n.core.role, 'Candidate');
+  t.deepEqual(n.core.status().voters, [2, 3]);
+  const votes = sent.filter((m) => m.type === MessageType.Vote);
+  t.deepEqual(
+    votes.map((m) => [m.to, m.transfer]),
+    [[3, true]],
+  );
 });

@@ -4,6 +4,7 @@
  * guard (cluster-identity.ts) each side refuses the other with IDENTITY_MISMATCH: a wiped member or
  * another cluster gets no Raft message and no request through, in either direction.
  */
+import { silentLogger } from '../../../node/log.js';
 import test, { type ExecutionContext } from 'ava';
 import { PeerIdentityGuard } from '../../../node/metadata/cluster-identity.js';
 import { MetadataState } from '../../../node/metadata/metadata-state.js';
@@ -125,7 +126,7 @@ function makeNode(nodeId: number, clusterId: string | null): Node {
     nodeId,
     identity,
     state,
-    logger: { error: (_o, m) => errors.push(m) },
+    logger: { ...silentLogger, error: (_o, m) => errors.push(m) },
   });
   return { nodeId, identity, state, guard, errors };
 }

@@ -5,6 +5,7 @@
  * message the old code sent is dropped by the link); a stalled receiver fails the transfer and a
  * retry of the same snapshot succeeds; a peer without the opcode refuses it with UNKNOWN_COMMAND.
  */
+import { silentLogger } from '../../../node/log.js';
 import test, { type ExecutionContext } from 'ava';
 import {
   SnapshotTransfer,
@@ -53,7 +54,7 @@ function side(
     channel,
     deliver: (from, payload) => delivered.push([from, payload]),
     report: (to, ok) => reports.push([to, ok]),
-    logger: { info() {}, warn: (o, m) => warnings.push(`${m} ${JSON.stringify(o)}`) },
+    logger: { ...silentLogger, warn: (o, m) => warnings.push(`${m} ${JSON.stringify(o)}`) },
     now: () => performance.now(),
     limits,
   });
