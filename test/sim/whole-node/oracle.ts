@@ -119,6 +119,8 @@ export class TopicModel {
   /** (time, end): the acknowledged end after each acknowledgement, ascending in both. */
   private readonly ends: { at: number; end: number }[] = [];
   readonly consumers = new Map<string, ConsumerModel>();
+  /** The highest start (first offset retention kept) any node has applied so far. */
+  startMax = 0;
 
   constructor(readonly name: string) {}
 

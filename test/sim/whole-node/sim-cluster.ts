@@ -241,7 +241,8 @@ export class SimCluster {
     const world = this.world;
     return new Promise((resolve) => {
       let done = false;
-      const sent = this.trace === null ? '' : `${nodeId} ${describeRequest(request)}`;
+      const sent =
+        this.trace === null ? '' : `${nodeId} (sent ${world.now.toFixed(0)}) ${describeRequest(request)}`;
       const finish = (o: ClientOutcome<Op>): void => {
         if (done) return;
         done = true;

@@ -58,6 +58,34 @@ export interface Derived {
   readonly removals: boolean;
   /** Topics created up front with many metadata entries (a snapshot far above one frame). */
   readonly bloatTopics: number;
+  /** Relative weights of the chaos actions. */
+  readonly chaosMix: ChaosMix;
+}
+
+export type ChaosAction =
+  | 'crash'
+  | 'partition'
+  | 'isolateLeader'
+  | 'weather'
+  | 'disk'
+  | 'join'
+  | 'bitFlip'
+  | 'nothing';
+export type ChaosMix = Readonly<Record<ChaosAction, number>>;
+
+export const defaultChaosMix: ChaosMix = {
+  crash: 30,
+  partition: 25,
+  isolateLeader: 0,
+  weather: 15,
+  disk: 15,
+  join: 7,
+  bitFlip: 3,
+  nothing: 5,
+};
+
+function chaosWeightTotal(mix: ChaosMix): number {
+  return Object.values(mix).reduce((a, b) => a + b, 0);
 }
 
 export interface WholeNodeStats {
@@ -135,6 +163,7 @@ export function deriveOptions(seed: number): Derived {
     clockSkewMaxMs: pick([0, 50, 2000]),
     removals: p.chance(0.5),
     bloatTopics: 0,
+    chaosMix: defaultChaosMix,
   };
 }
 
@@ -339,14 +368,29 @@ class Run {
     while (this.phase === 'faults') {
       await this.sleep(1 + this.prng.nextInt(2 * this.d.chaosGapMs));
       if (this.phase !== 'faults') return;
-      const r = this.prng.nextInt(100);
-      if (r < 30) this.crashOne();
-      else if (r < 55) this.partition();
-      else if (r < 70) this.weather();
-      else if (r < 85) this.diskFaults();
-      else if (r < 92) this.join();
-      else if (r < 95) this.bitFlip();
+      let r = this.prng.nextInt(chaosWeightTotal(this.d.chaosMix));
+      for (const [action, weight] of Object.entries(this.d.chaosMix) as [ChaosAction, number][]) {
+        if (r < weight) {
+          this.act(action);
+          break;
+        }
+        r -= weight;
+      }
     }
+  }
+
+  private act(action: ChaosAction): void {
+    const actions: Record<ChaosAction, () => void> = {
+      crash: () => this.crashOne(),
+      partition: () => this.partition(),
+      isolateLeader: () => this.partition(true),
+      weather: () => this.weather(),
+      disk: () => this.diskFaults(),
+      join: () => this.join(),
+      bitFlip: () => this.bitFlip(),
+      nothing: () => {},
+    };
+    actions[action]();
   }
 
   /** Crashes a node, the Raft leader half of the time (its successor's first moments are the risky ones). */
@@ -358,15 +402,17 @@ class Run {
     this.cluster.crash(id, this.prng.chance(this.d.powerLossShare));
   }
 
-  private partition(): void {
+  private partition(leaderOnly = false): void {
     const ids = [...this.cluster.nodes.keys()];
     const net = this.cluster.net;
-    const kind = this.prng.nextInt(3);
+    const kind = leaderOnly ? 0 : this.prng.nextInt(3);
     if (kind === 0) {
       // Isolate one node (the Raft leader half of the time), both ways.
       const leader = ids.find((id) => this.cluster.node(id).running?.core?.role === 'Leader');
       const victim =
-        leader !== undefined && this.prng.chance(0.5) ? leader : ids[this.prng.nextInt(ids.length)]!;
+        leader !== undefined && (leaderOnly || this.prng.chance(0.5))
+          ? leader
+          : ids[this.prng.nextInt(ids.length)]!;
       for (const other of ids) {
         if (other === victim) continue;
         net.cutLink(victim, other);
@@ -471,7 +517,10 @@ class Run {
     c.net.weather = calmWeather;
     for (const n of c.nodes.values()) {
       n.disk.faults = noDiskFaults;
-      if (n.running === null) c.boot(n.id);
+      // A WAL segment whose write or fdatasync failed takes no appends until its node restarts
+      // (the operator's part); a node that saw injected disk errors is restarted.
+      if (n.running !== null && n.disk.stats.injectedErrors > 0 && !c.removed.has(n.id)) c.crash(n.id, false);
+      else if (n.running === null) c.boot(n.id);
     }
     const healedAt = this.world.now;
     const deadline = healedAt + livenessBoundMs(this.d);

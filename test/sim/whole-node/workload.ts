@@ -12,8 +12,8 @@ import { type MetadataState, topicStartOffset } from '../../../node/metadata/met
 import type { ClientOutcome, SimCluster } from './sim-cluster.js';
 import { type Oracle, type TopicModel, violation } from './oracle.js';
 
-/** A client gives up on a request after this long (simulated ms; every node-side wait is shorter). */
-export const clientTimeoutMs = 60_000;
+/** A client gives up on a request after this long (simulated ms); its outcome is then unknown. */
+export const clientTimeoutMs = 5_000;
 /** Records per append at most. */
 const appendRecordCountMax = 4;
 /** Records per read at most. */
@@ -88,7 +88,7 @@ export class Workload {
     removals: 0,
   };
   private valueSeq = 0;
-  /** Topic numbers in use (names t<k>); a deleted one is never reused. */
+  /** Topics named so far (t1, t2, …); a deleted name is never reused, at most topicCountMax live at once. */
   private topicCount = 0;
   /** Node ids the workload may remove (kept at most `removableMax`). */
   allowRemovals = true;
@@ -116,14 +116,17 @@ export class Workload {
     return best;
   }
 
-  /** The highest topic start any live node has applied. */
+  /**
+   * The highest start of the topic any node has applied, ever (a start never moves back; a node
+   * that just restarted may not have applied it yet).
+   */
   startMax(name: string): number {
-    let start = 0;
+    const t = this.oracle.topic(name);
     for (const n of this.cluster.nodes.values()) {
-      const t = n.running?.state.topics.get(name);
-      if (t !== undefined) start = Math.max(start, topicStartOffset(t));
+      const meta = n.running?.state.topics.get(name);
+      if (meta !== undefined) t.startMax = Math.max(t.startMax, topicStartOffset(meta));
     }
-    return start;
+    return t.startMax;
   }
 
   private liveTopics(): TopicModel[] {
@@ -163,8 +166,9 @@ export class Workload {
       r -= w;
     }
     const topic = this.pickTopic();
-    if (topic === null || (op === 'create' && this.topicCount < this.topicCountMax)) {
-      if (this.topicCount < this.topicCountMax) await this.create(this.oracle.topic(`t${++this.topicCount}`));
+    const room = this.liveTopics().length < this.topicCountMax;
+    if (topic === null || (op === 'create' && room)) {
+      if (room) await this.create(this.oracle.topic(`t${++this.topicCount}`));
       return;
     }
     switch (op) {
