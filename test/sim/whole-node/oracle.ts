@@ -21,11 +21,13 @@ export function violation(invariant: string, detail: string): never {
   throw new InvariantViolation(invariant, detail);
 }
 
-/** One cursor write: a commit, or a read-next's auto-commit (its value unknown until answered). */
+/**
+ * One cursor write: a commit (its value known), or a read-next's auto-commit, whose value is known
+ * only once it is answered (until then it may move the cursor forward, from whatever value it
+ * reads, by up to one read's records).
+ */
 interface CursorWrite {
-  /** The value written is in [lo, hi]. */
-  lo: number;
-  hi: number;
+  value: number | null;
   readonly sentAt: number;
   /** When it was acknowledged; Infinity while unknown (in flight, failed or timed out). */
   ackedAt: number;
@@ -34,73 +36,58 @@ interface CursorWrite {
 export class ConsumerModel {
   private writes: CursorWrite[] = [];
 
+  constructor(private readonly stepMax: number) {}
+
   write(offset: number, sentAt: number): CursorWrite {
-    const w: CursorWrite = { lo: offset, hi: offset, sentAt, ackedAt: Number.POSITIVE_INFINITY };
+    const w: CursorWrite = { value: offset, sentAt, ackedAt: Number.POSITIVE_INFINITY };
     this.writes.push(w);
     return w;
   }
 
-  /**
-   * A read-next's auto-commit, its value known once answered: it moves the cursor from a value
-   * that could be latest when it was sent forward by at most `stepMax` records.
-   */
-  writeUnknown(sentAt: number, stepMax: number, startMax: number): CursorWrite {
-    const { candidates, initialPossible } = this.candidates(sentAt, sentAt);
-    let lo = initialPossible ? 0 : Number.POSITIVE_INFINITY;
-    let hi = initialPossible ? startMax : Number.NEGATIVE_INFINITY;
-    for (const c of candidates) {
-      lo = Math.min(lo, c.lo);
-      hi = Math.max(hi, c.hi, startMax);
-    }
-    const w: CursorWrite = { lo, hi: hi + stepMax, sentAt, ackedAt: Number.POSITIVE_INFINITY };
+  writeAuto(sentAt: number): CursorWrite {
+    const w: CursorWrite = { value: null, sentAt, ackedAt: Number.POSITIVE_INFINITY };
     this.writes.push(w);
     return w;
   }
 
   settle(w: CursorWrite, value: number, ackedAt: number): void {
-    w.lo = value;
-    w.hi = value;
+    w.value = value;
     w.ackedAt = ackedAt;
   }
 
-  /** A commit refused before it could take effect. */
+  /** A write refused before it could take effect. */
   drop(w: CursorWrite): void {
     this.writes = this.writes.filter((x) => x !== w);
   }
 
   /**
-   * The writes that could be the latest for a read sent at `sentAt` and answered at `answeredAt`:
-   * sent before the answer, and not overwritten for sure before the read was sent (a write is, once
-   * another one acknowledged before the read was sent started after it was acknowledged).
-   */
-  private candidates(
-    sentAt: number,
-    answeredAt: number,
-  ): { candidates: CursorWrite[]; initialPossible: boolean } {
-    let latestStart = Number.NEGATIVE_INFINITY;
-    for (const w of this.writes) if (w.ackedAt < sentAt && w.sentAt > latestStart) latestStart = w.sentAt;
-    const candidates = this.writes.filter((w) => w.sentAt < answeredAt && w.ackedAt >= latestStart);
-    return { candidates, initialPossible: latestStart === Number.NEGATIVE_INFINITY };
-  }
-
-  /**
    * Checks a cursor `seen` (null: no cursor) reported by a read sent at `sentAt` and answered at
-   * `answeredAt`. `startMax` is the highest topic start any node has applied (a cursor below the
-   * start reads from the start).
+   * `answeredAt`. The writes that could be the latest: sent before the answer, and not overwritten
+   * for sure before the read was sent (a write is, once another one acknowledged before the read
+   * was sent started after it was acknowledged). Auto-commits of unknown value may each have moved
+   * the cursor forward by up to `stepMax`. `startMax` is the highest topic start any node has
+   * applied (a cursor below the start reads from the start).
    */
   check(what: string, seen: number | null, sentAt: number, answeredAt: number, startMax: number): void {
-    const { candidates, initialPossible } = this.candidates(sentAt, answeredAt);
+    let latestStart = Number.NEGATIVE_INFINITY;
+    for (const w of this.writes) if (w.ackedAt < sentAt && w.sentAt > latestStart) latestStart = w.sentAt;
+    const live = this.writes.filter((w) => w.sentAt < answeredAt && w.ackedAt >= latestStart);
+    const initialPossible = latestStart === Number.NEGATIVE_INFINITY;
     if (seen === null) {
       if (!initialPossible)
         violation('CursorNotStale', `${what}: no cursor, but a commit was acknowledged before the read`);
       return;
     }
-    if (candidates.some((c) => c.lo <= seen && seen <= c.hi)) return;
-    if (seen <= startMax && (initialPossible || candidates.some((c) => c.lo < seen))) return;
-    const shown = candidates.slice(-8).map((c) => (c.lo === c.hi ? `${c.lo}` : `${c.lo}..${c.hi}`));
+    const values = live.filter((w) => w.value !== null).map((w) => w.value!);
+    if (initialPossible) values.push(0);
+    const slack = live.filter((w) => w.value === null).length * this.stepMax;
+    for (const v of values) {
+      const from = Math.max(v, Math.min(seen, startMax));
+      if (seen >= v && seen <= from + slack) return;
+    }
     violation(
       'CursorNotStale',
-      `${what}: cursor ${seen} sent at ${sentAt} answered at ${answeredAt}, but only [${shown.join(', ')}]${initialPossible ? ' or the start' : ''} could be latest (topic start ≤ ${startMax})`,
+      `${what}: cursor ${seen} sent at ${sentAt} answered at ${answeredAt}, but only [${values.slice(-8).join(', ')}] (+ up to ${slack} by auto-commits) could be latest (topic start ≤ ${startMax})`,
     );
   }
 }
@@ -140,10 +127,10 @@ export class TopicModel {
     return end;
   }
 
-  consumer(name: string): ConsumerModel {
+  consumer(name: string, stepMax: number): ConsumerModel {
     let c = this.consumers.get(name);
     if (c === undefined) {
-      c = new ConsumerModel();
+      c = new ConsumerModel(stepMax);
       this.consumers.set(name, c);
     }
     return c;

@@ -307,9 +307,9 @@ export class Workload {
   }
 
   private async readNext(t: TopicModel, consumer: string, autoCommit: boolean): Promise<void> {
-    const model = t.consumer(consumer);
+    const model = t.consumer(consumer, readRecordCountMax);
     const sentAt = this.cluster.world.now;
-    const write = autoCommit ? model.writeUnknown(sentAt, readRecordCountMax, this.startMax(t.name)) : null;
+    const write = autoCommit ? model.writeAuto(sentAt) : null;
     const out = await this.call<'consumerReadNext'>({
       op: 'consumerReadNext',
       topic: t.name,
@@ -338,7 +338,7 @@ export class Workload {
   }
 
   private async commit(t: TopicModel, consumer: string, offset: number): Promise<void> {
-    const model = t.consumer(consumer);
+    const model = t.consumer(consumer, readRecordCountMax);
     const sentAt = this.cluster.world.now;
     const write = model.write(offset, sentAt);
     const out = await this.call<'consumerCommit'>({ op: 'consumerCommit', topic: t.name, consumer, offset });
@@ -348,7 +348,7 @@ export class Workload {
   }
 
   private async get(t: TopicModel, consumer: string): Promise<void> {
-    const model = t.consumer(consumer);
+    const model = t.consumer(consumer, readRecordCountMax);
     const sentAt = this.cluster.world.now;
     const out = await this.call<'consumerGet'>({ op: 'consumerGet', topic: t.name, consumer });
     const now = this.cluster.world.now;
