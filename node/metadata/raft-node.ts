@@ -608,11 +608,16 @@ export class RaftNode {
    * answered once the leader has applied it; without this, the next request on this node could
    * still see the metadata from before it. (Should leadership move in between, the new leader's
    * applied index may lag its log, and the wait is shorter than it should be; never wrong, only
-   * weaker.)
+   * weaker.) A node that believes it leads confirms it with a read barrier: a deposed leader that
+   * does not know it yet, or a new one whose applied state lags, has nothing to catch up with but
+   * itself (it rejects, NOT_LEADER or TIMEOUT, rather than pass on stale state).
    */
   async catchUpWithLeader(): Promise<void> {
     const leader = await this.waitForLeader();
-    if (leader === this.nodeId) return;
+    if (leader === this.nodeId) {
+      await this.readBarrier();
+      return;
+    }
     const reply = await this.o.peers.request(
       leader,
       Buffer.from(JSON.stringify({ type: 'appliedIndex' } satisfies PeerRequest)),

@@ -24,6 +24,16 @@ async function until(c: SimCluster, what: string, holds: () => boolean): Promise
   if (!holds()) throw new Error(`not reached within ${stepMs} simulated ms: ${what}`);
 }
 
+/** Runs the simulation until `work` settles (a client request, say). */
+async function drive<T>(c: SimCluster, what: string, work: Promise<T>): Promise<T> {
+  let settled: { value: T } | null = null;
+  void work.then((value) => {
+    settled = { value };
+  });
+  await until(c, what, () => settled !== null);
+  return (settled as unknown as { value: T }).value;
+}
+
 function raftOf(c: SimCluster, id: number) {
   const raft = c.node(id).running?.raft;
   if (raft == null) throw new Error(`node ${id} is not running`);
@@ -67,4 +77,35 @@ test('a follower that has not applied a new leader’s registration still reache
   const target = raftOf(c, 4).status().commit;
   await until(c, 'node 3 catches up with node 4', () => c.node(3).running!.state.appliedIndex >= target);
   t.pass();
+});
+
+test('a deposed leader that does not know it yet never answers TOPIC_NOT_FOUND for a topic created meanwhile', async (t) => {
+  // Found by the whole-node simulator: an append to a topic just created through the new leader
+  // reached the old one, isolated and still sure it led; it did not know the topic, and catching
+  // up "with the leader" (itself) changed nothing, so it told the client the topic did not exist.
+  const c = new SimCluster(3, settings);
+  await startCluster(c, [1, 2, 3]);
+  const old = [1, 2, 3].find((id) => raftOf(c, id).isLeader)!;
+  const others = [1, 2, 3].filter((id) => id !== old);
+  for (const other of others) {
+    c.net.cutLink(old, other);
+    c.net.cutLink(other, old);
+  }
+  await until(c, 'another node leads', () => others.some((id) => raftOf(c, id).isLeader));
+  t.true(raftOf(c, old).isLeader, `node ${old} still believes it leads (precondition of the scenario)`);
+  const created = await drive(
+    c,
+    'create',
+    c.call<'createTopic'>(others[0]!, { op: 'createTopic', topic: 'fresh' }, 5_000),
+  );
+  t.true(created.ok, 'the topic is created through the new leader');
+  const append = await drive(
+    c,
+    'append',
+    c.call<'append'>(old, { op: 'append', topic: 'fresh', records: [{ value: Buffer.from('x') }] }, 5_000),
+  );
+  t.false(
+    !append.ok && append.code === 'TOPIC_NOT_FOUND',
+    `the old leader answered ${JSON.stringify(append)}`,
+  );
 });
