@@ -172,8 +172,7 @@ export class SimCluster {
     this.stats.boots++;
     this.world.after(0, () => {
       if (node.running !== null) return;
-      const started = node.boot();
-      const process = node.running!.process;
+      const { process, started } = node.boot();
       started.catch((error: unknown) => this.bootFailed(node, process, error));
     });
   }

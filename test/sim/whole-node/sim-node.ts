@@ -123,8 +123,8 @@ export class SimNode {
     disk.provision('/data');
   }
 
-  /** Starts a new process; resolves when it serves clients, rejects when it exits. */
-  boot(): Promise<void> {
+  /** Starts a new process; `started` resolves when it serves clients, rejects when it exits. */
+  boot(): { process: SimProcess; started: Promise<void> } {
     const env = this.env;
     const process = new SimProcess(this.id, ++this.incarnations);
     const scheduler = new SimScheduler(env.world, process, this.clockSkewMs);
@@ -144,7 +144,7 @@ export class SimNode {
       stopWork: new AbortController(),
     };
     this.running = running;
-    return this.main(running);
+    return { process, started: this.main(running) };
   }
 
   private async main(r: Running): Promise<void> {
