@@ -19,7 +19,7 @@ import { calmWeather } from './sim-network.js';
 import { SimCluster, isInjected, stackOf } from './sim-cluster.js';
 import type { NodeBugs, NodeSettings } from './sim-node.js';
 import { ProcessDead } from './sim-world.js';
-import { Workload, clientTimeoutMs } from './workload.js';
+import { Workload } from './workload.js';
 
 export interface WholeNodeOptions {
   readonly seed: number;
@@ -44,6 +44,8 @@ export interface Derived {
   readonly monitorCheckMs: number;
   readonly clients: number;
   readonly thinkMsMax: number;
+  /** A client gives up on a request after this long (its outcome is then unknown). */
+  readonly clientTimeoutMs: number;
   readonly topicCountMax: number;
   /** Mean simulated ms between chaos actions (0: none). */
   readonly chaosGapMs: number;
@@ -144,6 +146,7 @@ export function deriveOptions(seed: number): Derived {
     monitorCheckMs: pick([100, 400, 1000]),
     clients: pick([2, 3, 5]),
     thinkMsMax: pick([5, 30, 150]),
+    clientTimeoutMs: pick([500, 2000, 5000]),
     topicCountMax: pick([3, 6, 10]),
     chaosGapMs: pick([0, 300, 800, 2000]),
     powerLossShare: pick([0, 0.5, 1]),
@@ -240,7 +243,13 @@ class Run {
     };
     this.cluster = new SimCluster(o.seed, settings);
     this.cluster.trace = o.trace ?? null;
-    this.workload = new Workload(this.cluster, this.oracle, this.prng.fork(), this.d.topicCountMax);
+    this.workload = new Workload(
+      this.cluster,
+      this.oracle,
+      this.prng.fork(),
+      this.d.topicCountMax,
+      this.d.clientTimeoutMs,
+    );
     this.workload.allowRemovals = this.d.removals;
     this.cluster.onCrash = (id) => {
       if (!this.holdDown.has(id)) this.scheduleRestart(id);
@@ -391,6 +400,7 @@ class Run {
       nothing: () => {},
     };
     actions[action]();
+    this.cluster.trace?.(`${this.world.now.toFixed(0)} chaos ${action}: ${this.cluster.net.cutCount} links cut`);
   }
 
   /** Crashes a node, the Raft leader half of the time (its successor's first moments are the risky ones). */
@@ -703,4 +713,3 @@ class Run {
   }
 }
 
-export { clientTimeoutMs };

@@ -12,8 +12,6 @@ import { type MetadataState, topicStartOffset } from '../../../node/metadata/met
 import type { ClientOutcome, SimCluster } from './sim-cluster.js';
 import { type Oracle, type TopicModel, violation } from './oracle.js';
 
-/** A client gives up on a request after this long (simulated ms); its outcome is then unknown. */
-export const clientTimeoutMs = 5_000;
 /** Records per append at most. */
 const appendRecordCountMax = 4;
 /** Records per read at most. */
@@ -98,6 +96,8 @@ export class Workload {
     readonly oracle: Oracle,
     private readonly prng: Prng,
     private readonly topicCountMax: number,
+    /** A client gives up on a request after this long (simulated ms); its outcome is then unknown. */
+    private readonly clientTimeoutMs: number,
   ) {}
 
   /** A node to talk to: any known node, up or not (a client may pick a dead one). */
@@ -144,7 +144,7 @@ export class Workload {
     node = this.pickNode(),
   ): Promise<ClientOutcome<Op>> {
     this.stats.ops++;
-    const out = await this.cluster.call<Op>(node, request, clientTimeoutMs);
+    const out = await this.cluster.call<Op>(node, request, this.clientTimeoutMs);
     if (out.ok) this.stats.acks++;
     else {
       this.stats.errors++;
