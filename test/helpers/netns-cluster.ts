@@ -11,7 +11,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { nodeBin } from '../../infra/local/launcher.js';
+import { cliBin, nodeBin } from '../../infra/local/launcher.js';
 import { jsonReply, type NodeMetrics } from './node-text.js';
 
 const clientPort = 9091;
@@ -54,6 +54,25 @@ function removeStaleNamespaces(): void {
   }
 }
 
+/**
+ * Narrows what `drop` drops (by default every packet from the sender). Both narrowings combine.
+ */
+export interface DropFilter {
+  /**
+   * Only the connections `from` opens to the receiver's raft port: the Raft messages and peer
+   * requests `from` sends. The receiver's own link to `from` keeps working both ways (`from`'s
+   * TCP acknowledgements on it still pass), so what the receiver sends still reaches `from`:
+   * a one-way cut of Raft messages rather than of IP packets.
+   */
+  readonly sendersLinksOnly?: boolean;
+  /**
+   * Only IP packets longer than this many bytes. TCP delivers a stream in order, so the first
+   * dropped segment stops everything after it on that connection until the rule is lifted (then
+   * the sender's retransmissions, on their backoff, deliver it).
+   */
+  readonly ipLengthAbove?: number;
+}
+
 interface NetnsNode {
   readonly nodeId: number;
   readonly ns: string;
@@ -80,8 +99,15 @@ export class NetnsCluster {
     this.clientNs = `${prefix}client`;
   }
 
-  /** Node n (1-based) at 10.77.0.n; node 1 bootstraps and the others join it, as in the seed. */
-  static async start(options: { nodeCount: number; env?: Record<string, string> }): Promise<NetnsCluster> {
+  /**
+   * Node n (1-based) at 10.77.0.n; node 1 bootstraps and the others join it, as in the seed.
+   * `startCount` (default all) nodes start now; the others' namespaces wait for `startNode`.
+   */
+  static async start(options: {
+    nodeCount: number;
+    startCount?: number;
+    env?: Record<string, string>;
+  }): Promise<NetnsCluster> {
     removeStaleNamespaces();
     NetnsCluster.count += 1;
     const prefix = `${namePrefix}${process.pid}-${NetnsCluster.count}-`;
@@ -90,7 +116,7 @@ export class NetnsCluster {
     try {
       cluster.createNetwork(options.nodeCount);
       await cluster.startDriver();
-      for (let i = 0; i < options.nodeCount; i++) await cluster.startNode(i);
+      for (let i = 0; i < (options.startCount ?? options.nodeCount); i++) await cluster.startNode(i);
     } catch (error) {
       await cluster.destroy();
       throw error;
@@ -284,21 +310,40 @@ export class NetnsCluster {
     await exited;
   }
 
-  /** Node `to` stops receiving anything from node `from` (one way). */
-  drop(to: number, from: number): void {
-    inNs(
-      this.nodes[to]!.ns,
+  /**
+   * Node `to` stops receiving anything from node `from` (one way), or only what `filter` says.
+   * Returns a function that lifts this rule alone (`heal` lifts them all).
+   */
+  drop(to: number, from: number, filter: DropFilter = {}): () => void {
+    const ns = this.nodes[to]!.ns;
+    const match = ['ip', 'saddr', this.nodes[from]!.host];
+    if (filter.sendersLinksOnly === true) match.push('tcp', 'dport', String(raftPort));
+    if (filter.ipLengthAbove !== undefined) match.push('ip', 'length', '>', String(filter.ipLengthAbove));
+    const echo = inNs(
+      ns,
       nftBin,
+      '--echo',
+      '--handle',
       'add',
       'rule',
       'inet',
       'walrus',
       'input',
-      'ip',
-      'saddr',
-      this.nodes[from]!.host,
+      ...match,
       'drop',
     );
+    const handle = /# handle (\d+)/.exec(echo)?.[1];
+    if (handle === undefined) throw new Error(`nft did not say the new rule's handle: ${echo}`);
+    let lifted = false;
+    return () => {
+      if (lifted) return;
+      lifted = true;
+      try {
+        inNs(ns, nftBin, 'delete', 'rule', 'inet', 'walrus', 'input', 'handle', handle);
+      } catch {
+        // Already gone: `heal` flushed it.
+      }
+    };
   }
 
   /** Cuts node `index` off from every other node, both ways (clients can still reach it). */
@@ -313,6 +358,34 @@ export class NetnsCluster {
   /** Removes every partition. */
   heal(): void {
     for (const node of this.nodes) inNs(node.ns, nftBin, 'flush', 'chain', 'inet', 'walrus', 'input');
+  }
+
+  /**
+   * Runs walrus-cli with `args` in the client namespace (e.g. `--addr`, clientAddr(i),
+   * `remove-node`, id) and resolves with its exit code and output; killed after `timeoutMs`.
+   */
+  cli(
+    args: readonly string[],
+    timeoutMs = 30_000,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn('ip', ['netns', 'exec', this.clientNs, process.execPath, cliBin, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString('utf8');
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString('utf8');
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
   }
 
   /** SIGKILLs every process it started (by PID) and deletes its namespaces and data. */
