@@ -1,7 +1,7 @@
 /**
  * The whole-node simulator must find bugs, not just pass: each test puts a defect of issue 8 back
- * (bugs.ts, TEST ONLY) and requires the simulator to catch it within a bounded number of seeds,
- * with the same seed passing without the defect. Also: a seed replays bit for bit.
+ * (bugs.ts, TEST ONLY: 2, 4, 5 and 7) and requires the simulator to catch it within a bounded
+ * number of seeds, with the same seed passing without the defect. Also: a seed replays bit for bit.
  */
 import test from 'ava';
 import { bugOptions } from './bugs.js';
@@ -76,3 +76,16 @@ test.serial('finds consumer reads without a read barrier (defect 2): a stale cur
   const control = await runWholeNodeSim({ seed: r.seed, faultMs, ...bugOptions['barrier-control']! });
   t.true(control.ok, `the same seed passes without the defect: ${control.violation}`);
 });
+
+test.serial(
+  'finds remove-node without the hand-off of the segments it leads (defect 7): a topic stranded',
+  async (t) => {
+    const seedsMax = 30;
+    const r = await findViolation(bugOptions['removal']!, seedsMax);
+    if (r === undefined) return t.fail(`no violation found in ${seedsMax} seeds`);
+    t.log(headline(r));
+    t.regex(r.violation!, /^invariant (Liveness: .*appending to every topic|AckedAppendStays)/);
+    const control = await runWholeNodeSim({ seed: r.seed, faultMs, ...bugOptions['removal-control']! });
+    t.true(control.ok, `the same seed passes without the defect: ${control.violation}`);
+  },
+);

@@ -56,6 +56,15 @@ const leaderChanges: Partial<Derived> = {
   chaosMix: { ...none, crash: 1, isolateLeader: 2 },
 };
 
+/** Removals among five nodes with several topics: a removed node often leads an active segment. */
+const removals: Partial<Derived> = {
+  initialNodes: 5,
+  removals: true,
+  topicCountMax: 6,
+  chaosGapMs: 0,
+  clients: 4,
+};
+
 export const bugOptions: Record<string, Partial<WholeNodeOptions>> = {
   /** Defect 4: a snapshot sent as one message, above the peer frame limit. */
   snapshot: { bugs: { snapshotAsOneMessage: true }, overrides: bloat },
@@ -69,4 +78,8 @@ export const bugOptions: Record<string, Partial<WholeNodeOptions>> = {
   barrier: { bugs: { noReadBarrier: true }, overrides: leaderChanges },
   /** The control for `barrier`. */
   'barrier-control': { overrides: leaderChanges },
+  /** Defect 7: remove-node without handing off the segments the node leads. */
+  removal: { bugs: { removeWithoutHandOff: true }, overrides: removals },
+  /** The control for `removal`. */
+  'removal-control': { overrides: removals },
 };

@@ -48,6 +48,8 @@ export interface NodeBugs {
   readonly skipReconcileOnSnapshot?: boolean;
   /** Defect 2: leader-only reads (consumer get / read-next) without a read barrier. */
   readonly noReadBarrier?: boolean;
+  /** Defect 7: remove-node straight through Raft, without handing off the segments it leads (the workload's). */
+  readonly removeWithoutHandOff?: boolean;
   /** Defect 4: a snapshot goes out as one message, not in chunks (a test-local patch of the driver). */
   readonly snapshotAsOneMessage?: boolean;
 }

@@ -254,6 +254,7 @@ class Run {
       this.d.clientTimeoutMs,
     );
     this.workload.allowRemovals = this.d.removals;
+    this.workload.removeWithoutHandOff = o.bugs?.removeWithoutHandOff === true;
     this.cluster.onCrash = (id) => {
       if (!this.holdDown.has(id)) this.scheduleRestart(id);
     };

@@ -88,8 +88,10 @@ export class Workload {
   private valueSeq = 0;
   /** Topics named so far (t1, t2, …); a deleted name is never reused, at most topicCountMax live at once. */
   private topicCount = 0;
-  /** Node ids the workload may remove (kept at most `removableMax`). */
+  /** Whether the workload removes nodes (never below 3 members). */
   allowRemovals = true;
+  /** TEST ONLY (defect 7): remove nodes without the hand-off of their segments. */
+  removeWithoutHandOff = false;
 
   constructor(
     private readonly cluster: SimCluster,
@@ -371,8 +373,23 @@ export class Workload {
     const members = [...this.cluster.nodes.keys()].filter((id) => !this.cluster.removed.has(id));
     if (members.length <= 2) return;
     const victim = members[this.prng.nextInt(members.length)]!;
+    if (this.removeWithoutHandOff) {
+      await this.removeBypassingHandOff(victim);
+      return;
+    }
     const out = await this.call<'removeNode'>({ op: 'removeNode', nodeId: victim });
     if (out.ok && out.response.removed) {
+      this.stats.removals++;
+      this.cluster.decommission(victim);
+    }
+  }
+
+  /** TEST ONLY (defect 7): remove-node as it was, straight to the Raft leader, nothing handed off. */
+  private async removeBypassingHandOff(victim: number): Promise<void> {
+    const leader = [...this.cluster.nodes.values()].find((n) => n.running?.raft?.isLeader === true);
+    if (leader === undefined) return;
+    const removed = await leader.running!.raft!.removeNode(victim).catch(() => false);
+    if (removed) {
       this.stats.removals++;
       this.cluster.decommission(victim);
     }
