@@ -8,6 +8,7 @@ import { decodeReply, encodeRequest } from '../../../node/protocol/binary-codec.
 import { ErrorCode } from '../../../node/protocol/error-codes.js';
 import type { Request, RequestOp, ResponseByOp } from '../../../node/protocol/messages.js';
 import type { Logger } from '../../../node/log.js';
+import { topicStartOffset } from '../../../node/metadata/metadata-state.js';
 import { Prng } from '../../../node/raft/index.js';
 import type { ReplyChannel } from '../../../node/server/request-handler.js';
 import { violation } from './oracle.js';
@@ -88,6 +89,8 @@ export class SimCluster {
   private readonly connections = new Map<SimProcess, Set<() => void>>();
   /** Called with a crashed node's id: the workload decides when it restarts. */
   onCrash: (nodeId: number) => void = () => {};
+  /** Called when a node applied a topic start (retention moved it). */
+  onTopicStart: (topic: string, start: number) => void = () => {};
   /** Called with an invariant violation found outside an event (a node's exit). */
   onViolation: (error: unknown) => void = (error) => {
     throw error;
@@ -130,6 +133,14 @@ export class SimCluster {
         joinTarget: (self) => this.pickMember(self),
         newId: () => this.newId(),
         prng: this.prng.fork(),
+        onApplied: (state, command) => {
+          if (command === null)
+            for (const t of state.topics.values()) this.onTopicStart(t.name, topicStartOffset(t));
+          else if (command.type === 'dropSegments') {
+            const t = state.topics.get(command.topic);
+            if (t !== undefined) this.onTopicStart(t.name, topicStartOffset(t));
+          }
+        },
       },
       skewMs,
     );

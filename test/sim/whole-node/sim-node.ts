@@ -104,6 +104,8 @@ export interface NodeEnv {
   readonly joinTarget: (self: number) => number | null;
   readonly newId: () => string;
   readonly prng: Prng;
+  /** Sees the metadata after each applied command (null: after a snapshot was installed). */
+  readonly onApplied: (state: MetadataState, command: MetaCommand | null) => void;
 }
 
 export class SimNode {
@@ -218,9 +220,11 @@ export class SimNode {
       logger,
       onApply: (index, command) => {
         env.checks.onApply(this.id, storage, index);
+        env.onApplied(state, command);
         topics?.onApply(command);
       },
       onRestore: () => {
+        env.onApplied(state, null);
         if (s.bugs.skipReconcileOnSnapshot) return;
         void topics?.reconciler.reconcile().catch((error: unknown) => {
           logger.error({ err: String(error) }, 'could not reconcile the data with an installed snapshot');

@@ -259,6 +259,10 @@ class Run {
       if (!this.holdDown.has(id)) this.scheduleRestart(id);
     };
     this.cluster.onViolation = (error) => this.fail(error);
+    this.cluster.onTopicStart = (name, start) => {
+      const t = this.oracle.topics.get(name);
+      if (t !== undefined) t.startMax = Math.max(t.startMax, start);
+    };
   }
 
   private onUnhandled(reason: unknown): void {
