@@ -1,6 +1,6 @@
 /**
  * Whole-node soak and replay, on demand:
- *   node dist/test/sim/whole-node/soak.js --seeds 1000 [--from 1] [--ms 12000] [--bug reconcile|barrier|snapshot]
+ *   node dist/test/sim/whole-node/soak.js --seeds 1000 [--from 1] [--ms 12000] [--bug snapshot|reconcile|barrier|removal]
  *   node dist/test/sim/whole-node/soak.js --seed 7 [--trace]     (one run; --trace prints every log line and client request)
  * Env fallbacks: SIM_SEEDS, SIM_FROM, SIM_MS, SEED (`npm run soak`, `npm run sim:whole`). Prints each
  * failing seed with its replay command and the totals (seeds, events, events/s, failures); exits 1
