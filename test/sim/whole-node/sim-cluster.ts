@@ -37,6 +37,7 @@ export interface ClusterStats {
   exits: number;
   refusals: number;
   clientRequests: number;
+  snapshotInstalls: number;
 }
 
 /** True for errors the simulator injected into a disk (a crash they cause is expected). */
@@ -81,6 +82,7 @@ export class SimCluster {
     exits: 0,
     refusals: 0,
     clientRequests: 0,
+    snapshotInstalls: 0,
   };
   private readonly tail: string[] = [];
   private readonly prng: Prng;
@@ -134,9 +136,10 @@ export class SimCluster {
         newId: () => this.newId(),
         prng: this.prng.fork(),
         onApplied: (state, command) => {
-          if (command === null)
+          if (command === null) {
+            this.stats.snapshotInstalls++;
             for (const t of state.topics.values()) this.onTopicStart(t.name, topicStartOffset(t));
-          else if (command.type === 'dropSegments') {
+          } else if (command.type === 'dropSegments') {
             const t = state.topics.get(command.topic);
             if (t !== undefined) this.onTopicStart(t.name, topicStartOffset(t));
           }

@@ -723,7 +723,7 @@ class Run {
       partitions: this.partitions,
       joins: this.joins,
       removals: w.removals,
-      snapshotsInstalled: 0,
+      snapshotsInstalled: c.stats.snapshotInstalls,
       messages: c.net.stats.delivered,
       oversize: c.net.stats.oversize,
       livenessMs: Math.round(this.livenessMs),
