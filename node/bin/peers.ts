@@ -109,7 +109,7 @@ export class PeerDirectory implements PeerSender {
 }
 
 /** The topic service's view of a Raft cluster, forwarding over the peer links. */
-export function raftClusterView(raft: RaftNode, peers: PeerDirectory): ClusterView {
+export function raftClusterView(raft: RaftNode, peers: Pick<PeerSender, 'request'>): ClusterView {
   return {
     raftLeaderId: () => raft.leaderId,
     voters: () => [...raft.status().voters],

@@ -8,7 +8,6 @@
  * This is the one place that picks real files, sockets and the clock.
  */
 import { randomInt } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { PeerIdentityGuard, ensureClusterId } from '../metadata/cluster-identity.js';
 import { isIdentityId } from '../metadata/identity-id.js';
@@ -30,6 +29,7 @@ import { FrameServer } from '../transport/frame-server.js';
 import { PeerServer } from '../transport/peer-server.js';
 import type { PeerIdentityPolicy } from '../transport/peer-auth.js';
 import { peerRequestOnce } from '../transport/peer-link.js';
+import { mkdirDurably, realFileIo } from '../storage-io/index.js';
 import { Wal, parseFsyncPolicy } from '../wal/index.js';
 import { type Logger, createLogger } from '../log.js';
 import { PeerDirectory, raftClusterView } from './peers.js';
@@ -132,8 +132,9 @@ async function main(): Promise<void> {
   const nodeDir = path.join(config.dataDir, `node_${config.nodeId}`);
   const userDataDir = path.join(nodeDir, 'user_data');
   const raftMetaDir = path.join(nodeDir, 'raft_meta');
-  fs.mkdirSync(userDataDir, { recursive: true });
-  fs.mkdirSync(raftMetaDir, { recursive: true });
+  // Durably: a node directory whose entry a crash takes back would come back empty (a new node).
+  mkdirDurably(realFileIo, userDataDir);
+  mkdirDurably(realFileIo, raftMetaDir);
 
   let storage: RaftDiskStorage;
   let identity: RaftIdentity;
@@ -237,6 +238,7 @@ async function main(): Promise<void> {
     ],
     logger,
   );
+  let topicsRecovered = false;
   const handler = new RequestHandler({
     topics,
     controller,
@@ -244,6 +246,7 @@ async function main(): Promise<void> {
     nodeId: config.nodeId,
     clientAddr,
     logger,
+    ready: () => topicsRecovered,
     metricsJson: () => {
       const nowMs = Date.now();
       return metricsJson(config.nodeId, raft.metricsStatus(nowMs), topicService.storageStats(), nowMs);
@@ -278,6 +281,7 @@ async function main(): Promise<void> {
   }
   await raft.waitLocalReplay();
   await topics.recover();
+  topicsRecovered = true;
   void raft.ensureRegistered({
     nodeId: config.nodeId,
     raftAddr,

@@ -4,6 +4,7 @@
  * next). A failing task is logged and the others still run.
  */
 import type { Logger } from '../log.js';
+import { type Scheduler, type TimerHandle, realScheduler } from '../scheduler.js';
 
 export interface MonitorTask {
   readonly name: string;
@@ -11,19 +12,22 @@ export interface MonitorTask {
 }
 
 export class Monitor {
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private running = false;
   private readonly tasks: readonly MonitorTask[];
   private readonly logger: Logger;
 
-  constructor(tasks: readonly MonitorTask[], logger: Logger) {
+  private readonly scheduler: Scheduler;
+
+  constructor(tasks: readonly MonitorTask[], logger: Logger, scheduler: Scheduler = realScheduler) {
     this.tasks = tasks;
     this.logger = logger;
+    this.scheduler = scheduler;
   }
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => void this.tick(), intervalMs);
-    this.timer.unref();
+    this.timer = this.scheduler.setInterval(() => void this.tick(), intervalMs);
+    this.timer.unref?.();
     this.logger.info({ intervalMs }, 'Monitor loop started');
   }
 
@@ -44,7 +48,7 @@ export class Monitor {
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) this.scheduler.clearInterval(this.timer);
     this.timer = null;
   }
 }

@@ -20,6 +20,7 @@
 import type { Logger } from '../log.js';
 import assert from 'node:assert/strict';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { type Scheduler, realScheduler, sleep } from '../scheduler.js';
 import { isIdentityId, newIdentityId } from './identity-id.js';
 import type { MetaCommand, MetadataState } from './metadata-state.js';
 
@@ -173,6 +174,8 @@ export async function ensureClusterId(o: {
   logger: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
   signal: AbortSignal;
   intervalMs?: number;
+  /** Timers (default the real ones). */
+  scheduler?: Scheduler;
 }): Promise<void> {
   const intervalMs = o.intervalMs ?? clusterIdentityLimits.clusterIdCheckIntervalMs;
   while (!o.signal.aborted) {
@@ -202,6 +205,6 @@ export async function ensureClusterId(o: {
         // Leadership moved or the proposal timed out: look again after the interval.
       }
     }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await sleep(o.scheduler ?? realScheduler, intervalMs);
   }
 }

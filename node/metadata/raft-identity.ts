@@ -47,6 +47,8 @@ export interface RaftIdentityOptions {
    * then is a cluster id made here. Any other node learns it (join reply, replicated metadata).
    */
   readonly bootstrapCluster: boolean;
+  /** Makes a new id (default newIdentityId: random; the simulator's are seeded). */
+  readonly newId?: () => string;
 }
 
 export class RaftIdentity {
@@ -89,8 +91,9 @@ export class RaftIdentity {
         const { incarnation, clusterId } = readIdentityFile(io, file);
         return new RaftIdentity(io, file, incarnation, clusterId, false);
       }
-      const incarnation = newIdentityId();
-      const clusterId = options.bootstrapCluster ? newIdentityId() : null;
+      const newId = options.newId ?? newIdentityId;
+      const incarnation = newId();
+      const clusterId = options.bootstrapCluster ? newId() : null;
       replaceFileDurably(io, file, [frame(identityBody(incarnation, clusterId))]);
       return new RaftIdentity(io, file, incarnation, clusterId, true);
     } catch (error) {

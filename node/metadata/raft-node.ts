@@ -33,6 +33,7 @@ import {
   quorumSize,
 } from '../raft/index.js';
 import { ErrorCode, WalrusError, isErrorCode } from '../protocol/error-codes.js';
+import { type Scheduler, type TimerHandle, realScheduler, sleep } from '../scheduler.js';
 import { identityMismatchMessage } from './cluster-identity.js';
 import { isIdentityId } from './identity-id.js';
 import type { MetaCommand, MetadataSnapshot, MetadataState, NodeMeta } from './metadata-state.js';
@@ -98,6 +99,8 @@ export interface PeerSender {
    * with the receiver's acknowledgement, rejects on an error reply, a lost link or the timeout.
    */
   requestSnapshotChunk(to: number, body: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** Remembers members' addresses until the applied metadata holds them (see lookUpAddresses). */
+  learn?(nodes: readonly NodeMeta[]): void;
 }
 
 export interface RaftCodec {
@@ -140,6 +143,10 @@ export interface RaftNodeOptions {
    * none yet (a joiner right after the bootstrap).
    */
   readonly localClusterId?: () => string | null;
+  /** Clock and timers (default the real ones; the whole-node simulator passes simulated ones). */
+  readonly scheduler?: Scheduler;
+  /** Overrides raftNodeLimits.compactEntryCount (tests and the simulator compact often). */
+  readonly compactEntryCount?: number;
 }
 
 export const raftNodeLimits = {
@@ -153,6 +160,8 @@ export const raftNodeLimits = {
   compactEntryCount: 10_000,
   /** Bytes of one peer request (join / forwarded proposal). */
   peerRequestSizeMaxBytes: 2 * 1024 * 1024,
+  /** Senders without a known address tracked for lookUpAddresses; beyond it the memory starts over. */
+  addressLookupCountMax: 1_024,
   /** Callers of readBarrier waiting at once; beyond it BUSY. */
   readBarrierWaiterCountMax: 100_000,
   /** How long a read barrier may wait for a quorum to confirm the leadership before TIMEOUT. */
@@ -172,7 +181,9 @@ export type PeerRequest =
     }
   | { readonly type: 'confChange'; readonly change: ConfChange }
   /** What the asked leader has applied: a follower waits for it after a change the leader ran. */
-  | { readonly type: 'appliedIndex' };
+  | { readonly type: 'appliedIndex' }
+  /** Every member's addresses as the asked node has applied them (see lookUpAddresses). */
+  | { readonly type: 'nodes' };
 
 /** What a join answers: the leader, every member's addresses and the cluster id (null: not known yet). */
 export interface JoinReply {
@@ -193,14 +204,14 @@ export interface NodeRegistration {
 interface BarrierWaiter {
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: TimerHandle;
 }
 
 interface Waiter {
   readonly term: number;
   readonly resolve: (index: number) => void;
   readonly reject: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: TimerHandle;
 }
 
 const textDecoder = new TextDecoder();
@@ -221,15 +232,18 @@ export class RaftNode {
   private readonly heardAtMs = new Map<number, number>();
   /** term → the leader this node saw in it (METRICS names a log position's leader by its term). */
   private readonly leaderOfTerm = new Map<number, number>();
+  /** Tick at which the address of each sender not in the applied metadata was last looked up. */
+  private readonly addressLookedUpAtTick = new Map<number, number>();
   /** When (epoch ms) this node last became leader: acks older than that do not count. */
   private leaderSinceMs = 0;
   private tickCount = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private processScheduled = false;
   private lastLeaderId = 0;
   private stopped = false;
   /** Snapshots to and from peers, in chunks (a MsgSnap may be far larger than a peer frame). */
   private readonly snapshots: SnapshotTransfer;
+  private readonly scheduler: Scheduler;
   /** readBarrier callers waiting for the next ReadIndex round (they join it until it starts). */
   private barrierBatch: BarrierWaiter[] = [];
   /** ReadIndex rounds in flight: ctx → the term they were asked in and their callers. */
@@ -240,6 +254,7 @@ export class RaftNode {
 
   constructor(options: RaftNodeOptions) {
     this.o = options;
+    this.scheduler = options.scheduler ?? realScheduler;
     this.nodeId = options.nodeId;
     this.state = options.state;
     this.storage = options.storage;
@@ -258,7 +273,7 @@ export class RaftNode {
         this.scheduleProcess();
       },
       logger: options.logger,
-      now: () => performance.now(),
+      now: () => this.scheduler.monotonicMs(),
       ...(options.snapshotTransferLimits === undefined ? {} : { limits: options.snapshotTransferLimits }),
     });
     // The state machine starts from the durable snapshot; the core re-delivers entries after it.
@@ -270,18 +285,18 @@ export class RaftNode {
 
   /** Starts ticking. A brand-new bootstrap node campaigns at once instead of waiting a timeout. */
   start(options: { bootstrap: boolean }): void {
-    this.timer = setInterval(() => this.tick(), this.o.tickMs);
+    this.timer = this.scheduler.setInterval(() => this.tick(), this.o.tickMs);
     if (options.bootstrap && this.storage.fresh) this.core.campaign();
     this.scheduleProcess();
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) this.scheduler.clearInterval(this.timer);
     this.snapshots.close();
     const error = new WalrusError(ErrorCode.UNAVAILABLE, 'this node is shutting down');
     for (const w of this.waiters.values()) {
-      clearTimeout(w.timer);
+      this.scheduler.clearTimeout(w.timer);
       w.reject(error);
     }
     this.waiters.clear();
@@ -409,7 +424,8 @@ export class RaftNode {
       return;
     }
     this.heardAtTick.set(fromNodeId, this.tickCount);
-    this.heardAtMs.set(fromNodeId, Date.now());
+    this.heardAtMs.set(fromNodeId, this.scheduler.nowMs());
+    if (!this.state.nodes.has(fromNodeId)) this.lookUpAddresses(fromNodeId);
     try {
       this.core.step(m);
     } catch (error) {
@@ -452,6 +468,8 @@ export class RaftNode {
         return Buffer.from('{}');
       case 'appliedIndex':
         return Buffer.from(JSON.stringify({ index: this.state.appliedIndex }));
+      case 'nodes':
+        return Buffer.from(JSON.stringify([...this.state.nodes.values()]));
       default:
         throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, 'unknown peer request');
     }
@@ -474,6 +492,45 @@ export class RaftNode {
     return index;
   }
 
+  /**
+   * A peer sent a Raft message but this node has no address for it: it joined while this node
+   * lagged, and the entry that registers it is not applied here yet. This node could not answer it
+   * (a new leader's appends would never be acknowledged, and it would never catch up), so it asks
+   * another member it can reach for every member's addresses, at most once per election timeout
+   * per sender.
+   */
+  private lookUpAddresses(unknown: number): void {
+    const learn = this.o.peers.learn;
+    if (learn === undefined || unknown === this.nodeId) return;
+    const last = this.addressLookedUpAtTick.get(unknown);
+    if (last !== undefined && this.tickCount - last < this.o.electionTick) return;
+    if (this.addressLookedUpAtTick.size >= raftNodeLimits.addressLookupCountMax)
+      this.addressLookedUpAtTick.clear();
+    this.addressLookedUpAtTick.set(unknown, this.tickCount);
+    const known = [...this.state.nodes.keys()]
+      .filter((id) => id !== this.nodeId && id !== unknown)
+      .sort((a, b) => a - b);
+    if (known.length === 0) return;
+    const asked = known[this.tickCount % known.length]!;
+    this.o.peers
+      .request(
+        asked,
+        Buffer.from(JSON.stringify({ type: 'nodes' } satisfies PeerRequest)),
+        raftNodeLimits.proposeTimeoutMs,
+      )
+      .then((reply) => {
+        const nodes = JSON.parse(reply.toString('utf8')) as NodeMeta[];
+        if (Array.isArray(nodes))
+          learn.call(
+            this.o.peers,
+            nodes.filter((n) => n.nodeId !== this.nodeId),
+          );
+      })
+      .catch((error: unknown) => {
+        this.o.logger.warn({ unknown, asked, err: String(error) }, 'could not look up the address of a peer');
+      });
+  }
+
   /** Proposes on this node, which must be the leader. */
   private proposeHere(command: MetaCommand): Promise<number> {
     const prepared = this.o.prepareProposal?.(command) ?? command;
@@ -494,7 +551,7 @@ export class RaftNode {
     }
     this.scheduleProcess();
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.scheduler.setTimeout(() => {
         this.waiters.delete(placed.index);
         reject(
           new WalrusError(ErrorCode.TIMEOUT, `metadata change at index ${placed.index} not applied in time`),
@@ -506,17 +563,17 @@ export class RaftNode {
 
   /** Waits (bounded) until some leader is known; returns its id. */
   private async waitForLeader(): Promise<number> {
-    const deadline = Date.now() + raftNodeLimits.proposeTimeoutMs;
+    const deadline = this.scheduler.nowMs() + raftNodeLimits.proposeTimeoutMs;
     for (;;) {
       const leader = this.core.status().leaderId;
       if (leader !== 0) return leader;
-      if (this.stopped || Date.now() > deadline) {
+      if (this.stopped || this.scheduler.nowMs() > deadline) {
         throw new WalrusError(
           ErrorCode.UNAVAILABLE,
           'No Raft leader known; the cluster may have lost quorum',
         );
       }
-      await new Promise((r) => setTimeout(r, this.o.tickMs));
+      await sleep(this.scheduler, this.o.tickMs);
     }
   }
 
@@ -530,7 +587,7 @@ export class RaftNode {
     }
     return new Promise<void>((resolve, reject) => {
       const entry = { index, resolve: () => {} };
-      const timer = setTimeout(() => {
+      const timer = this.scheduler.setTimeout(() => {
         const at = this.appliedWaiters.indexOf(entry);
         if (at >= 0) this.appliedWaiters.splice(at, 1);
         reject(
@@ -538,7 +595,7 @@ export class RaftNode {
         );
       }, raftNodeLimits.proposeTimeoutMs);
       entry.resolve = () => {
-        clearTimeout(timer);
+        this.scheduler.clearTimeout(timer);
         resolve();
       };
       this.appliedWaiters.push(entry);
@@ -551,11 +608,16 @@ export class RaftNode {
    * answered once the leader has applied it; without this, the next request on this node could
    * still see the metadata from before it. (Should leadership move in between, the new leader's
    * applied index may lag its log, and the wait is shorter than it should be; never wrong, only
-   * weaker.)
+   * weaker.) A node that believes it leads confirms it with a read barrier: a deposed leader that
+   * does not know it yet, or a new one whose applied state lags, has nothing to catch up with but
+   * itself (it rejects, NOT_LEADER or TIMEOUT, rather than pass on stale state).
    */
   async catchUpWithLeader(): Promise<void> {
     const leader = await this.waitForLeader();
-    if (leader === this.nodeId) return;
+    if (leader === this.nodeId) {
+      await this.readBarrier();
+      return;
+    }
     const reply = await this.o.peers.request(
       leader,
       Buffer.from(JSON.stringify({ type: 'appliedIndex' } satisfies PeerRequest)),
@@ -585,7 +647,7 @@ export class RaftNode {
       const waiter: BarrierWaiter = {
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: this.scheduler.setTimeout(() => {
           this.failBarriers(
             (w) => w === waiter,
             new WalrusError(ErrorCode.TIMEOUT, 'no quorum confirmed the Raft leadership in time'),
@@ -636,7 +698,7 @@ export class RaftNode {
     if (round === undefined) return;
     this.barrierRounds.delete(ctx);
     for (const w of round.waiters) {
-      clearTimeout(w.timer);
+      this.scheduler.clearTimeout(w.timer);
       this.barrierWaiterCount--;
       this.waitApplied(index).then(w.resolve, w.reject);
     }
@@ -662,7 +724,7 @@ export class RaftNode {
     const fail = (list: BarrierWaiter[]): BarrierWaiter[] =>
       list.filter((w) => {
         if (!which(w)) return true;
-        clearTimeout(w.timer);
+        this.scheduler.clearTimeout(w.timer);
         this.barrierWaiterCount--;
         w.reject(error);
         return false;
@@ -707,7 +769,7 @@ export class RaftNode {
         return;
       } catch (error) {
         this.o.logger.warn({ err: (error as Error).message }, 'could not register this node yet; retrying');
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(this.scheduler, 500);
       }
     }
   }
@@ -784,7 +846,7 @@ export class RaftNode {
       } catch (error) {
         const pending = error instanceof WalrusError && error.message.includes('CONF_CHANGE_PENDING');
         if (!pending || attempt >= 50) throw error;
-        await new Promise((r) => setTimeout(r, this.o.tickMs));
+        await sleep(this.scheduler, this.o.tickMs);
       }
     }
   }
@@ -835,7 +897,7 @@ export class RaftNode {
   private scheduleProcess(): void {
     if (this.processScheduled || this.stopped) return;
     this.processScheduled = true;
-    setImmediate(() => {
+    this.scheduler.setImmediate(() => {
       this.processScheduled = false;
       this.process();
     });
@@ -881,7 +943,7 @@ export class RaftNode {
   private noteLeaderOfTerm(term: number, leader: number): void {
     if (this.leaderOfTerm.get(term) === leader) return;
     this.leaderOfTerm.set(term, leader);
-    if (leader === this.nodeId) this.leaderSinceMs = Date.now();
+    if (leader === this.nodeId) this.leaderSinceMs = this.scheduler.nowMs();
     if (this.leaderOfTerm.size > raftNodeLimits.leaderTermCountMax) {
       const oldest = Math.min(...this.leaderOfTerm.keys());
       this.leaderOfTerm.delete(oldest);
@@ -904,7 +966,7 @@ export class RaftNode {
     const waiter = this.waiters.get(entry.index);
     if (waiter !== undefined) {
       this.waiters.delete(entry.index);
-      clearTimeout(waiter.timer);
+      this.scheduler.clearTimeout(waiter.timer);
       if (waiter.term === entry.term) waiter.resolve(entry.index);
       else {
         waiter.reject(
@@ -931,7 +993,7 @@ export class RaftNode {
 
   private maybeCompact(): void {
     const s = this.core.status();
-    if (s.applied - s.snapshotIndex < raftNodeLimits.compactEntryCount) return;
+    if (s.applied - s.snapshotIndex < (this.o.compactEntryCount ?? raftNodeLimits.compactEntryCount)) return;
     assert.equal(this.state.appliedIndex, s.applied, 'the state machine is at the applied index');
     const data = Buffer.from(JSON.stringify(this.state.toSnapshot()));
     const snapshot = this.core.compact(s.applied, data);

@@ -49,6 +49,12 @@ export interface RequestHandlerOptions {
   /** Builds the METRICS JSON (seed 002's fields and Walrus's, metrics-json.ts). */
   readonly metricsJson: () => Record<string, unknown>;
   readonly logger: Logger;
+  /**
+   * False while the node starts: its peer port is open (Raft needs it) before its topics are
+   * recovered from the WAL, and a request another node forwards then is answered UNAVAILABLE
+   * rather than from a topic table that does not yet know the acknowledged ends. Default: ready.
+   */
+  readonly ready?: () => boolean;
 }
 
 export const requestHandlerLimits = {
@@ -166,6 +172,13 @@ export class RequestHandler {
     if (decoded.kind === 'malformed')
       return encodeErrorReply(decoded.requestId ?? 0, decoded.error, decoded.opcode);
     const { requestId, request } = decoded;
+    if (this.options.ready?.() === false) {
+      const starting = new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${this.options.nodeId} is starting and has not recovered its topics yet; retry`,
+      );
+      return encodeErrorReply(requestId, starting, request.op);
+    }
     try {
       const reply = await this.dispatch(null, request, true);
       return encodeReply(requestId, request.op, reply as ResponseByOp[typeof request.op]);
@@ -179,7 +192,8 @@ export class RequestHandler {
    * has already applied and answered (a topic just created, a segment just handed over): when the
    * answer is TOPIC_NOT_FOUND, or NOT_LEADER for a request another node forwarded here, this node
    * catches up with the leader and tries once more before answering. Neither error has changed
-   * anything, so the retry is safe.
+   * anything, so the retry is safe. A TOPIC_NOT_FOUND this node cannot confirm (no leader to catch
+   * up with) is answered UNAVAILABLE: the topic may exist in metadata this node has not applied.
    */
   private dispatch(
     conn: ReplyChannel | null,
@@ -205,8 +219,13 @@ export class RequestHandler {
     if (!stale) throw error;
     try {
       await this.options.cluster.catchUpWithLeader();
-    } catch {
-      throw error;
+    } catch (catchUpError) {
+      // TOPIC_NOT_FOUND from metadata that may lag is not an answer: the topic may well exist.
+      if (error.code !== ErrorCode.TOPIC_NOT_FOUND) throw error;
+      throw new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${this.options.nodeId} does not know topic '${'topic' in request ? request.topic : ''}' and cannot catch up with the Raft leader to make sure (${(catchUpError as Error).message}); retry`,
+      );
     }
     return this.dispatchOnce(conn, request, forwarded);
   }

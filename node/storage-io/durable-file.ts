@@ -1,7 +1,8 @@
 /**
  * Durable-file helpers over a FileIo, shared by the WAL and the Raft storage: whole writes and
- * reads that loop over short ones, small whole-file reads, and the atomic replace (temp file,
- * fsync, rename, directory fsync) that every checkpoint, snapshot and identity file goes through.
+ * reads that loop over short ones, small whole-file reads, the atomic replace (temp file, fsync,
+ * rename, directory fsync) that every checkpoint, snapshot and identity file goes through, and
+ * directories made durably.
  */
 import path from 'node:path';
 import type { FileIo } from './file-io.js';
@@ -71,4 +72,20 @@ export function writeFileDurably(io: FileIo, file: string, data: Uint8Array | re
   }
   io.rename(temp, file);
   io.fsyncDir(path.dirname(file));
+}
+
+/**
+ * Creates `dir` and any missing parents so that they survive a crash: after each directory is
+ * made, its parent is fsync'd (a new directory entry is durable only once its parent is).
+ */
+export function mkdirDurably(io: FileIo, dir: string): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !io.exists(d); d = path.dirname(d)) {
+    missing.push(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) {
+    io.mkdir(d);
+    io.fsyncDir(path.dirname(d));
+  }
 }

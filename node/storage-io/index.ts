@@ -6,4 +6,4 @@
 export type { FileIo, Fault, FaultOp } from './file-io.js';
 export { FaultInjectingFileIo, realFileIo } from './file-io.js';
 export { crc32c, crc32cRange } from './crc32c.js';
-export { readFully, readSmallFile, writeFileDurably, writeFully } from './durable-file.js';
+export { mkdirDurably, readFully, readSmallFile, writeFileDurably, writeFully } from './durable-file.js';

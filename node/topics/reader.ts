@@ -36,8 +36,23 @@ export class Reader {
     signal?: AbortSignal,
   ): Promise<ResponseByOp['read']> {
     const { table, nodeId } = this.ctx;
-    const topic = table.topic(name);
-    const rt = table.runtime(name);
+    let topic = table.topic(name);
+    let rt = table.runtime(name);
+    // A rollover seals the active segment before its seal is applied here; meanwhile the next
+    // leader may already acknowledge records past this node's end. A read at or past the end waits
+    // for the rollover, then finds the offset in the next segment (NOT_LEADER with its leader).
+    for (let attempt = 0; rt.rolling !== null && offset >= rt.committedEnd; attempt++) {
+      if (activeSegment(topic).leaderNodeId !== nodeId) break;
+      if (attempt >= topicLimits.rolloverWaitCountMax) {
+        throw new WalrusError(
+          ErrorCode.UNAVAILABLE,
+          `topic '${name}' is rolling over to a new segment; retry`,
+        );
+      }
+      await rt.rolling.catch(() => {}); // a failed rollover is logged where it ran
+      topic = table.topic(name);
+      rt = table.runtime(name);
+    }
     const start = topicStartOffset(topic);
     const leadsActive = activeSegment(topic).leaderNodeId === nodeId;
     if (offset < start || (leadsActive && offset > rt.committedEnd)) {
@@ -135,14 +150,15 @@ export class Reader {
   private waitFor(rt: TopicRuntime, offset: number, waitMs: number, signal?: AbortSignal): Promise<void> {
     if (rt.waiters.size >= topicLimits.waiterCountMaxPerTopic) return Promise.resolve();
     return new Promise<void>((resolve) => {
+      const { scheduler } = this.ctx;
       const done = (): void => {
-        clearTimeout(timer);
+        scheduler.clearTimeout(timer);
         rt.waiters.delete(waiter);
         signal?.removeEventListener('abort', done);
         resolve();
       };
       const waiter: Waiter = { offset, wake: done };
-      const timer = setTimeout(done, waitMs);
+      const timer = scheduler.setTimeout(done, waitMs);
       signal?.addEventListener('abort', done, { once: true });
       rt.waiters.add(waiter);
     });

@@ -42,23 +42,30 @@ export class Reconciler {
     }
   }
 
-  /** Makes the WAL and the topic table match the metadata as applied now (start-up, snapshot install). */
+  /**
+   * Makes the WAL and the topic table match the metadata as applied now (start-up, snapshot
+   * install). The table is brought in line before the first await, so requests that arrive while
+   * files are still being deleted already see every topic the metadata holds; the deletions (which
+   * new segments of the same topic wait for) are registered at once and awaited last.
+   */
   async reconcile(): Promise<void> {
     const { wal, meta, table, logger, nodeId } = this.ctx;
     for (const name of table.names()) if (!meta.state.topics.has(name)) table.remove(name);
+    const deletions: Promise<void>[] = [];
     for (const name of wal.topics()) {
       if (!meta.state.topics.has(name)) {
         logger.warn({ topic: name }, 'Removing WAL data of a topic the metadata does not hold');
-        await this.deleteTopicData(name);
+        deletions.push(this.deleteTopicData(name));
       }
     }
     for (const topic of meta.state.topics.values()) {
-      await this.deleteDropped(topic);
+      deletions.push(this.deleteDropped(topic));
       const rt = table.ensure(topic.name, this.localEnd(topic));
       if (activeSegment(topic).leaderNodeId === nodeId) takeOverProducers(topic, rt);
       else wakeAll(rt);
       this.reportMissing(topic);
     }
+    await Promise.all(deletions);
   }
 
   /** Called after each metadata command is applied on this node (replays included). */

@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../log.js';
 import type { Retention } from '../metadata/metadata-state.js';
+import type { Scheduler } from '../scheduler.js';
 import type { Wal } from '../wal/index.js';
 import type { ClusterView, MetadataService } from './ports.js';
 import { type TopicTable, toWalrusError } from './topic-table.js';
@@ -20,6 +21,8 @@ export interface TopicContext {
   readonly retentionDefault: Retention;
   readonly nowMs: () => number;
   readonly logger: Logger;
+  /** Timers (long polls). */
+  readonly scheduler: Scheduler;
 }
 
 /** Commits a metadata command, turning any failure into a typed error; resolves with its index. */

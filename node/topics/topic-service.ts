@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../log.js';
 import type { MetaCommand, MetadataState, Retention } from '../metadata/metadata-state.js';
+import { type Scheduler, realScheduler } from '../scheduler.js';
 import type { Wal } from '../wal/index.js';
 import { Appender } from './appender.js';
 import { Consumers } from './consumers.js';
@@ -25,6 +26,8 @@ export interface TopicServiceOptions {
   readonly retentionDefault: Retention;
   readonly nowMs: () => number;
   readonly logger: Logger;
+  /** Timers of long polls. Default the real ones (the whole-node simulator passes its own). */
+  readonly scheduler?: Scheduler;
 }
 
 export class TopicService {
@@ -36,7 +39,11 @@ export class TopicService {
   private readonly ctx: TopicContext;
 
   constructor(options: TopicServiceOptions) {
-    this.ctx = { ...options, table: new TopicTable(options.nodeId, options.meta) };
+    this.ctx = {
+      ...options,
+      scheduler: options.scheduler ?? realScheduler,
+      table: new TopicTable(options.nodeId, options.meta),
+    };
     this.reader = new Reader(this.ctx);
     this.appender = new Appender(this.ctx);
     this.admin = new TopicAdmin(this.ctx, this.reader);

@@ -16,6 +16,7 @@ import assert from 'node:assert';
 import path from 'node:path';
 import type { FileIo } from '../storage-io/file-io.js';
 import { realFileIo } from '../storage-io/file-io.js';
+import { type Scheduler, type TimerHandle, realScheduler } from '../scheduler.js';
 import type { FsyncPolicy } from './fsync-policy.js';
 import type { WalLimits } from './limits.js';
 import { recordHeaderSizeBytes, resolveWalLimits, walLimits } from './limits.js';
@@ -56,6 +57,8 @@ export interface WalOptions {
   logger?: WalLogger;
   /** File access; tests pass a FaultInjectingFileIo. Default the real filesystem. */
   fileIo?: FileIo;
+  /** Timers of the group commit and the interval policy. Default the real ones (the simulator's own). */
+  scheduler?: Scheduler;
 }
 
 /** A record that already has its offset and timestamp (a follower replica's append). */
@@ -112,7 +115,8 @@ export class Wal {
   /** The multi-file group commit whose fdatasyncs are running, if any. */
   private inFlight: Promise<void> | null = null;
   private readonly scratch = { buf: Buffer.allocUnsafe(1024 * 1024) };
-  private intervalTimer: NodeJS.Timeout | null = null;
+  private intervalTimer: TimerHandle | null = null;
+  private readonly scheduler: Scheduler;
   private closed = false;
   private readonly flushBound = () => this.flush();
 
@@ -120,6 +124,7 @@ export class Wal {
     this.limits = resolveWalLimits(options);
     this.io = options.fileIo ?? realFileIo;
     this.nowMs = options.nowMs ?? Date.now;
+    this.scheduler = options.scheduler ?? realScheduler;
     this.logger = options.logger ?? silentLogger;
     this.ctx = {
       io: this.io,
@@ -144,8 +149,8 @@ export class Wal {
         Number.isSafeInteger(policy.intervalMs) && policy.intervalMs > 0,
         'fsync interval must be positive',
       );
-      wal.intervalTimer = setInterval(() => wal.syncDirty(), policy.intervalMs);
-      wal.intervalTimer.unref();
+      wal.intervalTimer = wal.scheduler.setInterval(() => wal.syncDirty(), policy.intervalMs);
+      wal.intervalTimer.unref?.();
     }
     return wal;
   }
@@ -469,7 +474,7 @@ export class Wal {
       this.flush();
     } else if (!this.flushScheduled && this.inFlight === null) {
       this.flushScheduled = true;
-      setImmediate(this.flushBound);
+      this.scheduler.setImmediate(this.flushBound);
     }
   }
 
@@ -579,7 +584,7 @@ export class Wal {
     this.queued.push(segment);
     if (!this.flushScheduled && this.inFlight === null) {
       this.flushScheduled = true;
-      setImmediate(this.flushBound);
+      this.scheduler.setImmediate(this.flushBound);
     }
   }
 
@@ -818,7 +823,7 @@ export class Wal {
     if (this.topicMap.get(topic) !== t) return;
     for (const s of t.segments) s.close();
     this.topicMap.delete(topic);
-    const trash = path.join(this.trashDir, `${topic}-${Date.now()}`);
+    const trash = path.join(this.trashDir, `${topic}-${this.nowMs()}`);
     try {
       this.io.rename(t.dir, trash);
       this.io.fsyncDir(this.topicsDir);
@@ -840,7 +845,7 @@ export class Wal {
     await this.drain();
     for (const t of this.topicMap.values())
       for (const s of t.segments) while (s.extending !== null) await s.extending;
-    if (this.intervalTimer !== null) clearInterval(this.intervalTimer);
+    if (this.intervalTimer !== null) this.scheduler.clearInterval(this.intervalTimer);
     for (const t of this.topicMap.values()) {
       for (const s of t.segments) {
         if (!s.sealed && s.failed === null) {

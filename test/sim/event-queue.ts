@@ -19,6 +19,11 @@ export class EventQueue<E extends QueuedEvent> {
     return this.heap.length;
   }
 
+  /** The next event to pop, left in the queue. */
+  peek(): E | undefined {
+    return this.heap[0];
+  }
+
   push(e: Unsequenced<E>): void {
     const ev = e as unknown as E;
     ev.seq = this.seq++;

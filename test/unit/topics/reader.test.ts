@@ -196,3 +196,31 @@ test('a long poll at the end answers as soon as a rollover moves the active segm
   await until('the poll to answer', () => outcome !== null, 5000);
   t.is(outcome, 'NOT_LEADER 2');
 });
+
+test('a read at the end during a rollover waits for it, then names the next segment leader', async (t) => {
+  // Found by the whole-node simulator: the old segment leader, its seal committed but not yet
+  // applied on itself, answered a read at the sealed end with [] while the next leader had
+  // already acknowledged records there (and a read past it with OFFSET_OUT_OF_RANGE).
+  const h = await TopicHarness.start({ nodeIds: [1, 2], segmentEntryCountMax: 4 });
+  t.teardown(() => h.close());
+  await h.createTopic('t', 1);
+  const held = deferred();
+  let sealReached = false;
+  h.log.beforeApply = async (command) => {
+    if (command.type !== 'sealSegment') return;
+    sealReached = true;
+    await held.promise;
+  };
+  await h.node(1).service.appender.append('t', recordsOf('0', '1', '2', '3'));
+  await until('the rollover to reach the metadata', () => sealReached);
+  let settled = false;
+  const atEnd = codeOf(() => h.node(1).service.reader.read('t', 4, wait(0))).finally(() => {
+    settled = true;
+  });
+  const pastEnd = codeOf(() => h.node(1).service.reader.read('t', 6, wait(0)));
+  await turns(50);
+  t.false(settled, 'the read waits for the rollover');
+  held.resolve();
+  t.is(await atEnd, 'NOT_LEADER');
+  t.is(await pastEnd, 'NOT_LEADER');
+});

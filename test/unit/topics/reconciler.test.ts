@@ -153,3 +153,28 @@ test('deleteTopic then create of the same name starts an empty topic', async (t)
   await h.node(1).restart();
   t.deepEqual((await readToEnd(h.service, 't')).map(text), ['new']);
 });
+
+test('reconcile() after a snapshot install serves the new topics at once, before its file deletions end', async (t) => {
+  // Found by the whole-node simulator: a node that installed a snapshot answered TOPIC_NOT_FOUND
+  // for a topic the snapshot holds while the reconciliation was still deleting files.
+  const h = await TopicHarness.start();
+  t.teardown(() => h.close());
+  await h.createTopic('gone');
+  await h.service.appender.append('gone', recordsOf('a'));
+  const leader = MetadataState.fromSnapshot(h.log.state.toSnapshot());
+  let index = leader.appliedIndex;
+  leader.apply(++index, { type: 'deleteTopic', name: 'gone' });
+  leader.apply(++index, {
+    type: 'createTopic',
+    name: 'fresh',
+    retention: { retentionMs: null, retentionBytes: null },
+    createdAtMs: h.clock.now,
+    leaderNodeId: 1,
+  });
+  h.log.installSnapshot(leader.toSnapshot());
+  const reconciling = h.service.reconciler.reconcile(); // as onRestore starts it, not awaited
+  const appended = await h.service.appender.append('fresh', recordsOf('y'));
+  t.is(appended.firstOffset, 0);
+  await reconciling;
+  t.deepEqual(h.node(1).wal.topics(), ['fresh']);
+});

@@ -1,0 +1,91 @@
+/**
+ * The whole-node simulator must find bugs, not just pass: each test puts a defect of issue 8 back
+ * (bugs.ts, TEST ONLY: 2, 4, 5 and 7) and requires the simulator to catch it within a bounded
+ * number of seeds, with the same seed passing without the defect. Also: a seed replays bit for bit.
+ */
+import test from 'ava';
+import { bugOptions } from './bugs.js';
+import { type WholeNodeOptions, type WholeNodeResult, runWholeNodeSim } from './whole-node-sim.js';
+
+const faultMs = 12_000;
+
+/** The first seed in 1..seedsMax whose run fails with `extra`, or undefined. */
+async function findViolation(
+  extra: Partial<WholeNodeOptions>,
+  seedsMax: number,
+): Promise<WholeNodeResult | undefined> {
+  for (let seed = 1; seed <= seedsMax; seed++) {
+    const r = await runWholeNodeSim({ seed, faultMs, ...extra });
+    if (!r.ok) return r;
+  }
+  return undefined;
+}
+
+function headline(r: WholeNodeResult): string {
+  return `seed ${r.seed}: ${r.violation?.split('\n')[0] ?? 'ok'}`;
+}
+
+test.serial('a whole-node seed replays bit for bit', async (t) => {
+  const trace = async (seed: number): Promise<{ lines: string[]; r: WholeNodeResult }> => {
+    const lines: string[] = [];
+    const r = await runWholeNodeSim({ seed, faultMs, trace: (line) => lines.push(line) });
+    return { lines, r };
+  };
+  const a = await trace(4242);
+  const b = await trace(4242);
+  t.true(a.r.ok, a.r.violation);
+  t.true(a.lines.length > 1000, 'the run logged and answered clients');
+  t.deepEqual(a.lines, b.lines, 'every log line and client answer is the same');
+  t.deepEqual({ ...a.r.stats, realMs: 0 }, { ...b.r.stats, realMs: 0 });
+  const other = await runWholeNodeSim({ seed: 4243, faultMs });
+  t.not(other.stats.events, a.r.stats.events);
+});
+
+test.serial(
+  'finds a snapshot sent as one message above the frame limit (defect 4): the follower never catches up',
+  async (t) => {
+    const r = await findViolation(bugOptions['snapshot']!, 2);
+    if (r === undefined) return t.fail('no violation found in 2 seeds');
+    t.log(headline(r));
+    t.regex(r.violation!, /^invariant Liveness: .*member\(s\) behind commit/);
+    t.true(r.stats.oversize > 0, 'the snapshot was dropped for its size');
+    const control = await runWholeNodeSim({ seed: r.seed, faultMs, ...bugOptions['bloat']! });
+    t.true(control.ok, `the same run with the snapshot in chunks passes: ${control.violation}`);
+  },
+);
+
+test.serial(
+  'finds a snapshot install that skips reconciliation (defect 5): TOPIC_NOT_FOUND for a topic the metadata holds',
+  async (t) => {
+    const seedsMax = 40;
+    const r = await findViolation(bugOptions['reconcile']!, seedsMax);
+    if (r === undefined) return t.fail(`no violation found in ${seedsMax} seeds`);
+    t.log(headline(r));
+    t.regex(r.violation!, /^invariant (TopicNotLost|NodeExit: .*does not exist)/);
+    const control = await runWholeNodeSim({ seed: r.seed, faultMs, ...bugOptions['reconcile-control']! });
+    t.true(control.ok, `the same seed passes without the defect: ${control.violation}`);
+  },
+);
+
+test.serial('finds consumer reads without a read barrier (defect 2): a stale cursor', async (t) => {
+  const seedsMax = 60;
+  const r = await findViolation(bugOptions['barrier']!, seedsMax);
+  if (r === undefined) return t.fail(`no violation found in ${seedsMax} seeds`);
+  t.log(headline(r));
+  t.regex(r.violation!, /^invariant CursorNotStale/);
+  const control = await runWholeNodeSim({ seed: r.seed, faultMs, ...bugOptions['barrier-control']! });
+  t.true(control.ok, `the same seed passes without the defect: ${control.violation}`);
+});
+
+test.serial(
+  'finds remove-node without the hand-off of the segments it leads (defect 7): a topic stranded',
+  async (t) => {
+    const seedsMax = 30;
+    const r = await findViolation(bugOptions['removal']!, seedsMax);
+    if (r === undefined) return t.fail(`no violation found in ${seedsMax} seeds`);
+    t.log(headline(r));
+    t.regex(r.violation!, /^invariant (Liveness: .*appending to every topic|AckedAppendStays)/);
+    const control = await runWholeNodeSim({ seed: r.seed, faultMs, ...bugOptions['removal-control']! });
+    t.true(control.ok, `the same seed passes without the defect: ${control.violation}`);
+  },
+);

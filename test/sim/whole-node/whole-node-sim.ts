@@ -1,0 +1,732 @@
+/**
+ * One seeded whole-node run: nodes assembled like walrus-node (sim-node.ts) on simulated disks,
+ * network and clock, clients (workload.ts) whose answers the oracle checks, and chaos: crashes
+ * (with or without the page cache) and restarts, partitions (one-way too) and heals, network
+ * weather, disk faults (ENOSPC, EIO, crash points, torn writes), bit flips, joins and removals.
+ * Raft safety (raft-checks.ts) and the clients' invariants (oracle.ts) are checked as the run
+ * goes. Then liveness: everything heals, every member restarts; within a bound computed from the
+ * run's timeouts (livenessBoundMs) a leader must be up with every member caught up to its commit
+ * index, each topic must take an append, and every acknowledged record must read back.
+ *
+ * Everything derives from the seed; `SEED=n` replays a run bit for bit.
+ */
+import { Prng } from '../../../node/raft/index.js';
+import { raftNodeLimits } from '../../../node/metadata/raft-node.js';
+import { InvariantViolation } from '../invariants.js';
+import { Oracle, type TopicModel, violation } from './oracle.js';
+import { type DiskFaults, noDiskFaults } from './sim-disk.js';
+import { calmWeather } from './sim-network.js';
+import { SimCluster, isInjected, stackOf } from './sim-cluster.js';
+import type { NodeBugs, NodeSettings } from './sim-node.js';
+import type { MetadataState } from '../../../node/metadata/metadata-state.js';
+import { ProcessDead } from './sim-world.js';
+import { Workload } from './workload.js';
+
+export interface WholeNodeOptions {
+  readonly seed: number;
+  /** Simulated ms of the fault phase. */
+  readonly faultMs?: number;
+  /** TEST ONLY: defects put back into every node. */
+  readonly bugs?: NodeBugs;
+  /** Overrides of the seed-derived options. */
+  readonly overrides?: Partial<Derived>;
+  /** Debugging: receives every log line of every node. */
+  readonly trace?: (line: string) => void;
+}
+
+/** Options drawn from the seed; printed with every failure. */
+export interface Derived {
+  readonly initialNodes: number;
+  readonly joinsMax: number;
+  readonly tickMs: number;
+  readonly electionTick: number;
+  readonly segmentEntryCountMax: number;
+  readonly compactEntryCount: number;
+  readonly monitorCheckMs: number;
+  readonly clients: number;
+  readonly thinkMsMax: number;
+  /** A client gives up on a request after this long (its outcome is then unknown). */
+  readonly clientTimeoutMs: number;
+  readonly topicCountMax: number;
+  /** Mean simulated ms between chaos actions (0: none). */
+  readonly chaosGapMs: number;
+  readonly powerLossShare: number;
+  readonly restartDelayMaxMs: number;
+  readonly dropRate: number;
+  readonly dupRate: number;
+  readonly delayMaxMs: number;
+  readonly diskFaults: DiskFaults;
+  readonly bitFlips: boolean;
+  readonly clockSkewMaxMs: number;
+  readonly removals: boolean;
+  /** Topics created up front with many metadata entries (a snapshot far above one frame). */
+  readonly bloatTopics: number;
+  /** Relative weights of the chaos actions. */
+  readonly chaosMix: ChaosMix;
+}
+
+export type ChaosAction =
+  | 'crash'
+  | 'partition'
+  | 'isolateLeader'
+  | 'weather'
+  | 'disk'
+  | 'join'
+  | 'bitFlip'
+  | 'nothing';
+export type ChaosMix = Readonly<Record<ChaosAction, number>>;
+
+export const defaultChaosMix: ChaosMix = {
+  crash: 30,
+  partition: 25,
+  isolateLeader: 0,
+  weather: 15,
+  disk: 15,
+  join: 7,
+  bitFlip: 3,
+  nothing: 5,
+};
+
+function chaosWeightTotal(mix: ChaosMix): number {
+  return Object.values(mix).reduce((a, b) => a + b, 0);
+}
+
+export interface WholeNodeStats {
+  events: number;
+  simMs: number;
+  realMs: number;
+  clientOps: number;
+  acks: number;
+  appendedRecords: number;
+  readRecords: number;
+  crashes: number;
+  powerLosses: number;
+  faultCrashes: number;
+  exits: number;
+  partitions: number;
+  joins: number;
+  removals: number;
+  snapshotsInstalled: number;
+  messages: number;
+  oversize: number;
+  livenessMs: number;
+}
+
+export interface WholeNodeResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly violation?: string;
+  readonly derived: Derived;
+  readonly stats: WholeNodeStats;
+}
+
+/** Fault phase length by default (simulated ms). */
+export const faultMsDefault = 12_000;
+/** Cluster formation before chaos starts (simulated ms). */
+const formationMs = 2_000;
+/** Election timeouts allowed after healing for a leader to settle. */
+const livenessElectionTimeouts = 30;
+/** The longest chain of node-side waits a request left over from the fault phase can hold (ms). */
+const stuckRequestMs = 2 * 30_000;
+/** Events between comparisons of the applied metadata of nodes at the same index. */
+const stateCompareEvery = 400;
+/** Metadata with more topics than this is not compared (JSON of megabytes every few hundred events). */
+const stateCompareTopicCountMax = 1_000;
+/** Nodes ever created in one run. */
+const nodeCountMax = 9;
+
+export function deriveOptions(seed: number): Derived {
+  const p = new Prng(seed ^ 0x5eed_0b0d);
+  const pick = <T>(xs: readonly T[]): T => xs[p.nextInt(xs.length)]!;
+  const faulty = p.chance(0.6);
+  return {
+    initialNodes: pick([1, 3, 3, 3, 5]),
+    joinsMax: pick([0, 1, 2]),
+    tickMs: pick([20, 50, 100]),
+    electionTick: pick([5, 10]),
+    segmentEntryCountMax: pick([3, 8, 40]),
+    compactEntryCount: pick([16, 64, 500]),
+    monitorCheckMs: pick([100, 400, 1000]),
+    clients: pick([2, 3, 5]),
+    thinkMsMax: pick([5, 30, 150]),
+    clientTimeoutMs: pick([500, 2000, 5000]),
+    topicCountMax: pick([3, 6, 10]),
+    chaosGapMs: pick([0, 300, 800, 2000]),
+    powerLossShare: pick([0, 0.5, 1]),
+    restartDelayMaxMs: pick([50, 500, 3000]),
+    dropRate: pick([0, 0, 0.02, 0.1]),
+    dupRate: pick([0, 0.02, 0.1]),
+    delayMaxMs: pick([3, 10, 40]),
+    diskFaults: faulty
+      ? {
+          writeFullRate: pick([0, 0.002, 0.01]),
+          writeErrorRate: pick([0, 0.001]),
+          syncErrorRate: pick([0, 0.001, 0.005]),
+          crashPointRate: pick([0, 0.001, 0.004]),
+        }
+      : noDiskFaults,
+    bitFlips: p.chance(0.1),
+    clockSkewMaxMs: pick([0, 50, 2000]),
+    removals: p.chance(0.5),
+    bloatTopics: 0,
+    chaosMix: defaultChaosMix,
+  };
+}
+
+export function replayCommand(seed: number, faultMs: number): string {
+  return `SEED=${seed} SIM_MS=${faultMs} npm run sim:whole`;
+}
+
+/** Simulated ms after healing within which the cluster must be live again. */
+export function livenessBoundMs(d: Derived): number {
+  const electionTimeoutMaxMs = 2 * d.electionTick * d.tickMs;
+  return (
+    d.restartDelayMaxMs +
+    1000 + // the supervisor's restart of an exited node
+    livenessElectionTimeouts * electionTimeoutMaxMs +
+    stuckRequestMs +
+    raftNodeLimits.proposeTimeoutMs
+  );
+}
+
+export async function runWholeNodeSim(o: WholeNodeOptions): Promise<WholeNodeResult> {
+  const run = new Run(o);
+  const started = performance.now();
+  let error: unknown = null;
+  try {
+    await run.execute();
+  } catch (e) {
+    error = e;
+  }
+  run.cleanup();
+  error ??= run.failure;
+  const stats = run.finishStats(performance.now() - started);
+  if (error === null) return { seed: o.seed, ok: true, derived: run.d, stats };
+  const kind = error instanceof InvariantViolation ? 'invariant' : 'crash';
+  const text = error instanceof InvariantViolation ? error.message : stackOf(error);
+  return {
+    seed: o.seed,
+    ok: false,
+    violation: `${kind} ${text}\n  at simulated ${run.cluster.world.now.toFixed(0)} ms after ${run.cluster.world.events} events\n  last log lines:\n${run.cluster.logTail().replace(/^/gm, '    ')}`,
+    derived: run.d,
+    stats,
+  };
+}
+
+class Run {
+  readonly d: Derived;
+  readonly cluster: SimCluster;
+  readonly oracle = new Oracle();
+  readonly workload: Workload;
+  failure: unknown = null;
+  private phase: 'faults' | 'healing' | 'done' = 'faults';
+  private readonly prng: Prng;
+  private readonly faultMs: number;
+  private nextNodeId = 1;
+  private partitions = 0;
+  private joins = 0;
+  private livenessMs = 0;
+  /** What liveness waits for now (reported when it is not reached). */
+  private status = '';
+  /** Nodes the run restarts itself (not on the chaos schedule). */
+  private readonly holdDown = new Set<number>();
+  private readonly rejectionListener = (reason: unknown): void => this.onUnhandled(reason);
+
+  constructor(o: WholeNodeOptions) {
+    this.d = { ...deriveOptions(o.seed), ...o.overrides };
+    this.faultMs = o.faultMs ?? faultMsDefault;
+    this.prng = new Prng(o.seed);
+    const settings: NodeSettings = {
+      tickMs: this.d.tickMs,
+      electionTick: this.d.electionTick,
+      segmentEntryCountMax: this.d.segmentEntryCountMax,
+      compactEntryCount: this.d.compactEntryCount,
+      monitorCheckMs: this.d.monitorCheckMs,
+      bugs: o.bugs ?? {},
+    };
+    this.cluster = new SimCluster(o.seed, settings);
+    this.cluster.trace = o.trace ?? null;
+    this.workload = new Workload(
+      this.cluster,
+      this.oracle,
+      this.prng.fork(),
+      this.d.topicCountMax,
+      this.d.clientTimeoutMs,
+    );
+    this.workload.allowRemovals = this.d.removals;
+    this.workload.removeWithoutHandOff = o.bugs?.removeWithoutHandOff === true;
+    this.cluster.onCrash = (id) => {
+      if (!this.holdDown.has(id)) this.scheduleRestart(id);
+    };
+    this.cluster.onViolation = (error) => this.fail(error);
+    this.cluster.onTopicStart = (name, start) => {
+      const t = this.oracle.topics.get(name);
+      if (t !== undefined) t.startMax = Math.max(t.startMax, start);
+    };
+  }
+
+  private onUnhandled(reason: unknown): void {
+    if (reason instanceof ProcessDead || isInjected(reason)) return;
+    this.fail(new InvariantViolation('UnhandledRejection', stackOf(reason)));
+  }
+
+  fail(error: unknown): void {
+    this.failure ??= error;
+  }
+
+  cleanup(): void {
+    process.off('unhandledRejection', this.rejectionListener);
+  }
+
+  private get world() {
+    return this.cluster.world;
+  }
+
+  /** A promise resolved after `ms` of simulated time (the clients' and the driver's own waits). */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.world.after(ms, resolve));
+  }
+
+  private spawn(work: () => Promise<void>): void {
+    work().catch((error: unknown) => this.fail(error));
+  }
+
+  async execute(): Promise<void> {
+    process.on('unhandledRejection', this.rejectionListener);
+    const d = this.d;
+    this.addNode(false);
+    for (let i = 1; i < d.initialNodes; i++) this.world.after(100 * i, () => this.addNode(true));
+    if (d.bloatTopics > 0) this.spawn(() => this.bloat());
+    for (let c = 0; c < d.clients; c++) this.spawn(() => this.client());
+    if (d.chaosGapMs > 0) this.spawn(() => this.chaos());
+    await this.world.run({
+      untilTime: this.faultMs,
+      stop: () => this.failure !== null,
+      afterEvent: () => this.afterEvent(),
+    });
+    if (this.failure !== null) return;
+    await this.liveness();
+  }
+
+  private addNode(joins: boolean): void {
+    const id = this.nextNodeId++;
+    const skew =
+      this.d.clockSkewMaxMs === 0
+        ? 0
+        : this.prng.nextInt(2 * this.d.clockSkewMaxMs + 1) - this.d.clockSkewMaxMs;
+    this.cluster.addNode(id, joins, skew);
+    this.cluster.boot(id);
+  }
+
+  private scheduleRestart(id: number): void {
+    const delay = 1 + this.prng.nextInt(this.d.restartDelayMaxMs);
+    this.world.after(delay, () => this.cluster.boot(id));
+  }
+
+  // ---- clients ----
+
+  private async client(): Promise<void> {
+    await this.sleep(formationMs / 2 + this.prng.nextInt(200));
+    while (this.phase === 'faults') {
+      await this.workload.step();
+      await this.sleep(1 + this.prng.nextInt(this.d.thinkMsMax));
+    }
+  }
+
+  /**
+   * Many small metadata commands at once, while one follower is down: when it returns, every log
+   * is compacted past it and it needs a snapshot far above one peer frame.
+   */
+  private async bloat(): Promise<void> {
+    await this.sleep(formationMs);
+    const follower = [...this.cluster.nodes.values()].find(
+      (n) => n.running?.serving === true && n.running.core?.role === 'Follower',
+    );
+    if (follower !== undefined) {
+      this.holdDown.add(follower.id);
+      this.cluster.crash(follower.id, false);
+    }
+    const pad = 'x'.repeat(180);
+    const batch = 200;
+    for (let k = 0; k < this.d.bloatTopics && this.phase === 'faults'; k += batch) {
+      const leader = [...this.cluster.nodes.values()].find((n) => n.running?.raft?.isLeader === true);
+      if (leader === undefined) {
+        await this.sleep(100);
+        k -= batch;
+        continue;
+      }
+      const raft = leader.running!.raft!;
+      const proposals: Promise<unknown>[] = [];
+      for (let i = k; i < Math.min(k + batch, this.d.bloatTopics); i++) {
+        proposals.push(
+          raft
+            .propose({
+              type: 'createTopic',
+              name: `b${i}${pad}`,
+              retention: { retentionMs: null, retentionBytes: null },
+              createdAtMs: 0,
+              leaderNodeId: leader.id,
+            })
+            .catch(() => undefined),
+        );
+      }
+      await Promise.all(proposals);
+    }
+    if (follower !== undefined) {
+      this.holdDown.delete(follower.id);
+      this.cluster.boot(follower.id);
+    }
+  }
+
+  // ---- chaos ----
+
+  private async chaos(): Promise<void> {
+    await this.sleep(formationMs);
+    while (this.phase === 'faults') {
+      await this.sleep(1 + this.prng.nextInt(2 * this.d.chaosGapMs));
+      if (this.phase !== 'faults') return;
+      let r = this.prng.nextInt(chaosWeightTotal(this.d.chaosMix));
+      for (const [action, weight] of Object.entries(this.d.chaosMix) as [ChaosAction, number][]) {
+        if (r < weight) {
+          this.act(action);
+          break;
+        }
+        r -= weight;
+      }
+    }
+  }
+
+  private act(action: ChaosAction): void {
+    const actions: Record<ChaosAction, () => void> = {
+      crash: () => this.crashOne(),
+      partition: () => this.partition(),
+      isolateLeader: () => this.partition(true),
+      weather: () => this.weather(),
+      disk: () => this.diskFaults(),
+      join: () => this.join(),
+      bitFlip: () => this.bitFlip(),
+      nothing: () => {},
+    };
+    actions[action]();
+    this.cluster.trace?.(
+      `${this.world.now.toFixed(0)} chaos ${action}: ${this.cluster.net.cutCount} links cut`,
+    );
+  }
+
+  /** Crashes a node, the Raft leader half of the time (its successor's first moments are the risky ones). */
+  private crashOne(): void {
+    const up = this.cluster.upIds();
+    if (up.length === 0) return;
+    const leader = up.find((id) => this.cluster.node(id).running?.core?.role === 'Leader');
+    const id = leader !== undefined && this.prng.chance(0.5) ? leader : up[this.prng.nextInt(up.length)]!;
+    this.cluster.crash(id, this.prng.chance(this.d.powerLossShare));
+  }
+
+  private partition(leaderOnly = false): void {
+    const ids = [...this.cluster.nodes.keys()];
+    const net = this.cluster.net;
+    const kind = leaderOnly ? 0 : this.prng.nextInt(3);
+    if (kind === 0) {
+      // Isolate one node (the Raft leader half of the time), both ways.
+      const leader = ids.find((id) => this.cluster.node(id).running?.core?.role === 'Leader');
+      const victim =
+        leader !== undefined && (leaderOnly || this.prng.chance(0.5))
+          ? leader
+          : ids[this.prng.nextInt(ids.length)]!;
+      for (const other of ids) {
+        if (other === victim) continue;
+        net.cutLink(victim, other);
+        net.cutLink(other, victim);
+      }
+    } else if (kind === 1) {
+      // One-way cuts.
+      for (let i = 0; i < 1 + this.prng.nextInt(3); i++) {
+        const a = ids[this.prng.nextInt(ids.length)]!;
+        const b = ids[this.prng.nextInt(ids.length)]!;
+        if (a !== b) net.cutLink(a, b);
+      }
+    } else {
+      // Two random sides.
+      const side = new Set(ids.filter(() => this.prng.chance(0.5)));
+      for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) net.cutLink(a, b);
+    }
+    this.partitions++;
+    const healAfter = 100 + this.prng.nextInt(4000);
+    this.world.after(healAfter, () => {
+      if (this.phase === 'faults') net.healAll();
+    });
+  }
+
+  private weather(): void {
+    const net = this.cluster.net;
+    net.weather = {
+      dropRate: this.prng.chance(0.5) ? this.d.dropRate : 0,
+      dupRate: this.prng.chance(0.5) ? this.d.dupRate : 0,
+      delayMinMs: 1,
+      delayMaxMs: Math.max(1, this.prng.nextInt(this.d.delayMaxMs + 1)),
+      longDelayRate: this.prng.chance(0.3) ? 0.01 : 0,
+    };
+    this.world.after(200 + this.prng.nextInt(3000), () => {
+      net.weather = calmWeather;
+    });
+  }
+
+  private diskFaults(): void {
+    if (this.d.diskFaults === noDiskFaults) return;
+    const nodes = [...this.cluster.nodes.values()];
+    const node = nodes[this.prng.nextInt(nodes.length)]!;
+    node.disk.faults = this.d.diskFaults;
+    this.world.after(200 + this.prng.nextInt(3000), () => {
+      node.disk.faults = noDiskFaults;
+    });
+  }
+
+  private join(): void {
+    if (this.joins >= this.d.joinsMax || this.nextNodeId > nodeCountMax) return;
+    this.joins++;
+    this.addNode(true);
+  }
+
+  /**
+   * Flips a bit of one node's durable data, once per run. In raft_meta/ (the node then refuses to
+   * start, for good) only when the others still make a quorum: with 3 voters or more and no removals.
+   */
+  private bitFlip(): void {
+    if (!this.d.bitFlips || this.cluster.rotted.size > 0) return;
+    const nodes = [...this.cluster.nodes.values()].filter((n) => !this.cluster.removed.has(n.id));
+    const node = nodes[this.prng.nextInt(nodes.length)]!;
+    const voters = node.running?.raft?.status().voters.length ?? 0;
+    const inRaftMeta = !this.d.removals && voters >= 3 && this.prng.chance(0.3);
+    const file = node.disk.flipBit((p) => (inRaftMeta ? p.includes('/raft_meta/') : p.includes('/topics/')));
+    if (file !== null) this.cluster.rotted.add(node.id);
+  }
+
+  // ---- checks ----
+
+  private afterEvent(): void {
+    for (const n of this.cluster.nodes.values()) {
+      const r = n.running;
+      if (r?.core != null && r.storage !== null) this.cluster.checks.afterEvent(r.core, r.storage);
+    }
+    if (this.world.events % stateCompareEvery === 0) this.compareStates();
+  }
+
+  /** Nodes at the same applied index hold the same metadata. */
+  private compareStates(): void {
+    const states = [...this.cluster.nodes.values()]
+      .map((n) => ({ id: n.id, state: n.running?.state }))
+      .filter(
+        (x): x is { id: number; state: MetadataState } => x.state !== undefined && x.state.appliedIndex > 0,
+      );
+    // Only nodes at the same index are compared; large states (the snapshot runs) cost too much per event.
+    const counts = new Map<number, number>();
+    for (const { state } of states) counts.set(state.appliedIndex, (counts.get(state.appliedIndex) ?? 0) + 1);
+    const byIndex = new Map<number, { id: number; json: string }>();
+    for (const { id, state } of states) {
+      if ((counts.get(state.appliedIndex) ?? 0) < 2 || state.topics.size > stateCompareTopicCountMax)
+        continue;
+      const json = JSON.stringify(state.toSnapshot());
+      const other = byIndex.get(state.appliedIndex);
+      if (other === undefined) byIndex.set(state.appliedIndex, { id, json });
+      else if (other.json !== json)
+        violation(
+          'StateMachineSafety',
+          `nodes ${other.id} and ${id} hold different metadata at index ${state.appliedIndex}`,
+        );
+    }
+  }
+
+  // ---- liveness ----
+
+  private async liveness(): Promise<void> {
+    this.phase = 'healing';
+    const c = this.cluster;
+    c.net.healAll();
+    c.net.weather = calmWeather;
+    for (const n of c.nodes.values()) {
+      n.disk.faults = noDiskFaults;
+      // A WAL segment whose write or fdatasync failed takes no appends until its node restarts
+      // (the operator's part); a node that saw injected disk errors is restarted.
+      if (n.running !== null && n.disk.stats.injectedErrors > 0 && !c.removed.has(n.id)) c.crash(n.id, false);
+      else if (n.running === null) c.boot(n.id);
+    }
+    const healedAt = this.world.now;
+    const deadline = healedAt + livenessBoundMs(this.d);
+    let done = false;
+    this.spawn(async () => {
+      this.status = 'waiting for a leader and every member caught up';
+      if (!(await this.untilCaughtUp(deadline))) return;
+      this.status = 'appending to every topic';
+      if (!(await this.appendEverywhere(deadline))) return;
+      this.status = 'reading every topic back';
+      done = await this.readBack(deadline);
+    });
+    await this.world.run({
+      untilTime: deadline,
+      stop: () => done || this.failure !== null,
+      afterEvent: () => this.afterEvent(),
+    });
+    this.phase = 'done';
+    this.livenessMs = this.world.now - healedAt;
+    if (this.failure === null && !done) {
+      violation(
+        'Liveness',
+        `not live ${livenessBoundMs(this.d)} ms after healing: ${this.status}; ${this.describeNodes()}`,
+      );
+    }
+  }
+
+  private describeNodes(): string {
+    const parts: string[] = [];
+    for (const n of this.cluster.nodes.values()) {
+      const r = n.running;
+      const s = r?.raft?.status();
+      parts.push(
+        `n${n.id}${this.cluster.removed.has(n.id) ? ' removed' : ''}${n.refused ? ` refused(${n.refused.reason})` : ''}${
+          r === null
+            ? ' down'
+            : ` ${s?.state ?? 'booting'} term ${s?.term} commit ${s?.commit} applied ${r.state.appliedIndex} voters ${s?.voters} learners ${s?.learners}`
+        }`,
+      );
+    }
+    return parts.join('; ');
+  }
+
+  /** A leader whose every member (voter or learner, not refused) has applied its commit index. */
+  private async untilCaughtUp(deadline: number): Promise<boolean> {
+    let target = -1;
+    while (this.world.now < deadline) {
+      const leader = [...this.cluster.nodes.values()]
+        .map((n) => n.running)
+        .find((r) => r?.core?.role === 'Leader' && r.serving);
+      if (leader != null && leader.core !== null) {
+        const s = leader.core.status();
+        if (target < 0) target = s.commit;
+        const behind = [...s.voters, ...s.learners].filter((id) => {
+          const n = this.cluster.nodes.get(id);
+          if (n === undefined || n.refused !== null || this.cluster.removed.has(id)) return false;
+          return n.running === null || !n.running.serving || n.running.state.appliedIndex < target;
+        });
+        if (behind.length === 0) return true;
+        this.status = `${behind.length} member(s) behind commit ${target}: ${behind.join(', ')}`;
+      }
+      await this.sleep(this.d.tickMs);
+    }
+    return false;
+  }
+
+  private excused(nodeId: number): boolean {
+    const n = this.cluster.nodes.get(nodeId);
+    return n === undefined || n.refused !== null || this.cluster.rotted.has(nodeId);
+  }
+
+  private liveTopics(): TopicModel[] {
+    return [...this.oracle.topics.values()].filter(
+      (t) => !t.deleteAsked && t.createdAt < Number.POSITIVE_INFINITY,
+    );
+  }
+
+  /** Every topic whose active segment's leader is not excused takes an append. */
+  private async appendEverywhere(deadline: number): Promise<boolean> {
+    const fresh = this.oracle.topic('live');
+    for (;;) {
+      if (this.world.now >= deadline) return false;
+      await this.workload.create(fresh);
+      if (fresh.createdAt < Number.POSITIVE_INFINITY) break;
+      await this.sleep(this.d.tickMs);
+    }
+    for (const t of this.liveTopics()) {
+      for (;;) {
+        if (this.world.now >= deadline) return false;
+        const meta = this.workload.bestState()?.topics.get(t.name);
+        const active = meta?.segments[meta.segments.length - 1];
+        if (active !== undefined && this.excused(active.leaderNodeId)) break;
+        if (await this.workload.append(t)) break;
+        await this.sleep(this.d.tickMs);
+      }
+    }
+    return true;
+  }
+
+  /** Reads every topic from its start to its acknowledged end; every acknowledged record must be there. */
+  private async readBack(deadline: number): Promise<boolean> {
+    for (const t of this.liveTopics()) {
+      const got = new Set<number>();
+      let offset = this.workload.startMax(t.name);
+      while (offset < t.ackedEnd && this.world.now < deadline) {
+        const page = await this.workload.readPage(t, offset, 0);
+        if ('error' in page) {
+          const start = this.workload.startMax(t.name);
+          if (start > offset) offset = start;
+          else if (this.cluster.dataMayBeLost()) offset = this.skipSegment(t, offset);
+          else await this.sleep(this.d.tickMs);
+          continue;
+        }
+        for (let k = 0; k < page.count; k++) got.add(offset + k);
+        if (page.count === 0) {
+          if (this.cluster.dataMayBeLost()) offset = this.skipSegment(t, offset);
+          else
+            violation(
+              'AckedAppendStays',
+              `topic ${t.name}: read-back stops at ${offset} below the acknowledged end ${t.ackedEnd}`,
+            );
+          continue;
+        }
+        offset = page.nextOffset;
+      }
+      if (offset < t.ackedEnd) return false; // out of time
+      const start = this.workload.startMax(t.name);
+      for (const at of t.acked.keys()) {
+        if (at >= start && !got.has(at) && !this.skippable(t, at))
+          violation(
+            'AckedAppendStays',
+            `topic ${t.name}: acknowledged offset ${at} was not read back (start ${start})`,
+          );
+      }
+    }
+    return true;
+  }
+
+  private skipped = new Map<string, { from: number; to: number }[]>();
+
+  private skipSegment(t: TopicModel, offset: number): number {
+    const meta = this.workload.bestState()?.topics.get(t.name);
+    const seg = meta?.segments.find(
+      (s) => offset >= s.baseOffset && (s.endOffset === null || offset < s.endOffset),
+    );
+    const to = seg?.endOffset ?? t.ackedEnd;
+    const list = this.skipped.get(t.name) ?? [];
+    list.push({ from: offset, to });
+    this.skipped.set(t.name, list);
+    return Math.max(to, offset + 1);
+  }
+
+  private skippable(t: TopicModel, at: number): boolean {
+    return (this.skipped.get(t.name) ?? []).some((r) => at >= r.from && at < r.to);
+  }
+
+  finishStats(realMs: number): WholeNodeStats {
+    const c = this.cluster;
+    const w = this.workload.stats;
+    return {
+      events: c.world.events,
+      simMs: Math.round(c.world.now),
+      realMs: Math.round(realMs),
+      clientOps: w.ops,
+      acks: w.acks,
+      appendedRecords: w.appendedRecords,
+      readRecords: w.readRecords,
+      crashes: c.stats.kills,
+      powerLosses: c.stats.powerLosses,
+      faultCrashes: c.stats.faultCrashes,
+      exits: c.stats.exits,
+      partitions: this.partitions,
+      joins: this.joins,
+      removals: w.removals,
+      snapshotsInstalled: c.stats.snapshotInstalls,
+      messages: c.net.stats.delivered,
+      oversize: c.net.stats.oversize,
+      livenessMs: Math.round(this.livenessMs),
+    };
+  }
+}
