@@ -315,12 +315,13 @@ export class RaftNode {
     return this.core.status();
   }
 
+  /** Cheap: read on every client request's routing (status() allocates a whole snapshot). */
   get leaderId(): number {
-    return this.core.status().leaderId;
+    return this.core.leaderId;
   }
 
   get isLeader(): boolean {
-    return this.core.status().state === 'Leader';
+    return this.core.role === 'Leader';
   }
 
   /** Voters this node has heard from within an election timeout (itself always counts). */
