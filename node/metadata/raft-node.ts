@@ -36,6 +36,7 @@ import { ErrorCode, WalrusError, isErrorCode } from '../protocol/error-codes.js'
 import { type Scheduler, type TimerHandle, realScheduler, sleep } from '../scheduler.js';
 import { identityMismatchMessage } from './cluster-identity.js';
 import { isIdentityId } from './identity-id.js';
+import { ReadBarrier } from './read-barrier.js';
 import type { MetaCommand, MetadataSnapshot, MetadataState, NodeMeta } from './metadata-state.js';
 import {
   SnapshotTransfer,
@@ -162,10 +163,6 @@ export const raftNodeLimits = {
   peerRequestSizeMaxBytes: 2 * 1024 * 1024,
   /** Senders without a known address tracked for lookUpAddresses; beyond it the memory starts over. */
   addressLookupCountMax: 1_024,
-  /** Callers of readBarrier waiting at once; beyond it BUSY. */
-  readBarrierWaiterCountMax: 100_000,
-  /** How long a read barrier may wait for a quorum to confirm the leadership before TIMEOUT. */
-  readBarrierTimeoutMs: 5_000,
 } as const;
 
 /** Peer requests (join, forwarded proposal, conf change) travel as small JSON bodies. */
@@ -198,13 +195,6 @@ export interface NodeRegistration {
   readonly raftAddr: string;
   readonly clientAddr: string;
   readonly incarnation: string;
-}
-
-/** A readBarrier caller. */
-interface BarrierWaiter {
-  readonly resolve: () => void;
-  readonly reject: (error: Error) => void;
-  readonly timer: TimerHandle;
 }
 
 interface Waiter {
@@ -244,13 +234,8 @@ export class RaftNode {
   /** Snapshots to and from peers, in chunks (a MsgSnap may be far larger than a peer frame). */
   private readonly snapshots: SnapshotTransfer;
   private readonly scheduler: Scheduler;
-  /** readBarrier callers waiting for the next ReadIndex round (they join it until it starts). */
-  private barrierBatch: BarrierWaiter[] = [];
-  /** ReadIndex rounds in flight: ctx → the term they were asked in and their callers. */
-  private readonly barrierRounds = new Map<number, { term: number; waiters: BarrierWaiter[] }>();
-  private barrierWaiterCount = 0;
-  /** ReadIndex rounds started (each serves every barrier caller batched into it). */
-  readIndexRounds = 0;
+  /** Leader-only reads wait here (ReadIndex): read-barrier.ts. */
+  private readonly barrier: ReadBarrier;
 
   constructor(options: RaftNodeOptions) {
     this.o = options;
@@ -276,6 +261,17 @@ export class RaftNode {
       now: () => this.scheduler.monotonicMs(),
       ...(options.snapshotTransferLimits === undefined ? {} : { limits: options.snapshotTransferLimits }),
     });
+    this.barrier = new ReadBarrier({
+      scheduler: this.scheduler,
+      readIndex: (ctx) => this.core.readIndex(ctx),
+      role: () => this.core.role,
+      term: () => this.core.currentTerm,
+      stopped: () => this.stopped,
+      notLeaderError: () => this.notLeaderError(),
+      typed: (error) => toWalrus(error),
+      waitApplied: (index) => this.waitApplied(index),
+      scheduleProcess: () => this.scheduleProcess(),
+    });
     // The state machine starts from the durable snapshot; the core re-delivers entries after it.
     const snap = this.storage.snapshot();
     if (snap.meta.index > 0 && snap.data.length > 0) {
@@ -300,7 +296,7 @@ export class RaftNode {
       w.reject(error);
     }
     this.waiters.clear();
-    this.failBarriers(() => true, error);
+    this.barrier.failAll(error);
   }
 
   private tick(): void {
@@ -634,34 +630,19 @@ export class RaftNode {
    * the round started; state read afterwards includes every write committed before the call.
    * Rejects with NOT_LEADER (with the leader as hint when known) on a node that is not the leader
    * or stops leading before the confirmation, TIMEOUT when no quorum answers within
-   * readBarrierTimeoutMs, BUSY beyond readBarrierWaiterCountMax. Callers that arrive before the
+   * readBarrierLimits.timeoutMs, BUSY beyond readBarrierLimits.waiterCountMax (read-barrier.ts). Callers that arrive before the
    * next round starts (the same turn of the event loop) share it.
    */
   readBarrier(): Promise<void> {
-    if (this.stopped)
-      return Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'this node is shutting down'));
-    if (!this.isLeader) return Promise.reject(this.notLeaderError());
-    if (this.barrierWaiterCount >= raftNodeLimits.readBarrierWaiterCountMax) {
-      return Promise.reject(new WalrusError(ErrorCode.BUSY, 'too many reads waiting for a read barrier'));
-    }
-    return new Promise<void>((resolve, reject) => {
-      const waiter: BarrierWaiter = {
-        resolve,
-        reject,
-        timer: this.scheduler.setTimeout(() => {
-          this.failBarriers(
-            (w) => w === waiter,
-            new WalrusError(ErrorCode.TIMEOUT, 'no quorum confirmed the Raft leadership in time'),
-          );
-        }, raftNodeLimits.readBarrierTimeoutMs),
-      };
-      this.barrierWaiterCount++;
-      this.barrierBatch.push(waiter);
-      this.scheduleProcess();
-    });
+    return this.barrier.wait();
   }
 
-  private notLeaderError(): WalrusError {
+  /** ReadIndex rounds started (each serves every readBarrier caller batched into it). */
+  get readIndexRounds(): number {
+    return this.barrier.roundCount;
+  }
+
+  notLeaderError(): WalrusError {
     const leader = this.core.status().leaderId;
     const known = leader !== 0 && leader !== this.nodeId;
     return new WalrusError(
@@ -671,70 +652,6 @@ export class RaftNode {
         ? { leaderHint: { nodeId: leader, clientAddr: this.state.nodes.get(leader)?.clientAddr ?? '' } }
         : undefined,
     );
-  }
-
-  /** Starts one ReadIndex round for every batched barrier caller (a new leader retries until ready). */
-  private startReadRound(): void {
-    if (this.barrierBatch.length === 0) return;
-    const ctx = this.readIndexRounds + 1;
-    try {
-      this.core.readIndex(ctx);
-    } catch (error) {
-      if (error instanceof RaftError && error.code === 'READ_INDEX_NOT_READY') return; // its first entry commits soon
-      const batch = new Set(this.barrierBatch);
-      this.failBarriers(
-        (w) => batch.has(w),
-        error instanceof RaftError && error.code === 'NOT_LEADER' ? this.notLeaderError() : toWalrus(error),
-      );
-      return;
-    }
-    this.readIndexRounds = ctx;
-    this.barrierRounds.set(ctx, { term: this.core.status().term, waiters: this.barrierBatch });
-    this.barrierBatch = [];
-  }
-
-  /** A round was confirmed at `index`: its callers pass once this node has applied it. */
-  private confirmReadRound(ctx: number, index: number): void {
-    const round = this.barrierRounds.get(ctx);
-    if (round === undefined) return;
-    this.barrierRounds.delete(ctx);
-    for (const w of round.waiters) {
-      this.scheduler.clearTimeout(w.timer);
-      this.barrierWaiterCount--;
-      this.waitApplied(index).then(w.resolve, w.reject);
-    }
-  }
-
-  /** Rounds the core dropped (leadership lost, or a new term) fail with NOT_LEADER. */
-  private failLostReadRounds(): void {
-    if (this.barrierRounds.size === 0 && this.barrierBatch.length === 0) return;
-    const s = this.core.status();
-    if (s.state === 'Leader') {
-      for (const [ctx, round] of this.barrierRounds) {
-        if (round.term === s.term) continue;
-        const lost = new Set(round.waiters);
-        this.barrierRounds.delete(ctx);
-        this.failBarriers((w) => lost.has(w), this.notLeaderError());
-      }
-      return;
-    }
-    this.failBarriers(() => true, this.notLeaderError());
-  }
-
-  private failBarriers(which: (w: BarrierWaiter) => boolean, error: Error): void {
-    const fail = (list: BarrierWaiter[]): BarrierWaiter[] =>
-      list.filter((w) => {
-        if (!which(w)) return true;
-        this.scheduler.clearTimeout(w.timer);
-        this.barrierWaiterCount--;
-        w.reject(error);
-        return false;
-      });
-    this.barrierBatch = fail(this.barrierBatch);
-    for (const [ctx, round] of this.barrierRounds) {
-      round.waiters = fail(round.waiters);
-      if (round.waiters.length === 0) this.barrierRounds.delete(ctx);
-    }
   }
 
   /** Resolves once the entries this node already knew committed at start-up are applied again. */
@@ -906,7 +823,7 @@ export class RaftNode {
 
   /** Honours every pending Ready: persist → send → restore/apply → advance. */
   private process(): void {
-    this.startReadRound();
+    this.barrier.startRound();
     for (let rd = this.core.ready(); rd !== null; rd = this.core.ready()) {
       // 1. Persist (one fdatasync) before any message that depends on it leaves.
       this.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
@@ -925,10 +842,10 @@ export class RaftNode {
         this.o.onRestore?.();
       }
       for (const entry of rd.committedEntries) this.applyEntry(entry);
-      for (const rs of rd.readStates) this.confirmReadRound(rs.ctx as number, rs.index);
+      for (const rs of rd.readStates) this.barrier.confirm(rs.ctx as number, rs.index);
       this.core.advance(rd);
     }
-    this.failLostReadRounds();
+    this.barrier.failLost();
     this.releaseAppliedWaiters();
     this.maybeCompact();
     const leader = this.core.status().leaderId;
