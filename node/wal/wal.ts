@@ -731,50 +731,6 @@ export class Wal {
   }
 
   /**
-   * Deletes whole sealed segments, oldest first: while the oldest one's last record is older than
-   * nowMs − retentionMs, and/or while the topic's bytes exceed retentionBytes. Never the active
-   * segment; stops at the first segment that is kept, so the local range has no holes.
-   */
-  async applyRetention(
-    topic: string,
-    retention: { retentionMs: number | null; retentionBytes: number | null },
-    nowMs: number,
-  ): Promise<number[]> {
-    this.assertOpen();
-    const t = this.topicMap.get(topic);
-    if (t === undefined) return [];
-    let totalBytes = 0;
-    for (const s of t.segments) totalBytes += s.endPosition;
-    const deleted: number[] = [];
-    while (t.segments.length > 0) {
-      const oldest = t.segments[0]!;
-      if (!oldest.sealed || oldest === t.active) break;
-      const tooOld =
-        retention.retentionMs !== null &&
-        (oldest.lastTimestampMs === null || oldest.lastTimestampMs < nowMs - retention.retentionMs);
-      const tooBig = retention.retentionBytes !== null && totalBytes > retention.retentionBytes;
-      if (!tooOld && !tooBig) break;
-      try {
-        oldest.deleteFiles();
-      } catch (error) {
-        throw walErrorFromIo(error, `deleting segment ${oldest.id} of topic '${topic}'`);
-      }
-      t.segments.shift();
-      totalBytes -= oldest.endPosition;
-      deleted.push(oldest.id);
-      this.logger.info(
-        { topic, segmentId: oldest.id, endOffset: oldest.endOffset },
-        'Retention deleted a segment',
-      );
-    }
-    if (deleted.length > 0) {
-      this.io.fsyncDir(t.dir);
-      if (t.segments.length === 0) this.dropTopicState(t);
-    }
-    return deleted;
-  }
-
-  /**
    * Deletes the leading sealed segments that end at or below `startOffset` (retention decided
    * elsewhere and committed to the metadata). Never the active segment. Returns their ids.
    */

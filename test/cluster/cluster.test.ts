@@ -4,9 +4,9 @@
  * cluster-wide GET cursor, rollover across nodes, hot join, kill -9 of the Raft leader, a full
  * restart from the data directories, and a wrong cluster secret refused.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { WalrusClient } from '../../node/client/walrus-client.js';
-import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
+import { type TestCluster, withCluster } from '../helpers/local-cluster.js';
 import { frame, portOf, rawExchange, splitFrames } from '../helpers/raw-socket.js';
 import { eventually } from '../helpers/eventually.js';
 import { nodeMetrics, textCommands } from '../helpers/node-text.js';
@@ -36,22 +36,6 @@ async function converged(cluster: TestCluster, voters: number[], skip: number[] 
 
 function leaderIndex(cluster: TestCluster, leaderId: number): number {
   return cluster.nodes.findIndex((n) => n.spec.nodeId === leaderId);
-}
-
-async function withCluster(
-  t: ExecutionContext,
-  options: Parameters<typeof startLocalCluster>[0],
-  run: (cluster: TestCluster) => Promise<void>,
-): Promise<void> {
-  const cluster = await startLocalCluster(options);
-  try {
-    await run(cluster);
-  } catch (error) {
-    for (const n of cluster.nodes) t.log(`--- node ${n.spec.nodeId} log tail ---\n${n.logTail.slice(-3000)}`);
-    throw error;
-  } finally {
-    await cluster.destroy();
-  }
 }
 
 test.serial('formation from the seed commands; the quick-start exchange works from every node', async (t) => {

@@ -6,28 +6,12 @@
  *   nodes, a consumer keeps reaching the newest records (it once read `[]` forever because each
  *   node deleted its own files and the metadata kept segments whose data was gone).
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { WalrusClient } from '../../node/client/walrus-client.js';
-import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
+import { type TestCluster, withCluster } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/eventually.js';
 import { textCommands } from '../helpers/node-text.js';
 import { TextClient } from '../../node/client/text-client.js';
-
-async function withCluster(
-  t: ExecutionContext,
-  options: Parameters<typeof startLocalCluster>[0],
-  run: (cluster: TestCluster) => Promise<void>,
-): Promise<void> {
-  const cluster = await startLocalCluster(options);
-  try {
-    await run(cluster);
-  } catch (error) {
-    for (const n of cluster.nodes) t.log(`--- node ${n.spec.nodeId} log tail ---\n${n.logTail.slice(-3000)}`);
-    throw error;
-  } finally {
-    await cluster.destroy();
-  }
-}
 
 /** The METRICS JSON of a node (with or without an `OK ` prefix), or undefined while it cannot answer. */
 async function votersOf(addr: string): Promise<number[] | undefined> {

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { LocalCluster } from '../../infra/local/launcher.js';
 
 export {
@@ -42,4 +43,21 @@ export async function startLocalCluster(
       if (options.dataDir === undefined) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   });
+}
+
+/** Runs `run` on a fresh cluster, logs every node's log tail if it fails, and destroys the cluster. */
+export async function withCluster(
+  t: ExecutionContext,
+  options: Parameters<typeof startLocalCluster>[0],
+  run: (cluster: TestCluster) => Promise<void>,
+): Promise<void> {
+  const cluster = await startLocalCluster(options);
+  try {
+    await run(cluster);
+  } catch (error) {
+    for (const n of cluster.nodes) t.log(`--- node ${n.spec.nodeId} log tail ---\n${n.logTail.slice(-3000)}`);
+    throw error;
+  } finally {
+    await cluster.destroy();
+  }
 }

@@ -267,7 +267,7 @@ test('offsetForTimestamp uses the sparse index over many records', async (t) => 
   await wal.close();
 });
 
-test('retention deletes whole sealed segments by age and by bytes, never the active one', async (t) => {
+test('retention deletes the leading sealed segments below the start it is given, never the active one', async (t) => {
   const dir = tempDir('retention');
   t.teardown(() => removeDir(dir));
   let now = 0;
@@ -283,18 +283,16 @@ test('retention deletes whole sealed segments by age and by bytes, never the act
     offset += 10;
     if (id < 4) await wal.sealActive('t');
   }
-  t.deepEqual(await wal.applyRetention('t', { retentionMs: null, retentionBytes: null }, 10_000), []);
-  // Segment 1's last record is at 1000, segment 2's at 2000: age 2500 at now=4000 deletes only 1.
-  t.deepEqual(await wal.applyRetention('t', { retentionMs: 2500, retentionBytes: null }, 4000), [1]);
+  // Retention is decided from the metadata (controller/retention.ts); the WAL deletes what lies
+  // below the start it is given: whole sealed segments, a leading run, never the active one.
+  t.deepEqual(await wal.deleteSegmentsBelow('t', 5), [], 'segment 1 ends at 10: kept');
+  t.deepEqual(await wal.deleteSegmentsBelow('t', 10), [1]);
   t.is(wal.startOffset('t'), 10);
   t.is(code(t.throws(() => wal.read('t', 5, { recordCountMax: 1, byteCountMax: 1 }))), 'OFFSET_OUT_OF_RANGE');
   t.false(fs.existsSync(segmentFile(dir, 't', 1, 'wal')));
-  const sizes = wal.segments('t').map((s) => s.sizeBytes);
-  // Bytes: keep at most the last two segments' bytes.
-  const keep = sizes[1]! + sizes[2]!;
-  t.deepEqual(await wal.applyRetention('t', { retentionMs: null, retentionBytes: keep }, 4000), [2]);
-  // Age 0 would delete everything old, but never the active segment.
-  t.deepEqual(await wal.applyRetention('t', { retentionMs: 0, retentionBytes: 0 }, 1e9), [3]);
+  t.deepEqual(await wal.deleteSegmentsBelow('t', 25), [2]);
+  // A start past every sealed segment deletes them all, never the active segment.
+  t.deepEqual(await wal.deleteSegmentsBelow('t', 1e9), [3]);
   t.deepEqual(
     wal.segments('t').map((s) => s.id),
     [4],
