@@ -762,7 +762,7 @@ export class RaftNode {
         await this.submit(() => this.core.proposeConfChange(change));
         return;
       } catch (error) {
-        const pending = error instanceof WalrusError && error.message.includes('CONF_CHANGE_PENDING');
+        const pending = error instanceof WalrusError && error.code === ErrorCode.CONF_CHANGE_PENDING;
         if (!pending || attempt >= 50) throw error;
         await sleep(this.scheduler, this.o.tickMs);
       }
@@ -823,6 +823,7 @@ export class RaftNode {
 
   /** Honours every pending Ready: persist → send → restore/apply → advance. */
   private process(): void {
+    if (this.stopped) return; // a turn scheduled before stop(): nothing may reach the disk after it
     this.barrier.startRound();
     for (let rd = this.core.ready(); rd !== null; rd = this.core.ready()) {
       // 1. Persist (one fdatasync) before any message that depends on it leaves.

@@ -110,3 +110,13 @@ test('upgrade: a member registered without an incarnation gets it recorded by it
   await raft.ensureRegistered({ nodeId: 1, raftAddr: 'a:1', clientAddr: 'a:2', incarnation: one });
   t.is(raft.state.nodes.get(1)?.incarnation, one);
 });
+
+test('concurrent membership changes wait for each other instead of failing CONF_CHANGE_PENDING', async (t) => {
+  const raft = await leaderNode(t, newIdentityId());
+  // One change at a time in the core: the second waits (bounded) until the first is applied.
+  await Promise.all([
+    raft.confChange({ type: 'addLearner', nodeId: 2 }),
+    raft.confChange({ type: 'addLearner', nodeId: 3 }),
+  ]);
+  t.deepEqual([...raft.status().learners].sort(), [2, 3]);
+});
