@@ -110,12 +110,15 @@ export class RequestHandler {
       this.relay(conn, target, requestId, request, payload);
       return;
     }
-    this.answer(conn, requestId, request);
+    this.answer(conn, requestId, request, target);
   }
 
-  /** Executes (or forwards, decoded) a binary request and sends its reply frame. */
-  private answer(conn: ReplyChannel, requestId: number, request: Request): void {
-    this.dispatch(conn, request, false).then(
+  /**
+   * Executes (or forwards, decoded) a binary request and sends its reply frame. `target` is the
+   * route the caller just computed, so the first attempt does not compute it again.
+   */
+  private answer(conn: ReplyChannel, requestId: number, request: Request, target?: number): void {
+    this.dispatch(conn, request, false, target).then(
       (reply) => {
         try {
           conn.send(encodeReply(requestId, request.op, reply as ResponseByOp[typeof request.op]));
@@ -199,9 +202,10 @@ export class RequestHandler {
     conn: ReplyChannel | null,
     request: Request,
     forwarded: boolean,
+    target?: number,
   ): Promise<ResponseByOp[RequestOp]> {
     // No async frame of its own: every request passes here, and only a failure needs more.
-    return this.dispatchOnce(conn, request, forwarded).catch((error: unknown) =>
+    return this.dispatchOnce(conn, request, forwarded, target).catch((error: unknown) =>
       this.retryIfStale(error, conn, request, forwarded),
     );
   }
@@ -267,9 +271,11 @@ export class RequestHandler {
     conn: ReplyChannel | null,
     request: Request,
     forwarded: boolean,
+    routed?: number,
   ): Promise<ResponseByOp[RequestOp]> {
     const t = this.topics;
-    const target = routeOf(request, t.metadata, this.options.nodeId, this.options.cluster.raftLeaderId());
+    const target =
+      routed ?? routeOf(request, t.metadata, this.options.nodeId, this.options.cluster.raftLeaderId());
     if (target !== this.options.nodeId) {
       if (forwarded) {
         throw new WalrusError(

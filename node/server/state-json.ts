@@ -3,12 +3,15 @@
  * (id → record count), `segment_leaders` (id → node), Walrus's `last_sealed_entry_offset`, plus our
  * offsets and retention.
  */
-import { activeSegment } from '../metadata/metadata-state.js';
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { assertTopicName } from '../protocol/topic-name.js';
+import { activeSegment, topicStartOffset } from '../metadata/metadata-state.js';
 import type { TopicService } from '../topics/topic-service.js';
 
 export function stateJson(topics: TopicService, name: string): Record<string, unknown> {
-  const info = topics.admin.describe(name);
-  const topic = topics.metadata.topics.get(name)!;
+  assertTopicName(name);
+  const topic = topics.metadata.topics.get(name);
+  if (topic === undefined) throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${name}' does not exist`);
   const active = activeSegment(topic);
   const sealed: Record<string, number> = {};
   const leaders: Record<string, number> = {};
@@ -23,8 +26,8 @@ export function stateJson(topics: TopicService, name: string): Record<string, un
     last_sealed_entry_offset: active.baseOffset,
     sealed_segments: sealed,
     segment_leaders: leaders,
-    start_offset: info.startOffset,
-    end_offset: info.endOffset,
+    start_offset: topicStartOffset(topic),
+    end_offset: topics.reader.knownEnd(topic),
     retention_ms: topic.retention.retentionMs,
     retention_bytes: topic.retention.retentionBytes,
   };
