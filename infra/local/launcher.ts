@@ -51,16 +51,27 @@ export interface LaunchOptions {
 }
 
 /** Finds a free TCP port on 127.0.0.1 (closed again before use; fine for tests on loopback). */
+/**
+ * Ports handed out by freePort: below Linux's default ephemeral range (32768-60999), so an outgoing
+ * connection (a peer link reconnecting, a client) can never take the port as its source port
+ * between the check here and the node's own bind, which once failed a node with EADDRINUSE.
+ */
+export const freePortRange = { min: 20_000, max: 32_000, attemptCountMax: 200 } as const;
+
+/** A port on 127.0.0.1 that nothing listens on now, picked at random in freePortRange. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
+  for (let attempt = 0; attempt < freePortRange.attemptCountMax; attempt++) {
+    const port = freePortRange.min + Math.floor(Math.random() * (freePortRange.max - freePortRange.min));
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error(
+    `no free port in [${freePortRange.min}, ${freePortRange.max}) after ${freePortRange.attemptCountMax} tries`,
+  );
 }
 
 /** Resolves once host:port accepts a TCP connection, or rejects after timeoutMs. */
