@@ -27,6 +27,16 @@ export interface SegmentMeta {
   /** Exclusive end once sealed; null while active. */
   endOffset: number | null;
   readonly leaderNodeId: number;
+  /**
+   * The nodes holding a copy (the leader first), each segment its own replica set; absent in
+   * metadata from before replication: the leader alone (see replicasOf).
+   */
+  replicas?: number[];
+  /**
+   * The fence epoch: 1 when the segment opens; a recovery raises it (fenceSegment) before it fences
+   * the replicas, and a seal names the epoch it was decided under (compare-and-set).
+   */
+  epoch?: number;
   /** Set at the seal: bytes the segment holds, and its newest record's time (null: no record). */
   sizeBytes?: number;
   lastTimestampMs?: number | null;
@@ -42,6 +52,8 @@ export interface TopicMeta {
   readonly cursors: Map<string, number>;
   /** Producers as of the last seal, for the leader of the active segment to start from. */
   producers: readonly ProducerEntry[];
+  /** Copies of each new segment; null: the cluster default, min(3, voters). */
+  replicationFactor: number | null;
 }
 
 /** An idempotent producer's last batch: [producerId, seq, firstOffset, lastOffset, timestampMs]. */
@@ -73,6 +85,9 @@ export type MetaCommand =
       readonly retention: Retention;
       readonly createdAtMs: number;
       readonly leaderNodeId: number;
+      /** The first segment's replica set (leader first); absent: the leader alone. */
+      readonly replicas?: readonly number[];
+      readonly replicationFactor?: number | null;
     }
   | { readonly type: 'deleteTopic'; readonly name: string }
   | { readonly type: 'configureTopic'; readonly name: string; readonly retention: Retention }
@@ -82,6 +97,13 @@ export type MetaCommand =
       readonly segmentId: number;
       readonly endOffset: number;
       readonly nextLeaderNodeId: number;
+      /** The next segment's replica set (its leader first); absent: the leader alone. */
+      readonly nextReplicas?: readonly number[];
+      /**
+       * Compare-and-set: the seal applies only while the segment's epoch is this one (a recovery
+       * that raised the epoch meanwhile wins over a rollover decided before). Absent: any epoch.
+       */
+      readonly epoch?: number;
       /** Idempotent producers' last batches, handed to the next segment leader. */
       readonly producers?: readonly ProducerEntry[];
       /** The sealed segment's size and newest record time, so the Raft leader can judge retention. */
@@ -89,6 +111,27 @@ export type MetaCommand =
       readonly lastTimestampMs?: number | null;
     }
   | { readonly type: 'dropSegments'; readonly topic: string; readonly segmentIds: readonly number[] }
+  /**
+   * A recovery of the active segment (its leader dead or cut off) raises its epoch to `epoch`,
+   * which must be the current epoch + 1 (compare-and-set), before fencing the replicas at it.
+   */
+  | {
+      readonly type: 'fenceSegment';
+      readonly topic: string;
+      readonly segmentId: number;
+      readonly epoch: number;
+    }
+  /**
+   * Repair: the segment's replica set becomes `replicas`, if it still is `expected` (compare-and-set).
+   * A node is added only once it holds a whole copy; a leader is never dropped from an active segment.
+   */
+  | {
+      readonly type: 'setReplicas';
+      readonly topic: string;
+      readonly segmentId: number;
+      readonly replicas: readonly number[];
+      readonly expected: readonly number[];
+    }
   | {
       readonly type: 'commitCursor';
       readonly topic: string;
@@ -106,6 +149,8 @@ export type MetaCommand =
 export const metadataLimits = {
   topicCountMax: 100_000,
   consumerCountMaxPerTopic: 10_000,
+  /** Copies of one segment (the replication factor's upper bound). */
+  replicaCountMax: 7,
 } as const;
 
 /** The JSON form of the whole state, for snapshots. */
@@ -120,7 +165,32 @@ export interface MetadataSnapshot {
     segments: SegmentMeta[];
     cursors: [string, number][];
     producers?: readonly ProducerEntry[];
+    replicationFactor?: number | null;
   }[];
+}
+
+/** The segment's replica set, leader first (the leader alone in metadata from before replication). */
+export function replicasOf(segment: SegmentMeta): readonly number[] {
+  return segment.replicas ?? [segment.leaderNodeId];
+}
+
+/** The segment's fence epoch (1 in metadata from before replication). */
+export function epochOf(segment: SegmentMeta): number {
+  return segment.epoch ?? 1;
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** A replica set as the metadata stores it: the leader first, no duplicates, at most replicaCountMax. */
+function replicaSet(leader: number, replicas: readonly number[] | undefined): number[] {
+  const set = [leader];
+  for (const id of replicas ?? []) {
+    if (set.length >= metadataLimits.replicaCountMax) break;
+    if (Number.isSafeInteger(id) && id > 0 && !set.includes(id)) set.push(id);
+  }
+  return set;
 }
 
 export function activeSegment(topic: TopicMeta): SegmentMeta {
@@ -201,9 +271,19 @@ export class MetadataState {
           name: command.name,
           retention: command.retention,
           createdAtMs: command.createdAtMs,
-          segments: [{ id: 1, baseOffset: 0, endOffset: null, leaderNodeId: command.leaderNodeId }],
+          segments: [
+            {
+              id: 1,
+              baseOffset: 0,
+              endOffset: null,
+              leaderNodeId: command.leaderNodeId,
+              replicas: replicaSet(command.leaderNodeId, command.replicas),
+              epoch: 1,
+            },
+          ],
           cursors: new Map(),
           producers: [],
+          replicationFactor: command.replicationFactor ?? null,
         });
         return;
       }
@@ -220,6 +300,7 @@ export class MetadataState {
         if (topic === undefined) return;
         const active = activeSegment(topic);
         if (active.id !== command.segmentId || command.endOffset < active.baseOffset) return;
+        if (command.epoch !== undefined && command.epoch !== epochOf(active)) return;
         active.endOffset = command.endOffset;
         if (command.sizeBytes !== undefined) active.sizeBytes = command.sizeBytes;
         if (command.lastTimestampMs !== undefined) active.lastTimestampMs = command.lastTimestampMs;
@@ -229,7 +310,26 @@ export class MetadataState {
           baseOffset: command.endOffset,
           endOffset: null,
           leaderNodeId: command.nextLeaderNodeId,
+          replicas: replicaSet(command.nextLeaderNodeId, command.nextReplicas),
+          epoch: 1,
         });
+        return;
+      }
+      case 'fenceSegment': {
+        const topic = this.topics.get(command.topic);
+        if (topic === undefined) return;
+        const active = activeSegment(topic);
+        if (active.id !== command.segmentId || command.epoch !== epochOf(active) + 1) return;
+        active.epoch = command.epoch;
+        return;
+      }
+      case 'setReplicas': {
+        const segment = this.topics.get(command.topic)?.segments.find((s) => s.id === command.segmentId);
+        if (segment === undefined || !sameIds(replicasOf(segment), command.expected)) return;
+        const next = replicaSet(command.replicas[0] ?? segment.leaderNodeId, command.replicas);
+        // The leader of an active segment stays in its set: it alone may append.
+        if (segment.endOffset === null && !next.includes(segment.leaderNodeId)) return;
+        segment.replicas = next;
         return;
       }
       case 'dropSegments': {
@@ -274,9 +374,10 @@ export class MetadataState {
         name: t.name,
         retention: t.retention,
         createdAtMs: t.createdAtMs,
-        segments: t.segments.map((s) => ({ ...s })),
+        segments: t.segments.map((s) => ({ ...s, ...(s.replicas ? { replicas: [...s.replicas] } : {}) })),
         cursors: [...t.cursors.entries()],
         producers: t.producers,
+        replicationFactor: t.replicationFactor,
       })),
     };
   }
@@ -297,9 +398,10 @@ export class MetadataState {
         name: t.name,
         retention: t.retention,
         createdAtMs: t.createdAtMs,
-        segments: t.segments.map((s) => ({ ...s })),
+        segments: t.segments.map((s) => ({ ...s, ...(s.replicas ? { replicas: [...s.replicas] } : {}) })),
         cursors: new Map(t.cursors),
         producers: t.producers ?? [],
+        replicationFactor: t.replicationFactor ?? null,
       });
     }
     return state;

@@ -75,7 +75,7 @@ function writeHeaders(w: ByteWriter, headers: Readonly<Record<string, string>> |
   }
 }
 
-function readHeaders(r: ByteReader): Record<string, string> {
+function readHeaders(r: ByteReader, reservedAllowed = false): Record<string, string> {
   const count = r.u16('header count');
   if (count > L.recordHeaderCountMax)
     r.fail(`header count ${count} is above the limit of ${L.recordHeaderCountMax}`);
@@ -83,7 +83,7 @@ function readHeaders(r: ByteReader): Record<string, string> {
   for (let i = 0; i < count; i += 1) {
     const name = r.str16('header name', L.recordHeaderNameSizeMaxBytes, 1);
     // Names starting with NUL are the node's own (the idempotent producer's tag on stored records).
-    if (name.charCodeAt(0) === 0) r.fail('header names starting with NUL are reserved');
+    if (name.charCodeAt(0) === 0 && !reservedAllowed) r.fail('header names starting with NUL are reserved');
     const value = r.str16('header value', L.recordHeaderValueSizeMaxBytes);
     if (Object.hasOwn(headers, name)) r.fail(`header '${name}' appears twice`);
     defineOwn(headers, name, value);
@@ -159,6 +159,44 @@ export function readStoredRecords(r: ByteReader): StoredRecord[] {
     const value = r.bytes32('record value', L.batchSizeMaxBytes);
     sizeBytes += value.length;
     records.push({ offset, timestampMs, headers, value });
+  }
+  checkBatch(count, sizeBytes);
+  return records;
+}
+
+/**
+ * Records between replicas (node/protocol/replication-codec.ts): consecutive offsets from the
+ * first, each with its timestamp, headers (the node's reserved ones included) and value.
+ */
+export function writeReplicaRecords(
+  w: ByteWriter,
+  records: readonly { timestampMs: number; headers?: Readonly<Record<string, string>>; value: Uint8Array }[],
+): void {
+  checkBatch(
+    records.length,
+    records.reduce((sum, rec) => sum + rec.value.length, 0),
+  );
+  w.u32(records.length);
+  for (const rec of records) {
+    w.u64(checkUint(rec.timestampMs, 'record timestampMs'));
+    writeHeaders(w, rec.headers);
+    w.bytes32(rec.value);
+  }
+}
+
+export function readReplicaRecords(
+  r: ByteReader,
+): { timestampMs: number; headers: Record<string, string>; value: Buffer }[] {
+  const count = r.u32('record count');
+  checkBatch(count, 0);
+  const records: { timestampMs: number; headers: Record<string, string>; value: Buffer }[] = [];
+  let sizeBytes = 0;
+  for (let i = 0; i < count; i += 1) {
+    const timestampMs = r.u64('record timestampMs');
+    const headers = readHeaders(r, true);
+    const value = r.bytes32('record value', L.batchSizeMaxBytes);
+    sizeBytes += value.length;
+    records.push({ timestampMs, headers, value });
   }
   checkBatch(count, sizeBytes);
   return records;

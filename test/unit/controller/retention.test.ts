@@ -36,6 +36,7 @@ function topicOf(retention: Partial<Retention>, sealed: readonly Sealed[]): Topi
     segments,
     cursors: new Map(),
     producers: [],
+    replicationFactor: null,
   };
 }
 
