@@ -116,6 +116,7 @@ export function raftClusterView(raft: RaftNode, peers: Pick<PeerSender, 'request
     aliveVoters: () => raft.aliveVoters(),
     removeNode: (nodeId) => raft.removeNode(nodeId),
     catchUpWithLeader: () => raft.catchUpWithLeader(),
+    replicate: (nodeId, request, timeoutMs) => peers.request(nodeId, request, timeoutMs),
     forwardRaw: (nodeId, frame, waitMs) =>
       peers.request(nodeId, frame, peerLimits.requestTimeoutMs + waitMs + peerLimits.forwardSlackMs),
     async forward<Op extends RequestOp>(

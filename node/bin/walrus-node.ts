@@ -16,7 +16,7 @@ import { RaftDiskStorage } from '../metadata/raft-disk-storage.js';
 import { decodeRaftMessage, encodeRaftMessage } from '../metadata/raft-codec.js';
 import { RaftIdentity } from '../metadata/raft-identity.js';
 import { type JoinReply, type PeerRequest, RaftNode } from '../metadata/raft-node.js';
-import { Controller } from '../controller/controller.js';
+import { Controller, controllerLimits } from '../controller/controller.js';
 import { Monitor } from '../controller/monitor.js';
 import { metricsJson } from '../server/metrics-json.js';
 import { RequestHandler } from '../server/request-handler.js';
@@ -24,6 +24,7 @@ import { TopicService } from '../topics/topic-service.js';
 import { ConfigError, type NodeConfig, nodeUsage, parseNodeConfig } from '../config/node-config.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { binaryMarker } from '../protocol/frame.js';
+import { isReplicationPayload } from '../protocol/replication-codec.js';
 import { protocolLimits } from '../protocol/limits.js';
 import { FrameServer } from '../transport/frame-server.js';
 import { PeerServer } from '../transport/peer-server.js';
@@ -226,6 +227,7 @@ async function main(): Promise<void> {
     voters: () => [...raft.status().voters],
     aliveVoters: () => raft.aliveVoters(),
     propose: (command) => raft.propose(command),
+    recoverSegment: (topic, segmentId, reason) => topicService.recoverSegment(topic, segmentId, reason),
     nowMs: Date.now,
     logger,
   });
@@ -236,6 +238,11 @@ async function main(): Promise<void> {
       { name: 'topics', run: () => topicService.reconciler.maintain() },
       { name: 'controller', run: () => leaderWork.tick() },
     ],
+    logger,
+  );
+  // Failover is checked far more often than the monitor's other work (controller.ts).
+  const segmentWatch = new Monitor(
+    [{ name: 'segments', run: async () => leaderWork.watchSegments() }],
     logger,
   );
   let topicsRecovered = false;
@@ -263,7 +270,11 @@ async function main(): Promise<void> {
     idleTimeoutMs: 10 * 60_000,
     onMessage: (from, payload) => raft.handleMessage(from, payload),
     onRequest: (from, payload) =>
-      payload[0] === binaryMarker ? handler.executeForwarded(payload) : raft.handleRequest(from, payload),
+      isReplicationPayload(payload)
+        ? topicService.handleReplication(payload)
+        : payload[0] === binaryMarker
+          ? handler.executeForwarded(payload)
+          : raft.handleRequest(from, payload),
     onSnapshotChunk: (from, payload) => raft.handleSnapshotChunk(from, payload),
     logger,
   });
@@ -308,6 +319,7 @@ async function main(): Promise<void> {
   const bound = await server.listen();
   logger.info({ host: bound.host, port: bound.port }, 'Client listener bound');
   monitor.start(config.monitorCheckMs);
+  segmentWatch.start(controllerLimits.segmentWatchIntervalMs);
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -316,6 +328,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'Shutting down');
     await server.close();
     monitor.stop();
+    segmentWatch.stop();
     await topics.close();
     identityWork.abort();
     raft.stop();

@@ -9,7 +9,7 @@
  */
 import type { Logger } from '../log.js';
 import { type MetaCommand, type MetadataState, activeSegment } from '../metadata/metadata-state.js';
-import { nextSegmentLeader, placeNewTopic } from '../metadata/placement.js';
+import { nextSegmentLeader, placeNewTopic, placeReplicas } from '../metadata/placement.js';
 import { expiredSegments } from './retention.js';
 
 /** What the controller needs of the node: the metadata log and the Raft leader's liveness view. */
@@ -20,14 +20,29 @@ export interface ControllerPorts {
   voters(): number[];
   aliveVoters(): number[];
   propose(command: MetaCommand): Promise<number>;
+  /** Recovers a topic's active segment (topics/segment-recovery.ts); throttled by the topic service. */
+  recoverSegment(topic: string, segmentId: number, reason: string): Promise<boolean>;
   nowMs(): number;
   readonly logger: Logger;
 }
+
+export const controllerLimits = {
+  /** How often the Raft leader looks for segments whose leader is gone. */
+  segmentWatchIntervalMs: 200,
+  /**
+   * A segment leader not heard from for this long is taken for dead (the Raft view of "alive" is
+   * one election timeout; this adds margin against a pause).
+   */
+  segmentLeaderDeadAfterMs: 1_000,
+} as const;
 
 export class Controller {
   private readonly ports: ControllerPorts;
   /** Nodes being removed: they get no new topic and no next segment. */
   private readonly leaving = new Set<number>();
+  /** When this node became Raft leader (null: it is not), and when it last heard from each voter. */
+  private leaderSinceMs: number | null = null;
+  private readonly lastHeardMs = new Map<number, number>();
 
   constructor(ports: ControllerPorts) {
     this.ports = ports;
@@ -65,17 +80,50 @@ export class Controller {
     const voters = p.voters().filter((v) => !this.leaving.has(v));
     const alive = p.aliveVoters().filter((v) => !this.leaving.has(v));
     if (command.type === 'createTopic') {
-      if (!this.leaving.has(command.leaderNodeId) || voters.length === 0) return command;
-      return {
-        ...command,
-        leaderNodeId: placeNewTopic(command.name, alive.length > 0 ? alive : voters, p.nodeId),
-      };
+      const leaderNodeId =
+        !this.leaving.has(command.leaderNodeId) || voters.length === 0
+          ? command.leaderNodeId
+          : placeNewTopic(command.name, alive.length > 0 ? alive : voters, p.nodeId);
+      const replicas = placeReplicas(leaderNodeId, voters, alive, command.replicationFactor ?? null);
+      return { ...command, leaderNodeId, replicas };
     }
     if (command.type !== 'sealSegment') return command;
     const topic = p.state.topics.get(command.topic);
     const active = topic === undefined ? undefined : activeSegment(topic);
-    if (active === undefined || active.id !== command.segmentId) return command;
+    if (topic === undefined || active === undefined || active.id !== command.segmentId) return command;
+    // A recovery passes over the dead leader: it is not alive, so it is not chosen.
     const next = nextSegmentLeader(active.leaderNodeId, voters, alive, p.nodeId);
-    return next === command.nextLeaderNodeId ? command : { ...command, nextLeaderNodeId: next };
+    const nextReplicas = placeReplicas(next, voters, alive, topic.replicationFactor);
+    return { ...command, nextLeaderNodeId: next, nextReplicas };
+  }
+
+  /**
+   * Failover, every segmentWatchIntervalMs on the Raft leader: the active segments whose leader is
+   * not a voter any more, or has not been heard from for segmentLeaderDeadAfterMs, are recovered
+   * (fenced, sealed at the quorum's end, and the next segment opened on a live node).
+   */
+  watchSegments(): void {
+    const p = this.ports;
+    if (!p.isRaftLeader()) {
+      this.leaderSinceMs = null;
+      this.lastHeardMs.clear();
+      return;
+    }
+    const nowMs = p.nowMs();
+    this.leaderSinceMs ??= nowMs;
+    const voters = new Set(p.voters());
+    for (const id of p.aliveVoters()) this.lastHeardMs.set(id, nowMs);
+    for (const topic of p.state.topics.values()) {
+      const active = activeSegment(topic);
+      const leader = active.leaderNodeId;
+      const heardMs = this.lastHeardMs.get(leader) ?? this.leaderSinceMs;
+      const gone = !voters.has(leader);
+      if (!gone && nowMs - heardMs < controllerLimits.segmentLeaderDeadAfterMs) continue;
+      void p.recoverSegment(
+        topic.name,
+        active.id,
+        gone ? `leader ${leader} is not a voter` : `leader ${leader} is not heard from`,
+      );
+    }
   }
 }

@@ -39,3 +39,33 @@ export function nextSegmentLeader(
   }
   return sorted[start % sorted.length]!;
 }
+
+/** Copies of a segment when the topic does not say: three, or every voter when there are fewer. */
+export const replicationFactorDefault = 3;
+
+/**
+ * A new segment's replica set: its leader first, then the voters after it in ring order, alive
+ * ones first (a segment whose followers are dead from the start could not acknowledge anything).
+ * `factor` null: the default; never more copies than voters.
+ */
+export function placeReplicas(
+  leader: number,
+  voters: readonly number[],
+  aliveVoters: readonly number[],
+  factor: number | null,
+): number[] {
+  const sorted = [...new Set(voters)].sort((a, b) => a - b);
+  const wanted = Math.max(1, Math.min(factor ?? replicationFactorDefault, Math.max(1, sorted.length)));
+  const alive = new Set(aliveVoters);
+  const start = Math.max(
+    0,
+    sorted.findIndex((v) => v > leader),
+  );
+  const ring: number[] = [];
+  for (let i = 0; i < sorted.length; i++) {
+    const id = sorted[(start + i) % sorted.length]!;
+    if (id !== leader) ring.push(id);
+  }
+  const followers = [...ring.filter((id) => alive.has(id)), ...ring.filter((id) => !alive.has(id))];
+  return [leader, ...followers.slice(0, wanted - 1)];
+}

@@ -38,13 +38,12 @@ export class FollowerFlow {
    */
   offer(firstOffset: number, count: number): boolean {
     assert.ok(count > 0);
-    if (
-      this.mode === 'live' &&
-      this.sentEnd === firstOffset &&
-      this.inFlight < followerFlowLimits.inFlightCountMax
-    ) {
+    // Records that continue exactly what was sent go out at once, whatever the mode: a catch-up
+    // that reached the leader's end hands over to live sending here.
+    if (this.sentEnd === firstOffset && this.inFlight < followerFlowLimits.inFlightCountMax) {
       this.sentEnd += count;
       this.inFlight += 1;
+      this.mode = 'live';
       return true;
     }
     this.mode = 'catchUp';

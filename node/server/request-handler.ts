@@ -22,7 +22,7 @@ import { toWalrusError } from '../topics/topic-table.js';
 import type { TopicService } from '../topics/topic-service.js';
 import type { Controller } from '../controller/controller.js';
 import { removeNode } from './node-removal.js';
-import { routeOf } from './routing.js';
+import { readCandidates, routeOf } from './routing.js';
 import { stateJson } from './state-json.js';
 
 /** Requests that change topic metadata on the Raft leader; a node that forwarded one catches up before answering. */
@@ -56,6 +56,15 @@ export interface RequestHandlerOptions {
    */
   readonly ready?: () => boolean;
 }
+
+/** Errors after which a read of a sealed segment is tried on the next replica. */
+const readFailoverCodes: ReadonlySet<string> = new Set([
+  ErrorCode.UNAVAILABLE,
+  ErrorCode.DATA_LOST,
+  ErrorCode.NOT_LEADER,
+  ErrorCode.TIMEOUT,
+  ErrorCode.CORRUPT_RECORD,
+]);
 
 export const requestHandlerLimits = {
   /** Bytes one GET / consumer read may return at most. */
@@ -161,7 +170,17 @@ export class RequestHandler {
         if (metadataChangeOps.has(request.op)) await this.options.cluster.catchUpWithLeader().catch(() => {});
         conn.send(reply);
       },
-      (error: unknown) => conn.send(encodeErrorReply(requestId, toWalrusError(error), request.op)),
+      (error: unknown) => {
+        // A sealed segment's copy on another replica may still be served: the decoded path tries them.
+        if (
+          request.op === 'read' &&
+          readCandidates(request, this.topics.metadata, this.options.nodeId).length > 1
+        ) {
+          this.answer(conn, requestId, request);
+          return;
+        }
+        conn.send(encodeErrorReply(requestId, toWalrusError(error), request.op));
+      },
     );
   }
 
@@ -267,6 +286,37 @@ export class RequestHandler {
     throw last;
   }
 
+  /**
+   * A read tried on each node that may serve it (routing.ts `readCandidates`): a replica that is
+   * down, lacks the data or finds it corrupt is passed over for the next one.
+   */
+  private async readWithFailover(
+    conn: ReplyChannel | null,
+    request: Extract<Request, { op: 'read' }>,
+  ): Promise<ResponseByOp[RequestOp]> {
+    const self = this.options.nodeId;
+    const candidates = readCandidates(request, this.topics.metadata, self);
+    let last: unknown;
+    for (const target of candidates) {
+      try {
+        if (target === self) return await this.dispatchOnce(conn, request, true);
+        if (!this.topics.metadata.nodes.has(target)) continue;
+        return await this.options.cluster.forward<'read'>(target, request);
+      } catch (error) {
+        last = error;
+        const code = error instanceof WalrusError ? error.code : ErrorCode.INTERNAL;
+        if (candidates.length === 1 || !readFailoverCodes.has(code)) throw error;
+      }
+    }
+    throw (
+      last ??
+      new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `no replica of topic '${request.topic}' could serve offset ${request.offset}`,
+      )
+    );
+  }
+
   private async dispatchOnce(
     conn: ReplyChannel | null,
     request: Request,
@@ -274,6 +324,7 @@ export class RequestHandler {
     routed?: number,
   ): Promise<ResponseByOp[RequestOp]> {
     const t = this.topics;
+    if (request.op === 'read' && !forwarded) return this.readWithFailover(conn, request);
     const target =
       routed ?? routeOf(request, t.metadata, this.options.nodeId, this.options.cluster.raftLeaderId());
     if (target !== this.options.nodeId) {

@@ -1,32 +1,48 @@
 /**
  * Appends and rollover on the leader of a topic's active segment.
  *
- * Rollover follows the fix to Walrus: once the active segment holds `segmentEntryCountMax`
- * records, new appends wait, the WAL seals the segment after every accepted append is durable,
- * and the seal is logged with that exact count. No acknowledged entry can land in a segment after
- * its count was taken. The next segment's leader is chosen round-robin (re-chosen by the Raft
- * leader, which alone knows who is alive, before the seal is logged).
+ * Replication: the WAL gives each append its offsets at once, the segment's replicator
+ * (segment-replicator.ts) sends the records to the follower replicas in the same turn, and the
+ * append is acknowledged once a majority of the replica set holds it durable (acks=quorum, the
+ * default) or, when the request asks for acks=leader, once this node has it durable (and the reply
+ * says so). Readers never see past the high watermark (`committedEnd`).
  *
- * A record is acknowledged once durable under the fsync policy; only then does `committedEnd`
- * pass it, and readers never see past `committedEnd`.
+ * Rollover follows the fix to Walrus: once the active segment holds `segmentEntryCountMax`
+ * records, new appends wait, every accepted append reaches a quorum (or, if the quorum is gone,
+ * the segment is cut back to what did), the WAL seals the segment, and the seal is logged with
+ * that exact count, under the segment's epoch (a recovery that fenced the segment meanwhile wins).
+ * The next segment's leader and replicas are chosen by the Raft leader, which alone knows who is
+ * alive, before the seal is logged.
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { RecordInput, ResponseByOp } from '../protocol/messages.js';
-import { activeSegment } from '../metadata/metadata-state.js';
+import type { Wal } from '../wal/index.js';
+import { type SegmentMeta, activeSegment, epochOf, replicasOf } from '../metadata/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import { topicLimits } from './limits.js';
 import { checkSequence, producerTable, trackBatch, withProducerHeader } from './producers.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
+import { SegmentReplicator } from './segment-replicator.js';
 import { type TopicRuntime, toWalrusError, wakeWaiters } from './topic-table.js';
 
 export interface AppendOptions {
   producerId?: string;
   producerSeq?: number;
   expectedOffset?: number;
+  /** 'leader': acknowledge once this node has the records durable (default 'quorum'). */
+  acks?: 'leader' | 'quorum';
+}
+
+/** True when the segment's only copy is this node's (replication factor 1). */
+export function isSoleReplica(segment: SegmentMeta, nodeId: number): boolean {
+  const replicas = replicasOf(segment);
+  return replicas.length === 1 && replicas[0] === nodeId;
 }
 
 export class Appender {
   private readonly ctx: TopicContext;
+  /** Asks for the recovery of a segment this node leads but can no longer append to (set by the service). */
+  needsRecovery: (topic: string, segmentId: number, reason: string) => void = () => {};
 
   constructor(ctx: TopicContext) {
     this.ctx = ctx;
@@ -75,7 +91,7 @@ export class Appender {
       producerId === undefined || producerSeq === undefined
         ? records
         : withProducerHeader(records, producerId, producerSeq);
-    const result = this.appendToWal(name, rt, tagged);
+    const result = this.appendToWal(name, rt, tagged, options.acks ?? 'quorum');
     if (producerId !== undefined && producerSeq !== undefined)
       trackBatch(rt, producerId, producerSeq, result);
     return result;
@@ -97,6 +113,15 @@ export class Appender {
     }
     const creating = this.ensureLocalSegment(name, rt);
     if (creating !== null) return creating;
+    const replicator = rt.replicator;
+    if (replicator === null || replicator.isFrozen || replicator.epoch !== epochOf(active)) {
+      this.needsRecovery(name, active.id, replicator === null ? 'restarted leader' : 'replication stopped');
+      throw new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `segment ${active.id} of topic '${name}' is being recovered; retry shortly`,
+        { leaderHint: { nodeId: this.ctx.cluster.raftLeaderId(), clientAddr: '' } },
+      );
+    }
     if (this.activeEntryCount(name) < this.ctx.segmentEntryCountMax) return rt;
     this.maybeRollover(name);
     return rt.rolling ?? Promise.resolve();
@@ -106,17 +131,65 @@ export class Appender {
     name: string,
     rt: TopicRuntime,
     records: readonly RecordInput[],
+    acks: 'leader' | 'quorum',
   ): Promise<ResponseByOp['append']> {
-    let written: { firstOffset: number; lastOffset: number; timestampMs: number };
+    const replicator = rt.replicator!;
+    let assigned: ReturnType<Wal['appendAssigned']>;
     try {
-      written = await this.ctx.wal.append(name, records);
+      assigned = this.ctx.wal.appendAssigned(name, records);
     } catch (error) {
       throw toWalrusError(error);
     }
-    if (written.lastOffset + 1 > rt.committedEnd) rt.committedEnd = written.lastOffset + 1;
-    wakeWaiters(rt);
+    const { firstOffset, lastOffset, timestampMs } = assigned;
+    replicator.offer(
+      firstOffset,
+      records.map((r) => ({
+        timestampMs,
+        value: r.value,
+        ...(r.headers === undefined ? {} : { headers: r.headers }),
+      })),
+    );
+    const durable = assigned.durable.then(
+      () => replicator.localDurable(lastOffset + 1),
+      (error: unknown) => {
+        // The followers may hold what this node failed to write: the outcome is unknown, and the
+        // segment is left to a recovery (the monitor finds the frozen replicator).
+        replicator.freeze();
+        const cause = toWalrusError(error);
+        throw new WalrusError(
+          ErrorCode.UNAVAILABLE,
+          `the segment leader could not write the append (${cause.message}); the outcome is unknown`,
+          { cause },
+        );
+      },
+    );
+    if (acks === 'leader') {
+      await durable;
+    } else {
+      durable.catch(() => {}); // reported through the quorum wait, which can no longer succeed here
+      await replicator.waitCommitted(lastOffset + 1);
+    }
     this.maybeRollover(name);
-    return { ...written, duplicate: false };
+    return { firstOffset, lastOffset, timestampMs, duplicate: false };
+  }
+
+  /** Makes the replicator of the active segment this node leads, once its local copy exists. */
+  private startReplicator(name: string, rt: TopicRuntime): void {
+    const active = activeSegment(this.ctx.table.topic(name));
+    rt.replicator?.stop(null);
+    rt.replicator = new SegmentReplicator(
+      this.ctx,
+      name,
+      active.id,
+      active.baseOffset,
+      epochOf(active),
+      replicasOf(active),
+      this.ctx.wal.segmentInfo(name, active.id)?.endOffset ?? active.baseOffset,
+      (committedEnd) => {
+        if (committedEnd > rt.committedEnd) rt.committedEnd = committedEnd;
+        wakeWaiters(rt);
+      },
+    );
   }
 
   /**
@@ -132,11 +205,23 @@ export class Appender {
     const deleting = table.deleting.get(name);
     if (deleting !== undefined) return deleting;
     const active = activeSegment(table.topic(name));
-    if (wal.segments(name).some((s) => s.id === active.id)) return null;
+    // A local copy made before this process started (a restart) is never appended to again: the
+    // followers may hold records it lost, so the segment is recovered (admitNow asks for it). A
+    // segment with no other replica has nothing to recover from: it resumes where its WAL ends.
+    if (wal.segments(name).some((s) => s.id === active.id)) {
+      if (rt.replicator === null && isSoleReplica(active, this.ctx.nodeId)) this.startReplicator(name, rt);
+      return null;
+    }
     const ready = (async () => {
-      if (wal.segments(name).some((s) => !s.sealed)) await wal.sealActive(name);
+      const open = wal.segments(name).find((s) => !s.sealed);
+      if (open !== undefined) {
+        // A replica's copy of the previous segment: cut to the new base before it is sealed.
+        if (open.endOffset > active.baseOffset) await wal.truncateSegment(name, open.id, active.baseOffset);
+        await wal.sealActive(name);
+      }
       await wal.createSegment(name, active.id, active.baseOffset);
       rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);
+      this.startReplicator(name, rt);
       logger.info({ topic: name, segment: active.id, baseOffset: active.baseOffset }, 'Leading new segment');
     })()
       .catch((error: unknown) => {
@@ -152,7 +237,11 @@ export class Appender {
   private activeEntryCount(name: string): number {
     const topic = this.ctx.meta.state.topics.get(name);
     if (topic === undefined) return 0;
-    return this.ctx.wal.endOffset(name) - activeSegment(topic).baseOffset;
+    const active = activeSegment(topic);
+    const replicator = this.ctx.table.find(name)?.replicator;
+    if (replicator?.segmentId === active.id) return replicator.assignedEnd - active.baseOffset;
+    const local = this.ctx.wal.segmentInfo(name, active.id);
+    return local === undefined ? 0 : local.endOffset - active.baseOffset;
   }
 
   /** Starts a rollover when the active segment is full; appends wait for it. */
@@ -201,14 +290,28 @@ export class Appender {
     const topic = table.topic(name);
     const active = activeSegment(topic);
     // A segment that never took an append has no WAL file: it seals empty, at its base.
-    // (A WAL segment already sealed here is a rollover a crash interrupted: its count stands.)
-    const local = wal.segments(name).find((s) => s.id === active.id);
-    const sealed =
-      local === undefined
-        ? { endOffset: active.baseOffset, sizeBytes: 0, lastTimestampMs: null }
-        : local.sealed
-          ? local
-          : await wal.sealActive(name);
+    // (A WAL segment already sealed here is a rollover a crash interrupted: its count stands, as
+    // it was taken once every record in it had reached a quorum.)
+    const local = wal.segmentInfo(name, active.id);
+    let sealed: { endOffset: number; sizeBytes: number; lastTimestampMs: number | null };
+    if (local === undefined) sealed = { endOffset: active.baseOffset, sizeBytes: 0, lastTimestampMs: null };
+    else if (local.sealed) sealed = local;
+    else {
+      const replicator = table.runtime(name).replicator;
+      if (replicator === null || replicator.isFrozen || replicator.segmentId !== active.id) {
+        this.needsRecovery(name, active.id, 'a rollover found no replication running');
+        return;
+      }
+      const end = replicator.assignedEnd;
+      try {
+        await replicator.waitCommitted(end);
+      } catch {
+        // The quorum is gone: the segment is cut back to what reached one (the rest was never acknowledged).
+      }
+      if (replicator.isFrozen) return; // a recovery took the segment over; its seal decides
+      if (replicator.committedEnd < end) await wal.truncateSegment(name, active.id, replicator.committedEnd);
+      sealed = await wal.sealActive(name);
+    }
     const voters = cluster.voters().filter((v) => v !== leaving);
     const alive = cluster.aliveVoters().filter((v) => v !== leaving);
     await proposeOrThrow(this.ctx, {
@@ -216,6 +319,7 @@ export class Appender {
       topic: name,
       segmentId: active.id,
       endOffset: sealed.endOffset,
+      epoch: epochOf(active),
       nextLeaderNodeId: nextSegmentLeader(active.leaderNodeId, voters, alive, nodeId),
       producers: producerTable(table.runtime(name)),
       sizeBytes: sealed.sizeBytes,

@@ -38,6 +38,11 @@ export interface ClusterView {
    * request id: nothing is decoded and encoded again on the way.
    */
   forwardRaw(nodeId: number, frame: Uint8Array, waitMs: number): Promise<Buffer>;
+  /**
+   * Sends a segment-replication request (node/protocol/replication-codec.ts) to another node's
+   * replica service over the peer link; resolves with the reply body, rejects with a WalrusError.
+   */
+  replicate(nodeId: number, request: Uint8Array, timeoutMs: number): Promise<Buffer>;
   /** Sends a client request to another node to execute there (never forwarded again). */
   forward<Op extends RequestOp>(
     nodeId: number,

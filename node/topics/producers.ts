@@ -181,3 +181,50 @@ export function producerTable(rt: TopicRuntime): ProducerEntry[] {
   }
   return table.slice(-topicLimits.producerCountMaxInSeal);
 }
+
+/**
+ * The producers' last batches in [fromOffset, toOffset) of a local copy, from the producer headers
+ * of its records (what a fenced replica reports to a recovery), most recent last, bounded.
+ */
+export function scanProducers(
+  wal: Wal,
+  topic: string,
+  fromOffset: number,
+  toOffset: number,
+): ProducerEntry[] {
+  const last = new Map<string, ProducerEntry>();
+  for (let offset = fromOffset; offset < toOffset; ) {
+    const page = wal.read(topic, offset, {
+      recordCountMax: Math.min(topicLimits.producerScanPageRecordCount, toOffset - offset),
+      byteCountMax: topicLimits.producerScanPageBytes,
+    });
+    if (page.length === 0) break;
+    for (const r of page) {
+      if (r.offset >= toOffset) break;
+      const tag = r.headers[producerHeaderName];
+      const parsed = tag === undefined ? null : parseProducerHeader(tag);
+      if (parsed === null) continue;
+      const [id, seq, count] = parsed;
+      last.delete(id);
+      last.set(id, [id, seq, r.offset - count + 1, r.offset, r.timestampMs]);
+    }
+    offset = page[page.length - 1]!.offset + 1;
+  }
+  return [...last.values()].slice(-topicLimits.producerCountMaxInSeal);
+}
+
+/** The seal's producer table after a recovery: the previous seal's, updated by the segment's own batches. */
+export function mergeProducers(
+  previous: readonly ProducerEntry[],
+  found: readonly ProducerEntry[],
+  sealedEnd: number,
+): ProducerEntry[] {
+  const table = new Map<string, ProducerEntry>();
+  for (const e of previous) table.set(e[0], e);
+  for (const e of found) {
+    if (e[3] >= sealedEnd) continue; // a batch cut by the seal was never acknowledged
+    table.delete(e[0]);
+    table.set(e[0], e);
+  }
+  return [...table.values()].slice(-topicLimits.producerCountMaxInSeal);
+}

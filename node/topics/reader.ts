@@ -10,8 +10,15 @@
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { ResponseByOp, StoredRecord } from '../protocol/messages.js';
-import { type TopicMeta, activeSegment, topicStartOffset } from '../metadata/metadata-state.js';
+import {
+  type SegmentMeta,
+  type TopicMeta,
+  activeSegment,
+  replicasOf,
+  topicStartOffset,
+} from '../metadata/metadata-state.js';
 import type { WalRecord } from '../wal/index.js';
+import { isSoleReplica } from './appender.js';
 import { topicLimits } from './limits.js';
 import { forReader } from './producers.js';
 import type { TopicContext } from './topic-context.js';
@@ -55,6 +62,7 @@ export class Reader {
     }
     const start = topicStartOffset(topic);
     const leadsActive = activeSegment(topic).leaderNodeId === nodeId;
+    if (leadsActive && offset >= rt.committedEnd) this.assertEndKnown(name, topic, rt);
     if (offset < start || (leadsActive && offset > rt.committedEnd)) {
       throw new WalrusError(
         ErrorCode.OFFSET_OUT_OF_RANGE,
@@ -73,6 +81,23 @@ export class Reader {
       startOffset: topicStartOffset(now),
       endOffset: this.knownEnd(now),
     };
+  }
+
+  /**
+   * On the active segment's leader, the end is exact only while its replication runs: a leader that
+   * restarted with its copy open, or was fenced, does not know what a quorum holds (a recovery
+   * decides it), and answering "nothing more" at its stale end would stall a consumer.
+   */
+  private assertEndKnown(name: string, topic: TopicMeta, rt: TopicRuntime): void {
+    const active = activeSegment(topic);
+    const replicator = rt.replicator;
+    if (replicator !== null && replicator.segmentId === active.id && !replicator.isFrozen) return;
+    if (isSoleReplica(active, this.ctx.nodeId)) return; // its WAL is the whole truth
+    if (this.ctx.wal.segmentInfo(name, active.id) === undefined) return; // nothing written yet: the base is the end
+    throw new WalrusError(
+      ErrorCode.UNAVAILABLE,
+      `segment ${active.id} of topic '${name}' is being recovered; its end is not known yet; retry`,
+    );
   }
 
   /** The topic's end as this node knows it: exact on the active segment's leader, else a lower bound. */
@@ -97,15 +122,31 @@ export class Reader {
     if (segment === undefined) {
       if (active.leaderNodeId !== nodeId)
         throw table.notLeader(`the end of topic '${name}'`, active.leaderNodeId);
+      this.assertEndKnown(name, topic, rt);
       return [];
     }
-    if (segment.leaderNodeId !== nodeId) {
+    if (segment.leaderNodeId !== nodeId && !this.holdsSealedCopy(name, segment)) {
       throw table.notLeader(`segment ${segment.id} of topic '${name}'`, segment.leaderNodeId);
     }
     const end = segment.endOffset ?? rt.committedEnd;
     const visible = end - offset;
-    if (visible <= 0) return [];
-    if (!wal.segments(name).some((s) => s.id === segment.id)) {
+    if (visible <= 0) {
+      if (segment.endOffset === null) this.assertEndKnown(name, topic, rt);
+      return [];
+    }
+    const local = wal.segmentInfo(name, segment.id);
+    if (
+      local !== undefined &&
+      segment.endOffset !== null &&
+      local.endOffset < segment.endOffset &&
+      offset >= local.endOffset
+    ) {
+      throw new WalrusError(
+        ErrorCode.DATA_LOST,
+        `node ${nodeId}'s copy of segment ${segment.id} of topic '${name}' ends at ${local.endOffset}, before the sealed end ${segment.endOffset}`,
+      );
+    }
+    if (local === undefined) {
       // Only the active segment may lack its file (it is made by its first append, and nothing
       // below committedEnd exists before that): a sealed segment with records must be here.
       if (segment.endOffset === null && offset >= rt.committedEnd) return [];
@@ -131,20 +172,43 @@ export class Reader {
     return out;
   }
 
-  /** Reads at `offset` wherever the segment lives: here, or on its leader. */
+  /** True when this node is a replica of the sealed segment and its local copy holds all of it. */
+  private holdsSealedCopy(name: string, segment: SegmentMeta): boolean {
+    if (segment.endOffset === null || !replicasOf(segment).includes(this.ctx.nodeId)) return false;
+    const local = this.ctx.wal.segmentInfo(name, segment.id);
+    return local?.sealed && local.endOffset >= segment.endOffset;
+  }
+
+  /**
+   * Reads at `offset` wherever the segment lives: here, or on its leader, or (a sealed segment)
+   * on any replica holding a whole copy, failing over between them.
+   */
   async readAnywhere(name: string, offset: number, limits: ReadLimits): Promise<readonly StoredRecord[]> {
     const topic = this.ctx.table.topic(name);
     const segment = segmentOf(topic, offset) ?? activeSegment(topic);
-    if (segment.leaderNodeId === this.ctx.nodeId) return this.readLocal(name, offset, limits);
-    const reply = await this.ctx.cluster.forward<'read'>(segment.leaderNodeId, {
-      op: 'read',
-      topic: name,
-      offset,
-      recordCountMax: limits.recordCountMax,
-      byteCountMax: limits.byteCountMax,
-      waitMs: 0,
-    });
-    return reply.records;
+    if (segment.leaderNodeId === this.ctx.nodeId || this.holdsSealedCopy(name, segment))
+      return this.readLocal(name, offset, limits);
+    const candidates =
+      segment.endOffset === null
+        ? [segment.leaderNodeId]
+        : replicasOf(segment).filter((id) => id !== this.ctx.nodeId);
+    let last: unknown;
+    for (const target of candidates) {
+      try {
+        const reply = await this.ctx.cluster.forward<'read'>(target, {
+          op: 'read',
+          topic: name,
+          offset,
+          recordCountMax: limits.recordCountMax,
+          byteCountMax: limits.byteCountMax,
+          waitMs: 0,
+        });
+        return reply.records;
+      } catch (error) {
+        last = error;
+      }
+    }
+    throw last;
   }
 
   private waitFor(rt: TopicRuntime, offset: number, waitMs: number, signal?: AbortSignal): Promise<void> {

@@ -12,9 +12,10 @@
  * here and reads of it answer DATA_LOST.
  */
 import type { MetaCommand, TopicMeta } from '../metadata/metadata-state.js';
-import { activeSegment, topicStartOffset } from '../metadata/metadata-state.js';
+import { activeSegment, epochOf, topicStartOffset } from '../metadata/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
-import type { Appender } from './appender.js';
+import { type Appender, isSoleReplica } from './appender.js';
+import type { ReplicaService } from './replica-service.js';
 import { producerTable, restoreProducers, takeOverProducers } from './producers.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
 import type { TopicRuntime } from './topic-table.js';
@@ -22,10 +23,12 @@ import type { TopicRuntime } from './topic-table.js';
 export class Reconciler {
   private readonly ctx: TopicContext;
   private readonly appender: Appender;
+  private readonly replicas: ReplicaService;
 
-  constructor(ctx: TopicContext, appender: Appender) {
+  constructor(ctx: TopicContext, appender: Appender, replicas: ReplicaService) {
     this.ctx = ctx;
     this.appender = appender;
+    this.replicas = replicas;
   }
 
   /** Start-up: reconcile, then finish what a crash interrupted on the segments this node leads. */
@@ -39,6 +42,10 @@ export class Reconciler {
       // Before completing a rollover: its seal hands these producers to the next leader.
       restoreProducers(wal, topic, rt, logger);
       await this.completeRollover(topic);
+      const local = wal.segmentInfo(topic.name, activeSegment(topic).id);
+      // A copy left open by the last run may lack records a quorum acknowledged: recover it.
+      if (local !== undefined && !local.sealed && !isSoleReplica(activeSegment(topic), nodeId))
+        this.appender.needsRecovery(topic.name, local.id, 'this node restarted while leading it');
     }
   }
 
@@ -63,6 +70,7 @@ export class Reconciler {
       const rt = table.ensure(topic.name, this.localEnd(topic));
       if (activeSegment(topic).leaderNodeId === nodeId) takeOverProducers(topic, rt);
       else wakeAll(rt);
+      this.settleLocalCopies(topic);
       this.reportMissing(topic);
     }
     await Promise.all(deletions);
@@ -72,6 +80,12 @@ export class Reconciler {
   onApply(command: MetaCommand): void {
     const { meta, table, nodeId } = this.ctx;
     switch (command.type) {
+      case 'fenceSegment': {
+        const replicator = table.find(command.topic)?.replicator;
+        if (replicator?.segmentId === command.segmentId && replicator.epoch < command.epoch)
+          replicator.freeze();
+        return;
+      }
       case 'createTopic':
       case 'sealSegment': {
         const name = command.type === 'createTopic' ? command.name : command.topic;
@@ -79,6 +93,22 @@ export class Reconciler {
         if (topic === undefined) return;
         const active = activeSegment(topic);
         const rt = table.ensure(name, active.baseOffset);
+        if (command.type === 'sealSegment') {
+          const sealed = topic.segments.find((s) => s.id === command.segmentId);
+          if (rt.replicator !== null && rt.replicator.segmentId !== active.id) {
+            // The seal settles the appends still waiting: in the log below its end, refused past it.
+            rt.replicator.stop(sealed?.endOffset ?? null);
+            rt.replicator = null;
+          }
+          if (sealed !== undefined && this.ctx.wal.segmentInfo(name, sealed.id) !== undefined) {
+            void this.replicas.settleSealed(name, sealed.id).catch((error: unknown) => {
+              this.ctx.logger.warn(
+                { topic: name, segment: sealed.id, err: String(error) },
+                'could not settle a sealed copy',
+              );
+            });
+          }
+        }
         if (active.leaderNodeId !== nodeId) {
           wakeAll(rt);
           return;
@@ -108,7 +138,10 @@ export class Reconciler {
       try {
         const rt = table.find(topic.name);
         if (rt === undefined || rt.rolling !== null) continue;
+        this.settleLocalCopies(topic);
         if (activeSegment(topic).leaderNodeId !== nodeId) continue;
+        if (rt.replicator?.isFrozen === true)
+          this.appender.needsRecovery(topic.name, rt.replicator.segmentId, 'replication stopped');
         rt.rolling = this.completeRollover(topic).finally(() => {
           rt.rolling = null;
         });
@@ -120,14 +153,37 @@ export class Reconciler {
     }
   }
 
-  /** The acknowledged end of the active segment when this node leads it (else its base). */
+  /**
+   * Local copies of sealed segments that do not match their seal yet (open, longer, or shorter
+   * than the sealed end: a crash or a recovery in between) are settled (replica-service.ts).
+   */
+  private settleLocalCopies(topic: TopicMeta): void {
+    const { wal } = this.ctx;
+    for (const local of wal.segments(topic.name)) {
+      const segment = topic.segments.find((s) => s.id === local.id);
+      if (segment === undefined || segment.endOffset === null) continue;
+      if (local.sealed && local.endOffset === segment.endOffset) continue;
+      if (local.sealed && local.endOffset < segment.endOffset) continue; // incomplete: repair's work
+      void this.replicas.settleSealed(topic.name, local.id).catch((error: unknown) => {
+        this.ctx.logger.warn(
+          { topic: topic.name, segment: local.id, err: String(error) },
+          'could not settle a sealed copy',
+        );
+      });
+    }
+  }
+
+  /**
+   * The acknowledged end of the active segment when this node leads it (else its base). A copy
+   * still open after a restart may hold records no quorum has: nothing past the base is visible
+   * until the recovery seals it (a sealed copy was sealed at a quorum's end).
+   */
   private localEnd(topic: TopicMeta): number {
     const active = activeSegment(topic);
     if (active.leaderNodeId !== this.ctx.nodeId) return active.baseOffset;
-    const wal = this.ctx.wal;
-    return wal.segments(topic.name).some((s) => s.id === active.id)
-      ? wal.endOffset(topic.name)
-      : active.baseOffset;
+    const local = this.ctx.wal.segmentInfo(topic.name, active.id);
+    if (local === undefined) return active.baseOffset;
+    return local.sealed || isSoleReplica(active, this.ctx.nodeId) ? local.endOffset : active.baseOffset;
   }
 
   /**
@@ -144,6 +200,7 @@ export class Reconciler {
       topic: topic.name,
       segmentId: active.id,
       endOffset: walActive.endOffset,
+      epoch: epochOf(active),
       nextLeaderNodeId: nextSegmentLeader(
         active.leaderNodeId,
         cluster.voters(),

@@ -13,9 +13,14 @@ import { Consumers } from './consumers.js';
 import type { ClusterView, MetadataService } from './ports.js';
 import { Reader } from './reader.js';
 import { Reconciler } from './reconciler.js';
+import { ReplicaService } from './replica-service.js';
+import { SegmentRecovery } from './segment-recovery.js';
 import { TopicAdmin } from './topic-admin.js';
 import type { TopicContext } from './topic-context.js';
 import { TopicTable } from './topic-table.js';
+
+/** Least time between two recovery attempts of one topic's segment. */
+const recoveryRetryIntervalMs = 250;
 
 export interface TopicServiceOptions {
   readonly nodeId: number;
@@ -36,7 +41,11 @@ export class TopicService {
   readonly reader: Reader;
   readonly consumers: Consumers;
   readonly reconciler: Reconciler;
+  readonly replicas: ReplicaService;
+  readonly recovery: SegmentRecovery;
   private readonly ctx: TopicContext;
+  /** When each segment's last recovery attempt started (throttles retries), by topic. */
+  private readonly recoveryAttemptMs = new Map<string, number>();
 
   constructor(options: TopicServiceOptions) {
     this.ctx = {
@@ -48,7 +57,42 @@ export class TopicService {
     this.appender = new Appender(this.ctx);
     this.admin = new TopicAdmin(this.ctx, this.reader);
     this.consumers = new Consumers(this.ctx, this.reader);
-    this.reconciler = new Reconciler(this.ctx, this.appender);
+    this.replicas = new ReplicaService(this.ctx);
+    this.recovery = new SegmentRecovery(this.ctx, this.replicas);
+    this.reconciler = new Reconciler(this.ctx, this.appender, this.replicas);
+    this.appender.needsRecovery = (topic, segmentId, reason) =>
+      void this.recoverSegment(topic, segmentId, reason);
+    this.replicas.onFenced = (topic, segmentId, epoch) => {
+      const replicator = this.ctx.table.find(topic)?.replicator;
+      if (replicator?.segmentId === segmentId && replicator.epoch < epoch) replicator.freeze();
+    };
+  }
+
+  /**
+   * Recovers a topic's active segment (segment-recovery.ts), at most once per
+   * recoveryRetryIntervalMs per topic; resolves true once it is sealed, false otherwise (logged).
+   */
+  async recoverSegment(topic: string, segmentId: number, reason: string): Promise<boolean> {
+    if (this.recovery.isRecovering(topic)) return false;
+    const nowMs = this.ctx.scheduler.monotonicMs();
+    const last = this.recoveryAttemptMs.get(topic);
+    if (last !== undefined && nowMs - last < recoveryRetryIntervalMs) return false;
+    this.recoveryAttemptMs.set(topic, nowMs);
+    if (this.recoveryAttemptMs.size > this.ctx.meta.state.topics.size + 1024) this.recoveryAttemptMs.clear();
+    try {
+      return await this.recovery.recover(topic, segmentId, reason);
+    } catch (error) {
+      this.ctx.logger.warn(
+        { topic, segment: segmentId, err: String(error) },
+        'Segment recovery did not complete; will retry',
+      );
+      return false;
+    }
+  }
+
+  /** A replication request from a peer (node/protocol/replication-codec.ts). */
+  handleReplication(payload: Buffer): Promise<Uint8Array> {
+    return this.replicas.handle(payload);
   }
 
   /** The metadata as applied on this node. */
@@ -74,6 +118,7 @@ export class TopicService {
     for (const rt of this.ctx.table.values()) {
       for (const w of rt.waiters) w.wake();
       if (rt.rolling) await rt.rolling;
+      rt.replicator?.freeze();
     }
   }
 }

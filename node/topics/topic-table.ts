@@ -10,6 +10,7 @@ import type { ResponseByOp } from '../protocol/messages.js';
 import { assertTopicName } from '../protocol/topic-name.js';
 import type { SegmentMeta, TopicMeta } from '../metadata/metadata-state.js';
 import type { MetadataService } from './ports.js';
+import type { SegmentReplicator } from './segment-replicator.js';
 
 export interface Waiter {
   readonly offset: number;
@@ -35,6 +36,8 @@ export interface TopicRuntime {
   readonly consumerLocks: Map<string, Promise<unknown>>;
   /** Set while this node creates the WAL file of a segment it now leads; appends wait for it. */
   segmentReady: Promise<void> | null;
+  /** The replication of the active segment, while this node leads it and its local copy is open. */
+  replicator: SegmentReplicator | null;
 }
 
 export function toWalrusError(error: unknown): WalrusError {
@@ -92,6 +95,7 @@ export class TopicTable {
         producers: new Map(),
         consumerLocks: new Map(),
         segmentReady: null,
+        replicator: null,
       };
       this.runtimes.set(name, rt);
     }
@@ -103,6 +107,7 @@ export class TopicTable {
     const rt = this.runtimes.get(name);
     this.runtimes.delete(name);
     if (rt) for (const w of rt.waiters) w.wake();
+    rt?.replicator?.stop(null);
   }
 
   names(): string[] {

@@ -274,14 +274,23 @@ export class TopicHarness {
     return [...this.nodes.keys()].sort((a, b) => a - b);
   }
 
-  /** Creates a topic whose first segment `leader` leads (the placement is the test's choice). */
-  async createTopic(name: string, leader = this.firstId(), retention?: Partial<Retention>): Promise<void> {
+  /**
+   * Creates a topic whose first segment `leader` leads (the placement is the test's choice), copied
+   * on `replicas` (leader first; default: the leader alone).
+   */
+  async createTopic(
+    name: string,
+    leader = this.firstId(),
+    retention?: Partial<Retention>,
+    replicas?: readonly number[],
+  ): Promise<void> {
     await this.log.propose({
       type: 'createTopic',
       name,
       retention: { retentionMs: null, retentionBytes: null, ...retention },
       createdAtMs: this.clock.now,
       leaderNodeId: leader,
+      ...(replicas === undefined ? {} : { replicas, replicationFactor: replicas.length }),
     });
   }
 
@@ -294,6 +303,8 @@ export class TopicHarness {
       voters: () => this.voters(),
       aliveVoters: () => this.alive,
       propose: (command) => this.log.propose(command),
+      recoverSegment: (topic, segmentId, reason) =>
+        this.node(nodeId).service.recoverSegment(topic, segmentId, reason),
       nowMs: this.clock.nowMs,
       logger: this.node(nodeId).logger,
     });
@@ -309,7 +320,16 @@ export class TopicHarness {
       forward: <Op extends RequestOp>(nodeId: number, request: Extract<Request, { op: Op }>) =>
         this.forward<Op>(nodeId, request),
       forwardRaw: (nodeId: number, frame: Uint8Array) => this.forwardRaw(nodeId, frame),
+      replicate: (nodeId: number, request: Uint8Array) => this.replicate(nodeId, request),
     };
+  }
+
+  /** Delivers a replication request to the target node's replica service (a copy of the bytes, as a socket would). */
+  private async replicate(nodeId: number, request: Uint8Array): Promise<Buffer> {
+    const target = this.nodes.get(nodeId);
+    if (target === undefined || !target.running)
+      throw new WalrusError(ErrorCode.UNAVAILABLE, `node ${nodeId} cannot be reached`);
+    return Buffer.from(await target.service.handleReplication(Buffer.from(request)));
   }
 
   /** Relays a request frame to the target node's forwarded-request path; its reply frame unchanged. */

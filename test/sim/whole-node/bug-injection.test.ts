@@ -78,14 +78,14 @@ test.serial('finds consumer reads without a read barrier (defect 2): a stale cur
 });
 
 test.serial(
-  'finds remove-node without the hand-off of the segments it leads (defect 7): a topic stranded',
+  'remove-node without the hand-off (defect 7) no longer strands a topic: the removed leader’s segment is recovered',
   async (t) => {
-    const seedsMax = 30;
-    const r = await findViolation(bugOptions['removal']!, seedsMax);
-    if (r === undefined) return t.fail(`no violation found in ${seedsMax} seeds`);
-    t.log(headline(r));
-    t.regex(r.violation!, /^invariant (Liveness: .*appending to every topic|AckedAppendStays)/);
-    const control = await runWholeNodeSim({ seed: r.seed, faultMs, ...bugOptions['removal-control']! });
-    t.true(control.ok, `the same seed passes without the defect: ${control.violation}`);
+    // Before segment replication, a removed segment leader that had not handed its segments over
+    // stranded its topics (the simulator found it within 30 seeds). Now the controller recovers a
+    // segment whose leader is no longer a voter, so the same defect breaks nothing.
+    for (let seed = 1; seed <= 10; seed++) {
+      const r = await runWholeNodeSim({ seed, faultMs, ...bugOptions['removal']! });
+      t.true(r.ok, `seed ${seed}: ${r.violation}`);
+    }
   },
 );

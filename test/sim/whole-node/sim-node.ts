@@ -13,7 +13,7 @@
  * `NodeBugs` put known defects back (TEST ONLY), to show the simulator finds them.
  */
 import path from 'node:path';
-import { Controller } from '../../../node/controller/controller.js';
+import { Controller, controllerLimits } from '../../../node/controller/controller.js';
 import { Monitor } from '../../../node/controller/monitor.js';
 import { PeerIdentityGuard, ensureClusterId } from '../../../node/metadata/cluster-identity.js';
 import { isIdentityId } from '../../../node/metadata/identity-id.js';
@@ -29,6 +29,7 @@ import {
 } from '../../../node/metadata/raft-node.js';
 import { ErrorCode } from '../../../node/protocol/error-codes.js';
 import { binaryMarker } from '../../../node/protocol/frame.js';
+import { isReplicationPayload } from '../../../node/protocol/replication-codec.js';
 import type { Prng, RaftCore } from '../../../node/raft/index.js';
 import { raftClusterView } from '../../../node/bin/peers.js';
 import { RequestHandler } from '../../../node/server/request-handler.js';
@@ -273,6 +274,7 @@ export class SimNode {
       voters: () => [...raft.status().voters],
       aliveVoters: () => raft.aliveVoters(),
       propose: (command) => raft.propose(command),
+      recoverSegment: (topic, segmentId, reason) => topics!.recoverSegment(topic, segmentId, reason),
       nowMs: () => scheduler.nowMs(),
       logger,
     });
@@ -283,6 +285,11 @@ export class SimNode {
         { name: 'topics', run: () => topicService.reconciler.maintain() },
         { name: 'controller', run: () => leaderWork.tick() },
       ],
+      logger,
+      scheduler,
+    );
+    const segmentWatch = new Monitor(
+      [{ name: 'segments', run: async () => leaderWork.watchSegments() }],
       logger,
       scheduler,
     );
@@ -306,7 +313,11 @@ export class SimNode {
       scheduler,
       onMessage: (from, payload) => raft.handleMessage(from, payload),
       onRequest: (from, payload) =>
-        payload[0] === binaryMarker ? handler.executeForwarded(payload) : raft.handleRequest(from, payload),
+        isReplicationPayload(payload)
+          ? topics!.handleReplication(payload)
+          : payload[0] === binaryMarker
+            ? handler.executeForwarded(payload)
+            : raft.handleRequest(from, payload),
       onSnapshotChunk: (from, payload) => raft.handleSnapshotChunk(from, payload),
       checkPeer: (peer) => guard.check(peer),
       self: () => guard.self(),
@@ -336,6 +347,7 @@ export class SimNode {
     );
     r.serving = true;
     monitor.start(s.monitorCheckMs);
+    segmentWatch.start(controllerLimits.segmentWatchIntervalMs);
   }
 
   /** walrus-node's joinCluster(): retries with capped backoff; an identity refusal stops the node. */

@@ -117,6 +117,7 @@ test('tick stops when leadership is lost, and a failed proposal is logged, not t
       leading = false;
       throw new Error('lost leadership');
     },
+    recoverSegment: () => Promise.resolve(false),
     nowMs: () => 1000,
     logger,
   });
@@ -138,7 +139,8 @@ test('prepareProposal re-chooses the next segment leader from the alive voters',
   await h.node(1).service.appender.append('t', recordsOf('a', 'b'));
   await until('the seal', () => h.log.state.topics.get('t')!.segments.length === 2);
   t.like(h.log.state.topics.get('t')!.segments[1], { leaderNodeId: 3 });
-  // Other commands, and seals of a segment that is no longer active, pass unchanged.
+  // A new topic keeps its leader and gets a replica set: the leader, then the voters after it in
+  // ring order, alive ones first.
   const create: MetaCommand = {
     type: 'createTopic',
     name: 'u',
@@ -146,7 +148,9 @@ test('prepareProposal re-chooses the next segment leader from the alive voters',
     createdAtMs: 0,
     leaderNodeId: 2,
   };
-  t.is(controller.prepareProposal(create), create);
+  t.like(controller.prepareProposal(create), { leaderNodeId: 2, replicas: [2, 3, 1] });
+  t.like(controller.prepareProposal({ ...create, replicationFactor: 2 }), { replicas: [2, 3] });
+  // Seals of a segment that is no longer active pass unchanged.
   const stale: MetaCommand = {
     type: 'sealSegment',
     topic: 't',
@@ -162,7 +166,7 @@ test('prepareProposal re-chooses the next segment leader from the alive voters',
     endOffset: 4,
     nextLeaderNodeId: 3,
   };
-  t.like(controller.prepareProposal(current), { nextLeaderNodeId: 1 });
+  t.like(controller.prepareProposal(current), { nextLeaderNodeId: 1, nextReplicas: [1, 3, 2] });
   h.alive = [1, 2, 3];
   t.like(controller.prepareProposal(current), { nextLeaderNodeId: 1 });
   h.alive = [3];

@@ -43,6 +43,7 @@ async function lagging(catchUp: () => Promise<void>, ready?: () => boolean): Pro
     removeNode: () => Promise.resolve(false),
     catchUpWithLeader: catchUp,
     forwardRaw: () => Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'unreachable')),
+    replicate: () => Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'unreachable')),
     forward: () => Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'unreachable')),
   };
   const topics = new TopicService({
@@ -62,6 +63,7 @@ async function lagging(catchUp: () => Promise<void>, ready?: () => boolean): Pro
     voters: () => [1, 2, 3],
     aliveVoters: () => [1],
     propose: refuse,
+    recoverSegment: () => Promise.resolve(false),
     nowMs: Date.now,
     logger,
   });

@@ -1,0 +1,293 @@
+/**
+ * The leader side of one active segment's replication: every append is sent to the follower
+ * replicas (pipelined, batched per turn, bounded in flight, read back from the WAL after a gap or
+ * a failure: node/replication/follower-flow.ts decides), their durable ends come back, and the
+ * high watermark (the end a majority of the replica set holds durable) decides what is
+ * acknowledged and what readers see (`rt.committedEnd`).
+ *
+ * Stopping: a recovery that fences the segment (a newer epoch) freezes the replicator: nothing
+ * more is sent and nothing more is acknowledged here; the seal then settles every waiting append:
+ * those below the sealed end are acknowledged (they are in the log), the rest fail FENCED (they
+ * never will be).
+ */
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import {
+  ReplicaAppendOutcome,
+  type ReplicaRecord,
+  decodeReplicationReply,
+  encodeReplicationRequest,
+} from '../protocol/replication-codec.js';
+import { FollowerFlow, highWatermark } from '../replication/index.js';
+import type { TimerHandle } from '../scheduler.js';
+import type { TopicContext } from './topic-context.js';
+import { replicationLimits } from './replication-limits.js';
+
+interface Waiting {
+  readonly end: number;
+  readonly resolve: () => void;
+  readonly reject: (error: WalrusError) => void;
+  readonly timer: TimerHandle;
+}
+
+interface LiveBatch {
+  firstOffset: number;
+  records: ReplicaRecord[];
+}
+
+export class SegmentReplicator {
+  readonly followers = new Map<number, FollowerFlow>();
+  /** The leader's own durable end. */
+  private localEnd: number;
+  /** The next offset the WAL gives (what has been offered). */
+  assignedEnd: number;
+  /** The high watermark: acknowledged and visible below it. */
+  committedEnd: number;
+  private readonly waiting: Waiting[] = [];
+  private live = new Map<number, LiveBatch>();
+  private flushQueued = false;
+  private frozen = false;
+  private stopped = false;
+  private readonly retryTimers = new Map<number, TimerHandle>();
+  private readonly backoffMs = new Map<number, number>();
+
+  constructor(
+    private readonly ctx: TopicContext,
+    readonly topic: string,
+    readonly segmentId: number,
+    readonly baseOffset: number,
+    readonly epoch: number,
+    readonly replicas: readonly number[],
+    /** Where the leader's WAL ends now (a leader that resumes after a handover starts from it). */
+    localEnd: number,
+    private readonly onCommitted: (committedEnd: number) => void,
+  ) {
+    this.localEnd = localEnd;
+    this.assignedEnd = localEnd;
+    this.committedEnd = baseOffset;
+    for (const id of replicas)
+      if (id !== ctx.nodeId) this.followers.set(id, new FollowerFlow(id, baseOffset));
+    this.advance();
+    for (const f of this.followers.values()) this.pump(f);
+  }
+
+  get isFrozen(): boolean {
+    return this.frozen || this.stopped;
+  }
+
+  /** Records [firstOffset, …) were just given offsets by the WAL: send them to the followers. */
+  offer(firstOffset: number, records: readonly ReplicaRecord[]): void {
+    if (this.isFrozen) return;
+    this.assignedEnd = firstOffset + records.length;
+    for (const f of this.followers.values()) {
+      const pendingBatch = this.live.get(f.nodeId);
+      if (
+        pendingBatch !== undefined &&
+        pendingBatch.firstOffset + pendingBatch.records.length === firstOffset
+      ) {
+        f.sentEnd += records.length; // joins the batch already counted in flight
+        pendingBatch.records.push(...records);
+        continue;
+      }
+      if (!f.offer(firstOffset, records.length)) continue;
+      this.live.set(f.nodeId, { firstOffset, records: [...records] });
+    }
+    if (this.live.size > 0 && !this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => this.flushLive());
+    }
+  }
+
+  /** The leader's WAL holds [base, end) durable. */
+  localDurable(end: number): void {
+    if (end > this.localEnd) this.localEnd = end;
+    this.advance();
+    for (const f of this.followers.values()) this.pump(f);
+  }
+
+  /** Resolves once [base, end) is acknowledged by a quorum; rejects on timeout or when the segment is sealed below it. */
+  waitCommitted(end: number): Promise<void> {
+    if (end <= this.committedEnd) return Promise.resolve();
+    if (this.stopped) return Promise.reject(this.stoppedError());
+    if (this.waiting.length >= replicationLimits.waitingAppendCountMax) {
+      return Promise.reject(
+        new WalrusError(ErrorCode.UNAVAILABLE, 'too many appends wait for replication; retry'),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      const timer = this.ctx.scheduler.setTimeout(() => {
+        const i = this.waiting.findIndex((w) => w.timer === timer);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(
+          new WalrusError(
+            ErrorCode.UNAVAILABLE,
+            `segment ${this.segmentId} of topic '${this.topic}' did not reach a quorum of its replicas in ${replicationLimits.ackTimeoutMs} ms; the outcome is unknown`,
+          ),
+        );
+      }, replicationLimits.ackTimeoutMs);
+      // Appends are offered in offset order, so `waiting` stays sorted by end.
+      this.waiting.push({ end, resolve, reject, timer });
+    });
+  }
+
+  /** A newer epoch fenced the segment: send and acknowledge nothing more; waiting appends wait for the seal. */
+  freeze(): void {
+    this.frozen = true;
+    this.live.clear();
+    for (const t of this.retryTimers.values()) this.ctx.scheduler.clearTimeout(t);
+    this.retryTimers.clear();
+  }
+
+  /**
+   * The segment is sealed at `sealedEnd` (null: it is gone, a deleted topic): appends below it are
+   * acknowledged, the others fail FENCED. Nothing is sent any more.
+   */
+  stop(sealedEnd: number | null): void {
+    if (this.stopped) return;
+    this.freeze();
+    this.stopped = true;
+    for (const w of this.waiting.splice(0)) {
+      this.ctx.scheduler.clearTimeout(w.timer);
+      if (sealedEnd !== null && w.end <= sealedEnd) w.resolve();
+      else w.reject(this.stoppedError());
+    }
+  }
+
+  private stoppedError(): WalrusError {
+    return new WalrusError(
+      ErrorCode.FENCED,
+      `segment ${this.segmentId} of topic '${this.topic}' was sealed by a recovery before this append reached a quorum; it was not written`,
+    );
+  }
+
+  /** Recomputes the high watermark and acknowledges what it passed. */
+  private advance(): void {
+    if (this.isFrozen) return;
+    const ends = [this.localEnd, ...[...this.followers.values()].map((f) => f.ackedEnd)];
+    const hw = highWatermark(ends, this.replicas.length, this.baseOffset);
+    if (hw <= this.committedEnd) return;
+    this.committedEnd = hw;
+    let settled = 0;
+    while (settled < this.waiting.length && this.waiting[settled]!.end <= hw) settled++;
+    for (const w of this.waiting.splice(0, settled)) {
+      this.ctx.scheduler.clearTimeout(w.timer);
+      w.resolve();
+    }
+    this.onCommitted(hw);
+  }
+
+  private flushLive(): void {
+    this.flushQueued = false;
+    const batches = this.live;
+    this.live = new Map();
+    if (this.isFrozen) return;
+    for (const [nodeId, batch] of batches) {
+      const f = this.followers.get(nodeId);
+      if (f !== undefined) this.send(f, batch.firstOffset, batch.records);
+    }
+  }
+
+  private send(f: FollowerFlow, firstOffset: number, records: readonly ReplicaRecord[]): void {
+    let payload: Buffer;
+    try {
+      payload = encodeReplicationRequest({
+        op: 'replicaAppend',
+        topic: this.topic,
+        segmentId: this.segmentId,
+        baseOffset: this.baseOffset,
+        epoch: this.epoch,
+        committedEnd: this.committedEnd,
+        firstOffset,
+        records,
+      });
+    } catch (error) {
+      this.ctx.logger.error(
+        { topic: this.topic, err: String(error) },
+        'could not encode a replicated append',
+      );
+      f.failed();
+      this.retryLater(f);
+      return;
+    }
+    this.ctx.cluster
+      .replicate(f.nodeId, payload, replicationLimits.replicaRequestTimeoutMs)
+      .then((bytes) => {
+        if (this.isFrozen) return;
+        const reply = decodeReplicationReply('replicaAppend', bytes);
+        switch (reply.outcome) {
+          case ReplicaAppendOutcome.ok:
+            this.backoffMs.delete(f.nodeId);
+            f.acked(reply.endOffset, this.assignedEnd);
+            this.advance();
+            this.pump(f);
+            return;
+          case ReplicaAppendOutcome.gap:
+            f.gap(reply.endOffset);
+            this.pump(f);
+            return;
+          default:
+            // FENCED or sealed there: a recovery has taken the segment over; its seal stops us.
+            this.ctx.logger.warn(
+              { topic: this.topic, segment: this.segmentId, replica: f.nodeId, epoch: reply.epoch },
+              'A replica refused this leader: the segment is being recovered',
+            );
+            this.freeze();
+            return;
+        }
+      })
+      .catch((error: unknown) => {
+        if (this.isFrozen) return;
+        f.failed();
+        this.ctx.logger.info(
+          { topic: this.topic, segment: this.segmentId, replica: f.nodeId, err: String(error) },
+          'replicated append failed; will resend',
+        );
+        this.retryLater(f);
+      });
+  }
+
+  private retryLater(f: FollowerFlow): void {
+    if (this.isFrozen || this.retryTimers.has(f.nodeId)) return;
+    const last = this.backoffMs.get(f.nodeId);
+    const delayMs =
+      last === undefined
+        ? replicationLimits.retryBackoffMsMin
+        : Math.min(last * 2, replicationLimits.retryBackoffMsMax);
+    this.backoffMs.set(f.nodeId, delayMs);
+    const timer = this.ctx.scheduler.setTimeout(() => {
+      this.retryTimers.delete(f.nodeId);
+      this.pump(f);
+    }, delayMs);
+    this.retryTimers.set(f.nodeId, timer);
+  }
+
+  /** Sends a follower in catch-up what it lacks, read back from the WAL (one message at a time). */
+  private pump(f: FollowerFlow): void {
+    if (this.isFrozen || this.retryTimers.has(f.nodeId)) return;
+    const from = f.catchUpFrom(this.localEnd);
+    if (from === null) {
+      // Caught up with everything assigned: back to live sending.
+      if (f.mode === 'catchUp' && f.inFlight === 0 && f.sentEnd >= this.assignedEnd) f.mode = 'live';
+      return;
+    }
+    let records: ReplicaRecord[];
+    try {
+      records = this.ctx.wal
+        .read(this.topic, from, {
+          recordCountMax: Math.min(replicationLimits.catchUpRecordCountMax, this.localEnd - from),
+          byteCountMax: replicationLimits.catchUpByteCountMax,
+        })
+        .filter((r) => r.offset < this.localEnd)
+        .map((r) => ({ timestampMs: r.timestampMs, headers: r.headers, value: r.value }));
+    } catch (error) {
+      this.ctx.logger.error(
+        { topic: this.topic, segment: this.segmentId, err: String(error) },
+        'could not read records back for a follower',
+      );
+      this.retryLater(f);
+      return;
+    }
+    if (records.length === 0) return;
+    f.sentCatchUp(from, records.length);
+    this.send(f, from, records);
+  }
+}
