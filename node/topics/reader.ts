@@ -176,7 +176,7 @@ export class Reader {
   private holdsSealedCopy(name: string, segment: SegmentMeta): boolean {
     if (segment.endOffset === null || !replicasOf(segment).includes(this.ctx.nodeId)) return false;
     const local = this.ctx.wal.segmentInfo(name, segment.id);
-    return local?.sealed && local.endOffset >= segment.endOffset;
+    return local?.sealed === true && local.endOffset >= segment.endOffset;
   }
 
   /**

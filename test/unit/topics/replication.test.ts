@@ -123,7 +123,7 @@ test('a fenced leader acknowledges nothing more; the seal settles what it was wa
       .node(1)
       .wal.segments('t')
       .find((s) => s.id === 1);
-    return local?.sealed && local.endOffset === first.endOffset;
+    return local?.sealed === true && local.endOffset === first.endOffset;
   });
 });
 
