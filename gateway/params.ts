@@ -30,6 +30,18 @@ export function parseBoolParam(name: string, raw: string | undefined): boolean |
   throw new WalrusError(ErrorCode.BAD_REQUEST, `${name} must be true or false`);
 }
 
+/** One of `values`, exactly (case-sensitive); absent gives undefined. */
+export function parseEnumParam<T extends string>(
+  name: string,
+  raw: string | undefined,
+  values: readonly T[],
+): T | undefined {
+  if (raw === undefined) return undefined;
+  if (!(values as readonly string[]).includes(raw))
+    throw new WalrusError(ErrorCode.BAD_REQUEST, `${name} must be one of ${values.join(', ')}`);
+  return raw as T;
+}
+
 /** A path segment naming a topic or a consumer: the same rules as file names on the nodes. */
 export function checkName(kind: 'topic' | 'consumer', name: string): string {
   const problem = topicNameProblem(name);

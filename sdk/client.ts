@@ -18,6 +18,10 @@ export type ReadResult = components['schemas']['ReadResult'];
 export type Consumer = components['schemas']['Consumer'];
 export type ConsumerReadResult = components['schemas']['ConsumerReadResult'];
 export type Retention = components['schemas']['Retention'];
+/** When an append is answered: 'quorum' (default) or 'leader'. */
+export type Acks = components['schemas']['Acks'];
+/** A new topic's settings (the body of POST /v1/topics without its name). */
+export type TopicSettings = Omit<components['schemas']['CreateTopicRequest'], 'name'>;
 export type { WalrusRecord };
 
 export interface WalrusHttpClientOptions {
@@ -39,6 +43,11 @@ export interface AppendOptions extends CallOptions {
   readonly producerId?: string;
   readonly producerSeq?: number;
   readonly expectedOffset?: number;
+  /**
+   * 'quorum' (the gateway's default): answered once a majority of the segment's replicas hold the
+   * records durable; 'leader': once the segment leader alone does. The answer's `acks` says which.
+   */
+  readonly acks?: Acks;
 }
 
 export interface ReadOptions extends CallOptions {
@@ -154,8 +163,11 @@ export class WalrusHttpClient {
     return call(() => this.api.GET('/v1/cluster', { ...o }));
   }
 
-  /** Creates the topic, or returns it when it exists with the same settings. */
-  createTopic(name: string, settings: { retention?: Retention } = {}, o: CallOptions = {}): Promise<Topic> {
+  /**
+   * Creates the topic, or returns it when it exists with the same settings. `replicationFactor`:
+   * copies of each segment (1..7, at most the voters; default min(3, voters)).
+   */
+  createTopic(name: string, settings: TopicSettings = {}, o: CallOptions = {}): Promise<Topic> {
     return call(() => this.api.POST('/v1/topics', { body: { name, ...settings }, ...o }));
   }
 
@@ -208,7 +220,7 @@ export class WalrusHttpClient {
     if (o.expectedOffset !== undefined) header['Expected-Offset'] = String(o.expectedOffset);
     return call(() =>
       this.api.POST('/v1/topics/{topic}/records', {
-        params: { path: { topic } },
+        params: { path: { topic }, ...(o.acks === undefined ? {} : { query: { acks: o.acks } }) },
         body,
         headers: header,
         ...(o.signal ? { signal: o.signal } : {}),

@@ -1,6 +1,7 @@
 /** The Walrus-TS SDK: a typed HTTP client generated from openapi.yaml, an SSE tail, one error class. */
 export { backoffDelayMs, defaultRetryPolicy, type RetryPolicy } from './backoff.js';
 export {
+  type Acks,
   type AppendOptions,
   type AppendResult,
   type CallOptions,
@@ -13,6 +14,7 @@ export {
   type Retention,
   retryingFetch,
   type Topic,
+  type TopicSettings,
   WalrusHttpClient,
   type WalrusHttpClientOptions,
   type WalrusRecord,

@@ -1,14 +1,15 @@
 /**
  * Record routes: append (JSON batch or one raw record; idempotent producer and conditional
- * headers), read a range (by offset, timestamp or from the tail; clamp; long poll), and the SSE
- * tail on the same URL with `Accept: text/event-stream`. SSE is written straight to the Node
+ * headers; `?acks=leader|quorum`, the achieved acks in the JSON answer), read a range (by offset,
+ * timestamp or from the tail; clamp; long poll), and the SSE tail on the same URL with
+ * `Accept: text/event-stream`. SSE is written straight to the Node
  * response when there is one (raw-node fan-out cost), else to a web stream (app.request()).
  */
 import { Buffer } from 'node:buffer';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { Hono } from 'hono';
 import { ErrorCode, WalrusError } from '../../node/protocol/error-codes.js';
-import type { RecordInput, TopicInfo } from '../../node/protocol/messages.js';
+import type { AppendAcks, RecordInput, TopicInfo } from '../../node/protocol/messages.js';
 import {
   producerIdLengthMax,
   readByteCountDefault,
@@ -21,12 +22,14 @@ import {
 import { readBody } from '../body.js';
 import { corsHeaders } from '../middleware/cors.js';
 import { ProblemError, problemFromError } from '../middleware/problem.js';
-import { isJsonContentType, parseBoolParam, parseIntParam } from '../params.js';
+import { isJsonContentType, parseBoolParam, parseEnumParam, parseIntParam } from '../params.js';
 import { parseAppendBody, recordToJson } from '../records-json.js';
 import { jsonResponse } from '../response-headers.js';
 import { NodeResponseSink, type SseSink, WebStreamSink } from '../sse/sink.js';
 import type { GatewayContext, GatewayEnv, RouteDeps } from './deps.js';
 import { topicFor } from './deps.js';
+
+const appendAcksValues: readonly AppendAcks[] = ['leader', 'quorum'];
 
 const producerIdPattern = new RegExp(`^[\\x21-\\x7e]{1,${producerIdLengthMax}}$`);
 
@@ -131,6 +134,7 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
     const producerId = c.req.header('producer-id');
     const producerSeq = parseIntParam('Producer-Seq', c.req.header('producer-seq'), 0);
     const expectedOffset = parseIntParam('Expected-Offset', c.req.header('expected-offset'), 0);
+    const acks = parseEnumParam('acks', c.req.query('acks'), appendAcksValues);
     if (producerId !== undefined && !producerIdPattern.test(producerId)) {
       throw new WalrusError(
         ErrorCode.BAD_REQUEST,
@@ -163,6 +167,7 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
       records,
       ...(producerId === undefined ? {} : { producerId, producerSeq: producerSeq! }),
       ...(expectedOffset === undefined ? {} : { expectedOffset }),
+      ...(acks === undefined ? {} : { acks }),
     });
     return jsonResponse(
       c,
@@ -172,6 +177,7 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
         count: reply.lastOffset - reply.firstOffset + 1,
         timestamp: reply.timestampMs,
         duplicate: reply.duplicate,
+        acks: reply.acks ?? 'quorum',
       },
       201,
       { 'walrus-first-offset': String(reply.firstOffset) },

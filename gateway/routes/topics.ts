@@ -1,7 +1,14 @@
-/** Topic routes: create (idempotent), list, describe, configure retention, delete. */
+/**
+ * Topic routes: create (idempotent; retention and replication factor), list, describe (with each
+ * segment's replicas and epoch), configure retention, delete.
+ */
 import type { Hono } from 'hono';
 import { ErrorCode, WalrusError } from '../../node/protocol/error-codes.js';
-import type { RetentionSettings, TopicInfo } from '../../node/protocol/messages.js';
+import {
+  type RetentionSettings,
+  replicationFactorMax,
+  type TopicInfo,
+} from '../../node/protocol/messages.js';
 import { allowsTopic, requireScope } from '../middleware/auth.js';
 import { readBodyText } from '../body.js';
 import { checkName, parseJsonBody } from '../params.js';
@@ -22,8 +29,12 @@ export function topicToJson(t: TopicInfo) {
       endOffset: s.endOffset,
       sealed: s.sealed,
       leaderNodeId: s.leaderNodeId,
+      replicas: [...s.replicas],
+      epoch: s.epoch,
     })),
     createdAt: t.createdAtMs,
+    replicationFactor: t.replicationFactor,
+    underReplicatedSegmentCount: t.underReplicatedSegmentCount,
   };
 }
 
@@ -42,6 +53,12 @@ function parseRetention(value: unknown): Partial<RetentionSettings> {
     out[key] = v as number | null;
   }
   return out;
+}
+
+function parseReplicationFactor(value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > replicationFactorMax)
+    bad(`replicationFactor must be an integer from 1 to ${replicationFactorMax}`);
+  return value as number;
 }
 
 function parseObject(value: unknown, allowed: readonly string[]): Record<string, unknown> {
@@ -64,15 +81,19 @@ export function topicRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
     const body = parseObject(parseJsonBody(c.req.header('content-type'), await readBodyText(c)), [
       'name',
       'retention',
+      'replicationFactor',
     ]);
     if (typeof body['name'] !== 'string') bad('name must be a string');
     const topic = checkName('topic', body['name']);
     requireScope(c.get('principal'), 'admin', topic);
     const retention = body['retention'] === undefined ? undefined : parseRetention(body['retention']);
+    const replicationFactor =
+      body['replicationFactor'] === undefined ? undefined : parseReplicationFactor(body['replicationFactor']);
     const reply = await deps.upstream.request({
       op: 'createTopic',
       topic,
       ...(retention === undefined ? {} : { retention }),
+      ...(replicationFactor === undefined ? {} : { replicationFactor }),
     });
     if (reply.created) c.header('location', `/v1/topics/${topic}`);
     return c.json(topicToJson(reply.topic), reply.created ? 201 : 200);

@@ -21,6 +21,7 @@ import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
 import { withRequestId } from '../protocol/binary-header.js';
 import { ErrorCode, errorCodeInfo, WalrusError } from '../protocol/error-codes.js';
 import type {
+  AppendAcks,
   ConsumerInfo,
   RecordInput,
   Request,
@@ -65,6 +66,21 @@ export interface AppendOptions extends CallOptions {
   readonly producerId?: string;
   readonly producerSeq?: number;
   readonly expectedOffset?: number;
+  /**
+   * 'quorum' (default): answered once a majority of the segment's replicas hold the batch durable;
+   * 'leader': once the segment leader alone does (faster, but lost if the leader is lost before
+   * its followers catch up).
+   */
+  readonly acks?: AppendAcks;
+}
+
+/** An append's answer; `acks` says what was achieved (a decoded reply always carries it). */
+export type AppendResult = ResponseOf<'append'> & { readonly acks: AppendAcks };
+
+/** A new topic's settings: retention (absent fields: the node's defaults) and replication factor. */
+export interface TopicSettings extends Partial<RetentionSettings> {
+  /** Copies of each segment, 1..7 and at most the number of voters; absent: min(3, voters). */
+  readonly replicationFactor?: number;
 }
 
 export interface ReadOptions extends CallOptions {
@@ -275,11 +291,17 @@ export class WalrusClient {
 
   async createTopic(
     topic: string,
-    retention?: Partial<RetentionSettings>,
+    settings?: TopicSettings,
     options?: CallOptions,
   ): Promise<{ created: boolean; topic: TopicInfo }> {
+    const { replicationFactor, ...retention } = settings ?? {};
     return this.request(
-      { op: 'createTopic', topic, ...(retention === undefined ? {} : { retention }) },
+      {
+        op: 'createTopic',
+        topic,
+        ...(Object.keys(retention).length === 0 ? {} : { retention }),
+        ...(replicationFactor === undefined ? {} : { replicationFactor }),
+      },
       options,
     );
   }
@@ -313,8 +335,8 @@ export class WalrusClient {
     topic: string,
     records: readonly RecordInput[],
     options: AppendOptions = {},
-  ): Promise<ResponseOf<'append'>> {
-    const { producerId, producerSeq, expectedOffset, ...call } = options;
+  ): Promise<AppendResult> {
+    const { producerId, producerSeq, expectedOffset, acks, ...call } = options;
     return this.request(
       {
         op: 'append',
@@ -323,9 +345,10 @@ export class WalrusClient {
         ...(producerId === undefined ? {} : { producerId }),
         ...(producerSeq === undefined ? {} : { producerSeq }),
         ...(expectedOffset === undefined ? {} : { expectedOffset }),
+        ...(acks === undefined ? {} : { acks }),
       },
       call,
-    );
+    ) as Promise<AppendResult>;
   }
 
   async read(topic: string, offset: number, options: ReadOptions = {}): Promise<ResponseOf<'read'>> {

@@ -8,14 +8,15 @@
 import { ErrorCode, isErrorCode, WalrusError } from './error-codes.js';
 import type { ByteReader, ByteWriter } from './byte-io.js';
 import { protocolLimits as L } from './limits.js';
-import type {
-  ConsumerInfo,
-  ErrorReply,
-  RecordInput,
-  RetentionSettings,
-  SegmentInfo,
-  StoredRecord,
-  TopicInfo,
+import {
+  type ConsumerInfo,
+  type ErrorReply,
+  type RecordInput,
+  type RetentionSettings,
+  replicationFactorMax,
+  type SegmentInfo,
+  type StoredRecord,
+  type TopicInfo,
 } from './messages.js';
 import { topicNameProblem } from './topic-name.js';
 
@@ -263,7 +264,13 @@ export function writeTopicInfo(w: ByteWriter, t: TopicInfo): void {
     w.u64(checkUint(s.endOffset, 'segment endOffset'));
     w.bool(s.sealed);
     w.u32(checkUint(s.leaderNodeId, 'segment leaderNodeId', 0xffffffff));
+    checkUint(s.replicas.length, 'segment replica count', replicationFactorMax);
+    w.u8(s.replicas.length);
+    for (const id of s.replicas) w.u32(checkUint(id, 'segment replica nodeId', 0xffffffff));
+    w.u32(checkUint(s.epoch, 'segment epoch', 0xffffffff));
   }
+  w.u8(checkUint(t.replicationFactor, 'replicationFactor', replicationFactorMax, 1));
+  w.u32(checkUint(t.underReplicatedSegmentCount, 'underReplicatedSegmentCount', t.segments.length));
 }
 
 export function readTopicInfo(r: ByteReader): TopicInfo {
@@ -284,9 +291,40 @@ export function readTopicInfo(r: ByteReader): TopicInfo {
     const segmentEnd = r.u64('segment endOffset');
     const sealed = r.bool('segment sealed');
     const segmentLeader = r.u32('segment leaderNodeId');
-    segments.push({ id, baseOffset, endOffset: segmentEnd, sealed, leaderNodeId: segmentLeader });
+    const replicaCount = r.u8('segment replica count');
+    if (replicaCount > replicationFactorMax)
+      r.fail(`segment replica count ${replicaCount} is above the limit of ${replicationFactorMax}`);
+    const replicas: number[] = [];
+    for (let j = 0; j < replicaCount; j += 1) replicas.push(r.u32('segment replica nodeId'));
+    const epoch = r.u32('segment epoch');
+    segments.push({
+      id,
+      baseOffset,
+      endOffset: segmentEnd,
+      sealed,
+      leaderNodeId: segmentLeader,
+      replicas,
+      epoch,
+    });
   }
-  return { name, retention, startOffset, endOffset, currentSegmentId, leaderNodeId, segments, createdAtMs };
+  const replicationFactor = r.u8('replicationFactor');
+  if (replicationFactor < 1 || replicationFactor > replicationFactorMax)
+    r.fail(`replicationFactor must be in [1, ${replicationFactorMax}], got ${replicationFactor}`);
+  const underReplicatedSegmentCount = r.u32('underReplicatedSegmentCount');
+  if (underReplicatedSegmentCount > count)
+    r.fail(`underReplicatedSegmentCount ${underReplicatedSegmentCount} is above the segment count ${count}`);
+  return {
+    name,
+    retention,
+    startOffset,
+    endOffset,
+    currentSegmentId,
+    leaderNodeId,
+    segments,
+    createdAtMs,
+    replicationFactor,
+    underReplicatedSegmentCount,
+  };
 }
 
 export function writeConsumerInfo(w: ByteWriter, c: ConsumerInfo): void {

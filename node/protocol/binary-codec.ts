@@ -43,7 +43,15 @@ import { ByteReader, ByteWriter } from './byte-io.js';
 import { ErrorCode, WalrusError } from './error-codes.js';
 import { binaryMarker } from './frame.js';
 import { protocolLimits as L } from './limits.js';
-import type { ErrorReply, Request, RequestOp, ResponseByOp, TopicInfo } from './messages.js';
+import {
+  type AppendAcks,
+  type ErrorReply,
+  type Request,
+  type RequestOp,
+  type ResponseByOp,
+  replicationFactorMax,
+  type TopicInfo,
+} from './messages.js';
 
 export type RequestDecodeResult =
   | { readonly kind: 'request'; readonly requestId: number; readonly request: Request }
@@ -104,6 +112,10 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
     case 'metrics':
       break;
     case 'createTopic':
+      w.str8(checkTopic(request.topic));
+      writeRetention(w, request.retention);
+      writeReplicationFactor(w, request.replicationFactor);
+      break;
     case 'configureTopic':
       w.str8(checkTopic(request.topic));
       writeRetention(w, request.retention);
@@ -122,7 +134,13 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       const hasProducerId = request.producerId !== undefined;
       const hasProducerSeq = request.producerSeq !== undefined;
       const hasExpected = request.expectedOffset !== undefined;
-      w.u8((hasProducerId ? 1 : 0) | (hasProducerSeq ? 2 : 0) | (hasExpected ? 4 : 0));
+      const acksLeader = checkAcks(request.acks) === 'leader';
+      w.u8(
+        (hasProducerId ? AppendOption.producerId : 0) |
+          (hasProducerSeq ? AppendOption.producerSeq : 0) |
+          (hasExpected ? AppendOption.expectedOffset : 0) |
+          (acksLeader ? AppendOption.acksLeader : 0),
+      );
       if (hasProducerId) w.str16(checkString(request.producerId!, 'producerId', L.producerIdSizeMaxBytes, 1));
       if (hasProducerSeq) w.u64(checkUint(request.producerSeq!, 'producerSeq'));
       if (hasExpected) w.u64(checkUint(request.expectedOffset!, 'expectedOffset'));
@@ -161,6 +179,38 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
   return w.finish();
 }
 
+/** Bits of the append options byte (docs/protocol.md 3.4). */
+const AppendOption = { producerId: 1, producerSeq: 2, expectedOffset: 4, acksLeader: 8 } as const;
+const appendOptionsKnownMask =
+  AppendOption.producerId | AppendOption.producerSeq | AppendOption.expectedOffset | AppendOption.acksLeader;
+
+/** The acks byte of an append reply. */
+const AcksCode = { quorum: 0, leader: 1 } as const satisfies Record<AppendAcks, number>;
+
+function checkAcks(acks: AppendAcks | undefined): AppendAcks | undefined {
+  if (acks !== undefined && acks !== 'leader' && acks !== 'quorum')
+    throw new WalrusError(ErrorCode.BAD_REQUEST, `acks must be 'leader' or 'quorum', got ${String(acks)}`);
+  return acks;
+}
+
+/** createTopic's replication factor: presence u8 (0/1), then the factor u8 (1..7) when present. */
+function writeReplicationFactor(w: ByteWriter, replicationFactor: number | undefined): void {
+  if (replicationFactor === undefined || replicationFactor === 0) {
+    w.bool(false);
+    return;
+  }
+  w.bool(true);
+  w.u8(checkUint(replicationFactor, 'replicationFactor', replicationFactorMax, 1));
+}
+
+function readReplicationFactor(r: ByteReader): number | undefined {
+  if (!r.bool('replicationFactor present')) return undefined;
+  const v = r.u8('replicationFactor');
+  if (v < 1 || v > replicationFactorMax)
+    r.fail(`replicationFactor must be in [1, ${replicationFactorMax}], got ${v}`);
+  return v;
+}
+
 function readTopic(r: ByteReader): string {
   return checkTopic(r.str8('topic name', L.topicNameSizeMaxBytes, 1));
 }
@@ -184,7 +234,13 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
     case 'createTopic': {
       const topic = readTopic(r);
       const retention = readPartialRetention(r);
-      return Object.keys(retention).length === 0 ? { op, topic } : { op, topic, retention };
+      const replicationFactor = readReplicationFactor(r);
+      return {
+        op,
+        topic,
+        ...(Object.keys(retention).length === 0 ? {} : { retention }),
+        ...(replicationFactor === undefined ? {} : { replicationFactor }),
+      };
     }
     case 'configureTopic':
       return { op, topic: readTopic(r), retention: readPartialRetention(r) };
@@ -201,10 +257,11 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
     case 'append': {
       const topic = readTopic(r);
       const present = r.u8('append options');
-      if (present > 7) r.fail(`append options ${present} has unknown bits`);
-      const producerId = present & 1 ? r.str16('producerId', L.producerIdSizeMaxBytes, 1) : undefined;
-      const producerSeq = present & 2 ? r.u64('producerSeq') : undefined;
-      const expectedOffset = present & 4 ? r.u64('expectedOffset') : undefined;
+      if ((present & ~appendOptionsKnownMask) !== 0) r.fail(`append options ${present} has unknown bits`);
+      const producerId =
+        present & AppendOption.producerId ? r.str16('producerId', L.producerIdSizeMaxBytes, 1) : undefined;
+      const producerSeq = present & AppendOption.producerSeq ? r.u64('producerSeq') : undefined;
+      const expectedOffset = present & AppendOption.expectedOffset ? r.u64('expectedOffset') : undefined;
       const records = readRecordInputs(r);
       return {
         op,
@@ -213,6 +270,8 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
         ...(producerId === undefined ? {} : { producerId }),
         ...(producerSeq === undefined ? {} : { producerSeq }),
         ...(expectedOffset === undefined ? {} : { expectedOffset }),
+        // Bit clear is the default, quorum: it decodes as absent, as older requests do.
+        ...(present & AppendOption.acksLeader ? { acks: 'leader' as const } : {}),
       };
     }
     case 'read': {
@@ -350,6 +409,7 @@ export function encodeReply<Op extends RequestOp>(
       w.u64(checkUint(r.lastOffset, 'lastOffset'));
       w.u64(checkUint(r.timestampMs, 'timestampMs'));
       w.bool(r.duplicate);
+      w.u8(AcksCode[checkAcks(r.acks) ?? 'quorum']);
       break;
     }
     case 'read': {
@@ -433,7 +493,12 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
       const firstOffset = r.u64('firstOffset');
       const lastOffset = r.u64('lastOffset');
       const timestampMs = r.u64('timestampMs');
-      return { firstOffset, lastOffset, timestampMs, duplicate: r.bool('duplicate') };
+      const duplicate = r.bool('duplicate');
+      const acksCode = r.u8('acks');
+      if (acksCode !== AcksCode.quorum && acksCode !== AcksCode.leader)
+        r.fail(`acks ${acksCode} is not valid`);
+      const acks: AppendAcks = acksCode === AcksCode.leader ? 'leader' : 'quorum';
+      return { firstOffset, lastOffset, timestampMs, duplicate, acks };
     }
     case 'read': {
       const nextOffset = r.u64('nextOffset');

@@ -30,6 +30,17 @@ export interface RetentionSettings {
   readonly retentionBytes: number | null;
 }
 
+/**
+ * How many copies an append waits for before it is acknowledged: 'quorum' (the default) once a
+ * majority of the active segment's replica set holds the batch durable, 'leader' once the segment
+ * leader alone has it durable (lower latency; a leader lost before its followers caught up may take
+ * the batch with it).
+ */
+export type AppendAcks = 'leader' | 'quorum';
+
+/** Largest replica set of a segment, and so the largest replication factor of a topic. */
+export const replicationFactorMax = 7;
+
 export interface SegmentInfo {
   readonly id: number;
   readonly baseOffset: number;
@@ -37,6 +48,10 @@ export interface SegmentInfo {
   readonly endOffset: number;
   readonly sealed: boolean;
   readonly leaderNodeId: number;
+  /** The nodes holding a copy, the leader first (at most replicationFactorMax). */
+  readonly replicas: readonly number[];
+  /** The segment's fence epoch (1 when it opens; a recovery raises it). */
+  readonly epoch: number;
 }
 
 export interface TopicInfo {
@@ -50,6 +65,16 @@ export interface TopicInfo {
   readonly leaderNodeId: number;
   readonly segments: readonly SegmentInfo[];
   readonly createdAtMs: number;
+  /**
+   * Copies of each new segment: the topic's own setting or, when it has none, the cluster default
+   * the node computes (min(3, voters)). 1..replicationFactorMax.
+   */
+  readonly replicationFactor: number;
+  /**
+   * Segments (sealed or active) whose replica set has fewer members than the replication factor
+   * or holds a node that is no longer a voter: the copies repair has yet to make.
+   */
+  readonly underReplicatedSegmentCount: number;
 }
 
 export interface ConsumerInfo {
@@ -62,7 +87,13 @@ export interface ConsumerInfo {
 /** Requests, discriminated by `op`. */
 export type Request =
   | { readonly op: 'ping' }
-  | { readonly op: 'createTopic'; readonly topic: string; readonly retention?: Partial<RetentionSettings> }
+  | {
+      readonly op: 'createTopic';
+      readonly topic: string;
+      readonly retention?: Partial<RetentionSettings>;
+      /** Copies of each segment, 1..replicationFactorMax; absent (or 0): the cluster default. */
+      readonly replicationFactor?: number;
+    }
   | { readonly op: 'describeTopic'; readonly topic: string }
   | { readonly op: 'listTopics' }
   | { readonly op: 'deleteTopic'; readonly topic: string }
@@ -77,6 +108,8 @@ export type Request =
       readonly producerSeq?: number;
       /** Conditional append: fails with OFFSET_MISMATCH unless the topic's next offset equals this. */
       readonly expectedOffset?: number;
+      /** When the append is acknowledged; absent: 'quorum'. */
+      readonly acks?: AppendAcks;
     }
   | {
       readonly op: 'read';
@@ -132,6 +165,14 @@ export interface ResponseByOp {
     readonly timestampMs: number;
     /** True when this was a retry of an already-appended producer batch. */
     readonly duplicate: boolean;
+    /**
+     * What was achieved: 'quorum' when a majority of the segment's replica set holds the batch
+     * durable, 'leader' when only the leader was waited for (asked with acks 'leader'). A decoded
+     * reply always carries it. On the node it is optional until the appender sets it: the encoder
+     * writes 'quorum' for a reply without it, which is what a segment whose replica set is its
+     * leader alone achieves.
+     */
+    readonly acks?: AppendAcks;
   };
   read: {
     readonly records: readonly StoredRecord[];

@@ -352,7 +352,7 @@ export class RequestHandler {
       case 'ping':
         return { nodeId: this.options.nodeId };
       case 'createTopic':
-        return t.admin.create(request.topic, request.retention);
+        return t.admin.create(request.topic, request.retention, request.replicationFactor);
       case 'describeTopic':
         return { topic: t.admin.describe(request.topic) };
       case 'listTopics':

@@ -8,9 +8,12 @@ import type { ResponseByOp, TopicInfo } from '../protocol/messages.js';
 import { assertTopicName } from '../protocol/topic-name.js';
 import {
   type Retention,
+  type SegmentMeta,
   type TopicMeta,
   activeSegment,
+  epochOf,
   metadataLimits,
+  replicasOf,
   topicStartOffset,
 } from '../metadata/metadata-state.js';
 import { placeNewTopic } from '../metadata/placement.js';
@@ -28,9 +31,19 @@ export class TopicAdmin {
     this.reader = reader;
   }
 
-  topicInfo(topic: TopicMeta): TopicInfo {
+  /** The topic's replication factor, or the cluster default min(3, voters) when it has none. */
+  private effectiveReplicationFactor(topic: TopicMeta, voters: readonly number[]): number {
+    return topic.replicationFactor ?? Math.max(1, Math.min(3, voters.length));
+  }
+
+  topicInfo(topic: TopicMeta, voters: readonly number[] = this.ctx.cluster.voters()): TopicInfo {
     const end = this.reader.knownEnd(topic);
     const active = activeSegment(topic);
+    const replicationFactor = this.effectiveReplicationFactor(topic, voters);
+    const underReplicated = (s: SegmentMeta): boolean => {
+      const replicas = replicasOf(s);
+      return replicas.length < replicationFactor || replicas.some((id) => !voters.includes(id));
+    };
     return {
       name: topic.name,
       retention: topic.retention,
@@ -44,14 +57,33 @@ export class TopicAdmin {
         endOffset: s.endOffset ?? Math.max(end, s.baseOffset),
         sealed: s.endOffset !== null,
         leaderNodeId: s.leaderNodeId,
+        replicas: [...replicasOf(s)],
+        epoch: epochOf(s),
       })),
       createdAtMs: topic.createdAtMs,
+      replicationFactor,
+      underReplicatedSegmentCount: topic.segments.filter(underReplicated).length,
     };
   }
 
-  async create(name: string, retention?: Partial<Retention>): Promise<ResponseByOp['createTopic']> {
+  async create(
+    name: string,
+    retention?: Partial<Retention>,
+    replicationFactor?: number,
+  ): Promise<ResponseByOp['createTopic']> {
     const { ctx } = this;
     assertTopicName(name);
+    // 0 is the wire's "default", as absent.
+    const factor = replicationFactor === 0 ? undefined : replicationFactor;
+    if (
+      factor !== undefined &&
+      (!Number.isSafeInteger(factor) || factor < 1 || factor > metadataLimits.replicaCountMax)
+    ) {
+      throw new WalrusError(
+        ErrorCode.BAD_REQUEST,
+        `replicationFactor must be an integer from 1 to ${metadataLimits.replicaCountMax}, got ${factor}`,
+      );
+    }
     const wanted: Retention = {
       retentionMs:
         retention?.retentionMs !== undefined ? retention.retentionMs : ctx.retentionDefault.retentionMs,
@@ -70,7 +102,21 @@ export class TopicAdmin {
             retention.retentionBytes === existing.retention.retentionBytes));
       if (!same)
         throw new WalrusError(ErrorCode.TOPIC_EXISTS, `topic '${name}' exists with other retention settings`);
+      const existingFactor = this.effectiveReplicationFactor(existing, ctx.cluster.voters());
+      if (factor !== undefined && factor !== existingFactor) {
+        throw new WalrusError(
+          ErrorCode.TOPIC_EXISTS,
+          `topic '${name}' exists with replication factor ${existingFactor}`,
+        );
+      }
       return { created: false, topic: this.topicInfo(existing) };
+    }
+    const voterCount = ctx.cluster.voters().length;
+    if (factor !== undefined && factor > voterCount) {
+      throw new WalrusError(
+        ErrorCode.BAD_REQUEST,
+        `replicationFactor ${factor} is above the ${voterCount} voter${voterCount === 1 ? '' : 's'} of the cluster`,
+      );
     }
     if (ctx.meta.state.topics.size >= metadataLimits.topicCountMax) {
       throw new WalrusError(
@@ -89,6 +135,7 @@ export class TopicAdmin {
       retention: wanted,
       createdAtMs: ctx.nowMs(),
       leaderNodeId: placeNewTopic(name, ctx.cluster.aliveVoters(), ctx.nodeId),
+      ...(factor === undefined ? {} : { replicationFactor: factor }),
     });
     this.creating.set(name, creation);
     try {
@@ -110,9 +157,10 @@ export class TopicAdmin {
   }
 
   list(): TopicInfo[] {
+    const voters = this.ctx.cluster.voters();
     return [...this.ctx.meta.state.topics.values()]
       .sort((a, b) => (a.name < b.name ? -1 : 1))
-      .map((t) => this.topicInfo(t));
+      .map((t) => this.topicInfo(t, voters));
   }
 
   /** Deletes a topic; its data goes on every node when the deletion is applied there. */

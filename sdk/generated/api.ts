@@ -87,7 +87,12 @@ export interface paths {
         put?: never;
         /**
          * Create a topic (idempotent)
-         * @description 201 when created, 200 when it exists with the same settings, 409 `TOPIC_EXISTS` when it exists with other settings.
+         * @description 201 when created, 200 when it exists with the same settings, 409 `TOPIC_EXISTS` when it
+         *     exists with other settings (retention, or a `replicationFactor` other than its own).
+         *
+         *     `replicationFactor` is how many nodes hold a copy of each segment (1–7, at most the number
+         *     of voters, else 400 `BAD_REQUEST`); without it the topic follows the cluster default,
+         *     min(3, voters).
          */
         post: operations["createTopic"];
         delete?: never;
@@ -160,6 +165,11 @@ export interface paths {
          *     retried request with the same sequence answers the first offsets with `duplicate: true`
          *     instead of appending again. Conditional append: send `Expected-Offset` (the topic's next
          *     offset); when it differs the answer is 412 `OFFSET_MISMATCH`.
+         *
+         *     Durability: by default (`acks=quorum`) the answer comes once a majority of the segment's
+         *     replicas hold the records durable; `?acks=leader` answers once the segment leader alone
+         *     has them durable (lower latency; records the leader loses before its followers copy them
+         *     are lost). The answer's `acks` says which was achieved, for JSON and raw bodies alike.
          */
         post: operations["appendRecords"];
         delete?: never;
@@ -327,10 +337,17 @@ export interface components {
         CreateTopicRequest: {
             name: components["schemas"]["TopicName"];
             retention?: components["schemas"]["Retention"];
+            /** @description Copies of each segment, at most the number of voters; absent = the cluster default, min(3, voters). */
+            replicationFactor?: number;
         };
         ConfigureTopicRequest: {
             retention: components["schemas"]["Retention"];
         };
+        /**
+         * @description `quorum`: a majority of the segment's replicas hold the records durable; `leader`: the segment leader alone does.
+         * @enum {string}
+         */
+        Acks: "leader" | "quorum";
         Segment: {
             id: number;
             baseOffset: number;
@@ -338,6 +355,10 @@ export interface components {
             endOffset: number;
             sealed: boolean;
             leaderNodeId: number;
+            /** @description The nodes holding a copy of the segment, its leader first. */
+            replicas: number[];
+            /** @description The segment's fence epoch; 1 when it opens, raised by each recovery of its leader. */
+            epoch: number;
         };
         Topic: {
             name: components["schemas"]["TopicName"];
@@ -351,6 +372,10 @@ export interface components {
             segments: components["schemas"]["Segment"][];
             /** @description Creation time, ms since the epoch. */
             createdAt: number;
+            /** @description Copies of each segment; the topic's own setting, or the cluster default min(3, voters) when it was created without one. */
+            replicationFactor: number;
+            /** @description Segments whose replicas are fewer than `replicationFactor`, or include a node that is no longer a voter. */
+            underReplicatedSegmentCount: number;
         };
         TopicList: {
             topics: components["schemas"]["Topic"][];
@@ -380,6 +405,7 @@ export interface components {
             timestamp: number;
             /** @description True when this was a retry of an already-appended producer batch. */
             duplicate: boolean;
+            acks: components["schemas"]["Acks"];
         };
         Record: {
             offset: number;
@@ -470,6 +496,12 @@ export interface components {
         ProducerSeq: number;
         /** @description Append only if the topic's next offset equals this; otherwise 412 `OFFSET_MISMATCH`. */
         ExpectedOffset: number;
+        /**
+         * @description When the append is answered: `quorum` once a majority of the segment's replicas hold the
+         *     records durable, `leader` once the segment leader alone does. Any other value is 400
+         *     `BAD_REQUEST`.
+         */
+        Acks: "leader" | "quorum";
         /** @description First offset to read. */
         Offset: number;
         /** @description Start at the first record whose timestamp (ms since the epoch) is at or after this. */
@@ -635,11 +667,6 @@ export interface operations {
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "name": "logs"
-                 *     }
-                 */
                 "application/json": components["schemas"]["CreateTopicRequest"];
             };
         };
@@ -831,7 +858,14 @@ export interface operations {
     };
     appendRecords: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description When the append is answered: `quorum` once a majority of the segment's replicas hold the
+                 *     records durable, `leader` once the segment leader alone does. Any other value is 400
+                 *     `BAD_REQUEST`.
+                 */
+                acks?: components["parameters"]["Acks"];
+            };
             header?: {
                 /** @description Idempotent producer id (visible ASCII, 1–128 characters). Requires `Producer-Seq`. */
                 "Producer-Id"?: components["parameters"]["ProducerId"];
@@ -883,7 +917,8 @@ export interface operations {
                      *       "lastOffset": 1,
                      *       "count": 2,
                      *       "timestamp": 1767225600000,
-                     *       "duplicate": false
+                     *       "duplicate": false,
+                     *       "acks": "quorum"
                      *     }
                      */
                     "application/json": components["schemas"]["AppendResult"];

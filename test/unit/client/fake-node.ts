@@ -24,6 +24,8 @@ interface Topic {
   readonly records: StoredRecord[];
   readonly createdAtMs: number;
   retention: { retentionMs: number | null; retentionBytes: number | null };
+  /** Absent: the default (1 on this one-node fake). */
+  replicationFactor?: number;
 }
 
 export class FakeNode {
@@ -159,9 +161,20 @@ export class FakeNode {
       currentSegmentId: 1,
       leaderNodeId: this.nodeId,
       segments: [
-        { id: 1, baseOffset: 0, endOffset: t.records.length, sealed: false, leaderNodeId: this.nodeId },
+        {
+          id: 1,
+          baseOffset: 0,
+          endOffset: t.records.length,
+          sealed: false,
+          leaderNodeId: this.nodeId,
+          replicas: [this.nodeId],
+          epoch: 1,
+        },
       ],
       createdAtMs: t.createdAtMs,
+      replicationFactor: t.replicationFactor ?? 1,
+      // One copy of the one segment: short of any factor above 1.
+      underReplicatedSegmentCount: (t.replicationFactor ?? 1) > 1 ? 1 : 0,
     };
   }
 
@@ -179,6 +192,7 @@ export class FakeNode {
               retentionMs: r.retention?.retentionMs ?? null,
               retentionBytes: r.retention?.retentionBytes ?? null,
             },
+            ...(r.replicationFactor === undefined ? {} : { replicationFactor: r.replicationFactor }),
           });
         }
         return { created, topic: this.info(r.topic) };
@@ -216,6 +230,8 @@ export class FakeNode {
           lastOffset: t.records.length - 1,
           timestampMs: 1_700_000_000_000,
           duplicate: false,
+          // Echoes what was asked, so tests see both values cross the wire both ways.
+          acks: r.acks ?? 'quorum',
         };
         if (r.producerId !== undefined && r.producerSeq !== undefined)
           this.producers.set(key, { seq: r.producerSeq, reply });

@@ -7,6 +7,7 @@ import net from 'node:net';
 import test from 'ava';
 import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
 import { WalrusClient } from '../../../node/client/walrus-client.js';
+import type { Request } from '../../../node/protocol/messages.js';
 import { FakeNode } from './fake-node.js';
 
 async function rejection(p: Promise<unknown>): Promise<WalrusError> {
@@ -44,7 +45,13 @@ test('typed conveniences round-trip through the binary protocol', async (t) => {
     { value: Buffer.from('a') },
     { value: Buffer.from([0, 255, 1]), headers: { 'content-type': 'application/octet-stream' } },
   ]);
-  t.deepEqual(appended, { firstOffset: 0, lastOffset: 1, timestampMs: 1_700_000_000_000, duplicate: false });
+  t.deepEqual(appended, {
+    firstOffset: 0,
+    lastOffset: 1,
+    timestampMs: 1_700_000_000_000,
+    duplicate: false,
+    acks: 'quorum',
+  });
   const read = await client.read('orders', 0, { recordCountMax: 10 });
   t.is(read.records.length, 2);
   t.deepEqual([...read.records[1]!.value], [0, 255, 1]);
@@ -69,6 +76,49 @@ test('typed conveniences round-trip through the binary protocol', async (t) => {
   t.is(node.count('describeTopic'), 2, 'TOPIC_NOT_FOUND is not retried');
   await client.close();
   await node.stop();
+});
+
+test('append passes acks through and answers what was achieved; createTopic passes replicationFactor', async (t) => {
+  const node = await new FakeNode(1).start();
+  t.teardown(() => node.stop());
+  const seen: Request[] = [];
+  node.hook = (r) => {
+    seen.push(r);
+    return undefined;
+  };
+  const client = new WalrusClient({ nodes: [node.addr], ...fastRetries });
+  t.teardown(() => client.close());
+  const created = await client.createTopic('rf', { replicationFactor: 3, retentionMs: 1000 });
+  t.like(seen.at(-1), { op: 'createTopic', replicationFactor: 3, retention: { retentionMs: 1000 } });
+  t.is(created.topic.replicationFactor, 3);
+  t.is(created.topic.underReplicatedSegmentCount, 1);
+  t.deepEqual(created.topic.segments[0]!.replicas, [1]);
+  t.is(created.topic.segments[0]!.epoch, 1);
+  await client.createTopic('only-rf', { replicationFactor: 1 });
+  t.deepEqual(
+    seen.at(-1),
+    { op: 'createTopic', topic: 'only-rf', replicationFactor: 1 },
+    'no empty retention',
+  );
+  await client.createTopic('plain');
+  t.deepEqual(seen.at(-1), { op: 'createTopic', topic: 'plain' });
+  t.is((await client.describeTopic('plain')).replicationFactor, 1);
+
+  const leader = await client.append('rf', [{ value: Buffer.from('a') }], { acks: 'leader' });
+  t.like(seen.at(-1), { op: 'append', acks: 'leader' });
+  t.is(leader.acks, 'leader');
+  const quorum = await client.append('rf', [{ value: Buffer.from('b') }], { acks: 'quorum' });
+  t.false('acks' in seen.at(-1)!, 'quorum is the default and travels as no option');
+  t.is(quorum.acks, 'quorum');
+  t.is((await client.append('rf', [{ value: Buffer.from('c') }])).acks, 'quorum');
+
+  const before = seen.length;
+  for (const replicationFactor of [8, -1, 2.5]) {
+    t.is((await rejection(client.createTopic('x', { replicationFactor }))).code, ErrorCode.BAD_REQUEST);
+  }
+  const badAcks = client.append('rf', [{ value: Buffer.from('d') }], { acks: 'all' as unknown as 'leader' });
+  t.is((await rejection(badAcks)).code, ErrorCode.BAD_REQUEST);
+  t.is(seen.length, before, 'refused before anything was sent');
 });
 
 test('bad arguments fail with typed errors before anything is sent', async (t) => {
@@ -172,7 +222,13 @@ test('an idempotent producer append is retried after an ambiguous failure and is
     producerId: 'p1',
     producerSeq: 0,
   });
-  t.deepEqual(reply, { firstOffset: 0, lastOffset: 0, timestampMs: 1_700_000_000_000, duplicate: true });
+  t.deepEqual(reply, {
+    firstOffset: 0,
+    lastOffset: 0,
+    timestampMs: 1_700_000_000_000,
+    duplicate: true,
+    acks: 'quorum',
+  });
   t.is(node.count('append'), 2);
   t.is(node.topics.get('t')!.records.length, 1);
   await client.close();

@@ -10,6 +10,7 @@ import type {
   RequestOp,
   ResponseByOp,
   RetentionSettings,
+  SegmentInfo,
   StoredRecord,
   TopicInfo,
 } from '../../../node/protocol/messages.js';
@@ -55,25 +56,34 @@ const retentionArb: fc.Arbitrary<RetentionSettings> = fc.record({
   retentionMs: retentionValueArb,
   retentionBytes: retentionValueArb,
 });
-export const topicInfoArb: fc.Arbitrary<TopicInfo> = fc.record({
-  name: anyTopicArb,
-  retention: retentionArb,
-  startOffset: offsetArb,
+export const replicationFactorArb = fc.integer({ min: 1, max: 7 });
+const segmentInfoArb: fc.Arbitrary<SegmentInfo> = fc.record({
+  id: u32Arb,
+  baseOffset: offsetArb,
   endOffset: offsetArb,
-  currentSegmentId: u32Arb,
+  sealed: fc.boolean(),
   leaderNodeId: u32Arb,
-  segments: fc.array(
-    fc.record({
-      id: u32Arb,
-      baseOffset: offsetArb,
-      endOffset: offsetArb,
-      sealed: fc.boolean(),
-      leaderNodeId: u32Arb,
-    }),
-    { maxLength: 4 },
-  ),
-  createdAtMs: offsetArb,
+  replicas: fc.array(u32Arb, { maxLength: 7 }),
+  epoch: u32Arb,
 });
+export const topicInfoArb: fc.Arbitrary<TopicInfo> = fc
+  .record({
+    name: anyTopicArb,
+    retention: retentionArb,
+    startOffset: offsetArb,
+    endOffset: offsetArb,
+    currentSegmentId: u32Arb,
+    leaderNodeId: u32Arb,
+    segments: fc.array(segmentInfoArb, { maxLength: 4 }),
+    createdAtMs: offsetArb,
+    replicationFactor: replicationFactorArb,
+    underReplicated: fc.nat(),
+  })
+  .map(({ underReplicated, ...t }) => ({
+    ...t,
+    underReplicatedSegmentCount: underReplicated % (t.segments.length + 1),
+  }));
+export const acksArb = fc.constantFrom('leader' as const, 'quorum' as const);
 const consumerInfoArb: fc.Arbitrary<ConsumerInfo> = fc.record({
   topic: anyTopicArb,
   consumer: consumerArb,
@@ -84,7 +94,12 @@ const jsonArb = fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)) as unkno
 export const requestArb: fc.Arbitrary<Request> = fc.oneof(
   fc.constant({ op: 'ping' } as const),
   fc.record(
-    { op: fc.constant('createTopic' as const), topic: anyTopicArb, retention: partialRetentionArb },
+    {
+      op: fc.constant('createTopic' as const),
+      topic: anyTopicArb,
+      retention: partialRetentionArb,
+      replicationFactor: replicationFactorArb,
+    },
     {
       requiredKeys: ['op', 'topic'],
     },
@@ -107,6 +122,8 @@ export const requestArb: fc.Arbitrary<Request> = fc.oneof(
       producerId: fc.string({ minLength: 1, maxLength: 20 }),
       producerSeq: offsetArb,
       expectedOffset: offsetArb,
+      // 'quorum' is the default and travels as an absent option: it decodes as absent.
+      acks: fc.constant('leader' as const),
     },
     { requiredKeys: ['op', 'topic', 'records'] },
   ),
@@ -170,6 +187,7 @@ export const replyArb: fc.Arbitrary<AnyReply> = fc.oneof(
       lastOffset: offsetArb,
       timestampMs: offsetArb,
       duplicate: fc.boolean(),
+      acks: acksArb,
     }),
   }),
   fc.record({

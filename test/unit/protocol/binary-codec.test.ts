@@ -115,10 +115,17 @@ test('the worked example of docs/protocol.md: one append request and its reply, 
     lastOffset: 7,
     timestampMs: 1_700_000_000_000,
     duplicate: false,
+    acks: 'quorum',
   });
   t.is(
     encodeFrame(reply).toString('hex'),
-    '21000000' + 'b10110012a000000' + '0700000000000000' + '0700000000000000' + '0068e5cf8b010000' + '00',
+    '22000000' +
+      'b10110012a000000' +
+      '0700000000000000' +
+      '0700000000000000' +
+      '0068e5cf8b010000' +
+      '00' +
+      '00',
   );
 });
 

@@ -58,6 +58,48 @@ test('typed calls and the one error class', async (t) => {
   t.is(raw.data?.name, 'sdk');
 });
 
+test('replicationFactor and acks: createTopic and append pass them, and the answers show them', async (t) => {
+  const g = await startGateway();
+  t.teardown(g.close);
+  const sent: { op: string; replicationFactor?: number; acks?: string }[] = [];
+  const original = g.upstream.request.bind(g.upstream);
+  g.upstream.request = ((req: Parameters<typeof original>[0], options?: Parameters<typeof original>[1]) => {
+    sent.push(req as (typeof sent)[number]);
+    return original(req, options);
+  }) as typeof original;
+  const client = createWalrusClient({ baseUrl: g.url });
+  const topic = await client.createTopic('sdk-rf', {
+    replicationFactor: 1,
+    retention: { retentionMs: 60_000 },
+  });
+  t.like(sent.at(-1), { op: 'createTopic', replicationFactor: 1 });
+  t.is(topic.replicationFactor, 1);
+  t.is(topic.underReplicatedSegmentCount, 0);
+  t.deepEqual(topic.segments[0]?.replicas, [1]);
+  t.is(topic.segments[0]?.epoch, 1);
+  t.is((await client.describeTopic('sdk-rf')).replicationFactor, 1);
+
+  const leader = await client.append('sdk-rf', ['a'], { acks: 'leader' });
+  t.is(sent.at(-1)?.acks, 'leader');
+  t.true(leader.acks === 'leader' || leader.acks === 'quorum');
+  const quorum = await client.append('sdk-rf', ['b'], { acks: 'quorum' });
+  t.is(sent.at(-1)?.acks, 'quorum');
+  t.is(quorum.acks, 'quorum');
+  const plain = await client.append('sdk-rf', ['c']);
+  t.is(sent.at(-1)?.acks, undefined);
+  t.is(plain.acks, 'quorum');
+
+  const tooMany = await t.throwsAsync(client.createTopic('sdk-rf3', { replicationFactor: 3 }), {
+    instanceOf: WalrusApiError,
+  });
+  t.is(tooMany?.code, 'BAD_REQUEST');
+  t.is(tooMany?.status, 400);
+  const badAcks = await t.throwsAsync(client.append('sdk-rf', ['d'], { acks: 'all' as 'leader' }), {
+    instanceOf: WalrusApiError,
+  });
+  t.is(badAcks?.code, 'BAD_REQUEST');
+});
+
 test('retryable answers are retried for safe requests, within the bound', async (t) => {
   const g = await startGateway();
   t.teardown(g.close);
