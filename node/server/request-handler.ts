@@ -362,7 +362,13 @@ export class RequestHandler {
       case 'configureTopic':
         return { topic: await t.admin.configure(request.topic, request.retention) };
       case 'append': {
-        const options: { producerId?: string; producerSeq?: number; expectedOffset?: number } = {};
+        const options: {
+          producerId?: string;
+          producerSeq?: number;
+          expectedOffset?: number;
+          acks?: 'leader' | 'quorum';
+        } = {};
+        if (request.acks !== undefined) options.acks = request.acks;
         if (request.producerId !== undefined) options.producerId = request.producerId;
         if (request.producerSeq !== undefined) options.producerSeq = request.producerSeq;
         if (request.expectedOffset !== undefined) options.expectedOffset = request.expectedOffset;

@@ -170,7 +170,7 @@ export class Appender {
       await replicator.waitCommitted(lastOffset + 1);
     }
     this.maybeRollover(name);
-    return { firstOffset, lastOffset, timestampMs, duplicate: false };
+    return { firstOffset, lastOffset, timestampMs, duplicate: false, acks };
   }
 
   /** Makes the replicator of the active segment this node leads, once its local copy exists. */

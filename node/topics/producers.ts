@@ -134,7 +134,7 @@ export function takeOverProducers(topic: TopicMeta, rt: TopicRuntime): void {
   for (const [id, seq, firstOffset, lastOffset, timestampMs] of topic.producers) {
     const known = rt.producers.get(id);
     if (known !== undefined && known.seq >= seq) continue;
-    rememberProducer(rt, id, seq, { firstOffset, lastOffset, timestampMs, duplicate: false });
+    rememberProducer(rt, id, seq, { firstOffset, lastOffset, timestampMs, duplicate: false, acks: 'quorum' });
   }
 }
 
@@ -160,6 +160,7 @@ export function restoreProducers(wal: Wal, topic: TopicMeta, rt: TopicRuntime, l
         lastOffset: r.offset,
         timestampMs: r.timestampMs,
         duplicate: false,
+        acks: 'quorum',
       });
       restored += 1;
     }

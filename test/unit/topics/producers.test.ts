@@ -19,7 +19,13 @@ test('a retry of the last sequence answers the first answer, marked duplicate, a
     append.append('t', recordsOf('a', 'b'), { producerId: 'p', producerSeq: 0 }),
     append.append('t', recordsOf('a', 'b'), { producerId: 'p', producerSeq: 0 }),
   ]);
-  t.deepEqual(first, { firstOffset: 1, lastOffset: 2, timestampMs: first.timestampMs, duplicate: false });
+  t.deepEqual(first, {
+    firstOffset: 1,
+    lastOffset: 2,
+    timestampMs: first.timestampMs,
+    duplicate: false,
+    acks: 'quorum',
+  });
   h.clock.advance(5000);
   const late = await append.append('t', recordsOf('a', 'b'), { producerId: 'p', producerSeq: 0 });
   t.deepEqual(early, { ...first, duplicate: true });
