@@ -23,6 +23,11 @@ export const walDefaults = {
   segmentPreallocateBytes: 8 * 1024 * 1024,
   /** The sparse index is checkpointed to disk after every this many appended bytes (and on seal/close). */
   indexCheckpointIntervalBytes: 32 * 1024 * 1024,
+  /**
+   * Segment fence epochs held (one per segment replica ever fenced on this node and not yet deleted;
+   * see segment-epochs.ts). A few dozen bytes each in memory plus one small file.
+   */
+  segmentEpochCountMax: 1_000_000,
 } as const;
 
 export const walLimits = {
@@ -71,6 +76,7 @@ export interface WalLimits {
   indexIntervalBytes: number;
   segmentPreallocateBytes: number;
   indexCheckpointIntervalBytes: number;
+  segmentEpochCountMax: number;
 }
 
 function assertLimits(l: WalLimits): void {
@@ -103,6 +109,7 @@ export function resolveWalLimits(options: Partial<WalLimits>): WalLimits {
     segmentPreallocateBytes: options.segmentPreallocateBytes ?? walDefaults.segmentPreallocateBytes,
     indexCheckpointIntervalBytes:
       options.indexCheckpointIntervalBytes ?? walDefaults.indexCheckpointIntervalBytes,
+    segmentEpochCountMax: options.segmentEpochCountMax ?? walDefaults.segmentEpochCountMax,
   };
   assertLimits(limits);
   return limits;

@@ -4,6 +4,7 @@
  *   <id>.wal   64-byte file header (magic, version, segment id, base offset) then records
  *   <id>.idx   sparse-index checkpoint: entries plus the durable end it was taken at (a hint)
  *   <id>.seal  seal marker: the segment's final end offset and byte size (authoritative)
+ *   <id>.epoch the segment's fence epoch (segment-epochs.ts); may exist without the other three
  *
  * `<id>` is the segment id zero-padded to 20 digits so that names sort like ids. Decoders return
  * null on anything malformed; callers fall back to scanning (index) or treat the segment as active
@@ -22,6 +23,8 @@ const formatVersion = 1;
 const indexFixedBytes = 64;
 const indexEntryBytes = 24;
 const sealBytes = 72;
+const epochMagic = 'WALRUSEP';
+const epochBytes = 36;
 
 export function segmentBaseName(segmentId: number): string {
   return String(segmentId).padStart(20, '0');
@@ -33,6 +36,14 @@ export function parseSegmentFileName(name: string): { id: number; ext: string } 
   if (match === null) return null;
   const id = Number(match[1]);
   return Number.isSafeInteger(id) ? { id, ext: match[2]! } : null;
+}
+
+/** Parses `<20 digits>.epoch` (a fence epoch file, not part of a segment); returns the id or null. */
+export function parseEpochFileName(name: string): number | null {
+  const match = /^(\d{20})\.epoch$/.exec(name);
+  if (match === null) return null;
+  const id = Number(match[1]);
+  return Number.isSafeInteger(id) && id >= 1 ? id : null;
 }
 
 function sealWithCrc(buf: Buffer): Buffer {
@@ -149,4 +160,24 @@ export function decodeSealMarker(buf: Buffer): SealMarker | null {
     firstTimestampMs: first < 0 ? null : first,
     lastTimestampMs: last < 0 ? null : last,
   };
+}
+
+/** Fence epoch file: magic, version, segment id, epoch, CRC-32C (36 bytes). */
+export function encodeEpochFile(segmentId: number, epoch: number): Buffer {
+  const buf = Buffer.alloc(epochBytes);
+  buf.write(epochMagic, 0, 'latin1');
+  buf.writeUInt32LE(formatVersion, 8);
+  buf.writeDoubleLE(segmentId, 16);
+  buf.writeDoubleLE(epoch, 24);
+  return sealWithCrc(buf);
+}
+
+export function decodeEpochFile(buf: Buffer): { segmentId: number; epoch: number } | null {
+  if (buf.length !== epochBytes || !crcHolds(buf)) return null;
+  if (buf.toString('latin1', 0, 8) !== epochMagic || buf.readUInt32LE(8) !== formatVersion) return null;
+  const segmentId = buf.readDoubleLE(16);
+  const epoch = buf.readDoubleLE(24);
+  if (!Number.isSafeInteger(segmentId) || segmentId < 1) return null;
+  if (!Number.isSafeInteger(epoch) || epoch < 0) return null;
+  return { segmentId, epoch };
 }

@@ -14,6 +14,9 @@
  *    counted, logged, never served, and the records after it stay readable.
  * 5. Bytes after the end of the records of an active segment are made zero, so a later crash can
  *    never expose an old record past a newer, shorter end.
+ * 6. A sealed file longer than its seal marker says, whose records reach exactly the marker's end
+ *    at the marker's size, is a truncation (truncate.ts) interrupted after it rewrote the marker:
+ *    the file is cut back to the marker's size.
  */
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
 import { readFully, readSmallFile, writeFully } from '../storage-io/durable-file.js';
@@ -188,7 +191,8 @@ function recover(
   }
   if (seal !== null) {
     durable = Math.max(durable, seal.endOffset);
-    if (seal.sizeBytes !== fileSize) {
+    // Longer: maybe an interrupted truncation, judged after the scan.
+    if (seal.sizeBytes > fileSize) {
       logger.error(
         { topic: segment.topic, segmentId: segment.id, expectedBytes: seal.sizeBytes, fileBytes: fileSize },
         'Sealed segment file has the wrong size',
@@ -332,6 +336,8 @@ function recover(
     seen.nonZero = true;
   }
   if (seal !== null) {
+    const truncationInterrupted =
+      fileSize > seal.sizeBytes && endOffset === seal.endOffset && endPosition === seal.sizeBytes;
     if (endOffset < seal.endOffset) {
       segment.noteCorruption({
         fromOffset: endOffset,
@@ -342,7 +348,21 @@ function recover(
       endOffset = seal.endOffset;
       endPosition = seal.sizeBytes;
     }
-    setEnd(segment, endOffset, endPosition, fileSize);
+    if (truncationInterrupted) {
+      logger.warn(
+        { topic: segment.topic, segmentId: segment.id, endOffset, fileBytes: fileSize },
+        'Completing a truncation interrupted by a crash: the sealed file is cut to its seal marker',
+      );
+      io.truncate(segment.fd, endPosition);
+      io.fdatasync(segment.fd);
+      ctx.stats.fsyncCount += 1;
+    } else if (fileSize > seal.sizeBytes) {
+      logger.error(
+        { topic: segment.topic, segmentId: segment.id, expectedBytes: seal.sizeBytes, fileBytes: fileSize },
+        'Sealed segment file has the wrong size',
+      );
+    }
+    setEnd(segment, endOffset, endPosition, truncationInterrupted ? endPosition : fileSize);
     segment.sealed = true;
   } else {
     if (endPosition < fileSize && (seen.nonZero || gaps.length > 0))

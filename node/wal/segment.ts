@@ -1,8 +1,8 @@
 /**
  * One segment replica on disk: its data file, sparse index, seal marker, the group-commit queue of
  * appends waiting for it, positioned reads, and the detection of corrupt records. Recovery of an
- * existing file lives in segment-recovery.ts; the scheduling of flushes and the fsync policy live
- * in wal.ts. All file access is synchronous through the FileIo seam (see file-io.ts for why).
+ * existing file lives in segment-recovery.ts, truncation in truncate.ts; the scheduling of flushes
+ * and the fsync policy live in wal.ts. All file access is synchronous through the FileIo seam (see file-io.ts for why).
  *
  * Invariants (asserted where cheap):
  *   baseOffset <= syncedEndOffset <= endOffset <= assignedEndOffset
@@ -173,6 +173,10 @@ export class Segment {
   queuedForFlush = false;
   /** Set by sealActive: appends are refused while it waits for the queue to drain. */
   sealing = false;
+  /** Set by truncateSegment: appends are refused while it waits for the queue to drain. */
+  truncating = false;
+  /** The last append queued on this segment until it settles (what a resend with nothing new waits for). */
+  lastAppend: PendingAppend | null = null;
   /** The background preallocation in flight, if any (never rejects). */
   extending: Promise<void> | null = null;
   /** Size of the next background preallocation (doubles up to segmentPreallocateBytes). */
@@ -253,7 +257,8 @@ export class Segment {
    */
   maybeExtendAhead(): void {
     const step = this.preallocateStepBytes;
-    if (this.extending !== null || this.sealed || this.sealing || this.failed !== null) return;
+    if (this.extending !== null || this.sealed || this.sealing || this.truncating || this.failed !== null)
+      return;
     if (this.preallocatedEnd - this.endPosition > step / 2) return;
     const from = this.preallocatedEnd;
     const to = Math.ceil((from + step) / 4096) * 4096;
@@ -438,6 +443,8 @@ export class Segment {
     const { io, logger } = this.ctx;
     const walError = walErrorFromIo(error, `appending to segment ${this.id} of topic '${this.topic}'`);
     this.assignedEndOffset = this.endOffset;
+    // Every append queued is rejected: none is left to wait for.
+    this.lastAppend = null;
     for (const append of batch) assert(append.firstOffset >= this.endOffset);
     try {
       // Cut off whatever part of the batch reached the file: its complete records must not be
@@ -582,8 +589,8 @@ export class Segment {
     }
   }
 
-  /** Size of the valid record at `pos`, or −1 when none is there. */
-  private recordAt(reader: ChunkReader, pos: number): number {
+  /** Size of the valid record at `pos`, or −1 when none is there. (Also used by truncate.ts.) */
+  recordAt(reader: ChunkReader, pos: number): number {
     let at = reader.view(pos, 8);
     if (at < 0) return -1;
     const length = reader.buf.readUInt32LE(at);
@@ -660,8 +667,8 @@ export class Segment {
     );
   }
 
-  /** Where to start scanning for `offset`: the nearest index entry at or below it. */
-  private seek(offset: number): { position: number; offset: number } {
+  /** Where to start scanning for `offset`: the nearest index entry at or below it. (Also truncate.ts.) */
+  seek(offset: number): { position: number; offset: number } {
     const i = this.index.floorByOffset(offset);
     if (i < 0) return { position: segmentFileHeaderBytes, offset: this.baseOffset };
     return { position: this.index.positionAt(i), offset: this.index.offsetAt(i) };

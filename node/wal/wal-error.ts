@@ -20,11 +20,17 @@ export type WalErrorCode = (typeof WalErrorCode)[keyof typeof WalErrorCode];
 
 export class WalError extends Error {
   readonly code: WalErrorCode;
+  /**
+   * Set (with code BAD_REQUEST) when `appendReplicated` got records that leave a gap after the
+   * segment's end: the offset the replica expects next, from where the sender should resend.
+   */
+  readonly expectedOffset?: number;
 
-  constructor(code: WalErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: WalErrorCode, message: string, options?: { cause?: unknown; expectedOffset?: number }) {
+    super(message, options !== undefined && 'cause' in options ? { cause: options.cause } : undefined);
     this.name = 'WalError';
     this.code = code;
+    if (options?.expectedOffset !== undefined) this.expectedOffset = options.expectedOffset;
   }
 }
 

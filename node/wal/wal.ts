@@ -1,16 +1,19 @@
 /**
  * The WAL of one storage node: topics → local segments, the group commit, the fsync policy,
- * reads across local segments, timestamps, retention and topic deletion.
+ * reads across local segments, timestamps, retention, topic deletion, and what segment
+ * replication needs of storage: offsets known synchronously (`appendAssigned`), a follower's
+ * append that tolerates resends (`appendReplicated`), truncation (`truncateSegment`; the cut is
+ * truncate.ts) and per-segment fence epochs (`raiseSegmentEpoch`; stored by segment-epochs.ts).
  *
- * Group commit: `append` validates, hands out offsets and a timestamp, queues the records on the
- * topic's active segment and returns a promise. The first append of an event-loop turn schedules
- * one `setImmediate` flush; it encodes each touched segment's queue into one buffer, writes it
- * with one positioned write and (policy `always`) one fdatasync per file, synchronously (the Redis
- * AOF model), then settles the promises. A queue that reaches groupCommitSizeMaxBytes or
+ * Group commit: `append` / `appendAssigned` validate, hand out offsets and a timestamp, queue the
+ * records on the topic's active segment and return a promise (appendAssigned also the offsets, at
+ * once). The first append of an event-loop turn schedules one `setImmediate` flush; it encodes
+ * each touched segment's queue into one buffer, writes it with one positioned write and (policy
+ * `always`) one fdatasync per file, synchronously (the Redis AOF model), then settles the promises. A queue that reaches groupCommitSizeMaxBytes or
  * groupCommitAppendCountMax is flushed at once, so memory stays bounded.
  *
- * Layout under rootDir: `topics/<topic>/<id:20 digits>.{wal,idx,seal}` and `trash/` (topics being
- * deleted: renamed there first, so a crash never leaves half a topic).
+ * Layout under rootDir: `topics/<topic>/<id:20 digits>.{wal,idx,seal,epoch}` and `trash/` (topics
+ * being deleted: renamed there first, so a crash never leaves half a topic).
  */
 import assert from 'node:assert';
 import path from 'node:path';
@@ -19,8 +22,14 @@ import { realFileIo } from '../storage-io/file-io.js';
 import { type Scheduler, type TimerHandle, realScheduler } from '../scheduler.js';
 import type { FsyncPolicy } from './fsync-policy.js';
 import type { WalLimits } from './limits.js';
-import { recordHeaderSizeBytes, resolveWalLimits, walLimits } from './limits.js';
-import { headersSizeBytes, recordLengthMax } from './record-codec.js';
+import { resolveWalLimits, walLimits } from './limits.js';
+import { recordLengthMax } from './record-codec.js';
+import {
+  type WalReplicatedRecord,
+  checkBatch,
+  checkReplicatedBatch,
+  lastLogTimestampMs,
+} from './batch-check.js';
 import type {
   AppendResult,
   SegmentContext,
@@ -32,8 +41,10 @@ import type {
 } from './segment.js';
 import type { BatchWrite } from './segment.js';
 import { PendingAppend, Segment } from './segment.js';
-import { parseSegmentFileName } from './segment-files.js';
+import { parseEpochFileName, parseSegmentFileName } from './segment-files.js';
+import { SegmentEpochs } from './segment-epochs.js';
 import { openSegment } from './segment-recovery.js';
+import { cutOutside, truncateSegmentAt } from './truncate.js';
 import { WalError, WalErrorCode, walErrorFromIo } from './wal-error.js';
 
 export interface WalOptions {
@@ -52,6 +63,8 @@ export interface WalOptions {
   segmentPreallocateBytes?: number;
   /** Index checkpoint after this many appended bytes (also on seal and close). Default 32 MiB. */
   indexCheckpointIntervalBytes?: number;
+  /** Most segment fence epochs held (see segment-epochs.ts). Default 1,000,000. */
+  segmentEpochCountMax?: number;
   /** Clock for record timestamps. Default Date.now. */
   nowMs?: () => number;
   logger?: WalLogger;
@@ -61,10 +74,11 @@ export interface WalOptions {
   scheduler?: Scheduler;
 }
 
-/** A record that already has its offset and timestamp (a follower replica's append). */
-export interface WalReplicatedRecord extends WalRecordInput {
-  offset: number;
-  timestampMs: number;
+export type { WalReplicatedRecord };
+
+/** An append whose offsets and timestamp are known at once; `durable` settles like `append`'s promise. */
+export interface AssignedAppend extends AppendResult {
+  durable: Promise<AppendResult>;
 }
 
 /** Rounds of waiting for in-flight group commits before `drain` gives up (each round settles one). */
@@ -105,6 +119,7 @@ export class Wal {
   };
   private readonly topicsDir: string;
   private readonly trashDir: string;
+  private readonly epochs: SegmentEpochs;
   /** Segments with queued appends, in the order they got their first one. */
   private queued: Segment[] = [];
   private queuedBytes = 0;
@@ -137,6 +152,7 @@ export class Wal {
     };
     this.topicsDir = path.join(options.rootDir, 'topics');
     this.trashDir = path.join(options.rootDir, 'trash');
+    this.epochs = new SegmentEpochs(this.io, this.logger, this.topicsDir, this.limits.segmentEpochCountMax);
   }
 
   /** Opens (creating rootDir when missing) and recovers every segment of every topic. */
@@ -182,10 +198,13 @@ export class Wal {
     const { io, logger } = this;
     const dir = path.join(this.topicsDir, name);
     const byId = new Map<number, Set<string>>();
+    const epochIds: number[] = [];
     for (const file of io.list(dir)) {
       const parsed = parseSegmentFileName(file);
       if (parsed === null) {
-        if (file.endsWith('.tmp')) io.unlink(path.join(dir, file));
+        const epochId = parseEpochFileName(file);
+        if (epochId !== null) epochIds.push(epochId);
+        else if (file.endsWith('.tmp')) io.unlink(path.join(dir, file));
         continue;
       }
       const exts = byId.get(parsed.id) ?? new Set<string>();
@@ -204,9 +223,13 @@ export class Wal {
       const segment = openSegment(this.ctx, name, dir, id);
       if (segment !== null) segments.push(segment);
     }
+    for (const id of epochIds) this.epochs.load(name, id);
     if (segments.length === 0) {
-      io.removeTree(dir);
-      io.fsyncDir(this.topicsDir);
+      // A replica fenced before it got any record keeps its epochs (and so the directory).
+      if (!this.epochs.hasTopic(name)) {
+        io.removeTree(dir);
+        io.fsyncDir(this.topicsDir);
+      }
       return;
     }
     // Only the newest segment may stay active; an older unsealed one lost its seal marker in a crash.
@@ -236,7 +259,18 @@ export class Wal {
     return this.topicMap.get(topic)?.segments.map((s) => s.info()) ?? [];
   }
 
-  /** Creates a new active segment. The topic must have no active one; ids and offsets only grow. */
+  /** The local segment `segmentId` of the topic, or undefined when this node does not hold it. */
+  segmentInfo(topic: string, segmentId: number): WalSegmentInfo | undefined {
+    return this.topicMap
+      .get(topic)
+      ?.segments.find((s) => s.id === segmentId)
+      ?.info();
+  }
+
+  /**
+   * Creates a new active segment. The topic must have no active one; ids only grow, and the base
+   * is at or above the previous segment's end (after `truncateSegment`, its new end).
+   */
   async createSegment(topic: string, segmentId: number, baseOffset: number): Promise<void> {
     assertTopicName(topic);
     this.assertOpen();
@@ -275,10 +309,10 @@ export class Wal {
       segment = Segment.create(this.ctx, topic, t.dir, segmentId, baseOffset);
     } catch (error) {
       if (t.segments.length === 0) {
-        // A topic exists here only with a segment.
+        // A topic exists here only with a segment (its directory also with an epoch).
         this.topicMap.delete(topic);
         try {
-          this.io.removeTree(t.dir);
+          if (!this.epochs.hasTopic(topic)) this.io.removeTree(t.dir);
         } catch {
           // An empty topic directory is removed at the next open.
         }
@@ -294,14 +328,40 @@ export class Wal {
    * otherwise after the write) with the offsets and the timestamp given to every record.
    * Rejects with RECORD_TOO_LARGE / BATCH_TOO_LARGE / BAD_REQUEST (writing nothing), DISK_FULL
    * (nothing written, retry later), TOPIC_NOT_FOUND, or UNAVAILABLE (no active segment, closed,
-   * or the segment failed).
+   * sealing or truncating, or the segment failed).
    */
   append(topic: string, records: readonly WalRecordInput[]): Promise<AppendResult> {
+    const pending = this.assign(topic, records);
+    return pending instanceof WalError ? Promise.reject(pending) : pending.promise;
+  }
+
+  /**
+   * `append` with the offsets and the timestamp returned at once: a replication leader sends the
+   * records to its followers with them in the same turn, before the local group commit runs.
+   * What `append` rejects with before writing (RECORD_TOO_LARGE, BATCH_TOO_LARGE, BAD_REQUEST,
+   * TOPIC_NOT_FOUND, UNAVAILABLE) is thrown here as a WalError and nothing is queued; `durable`
+   * settles like `append`'s promise (same offsets and timestamp; DISK_FULL or UNAVAILABLE when the
+   * write fails). The caller must handle `durable`: an unhandled rejection ends the process.
+   */
+  appendAssigned(topic: string, records: readonly WalRecordInput[]): AssignedAppend {
+    const pending = this.assign(topic, records);
+    if (pending instanceof WalError) throw pending;
+    const { firstOffset, timestampMs } = pending;
+    return {
+      firstOffset,
+      lastOffset: firstOffset + records.length - 1,
+      timestampMs,
+      durable: pending.promise,
+    };
+  }
+
+  /** `append` and `appendAssigned`: validates, hands out offsets and a timestamp, queues. */
+  private assign(topic: string, records: readonly WalRecordInput[]): PendingAppend | WalError {
     const t = this.topicMap.get(topic);
     const segment = this.activeFor(topic, t);
-    if (segment instanceof WalError) return Promise.reject(segment);
-    const checked = this.checkBatch(records, segment);
-    if (checked instanceof WalError) return Promise.reject(checked);
+    if (segment instanceof WalError) return segment;
+    const checked = checkBatch(records, segment, this.limits);
+    if (checked instanceof WalError) return checked;
     const topicState = t!;
     const timestampMs = Math.max(this.nowMs(), topicState.lastTimestampMs);
     topicState.lastTimestampMs = timestampMs;
@@ -316,68 +376,53 @@ export class Wal {
       checked.bytes,
     );
     this.enqueue(segment, pending);
-    return pending.promise;
+    return pending;
   }
 
   /**
-   * Appends records that already carry offsets and timestamps (a follower replica) to the active
-   * segment `segmentId`: offsets must continue the segment with no gap, timestamps must not go back.
-   * Rejects with BAD_REQUEST otherwise.
+   * Appends records that already carry consecutive offsets and timestamps that do not go back (from
+   * the log's last record: a follower replica) to the active segment `segmentId`. Records below the segment's assigned end
+   * (a resend that overlaps) are skipped: one writer per segment makes them identical. Resolves
+   * like `append`: firstOffset is the first offset added, lastOffset + 1 the segment's end; when
+   * all were below the end, once the appends queued before are durable, with firstOffset = end and
+   * lastOffset = end − 1. Rejects with BAD_REQUEST for a gap (first offset above the end; the
+   * error's `expectedOffset` is the end, to resend from), another segment, or bad offsets or
+   * timestamps; otherwise like `append`.
    */
   appendReplicated(
     topic: string,
     segmentId: number,
     records: readonly WalReplicatedRecord[],
   ): Promise<AppendResult> {
-    const segment = this.activeFor(topic, this.topicMap.get(topic));
+    const t = this.topicMap.get(topic);
+    const segment = this.activeFor(topic, t);
     if (segment instanceof WalError) return Promise.reject(segment);
     if (segment.id !== segmentId) {
-      return Promise.reject(
-        new WalError(
-          WalErrorCode.BAD_REQUEST,
-          `segment ${segmentId} is not the active segment of '${topic}'`,
-        ),
-      );
+      const message = `segment ${segmentId} is not the active segment of '${topic}'`;
+      return Promise.reject(new WalError(WalErrorCode.BAD_REQUEST, message));
     }
-    const checked = this.checkBatch(records, segment);
-    if (checked instanceof WalError) return Promise.reject(checked);
-    const t = this.topicMap.get(topic)!;
-    const timestamps: number[] = [];
-    let previous = t.lastTimestampMs;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      if (r.offset !== segment.assignedEndOffset + i) {
-        return Promise.reject(
-          new WalError(
-            WalErrorCode.BAD_REQUEST,
-            `replicated record ${i} has offset ${r.offset}; expected ${segment.assignedEndOffset + i}`,
-          ),
-        );
-      }
-      if (!Number.isSafeInteger(r.timestampMs) || r.timestampMs < previous) {
-        return Promise.reject(
-          new WalError(
-            WalErrorCode.BAD_REQUEST,
-            `replicated record ${r.offset} has a timestamp that goes back`,
-          ),
-        );
-      }
-      previous = r.timestampMs;
-      timestamps.push(r.timestampMs);
-    }
-    t.lastTimestampMs = previous;
-    const firstOffset = segment.assignedEndOffset;
-    segment.assignedEndOffset += records.length;
-    const pending = new PendingAppend(
-      records,
-      checked.headerSizes,
-      firstOffset,
-      previous,
-      timestamps,
-      checked.bytes,
-    );
+    const logTimestampMs = lastLogTimestampMs(t!.segments, segment);
+    const plan = checkReplicatedBatch(records, segment, logTimestampMs, this.limits);
+    if (plan instanceof WalError) return Promise.reject(plan);
+    if (plan === null) return this.afterQueued(segment, logTimestampMs);
+    const { fresh, checked, timestamps } = plan;
+    const end = segment.assignedEndOffset;
+    const previous = timestamps[timestamps.length - 1]!;
+    t!.lastTimestampMs = Math.max(t!.lastTimestampMs, previous);
+    segment.assignedEndOffset += fresh.length;
+    const pending = new PendingAppend(fresh, checked.headerSizes, end, previous, timestamps, checked.bytes);
     this.enqueue(segment, pending);
     return pending.promise;
+  }
+
+  /** A resend with nothing new: settles with the end once the segment's last queued append does. */
+  private async afterQueued(segment: Segment, timestampMs: number): Promise<AppendResult> {
+    const end = segment.assignedEndOffset;
+    const last = segment.lastAppend;
+    // It settles last (a failed batch fails those queued behind it). A rejected one gave its
+    // offsets back (the end moved below it): nothing to wait for.
+    if (last !== null && last.firstOffset < end) await last.promise;
+    return { firstOffset: end, lastOffset: end - 1, timestampMs };
   }
 
   private activeFor(topic: string, t: TopicState | undefined): Segment | WalError {
@@ -390,71 +435,12 @@ export class Wal {
     if (segment.failed !== null) return segment.failed;
     if (segment.sealing)
       return new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' is sealing its segment`);
+    if (segment.truncating)
+      return new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' is truncating its segment`);
     if (this.queueFull() || segment.pendingBytes >= walLimits.groupCommitSizeMaxBytes) {
       return new WalError(WalErrorCode.UNAVAILABLE, 'the group commit queue is full; retry shortly');
     }
     return segment;
-  }
-
-  /** Limits of one append; returns its encoded size and header sizes, or the error. */
-  private checkBatch(
-    records: readonly WalRecordInput[],
-    segment: Segment,
-  ): { bytes: number; headerSizes: number[] | null } | WalError {
-    const n = records.length;
-    const { limits } = this;
-    if (n === 0) return new WalError(WalErrorCode.BAD_REQUEST, 'an append needs at least one record');
-    if (n > limits.batchRecordCountMax) {
-      return new WalError(
-        WalErrorCode.BATCH_TOO_LARGE,
-        `${n} records exceed the batch limit of ${limits.batchRecordCountMax}`,
-      );
-    }
-    if (segment.assignedEndOffset - segment.baseOffset + n > walLimits.segmentRecordCountMax) {
-      return new WalError(
-        WalErrorCode.UNAVAILABLE,
-        `segment ${segment.id} holds the maximum number of records`,
-      );
-    }
-    let bytes = 0;
-    let headerSizes: number[] | null = null;
-    for (let i = 0; i < n; i++) {
-      const record = records[i]!;
-      const value = record.value;
-      if (!(value instanceof Uint8Array))
-        return new WalError(WalErrorCode.BAD_REQUEST, `record ${i} has no byte value`);
-      let size = value.length;
-      const headers = record.headers;
-      if (headers !== undefined) {
-        const h = headersSizeBytes(headers);
-        if (h < 0) {
-          return new WalError(
-            WalErrorCode.BAD_REQUEST,
-            `record ${i} headers exceed the limits (${walLimits.headerCountMax} headers, keys ` +
-              `${walLimits.headerKeySizeMaxBytes} B, values ${walLimits.headerValueSizeMaxBytes} B)`,
-          );
-        }
-        if (h > 0) {
-          headerSizes ??= new Array<number>(n).fill(0);
-          headerSizes[i] = h;
-          size += h;
-        }
-      }
-      if (size > limits.recordSizeMaxBytes) {
-        return new WalError(
-          WalErrorCode.RECORD_TOO_LARGE,
-          `record ${i} is ${size} bytes; the limit is ${limits.recordSizeMaxBytes}`,
-        );
-      }
-      bytes += size;
-    }
-    if (bytes > limits.batchSizeMaxBytes) {
-      return new WalError(
-        WalErrorCode.BATCH_TOO_LARGE,
-        `the batch is ${bytes} bytes; the limit is ${limits.batchSizeMaxBytes}`,
-      );
-    }
-    return { bytes: bytes + n * recordHeaderSizeBytes, headerSizes };
   }
 
   private enqueue(segment: Segment, pending: PendingAppend): void {
@@ -463,6 +449,7 @@ export class Wal {
       this.queued.push(segment);
     }
     segment.pending.push(pending);
+    segment.lastAppend = pending;
     segment.pendingBytes += pending.encodedBytes;
     this.queuedBytes += pending.encodedBytes;
     this.queuedAppends += 1;
@@ -564,6 +551,8 @@ export class Wal {
   private acknowledge(batch: BatchWrite): void {
     const stat = this.stat;
     const appends = batch.appends;
+    // Settled: nothing waits for it any more (and its records are not kept alive).
+    if (batch.segment.lastAppend === appends[appends.length - 1]) batch.segment.lastAppend = null;
     stat.appendCount += appends.length;
     for (let i = 0; i < appends.length; i++) {
       const append = appends[i]!;
@@ -630,7 +619,8 @@ export class Wal {
     const segment = t.active;
     if (segment === null)
       throw new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' has no active segment`);
-    if (segment.sealing) throw new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' is already sealing`);
+    if (segment.sealing || segment.truncating)
+      throw new WalError(WalErrorCode.UNAVAILABLE, `topic '${topic}' is already sealing or truncating`);
     // From here new appends are refused; those already accepted are written and made durable.
     segment.sealing = true;
     try {
@@ -646,6 +636,66 @@ export class Wal {
     }
     t.active = null;
     return segment.info();
+  }
+
+  /**
+   * Removes every record at offset >= endOffset from the local segment `segmentId` (active or
+   * sealed), durably and crash-safely (truncate.ts), after the appends already accepted for it
+   * settled (new ones are refused meanwhile with UNAVAILABLE). An active segment then takes
+   * appends from endOffset on; a sealed one stays sealed with the new end (its seal marker is
+   * rewritten), so a next segment may start at endOffset. Truncating to the end is a no-op.
+   * Rejects with TOPIC_NOT_FOUND, BAD_REQUEST (segment not held here, endOffset outside
+   * [baseOffset, end]), UNAVAILABLE (closed, already sealing or truncating, changed meanwhile, the
+   * segment failed), CORRUPT_RECORD (endOffset inside corrupt records) or DISK_FULL (nothing
+   * changed). Returns the segment's new info.
+   */
+  async truncateSegment(topic: string, segmentId: number, endOffset: number): Promise<WalSegmentInfo> {
+    this.assertOpen();
+    const t = this.topicMap.get(topic);
+    if (t === undefined)
+      throw new WalError(WalErrorCode.TOPIC_NOT_FOUND, `topic '${topic}' has no local segments`);
+    const segment = t.segments.find((s) => s.id === segmentId);
+    if (segment === undefined)
+      throw new WalError(WalErrorCode.BAD_REQUEST, `segment ${segmentId} of '${topic}' is not stored here`);
+    const outside = cutOutside(segment, endOffset, segment.assignedEndOffset);
+    if (outside !== null) throw outside;
+    if (segment.sealing || segment.truncating)
+      throw new WalError(
+        WalErrorCode.UNAVAILABLE,
+        `segment ${segmentId} of '${topic}' is busy sealing or truncating`,
+      );
+    segment.truncating = true;
+    try {
+      await this.drain();
+      while (segment.extending !== null) await segment.extending;
+      if (this.closed || this.topicMap.get(topic) !== t || !t.segments.includes(segment))
+        throw new WalError(WalErrorCode.UNAVAILABLE, `segment ${segmentId} of '${topic}' changed meanwhile`);
+      assert.equal(segment.pending.length, 0, 'nothing is queued on a truncating segment after the drain');
+      // Appends it waited for may have failed (their offsets were given back).
+      const stillOutside = cutOutside(segment, endOffset, segment.endOffset);
+      if (stillOutside !== null) throw stillOutside;
+      truncateSegmentAt(this.ctx, segment, endOffset);
+    } finally {
+      segment.truncating = false;
+    }
+    return segment.info();
+  }
+
+  /** The segment's fence epoch: the highest `raiseSegmentEpoch` stored; 0 when none ever was. */
+  segmentEpoch(topic: string, segmentId: number): number {
+    return this.epochs.get(topic, segmentId);
+  }
+
+  /**
+   * Stores max(current, epoch) as the segment's fence epoch, durably before resolving, and
+   * resolves with it. Works whether or not this node holds data of the topic or the segment.
+   * Rejects with BAD_REQUEST (epoch or id not a non-negative / positive integer), UNAVAILABLE
+   * (closed, segmentEpochCountMax epochs held, I/O error) or DISK_FULL; nothing changed then.
+   */
+  async raiseSegmentEpoch(topic: string, segmentId: number, epoch: number): Promise<number> {
+    assertTopicName(topic);
+    this.assertOpen();
+    return this.epochs.raise(topic, segmentId, epoch, this.topicMap.has(topic));
   }
 
   /**
@@ -755,7 +805,13 @@ export class Wal {
       );
     }
     if (deleted.length > 0) {
-      this.io.fsyncDir(t.dir);
+      try {
+        // Their epochs too, and those of lower ids held without data (their offsets are lower).
+        this.epochs.deleteUpTo(topic, deleted[deleted.length - 1]!);
+        this.io.fsyncDir(t.dir);
+      } catch (error) {
+        throw walErrorFromIo(error, `deleting segment epochs of topic '${topic}'`);
+      }
       if (t.segments.length === 0) this.dropTopicState(t);
     }
     return deleted;
@@ -763,15 +819,22 @@ export class Wal {
 
   private dropTopicState(t: TopicState): void {
     this.topicMap.delete(t.name);
+    if (this.epochs.hasTopic(t.name)) return;
     this.io.removeTree(t.dir);
     this.io.fsyncDir(this.topicsDir);
   }
 
-  /** Deletes every local segment of the topic. Queued appends to it are written first. */
+  /**
+   * Deletes every local segment of the topic, and its segment epochs. Queued appends to it are
+   * written first.
+   */
   async deleteTopic(topic: string): Promise<void> {
     this.assertOpen();
     const t = this.topicMap.get(topic);
-    if (t === undefined) return;
+    if (t === undefined) {
+      if (this.epochs.hasTopic(topic)) this.trashTopicDir(topic, path.join(this.topicsDir, topic));
+      return;
+    }
     // Appends accepted before this call are written first; later ones are refused.
     if (t.active !== null) t.active.sealing = true;
     await this.drain();
@@ -779,11 +842,18 @@ export class Wal {
     if (this.topicMap.get(topic) !== t) return;
     for (const s of t.segments) s.close();
     this.topicMap.delete(topic);
+    this.trashTopicDir(topic, t.dir);
+  }
+
+  /** Renames the topic's directory into trash/ (durably: one step), then removes it. */
+  private trashTopicDir(topic: string, dir: string): void {
     const trash = path.join(this.trashDir, `${topic}-${this.nowMs()}`);
     try {
-      this.io.rename(t.dir, trash);
+      this.io.rename(dir, trash);
       this.io.fsyncDir(this.topicsDir);
       this.io.fsyncDir(this.trashDir);
+      // Forgotten only once gone for good: memory never says less than the disk.
+      this.epochs.dropTopic(topic);
       this.io.removeTree(trash);
     } catch (error) {
       throw walErrorFromIo(error, `deleting topic '${topic}'`);
