@@ -24,6 +24,8 @@ const debianBinPath = '/usr/sbin/nats-server';
 const maxFileStoreBytes = 16 * 1024 * 1024 * 1024;
 const maxMemoryStoreBytes = 256 * 1024 * 1024;
 const clusterName = 'walrus-bench';
+/** Starts of the whole cluster on fresh ports when a port was taken before a server bound it. */
+const startAttemptCountMax = 3;
 
 export interface NatsServerBinary {
   readonly path: string;
@@ -163,13 +165,38 @@ export class NatsCluster {
    * server's message if it refuses one), then starts the servers and waits for their client ports.
    */
   static async start(options: NatsClusterOptions): Promise<NatsCluster> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await NatsCluster.startOnce(options);
+      } catch (error) {
+        // freePort's ports are free when picked, not held: another process on this machine may bind
+        // one before the server does. Start over on fresh ports (and fresh store dirs), bounded.
+        const portTaken = error instanceof Error && error.message.includes('address already in use');
+        if (!portTaken || attempt >= startAttemptCountMax) throw error;
+      }
+    }
+  }
+
+  private static async startOnce(options: NatsClusterOptions): Promise<NatsCluster> {
+    // Distinct ports: freePort checks each port alone, so two picks can return the same one.
+    const taken = new Set<number>();
+    const distinctFreePort = async (): Promise<number> => {
+      for (;;) {
+        const port = await freePort();
+        if (!taken.has(port)) {
+          taken.add(port);
+          return port;
+        }
+      }
+    };
     const ports: { clientPort: number; clusterPort: number }[] = [];
     for (let i = 0; i < options.serverCount; i++) {
-      ports.push({ clientPort: await freePort(), clusterPort: await freePort() });
+      ports.push({ clientPort: await distinctFreePort(), clusterPort: await distinctFreePort() });
     }
     const servers: NatsServerProcess[] = ports.map(({ clientPort, clusterPort }, i) => {
       const name = `n${i + 1}`;
       const serverDir = path.join(options.dir, name);
+      fs.rmSync(serverDir, { recursive: true, force: true });
       fs.mkdirSync(serverDir, { recursive: true });
       const configPath = path.join(serverDir, 'nats-server.conf');
       const peers = ports.filter((_, j) => j !== i).map((p) => p.clusterPort);
