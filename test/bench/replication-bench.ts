@@ -139,6 +139,10 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+function mean(values: readonly number[]): number {
+  return values.length === 0 ? Number.NaN : values.reduce((sum, v) => sum + v, 0) / values.length;
+}
+
 function round(value: number, digits = 0): number {
   return Number(value.toFixed(digits));
 }
@@ -712,7 +716,7 @@ function installSignalCleanup(pids: () => number[], dir: string): () => void {
     console.error(
       `# ${signal}: killed ${killed.length} bench processes by PID (${killed.join(', ')}), removed ${dir}`,
     );
-    process.exit(130);
+    process.exit(128 + (os.constants.signals[signal] ?? 0));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -720,6 +724,30 @@ function installSignalCleanup(pids: () => number[], dir: string): () => void {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   };
+}
+
+/**
+ * PIDs of this process's children, from /proc: the servers a cluster is still starting are not
+ * tracked by their cluster object yet, but they are children of this process all the same.
+ */
+function childPids(): number[] {
+  const out: number[] = [];
+  try {
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+        // Fields after the parenthesised command name: state, then the parent's PID.
+        const parentPid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (parentPid === process.pid) out.push(Number(entry));
+      } catch {
+        // exited meanwhile
+      }
+    }
+  } catch {
+    // no /proc: the tracked PIDs alone
+  }
+  return out;
 }
 
 function walrusPids(cluster: LocalCluster | null): number[] {
@@ -746,7 +774,7 @@ export async function runReplicationBench(opts: { dir: string }): Promise<Figure
   const loadAvg1mStart = os.loadavg()[0]!;
   const running: { walrus: LocalCluster | null; nats: NatsCluster | null } = { walrus: null, nats: null };
   const uninstall = installSignalCleanup(
-    () => [...walrusPids(running.walrus), ...(running.nats?.pids() ?? [])],
+    () => [...new Set([...walrusPids(running.walrus), ...(running.nats?.pids() ?? []), ...childPids()])],
     opts.dir,
   );
   const topics = { append: 'repl-append', consume: 'repl-consume', failover: 'repl-failover' };
@@ -901,6 +929,8 @@ export async function runReplicationBench(opts: { dir: string }): Promise<Figure
       jetstreamSyncP50Us: round(jetstreamSyncP50Us),
       jetstreamSyncP99Us: round(percentile(natsSyncUs, 99)),
       syncP50Ratio: round(syncP50Us / jetstreamSyncP50Us, 3),
+      syncMeanUs: round(mean(walrusSyncUs)),
+      jetstreamSyncMeanUs: round(mean(natsSyncUs)),
       consumePerSec: round(consumePerSec),
       jetstreamConsumePerSec: round(jetstreamConsumePerSec),
       consumeRatio: round(consumePerSec / jetstreamConsumePerSec, 3),
