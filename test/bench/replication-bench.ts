@@ -3,7 +3,8 @@
  * JetStream in one run on one machine, 128-byte records. This file owns the replication figures and
  * how they are taken; test/helpers/nats-cluster.ts owns the nats-server processes.
  *
- * Ours: 3 real walrus-node processes (`--fsync always`), a topic per phase. Theirs: 3 nats-server
+ * Ours: 3 real walrus-node processes (`--fsync always`), a topic per phase with replication factor 3,
+ * every append acknowledged once a quorum of the segment's replicas hold it. Theirs: 3 nats-server
  * processes with routes between them, JetStream on, an R3 file stream per phase (default sync, then
  * `sync_interval: always` where the server supports it). Everything listens on 127.0.0.1.
  *
@@ -31,7 +32,7 @@ import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import { connect, DeliverPolicy, type NatsConnection, StorageType } from 'nats';
 import { LocalCluster } from '../../infra/local/launcher.js';
-import { WalrusClient } from '../../node/client/walrus-client.js';
+import { type AppendOptions, WalrusClient } from '../../node/client/walrus-client.js';
 import { WalrusError } from '../../node/protocol/error-codes.js';
 import { protocolLimits } from '../../node/protocol/limits.js';
 import {
@@ -49,8 +50,9 @@ type Figures = Record<string, number | string | boolean>;
 
 const recordSizeBytes = 128;
 const nodeCount = 3;
-/** The replication factor the bench asks for, once createTopic takes one (see createWalrusTopic). */
+/** Copies of each segment; every append waits for a quorum of them (the default, asked explicitly). */
 const replicationFactor = 3;
+const quorumAcks = { acks: 'quorum' } as const satisfies AppendOptions;
 const inFlightCount = 256;
 /** Each pipelined slice first runs this long unmeasured (connections, routes, JIT, stream leader). */
 const warmupMs = 500;
@@ -313,13 +315,15 @@ async function fill(
 
 // ---- Walrus-TS side -----------------------------------------------------------------------------
 
+/** Creates a topic whose segments have `replicationFactor` copies, and checks the node says so. */
 async function createWalrusTopic(client: WalrusClient, topic: string): Promise<void> {
-  // REPLICATION FACTOR: createTopic takes no replication factor yet (node/protocol/messages.ts), so
-  // the cluster default applies. When it does, this is the one line to change, passing
-  // `replicationFactor` (3) — and `replicationFactorSetting` below says what was asked.
-  await client.createTopic(topic);
+  const { topic: info } = await client.createTopic(topic, { replicationFactor });
+  if (info.replicationFactor !== replicationFactor) {
+    throw new Error(
+      `topic ${topic} has replication factor ${info.replicationFactor}, not ${replicationFactor}`,
+    );
+  }
 }
-const replicationFactorSetting = `cluster default (createTopic takes no replicationFactor yet; ${replicationFactor} once it does)`;
 
 function walrusClient(
   cluster: LocalCluster,
@@ -330,10 +334,10 @@ function walrusClient(
 
 /**
  * Waits (bounded) until every node answers METRICS, all agree on one Raft leader with `nodeCount`
- * voters, and, given a topic, `writer` gets an append to it acknowledged. Returns the Raft leader.
- * Once replication shows a segment's replica state (describeTopic), "whole" should also mean that
- * every replica of the active segment has caught up: a restarted node still catching up when the
- * next leader is killed would make that run measure its catch-up, not the failover.
+ * voters, and, given a topic, `writer` gets an append to it acknowledged and the topic has no
+ * under-replicated segment. Returns the Raft leader. (describeTopic does not say whether a replica
+ * has caught up; the failover topic holds only a few records a run, so a restarted node's catch-up
+ * is short.)
  */
 async function waitClusterWhole(
   cluster: LocalCluster,
@@ -353,10 +357,15 @@ async function waitClusterWhole(
     if (agreed && (writer === null || topic === null)) return leader;
     if (agreed && writer !== null && topic !== null) {
       try {
-        await writer.append(topic, [{ value: payload }], { timeoutMs: failoverAttemptTimeoutMs });
-        return leader;
+        await writer.append(topic, [{ value: payload }], {
+          ...quorumAcks,
+          timeoutMs: failoverAttemptTimeoutMs,
+        });
+        const info = await writer.describeTopic(topic, { timeoutMs: failoverAttemptTimeoutMs });
+        if (info.underReplicatedSegmentCount === 0) return leader;
+        lastProblem = `${info.underReplicatedSegmentCount} under-replicated segments`;
       } catch (error) {
-        lastProblem = `probe append: ${errorText(error)}`;
+        lastProblem = `probe append or describe: ${errorText(error)}`;
       }
     } else {
       lastProblem = `nodes disagree: ${metrics.map((m) => (m === null ? 'down' : `${m.id}→${m.current_leader}/${m.membership_config.voters.length}v`)).join(', ')}`;
@@ -377,7 +386,7 @@ async function walrusPipelined(
   const records = [{ value: payload }];
   try {
     return await pipelinedSlice(
-      (lane) => clients[lane]!.append(topic, records),
+      (lane) => clients[lane]!.append(topic, records, quorumAcks),
       s.connectionCount,
       durationMs,
       countMax,
@@ -392,7 +401,7 @@ async function walrusSync(cluster: LocalCluster, topic: string, durationMs: numb
   const client = walrusClient(cluster);
   const records = [{ value: payload }];
   try {
-    return await syncLatenciesUs(() => client.append(topic, records), durationMs);
+    return await syncLatenciesUs(() => client.append(topic, records, quorumAcks), durationMs);
   } finally {
     await client.close();
   }
@@ -406,7 +415,7 @@ async function walrusFill(cluster: LocalCluster, topic: string, recordCount: num
       recordCount,
       walrusFillBatchRecordCount,
       walrusFillBatchesInFlight,
-      (count) => client.append(topic, count === batch.length ? batch : batch.slice(0, count)),
+      (count) => client.append(topic, count === batch.length ? batch : batch.slice(0, count), quorumAcks),
       'walrus',
     );
     const info = await client.describeTopic(topic);
@@ -491,7 +500,10 @@ async function walrusFailover(
         const remainingMs = s.failoverBoundMs - (performance.now() - t0);
         if (remainingMs <= 0) break;
         try {
-          await writer.append(topic, records, { timeoutMs: Math.min(failoverAttemptTimeoutMs, remainingMs) });
+          await writer.append(topic, records, {
+            ...quorumAcks,
+            timeoutMs: Math.min(failoverAttemptTimeoutMs, remainingMs),
+          });
           ackedMs = performance.now() - t0;
           break;
         } catch (error) {
@@ -506,7 +518,9 @@ async function walrusFailover(
       timesMs.push(ackedMs ?? s.failoverBoundMs);
       log(
         `#   failover run ${run + 1}/${s.failoverRunCount}: killed node ${segmentLeader}` +
-          `${segmentLeader === raftLeader ? ' (also the Raft leader)' : ''}: ` +
+          `${segmentLeader === raftLeader ? ' (also the Raft leader)' : ''}, leading segment ` +
+          `${active?.id} (replicas ${active?.replicas.join(',')}, epoch ${active?.epoch}, ` +
+          `${info.underReplicatedSegmentCount} under-replicated): ` +
           (ackedMs === null
             ? `no ack within the ${s.failoverBoundMs} ms bound`
             : `first ack after ${round(ackedMs)} ms`),
@@ -961,7 +975,8 @@ export async function runReplicationBench(opts: { dir: string }): Promise<Figure
       failoverRetryIntervalMs,
       quickMode: s.quick,
       walrusFsync: 'always',
-      walrusReplicationFactor: replicationFactorSetting,
+      walrusReplicationFactor: replicationFactor,
+      walrusAcks: quorumAcks.acks,
       jetstreamStream: 'R3 file, default sync',
       natsServerVersion: binary.version,
       natsClientVersion: natsClientVersion(),
