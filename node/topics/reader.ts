@@ -238,8 +238,13 @@ export class Reader {
     const { table, nodeId, meta, cluster } = this.ctx;
     const topic = table.topic(name);
     const leaders = new Set<number>();
+    // Each segment is asked of one node holding it: its leader, or a reachable replica when the
+    // leader is not (a node answers for every copy it holds, so the least answer is exact).
     for (const s of topic.segments) {
-      if (s.endOffset !== s.baseOffset && meta.state.nodes.has(s.leaderNodeId)) leaders.add(s.leaderNodeId);
+      if (s.endOffset === s.baseOffset) continue;
+      const holders = [s.leaderNodeId, ...replicasOf(s)].filter((id) => meta.state.nodes.has(id));
+      const chosen = holders.find((id) => cluster.reachable(id)) ?? holders[0];
+      if (chosen !== undefined) leaders.add(chosen);
     }
     const answers = await Promise.all(
       [...leaders].map(async (leader) =>

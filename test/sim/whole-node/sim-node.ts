@@ -274,6 +274,9 @@ export class SimNode {
       voters: () => [...raft.status().voters],
       aliveVoters: () => raft.aliveVoters(),
       propose: (command) => raft.propose(command),
+      repairSegment: (topic, segmentId, gone, target) =>
+        topics!.repairSegment(topic, segmentId, gone, target),
+      repairAfterMs: 30_000,
       recoverSegment: (topic, segmentId, reason) => topics!.recoverSegment(topic, segmentId, reason),
       nowMs: () => scheduler.nowMs(),
       logger,

@@ -165,3 +165,34 @@ test('a rollover seals only what a quorum holds and the next segment gets a repl
     Array.from({ length: 10 }, (_, i) => `r${i}`),
   );
 });
+
+test('repair copies a sealed segment to another voter before the metadata lists it there', async (t) => {
+  const h = await TopicHarness.start({ nodeIds: [1, 2, 3, 4], segmentEntryCountMax: 5 });
+  t.teardown(() => h.close());
+  await h.createTopic('t', 1, undefined, [1, 2, 3]);
+  for (let i = 0; i < 5; i++) await h.node(1).service.appender.append('t', recordsOf(`r${i}`));
+  await until('the first segment sealed', () => h.log.state.topics.get('t')!.segments[0]!.endOffset === 5);
+  await h.node(3).stop();
+  t.true(await h.node(1).service.repairSegment('t', 1, 3, 4));
+  const first = h.log.state.topics.get('t')!.segments[0]!;
+  t.deepEqual([...replicasOf(first)], [1, 2, 4]);
+  const copy = h.node(4).wal.segmentInfo('t', 1);
+  t.like(copy, { sealed: true, baseOffset: 0, endOffset: 5 });
+  t.deepEqual(localValues(h, 4, 't').slice(0, 5), ['r0', 'r1', 'r2', 'r3', 'r4']);
+  // The new copy serves reads while the node it replaced is gone.
+  await h.node(1).stop();
+  await h.node(2).stop();
+  const page = await h.node(4).service.reader.read('t', 0, { ...readAll, waitMs: 0 });
+  t.deepEqual(page.records.map(text), ['r0', 'r1', 'r2', 'r3', 'r4']);
+});
+
+test('a repair that cannot copy lists nothing new', async (t) => {
+  const h = await TopicHarness.start({ nodeIds: [1, 2, 3, 4], segmentEntryCountMax: 5 });
+  t.teardown(() => h.close());
+  await h.createTopic('t', 1, undefined, [1, 2, 3]);
+  for (let i = 0; i < 5; i++) await h.node(1).service.appender.append('t', recordsOf(`r${i}`));
+  await until('the first segment sealed', () => h.log.state.topics.get('t')!.segments[0]!.endOffset === 5);
+  await h.node(4).stop();
+  t.is(await codeOf(() => h.node(1).service.repairSegment('t', 1, 3, 4)), 'UNAVAILABLE');
+  t.deepEqual([...replicasOf(h.log.state.topics.get('t')!.segments[0]!)], [1, 2, 3]);
+});
