@@ -230,6 +230,7 @@ async function main(): Promise<void> {
     repairSegment: (topic, segmentId, gone, target) =>
       topicService.repairSegment(topic, segmentId, gone, target),
     repairAfterMs: config.repairAfterMs,
+    delay: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     recoverSegment: (topic, segmentId, reason) => topicService.recoverSegment(topic, segmentId, reason),
     nowMs: Date.now,
     logger,

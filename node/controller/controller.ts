@@ -31,6 +31,8 @@ export interface ControllerPorts {
   recoverSegment(topic: string, segmentId: number, reason: string): Promise<boolean>;
   /** Re-replicates a sealed segment: `target` copies it, then replaces `gone` in its replica set. */
   repairSegment(topic: string, segmentId: number, gone: number, target: number): Promise<boolean>;
+  /** Resolves after `ms` on the node's clock (the simulator's in the simulator). */
+  delay(ms: number): Promise<void>;
   /** A replica dead this long is replaced (WALRUS_REPAIR_AFTER_MS). */
   readonly repairAfterMs: number;
   nowMs(): number;
@@ -42,6 +44,9 @@ export const controllerLimits = {
   segmentWatchIntervalMs: 200,
   /** Re-replications the Raft leader runs at once. */
   repairCountMax: 2,
+  /** Rounds of rolling a leaving node's active segment over before the removal gives up (and between them). */
+  drainAttemptCountMax: 20,
+  drainRetryMs: 100,
   /**
    * A segment leader not heard from for this long is taken for dead (the Raft view of "alive" is
    * one election timeout; this adds margin against a pause).
@@ -200,9 +205,16 @@ export class Controller {
     const p = this.ports;
     const unmoved: string[] = [];
     for (const topic of [...p.state.topics.values()]) {
-      const active = activeSegment(topic);
-      if (active.leaderNodeId !== nodeId && replicasOf(active).includes(nodeId))
-        await p.recoverSegment(topic.name, active.id, `replica ${nodeId} is leaving`);
+      // The active segment is rolled over until its replica set no longer holds the node (a
+      // recovery may be throttled or fail for a moment: retried, bounded).
+      for (let attempt = 0; attempt < controllerLimits.drainAttemptCountMax; attempt++) {
+        const current = p.state.topics.get(topic.name);
+        if (current === undefined) break;
+        const active = activeSegment(current);
+        if (!replicasOf(active).includes(nodeId)) break;
+        if (!(await p.recoverSegment(topic.name, active.id, `replica ${nodeId} is leaving`)))
+          await p.delay(controllerLimits.drainRetryMs);
+      }
       for (const segment of [...topic.segments]) {
         if (segment.endOffset === null || !replicasOf(segment).includes(nodeId)) continue;
         const target = repairTarget(nodeId, replicasOf(segment), p.voters(), p.aliveVoters(), this.leaving);

@@ -60,6 +60,16 @@ export async function removeNode(
     // The segments just handed off may hold records too.
     refuseIfHolding(state, nodeId);
     const unmoved = await controller.drainReplicas(nodeId);
+    // An active segment that still has a copy on N would lose a quorum member for good.
+    const stuck = [...state.topics.values()]
+      .filter((topic) => replicasOf(activeSegment(topic)).includes(nodeId))
+      .map((topic) => topic.name);
+    if (stuck.length > 0) {
+      throw new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `the active segment of ${describe(stuck)} still has a copy on node ${nodeId} and could not be moved (a majority of its replicas must answer); retry the removal`,
+      );
+    }
     if (unmoved.length > 0)
       topics.logger.warn(
         {

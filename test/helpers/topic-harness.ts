@@ -306,6 +306,7 @@ export class TopicHarness {
       repairSegment: (topic, segmentId, gone, target) =>
         this.node(nodeId).service.repairSegment(topic, segmentId, gone, target),
       repairAfterMs: 60_000,
+      delay: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       recoverSegment: (topic, segmentId, reason) =>
         this.node(nodeId).service.recoverSegment(topic, segmentId, reason),
       nowMs: this.clock.nowMs,

@@ -277,6 +277,7 @@ export class SimNode {
       repairSegment: (topic, segmentId, gone, target) =>
         topics!.repairSegment(topic, segmentId, gone, target),
       repairAfterMs: 30_000,
+      delay: (ms) => new Promise((resolve) => scheduler.setTimeout(resolve, ms)),
       recoverSegment: (topic, segmentId, reason) => topics!.recoverSegment(topic, segmentId, reason),
       nowMs: () => scheduler.nowMs(),
       logger,

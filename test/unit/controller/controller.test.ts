@@ -119,6 +119,7 @@ test('tick stops when leadership is lost, and a failed proposal is logged, not t
     },
     repairSegment: () => Promise.resolve(false),
     repairAfterMs: 60_000,
+    delay: () => Promise.resolve(),
     recoverSegment: () => Promise.resolve(false),
     nowMs: () => 1000,
     logger,

@@ -66,6 +66,7 @@ async function lagging(catchUp: () => Promise<void>, ready?: () => boolean): Pro
     propose: refuse,
     repairSegment: () => Promise.resolve(false),
     repairAfterMs: 60_000,
+    delay: () => Promise.resolve(),
     recoverSegment: () => Promise.resolve(false),
     nowMs: Date.now,
     logger,
