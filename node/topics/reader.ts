@@ -31,6 +31,8 @@ export interface ReadLimits {
 
 export class Reader {
   private readonly ctx: TopicContext;
+  /** Called when a local copy of a sealed segment holds a corrupt record (the service repairs it). */
+  onCorrupt: (topic: string, segment: SegmentMeta) => void = () => {};
 
   constructor(ctx: TopicContext) {
     this.ctx = ctx;
@@ -162,7 +164,12 @@ export class Reader {
         byteCountMax: limits.byteCountMax,
       });
     } catch (error) {
-      throw toWalrusError(error);
+      const failure = toWalrusError(error);
+      // A sealed copy with a bad record is never served: the read fails over to another replica,
+      // and this copy is replaced by one fetched from them.
+      if (failure.code === ErrorCode.CORRUPT_RECORD && segment.endOffset !== null)
+        this.onCorrupt(name, segment);
+      throw failure;
     }
     const out: StoredRecord[] = [];
     for (const r of records) {

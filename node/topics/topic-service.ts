@@ -9,6 +9,7 @@ import {
   type MetaCommand,
   type MetadataState,
   type Retention,
+  type SegmentMeta,
   type TopicMeta,
   activeSegment,
   replicasOf,
@@ -73,6 +74,7 @@ export class TopicService {
     this.reconciler = new Reconciler(this.ctx, this.appender, this.replicas);
     this.appender.needsRecovery = (topic, segmentId, reason) =>
       void this.recoverSegment(topic, segmentId, reason);
+    this.reader.onCorrupt = (topic, segment) => this.repairCorruptCopy(topic, segment);
     this.replicas.onFenced = (topic, segmentId, epoch) => {
       const replicator = this.ctx.table.find(topic)?.replicator;
       if (replicator?.segmentId === segmentId && replicator.epoch < epoch) replicator.freeze();
@@ -99,6 +101,32 @@ export class TopicService {
       );
       return false;
     }
+  }
+
+  /** Replaces this node's copy of a sealed segment that holds a corrupt record with one from its other replicas. */
+  private repairCorruptCopy(topic: string, segment: SegmentMeta): void {
+    const { nodeId, logger } = this.ctx;
+    if (segment.endOffset === null) return;
+    this.replicas.markCorrupt(topic, segment.id);
+    logger.error(
+      { topic, segment: segment.id },
+      'A local copy holds a corrupt record; fetching a whole copy from its replicas',
+    );
+    void this.replicas
+      .copy({
+        op: 'replicaCopy',
+        topic,
+        segmentId: segment.id,
+        baseOffset: segment.baseOffset,
+        endOffset: segment.endOffset,
+        sources: replicasOf(segment).filter((id) => id !== nodeId),
+      })
+      .catch((error: unknown) => {
+        logger.warn(
+          { topic, segment: segment.id, err: String(error) },
+          'could not replace a corrupt copy; will retry on the next read',
+        );
+      });
   }
 
   /** Re-replicates a sealed segment (segment-repair.ts): `target` copies it and replaces `gone`. */
