@@ -16,7 +16,13 @@ import {
   activeSegment,
   replicasOf,
 } from '../metadata/metadata-state.js';
-import { nextSegmentLeader, placeNewTopic, placeReplicas, repairTarget } from '../metadata/placement.js';
+import {
+  nextSegmentLeader,
+  placeNewTopic,
+  placeReplicas,
+  repairTarget,
+  replicationFactorDefault,
+} from '../metadata/placement.js';
 import { expiredSegments } from './retention.js';
 
 /** What the controller needs of the node: the metadata log and the Raft leader's liveness view. */
@@ -167,7 +173,15 @@ export class Controller {
       for (const segment of topic.segments) {
         if (this.repairing.size >= controllerLimits.repairCountMax) return;
         const gone = replicasOf(segment).filter((id) => this.isGone(id, voters, nowMs));
-        if (gone.length === 0) continue;
+        if (gone.length === 0) {
+          // A sealed segment with fewer copies than its topic asks for (a copy dropped when its node
+          // left with nowhere to move it) gets one on a voter that joined since.
+          const wanted = Math.min(topic.replicationFactor ?? replicationFactorDefault, voters.size);
+          if (segment.endOffset === null || replicasOf(segment).length >= wanted) continue;
+          const target = repairTarget(0, replicasOf(segment), [...voters], alive, this.leaving);
+          if (target !== null) this.track(topic, segment, () => p.repairSegment(topic.name, segment.id, 0, target));
+          continue;
+        }
         if (segment.endOffset === null) {
           if (!gone.includes(segment.leaderNodeId))
             this.track(topic, segment, () =>
@@ -229,7 +243,22 @@ export class Controller {
             );
           }
         }
-        if (!moved) unmoved.push(`${topic.name}/${segment.id}`);
+        if (!moved) {
+          // Nowhere to move it: the copy is dropped from the set, so the node (or a wiped node
+          // rejoining under its id) is never taken for a holder of it; repair adds one later.
+          const remaining = replicasOf(segment).filter((id) => id !== nodeId);
+          if (remaining.length > 0 && target === null)
+            await p
+              .propose({
+                type: 'setReplicas',
+                topic: topic.name,
+                segmentId: segment.id,
+                replicas: remaining,
+                expected: [...replicasOf(segment)],
+              })
+              .catch(() => {});
+          unmoved.push(`${topic.name}/${segment.id}`);
+        }
       }
     }
     return unmoved;

@@ -47,6 +47,8 @@ export function isSoleReplica(segment: SegmentMeta, nodeId: number): boolean {
 
 export class Appender {
   private readonly ctx: TopicContext;
+  /** Completes and seals this node's open copy of a sealed segment (replica-service.ts `settleSealed`; set by the service). */
+  completeSealed: (topic: string, segmentId: number) => Promise<boolean> = () => Promise.resolve(false);
   /** Asks for the recovery of a segment this node leads but can no longer append to (set by the service). */
   needsRecovery: (topic: string, segmentId: number, reason: string) => void = () => {};
 
@@ -225,10 +227,10 @@ export class Appender {
     }
     const ready = (async () => {
       const open = wal.segments(name).find((s) => !s.sealed);
-      if (open !== undefined) {
-        // A replica's copy of the previous segment: cut to the new base before it is sealed.
-        if (open.endOffset > active.baseOffset) await wal.truncateSegment(name, open.id, active.baseOffset);
-        await wal.sealActive(name);
+      // This node's copy of an earlier segment, still open: completed to its seal (cut, or its
+      // missing tail fetched from the other replicas) and sealed, never sealed short.
+      if (open !== undefined && !(await this.completeSealed(name, open.id))) {
+        throw new WalrusError(ErrorCode.UNAVAILABLE, `segment ${open.id} of '${name}' is not complete here yet`);
       }
       await wal.createSegment(name, active.id, active.baseOffset);
       rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);

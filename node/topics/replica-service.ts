@@ -175,7 +175,12 @@ export class ReplicaService {
       await this.ctx.cluster.catchUpWithLeader().catch(() => {});
     }
     const sealed = meta.state.topics.get(topic)?.segments.find((s) => s.id === segmentId);
-    if (sealed === undefined) return true; // dropped by retention or the topic deleted: nothing to keep
+    if (sealed === undefined) {
+      // Dropped by retention or the topic deleted: nothing to keep, but an open copy is closed so
+      // the topic's next segment can open here.
+      if (wal.segmentInfo(topic, segmentId)?.sealed === false) await wal.sealActive(topic);
+      return true;
+    }
     const end = sealed.endOffset;
     if (end === null) return false;
     await this.lastAppend.get(keyOf(topic, segmentId));

@@ -18,16 +18,19 @@ export class SegmentRepair {
     private readonly replicas: ReplicaService,
   ) {}
 
-  /** Replaces `gone` by `target` in the sealed segment's replica set; resolves true once listed. */
+  /**
+   * Replaces `gone` by `target` in the sealed segment's replica set (`gone` 0: adds `target` to a
+   * set that has fewer copies than the topic's factor); resolves true once listed.
+   */
   async repair(topic: string, segmentId: number, gone: number, target: number): Promise<boolean> {
     const { ctx } = this;
     const segment = ctx.meta.state.topics.get(topic)?.segments.find((s) => s.id === segmentId);
     if (segment === undefined || segment.endOffset === null) return false;
     const before = [...replicasOf(segment)];
-    if (!before.includes(gone) || before.includes(target)) return false;
+    if ((gone !== 0 && !before.includes(gone)) || before.includes(target)) return false;
     const endOffset = segment.endOffset;
     // The remaining replicas first, the one going last (it may still answer: a node being removed).
-    const sources = [...before.filter((id) => id !== gone), gone];
+    const sources = gone === 0 ? before : [...before.filter((id) => id !== gone), gone];
     const ask = {
       op: 'replicaCopy' as const,
       topic,
@@ -57,7 +60,7 @@ export class SegmentRepair {
       type: 'setReplicas',
       topic,
       segmentId,
-      replicas: before.map((id) => (id === gone ? target : id)),
+      replicas: gone === 0 ? [...before, target] : before.map((id) => (id === gone ? target : id)),
       expected: before,
     });
     const after = ctx.meta.state.topics.get(topic)?.segments.find((s) => s.id === segmentId);

@@ -75,6 +75,7 @@ export class TopicService {
     this.appender.needsRecovery = (topic, segmentId, reason) =>
       void this.recoverSegment(topic, segmentId, reason);
     this.reader.onCorrupt = (topic, segment) => this.repairCorruptCopy(topic, segment);
+    this.appender.completeSealed = (topic, segmentId) => this.replicas.settleSealed(topic, segmentId);
     this.replicas.onFenced = (topic, segmentId, epoch) => {
       const replicator = this.ctx.table.find(topic)?.replicator;
       if (replicator?.segmentId === segmentId && replicator.epoch < epoch) replicator.freeze();
