@@ -110,8 +110,12 @@ async function consumer(
   paceMs: number,
 ): Promise<void> {
   const c = client(nodes);
+  const failed = (op: 'readNext' | 'commit' | 'get', error: unknown): void => {
+    consumerEvents.push({ kind: 'error', op, error: classifyClientError(error).error, atMs: Date.now() });
+  };
   for (let round = 0; !stopping; round++) {
     const autoCommit = round % 2 === 0;
+    let next: number | undefined;
     try {
       const r = await c.consumerReadNext(topic, name, { recordCountMax: 50, autoCommit });
       const records = r.records.map((x) => ({
@@ -128,18 +132,25 @@ async function consumer(
       if (autoCommit) {
         consumerEvents.push({ kind: 'cursor', offset: r.nextOffset, how: 'autoCommit', atMs: Date.now() });
       } else if (records.length > 0) {
-        const info = await c.consumerCommit(topic, name, r.nextOffset);
-        consumerEvents.push({ kind: 'cursor', offset: info.offset, how: 'commit', atMs: Date.now() });
+        next = r.nextOffset;
       }
-    } catch {
-      // An error tells nothing about the cursor; the next read or get does.
+    } catch (error) {
+      failed('readNext', error);
+    }
+    if (next !== undefined) {
+      try {
+        const info = await c.consumerCommit(topic, name, next);
+        consumerEvents.push({ kind: 'cursor', offset: info.offset, how: 'commit', atMs: Date.now() });
+      } catch (error) {
+        failed('commit', error);
+      }
     }
     if (round % 4 === 3) {
       try {
         const info = await c.consumerGet(topic, name);
         consumerEvents.push({ kind: 'cursor', offset: info.offset, how: 'get', atMs: Date.now() });
-      } catch {
-        // As above.
+      } catch (error) {
+        failed('get', error);
       }
     }
     await sleep(paceMs);

@@ -18,7 +18,7 @@
  * Waits are bounded polls; the only sleeps are how long a fault holds.
  */
 import { checkConsumer, checkLog, checkRange, compareReads } from './log-checker.js';
-import type { AttemptRecord, ConsumerEvent, Unreadable } from './history.js';
+import { type AttemptRecord, type ConsumerEvent, describeConsumerEvent, type Unreadable } from './history.js';
 import { CampaignCluster, capabilities, type NetMode } from './campaign-cluster.js';
 import {
   describeStep,
@@ -530,6 +530,23 @@ class ScheduleRun {
     return this.check(history);
   }
 
+  /** Waits (at most 15 s) until the topic's end, as describeTopic gives it, has not moved for 2 s. */
+  private async quiesce(): Promise<void> {
+    let last = -1;
+    let since = Date.now();
+    const settled = await this.poll(this.broken ? 5_000 : 15_000, async () => {
+      const info = await this.cluster.ask<TopicInfo>('describe', { nodes: this.liveAddrs(), topic }, 5_000);
+      if (info.endOffset !== last) {
+        last = info.endOffset;
+        since = Date.now();
+        return undefined;
+      }
+      return Date.now() - since >= 2_000 ? true : undefined;
+    });
+    if (settled === undefined)
+      this.steps.push(`the topic's end did not settle before the final reads (last seen ${last})`);
+  }
+
   private startedAt(): number {
     return this.started;
   }
@@ -547,37 +564,65 @@ class ScheduleRun {
       startOffset: number;
       unreadable: Unreadable[];
       endUncertain: { from: number; why: string } | null;
+      /** Set when nothing could be read through this node. */
+      failed?: string;
     };
-    const reads: Read[] = [];
-    for (const n of c.nodes) {
-      if (!c.isRunning(n.index)) {
+    const readEvery = async (): Promise<Read[]> => {
+      const out: Read[] = [];
+      for (const n of c.nodes) {
+        if (!c.isRunning(n.index)) continue;
+        try {
+          const r = await c.ask<Omit<Read, 'label'>>(
+            'readAll',
+            { nodes: [n.clientAddr], topic, pinned: true, timeoutMs: 20_000 },
+            40_000,
+          );
+          out.push({ label: `n${n.nodeId}`, ...r });
+        } catch (error) {
+          out.push({
+            label: `n${n.nodeId}`,
+            records: [],
+            endOffset: 0,
+            startOffset: 0,
+            unreadable: [],
+            endUncertain: null,
+            failed: (error as Error).message.slice(0, 300),
+          });
+        }
+      }
+      return out;
+    };
+    // An append whose outcome the writer never learnt may still land after the writers stopped (a
+    // relayed request held up by a partition): the reads start once the end has stopped moving,
+    // and are taken again if the nodes' ends still differ.
+    await this.quiesce();
+    let reads = await readEvery();
+    if (new Set(reads.map((r) => r.endOffset)).size > 1) {
+      const ends = reads.map((r) => `${r.label} ${r.endOffset}`).join(', ');
+      await this.quiesce();
+      reads = await readEvery();
+      this.steps.push(`final reads taken again: the ends differed (${ends})`);
+    }
+    for (const n of c.nodes)
+      if (!c.isRunning(n.index))
         this.violation('not-whole', `n${n.nodeId} is not running at the end: its copy cannot be read`);
+    for (const r of reads) {
+      if (r.failed !== undefined) {
+        this.violation('unreadable', `the topic could not be read through ${r.label}: ${r.failed}`);
         continue;
       }
-      try {
-        const r = await c.ask<Omit<Read, 'label'>>(
-          'readAll',
-          { nodes: [n.clientAddr], topic, pinned: true, timeoutMs: 20_000 },
-          40_000,
-        );
-        reads.push({ label: `n${n.nodeId}`, ...r });
-        if (r.endUncertain !== null)
-          this.violation(
-            'unreadable',
-            `through n${n.nodeId}, nothing from offset ${r.endUncertain.from} on can be read: ${r.endUncertain.why}`,
-          );
-        for (const u of r.unreadable)
-          this.violation(
-            'unreadable',
-            `through n${n.nodeId}, offsets [${u.from}, ${u.to}) cannot be read: ${u.error.slice(0, 300)}`,
-          );
-      } catch (error) {
+      if (r.endUncertain !== null)
         this.violation(
           'unreadable',
-          `the topic could not be read through n${n.nodeId}: ${(error as Error).message.slice(0, 300)}`,
+          `through ${r.label}, nothing from offset ${r.endUncertain.from} on can be read: ${r.endUncertain.why}`,
         );
-      }
+      for (const u of r.unreadable)
+        this.violation(
+          'unreadable',
+          `through ${r.label}, offsets [${u.from}, ${u.to}) cannot be read: ${u.error.slice(0, 300)}`,
+        );
     }
+    reads = reads.filter((r) => r.failed === undefined);
     const attempts = history.attempts;
     const stats = {
       attempts: attempts.length,
@@ -613,13 +658,13 @@ class ScheduleRun {
       })),
       read.records,
     );
-    const report = (kind: string, items: readonly (string | number)[], what: string): void => {
-      if (items.length > 0) this.violation(kind, `${items.length} ${what}: ${some(items.map(String))}`);
-    };
     const unreadableAt = (o: number): boolean => read.unreadable.some((u) => u.from <= o && o < u.to);
     /** Offsets whose record the read could learn (not in a segment it could not read). */
     const known = (o: number): boolean =>
       !unreadableAt(o) && (read.endUncertain === null || o < read.endUncertain.from);
+    const report = (kind: string, items: readonly (string | number)[], what: string): void => {
+      if (items.length > 0) this.violation(kind, `${items.length} ${what}: ${some(items.map(String))}`);
+    };
     report(
       'lost',
       log.lost,
@@ -629,7 +674,7 @@ class ScheduleRun {
     report('duplicated', log.duplicated, 'values found more than once');
     report('unexpected', log.unexpected, 'values nobody wrote');
     report('failed-present', log.failedPresent, 'values whose append failed definitely, found all the same');
-    report('holes', log.holes, 'offsets between records that hold nothing');
+    report('holes', log.holes.filter(known), 'offsets between records that hold nothing');
     const range = checkRange(read.records, read.endOffset, 0);
     report(
       'holes',
@@ -650,7 +695,19 @@ class ScheduleRun {
       read.endUncertain === null ? read.endOffset : null,
       known,
     );
-    report('cursor-backwards', consumer.backwards, 'consumer cursor moves backwards');
+    const firstBack = /^#(\d+) /.exec(consumer.backwards[0] ?? '');
+    if (firstBack !== null) {
+      const at = Number(firstBack[1]);
+      const from = Math.max(0, at - 12);
+      const context = history.consumer
+        .slice(from, at + 1)
+        .map((e, k) => `      ${describeConsumerEvent(e, from + k)}`)
+        .join('\n');
+      this.violation(
+        'cursor-backwards',
+        `${consumer.backwards.length} times the consumer cursor moves backwards: ${some(consumer.backwards)}\n    the consumer's events up to the first:\n${context}`,
+      );
+    }
     report('cursor-beyond-end', consumer.beyondEnd, 'committed cursors past the end');
     report('consumer-mismatch', consumer.mismatched, 'delivered records the log does not hold');
     report('consumer-gap', consumer.gaps, 'deliveries with gaps');

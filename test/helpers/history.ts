@@ -42,7 +42,24 @@ export type ConsumerEvent =
       readonly offset: number;
       readonly how: 'autoCommit' | 'commit' | 'get';
       readonly atMs: number;
+    }
+  | {
+      /** A consumer call that failed (it tells nothing certain about the cursor). */
+      readonly kind: 'error';
+      readonly op: 'readNext' | 'commit' | 'get';
+      readonly error: string;
+      readonly atMs: number;
     };
+
+/** One consumer event as a line, for failure reports. */
+export function describeConsumerEvent(e: ConsumerEvent, index: number): string {
+  const at = new Date(e.atMs).toISOString().slice(11, 23);
+  if (e.kind === 'cursor') return `#${index} ${at} cursor ${e.offset} (${e.how})`;
+  if (e.kind === 'error') return `#${index} ${at} ${e.op} failed: ${e.error}`;
+  const first = e.records[0]?.offset;
+  const range = first === undefined ? 'nothing' : `[${first}, ${e.records[e.records.length - 1]!.offset}]`;
+  return `#${index} ${at} read${e.autoCommit ? ' (autoCommit)' : ''} ${range} next ${e.nextOffset}`;
+}
 
 /**
  * Codes a node or the gateway answers before it does anything (NOT_LEADER, BUSY: the client's own

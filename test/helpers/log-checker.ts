@@ -162,10 +162,11 @@ export type ConsumerObservation =
       readonly records: readonly { readonly offset: number; readonly value: string }[];
       readonly nextOffset: number;
     }
-  | { readonly kind: 'cursor'; readonly offset: number; readonly how: string };
+  | { readonly kind: 'cursor'; readonly offset: number; readonly how: string }
+  | { readonly kind: 'error' };
 
 export interface ConsumerCheck {
-  /** A committed cursor lower than one seen before it, or records delivered from below it. */
+  /** A committed cursor lower than one seen before it, or records delivered from below it (`#event index …`). */
   readonly backwards: string[];
   /** A committed cursor past the topic's end. */
   readonly beyondEnd: string[];
@@ -197,10 +198,10 @@ export function checkConsumer(
   const gaps: string[] = [];
   let committed = -1;
   let committedHow = '';
-  for (const e of events) {
+  for (const [i, e] of events.entries()) {
     if (e.kind === 'cursor') {
       if (e.offset < committed)
-        backwards.push(`cursor ${e.offset} (${e.how}) after ${committed} (${committedHow})`);
+        backwards.push(`#${i} cursor ${e.offset} (${e.how}) after ${committed} (${committedHow})`);
       if (endOffset !== null && e.offset > endOffset)
         beyondEnd.push(`cursor ${e.offset} (${e.how}) past the end ${endOffset}`);
       if (e.offset >= committed) {
@@ -209,11 +210,12 @@ export function checkConsumer(
       }
       continue;
     }
+    if (e.kind !== 'deliver') continue;
     const first = e.records[0];
     if (first === undefined) continue;
     if (first.offset < committed)
       backwards.push(
-        `delivered from ${first.offset}, below the committed cursor ${committed} (${committedHow})`,
+        `#${i} delivered from ${first.offset}, below the committed cursor ${committed} (${committedHow})`,
       );
     for (let i = 0; i < e.records.length; i++) {
       const r = e.records[i]!;

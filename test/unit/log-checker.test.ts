@@ -159,8 +159,8 @@ test('checkConsumer: cursors never go back or past the end, deliveries match the
     3,
   );
   t.deepEqual(bad.backwards, [
-    'cursor 1 (get) after 3 (commit)',
-    'delivered from 0, below the committed cursor 3 (commit)',
+    '#1 cursor 1 (get) after 3 (commit)',
+    '#2 delivered from 0, below the committed cursor 3 (commit)',
   ]);
   t.deepEqual(bad.beyondEnd, ['cursor 9 (autoCommit) past the end 3']);
   t.deepEqual(bad.mismatched, ['delivered "zz"@2, the log holds "c"']);
