@@ -8,7 +8,7 @@
  *   node dist/test/fault/campaign.js --seed 17          # replays exactly one schedule, verbosely
  *
  * Options: --steps N (default 3, or CAMPAIGN_STEPS), --kinds a,b | -a,-b (or CAMPAIGN_KINDS),
- * --seeds 1..20,40 (or CAMPAIGN_SEEDS), --mode auto|netns|loopback, --verbose.
+ * --seeds 1..20,40 (or CAMPAIGN_SEEDS), --mode auto|netns|loopback (or CAMPAIGN_MODE), --verbose.
  * No new schedule starts once the time budget (default 600 s) is spent.
  */
 import { parseArgs } from 'node:util';
@@ -39,7 +39,17 @@ async function main(): Promise<number> {
   const kinds = parseKinds(values.kinds ?? process.env['CAMPAIGN_KINDS']);
   const stepCount = Number(values.steps ?? process.env['CAMPAIGN_STEPS'] ?? 3);
   const budgetMs = Number(values['time-budget-s'] ?? 600) * 1000;
-  const mode = (values.mode ?? 'auto') as 'auto' | 'netns' | 'loopback';
+  const mode = (values.mode ?? process.env['CAMPAIGN_MODE'] ?? 'auto') as 'auto' | 'netns' | 'loopback';
+  if (!['auto', 'netns', 'loopback'].includes(mode))
+    throw new Error(`--mode is auto, netns or loopback, not ${mode}`);
+  // Ctrl-C: the schedule under way is wound up (its processes, namespaces and mounts removed) and
+  // no other starts; a second Ctrl-C leaves at once (the next run removes what is left).
+  let interrupted = false;
+  process.on('SIGINT', () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stdout.write('\ninterrupted: cleaning up after this schedule (Ctrl-C again to leave now)\n');
+  });
   let seeds: number[];
   if (values.seed !== undefined) seeds = [Number(values.seed)];
   else if (values.seeds !== undefined || process.env['CAMPAIGN_SEEDS'] !== undefined)
@@ -53,6 +63,7 @@ async function main(): Promise<number> {
   const results: ScheduleResult[] = [];
   let skippedNote = false;
   for (const seed of seeds) {
+    if (interrupted) break;
     if (Date.now() - started > budgetMs) {
       process.stdout.write(
         `time budget of ${budgetMs / 1000} s spent: ${results.length} of ${seeds.length} schedules run\n`,
@@ -89,7 +100,7 @@ async function main(): Promise<number> {
       `${results.length - failed.length} passed, ${failed.length} failed\n`,
   );
   for (const [k, s] of byKind) process.stdout.write(`  ${k}: seeds ${s.join(', ')}\n`);
-  return failed.length === 0 ? 0 : 1;
+  return failed.length === 0 && !interrupted ? 0 : 1;
 }
 
 main().then(
