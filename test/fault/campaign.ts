@@ -12,8 +12,14 @@
  * No new schedule starts once the time budget (default 600 s) is spent.
  */
 import { parseArgs } from 'node:util';
-import { failureReport, runSchedule, summaryLine, type ScheduleResult } from '../helpers/campaign.js';
-import { describeStep, makeSchedule, parseKinds, parseSeeds } from '../helpers/nemesis.js';
+import {
+  failureReport,
+  planSchedule,
+  runSchedule,
+  summaryLine,
+  type ScheduleResult,
+} from '../helpers/campaign.js';
+import { describeStep, parseKinds, parseSeeds } from '../helpers/nemesis.js';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -71,7 +77,7 @@ async function main(): Promise<number> {
       break;
     }
     if (verbose) {
-      const planned = makeSchedule(seed, kinds, stepCount);
+      const planned = planSchedule({ seed, kinds, stepCount, mode }).schedule;
       process.stdout.write(`seed ${seed}: ${planned.steps.map(describeStep).join(' | ')}\n`);
     }
     const r = await runSchedule({

@@ -715,12 +715,28 @@ class ScheduleRun {
   }
 }
 
-/** Runs one schedule on a fresh cluster; never leaves a process, namespace or mount behind. */
-export async function runSchedule(options: CampaignOptions): Promise<ScheduleResult> {
-  const started = Date.now();
+/** The schedule a seed gives on this machine: the asked-for kinds it can run, in the mode it can run. */
+export function planSchedule(options: Pick<CampaignOptions, 'seed' | 'kinds' | 'stepCount' | 'mode'>): {
+  mode: NetMode;
+  root: boolean;
+  skipped: string[];
+  schedule: Schedule;
+} {
   const caps = capabilities();
   const mode: NetMode = options.mode === undefined || options.mode === 'auto' ? caps.mode : options.mode;
   const { kinds, skipped } = runnableKinds(options.kinds, { partitions: mode === 'netns', root: caps.root });
+  return {
+    mode,
+    root: caps.root,
+    skipped,
+    schedule: makeSchedule(options.seed, kinds, options.stepCount ?? 3),
+  };
+}
+
+/** Runs one schedule on a fresh cluster; never leaves a process, namespace or mount behind. */
+export async function runSchedule(options: CampaignOptions): Promise<ScheduleResult> {
+  const started = Date.now();
+  const { mode, root, skipped, schedule } = planSchedule(options);
   const o = {
     stepCount: options.stepCount ?? 3,
     scheduleBudgetMs: options.scheduleBudgetMs ?? 60_000,
@@ -730,7 +746,6 @@ export async function runSchedule(options: CampaignOptions): Promise<ScheduleRes
     paceMs: options.paceMs ?? 10,
     log: options.log ?? (() => {}),
   };
-  const schedule = makeSchedule(options.seed, kinds, o.stepCount);
   const empty = {
     attempts: 0,
     acked: 0,
@@ -750,7 +765,7 @@ export async function runSchedule(options: CampaignOptions): Promise<ScheduleRes
       mode,
       nodeCount: 3,
       env: { WALRUS_MAX_SEGMENT_ENTRIES: String(o.segmentEntries) },
-      tmpfsNode: caps.root ? schedule.diskNode : null,
+      tmpfsNode: root ? schedule.diskNode : null,
     });
     run = new ScheduleRun(cluster, schedule, o);
     stats = await run.run();
