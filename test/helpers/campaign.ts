@@ -514,7 +514,7 @@ class ScheduleRun {
         this.steps.push(`${label}: not run (an earlier recovery failed)`);
         continue;
       }
-      if (Date.now() - this.startedAt() > this.o.scheduleBudgetMs) {
+      if (Date.now() - this.started > this.o.scheduleBudgetMs) {
         this.steps.push(`${label}: not run (schedule time budget)`);
         continue;
       }
@@ -545,10 +545,6 @@ class ScheduleRun {
     });
     if (settled === undefined)
       this.steps.push(`the topic's end did not settle before the final reads (last seen ${last})`);
-  }
-
-  private startedAt(): number {
-    return this.started;
   }
 
   /** Reads the topic through every node and checks the history against it. */
