@@ -344,6 +344,14 @@ class ScheduleRun {
     const leader = await this.raftLeader();
     const join = this.cluster.nodes[leader ?? this.live()[0] ?? 0]!.raftAddr;
     const ok = await this.restart(index, join);
+    // The wiped node is back only once it is a voter again: until its promotion the cluster has two
+    // voters, and the next fault could take a Raft majority, which no failover can make up for.
+    const whole = ok ? await this.whole(this.o.wholeTimeoutMs) : { ok: false, summary: 'not restarted' };
+    if (ok && !whole.ok)
+      this.violation(
+        'not-whole',
+        `wiped n${node.nodeId} rejoined but was not a voter within ${this.o.wholeTimeoutMs} ms: ${whole.summary}`,
+      );
     return `wipe n${node.nodeId}: removed (${last}), rejoined via ${join}${ok ? '' : ' FAILED'}`;
   }
 
