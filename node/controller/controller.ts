@@ -176,10 +176,16 @@ export class Controller {
         if (gone.length === 0) {
           // A sealed segment with fewer copies than its topic asks for (a copy dropped when its node
           // left with nowhere to move it) gets one on a voter that joined since.
+          // An active one (opened while too few voters were up) rolls over so the next gets them.
           const wanted = Math.min(topic.replicationFactor ?? replicationFactorDefault, voters.size);
-          if (segment.endOffset === null || replicasOf(segment).length >= wanted) continue;
+          if (replicasOf(segment).length >= wanted) continue;
           const target = repairTarget(0, replicasOf(segment), [...voters], alive, this.leaving);
-          if (target !== null) this.track(topic, segment, () => p.repairSegment(topic.name, segment.id, 0, target));
+          if (target === null) continue;
+          if (segment.endOffset === null)
+            this.track(topic, segment, () =>
+              p.recoverSegment(topic.name, segment.id, `fewer copies than replication factor ${wanted}`),
+            );
+          else this.track(topic, segment, () => p.repairSegment(topic.name, segment.id, 0, target));
           continue;
         }
         if (segment.endOffset === null) {

@@ -230,7 +230,10 @@ export class Appender {
       // This node's copy of an earlier segment, still open: completed to its seal (cut, or its
       // missing tail fetched from the other replicas) and sealed, never sealed short.
       if (open !== undefined && !(await this.completeSealed(name, open.id))) {
-        throw new WalrusError(ErrorCode.UNAVAILABLE, `segment ${open.id} of '${name}' is not complete here yet`);
+        throw new WalrusError(
+          ErrorCode.UNAVAILABLE,
+          `segment ${open.id} of '${name}' is not complete here yet`,
+        );
       }
       await wal.createSegment(name, active.id, active.baseOffset);
       rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);
