@@ -45,6 +45,33 @@ export const knownDefects = {
    * the seal with a record that was refused FENCED ("it was not written") (S8).
    */
   E: 'old leader seals its copy with queued appends past the seal (replica-service.ts completeSealed)',
+  /**
+   * Removing a follower replica strands its segments. server/node-removal.ts refuses a removal
+   * only for segments the node leads (refuseIfHolding, leadsActive); nothing re-replicates the
+   * segments it follows. An active segment whose replica set was two (placed while two voters
+   * were up) loses its quorum for good when one follower is removed: every recovery fails
+   * ("only 1 answering replicas for a quorum of 2") and the topic takes no append (Liveness).
+   * Outside npm test's seeds: quick seeds 100430 and (with A, B and E patched) 101335.
+   */
+  C: 'remove-node ignores the segments the node follows (server/node-removal.ts)',
+  /**
+   * A wiped replica counts again once re-added under its old id (S9). Replica sets name node ids,
+   * not incarnations: a follower wiped after acknowledging records, removed and re-added, answers
+   * a fence with an empty copy; with the other follower behind, the recovery's n − Qa + 1 answers
+   * are the two that lack the acknowledged records, and it seals below them (S1). Reproduced by
+   * replication-scenarios.test.ts (the seeded runs rarely complete a removal: see C).
+   */
+  D: 'a wiped, removed and re-added replica answers fences for records it lost',
+  /**
+   * A replica's open copy of a segment retention dropped blocks the topic for good.
+   * Reconciler.deleteDropped deletes only sealed copies below the start, and
+   * ReplicaService.completeSealed returns true for a segment the metadata no longer lists without
+   * sealing the local copy; so a replica that restarted with an open (lagging) copy of a segment
+   * retention then dropped can never create its copy of a later segment ("topic already has an
+   * active segment"), and a recovery that must copy to it never completes (Liveness). Quick seed
+   * 100350.
+   */
+  F: 'an open copy of a dropped segment blocks later segments (replica-service.ts completeSealed, reconciler.ts deleteDropped)',
 } as const;
 
 export const knownFailures: ReadonlyMap<number, KnownFailure> = new Map([
