@@ -184,8 +184,11 @@ export class Invariants {
       );
     }
     if (m.type === MessageType.VoteResp && !m.reject) {
+      // A durable higher term supersedes the vote: the node can never act in the vote's term again.
+      // (A node resuming from a pause may grant a vote and learn a higher term in one Ready, whose
+      // hard state then holds only the higher term.)
       const hs = durable.hardState();
-      if (hs.term !== m.term || hs.vote !== m.to) {
+      if (hs.term < m.term || (hs.term === m.term && hs.vote !== m.to)) {
         this.fail(
           'PersistBeforeSend',
           `node ${m.from} granted its term-${m.term} vote to ${m.to} before persisting it`,

@@ -3,7 +3,7 @@
  * with the run configuration that brings out its symptom (for the bug-injection tests and
  * `soak.js --bug`).
  */
-import type { Derived, WholeNodeOptions } from './whole-node-sim.js';
+import { type Derived, type WholeNodeOptions, profileFaultMs } from './whole-node-sim.js';
 
 const none = {
   crash: 0,
@@ -13,6 +13,8 @@ const none = {
   disk: 0,
   join: 0,
   bitFlip: 0,
+  pause: 0,
+  wipe: 0,
   nothing: 0,
 };
 
@@ -65,7 +67,20 @@ const removals: Partial<Derived> = {
   clients: 4,
 };
 
+/** Three nodes or more, dense faults, short: the replication defects show within seconds. */
+const replication: Partial<WholeNodeOptions> = {
+  profile: 'quick',
+  faultMs: profileFaultMs.quick,
+  overrides: { initialNodes: 3 },
+};
+
 export const bugOptions: Record<string, Partial<WholeNodeOptions>> = {
+  /** Replication: the high watermark needs one replica fewer than a majority. */
+  quorum: { ...replication, bugs: { quorumMinusOne: true } },
+  /** Replication: replicas never cut the tail past a seal. */
+  tail: { ...replication, bugs: { keepTailPastSeal: true } },
+  /** The control for `quorum` and `tail`. */
+  'replication-control': replication,
   /** Defect 4: a snapshot sent as one message, above the peer frame limit. */
   snapshot: { bugs: { snapshotAsOneMessage: true }, overrides: bloat },
   /** The control for `snapshot`: the same large snapshot, sent in chunks. */

@@ -8,11 +8,16 @@ import { decodeReply, encodeRequest } from '../../../node/protocol/binary-codec.
 import { ErrorCode } from '../../../node/protocol/error-codes.js';
 import type { Request, RequestOp, ResponseByOp } from '../../../node/protocol/messages.js';
 import type { Logger } from '../../../node/log.js';
-import { topicStartOffset } from '../../../node/metadata/metadata-state.js';
+import {
+  type MetaCommand,
+  type MetadataState,
+  topicStartOffset,
+} from '../../../node/metadata/metadata-state.js';
 import { Prng } from '../../../node/raft/index.js';
 import type { ReplyChannel } from '../../../node/server/request-handler.js';
 import { violation } from './oracle.js';
 import { RaftChecks } from './raft-checks.js';
+import type { WalObserver } from './replication-checks.js';
 import { SimDisk, diskPrng } from './sim-disk.js';
 import { SimNetwork } from './sim-network.js';
 import { type NodeSettings, SimNode } from './sim-node.js';
@@ -98,6 +103,10 @@ export class SimCluster {
     throw error;
   };
   trace: ((line: string) => void) | null = null;
+  /** Sees every node's WAL writes and seals (the replication checks), when set. */
+  walObserver: WalObserver | null = null;
+  /** Called with each node's id and metadata after each applied command (null: a snapshot). */
+  onNodeApplied: (nodeId: number, state: MetadataState, command: MetaCommand | null) => void = () => {};
 
   constructor(
     readonly seed: number,
@@ -135,7 +144,9 @@ export class SimCluster {
         joinTarget: (self) => this.pickMember(self),
         newId: () => this.newId(),
         prng: this.prng.fork(),
+        walObserver: () => this.walObserver,
         onApplied: (state, command) => {
+          this.onNodeApplied(id, state, command);
           if (command === null) {
             this.stats.snapshotInstalls++;
             for (const t of state.topics.values()) this.onTopicStart(t.name, topicStartOffset(t));
@@ -232,6 +243,31 @@ export class SimCluster {
     });
     this.killNode(node, false);
     this.onCrash(owner.nodeId);
+  }
+
+  /**
+   * The node's data directory is wiped (a lost disk): its process dies and everything it held is
+   * gone. Started again it has a new identity; an operator starts it with --join.
+   */
+  wipe(id: number): void {
+    const node = this.node(id);
+    this.stats.kills++;
+    this.killNode(node, true);
+    node.disk.wipe();
+    node.disk.provision('/data');
+    node.joins = true;
+    this.checks.forget(id);
+  }
+
+  /** An operator brings a removed node back: its directory emptied, started with --join. */
+  readd(id: number): void {
+    const node = this.node(id);
+    node.disk.wipe();
+    node.disk.provision('/data');
+    node.joins = true;
+    node.refused = null;
+    this.removed.delete(id);
+    this.checks.forget(id);
   }
 
   /** Removes a node for good (after an acknowledged remove-node). */

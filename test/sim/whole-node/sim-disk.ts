@@ -60,16 +60,37 @@ class Bytes {
 
 type DataOp = { kind: 'write'; pos: number; bytes: Buffer } | { kind: 'truncate'; size: number };
 
-class Inode {
+export class Inode {
   /** What reads see (the page cache). */
   data = new Bytes();
   /** What survives a crash. */
   synced = new Bytes();
   /** Writes since the last sync, oldest first. */
   pending: DataOp[] = [];
+  /**
+   * For the replication checks' decoders (replica-view.ts): the lowest byte position of `data` /
+   * `synced` changed since the decoder last looked (Infinity: none), so it can go on from where it
+   * stopped instead of decoding the file again.
+   */
+  dataChangedFrom = 0;
+  syncedChangedFrom = 0;
 }
 
-type Entry = { readonly kind: 'dir' } | { readonly kind: 'file'; readonly inode: Inode };
+/** Notes that `b`'s bytes from `pos` on may have changed. */
+function touchData(inode: Inode, pos: number): void {
+  if (pos < inode.dataChangedFrom) inode.dataChangedFrom = pos;
+}
+
+function touchSynced(inode: Inode, pos: number): void {
+  if (pos < inode.syncedChangedFrom) inode.syncedChangedFrom = pos;
+}
+
+/** The lowest position a data op changes. */
+function opFrom(op: DataOp): number {
+  return op.kind === 'write' ? op.pos : op.size;
+}
+
+export type Entry = { readonly kind: 'dir' } | { readonly kind: 'file'; readonly inode: Inode };
 type DirOp =
   | { kind: 'link'; path: string; entry: Entry }
   | { kind: 'unlink'; path: string }
@@ -145,6 +166,23 @@ export class SimDisk {
   };
   /** Set by the owner: a crash point killed the running process (resolve the disk, restart later). */
   onCrashPoint: (() => void) | null = null;
+  /**
+   * For the replication checks, once they set `tracking`: paths whose bytes (page cache or
+   * durable) or directory entries changed since they last looked, or `changedAll` (a crash, a
+   * wipe, a bit flip).
+   */
+  tracking = false;
+  readonly changedPaths = new Set<string>();
+  changedAll = false;
+
+  /** Notes that what `p` holds (or whether it exists) may have changed. */
+  noteChange(p: string): void {
+    if (this.tracking) this.changedPaths.add(p);
+  }
+
+  private noteAll(): void {
+    if (this.tracking) this.changedAll = true;
+  }
 
   constructor(
     readonly name: string,
@@ -163,6 +201,8 @@ export class SimDisk {
 
   /** Erases everything (a wiped data directory). */
   wipe(): void {
+    this.wipes++;
+    this.noteAll();
     this.current = new Map([['/', { kind: 'dir' }]]);
     this.durable = new Map([['/', { kind: 'dir' }]]);
     this.pendingDirOps = [];
@@ -182,6 +222,15 @@ export class SimDisk {
   private dirOp(op: DirOp): void {
     this.pendingDirOps.push(op);
     applyDirOp(this.current, op);
+    this.noteOp(op);
+  }
+
+  private noteOp(op: DirOp): void {
+    if (!this.tracking) return;
+    if (op.kind === 'rename') {
+      this.changedPaths.add(op.from);
+      this.changedPaths.add(op.to);
+    } else this.changedPaths.add(op.path);
   }
 
   link(p: string, entry: Entry): void {
@@ -221,8 +270,10 @@ export class SimDisk {
   fsyncDir(dir: string): void {
     const keep: DirOp[] = [];
     for (const op of this.pendingDirOps) {
-      if (touches(op, dir)) applyDirOp(this.durable, op);
-      else keep.push(op);
+      if (touches(op, dir)) {
+        applyDirOp(this.durable, op);
+        this.noteOp(op);
+      } else keep.push(op);
     }
     this.pendingDirOps = keep;
   }
@@ -232,17 +283,19 @@ export class SimDisk {
   write(inode: Inode, pos: number, bytes: Buffer): void {
     this.stats.writes++;
     inode.data.write(pos, bytes);
+    touchData(inode, pos);
     inode.pending.push({ kind: 'write', pos, bytes });
   }
 
   truncate(inode: Inode, size: number): void {
     inode.data.truncate(size);
+    touchData(inode, size);
     inode.pending.push({ kind: 'truncate', size });
   }
 
   sync(inode: Inode): void {
     this.stats.syncs++;
-    for (const op of inode.pending) applyDataOp(inode.synced, op);
+    for (const op of inode.pending) applySyncedOp(inode, op);
     inode.pending = [];
   }
 
@@ -255,6 +308,8 @@ export class SimDisk {
   zeroDurably(inode: Inode, from: number, to: number): void {
     inode.data.zero(from, to);
     inode.synced.zero(from, to);
+    touchData(inode, from);
+    touchSynced(inode, from);
   }
 
   // ---- faults ----
@@ -281,6 +336,7 @@ export class SimDisk {
    */
   crash(): void {
     this.stats.crashes++;
+    this.noteAll();
     const ops = this.pendingDirOps;
     const kept = ops.length === 0 ? 0 : this.prng.nextInt(ops.length + 1);
     for (let i = 0; i < kept; i++) applyDirOp(this.durable, ops[i]!);
@@ -302,15 +358,17 @@ export class SimDisk {
     const ops = inode.pending;
     if (ops.length > 0) {
       const kept = this.prng.nextInt(ops.length + 1);
-      for (let i = 0; i < kept; i++) applyDataOp(inode.synced, ops[i]!);
+      for (let i = 0; i < kept; i++) applySyncedOp(inode, ops[i]!);
       const torn = ops[kept];
       if (torn?.kind === 'write' && torn.bytes.length > 1 && this.prng.chance(0.5)) {
         this.stats.tornWrites++;
         inode.synced.write(torn.pos, torn.bytes.subarray(0, this.prng.nextInt(torn.bytes.length)));
+        touchSynced(inode, torn.pos);
       }
     }
     inode.pending = [];
     inode.data = new Bytes(inode.synced);
+    inode.dataChangedFrom = 0;
   }
 
   /** Flips one bit of durable data in a file whose path passes `filter`; returns the file or null. */
@@ -321,11 +379,16 @@ export class SimDisk {
       .sort();
     if (files.length === 0) return null;
     const file = files[this.prng.nextInt(files.length)]!;
+    this.noteAll();
     const inode = (this.durable.get(file) as { inode: Inode }).inode;
     const at = this.prng.nextInt(inode.synced.size);
     const bit = 1 << this.prng.nextInt(8);
     inode.synced.buf[at]! ^= bit;
-    if (at < inode.data.size && inode.pending.length === 0) inode.data.buf[at]! ^= bit;
+    touchSynced(inode, at);
+    if (at < inode.data.size && inode.pending.length === 0) {
+      inode.data.buf[at]! ^= bit;
+      touchData(inode, at);
+    }
     this.stats.bitFlips++;
     return file;
   }
@@ -337,6 +400,20 @@ export class SimDisk {
       .map(([p]) => p)
       .sort();
   }
+
+  /**
+   * The file at `p` as the running process sees it (`durable` false: the page cache) or as a power
+   * loss now would leave it at the least (`durable` true: the durable directory entries and the
+   * synced bytes, none of the unsynced writes). Undefined when there is no such file. For the
+   * replication checks (replica-view.ts), which decode what each node holds.
+   */
+  fileAt(p: string, durable: boolean): Inode | undefined {
+    const e = (durable ? this.durable : this.current).get(p);
+    return e?.kind === 'file' ? e.inode : undefined;
+  }
+
+  /** How many times the disk was wiped (a cheap way for observers to notice). */
+  wipes = 0;
 
   /** Bytes held in memory (page cache and durable copies). */
   sizeBytes(): number {
@@ -382,6 +459,11 @@ function applyDirOp(ns: Map<string, Entry>, op: DirOp): void {
 function applyDataOp(b: Bytes, op: DataOp): void {
   if (op.kind === 'write') b.write(op.pos, op.bytes);
   else b.truncate(op.size);
+}
+
+function applySyncedOp(inode: Inode, op: DataOp): void {
+  applyDataOp(inode.synced, op);
+  touchSynced(inode, opFrom(op));
 }
 
 interface Fd {
@@ -443,6 +525,7 @@ export class SimFileIo implements FileIo {
       throw errno('EEXIST', `open ${file}`);
     } else if (flags === 'w+') {
       this.disk.truncate(e.inode, 0);
+      this.disk.noteChange(file);
     }
     const fd = this.nextFd++;
     this.fds.set(fd, { inode: e.inode, path: file, writable: flags !== 'r' });
@@ -458,6 +541,7 @@ export class SimFileIo implements FileIo {
     const f = this.fd(fd);
     if (!f.writable) throw errno('EBADF', `fd ${fd} is read-only`);
     const bytes = Buffer.from(buf.subarray(bufOffset, bufOffset + length));
+    this.disk.noteChange(f.path);
     this.fault('write', f.path, () => {
       if (bytes.length > 1)
         this.disk.write(f.inode, position, bytes.subarray(0, this.disk.randomInt(bytes.length)));
@@ -480,6 +564,7 @@ export class SimFileIo implements FileIo {
   }
 
   private syncNow(f: Fd): void {
+    this.disk.noteChange(f.path);
     try {
       this.fault('sync', f.path);
     } catch (error) {
@@ -522,6 +607,7 @@ export class SimFileIo implements FileIo {
           return;
         }
         this.disk.zeroDurably(e.inode, from, to);
+        this.disk.noteChange(file);
         resolve();
       }, 1 + this.disk.randomInt(asyncIoDelayMaxMs));
     });
@@ -530,6 +616,7 @@ export class SimFileIo implements FileIo {
   truncate(fd: number, length: number): void {
     const f = this.fd(fd);
     this.disk.truncate(f.inode, length);
+    this.disk.noteChange(f.path);
   }
 
   sizeOf(fd: number): number {

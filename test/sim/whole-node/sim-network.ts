@@ -4,10 +4,12 @@
  *
  * - One-way Raft messages (`PeerSender.send`): per-message seeded delay (so they reorder), loss,
  *   duplication, rare long delays, and directed partitions (one-way possible).
- * - Requests (`request`, `requestSnapshotChunk`): delayed and lost like messages but never
- *   duplicated (the real peer link never resends a request); a lost request or reply, or a
- *   partition, ends in the caller's TIMEOUT; a peer that is down, or dies with the request
- *   pending, fails it UNAVAILABLE after a short delay (a refused or reset connection).
+ * - Requests (`request`, `requestSnapshotChunk`): delayed and lost like messages; a lost request
+ *   or reply, or a partition, ends in the caller's TIMEOUT; a peer that is down, or dies with the
+ *   request pending, fails it UNAVAILABLE after a short delay (a refused or reset connection). The
+ *   real peer link never resends a request, so only segment replication's requests (appends, fences,
+ *   copy reads: meant to be safe to repeat) are duplicated, at twice the weather's dupRate: the copy
+ *   arrives later, out of order with what follows, and its answer is dropped.
  * - The real peer frame limit: a message, request or reply whose frame exceeds
  *   protocolLimits.frameSizeMaxBytes is dropped (message) or refused FRAME_TOO_LARGE, as
  *   node/transport does.
@@ -25,6 +27,7 @@ import type { MetadataState } from '../../../node/metadata/metadata-state.js';
 import type { PeerSender } from '../../../node/metadata/raft-node.js';
 import { TransportError } from '../../../node/transport/transport-error.js';
 import { asWalrusError, peerFrameOverheadBytes } from '../../../node/transport/peer-wire.js';
+import { isReplicationPayload } from '../../../node/protocol/replication-codec.js';
 import type { SimProcess, SimScheduler, SimWorld } from './sim-world.js';
 
 /** Delay of a refused or reset connection's error (simulated ms). */
@@ -66,6 +69,7 @@ export interface NetworkStats {
   delivered: number;
   dropped: number;
   duplicated: number;
+  duplicatedRequests: number;
   oversize: number;
   requests: number;
   requestTimeouts: number;
@@ -86,6 +90,8 @@ interface PendingRequest {
 
 export class SimNetwork {
   weather: Weather = calmWeather;
+  /** Scripted scenarios: requests this returns true for are lost (the caller times out). */
+  dropRequest: ((from: number, to: number, payload: Uint8Array) => boolean) | null = null;
   /** Directed links that deliver nothing: `${from}>${to}`. */
   private readonly cut = new Set<string>();
   private readonly endpoints = new Map<number, PeerEndpoint>();
@@ -96,6 +102,7 @@ export class SimNetwork {
     delivered: 0,
     dropped: 0,
     duplicated: 0,
+    duplicatedRequests: 0,
     oversize: 0,
     requests: 0,
     requestTimeouts: 0,
@@ -241,7 +248,7 @@ export class SimNetwork {
         );
         return;
       }
-      if (this.lost(src.nodeId, to)) {
+      if (this.lost(src.nodeId, to) || this.dropRequest?.(src.nodeId, to, payload) === true) {
         this.stats.dropped++;
         return; // the caller times out
       }
@@ -267,6 +274,13 @@ export class SimNetwork {
           }
           this.stats.delivered++;
           const copy = Buffer.from(payload);
+          if (
+            !chunk &&
+            this.weather.dupRate > 0 &&
+            isReplicationPayload(copy) &&
+            this.prng.chance(Math.min(1, 2 * this.weather.dupRate))
+          )
+            this.duplicate(src, dst, copy);
           let answer: Promise<Uint8Array>;
           try {
             answer = chunk ? dst.onSnapshotChunk(src.nodeId, copy) : dst.onRequest(src.nodeId, copy);
@@ -299,6 +313,24 @@ export class SimNetwork {
         dst.process,
       );
     });
+  }
+
+  /** Delivers a replication request a second time, later; its answer goes nowhere. */
+  private duplicate(src: PeerEndpoint, dst: PeerEndpoint, payload: Buffer): void {
+    this.stats.duplicatedRequests++;
+    const again = Buffer.from(payload);
+    this.world.after(
+      this.delay() + this.delay(),
+      () => {
+        if (this.endpoints.get(dst.nodeId) !== dst) return;
+        try {
+          dst.onRequest(src.nodeId, again).catch(() => {});
+        } catch {
+          // Answered nowhere either way.
+        }
+      },
+      dst.process,
+    );
   }
 
   private reply(

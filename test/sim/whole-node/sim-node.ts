@@ -36,9 +36,11 @@ import { RequestHandler } from '../../../node/server/request-handler.js';
 import { TopicService } from '../../../node/topics/topic-service.js';
 import { mkdirDurably } from '../../../node/storage-io/index.js';
 import { Wal } from '../../../node/wal/index.js';
+import { ackQuorum } from '../../../node/replication/index.js';
 import { sleep } from '../../../node/scheduler.js';
 import type { Logger } from '../../../node/log.js';
 import type { RaftChecks } from './raft-checks.js';
+import { type WalObserver, observeWal } from './replication-checks.js';
 import { type SimDisk, SimFileIo } from './sim-disk.js';
 import { type SimNetwork, SimPeers } from './sim-network.js';
 import { SimProcess, SimScheduler, type SimWorld } from './sim-world.js';
@@ -53,6 +55,10 @@ export interface NodeBugs {
   readonly removeWithoutHandOff?: boolean;
   /** Defect 4: a snapshot goes out as one message, not in chunks (a test-local patch of the driver). */
   readonly snapshotAsOneMessage?: boolean;
+  /** Replication: a segment leader's high watermark needs one replica fewer than a majority. */
+  readonly quorumMinusOne?: boolean;
+  /** Replication: a replica never cuts its copy (the tail past a seal stays). */
+  readonly keepTailPastSeal?: boolean;
 }
 
 /** Settings every node of a run shares (derived from the seed). */
@@ -63,6 +69,52 @@ export interface NodeSettings {
   readonly compactEntryCount: number;
   readonly monitorCheckMs: number;
   readonly bugs: NodeBugs;
+}
+
+/**
+ * TEST ONLY (NodeBugs.quorumMinusOne): every replicator this node makes computes its high
+ * watermark from one replica fewer than ackQuorum (SegmentReplicator.advance, with that one change).
+ */
+function weakenQuorum(topics: TopicService): void {
+  type Waiting = { end: number; resolve: () => void; timer: unknown };
+  type Rep = {
+    isFrozen: boolean;
+    localEnd: number;
+    followers: Map<number, { ackedEnd: number }>;
+    replicas: readonly number[];
+    baseOffset: number;
+    committedEnd: number;
+    waiting: Waiting[];
+    ctx: { scheduler: { clearTimeout(t: unknown): void } };
+    onCommitted: (end: number) => void;
+    advance: () => void;
+  };
+  const appender = topics.appender as unknown as {
+    startReplicator(name: string, rt: { replicator: Rep | null }): void;
+  };
+  const start = appender.startReplicator.bind(appender);
+  appender.startReplicator = (name, rt) => {
+    start(name, rt);
+    const rep = rt.replicator;
+    if (rep === null) return;
+    rep.advance = function (this: Rep) {
+      if (this.isFrozen) return;
+      const ends = [this.localEnd, ...[...this.followers.values()].map((f) => f.ackedEnd)].sort(
+        (a, b) => b - a,
+      );
+      const need = Math.max(1, ackQuorum(this.replicas.length) - 1);
+      const hw = Math.max(this.baseOffset, ends[need - 1] ?? this.baseOffset);
+      if (hw <= this.committedEnd) return;
+      this.committedEnd = hw;
+      let settled = 0;
+      while (settled < this.waiting.length && this.waiting[settled]!.end <= hw) settled++;
+      for (const w of this.waiting.splice(0, settled)) {
+        this.ctx.scheduler.clearTimeout(w.timer);
+        w.resolve();
+      }
+      this.onCommitted(hw);
+    };
+  };
 }
 
 /** walrus-node's join backoff (ms), as in joinCluster(). */
@@ -88,6 +140,7 @@ export interface Running {
   raft: RaftNode | null;
   core: RaftCore | null;
   topics: TopicService | null;
+  wal: Wal | null;
   handler: RequestHandler | null;
   identity: RaftIdentity | null;
   /** True once the client listener is bound. */
@@ -107,6 +160,8 @@ export interface NodeEnv {
   readonly prng: Prng;
   /** Sees the metadata after each applied command (null: after a snapshot was installed). */
   readonly onApplied: (state: MetadataState, command: MetaCommand | null) => void;
+  /** Sees each node's WAL writes and seals (the replication checks), when set. */
+  readonly walObserver: () => WalObserver | null;
 }
 
 export class SimNode {
@@ -119,8 +174,8 @@ export class SimNode {
   constructor(
     readonly id: number,
     readonly disk: SimDisk,
-    /** Null: bootstrap a cluster (walrus-node without --join). */
-    readonly joins: boolean,
+    /** False: bootstrap a cluster (walrus-node without --join); an operator restarting a wiped node sets it. */
+    public joins: boolean,
     private readonly env: NodeEnv,
     readonly clockSkewMs: number,
   ) {
@@ -143,6 +198,7 @@ export class SimNode {
       raft: null,
       core: null,
       topics: null,
+      wal: null,
       handler: null,
       identity: null,
       serving: false,
@@ -192,6 +248,9 @@ export class SimNode {
       fileIo: io,
       scheduler,
     });
+    r.wal = wal;
+    const observer = env.walObserver();
+    if (observer !== null) observeWal(wal, this.id, observer);
     const guard = new PeerIdentityGuard({
       nodeId: this.id,
       identity,
@@ -267,6 +326,9 @@ export class SimNode {
       scheduler,
     });
     r.topics = topics;
+    if (s.bugs.quorumMinusOne) weakenQuorum(topics);
+    if (s.bugs.keepTailPastSeal)
+      wal.truncateSegment = async (topic, segmentId) => wal.segmentInfo(topic, segmentId)!;
     controller = new Controller({
       nodeId: this.id,
       state,

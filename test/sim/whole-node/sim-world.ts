@@ -17,6 +17,12 @@ export const simEpochMs = 1_700_000_000_000;
 /** One incarnation of a node's process; everything it scheduled dies with it. */
 export class SimProcess {
   alive = true;
+  /**
+   * SIGSTOP: until this simulated time nothing the process scheduled runs (timers, I/O
+   * completions, messages and requests delivered to it wait, in order); then it resumes and finds
+   * its clock moved on, as after SIGCONT.
+   */
+  pausedUntil = 0;
   constructor(
     readonly nodeId: number,
     readonly incarnation: number,
@@ -41,6 +47,8 @@ interface WorldEvent {
 export class SimWorld {
   now = 0;
   events = 0;
+  /** The process whose event ran last (null: the simulator's own), for checks that look only at it. */
+  lastOwner: SimProcess | null = null;
   private readonly queue = new EventQueue<WorldEvent>();
   /** Called when a process's callback throws (an uncaught exception: the process dies). */
   onProcessError: (owner: SimProcess, error: unknown) => void = (_owner, error) => {
@@ -75,8 +83,14 @@ export class SimWorld {
       }
       const e = this.queue.pop()!;
       if (e.owner !== null && !e.owner.alive) continue;
+      if (e.owner !== null && e.owner.pausedUntil > e.time) {
+        // Stopped: the event waits for SIGCONT, behind what was due before it.
+        this.queue.push({ time: e.owner.pausedUntil, owner: e.owner, run: e.run });
+        continue;
+      }
       this.now = e.time;
       this.events++;
+      this.lastOwner = e.owner;
       try {
         e.run();
       } catch (error) {

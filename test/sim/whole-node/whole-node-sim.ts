@@ -1,16 +1,21 @@
 /**
  * One seeded whole-node run: nodes assembled like walrus-node (sim-node.ts) on simulated disks,
  * network and clock, clients (workload.ts) whose answers the oracle checks, and chaos: crashes
- * (with or without the page cache) and restarts, partitions (one-way too) and heals, network
- * weather, disk faults (ENOSPC, EIO, crash points, torn writes), bit flips, joins and removals.
- * Raft safety (raft-checks.ts) and the clients' invariants (oracle.ts) are checked as the run
- * goes. Then liveness: everything heals, every member restarts; within a bound computed from the
- * run's timeouts (livenessBoundMs) a leader must be up with every member caught up to its commit
- * index, each topic must take an append, and every acknowledged record must read back.
+ * (with or without the page cache) and restarts, SIGSTOP-like pauses, partitions (one-way too) and
+ * heals, network weather (loss, duplication, reordering, long delays), disk faults (ENOSPC, EIO,
+ * crash points, torn writes), bit flips, joins, removals, and a disk wipe that an operator answers
+ * as docs/cluster.md says (remove the node, empty its directory, start it with --join).
+ * Raft safety (raft-checks.ts), segment replication's invariants S1-S9 (replication-checks.ts) and
+ * the clients' invariants (oracle.ts) are checked as the run goes. Then liveness: everything
+ * heals, every member restarts; within a bound computed from the run's timeouts (livenessBoundMs)
+ * a leader must be up with every member caught up to its commit index, each topic must take an
+ * append, and every acknowledged record must read back; then, settled, every copy must match its
+ * seal (S8) and the sweeps of S2, S3 and S5 run once more.
  *
  * Everything derives from the seed; `SEED=n` replays a run bit for bit.
  */
 import { Prng } from '../../../node/raft/index.js';
+import { replicationLimits } from '../../../node/topics/replication-limits.js';
 import { raftNodeLimits } from '../../../node/metadata/raft-node.js';
 import { InvariantViolation } from '../invariants.js';
 import { Oracle, type TopicModel, violation } from './oracle.js';
@@ -18,13 +23,26 @@ import { type DiskFaults, noDiskFaults } from './sim-disk.js';
 import { calmWeather } from './sim-network.js';
 import { SimCluster, isInjected, stackOf } from './sim-cluster.js';
 import type { NodeBugs, NodeSettings } from './sim-node.js';
-import type { MetadataState } from '../../../node/metadata/metadata-state.js';
+import { type MetadataState, replicasOf } from '../../../node/metadata/metadata-state.js';
 import { ProcessDead } from './sim-world.js';
 import { Workload } from './workload.js';
+import { ReplicationChecks, type ReplicationStats } from './replication-checks.js';
+
+/**
+ * Schedules: `soak` (npm run soak, the default of sim:whole) draws its options as the simulator
+ * always did; `quick` (npm test's 200 seeds) keeps those draws but always has chaos, and densely
+ * (a short fault phase must still see crashes, pauses, partitions and wipes).
+ */
+export type Profile = 'soak' | 'quick';
+
+/** Simulated ms of the fault phase of each profile. */
+export const profileFaultMs: Readonly<Record<Profile, number>> = { soak: 12_000, quick: 5_000 };
 
 export interface WholeNodeOptions {
   readonly seed: number;
-  /** Simulated ms of the fault phase. */
+  /** Which schedules (default soak). */
+  readonly profile?: Profile;
+  /** Simulated ms of the fault phase (default: the profile's). */
   readonly faultMs?: number;
   /** TEST ONLY: defects put back into every node. */
   readonly bugs?: NodeBugs;
@@ -61,6 +79,10 @@ export interface Derived {
   readonly removals: boolean;
   /** Topics created up front with many metadata entries (a snapshot far above one frame). */
   readonly bloatTopics: number;
+  /** Longest SIGSTOP of a node (simulated ms). */
+  readonly pauseMaxMs: number;
+  /** Whether one node's disk may be wiped (then removed and re-added by the operator). */
+  readonly wipes: boolean;
   /** Relative weights of the chaos actions. */
   readonly chaosMix: ChaosMix;
 }
@@ -73,6 +95,8 @@ export type ChaosAction =
   | 'disk'
   | 'join'
   | 'bitFlip'
+  | 'pause'
+  | 'wipe'
   | 'nothing';
 export type ChaosMix = Readonly<Record<ChaosAction, number>>;
 
@@ -84,6 +108,8 @@ export const defaultChaosMix: ChaosMix = {
   disk: 15,
   join: 7,
   bitFlip: 3,
+  pause: 10,
+  wipe: 4,
   nothing: 5,
 };
 
@@ -109,7 +135,13 @@ export interface WholeNodeStats {
   snapshotsInstalled: number;
   messages: number;
   oversize: number;
+  duplicatedRequests: number;
+  pauses: number;
+  wipes: number;
+  wipedRemoved: number;
+  wipedReadded: number;
   livenessMs: number;
+  replication: ReplicationStats;
 }
 
 export interface WholeNodeResult {
@@ -121,7 +153,7 @@ export interface WholeNodeResult {
 }
 
 /** Fault phase length by default (simulated ms). */
-export const faultMsDefault = 12_000;
+export const faultMsDefault = profileFaultMs.soak;
 /** Cluster formation before chaos starts (simulated ms). */
 const formationMs = 2_000;
 /** Election timeouts allowed after healing for a leader to settle. */
@@ -134,8 +166,24 @@ const stateCompareEvery = 400;
 const stateCompareTopicCountMax = 1_000;
 /** Nodes ever created in one run. */
 const nodeCountMax = 9;
+/**
+ * After liveness: simulated ms within which every copy of a sealed segment must have settled (a
+ * replica completing its copy may first wait out a lost request: replicaRequestTimeoutMs, twice).
+ */
+const settleMs = 2 * replicationLimits.replicaRequestTimeoutMs + 5_000;
+/** Events between looks at whether everything settled. */
+const settleCheckEvery = 50;
+/** Least replicas (not removed) of every segment a node holds before its disk may be wiped (one of three lost). */
+const wipeReplicasMin = 3;
 
-export function deriveOptions(seed: number): Derived {
+export function deriveOptions(seed: number, profile: Profile = 'soak'): Derived {
+  const d = deriveSoakOptions(seed);
+  if (profile === 'soak') return d;
+  const q = new Prng(seed ^ 0x0c1c_0c1c);
+  return { ...d, chaosGapMs: [150, 300, 600][q.nextInt(3)]! };
+}
+
+function deriveSoakOptions(seed: number): Derived {
   const p = new Prng(seed ^ 0x5eed_0b0d);
   const pick = <T>(xs: readonly T[]): T => xs[p.nextInt(xs.length)]!;
   const faulty = p.chance(0.6);
@@ -170,11 +218,14 @@ export function deriveOptions(seed: number): Derived {
     removals: p.chance(0.5),
     bloatTopics: 0,
     chaosMix: defaultChaosMix,
+    // Drawn last: the draws above stay those of the seeds before pauses and wipes existed.
+    pauseMaxMs: pick([300, 1500, 4000]),
+    wipes: p.chance(0.5),
   };
 }
 
-export function replayCommand(seed: number, faultMs: number): string {
-  return `SEED=${seed} SIM_MS=${faultMs} npm run sim:whole`;
+export function replayCommand(seed: number, faultMs: number, profile: Profile = 'soak'): string {
+  return `SEED=${seed} SIM_MS=${faultMs}${profile === 'soak' ? '' : ` SIM_PROFILE=${profile}`} npm run sim:whole`;
 }
 
 /** Simulated ms after healing within which the cluster must be live again. */
@@ -218,6 +269,7 @@ class Run {
   readonly cluster: SimCluster;
   readonly oracle = new Oracle();
   readonly workload: Workload;
+  readonly checks: ReplicationChecks;
   failure: unknown = null;
   private phase: 'faults' | 'healing' | 'done' = 'faults';
   private readonly prng: Prng;
@@ -225,6 +277,9 @@ class Run {
   private nextNodeId = 1;
   private partitions = 0;
   private joins = 0;
+  private pauses = 0;
+  private wipedRemoved = 0;
+  private wipedReadded = 0;
   private livenessMs = 0;
   /** What liveness waits for now (reported when it is not reached). */
   private status = '';
@@ -233,8 +288,9 @@ class Run {
   private readonly rejectionListener = (reason: unknown): void => this.onUnhandled(reason);
 
   constructor(o: WholeNodeOptions) {
-    this.d = { ...deriveOptions(o.seed), ...o.overrides };
-    this.faultMs = o.faultMs ?? faultMsDefault;
+    const profile = o.profile ?? 'soak';
+    this.d = { ...deriveOptions(o.seed, profile), ...o.overrides };
+    this.faultMs = o.faultMs ?? profileFaultMs[profile];
     this.prng = new Prng(o.seed);
     const settings: NodeSettings = {
       tickMs: this.d.tickMs,
@@ -263,6 +319,11 @@ class Run {
       const t = this.oracle.topics.get(name);
       if (t !== undefined) t.startMax = Math.max(t.startMax, start);
     };
+    this.checks = new ReplicationChecks(this.cluster, this.oracle);
+    this.checks.report = (error) => this.fail(error);
+    this.cluster.walObserver = this.checks;
+    this.cluster.onNodeApplied = (id, state, command) => this.checks.onApplied(id, state, command);
+    this.workload.onAck = (t, values, first) => this.checks.onAck(t.name, values, first);
   }
 
   private onUnhandled(reason: unknown): void {
@@ -405,6 +466,8 @@ class Run {
       disk: () => this.diskFaults(),
       join: () => this.join(),
       bitFlip: () => this.bitFlip(),
+      pause: () => this.pause(),
+      wipe: () => this.wipe(),
       nothing: () => {},
     };
     actions[action]();
@@ -501,6 +564,93 @@ class Run {
     if (file !== null) this.cluster.rotted.add(node.id);
   }
 
+  /**
+   * SIGSTOP for a while, then SIGCONT: a segment leader or the Raft leader half of the time (a
+   * leader paused past segmentLeaderDeadAfterMs is fenced and comes back a zombie).
+   */
+  private pause(): void {
+    const up = this.cluster.upIds();
+    if (up.length === 0) return;
+    const leading = up.filter((id) => {
+      const r = this.cluster.node(id).running;
+      if (r?.core?.role === 'Leader') return true;
+      for (const t of r?.state.topics.values() ?? [])
+        if (t.segments[t.segments.length - 1]?.leaderNodeId === id) return true;
+      return false;
+    });
+    const pool = leading.length > 0 && this.prng.chance(0.5) ? leading : up;
+    const id = pool[this.prng.nextInt(pool.length)]!;
+    const process = this.cluster.node(id).running!.process;
+    process.pausedUntil = Math.max(
+      process.pausedUntil,
+      this.world.now + 1 + this.prng.nextInt(this.d.pauseMaxMs),
+    );
+    this.pauses++;
+  }
+
+  /**
+   * Wipes one node's disk, once per run, when it is a voter of at least three and every segment it
+   * holds has at least three replicas (one copy of three is lost; nothing acknowledged may be).
+   * The operator then does what docs/cluster.md says (operator()).
+   */
+  private wipe(): void {
+    if (!this.d.wipes || this.checks.wipeCount > 0 || this.cluster.rotted.size > 0) return;
+    const state = this.workload.bestState();
+    const leader = [...this.cluster.nodes.values()].find((n) => n.running?.raft?.isLeader === true);
+    const voters = leader?.running?.raft?.status().voters ?? [];
+    if (state === null || voters.length < 3) return;
+    const candidates = voters.filter((id) => {
+      const n = this.cluster.nodes.get(id);
+      if (n === undefined || n.refused !== null || this.cluster.removed.has(id)) return false;
+      for (const t of state.topics.values())
+        for (const s of t.segments) {
+          const replicas = replicasOf(s);
+          const kept = replicas.filter((r) => !this.cluster.removed.has(r));
+          if (replicas.includes(id) && kept.length < wipeReplicasMin) return false;
+        }
+      return true;
+    });
+    if (candidates.length === 0) return;
+    const id = candidates[this.prng.nextInt(candidates.length)]!;
+    this.holdDown.add(id);
+    this.checks.onWipe(id, state);
+    this.cluster.wipe(id);
+    this.cluster.trace?.(`${this.world.now.toFixed(0)} chaos: node ${id}'s disk wiped`);
+    this.spawn(() => this.operator(id));
+  }
+
+  /**
+   * The operator's answer to a wiped node (docs/cluster.md, "Node identity"): it is started again
+   * with --join and must be refused (a new incarnation under a member's id); it is removed through
+   * remove-node (retried while refused); then its directory is emptied and it is started with
+   * --join, and joins as a new member under its old id.
+   */
+  private async operator(id: number): Promise<void> {
+    const node = this.cluster.node(id);
+    await this.sleep(1 + this.prng.nextInt(this.d.restartDelayMaxMs));
+    if (this.phase !== 'faults') return;
+    this.cluster.boot(id);
+    while (this.phase === 'faults' && !this.cluster.removed.has(id)) {
+      await this.sleep(500 + this.prng.nextInt(1000));
+      if (this.phase !== 'faults' || this.cluster.removed.has(id)) break;
+      if (node.running !== null) continue; // still trying to join: it must be refused
+      const out = await this.workload.call<'removeNode'>({ op: 'removeNode', nodeId: id });
+      if (out.ok && out.response.removed && !this.cluster.removed.has(id)) {
+        this.workload.stats.removals++;
+        this.cluster.decommission(id);
+      }
+    }
+    if (!this.cluster.removed.has(id)) return;
+    this.wipedRemoved++;
+    await this.sleep(1 + this.prng.nextInt(this.d.restartDelayMaxMs));
+    if (this.phase !== 'faults') return;
+    this.checks.wipedPending.delete(id);
+    this.cluster.readd(id);
+    this.holdDown.delete(id);
+    this.wipedReadded++;
+    this.cluster.boot(id);
+  }
+
   // ---- checks ----
 
   private afterEvent(): void {
@@ -508,6 +658,7 @@ class Run {
       const r = n.running;
       if (r?.core != null && r.storage !== null) this.cluster.checks.afterEvent(r.core, r.storage);
     }
+    this.checks.afterEvent();
     if (this.world.events % stateCompareEvery === 0) this.compareStates();
   }
 
@@ -574,6 +725,18 @@ class Run {
         `not live ${livenessBoundMs(this.d)} ms after healing: ${this.status}; ${this.describeNodes()}`,
       );
     }
+    if (this.failure !== null) return;
+    // Settled: every copy of a sealed segment must match its seal (within settleMs), and every sweep hold.
+    await this.world.run({
+      untilTime: this.world.now + settleMs,
+      stop: () =>
+        this.failure !== null ||
+        (this.world.events % settleCheckEvery === 0 && this.checks.unsettled() === null),
+      afterEvent: () => this.afterEvent(),
+    });
+    if (this.failure !== null) return;
+    this.checks.sweep();
+    this.checks.checkSettled();
   }
 
   private describeNodes(): string {
@@ -726,7 +889,13 @@ class Run {
       snapshotsInstalled: c.stats.snapshotInstalls,
       messages: c.net.stats.delivered,
       oversize: c.net.stats.oversize,
+      duplicatedRequests: c.net.stats.duplicatedRequests,
+      pauses: this.pauses,
+      wipes: this.checks.wipeCount,
+      wipedRemoved: this.wipedRemoved,
+      wipedReadded: this.wipedReadded,
       livenessMs: Math.round(this.livenessMs),
+      replication: { ...this.checks.stats, decodedRecords: this.checks.view.decodedRecords },
     };
   }
 }

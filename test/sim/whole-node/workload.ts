@@ -92,6 +92,8 @@ export class Workload {
   allowRemovals = true;
   /** TEST ONLY (defect 7): remove nodes without the hand-off of their segments. */
   removeWithoutHandOff = false;
+  /** Sees every acknowledged append (the replication checks' S1). */
+  onAck: (t: TopicModel, values: readonly string[], first: number) => void = () => {};
 
   constructor(
     private readonly cluster: SimCluster,
@@ -260,7 +262,13 @@ export class Workload {
     );
     if (out.ok) {
       this.stats.appendedRecords += n;
+      if (out.response.acks !== 'quorum' && !t.deleteAsked)
+        violation(
+          'AckedAppendStays',
+          `topic ${t.name}: an append asked with the default acks (quorum) was answered acks ${out.response.acks}`,
+        );
       t.onAppendAck(values, out.response.firstOffset, out.response.lastOffset, this.cluster.world.now);
+      if (!t.deleteAsked) this.onAck(t, values, out.response.firstOffset);
       return true;
     }
     this.notFound(t, out, sentAt, 'append');
