@@ -105,6 +105,8 @@ interface Wipe {
 export interface ReplicationStats {
   writes: number;
   sealsChecked: number;
+  /** Seals decided by a recovery (fenced, planned from the fence answers), among sealsChecked. */
+  recoverySeals: number;
   watermarksChecked: number;
   sweeps: number;
   decodedRecords: number;
@@ -115,6 +117,7 @@ export class ReplicationChecks implements WalObserver {
   readonly stats: ReplicationStats = {
     writes: 0,
     sealsChecked: 0,
+    recoverySeals: 0,
     watermarksChecked: 0,
     sweeps: 0,
     decodedRecords: 0,
@@ -432,6 +435,7 @@ export class ReplicationChecks implements WalObserver {
         'S1',
         `segment ${s.id} of ${topic.name} was sealed at ${end} (epoch ${epochOf(s)}, applied first on node ${nodeId}), but offset ${acked} of it had been acknowledged`,
       );
+    if (byRecovery) this.stats.recoverySeals++;
     if (this.wipedReplica(topic.name, s) !== null) return;
     this.checkSealedQuorum(topic.name, s, `when its seal was first applied (node ${nodeId})`);
     const epoch = epochOf(s);
