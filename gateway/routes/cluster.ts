@@ -1,5 +1,10 @@
-/** Cluster routes: liveness, readiness (a ping reached a node), the nodes and the seed METRICS JSON. */
+/**
+ * Cluster routes: liveness, readiness (a node answers, and no topic is unable to take writes: a
+ * segment leader or a quorum of its replicas unreachable, as the answering node sees it), the
+ * nodes and the seed METRICS JSON.
+ */
 import type { Hono } from 'hono';
+import { ErrorCode, WalrusError } from '../../node/protocol/error-codes.js';
 import { requireScope } from '../middleware/auth.js';
 import type { GatewayEnv, RouteDeps } from './deps.js';
 
@@ -8,6 +13,14 @@ export function clusterRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
 
   app.get('/v1/ready', async (c) => {
     const reply = await deps.upstream.request({ op: 'ping' }, { timeoutMs: 2_000 });
+    const { metrics } = await deps.upstream.request({ op: 'metrics' }, { timeoutMs: 2_000 });
+    const unwritable = (metrics as { storage?: { topics_unwritable?: unknown } }).storage?.topics_unwritable;
+    if (typeof unwritable === 'number' && unwritable > 0) {
+      throw new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `${unwritable} topic(s) cannot take writes now (a segment leader or a quorum of its replicas is unreachable; a failover is under way or a majority of copies is down)`,
+      );
+    }
     return c.json({ ready: true, nodeId: reply.nodeId });
   });
 

@@ -82,6 +82,11 @@ export class PeerDirectory implements PeerSender {
     for (const n of nodes) if (n.nodeId !== this.selfNodeId) this.bootAddrs.set(n.nodeId, n.raftAddr);
   }
 
+  /** True when the link to `to` is connected (it is made, and connects, on first ask). */
+  connected(to: number): boolean {
+    return to === this.selfNodeId || this.link(to)?.connected === true;
+  }
+
   send(to: number, payload: Uint8Array): void {
     this.link(to)?.send(payload);
   }
@@ -109,8 +114,12 @@ export class PeerDirectory implements PeerSender {
 }
 
 /** The topic service's view of a Raft cluster, forwarding over the peer links. */
-export function raftClusterView(raft: RaftNode, peers: Pick<PeerSender, 'request'>): ClusterView {
+export function raftClusterView(
+  raft: RaftNode,
+  peers: Pick<PeerSender, 'request'> & { connected?(to: number): boolean },
+): ClusterView {
   return {
+    reachable: (nodeId) => nodeId === raft.nodeId || peers.connected?.(nodeId) === true,
     raftLeaderId: () => raft.leaderId,
     voters: () => [...raft.status().voters],
     aliveVoters: () => raft.aliveVoters(),

@@ -227,6 +227,10 @@ async function main(): Promise<void> {
     voters: () => [...raft.status().voters],
     aliveVoters: () => raft.aliveVoters(),
     propose: (command) => raft.propose(command),
+    repairSegment: (topic, segmentId, gone, target) =>
+      topicService.repairSegment(topic, segmentId, gone, target),
+    repairAfterMs: config.repairAfterMs,
+    delay: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     recoverSegment: (topic, segmentId, reason) => topicService.recoverSegment(topic, segmentId, reason),
     nowMs: Date.now,
     logger,

@@ -32,6 +32,8 @@ export interface NodeConfig {
   readonly fsync: FsyncPolicyText;
   readonly segmentEntryCountMax: number;
   readonly monitorCheckMs: number;
+  /** A segment replica silent this long is re-created on another voter (WALRUS_REPAIR_AFTER_MS). */
+  readonly repairAfterMs: number;
   readonly recordSizeMaxBytes: number;
   readonly connectionCountMax: number;
   readonly idleTimeoutMs: number;
@@ -61,6 +63,7 @@ Walrus-TS flags:
 Environment:
   WALRUS_MAX_SEGMENT_ENTRIES    entries before segment rollover (default 1000000)
   WALRUS_MONITOR_CHECK_MS       monitor loop interval in ms (default 10000)
+  WALRUS_REPAIR_AFTER_MS        a segment replica down this long is copied to another node (default 60000)
   WALRUS_DATA_DIR               default for --data-dir
   WALRUS_MAX_RECORD_BYTES       maximum record size (default 1048576)
   WALRUS_MAX_CONNECTIONS        client connections held at once (default 10000)
@@ -158,6 +161,12 @@ export function parseNodeConfig(argv: readonly string[], env: Env): NodeConfig |
       env['WALRUS_MONITOR_CHECK_MS'] ?? '10000',
       10,
       3_600_000,
+    ),
+    repairAfterMs: parseIntStrict(
+      'WALRUS_REPAIR_AFTER_MS',
+      env['WALRUS_REPAIR_AFTER_MS'] ?? '60000',
+      1000,
+      7 * 86_400_000,
     ),
     recordSizeMaxBytes: parseIntStrict(
       'WALRUS_MAX_RECORD_BYTES',

@@ -8,8 +8,21 @@
  * The monitor loop (monitor.ts) calls `tick` on every node; it does nothing on a follower.
  */
 import type { Logger } from '../log.js';
-import { type MetaCommand, type MetadataState, activeSegment } from '../metadata/metadata-state.js';
-import { nextSegmentLeader, placeNewTopic, placeReplicas } from '../metadata/placement.js';
+import {
+  type MetaCommand,
+  type MetadataState,
+  type SegmentMeta,
+  type TopicMeta,
+  activeSegment,
+  replicasOf,
+} from '../metadata/metadata-state.js';
+import {
+  nextSegmentLeader,
+  placeNewTopic,
+  placeReplicas,
+  repairTarget,
+  replicationFactorDefault,
+} from '../metadata/placement.js';
 import { expiredSegments } from './retention.js';
 
 /** What the controller needs of the node: the metadata log and the Raft leader's liveness view. */
@@ -22,6 +35,12 @@ export interface ControllerPorts {
   propose(command: MetaCommand): Promise<number>;
   /** Recovers a topic's active segment (topics/segment-recovery.ts); throttled by the topic service. */
   recoverSegment(topic: string, segmentId: number, reason: string): Promise<boolean>;
+  /** Re-replicates a sealed segment: `target` copies it, then replaces `gone` in its replica set. */
+  repairSegment(topic: string, segmentId: number, gone: number, target: number): Promise<boolean>;
+  /** Resolves after `ms` on the node's clock (the simulator's in the simulator). */
+  delay(ms: number): Promise<void>;
+  /** A replica dead this long is replaced (WALRUS_REPAIR_AFTER_MS). */
+  readonly repairAfterMs: number;
   nowMs(): number;
   readonly logger: Logger;
 }
@@ -29,6 +48,11 @@ export interface ControllerPorts {
 export const controllerLimits = {
   /** How often the Raft leader looks for segments whose leader is gone. */
   segmentWatchIntervalMs: 200,
+  /** Re-replications the Raft leader runs at once. */
+  repairCountMax: 2,
+  /** Rounds of rolling a leaving node's active segment over before the removal gives up (and between them). */
+  drainAttemptCountMax: 20,
+  drainRetryMs: 100,
   /**
    * A segment leader not heard from for this long is taken for dead (the Raft view of "alive" is
    * one election timeout; this adds margin against a pause).
@@ -38,8 +62,10 @@ export const controllerLimits = {
 
 export class Controller {
   private readonly ports: ControllerPorts;
-  /** Nodes being removed: they get no new topic and no next segment. */
+  /** Nodes being removed: they get no new topic and no next segment, and their copies are moved. */
   private readonly leaving = new Set<number>();
+  /** Repairs running (topic/segment keys), bounded by controllerLimits.repairCountMax. */
+  private readonly repairing = new Set<string>();
   /** When this node became Raft leader (null: it is not), and when it last heard from each voter. */
   private leaderSinceMs: number | null = null;
   private readonly lastHeardMs = new Map<number, number>();
@@ -125,5 +151,122 @@ export class Controller {
         gone ? `leader ${leader} is not a voter` : `leader ${leader} is not heard from`,
       );
     }
+    this.scheduleRepairs(nowMs, voters);
+  }
+
+  /** A replica that is not a voter, is leaving, or has been silent for repairAfterMs. */
+  private isGone(id: number, voters: ReadonlySet<number>, nowMs: number): boolean {
+    if (!voters.has(id) || this.leaving.has(id)) return true;
+    const heardMs = this.lastHeardMs.get(id) ?? this.leaderSinceMs ?? nowMs;
+    return nowMs - heardMs >= this.ports.repairAfterMs;
+  }
+
+  /**
+   * Repair, on the Raft leader: an active segment with a gone follower is rolled over (its next
+   * segment gets a whole replica set); a sealed segment with a gone replica is copied to another
+   * voter, at most repairCountMax at once. A segment with no voter to copy to stays under-replicated.
+   */
+  private scheduleRepairs(nowMs: number, voters: ReadonlySet<number>): void {
+    const p = this.ports;
+    const alive = p.aliveVoters();
+    for (const topic of p.state.topics.values()) {
+      for (const segment of topic.segments) {
+        if (this.repairing.size >= controllerLimits.repairCountMax) return;
+        const gone = replicasOf(segment).filter((id) => this.isGone(id, voters, nowMs));
+        if (gone.length === 0) {
+          // A sealed segment with fewer copies than its topic asks for (a copy dropped when its node
+          // left with nowhere to move it) gets one on a voter that joined since.
+          // An active one (opened while too few voters were up) rolls over so the next gets them.
+          const wanted = Math.min(topic.replicationFactor ?? replicationFactorDefault, voters.size);
+          if (replicasOf(segment).length >= wanted) continue;
+          const target = repairTarget(0, replicasOf(segment), [...voters], alive, this.leaving);
+          if (target === null) continue;
+          if (segment.endOffset === null)
+            this.track(topic, segment, () =>
+              p.recoverSegment(topic.name, segment.id, `fewer copies than replication factor ${wanted}`),
+            );
+          else this.track(topic, segment, () => p.repairSegment(topic.name, segment.id, 0, target));
+          continue;
+        }
+        if (segment.endOffset === null) {
+          if (!gone.includes(segment.leaderNodeId))
+            this.track(topic, segment, () =>
+              p.recoverSegment(topic.name, segment.id, `replica ${gone[0]} is gone`),
+            );
+          continue;
+        }
+        const target = repairTarget(gone[0]!, replicasOf(segment), [...voters], alive, this.leaving);
+        if (target !== null)
+          this.track(topic, segment, () => p.repairSegment(topic.name, segment.id, gone[0]!, target));
+      }
+    }
+  }
+
+  private track(topic: TopicMeta, segment: SegmentMeta, work: () => Promise<boolean>): void {
+    const key = `${topic.name}/${segment.id}`;
+    if (this.repairing.has(key)) return;
+    this.repairing.add(key);
+    work()
+      .catch((error: unknown) => {
+        this.ports.logger.warn(
+          { topic: topic.name, segment: segment.id, err: String(error) },
+          'Repair did not complete; will retry',
+        );
+      })
+      .finally(() => this.repairing.delete(key));
+  }
+
+  /**
+   * Before `nodeId` leaves (remove-node): the active segments it follows are rolled over and its
+   * copies of sealed segments are made on other voters, one after the other. Resolves with the
+   * sealed segments that could not be moved (no voter to copy to, or a copy failed).
+   */
+  async drainReplicas(nodeId: number): Promise<string[]> {
+    const p = this.ports;
+    const unmoved: string[] = [];
+    for (const topic of [...p.state.topics.values()]) {
+      // The active segment is rolled over until its replica set no longer holds the node (a
+      // recovery may be throttled or fail for a moment: retried, bounded).
+      for (let attempt = 0; attempt < controllerLimits.drainAttemptCountMax; attempt++) {
+        const current = p.state.topics.get(topic.name);
+        if (current === undefined) break;
+        const active = activeSegment(current);
+        if (!replicasOf(active).includes(nodeId)) break;
+        if (!(await p.recoverSegment(topic.name, active.id, `replica ${nodeId} is leaving`)))
+          await p.delay(controllerLimits.drainRetryMs);
+      }
+      for (const segment of [...topic.segments]) {
+        if (segment.endOffset === null || !replicasOf(segment).includes(nodeId)) continue;
+        const target = repairTarget(nodeId, replicasOf(segment), p.voters(), p.aliveVoters(), this.leaving);
+        let moved = false;
+        if (target !== null) {
+          try {
+            moved = await p.repairSegment(topic.name, segment.id, nodeId, target);
+          } catch (error) {
+            p.logger.warn(
+              { topic: topic.name, segment: segment.id, err: String(error) },
+              'could not move a copy off a leaving node',
+            );
+          }
+        }
+        if (!moved) {
+          // Nowhere to move it: the copy is dropped from the set, so the node (or a wiped node
+          // rejoining under its id) is never taken for a holder of it; repair adds one later.
+          const remaining = replicasOf(segment).filter((id) => id !== nodeId);
+          if (remaining.length > 0 && target === null)
+            await p
+              .propose({
+                type: 'setReplicas',
+                topic: topic.name,
+                segmentId: segment.id,
+                replicas: remaining,
+                expected: [...replicasOf(segment)],
+              })
+              .catch(() => {});
+          unmoved.push(`${topic.name}/${segment.id}`);
+        }
+      }
+    }
+    return unmoved;
   }
 }

@@ -174,9 +174,15 @@ export function replicasOf(segment: SegmentMeta): readonly number[] {
   return segment.replicas ?? [segment.leaderNodeId];
 }
 
+/**
+ * The epoch a segment opens with: its leader writes under it and only under it. A higher epoch
+ * means a recovery has fenced the segment; its leader never writes again.
+ */
+export const openingEpoch = 1;
+
 /** The segment's fence epoch (1 in metadata from before replication). */
 export function epochOf(segment: SegmentMeta): number {
-  return segment.epoch ?? 1;
+  return segment.epoch ?? openingEpoch;
 }
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {
@@ -278,7 +284,7 @@ export class MetadataState {
               endOffset: null,
               leaderNodeId: command.leaderNodeId,
               replicas: replicaSet(command.leaderNodeId, command.replicas),
-              epoch: 1,
+              epoch: openingEpoch,
             },
           ],
           cursors: new Map(),
@@ -311,7 +317,7 @@ export class MetadataState {
           endOffset: null,
           leaderNodeId: command.nextLeaderNodeId,
           replicas: replicaSet(command.nextLeaderNodeId, command.nextReplicas),
-          epoch: 1,
+          epoch: openingEpoch,
         });
         return;
       }

@@ -69,3 +69,28 @@ export function placeReplicas(
   const followers = [...ring.filter((id) => alive.has(id)), ...ring.filter((id) => !alive.has(id))];
   return [leader, ...followers.slice(0, wanted - 1)];
 }
+
+/**
+ * The voter to take over a gone replica's copy of a segment: the first live voter after the gone
+ * one in ring order that holds no copy yet and is not being removed; null when there is none (the
+ * segment stays under-replicated until one joins).
+ */
+export function repairTarget(
+  gone: number,
+  replicas: readonly number[],
+  voters: readonly number[],
+  aliveVoters: readonly number[],
+  excluded: ReadonlySet<number>,
+): number | null {
+  const sorted = [...new Set(voters)].sort((a, b) => a - b);
+  const alive = new Set(aliveVoters);
+  const start = Math.max(
+    0,
+    sorted.findIndex((v) => v > gone),
+  );
+  for (let i = 0; i < sorted.length; i++) {
+    const id = sorted[(start + i) % sorted.length]!;
+    if (id !== gone && alive.has(id) && !replicas.includes(id) && !excluded.has(id)) return id;
+  }
+  return null;
+}

@@ -11,6 +11,8 @@
  *        reply     epoch u32 | endOffset u64 | sealed bool | producers JSON
  *   replicaRead    topic | segmentId | offset u64 | endOffset u64 | recordCountMax u32 | byteCountMax u32
  *        reply     firstOffset u64 | records
+ *   replicaCopy    topic | segmentId | baseOffset u64 | endOffset u64 | sources u8 count + u32 each
+ *        reply     endOffset u64   (the asked node now holds a whole sealed copy, fetched from sources)
  */
 import { ByteReader, ByteWriter } from './byte-io.js';
 import {
@@ -29,7 +31,11 @@ export const ReplicationOpcode = {
   replicaAppend: 0x60,
   fence: 0x61,
   replicaRead: 0x62,
+  replicaCopy: 0x63,
 } as const;
+
+/** Nodes a copy may be fetched from (a replica set's size bound). */
+const copySourceCountMax = 7;
 
 export interface ReplicaRecord {
   readonly timestampMs: number;
@@ -66,6 +72,16 @@ export type ReplicationRequest =
       readonly endOffset: number;
       readonly recordCountMax: number;
       readonly byteCountMax: number;
+    }
+  | {
+      readonly op: 'replicaCopy';
+      readonly topic: string;
+      readonly segmentId: number;
+      readonly baseOffset: number;
+      /** The sealed end: the copy holds exactly [baseOffset, endOffset). */
+      readonly endOffset: number;
+      /** Replicas to fetch from, in the order to try them. */
+      readonly sources: readonly number[];
     };
 
 export const ReplicaAppendOutcome = { ok: 0, gap: 1, fenced: 2, sealed: 3 } as const;
@@ -90,6 +106,7 @@ export interface ReplicationReplyByOp {
     readonly firstOffset: number;
     readonly records: readonly (ReplicaRecord & { headers: Record<string, string> })[];
   };
+  replicaCopy: { readonly endOffset: number };
 }
 
 const opOf = new Map<number, ReplicationRequest['op']>(
@@ -132,6 +149,14 @@ export function encodeReplicationRequest(request: ReplicationRequest): Buffer {
       w.u64(checkUint(request.endOffset, 'endOffset'));
       w.u32(checkUint(request.recordCountMax, 'recordCountMax', 0xffffffff));
       w.u32(checkUint(request.byteCountMax, 'byteCountMax', 0xffffffff));
+      break;
+    case 'replicaCopy':
+      w.u64(checkUint(request.baseOffset, 'baseOffset'));
+      w.u64(checkUint(request.endOffset, 'endOffset'));
+      if (request.sources.length > copySourceCountMax)
+        throw new WalrusError(ErrorCode.BAD_REQUEST, `more than ${copySourceCountMax} copy sources`);
+      w.u8(request.sources.length);
+      for (const id of request.sources) w.u32(checkUint(id, 'source node id', 0xffffffff));
       break;
   }
   return w.finish();
@@ -177,6 +202,17 @@ export function decodeReplicationRequest(payload: Buffer): ReplicationRequest {
         byteCountMax: r.u32('byteCountMax'),
       };
       break;
+    case 'replicaCopy': {
+      const baseOffset = r.u64('baseOffset');
+      const endOffset = r.u64('endOffset');
+      if (endOffset < baseOffset) r.fail('a copy ends before its base');
+      const count = r.u8('source count');
+      if (count > copySourceCountMax) r.fail(`more than ${copySourceCountMax} copy sources`);
+      const sources: number[] = [];
+      for (let i = 0; i < count; i++) sources.push(r.u32('source node id'));
+      request = { op, topic, segmentId, baseOffset, endOffset, sources };
+      break;
+    }
   }
   r.end('replication request');
   return request;
@@ -209,6 +245,9 @@ export function encodeReplicationReply<Op extends ReplicationRequest['op']>(
       writeReplicaRecords(w, rr.records);
       break;
     }
+    case 'replicaCopy':
+      w.u64(checkUint((reply as ReplicationReplyByOp['replicaCopy']).endOffset, 'endOffset'));
+      break;
   }
   return w.finish();
 }
@@ -244,6 +283,9 @@ export function decodeReplicationReply<Op extends ReplicationRequest['op']>(
       };
       break;
     }
+    case 'replicaCopy':
+      reply = { endOffset: r.u64('endOffset') };
+      break;
     default: {
       const firstOffset = r.u64('firstOffset');
       reply = { firstOffset, records: readReplicaRecords(r) };

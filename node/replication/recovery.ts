@@ -31,6 +31,8 @@ export type RecoveryPlan =
       readonly sourceNodeId: number;
       /** Replicas that must receive [their end, endOffset) before the seal is logged. */
       readonly copyTo: readonly { readonly nodeId: number; readonly fromOffset: number }[];
+      /** True when fewer than a quorum will hold the sealed end (repair adds copies later). */
+      readonly underReplicated: boolean;
     };
 
 export function planRecovery(
@@ -56,12 +58,9 @@ export function planRecovery(
   const holding = answers.filter((r) => r.endOffset >= endOffset).length;
   const missing = Math.max(0, ackQuorum(n) - holding);
   const behind = answers.filter((r) => r.endOffset < endOffset);
-  if (behind.length < missing) {
-    return {
-      kind: 'wait',
-      reason: `only ${holding + behind.length} answering replicas for a quorum of ${ackQuorum(n)}`,
-    };
-  }
+  // Fewer answers than a quorum (a replica set of 2 or 4 with a member dead): every acknowledged
+  // record is still among the answers and the old leader is fenced, so the segment is sealed with
+  // the copies there are; it is under-replicated until repair adds one (S3 holds again then).
   return {
     kind: 'seal',
     endOffset,
@@ -70,5 +69,6 @@ export function planRecovery(
     copyTo: behind
       .slice(0, missing)
       .map((r) => ({ nodeId: r.nodeId, fromOffset: Math.max(segment.baseOffset, r.endOffset) })),
+    underReplicated: holding + behind.length < ackQuorum(n),
   };
 }

@@ -1,16 +1,19 @@
 /**
- * `remove-node N` on the Raft leader. Until segment data is replicated, a segment's records live
- * only on its leader, so a removal must not strand them:
+ * `remove-node N` on the Raft leader. A removal must not strand a topic or lose a copy:
  * 1. N gets no new topic or segment from now on (the controller passes it over);
  * 2. if N leads the active segment of any topic, N is asked to hand them off (seal them, so the
- *    next segments open on other voters); if it cannot be reached the removal is refused
- *    (UNAVAILABLE): appends and reads of those topics would fail for good;
- * 3. if N still holds records of sealed segments the removal is refused (CONFLICT): the records
- *    would be lost. Delete those topics, or let retention drop the segments, first.
+ *    next segments open on other voters); if it cannot be reached, the active segments it leads are
+ *    recovered without it (fenced and sealed at their quorum's end);
+ * 3. N's copies are moved (controller.drainReplicas): the active segments it follows roll over,
+ *    and each sealed segment it holds is copied to another voter before the metadata lists that
+ *    one instead. A segment with no voter to copy to keeps its other copies (under-replicated);
+ * 4. if N holds the only copy of records of a sealed segment (replication factor 1) the removal is
+ *    refused (CONFLICT): the records would be lost. Delete those topics, or let retention drop the
+ *    segments, first.
  * Then the configuration change runs.
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
-import { type MetadataState, activeSegment } from '../metadata/metadata-state.js';
+import { type MetadataState, activeSegment, replicasOf } from '../metadata/metadata-state.js';
 import type { Controller } from '../controller/controller.js';
 import type { ClusterView } from '../topics/ports.js';
 import type { TopicService } from '../topics/topic-service.js';
@@ -38,12 +41,13 @@ export async function removeNode(
         if (nodeId === self) await topics.appender.handOff(nodeId);
         else await cluster.forward<'handOff'>(nodeId, { op: 'handOff', nodeId });
         await cluster.catchUpWithLeader();
-      } catch (error) {
-        throw new WalrusError(
-          ErrorCode.UNAVAILABLE,
-          `node ${nodeId} leads the active segment of ${describe(leadsActive(state, nodeId))} and could not hand them off (${(error as Error).message}); bring it back and retry`,
-          { cause: error },
-        );
+      } catch {
+        // N cannot hand off: its active segments are recovered without it.
+        for (const name of leadsActive(state, nodeId)) {
+          const topic = state.topics.get(name);
+          if (topic !== undefined)
+            await topics.recoverSegment(name, activeSegment(topic).id, `node ${nodeId} is being removed`);
+        }
       }
       const still = leadsActive(state, nodeId);
       if (still.length > 0) {
@@ -55,6 +59,26 @@ export async function removeNode(
     }
     // The segments just handed off may hold records too.
     refuseIfHolding(state, nodeId);
+    const unmoved = await controller.drainReplicas(nodeId);
+    // An active segment that still has a copy on N would lose a quorum member for good.
+    const stuck = [...state.topics.values()]
+      .filter((topic) => replicasOf(activeSegment(topic)).includes(nodeId))
+      .map((topic) => topic.name);
+    if (stuck.length > 0) {
+      throw new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `the active segment of ${describe(stuck)} still has a copy on node ${nodeId} and could not be moved (a majority of its replicas must answer); retry the removal`,
+      );
+    }
+    if (unmoved.length > 0)
+      topics.logger.warn(
+        {
+          node: nodeId,
+          segments: unmoved.slice(0, nodeRemovalLimits.topicNamesInMessageMax),
+          count: unmoved.length,
+        },
+        'Removing a node whose copies could not all be moved: those segments stay under-replicated',
+      );
     return { removed: await cluster.removeNode(nodeId) };
   } finally {
     controller.unmarkLeaving(nodeId);
@@ -78,13 +102,20 @@ function refuseIfHolding(state: MetadataState, nodeId: number): void {
   }
 }
 
+/** Topics with a sealed, non-empty segment whose only copy is on `nodeId`. */
 function holdsRecords(state: MetadataState, nodeId: number): string[] {
   const names: string[] = [];
   for (const topic of state.topics.values()) {
     if (
-      topic.segments.some(
-        (s) => s.leaderNodeId === nodeId && s.endOffset !== null && s.endOffset > s.baseOffset,
-      )
+      topic.segments.some((s) => {
+        const replicas = replicasOf(s);
+        return (
+          s.endOffset !== null &&
+          s.endOffset > s.baseOffset &&
+          replicas.length === 1 &&
+          replicas[0] === nodeId
+        );
+      })
     )
       names.push(topic.name);
   }

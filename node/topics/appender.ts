@@ -17,7 +17,13 @@
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { RecordInput, ResponseByOp } from '../protocol/messages.js';
 import type { Wal } from '../wal/index.js';
-import { type SegmentMeta, activeSegment, epochOf, replicasOf } from '../metadata/metadata-state.js';
+import {
+  type SegmentMeta,
+  activeSegment,
+  epochOf,
+  openingEpoch,
+  replicasOf,
+} from '../metadata/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import { topicLimits } from './limits.js';
 import { checkSequence, producerTable, trackBatch, withProducerHeader } from './producers.js';
@@ -41,6 +47,8 @@ export function isSoleReplica(segment: SegmentMeta, nodeId: number): boolean {
 
 export class Appender {
   private readonly ctx: TopicContext;
+  /** Completes and seals this node's open copy of a sealed segment (replica-service.ts `settleSealed`; set by the service). */
+  completeSealed: (topic: string, segmentId: number) => Promise<boolean> = () => Promise.resolve(false);
   /** Asks for the recovery of a segment this node leads but can no longer append to (set by the service). */
   needsRecovery: (topic: string, segmentId: number, reason: string) => void = () => {};
 
@@ -114,7 +122,7 @@ export class Appender {
     const creating = this.ensureLocalSegment(name, rt);
     if (creating !== null) return creating;
     const replicator = rt.replicator;
-    if (replicator === null || replicator.isFrozen || replicator.epoch !== epochOf(active)) {
+    if (replicator === null || replicator.isFrozen || epochOf(active) !== openingEpoch) {
       this.needsRecovery(name, active.id, replicator === null ? 'restarted leader' : 'replication stopped');
       throw new WalrusError(
         ErrorCode.UNAVAILABLE,
@@ -173,16 +181,21 @@ export class Appender {
     return { firstOffset, lastOffset, timestampMs, duplicate: false, acks };
   }
 
-  /** Makes the replicator of the active segment this node leads, once its local copy exists. */
+  /**
+   * Makes the replicator of the active segment this node leads, once its local copy exists. A
+   * segment a recovery has fenced (an epoch above the opening one) gets none: its leader never
+   * writes to it again (a replicator started under the recovery's epoch would pass the fence).
+   */
   private startReplicator(name: string, rt: TopicRuntime): void {
     const active = activeSegment(this.ctx.table.topic(name));
+    if (epochOf(active) !== openingEpoch) return;
     rt.replicator?.stop(null);
     rt.replicator = new SegmentReplicator(
       this.ctx,
       name,
       active.id,
       active.baseOffset,
-      epochOf(active),
+      openingEpoch,
       replicasOf(active),
       this.ctx.wal.segmentInfo(name, active.id)?.endOffset ?? active.baseOffset,
       (committedEnd) => {
@@ -214,10 +227,13 @@ export class Appender {
     }
     const ready = (async () => {
       const open = wal.segments(name).find((s) => !s.sealed);
-      if (open !== undefined) {
-        // A replica's copy of the previous segment: cut to the new base before it is sealed.
-        if (open.endOffset > active.baseOffset) await wal.truncateSegment(name, open.id, active.baseOffset);
-        await wal.sealActive(name);
+      // This node's copy of an earlier segment, still open: completed to its seal (cut, or its
+      // missing tail fetched from the other replicas) and sealed, never sealed short.
+      if (open !== undefined && !(await this.completeSealed(name, open.id))) {
+        throw new WalrusError(
+          ErrorCode.UNAVAILABLE,
+          `segment ${open.id} of '${name}' is not complete here yet`,
+        );
       }
       await wal.createSegment(name, active.id, active.baseOffset);
       rt.committedEnd = Math.max(rt.committedEnd, active.baseOffset);
@@ -319,7 +335,7 @@ export class Appender {
       topic: name,
       segmentId: active.id,
       endOffset: sealed.endOffset,
-      epoch: epochOf(active),
+      epoch: openingEpoch,
       nextLeaderNodeId: nextSegmentLeader(active.leaderNodeId, voters, alive, nodeId),
       producers: producerTable(table.runtime(name)),
       sizeBytes: sealed.sizeBytes,

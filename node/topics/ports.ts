@@ -28,6 +28,8 @@ export interface ClusterView {
   voters(): number[];
   /** Voters heard from within an election timeout (this node included). */
   aliveVoters(): number[];
+  /** Whether this node can reach `nodeId` now (its peer link is up; always true for itself). */
+  reachable(nodeId: number): boolean;
   /** Removes a member through Raft (configuration change, then its addresses). */
   removeNode(nodeId: number): Promise<boolean>;
   /** Resolves once this node has applied what the Raft leader has (read-your-writes after forwarding). */

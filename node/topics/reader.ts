@@ -31,6 +31,8 @@ export interface ReadLimits {
 
 export class Reader {
   private readonly ctx: TopicContext;
+  /** Called when a local copy of a sealed segment holds a corrupt record (the service repairs it). */
+  onCorrupt: (topic: string, segment: SegmentMeta) => void = () => {};
 
   constructor(ctx: TopicContext) {
     this.ctx = ctx;
@@ -162,7 +164,12 @@ export class Reader {
         byteCountMax: limits.byteCountMax,
       });
     } catch (error) {
-      throw toWalrusError(error);
+      const failure = toWalrusError(error);
+      // A sealed copy with a bad record is never served: the read fails over to another replica,
+      // and this copy is replaced by one fetched from them.
+      if (failure.code === ErrorCode.CORRUPT_RECORD && segment.endOffset !== null)
+        this.onCorrupt(name, segment);
+      throw failure;
     }
     const out: StoredRecord[] = [];
     for (const r of records) {
@@ -238,8 +245,13 @@ export class Reader {
     const { table, nodeId, meta, cluster } = this.ctx;
     const topic = table.topic(name);
     const leaders = new Set<number>();
+    // Each segment is asked of one node holding it: its leader, or a reachable replica when the
+    // leader is not (a node answers for every copy it holds, so the least answer is exact).
     for (const s of topic.segments) {
-      if (s.endOffset !== s.baseOffset && meta.state.nodes.has(s.leaderNodeId)) leaders.add(s.leaderNodeId);
+      if (s.endOffset === s.baseOffset) continue;
+      const holders = [s.leaderNodeId, ...replicasOf(s)].filter((id) => meta.state.nodes.has(id));
+      const chosen = holders.find((id) => cluster.reachable(id)) ?? holders[0];
+      if (chosen !== undefined) leaders.add(chosen);
     }
     const answers = await Promise.all(
       [...leaders].map(async (leader) =>

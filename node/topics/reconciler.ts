@@ -12,7 +12,7 @@
  * here and reads of it answer DATA_LOST.
  */
 import type { MetaCommand, TopicMeta } from '../metadata/metadata-state.js';
-import { activeSegment, epochOf, topicStartOffset } from '../metadata/metadata-state.js';
+import { activeSegment, openingEpoch, topicStartOffset } from '../metadata/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import { type Appender, isSoleReplica } from './appender.js';
 import type { ReplicaService } from './replica-service.js';
@@ -200,7 +200,7 @@ export class Reconciler {
       topic: topic.name,
       segmentId: active.id,
       endOffset: walActive.endOffset,
-      epoch: epochOf(active),
+      epoch: openingEpoch,
       nextLeaderNodeId: nextSegmentLeader(
         active.leaderNodeId,
         cluster.voters(),

@@ -35,6 +35,10 @@ export class ReplicaService {
   private readonly structural = new Map<string, Promise<unknown>>();
   /** Per topic/segment: the last replicated append accepted (a fence waits for it to be durable). */
   private readonly lastAppend = new Map<string, Promise<unknown>>();
+  /** Copies being made here (repair), by topic/segment. */
+  private readonly copying = new Map<string, Promise<ReplicationReplyByOp['replicaCopy']>>();
+  /** Local sealed copies known to hold a corrupt record (reads found it): a copy replaces them. */
+  private readonly corrupt = new Set<string>();
   /** Hooks of the leader side: a fence of a segment this node leads freezes its replicator. */
   onFenced: (topic: string, segmentId: number, epoch: number) => void = () => {};
 
@@ -53,6 +57,8 @@ export class ReplicaService {
         );
       case 'replicaRead':
         return encodeReplicationReply('replicaRead', this.read(request));
+      case 'replicaCopy':
+        return encodeReplicationReply('replicaCopy', await this.copy(request));
     }
   }
 
@@ -169,7 +175,12 @@ export class ReplicaService {
       await this.ctx.cluster.catchUpWithLeader().catch(() => {});
     }
     const sealed = meta.state.topics.get(topic)?.segments.find((s) => s.id === segmentId);
-    if (sealed === undefined) return true; // dropped by retention or the topic deleted: nothing to keep
+    if (sealed === undefined) {
+      // Dropped by retention or the topic deleted: nothing to keep, but an open copy is closed so
+      // the topic's next segment can open here.
+      if (wal.segmentInfo(topic, segmentId)?.sealed === false) await wal.sealActive(topic);
+      return true;
+    }
     const end = sealed.endOffset;
     if (end === null) return false;
     await this.lastAppend.get(keyOf(topic, segmentId));
@@ -247,6 +258,104 @@ export class ReplicaService {
         })),
       );
     }
+  }
+
+  /**
+   * Repair: makes this node hold a whole sealed copy of [baseOffset, endOffset) of a segment,
+   * fetched page by page from the first source that serves it (bandwidth bounded by
+   * replicationLimits.repairBytesPerSecMax), imported beside the topic's other segments (the WAL
+   * puts it in place only once it is whole and durable; an incomplete or corrupt copy here is
+   * replaced). Resolves with the end it holds.
+   */
+  async copy(
+    ask: Extract<ReplicationRequest, { op: 'replicaCopy' }>,
+  ): Promise<ReplicationReplyByOp['replicaCopy']> {
+    const { wal, logger, scheduler } = this.ctx;
+    const have = wal.segmentInfo(ask.topic, ask.segmentId);
+    if (
+      have?.sealed === true &&
+      have.endOffset >= ask.endOffset &&
+      !this.corrupt.has(keyOf(ask.topic, ask.segmentId))
+    )
+      return { endOffset: have.endOffset };
+    if (this.copying.size >= replicationLimits.concurrentCopyCountMax) {
+      throw new WalrusError(
+        ErrorCode.BUSY,
+        `node ${this.ctx.nodeId} is making ${this.copying.size} copies already; retry`,
+      );
+    }
+    const key = keyOf(ask.topic, ask.segmentId);
+    const running = this.copying.get(key);
+    if (running !== undefined) return running;
+    const run = this.chain(ask.topic, async () => {
+      let lastError: unknown = new WalrusError(ErrorCode.UNAVAILABLE, 'no source to copy from');
+      for (const source of ask.sources.filter((id) => id !== this.ctx.nodeId)) {
+        const target = await wal.importSegment(ask.topic, ask.segmentId, ask.baseOffset);
+        try {
+          for (let offset = ask.baseOffset, round = 0; offset < ask.endOffset; round++) {
+            if (round >= replicationLimits.tailFetchRoundCountMax)
+              throw new WalrusError(ErrorCode.UNAVAILABLE, 'copy did not finish');
+            const startedMs = scheduler.monotonicMs();
+            const bytes = await this.ctx.cluster.replicate(
+              source,
+              encodeReplicationRequest({
+                op: 'replicaRead',
+                topic: ask.topic,
+                segmentId: ask.segmentId,
+                offset,
+                endOffset: ask.endOffset,
+                recordCountMax: replicationLimits.catchUpRecordCountMax,
+                byteCountMax: replicationLimits.catchUpByteCountMax,
+              }),
+              replicationLimits.replicaRequestTimeoutMs,
+            );
+            const page = decodeReplicationReply('replicaRead', bytes);
+            if (page.records.length === 0 || page.firstOffset !== offset)
+              throw new WalrusError(ErrorCode.DATA_LOST, `node ${source} returned nothing at ${offset}`);
+            await target.append(
+              page.records.map((r, i) => ({
+                offset: offset + i,
+                timestampMs: r.timestampMs,
+                headers: r.headers,
+                value: r.value,
+              })),
+            );
+            offset += page.records.length;
+            // Bounded bandwidth: a page of b bytes takes at least b / rate seconds.
+            const pageBytes = page.records.reduce((sum, r) => sum + r.value.length, 0);
+            const minMs = (pageBytes * 1000) / replicationLimits.repairBytesPerSecMax;
+            const tookMs = scheduler.monotonicMs() - startedMs;
+            if (tookMs < minMs)
+              await new Promise<void>((resolve) => scheduler.setTimeout(resolve, minMs - tookMs));
+          }
+          const info = await target.finish(ask.endOffset);
+          this.corrupt.delete(key);
+          logger.info(
+            { topic: ask.topic, segment: ask.segmentId, source, endOffset: info.endOffset },
+            'Copied a sealed segment',
+          );
+          return { endOffset: info.endOffset };
+        } catch (error) {
+          lastError = error;
+          await target.abort().catch(() => {});
+          logger.warn(
+            { topic: ask.topic, segment: ask.segmentId, source, err: String(error) },
+            'could not copy a segment from a replica',
+          );
+        }
+      }
+      throw toWalrusError(lastError);
+    }).finally(() => {
+      this.copying.delete(key);
+    });
+    this.copying.set(key, run);
+    return run;
+  }
+
+  /** A local copy with a record that failed its checksum: the next copy request replaces it. */
+  markCorrupt(topic: string, segmentId: number): void {
+    if (this.corrupt.size < replicationLimits.concurrentCopyCountMax * 64)
+      this.corrupt.add(keyOf(topic, segmentId));
   }
 
   /** Runs a structural change after the topic's previous one; the topic's appends wait for it. */

@@ -18,6 +18,12 @@ export const replicationLimits = {
   fenceRoundCountMax: 4,
   /** Waiting appends per segment (their acknowledgements); one more fails UNAVAILABLE. */
   waitingAppendCountMax: 100_000,
+  /** Time a repair waits for its target to hold a whole copy (a large segment at the bounded rate). */
+  copyTimeoutMs: 10 * 60_000,
+  /** Repair copies a node makes at once (each a whole sealed segment). */
+  concurrentCopyCountMax: 4,
+  /** Bandwidth of one repair copy, so re-replication does not starve appends and reads. */
+  repairBytesPerSecMax: 64 * 1024 * 1024,
   /** Fetch rounds a replica makes to complete its copy of a sealed segment before it gives up for now. */
   tailFetchRoundCountMax: 10_000,
 } as const;

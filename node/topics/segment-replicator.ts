@@ -26,7 +26,8 @@ interface Waiting {
   readonly end: number;
   readonly resolve: () => void;
   readonly reject: (error: WalrusError) => void;
-  readonly timer: TimerHandle;
+  /** When it fails UNAVAILABLE unless acknowledged (monotonic ms; non-decreasing along `waiting`). */
+  readonly deadlineMs: number;
 }
 
 interface LiveBatch {
@@ -48,6 +49,8 @@ export class SegmentReplicator {
   private frozen = false;
   private stopped = false;
   private readonly retryTimers = new Map<number, TimerHandle>();
+  /** Fires at the oldest waiting append's deadline. */
+  private ackTimer: TimerHandle | null = null;
   private readonly backoffMs = new Map<number, number>();
 
   constructor(
@@ -114,19 +117,33 @@ export class SegmentReplicator {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      const timer = this.ctx.scheduler.setTimeout(() => {
-        const i = this.waiting.findIndex((w) => w.timer === timer);
-        if (i >= 0) this.waiting.splice(i, 1);
-        reject(
+      // Appends are offered in offset order, so `waiting` stays sorted by end and by deadline: one
+      // timer, armed for the oldest, serves them all (a timer per append cost more than the append).
+      const deadlineMs = this.ctx.scheduler.monotonicMs() + replicationLimits.ackTimeoutMs;
+      this.waiting.push({ end, resolve, reject, deadlineMs });
+      this.armAckTimer();
+    });
+  }
+
+  private armAckTimer(): void {
+    const oldest = this.waiting[0];
+    if (this.ackTimer !== null || oldest === undefined) return;
+    const delayMs = Math.max(0, oldest.deadlineMs - this.ctx.scheduler.monotonicMs());
+    this.ackTimer = this.ctx.scheduler.setTimeout(() => {
+      this.ackTimer = null;
+      const nowMs = this.ctx.scheduler.monotonicMs();
+      let expired = 0;
+      while (expired < this.waiting.length && this.waiting[expired]!.deadlineMs <= nowMs) expired++;
+      for (const w of this.waiting.splice(0, expired)) {
+        w.reject(
           new WalrusError(
             ErrorCode.UNAVAILABLE,
             `segment ${this.segmentId} of topic '${this.topic}' did not reach a quorum of its replicas in ${replicationLimits.ackTimeoutMs} ms; the outcome is unknown`,
           ),
         );
-      }, replicationLimits.ackTimeoutMs);
-      // Appends are offered in offset order, so `waiting` stays sorted by end.
-      this.waiting.push({ end, resolve, reject, timer });
-    });
+      }
+      this.armAckTimer();
+    }, delayMs + 1);
   }
 
   /** A newer epoch fenced the segment: send and acknowledge nothing more; waiting appends wait for the seal. */
@@ -145,8 +162,9 @@ export class SegmentReplicator {
     if (this.stopped) return;
     this.freeze();
     this.stopped = true;
+    this.ctx.scheduler.clearTimeout(this.ackTimer);
+    this.ackTimer = null;
     for (const w of this.waiting.splice(0)) {
-      this.ctx.scheduler.clearTimeout(w.timer);
       if (sealedEnd !== null && w.end <= sealedEnd) w.resolve();
       else w.reject(this.stoppedError());
     }
@@ -168,10 +186,7 @@ export class SegmentReplicator {
     this.committedEnd = hw;
     let settled = 0;
     while (settled < this.waiting.length && this.waiting[settled]!.end <= hw) settled++;
-    for (const w of this.waiting.splice(0, settled)) {
-      this.ctx.scheduler.clearTimeout(w.timer);
-      w.resolve();
-    }
+    for (const w of this.waiting.splice(0, settled)) w.resolve();
     this.onCommitted(hw);
   }
 
@@ -180,16 +195,24 @@ export class SegmentReplicator {
     const batches = this.live;
     this.live = new Map();
     if (this.isFrozen) return;
+    // Followers that are level get the same records: the message is encoded once for all of them.
+    const encoded = new Map<string, Buffer>();
     for (const [nodeId, batch] of batches) {
       const f = this.followers.get(nodeId);
-      if (f !== undefined) this.send(f, batch.firstOffset, batch.records);
+      if (f !== undefined) this.send(f, batch.firstOffset, batch.records, encoded);
     }
   }
 
-  private send(f: FollowerFlow, firstOffset: number, records: readonly ReplicaRecord[]): void {
-    let payload: Buffer;
+  private send(
+    f: FollowerFlow,
+    firstOffset: number,
+    records: readonly ReplicaRecord[],
+    encoded?: Map<string, Buffer>,
+  ): void {
+    const key = `${firstOffset}:${records.length}`;
+    let payload: Buffer | undefined = encoded?.get(key);
     try {
-      payload = encodeReplicationRequest({
+      payload ??= encodeReplicationRequest({
         op: 'replicaAppend',
         topic: this.topic,
         segmentId: this.segmentId,
@@ -208,6 +231,7 @@ export class SegmentReplicator {
       this.retryLater(f);
       return;
     }
+    encoded?.set(key, payload);
     this.ctx.cluster
       .replicate(f.nodeId, payload, replicationLimits.replicaRequestTimeoutMs)
       .then((bytes) => {

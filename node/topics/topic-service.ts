@@ -5,7 +5,16 @@
  * commands, snapshot installs, the monitor's per-node work).
  */
 import type { Logger } from '../log.js';
-import type { MetaCommand, MetadataState, Retention } from '../metadata/metadata-state.js';
+import {
+  type MetaCommand,
+  type MetadataState,
+  type Retention,
+  type SegmentMeta,
+  type TopicMeta,
+  activeSegment,
+  replicasOf,
+} from '../metadata/metadata-state.js';
+import { ackQuorum } from '../replication/index.js';
 import { type Scheduler, realScheduler } from '../scheduler.js';
 import type { Wal } from '../wal/index.js';
 import { Appender } from './appender.js';
@@ -15,6 +24,7 @@ import { Reader } from './reader.js';
 import { Reconciler } from './reconciler.js';
 import { ReplicaService } from './replica-service.js';
 import { SegmentRecovery } from './segment-recovery.js';
+import { SegmentRepair } from './segment-repair.js';
 import { TopicAdmin } from './topic-admin.js';
 import type { TopicContext } from './topic-context.js';
 import { TopicTable } from './topic-table.js';
@@ -43,6 +53,7 @@ export class TopicService {
   readonly reconciler: Reconciler;
   readonly replicas: ReplicaService;
   readonly recovery: SegmentRecovery;
+  readonly repair: SegmentRepair;
   private readonly ctx: TopicContext;
   /** When each segment's last recovery attempt started (throttles retries), by topic. */
   private readonly recoveryAttemptMs = new Map<string, number>();
@@ -59,9 +70,12 @@ export class TopicService {
     this.consumers = new Consumers(this.ctx, this.reader);
     this.replicas = new ReplicaService(this.ctx);
     this.recovery = new SegmentRecovery(this.ctx, this.replicas);
+    this.repair = new SegmentRepair(this.ctx, this.replicas);
     this.reconciler = new Reconciler(this.ctx, this.appender, this.replicas);
     this.appender.needsRecovery = (topic, segmentId, reason) =>
       void this.recoverSegment(topic, segmentId, reason);
+    this.reader.onCorrupt = (topic, segment) => this.repairCorruptCopy(topic, segment);
+    this.appender.completeSealed = (topic, segmentId) => this.replicas.settleSealed(topic, segmentId);
     this.replicas.onFenced = (topic, segmentId, epoch) => {
       const replicator = this.ctx.table.find(topic)?.replicator;
       if (replicator?.segmentId === segmentId && replicator.epoch < epoch) replicator.freeze();
@@ -90,9 +104,54 @@ export class TopicService {
     }
   }
 
+  /** Replaces this node's copy of a sealed segment that holds a corrupt record with one from its other replicas. */
+  private repairCorruptCopy(topic: string, segment: SegmentMeta): void {
+    const { nodeId, logger } = this.ctx;
+    if (segment.endOffset === null) return;
+    this.replicas.markCorrupt(topic, segment.id);
+    logger.error(
+      { topic, segment: segment.id },
+      'A local copy holds a corrupt record; fetching a whole copy from its replicas',
+    );
+    void this.replicas
+      .copy({
+        op: 'replicaCopy',
+        topic,
+        segmentId: segment.id,
+        baseOffset: segment.baseOffset,
+        endOffset: segment.endOffset,
+        sources: replicasOf(segment).filter((id) => id !== nodeId),
+      })
+      .catch((error: unknown) => {
+        logger.warn(
+          { topic, segment: segment.id, err: String(error) },
+          'could not replace a corrupt copy; will retry on the next read',
+        );
+      });
+  }
+
+  /** Re-replicates a sealed segment (segment-repair.ts): `target` copies it and replaces `gone`. */
+  repairSegment(topic: string, segmentId: number, gone: number, target: number): Promise<boolean> {
+    return this.repair.repair(topic, segmentId, gone, target);
+  }
+
+  /** The topic's segments with a copy on a node that is not a voter or not reachable from here. */
+  underReplicatedSegments(topic: TopicMeta, up = this.upPredicate()): number {
+    return topic.segments.filter((s) => !replicasOf(s).every(up)).length;
+  }
+
+  private upPredicate(): (id: number) => boolean {
+    const voters = new Set(this.ctx.cluster.voters());
+    return (id) => voters.has(id) && this.ctx.cluster.reachable(id);
+  }
+
   /** A replication request from a peer (node/protocol/replication-codec.ts). */
   handleReplication(payload: Buffer): Promise<Uint8Array> {
     return this.replicas.handle(payload);
+  }
+
+  get logger(): Logger {
+    return this.ctx.logger;
   }
 
   /** The metadata as applied on this node. */
@@ -108,9 +167,35 @@ export class TopicService {
     this.reconciler.onApply(command);
   }
 
-  /** Storage figures that METRICS adds beside the Raft fields. */
+  /** Storage figures that METRICS adds beside the Raft fields, with the replication health. */
   storageStats(): Record<string, number> {
-    return { topics: this.ctx.meta.state.topics.size, ...this.ctx.wal.stats() };
+    const health = this.replicationHealth();
+    return {
+      topics: this.ctx.meta.state.topics.size,
+      ...this.ctx.wal.stats(),
+      segments_under_replicated: health.underReplicatedSegmentCount,
+      topics_unwritable: health.unwritableTopics.length,
+    };
+  }
+
+  /**
+   * As this node sees the cluster now: segments with fewer reachable member copies than their
+   * replica set holds (a replica removed, or not reachable from here), and topics that cannot take
+   * a write (the active segment's leader unreachable, or fewer reachable replicas than a quorum).
+   */
+  replicationHealth(): { underReplicatedSegmentCount: number; unwritableTopics: string[] } {
+    const { meta } = this.ctx;
+    const up = this.upPredicate();
+    let underReplicatedSegmentCount = 0;
+    const unwritableTopics: string[] = [];
+    for (const topic of meta.state.topics.values()) {
+      underReplicatedSegmentCount += this.underReplicatedSegments(topic, up);
+      const active = activeSegment(topic);
+      const replicas = replicasOf(active);
+      if (!up(active.leaderNodeId) || replicas.filter(up).length < ackQuorum(replicas.length))
+        unwritableTopics.push(topic.name);
+    }
+    return { underReplicatedSegmentCount, unwritableTopics };
   }
 
   /** Wakes every long poll and waits for rollovers in flight (shutdown). */

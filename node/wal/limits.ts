@@ -60,6 +60,11 @@ export const walLimits = {
   segmentCountMaxPerTopic: 100_000,
   /** Topics in one WAL. */
   topicCountMax: 100_000,
+  /**
+   * Segment imports in progress at once (segment-import.ts): each holds an open file, its sparse
+   * index (24 bytes per indexIntervalBytes of records) and a temporary directory until it ends.
+   */
+  segmentImportCountMax: 16,
   /** Largest segment id / offset we accept (offsets are JS numbers). */
   offsetMax: Number.MAX_SAFE_INTEGER,
   /** Sparse index entries loaded from a checkpoint (bigger files are treated as corrupt hints). */

@@ -5,6 +5,8 @@
  *   <id>.idx   sparse-index checkpoint: entries plus the durable end it was taken at (a hint)
  *   <id>.seal  seal marker: the segment's final end offset and byte size (authoritative)
  *   <id>.epoch the segment's fence epoch (segment-epochs.ts); may exist without the other three
+ *   <id>.import/  a segment import in progress (segment-import.ts): its own <id>.wal, .idx, .seal,
+ *                 never read as a segment; completed or removed when the WAL opens
  *
  * `<id>` is the segment id zero-padded to 20 digits so that names sort like ids. Decoders return
  * null on anything malformed; callers fall back to scanning (index) or treat the segment as active
@@ -41,6 +43,19 @@ export function parseSegmentFileName(name: string): { id: number; ext: string } 
 /** Parses `<20 digits>.epoch` (a fence epoch file, not part of a segment); returns the id or null. */
 export function parseEpochFileName(name: string): number | null {
   const match = /^(\d{20})\.epoch$/.exec(name);
+  if (match === null) return null;
+  const id = Number(match[1]);
+  return Number.isSafeInteger(id) && id >= 1 ? id : null;
+}
+
+/** The directory of an import of segment `segmentId` in progress: `<20 digits>.import`. */
+export function importDirName(segmentId: number): string {
+  return `${segmentBaseName(segmentId)}.import`;
+}
+
+/** Parses `<20 digits>.import` (a segment import directory); returns the id or null. */
+export function parseImportDirName(name: string): number | null {
+  const match = /^(\d{20})\.import$/.exec(name);
   if (match === null) return null;
   const id = Number(match[1]);
   return Number.isSafeInteger(id) && id >= 1 ? id : null;

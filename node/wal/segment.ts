@@ -63,6 +63,20 @@ export interface SegmentContext {
   readonly onExtended: (segment: Segment) => void;
 }
 
+/**
+ * A topic's local segments: wal.ts owns the table, segment-import.ts inserts imported segments
+ * into it.
+ */
+export interface TopicState {
+  readonly name: string;
+  readonly dir: string;
+  /** Ascending by id (and so by offset: ids and offsets grow together). */
+  segments: Segment[];
+  active: Segment | null;
+  /** Timestamp of the last record handed out (monotonic per topic). */
+  lastTimestampMs: number;
+}
+
 export interface WalRecordInput {
   value: Uint8Array;
   headers?: Readonly<Record<string, string>>;
@@ -179,6 +193,12 @@ export class Segment {
   lastAppend: PendingAppend | null = null;
   /** The background preallocation in flight, if any (never rejects). */
   extending: Promise<void> | null = null;
+  /**
+   * Whether zeros are written ahead of the records in the background. Off for a segment import
+   * (segment-import.ts): it is written in large batches and sealed soon, so zeros would only
+   * double its writes.
+   */
+  preallocateAhead = true;
   /** Size of the next background preallocation (doubles up to segmentPreallocateBytes). */
   private preallocateStepBytes: number;
 
@@ -257,7 +277,14 @@ export class Segment {
    */
   maybeExtendAhead(): void {
     const step = this.preallocateStepBytes;
-    if (this.extending !== null || this.sealed || this.sealing || this.truncating || this.failed !== null)
+    if (
+      !this.preallocateAhead ||
+      this.extending !== null ||
+      this.sealed ||
+      this.sealing ||
+      this.truncating ||
+      this.failed !== null
+    )
       return;
     if (this.preallocatedEnd - this.endPosition > step / 2) return;
     const from = this.preallocatedEnd;

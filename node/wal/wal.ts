@@ -3,7 +3,9 @@
  * reads across local segments, timestamps, retention, topic deletion, and what segment
  * replication needs of storage: offsets known synchronously (`appendAssigned`), a follower's
  * append that tolerates resends (`appendReplicated`), truncation (`truncateSegment`; the cut is
- * truncate.ts) and per-segment fence epochs (`raiseSegmentEpoch`; stored by segment-epochs.ts).
+ * truncate.ts), per-segment fence epochs (`raiseSegmentEpoch`; stored by segment-epochs.ts), and
+ * segment repair: `importSegment` puts a copy of an old sealed segment among the local ones
+ * (segment-import.ts).
  *
  * Group commit: `append` / `appendAssigned` validate, hand out offsets and a timestamp, queue the
  * records on the topic's active segment and return a promise (appendAssigned also the offsets, at
@@ -12,8 +14,9 @@
  * `always`) one fdatasync per file, synchronously (the Redis AOF model), then settles the promises. A queue that reaches groupCommitSizeMaxBytes or
  * groupCommitAppendCountMax is flushed at once, so memory stays bounded.
  *
- * Layout under rootDir: `topics/<topic>/<id:20 digits>.{wal,idx,seal,epoch}` and `trash/` (topics
- * being deleted: renamed there first, so a crash never leaves half a topic).
+ * Layout under rootDir: `topics/<topic>/<id:20 digits>.{wal,idx,seal,epoch}`, imports in progress in
+ * `topics/<topic>/<id:20 digits>.import/`, and `trash/` (topics being deleted: renamed there first,
+ * so a crash never leaves half a topic).
  */
 import assert from 'node:assert';
 import path from 'node:path';
@@ -33,6 +36,7 @@ import {
 import type {
   AppendResult,
   SegmentContext,
+  TopicState,
   WalLogger,
   WalRecord,
   WalRecordInput,
@@ -43,6 +47,7 @@ import type { BatchWrite } from './segment.js';
 import { PendingAppend, Segment } from './segment.js';
 import { parseEpochFileName, parseSegmentFileName } from './segment-files.js';
 import { SegmentEpochs } from './segment-epochs.js';
+import { type SegmentImport, SegmentImports, recoverImports } from './segment-import.js';
 import { openSegment } from './segment-recovery.js';
 import { cutOutside, truncateSegmentAt } from './truncate.js';
 import { WalError, WalErrorCode, walErrorFromIo } from './wal-error.js';
@@ -74,7 +79,7 @@ export interface WalOptions {
   scheduler?: Scheduler;
 }
 
-export type { WalReplicatedRecord };
+export type { SegmentImport, WalReplicatedRecord };
 
 /** An append whose offsets and timestamp are known at once; `durable` settles like `append`'s promise. */
 export interface AssignedAppend extends AppendResult {
@@ -91,16 +96,6 @@ function assertTopicName(topic: string): void {
 }
 
 const silentLogger: WalLogger = { info() {}, warn() {}, error() {} };
-
-interface TopicState {
-  readonly name: string;
-  readonly dir: string;
-  /** Ascending by id. */
-  segments: Segment[];
-  active: Segment | null;
-  /** Timestamp of the last record handed out (monotonic per topic). */
-  lastTimestampMs: number;
-}
 
 export class Wal {
   private readonly topicMap = new Map<string, TopicState>();
@@ -120,6 +115,7 @@ export class Wal {
   private readonly topicsDir: string;
   private readonly trashDir: string;
   private readonly epochs: SegmentEpochs;
+  private readonly imports: SegmentImports;
   /** Segments with queued appends, in the order they got their first one. */
   private queued: Segment[] = [];
   private queuedBytes = 0;
@@ -153,6 +149,14 @@ export class Wal {
     this.topicsDir = path.join(options.rootDir, 'topics');
     this.trashDir = path.join(options.rootDir, 'trash');
     this.epochs = new SegmentEpochs(this.io, this.logger, this.topicsDir, this.limits.segmentEpochCountMax);
+    this.imports = new SegmentImports({
+      ctx: this.ctx,
+      topicsDir: this.topicsDir,
+      topicMap: this.topicMap,
+      scratch: this.scratch,
+      isClosed: () => this.closed,
+      hasEpochs: (topic) => this.epochs.hasTopic(topic),
+    });
   }
 
   /** Opens (creating rootDir when missing) and recovers every segment of every topic. */
@@ -197,6 +201,8 @@ export class Wal {
   private recoverTopic(name: string): void {
     const { io, logger } = this;
     const dir = path.join(this.topicsDir, name);
+    // Before the segments: a committed import replaces or adds one.
+    recoverImports(this.ctx, name, dir);
     const byId = new Map<number, Set<string>>();
     const epochIds: number[] = [];
     for (const file of io.list(dir)) {
@@ -312,7 +318,7 @@ export class Wal {
         // A topic exists here only with a segment (its directory also with an epoch).
         this.topicMap.delete(topic);
         try {
-          if (!this.epochs.hasTopic(topic)) this.io.removeTree(t.dir);
+          if (!this.topicDirKept(topic)) this.io.removeTree(t.dir);
         } catch {
           // An empty topic directory is removed at the next open.
         }
@@ -699,6 +705,24 @@ export class Wal {
   }
 
   /**
+   * Starts an import of segment `segmentId` of the topic from `baseOffset` (segment repair: a copy
+   * of a sealed segment from another replica). The returned SegmentImport takes the records into
+   * temporary files no reader sees; its `finish(endOffset)` seals them and puts the segment in
+   * place: in id order among the local segments (below the active one, if any), replacing a local
+   * sealed copy of the same id, keeping its epoch; `abort()` removes them. Works whether or not
+   * the node holds data of the topic. Crash-safe: the next open completes a committed import and
+   * removes any other (segment-import.ts). Rejects with BAD_REQUEST (id or base not an integer, the
+   * base inside the previous local segment, the id not below the active segment's), UNAVAILABLE
+   * (closed, segmentImportCountMax imports in progress, this segment being imported already, limits
+   * on topics or segments) or DISK_FULL.
+   */
+  async importSegment(topic: string, segmentId: number, baseOffset: number): Promise<SegmentImport> {
+    assertTopicName(topic);
+    this.assertOpen();
+    return this.imports.start(topic, segmentId, baseOffset);
+  }
+
+  /**
    * Records from `offset`: from the local segment holding it, continuing into the next local
    * segment when it is contiguous. [] when offset is the end (or not yet written);
    * OFFSET_OUT_OF_RANGE below the first stored offset, above the end, or in a gap between local
@@ -819,20 +843,27 @@ export class Wal {
 
   private dropTopicState(t: TopicState): void {
     this.topicMap.delete(t.name);
-    if (this.epochs.hasTopic(t.name)) return;
+    if (this.topicDirKept(t.name)) return;
     this.io.removeTree(t.dir);
     this.io.fsyncDir(this.topicsDir);
   }
 
+  /** Whether a topic without segments keeps its directory: it holds fence epochs or import files. */
+  private topicDirKept(topic: string): boolean {
+    return this.epochs.hasTopic(topic) || this.imports.hasTopic(topic);
+  }
+
   /**
-   * Deletes every local segment of the topic, and its segment epochs. Queued appends to it are
-   * written first.
+   * Deletes every local segment of the topic, its segment epochs and its imports in progress
+   * (their later calls fail with UNAVAILABLE). Queued appends to it are written first.
    */
   async deleteTopic(topic: string): Promise<void> {
     this.assertOpen();
+    const hadImports = this.imports.cancelTopic(topic);
     const t = this.topicMap.get(topic);
     if (t === undefined) {
-      if (this.epochs.hasTopic(topic)) this.trashTopicDir(topic, path.join(this.topicsDir, topic));
+      if (this.epochs.hasTopic(topic) || hadImports)
+        this.trashTopicDir(topic, path.join(this.topicsDir, topic));
       return;
     }
     // Appends accepted before this call are written first; later ones are refused.
@@ -864,10 +895,14 @@ export class Wal {
     return { ...this.stat };
   }
 
-  /** Writes queued appends, makes everything durable, checkpoints indexes, closes files. */
+  /**
+   * Writes queued appends, makes everything durable, checkpoints indexes, closes files. Imports in
+   * progress end (their files are removed).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.imports.closeAll();
     await this.drain();
     for (const t of this.topicMap.values())
       for (const s of t.segments) while (s.extending !== null) await s.extending;

@@ -31,7 +31,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: the gateway reaches the cluster */
+        /**
+         * Readiness: the gateway reaches the cluster and every topic can take writes
+         * @description 503 (UNAVAILABLE) while the cluster cannot be reached or some topic cannot take a write now: the leader of its active segment, or a majority of that segment's replicas, is unreachable (for the second or two of a segment failover, or while a majority of copies is down).
+         */
         get: operations["getReady"];
         put?: never;
         post?: never;
@@ -568,7 +571,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A node answered a ping. */
+            /** @description A node answered a ping, and every topic can take writes. */
             200: {
                 headers: {
                     [name: string]: unknown;

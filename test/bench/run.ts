@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <wal|raft|gateway|all>`: runs benchmarks, prints the figures, writes
+ * `npm run bench -- <wal|raft|gateway|replication|all>`: runs benchmarks, prints the figures, writes
  * test/bench/results/<name>.json, and ends with one JSON line of the figures. Benchmarks never
  * pass or fail on time; targets are printed beside the figures for the reader.
  */
@@ -36,6 +36,21 @@ const benches: Record<string, { targets: Record<string, string>; run: (dir: stri
         runGatewayBench(o: { dir: string; durationMs: number }): Promise<Figures>;
       };
       return mod.runGatewayBench({ dir, durationMs: envInt('BENCH_DURATION_MS', 5000) });
+    },
+  },
+  replication: {
+    // The same targets as replicationTargets in replication-bench.ts, which prints them in its table.
+    targets: {
+      pipelinedRatio: '>= 1.5',
+      syncP50Ratio: '<= 1.0',
+      consumeRatio: '>= 2',
+      segmentFailoverMsP99: '<= 5000',
+    },
+    run: async (dir) => {
+      // Knobs: BENCH_SECONDS, BENCH_CONSUME_RECORDS, BENCH_FAILOVER_RUNS, BENCH_FAILOVER_BOUND_MS,
+      // BENCH_CONNECTIONS, BENCH_QUICK=1 (see the file's header).
+      const { runReplicationBench } = await import('./replication-bench.js');
+      return runReplicationBench({ dir });
     },
   },
 };

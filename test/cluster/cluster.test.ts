@@ -196,10 +196,14 @@ test.serial('every node restarts from its data directory with no metadata lost',
       const r = await text(cluster.nodes[2]!.clientAddr, 'STATE r1', 'STATE r2', 'STATE r3');
       return r.every((x) => x.startsWith('{')) ? r : undefined;
     });
-    t.deepEqual(
-      after.map((x) => JSON.parse(x).segment_leaders),
-      before.map((x) => JSON.parse(x).segment_leaders),
-    );
+    // Every segment known before is still there with its leader; a leader that restarted with its
+    // segment open recovers it (seal at the quorum's end) and a new segment may follow.
+    after.forEach((x, i) => {
+      const leadersAfter = JSON.parse(x).segment_leaders as Record<string, number>;
+      const leadersBefore = JSON.parse(before[i]!).segment_leaders as Record<string, number>;
+      for (const [id, leader] of Object.entries(leadersBefore))
+        t.is(leadersAfter[id], leader, `segment ${id}`);
+    });
     const [next] = await eventually('GET after restart', async () => {
       const r = await text(cluster.nodes[0]!.clientAddr, 'GET r1');
       return r[0]!.startsWith('OK') ? r : undefined;

@@ -133,7 +133,7 @@ test.serial('retention never strands a consumer: it keeps reaching the newest re
 });
 
 test.serial(
-  'remove-node of a segment leader hands its empty segments off and refuses to strand records',
+  'remove-node hands segments off, moves the copies it holds to another voter, and refuses to lose a sole copy',
   async (t) => {
     await withCluster(t, { nodeCount: 4 }, async (cluster) => {
       await eventually('four voters everywhere', async () => {
@@ -145,8 +145,9 @@ test.serial(
         const raftLeader = (await bin.metrics()) as { current_leader: number };
         // Topics are placed by name hash: find two led by one follower.
         const byLeader = new Map<number, string[]>();
+        // Single-copy topics (replication factor 1): the victim holds their only copy.
         for (let i = 0; i < 40; i++) {
-          const created = await bin.createTopic(`rm${i}`);
+          const created = await bin.createTopic(`rm${i}`, { replicationFactor: 1 });
           const list = byLeader.get(created.topic.leaderNodeId) ?? [];
           list.push(`rm${i}`);
           byLeader.set(created.topic.leaderNodeId, list);
@@ -157,6 +158,13 @@ test.serial(
         t.truthy(victim, 'some follower leads two topics');
         const [kept, empty] = byLeader.get(victim!)!;
         await bin.append(kept!, [{ value: Buffer.from('only copy') }]);
+        // A replicated topic with a copy on the victim: its sealed segment must be re-replicated.
+        let copied = '';
+        for (let i = 0; copied === ''; i++) {
+          const created = await bin.createTopic(`copied${i}`, { replicationFactor: 3 });
+          if (created.topic.segments[0]!.replicas.includes(victim!)) copied = `copied${i}`;
+        }
+        for (let i = 0; i < 5; i++) await bin.append(copied, [{ value: Buffer.from(`c${i}`) }]);
 
         // Refused: the victim holds the only copy of an acknowledged record.
         const refused = await t.throwsAsync(bin.removeNode(victim!));
@@ -182,6 +190,19 @@ test.serial(
         );
         const info = await bin.describeTopic(empty!);
         t.not(info.leaderNodeId, victim);
+        // Every segment of the replicated topic now has three copies, none on the removed node.
+        const moved = await bin.describeTopic(copied);
+        for (const segment of moved.segments) {
+          t.false(segment.replicas.includes(victim!), `segment ${segment.id} still lists node ${victim}`);
+          t.is(segment.replicas.length, 3);
+        }
+        const copiedValues: string[] = [];
+        for (let offset = 0; offset < 5; ) {
+          const page = await bin.read(copied, offset);
+          for (const r of page.records) copiedValues.push(Buffer.from(r.value).toString());
+          offset = page.nextOffset;
+        }
+        t.deepEqual(copiedValues, ['c0', 'c1', 'c2', 'c3', 'c4']);
         const appended = await bin.append(empty!, [{ value: Buffer.from('moved') }]);
         t.is(appended.firstOffset, 0);
         t.deepEqual(

@@ -303,6 +303,10 @@ export class TopicHarness {
       voters: () => this.voters(),
       aliveVoters: () => this.alive,
       propose: (command) => this.log.propose(command),
+      repairSegment: (topic, segmentId, gone, target) =>
+        this.node(nodeId).service.repairSegment(topic, segmentId, gone, target),
+      repairAfterMs: 60_000,
+      delay: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       recoverSegment: (topic, segmentId, reason) =>
         this.node(nodeId).service.recoverSegment(topic, segmentId, reason),
       nowMs: this.clock.nowMs,
@@ -316,6 +320,7 @@ export class TopicHarness {
       voters: () => this.voters(),
       aliveVoters: () => this.aliveViews.get(self) ?? this.alive,
       removeNode: () => Promise.resolve(false),
+      reachable: (nodeId: number) => this.nodes.get(nodeId)?.running === true,
       catchUpWithLeader: () => Promise.resolve(),
       forward: <Op extends RequestOp>(nodeId: number, request: Extract<Request, { op: Op }>) =>
         this.forward<Op>(nodeId, request),

@@ -336,6 +336,10 @@ export class SimNode {
       voters: () => [...raft.status().voters],
       aliveVoters: () => raft.aliveVoters(),
       propose: (command) => raft.propose(command),
+      repairSegment: (topic, segmentId, gone, target) =>
+        topics!.repairSegment(topic, segmentId, gone, target),
+      repairAfterMs: 30_000,
+      delay: (ms) => new Promise((resolve) => scheduler.setTimeout(resolve, ms)),
       recoverSegment: (topic, segmentId, reason) => topics!.recoverSegment(topic, segmentId, reason),
       nowMs: () => scheduler.nowMs(),
       logger,

@@ -117,6 +117,9 @@ test('tick stops when leadership is lost, and a failed proposal is logged, not t
       leading = false;
       throw new Error('lost leadership');
     },
+    repairSegment: () => Promise.resolve(false),
+    repairAfterMs: 60_000,
+    delay: () => Promise.resolve(),
     recoverSegment: () => Promise.resolve(false),
     nowMs: () => 1000,
     logger,

@@ -5,6 +5,7 @@
  * acknowledged record and the topic writable again elsewhere, a fenced leader acknowledges nothing
  * more, and a restarted leader recovers its own segment instead of appending to it.
  */
+import fs from 'node:fs';
 import test from 'ava';
 import { activeSegment, epochOf, replicasOf } from '../../../node/metadata/metadata-state.js';
 import {
@@ -163,5 +164,79 @@ test('a rollover seals only what a quorum holds and the next segment gets a repl
   t.deepEqual(
     all.map(text),
     Array.from({ length: 10 }, (_, i) => `r${i}`),
+  );
+});
+
+test('repair copies a sealed segment to another voter before the metadata lists it there', async (t) => {
+  const h = await TopicHarness.start({ nodeIds: [1, 2, 3, 4], segmentEntryCountMax: 5 });
+  t.teardown(() => h.close());
+  await h.createTopic('t', 1, undefined, [1, 2, 3]);
+  for (let i = 0; i < 5; i++) await h.node(1).service.appender.append('t', recordsOf(`r${i}`));
+  await until('the first segment sealed', () => h.log.state.topics.get('t')!.segments[0]!.endOffset === 5);
+  await h.node(3).stop();
+  t.true(await h.node(1).service.repairSegment('t', 1, 3, 4));
+  const first = h.log.state.topics.get('t')!.segments[0]!;
+  t.deepEqual([...replicasOf(first)], [1, 2, 4]);
+  const copy = h.node(4).wal.segmentInfo('t', 1);
+  t.like(copy, { sealed: true, baseOffset: 0, endOffset: 5 });
+  t.deepEqual(localValues(h, 4, 't').slice(0, 5), ['r0', 'r1', 'r2', 'r3', 'r4']);
+  // The new copy serves reads while the node it replaced is gone.
+  await h.node(1).stop();
+  await h.node(2).stop();
+  const page = await h.node(4).service.reader.read('t', 0, { ...readAll, waitMs: 0 });
+  t.deepEqual(page.records.map(text), ['r0', 'r1', 'r2', 'r3', 'r4']);
+});
+
+test('a repair that cannot copy lists nothing new', async (t) => {
+  const h = await TopicHarness.start({ nodeIds: [1, 2, 3, 4], segmentEntryCountMax: 5 });
+  t.teardown(() => h.close());
+  await h.createTopic('t', 1, undefined, [1, 2, 3]);
+  for (let i = 0; i < 5; i++) await h.node(1).service.appender.append('t', recordsOf(`r${i}`));
+  await until('the first segment sealed', () => h.log.state.topics.get('t')!.segments[0]!.endOffset === 5);
+  await h.node(4).stop();
+  t.is(await codeOf(() => h.node(1).service.repairSegment('t', 1, 3, 4)), 'UNAVAILABLE');
+  t.deepEqual([...replicasOf(h.log.state.topics.get('t')!.segments[0]!)], [1, 2, 3]);
+});
+
+test('a copy with a corrupt record is never served and is replaced by a copy from its replicas', async (t) => {
+  const h = await TopicHarness.start({ nodeIds: [1, 2, 3], segmentEntryCountMax: 5 });
+  t.teardown(() => h.close());
+  await h.createTopic('t', 1, undefined, [1, 2, 3]);
+  for (let i = 0; i < 5; i++)
+    await h.node(1).service.appender.append('t', recordsOf(`value-${i}-`.padEnd(64, 'x')));
+  await until('node 2 holds the sealed copy', () => h.node(2).wal.segmentInfo('t', 1)?.sealed === true);
+  // Flip a byte in the middle of node 2's data file: a record there fails its checksum.
+  const [dataFile] = h.node(2).segmentFiles('t', 1);
+  const size = h.node(2).wal.segmentInfo('t', 1)!.sizeBytes;
+  const fd = fs.openSync(dataFile!, 'r+');
+  const byte = Buffer.alloc(1);
+  fs.readSync(fd, byte, 0, 1, Math.floor(size / 2));
+  byte[0] = byte[0]! ^ 0xff;
+  fs.writeSync(fd, byte, 0, 1, Math.floor(size / 2));
+  fs.closeSync(fd);
+  const reader = h.node(2).service.reader;
+  const readFrom = async (offset: number) => reader.read('t', offset, { ...readAll, waitMs: 0 });
+  let corruptSeen = false;
+  for (let offset = 0; offset < 5 && !corruptSeen; ) {
+    try {
+      const page = await readFrom(offset);
+      offset = page.nextOffset;
+    } catch (error) {
+      t.is((error as { code?: string }).code, 'CORRUPT_RECORD', 'never a silent gap');
+      corruptSeen = true;
+    }
+  }
+  t.true(corruptSeen, 'the flipped byte was found');
+  await until('node 2 replaced its copy', () => {
+    try {
+      return h.node(2).wal.read('t', 0, readAll).length >= 5;
+    } catch {
+      return false;
+    }
+  });
+  const values = h.node(2).wal.read('t', 0, readAll).slice(0, 5).map(text);
+  t.deepEqual(
+    values,
+    Array.from({ length: 5 }, (_, i) => `value-${i}-`.padEnd(64, 'x')),
   );
 });

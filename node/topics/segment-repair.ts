@@ -1,0 +1,72 @@
+/**
+ * Repair of a sealed segment's replica set: a replica that is gone (removed, leaving, or dead for
+ * longer than the repair delay) is replaced by another voter, which first fetches a whole copy from
+ * the remaining replicas (replica-service.ts `copy`, bandwidth bounded); only then does the
+ * metadata list it instead (`setReplicas`, compare-and-set on the set), so a node never counts as a
+ * copy before it holds one (KIP-966). The controller decides which segment and which target.
+ */
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { decodeReplicationReply, encodeReplicationRequest } from '../protocol/replication-codec.js';
+import { replicasOf } from '../metadata/metadata-state.js';
+import type { ReplicaService } from './replica-service.js';
+import { replicationLimits } from './replication-limits.js';
+import { type TopicContext, proposeOrThrow } from './topic-context.js';
+
+export class SegmentRepair {
+  constructor(
+    private readonly ctx: TopicContext,
+    private readonly replicas: ReplicaService,
+  ) {}
+
+  /**
+   * Replaces `gone` by `target` in the sealed segment's replica set (`gone` 0: adds `target` to a
+   * set that has fewer copies than the topic's factor); resolves true once listed.
+   */
+  async repair(topic: string, segmentId: number, gone: number, target: number): Promise<boolean> {
+    const { ctx } = this;
+    const segment = ctx.meta.state.topics.get(topic)?.segments.find((s) => s.id === segmentId);
+    if (segment === undefined || segment.endOffset === null) return false;
+    const before = [...replicasOf(segment)];
+    if ((gone !== 0 && !before.includes(gone)) || before.includes(target)) return false;
+    const endOffset = segment.endOffset;
+    // The remaining replicas first, the one going last (it may still answer: a node being removed).
+    const sources = gone === 0 ? before : [...before.filter((id) => id !== gone), gone];
+    const ask = {
+      op: 'replicaCopy' as const,
+      topic,
+      segmentId,
+      baseOffset: segment.baseOffset,
+      endOffset,
+      sources,
+    };
+    const copied =
+      target === ctx.nodeId
+        ? await this.replicas.copy(ask)
+        : decodeReplicationReply(
+            'replicaCopy',
+            await ctx.cluster.replicate(
+              target,
+              encodeReplicationRequest(ask),
+              replicationLimits.copyTimeoutMs,
+            ),
+          );
+    if (copied.endOffset < endOffset) {
+      throw new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${target} holds segment ${segmentId} of '${topic}' only to ${copied.endOffset}`,
+      );
+    }
+    await proposeOrThrow(ctx, {
+      type: 'setReplicas',
+      topic,
+      segmentId,
+      replicas: gone === 0 ? [...before, target] : before.map((id) => (id === gone ? target : id)),
+      expected: before,
+    });
+    const after = ctx.meta.state.topics.get(topic)?.segments.find((s) => s.id === segmentId);
+    const done =
+      after !== undefined && replicasOf(after).includes(target) && !replicasOf(after).includes(gone);
+    ctx.logger.info({ topic, segment: segmentId, gone, target, listed: done }, 'Segment re-replicated');
+    return done;
+  }
+}
