@@ -61,7 +61,13 @@ test.serial(
   'finds a snapshot install that skips reconciliation (defect 5): TOPIC_NOT_FOUND for a topic the metadata holds',
   async (t) => {
     const seedsMax = 40;
-    const r = await findViolation(bugOptions['reconcile']!, seedsMax);
+    // The first seed failing with this defect's symptom: other seeds may fail first on an open
+    // defect of known-failures.ts (their control fails too).
+    const r = await findViolation(
+      bugOptions['reconcile']!,
+      seedsMax,
+      /^invariant (TopicNotLost|NodeExit: .*does not exist)/,
+    );
     if (r === undefined) return t.fail(`no violation found in ${seedsMax} seeds`);
     t.log(headline(r));
     t.regex(r.violation!, /^invariant (TopicNotLost|NodeExit: .*does not exist)/);
@@ -72,7 +78,7 @@ test.serial(
 
 test.serial('finds consumer reads without a read barrier (defect 2): a stale cursor', async (t) => {
   const seedsMax = 60;
-  const r = await findViolation(bugOptions['barrier']!, seedsMax);
+  const r = await findViolation(bugOptions['barrier']!, seedsMax, /^invariant CursorNotStale/);
   if (r === undefined) return t.fail(`no violation found in ${seedsMax} seeds`);
   t.log(headline(r));
   t.regex(r.violation!, /^invariant CursorNotStale/);
