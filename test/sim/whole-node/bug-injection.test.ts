@@ -61,7 +61,13 @@ test.serial(
   'finds a snapshot install that skips reconciliation (defect 5): TOPIC_NOT_FOUND for a topic the metadata holds',
   async (t) => {
     const seedsMax = 40;
-    const r = await findViolation(bugOptions['reconcile']!, seedsMax);
+    // The first seed failing with this defect's symptom: other seeds may fail first on an open
+    // defect of known-failures.ts (their control fails too).
+    const r = await findViolation(
+      bugOptions['reconcile']!,
+      seedsMax,
+      /^invariant (TopicNotLost|NodeExit: .*does not exist)/,
+    );
     if (r === undefined) return t.fail(`no violation found in ${seedsMax} seeds`);
     t.log(headline(r));
     // Skipping the reconciliation also leaves copies of sealed segments unsettled (S3).
@@ -73,7 +79,7 @@ test.serial(
 
 test.serial('finds consumer reads without a read barrier (defect 2): a stale cursor', async (t) => {
   const seedsMax = 60;
-  const r = await findViolation(bugOptions['barrier']!, seedsMax);
+  const r = await findViolation(bugOptions['barrier']!, seedsMax, /^invariant CursorNotStale/);
   if (r === undefined) return t.fail(`no violation found in ${seedsMax} seeds`);
   t.log(headline(r));
   t.regex(r.violation!, /^invariant CursorNotStale/);
@@ -107,7 +113,9 @@ test.serial('finds a high watermark one replica short of a quorum (S4)', async (
 test.serial('finds a replica that keeps the tail past a seal (S8, S3 or S5)', async (t) => {
   // Other seeds may fail first for the defects in known-failures.ts (their control fails too): the
   // first seed failing on this defect's invariants is taken.
-  const seedsMax = 40;
+  // A tail past a seal needs a leader that wrote records no quorum took before it was replaced:
+  // rarer since the fixes of defects A, E and I (seed 65 is the first today).
+  const seedsMax = 100;
   const r = await findViolation(bugOptions['tail']!, seedsMax, /^invariant (S8|S3|S5): /);
   if (r === undefined) return t.fail(`no S8, S3 or S5 violation found in ${seedsMax} seeds`);
   t.log(headline(r));

@@ -1,10 +1,10 @@
 /**
  * Seeds of npm test's whole-node schedules (profile `quick`) that fail today because of defects in
- * node/ code the simulator found (docs/replication.md, "How it is checked"; the diagnosis of each
- * defect is in the comment of its entry). They run as ava `test.failing`: reported as known
- * failures while the defect is there, and failing — "expected to fail, but succeeded" — once it is
- * fixed, so that the entry is removed. A fix may change other seeds' schedules too: any seed not
- * listed here must pass.
+ * node/ code the simulator found (docs/replication.md, "How it is checked"). The diagnosis of each
+ * defect is in the comment of its entry; defects since fixed stay described, with their fix. The
+ * seeds run as ava `test.failing`: reported as known failures while the defect is there, and
+ * failing ("expected to fail, but succeeded") once it is fixed, so that the entry is removed. A
+ * fix may change other seeds' schedules too: any seed not listed here must pass.
  */
 
 export interface KnownFailure {
@@ -24,7 +24,7 @@ export const knownDefects = {
    * fenced at e, accept its appends; a quorum acknowledges them; the recovery then seals at the
    * end it planned from the fence answers, below them (S1: acknowledged records cut; S6).
    */
-  A: 'leader appends under a recovery epoch (appender.ts ensureLocalSegment/startReplicator)',
+  A: 'leader appends under a recovery epoch (appender.ts ensureLocalSegment/startReplicator); fixed by 5882bfe',
   /**
    * A replica refuses a new segment leader whose clock is behind. checkReplicatedBatch
    * (wal/batch-check.ts) refuses records whose timestamp is below the last timestamp of the
@@ -51,9 +51,9 @@ export const knownDefects = {
    * segments it follows. An active segment whose replica set was two (placed while two voters
    * were up) loses its quorum for good when one follower is removed: every recovery fails
    * ("only 1 answering replicas for a quorum of 2") and the topic takes no append (Liveness).
-   * Outside npm test's seeds: quick seeds 100430 and (with A, B and E patched) 101335.
+   * Quick seed 100430 (and, with A, B and E patched, 101335).
    */
-  C: 'remove-node ignores the segments the node follows (server/node-removal.ts)',
+  C: 'remove-node ignores the segments the node follows (server/node-removal.ts); fixed by 5882bfe and repair (5a0de53)',
   /**
    * A wiped replica counts again once re-added under its old id (S9). Replica sets name node ids,
    * not incarnations: a follower wiped after acknowledging records, removed and re-added, answers
@@ -61,7 +61,7 @@ export const knownDefects = {
    * are the two that lack the acknowledged records, and it seals below them (S1). Reproduced by
    * replication-scenarios.test.ts (the seeded runs rarely complete a removal: see C).
    */
-  D: 'a wiped, removed and re-added replica answers fences for records it lost',
+  D: 'a wiped, removed and re-added replica answers fences for records it lost; fixed by 15ac104',
   /**
    * A replica's open copy of a segment retention dropped blocks the topic for good.
    * Reconciler.deleteDropped deletes only sealed copies below the start, and
@@ -71,9 +71,52 @@ export const knownDefects = {
    * active segment"), and a recovery that must copy to it never completes (Liveness). Quick seed
    * 100350.
    */
-  F: 'an open copy of a dropped segment blocks later segments (replica-service.ts completeSealed, reconciler.ts deleteDropped)',
+  F: 'an open copy of a dropped segment blocks later segments (replica-service.ts completeSealed); fixed by 15ac104',
+  /**
+   * A replica dropped from a sealed segment's set leaves it below a quorum of whole copies (S3).
+   * When a replica is removed, leaving or gone and no other voter can take its copy, it is dropped
+   * from the set (15ac104, repair) on the assumption that the others hold the segment; but a
+   * listed replica may hold no copy or a short one (it was down or behind while the segment was
+   * written: completeSealed does nothing for a replica with no copy, "repair makes one when
+   * needed", and repair only replaces gone nodes). Segment 9 of t5 (quick seed 100247): written
+   * on {3, 1} while 2 was down, node 3 removed, set [3, 1, 2] → [1, 2]: one whole copy left, and
+   * the copy on node 3 discarded. Quick seeds 100247, 100320, 100439, 100692, 100819, 100859.
+   */
+  G: 'a replica dropped from a sealed segment leaves fewer than a quorum of whole copies (repair/removal)',
+  /**
+   * A recovery seals records that reached no quorum (S3, by 64ca074's design: "seals even when
+   * fewer than a quorum answer … under-replicated until repair adds a copy"). An active segment
+   * with a replica set of two, one member down: the recovery (reason "fewer copies than
+   * replication factor") hears the leader alone (n − Qa + 1 = 1), seals at its end and makes the
+   * records above the last quorum end permanent and readable on one copy. S3 as the issue states
+   * it fails until repair has copied them; either the recovery waits, or S3 is to be restated
+   * ("on a quorum, or listed under-replicated until repair") — a decision, not a checker change.
+   * Quick seeds 100426, 100563, 100655.
+   */
+  H: 'a recovery seals records that reached no quorum (64ca074, by design: conflicts with S3)',
+  /**
+   * A rollover's seal whose proposal "failed" commits later and cuts acknowledged records (S1).
+   * Appender.rollover decides the seal (for a leader with no WAL copy yet: empty, at the base)
+   * and proposes it; when proposeOrThrow rejects (a timeout, the Raft leader changed) rt.rolling is
+   * cleared and appends resume, but the proposal may still commit: quick seed 101079, handOff of
+   * node 4 (remove-node) proposed seal(segment 9, end 30, epoch 1) at 4639 ms, the proposal's
+   * outcome unknown; appends 30..31 were acknowledged at 4806 ms on {4, 5}; the seal committed at
+   * 5612 ms (same epoch: the compare-and-set passes) and cut them. The code is the same before the
+   * merge of main. Fix: a leader that proposed a seal takes no append into that segment until it
+   * knows the proposal's outcome (or the seal also compares the segment's end).
+   */
+  I: 'a seal whose proposal timed out commits later and cuts acknowledged records (appender.ts rollover/handOff)',
+  /**
+   * Not replication: removing the Raft leader from a two-voter configuration ({1, 3} → {3}) leaves
+   * the remaining voter unable ever to elect itself. The leader commits its own removal (both
+   * voters hold the entry) and stops; node 3 never learns the commit, keeps the old configuration
+   * and waits for node 1's vote (Liveness, quick seed 100735: "waiting for a leader").
+   */
+  J: 'removing the Raft leader of two voters leaves the other without a quorum (raft-node.ts removeNode)',
 } as const;
 
-// A, B and E are fixed (appender.ts startReplicator, wal/batch-check.ts, replica-service.ts
-// completeSealed); their seeds pass and run as ordinary seeds again.
-export const knownFailures: ReadonlyMap<number, KnownFailure> = new Map([]);
+// B (a2a86fb), E (a2a86fb), G (239326b), H (the relaxation of 64ca074 reverted in 239326b) and I (17e0b91) are fixed
+// on main: their seeds run as ordinary seeds again. J (Raft membership) is open.
+export const knownFailures: ReadonlyMap<number, KnownFailure> = new Map([
+  [100735, { defect: 'J', violation: /^invariant Liveness: / }],
+]);

@@ -1,32 +1,35 @@
 /**
  * The invariants of segment replication (docs/replication.md, "How it is checked"), checked on the
- * real nodes of a whole-node run against what their simulated disks hold and what the clients were
- * told. Each is checked where it can first break, cheaply enough to run in every schedule:
+ * real nodes of a whole-node run against what their simulated disks hold, the metadata each node
+ * applies, every WAL write and what the clients were told. Each is checked where it can first
+ * break, after every event, cheaply: only the node whose event ran and the files the event changed
+ * on any disk (SimDisk change tracking; a crash, wipe or bit flip marks all of a node's copies).
  *
- * - S1 (no acknowledgement past a seal): once a segment is sealed at E in the applied metadata, no
- *   client holds a quorum acknowledgement of a record written into that segment at an offset ≥ E.
- *   A record's segment is the one its leader's WAL wrote it into (`onWrite`; values are unique).
- *   Checked as each acknowledgement reaches its client and as each seal is first applied.
- * - S2 (acknowledged records stay): every acknowledged record (not passed by retention, topic not
- *   deleted) is held durably, at its offset with its bytes, by at least one node of its segment's
- *   replica set (a crashed node's disk counts: only what it had made durable). Checked every
- *   `sweepEvery` events and at the end.
+ * - S1 (no acknowledgement past a seal): once a segment is sealed at E in any node's applied
+ *   metadata, no client holds a quorum acknowledgement of a record written into that segment at an
+ *   offset ≥ E. A record's segment is the one its leader's WAL wrote it into (`onWrite`; values
+ *   are unique). Checked as each acknowledgement reaches its client and as each seal is first
+ *   applied.
+ * - S2 (acknowledged records stay): every acknowledged record (above the highest start any node
+ *   applied, topic not deleted) is held durably, at its offset with its bytes, by at least one
+ *   node of its segment's replica set (a crashed node counts with what it made durable). Checked
+ *   whenever a copy of the segment changes.
  * - S3 (sealed means on a quorum): every offset below a seal is held durably, with the bytes its
- *   leader wrote, by at least ackQuorum(replicas) of the segment's replicas: when the seal is first
- *   applied, every `sweepEvery` events and at the end. Not for segments whose replica set lost a
- *   node to a disk wipe (their copies are one short until repair replaces it).
+ *   leader wrote, by at least ackQuorum(n) of the segment's n replicas: when the seal is first
+ *   applied and whenever a copy of the segment changes. Not for segments a wiped node may have
+ *   held a copy of (one short until repair replaces it), nor those retention dropped anywhere.
  * - S4 (the high watermark is durable on a quorum): whenever a segment leader raises its high
- *   watermark (SegmentReplicator.committedEnd) to h, at least ackQuorum(replicas) replicas hold
- *   [base, h) durably (a wiped replica holds nothing, whatever it acknowledged before). After
- *   every event.
- * - S5 (one record per offset): within a segment, every node is only ever asked to write the same
- *   record at an offset (checked at each WAL write), and every copy on every disk (page cache and
- *   durable) holds at each offset the record the segment's leader wrote (checked in the sweeps).
- *   Across segments, the client-visible history (oracle.ts) checks that reads return the
- *   acknowledged record at each acknowledged offset.
- * - S6 (fencing before a recovery's seal): a segment sealed under epoch e > 1 (a recovery's seal)
- *   has at least n − ackQuorum(n) + 1 of its n replicas holding epoch ≥ e durably when the seal is
- *   first applied.
+ *   watermark (SegmentReplicator.committedEnd) to h, at least ackQuorum(n) replicas hold
+ *   [base, h) durably (a wiped replica holds nothing, whatever it acknowledged before); it never
+ *   goes back.
+ * - S5 (one record per offset): within a segment, a node is asked to write at an offset only the
+ *   record already there, unless no copy holds that one (a write that failed gave its offsets
+ *   back); every copy on every disk (page cache and durable) holds at each offset the record the
+ *   segment's leader wrote. Across segments the clients' history (oracle.ts) checks that reads
+ *   return the acknowledged record at each acknowledged offset.
+ * - S6 (fencing): a segment's leader writes only under the epoch the segment opened with (1),
+ *   never after it applied a fence of the segment; a recovery's seal (one without sizeBytes) under
+ *   epoch e is applied only when at least n − ackQuorum(n) + 1 replicas hold epoch ≥ e durably.
  * - S7 (one seal, epochs only rise): on every node, a segment's epoch never goes down, a
  *   fenceSegment raises it by exactly one, a sealed end never changes, and every node applies the
  *   same seal (end and epoch) for a segment.
@@ -102,6 +105,8 @@ interface Wipe {
 export interface ReplicationStats {
   writes: number;
   sealsChecked: number;
+  /** Seals decided by a recovery (fenced, planned from the fence answers), among sealsChecked. */
+  recoverySeals: number;
   watermarksChecked: number;
   sweeps: number;
   decodedRecords: number;
@@ -112,6 +117,7 @@ export class ReplicationChecks implements WalObserver {
   readonly stats: ReplicationStats = {
     writes: 0,
     sealsChecked: 0,
+    recoverySeals: 0,
     watermarksChecked: 0,
     sweeps: 0,
     decodedRecords: 0,
@@ -429,6 +435,7 @@ export class ReplicationChecks implements WalObserver {
         'S1',
         `segment ${s.id} of ${topic.name} was sealed at ${end} (epoch ${epochOf(s)}, applied first on node ${nodeId}), but offset ${acked} of it had been acknowledged`,
       );
+    if (byRecovery) this.stats.recoverySeals++;
     if (this.wipedReplica(topic.name, s) !== null) return;
     this.checkSealedQuorum(topic.name, s, `when its seal was first applied (node ${nodeId})`);
     const epoch = epochOf(s);
@@ -602,16 +609,10 @@ export class ReplicationChecks implements WalObserver {
   /** A full pass over every copy and segment (at the end of a run). */
   sweep(): void {
     this.stats.sweeps++;
+    const state = this.bestState();
     for (const n of this.host.nodes.values()) {
       n.disk.tracking = true;
       n.disk.changedAll = true;
-    }
-    this.afterEventDisks();
-  }
-
-  private afterEventDisks(): void {
-    const state = this.bestState();
-    for (const n of this.host.nodes.values()) {
       if (state !== null) this.collect(n, state);
       n.disk.changedAll = false;
       n.disk.changedPaths.clear();

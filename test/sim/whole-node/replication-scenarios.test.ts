@@ -1,11 +1,8 @@
 /**
  * Scripted replication scenarios on the whole-node simulator: each drives real nodes on simulated
  * disks and network, step by step, to one situation the seeded runs reach only by chance, and
- * asserts what docs/replication.md promises there. Each test says which invariant it is about.
- *
- * Tests marked `test.failing` reproduce defects of node/ code found by the simulator (see the
- * comment on each): they pass while the defect is there and fail, telling you to unmark them, once
- * it is fixed.
+ * asserts what docs/replication.md promises there. Each test says which invariant it is about and
+ * which defect the simulator found there (known-failures.ts, `knownDefects`).
  */
 import test from 'ava';
 import { epochOf, replicasOf } from '../../../node/metadata/metadata-state.js';
@@ -91,11 +88,12 @@ async function topicNotLedByRaftLeader(c: SimCluster, ids: readonly number[]) {
 }
 
 test('S1/S6: a segment leader cut off before its first append never appends under the epoch of the recovery that fences it', async (t) => {
-  // KNOWN DEFECT (found by the simulator, seeds 100025, 46, 1049, 1095, 148 of the soak): a leader that
-  // has applied fenceSegment (epoch 2) but has no WAL copy of the segment yet creates it in
-  // Appender.ensureLocalSegment and starts its replicator with epochOf(active) = 2 — the
-  // recovery's epoch — so the replicas, fenced at 2, accept its appends; they are acknowledged
-  // and then cut by the recovery's seal at the quorum end it had already planned.
+  // Defect A (found by the simulator; quick seeds 100034, 100089, 100129, 100183, soak seeds 24, 36,
+  // 41, 46, …; fixed on main by 5882bfe): a leader that had applied fenceSegment (epoch 2) but had
+  // no WAL copy of the segment yet created it in Appender.ensureLocalSegment and started its
+  // replicator with epochOf(active) = 2, the recovery's epoch; the replicas, fenced at 2, accepted
+  // its appends, a quorum acknowledged them, and the recovery's seal at the end it had planned
+  // cut them.
   const c = new SimCluster(7, settings);
   const ids = [1, 2, 3];
   await startCluster(c, ids);
@@ -129,11 +127,12 @@ test('S1/S6: a segment leader cut off before its first append never appends unde
 });
 
 test('S9: a replica wiped, removed and re-added under its id does not count toward a recovery of records it lost', async (t) => {
-  // KNOWN DEFECT (design gap, see the report): replica sets name node ids, not incarnations, and
-  // nothing re-replicates the active segment when a follower is removed. A follower wiped after
-  // acknowledging records, removed and re-added under its old id, answers a fence with an empty
-  // copy; with the other follower behind, the recovery's n − Qa + 1 answers are the two that do
-  // not hold the acknowledged records, and it seals below them.
+  // Defect D (fixed on main by 15ac104: a copy that cannot move off a leaving node is dropped
+  // from its set): replica sets name node ids, not incarnations, and nothing took a removed
+  // follower out of its active segment. A follower wiped after acknowledging records, removed and
+  // re-added under its old id, answered a fence with an empty copy; with the other follower
+  // behind, the recovery's n − Qa + 1 answers were the two that lacked the acknowledged records,
+  // and it sealed below them.
   const c = new SimCluster(19, settings);
   const ids = [1, 2, 3];
   await startCluster(c, ids);
@@ -170,6 +169,10 @@ test('S9: a replica wiped, removed and re-added under its id does not count towa
       `remove-node refused: ${removed.ok ? 'not removed' : `${removed.code} ${removed.message}`}`,
     );
   c.decommission(wiped);
+  // The operator starts it again once the cluster forgot its old identity (else it is refused again).
+  await until(c, 'the removal is applied (the old identity forgotten)', () =>
+    ids.every((id) => id === wiped || c.node(id).running?.state.nodes.has(wiped) === false),
+  );
   c.readd(wiped);
   c.boot(wiped);
   await until(c, 'the re-added node is a voter again', () => {

@@ -643,12 +643,23 @@ class Run {
     if (!this.cluster.removed.has(id)) return;
     this.wipedRemoved++;
     await this.sleep(1 + this.prng.nextInt(this.d.restartDelayMaxMs));
+    // Started before the cluster forgot its old identity (unregisterNode applied), it would be
+    // refused again: the operator waits for that, as the refusal's message says.
+    while (this.phase === 'faults' && this.members().some((r) => r.state.nodes.has(id)))
+      await this.sleep(100);
     if (this.phase !== 'faults') return;
     this.checks.wipedPending.delete(id);
     this.cluster.readd(id);
     this.holdDown.delete(id);
     this.wipedReadded++;
     this.cluster.boot(id);
+  }
+
+  /** The running members' processes (not removed). */
+  private members() {
+    return [...this.cluster.nodes.values()]
+      .filter((n) => !this.cluster.removed.has(n.id) && n.running !== null)
+      .map((n) => n.running!);
   }
 
   // ---- checks ----
