@@ -104,6 +104,10 @@ export function openSegment(ctx: SegmentContext, topic: string, dir: string, id:
       );
     }
     recover(ctx, segment, checkpoint, seal, fileSize);
+    // What recovery kept may be in the page cache only (a kill -9 with the machine still up): it is
+    // made durable before the WAL serves or reports it, or a restarted replica would acknowledge
+    // records a power loss could still take (found by the whole-node simulator, defect K).
+    if (seal === null) io.fdatasync(fd);
     return segment;
   } catch (error) {
     if (segment === null) io.close(fd);
