@@ -231,6 +231,7 @@ async function main(): Promise<void> {
       topicService.repairSegment(topic, segmentId, gone, target),
     repairAfterMs: config.repairAfterMs,
     delay: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    ensureCopy: (topic, segmentId, target) => topicService.ensureCopy(topic, segmentId, target),
     recoverSegment: (topic, segmentId, reason) => topicService.recoverSegment(topic, segmentId, reason),
     nowMs: Date.now,
     logger,

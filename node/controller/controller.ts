@@ -37,6 +37,8 @@ export interface ControllerPorts {
   recoverSegment(topic: string, segmentId: number, reason: string): Promise<boolean>;
   /** Re-replicates a sealed segment: `target` copies it, then replaces `gone` in its replica set. */
   repairSegment(topic: string, segmentId: number, gone: number, target: number): Promise<boolean>;
+  /** Makes `target` hold a whole copy of a sealed segment it is listed for. */
+  ensureCopy(topic: string, segmentId: number, target: number): Promise<boolean>;
   /** Resolves after `ms` on the node's clock (the simulator's in the simulator). */
   delay(ms: number): Promise<void>;
   /** A replica dead this long is replaced (WALRUS_REPAIR_AFTER_MS). */
@@ -253,7 +255,14 @@ export class Controller {
           // Nowhere to move it: the copy is dropped from the set, so the node (or a wiped node
           // rejoining under its id) is never taken for a holder of it; repair adds one later.
           const remaining = replicasOf(segment).filter((id) => id !== nodeId);
-          if (remaining.length > 0 && target === null)
+          // Only once every replica staying holds a whole copy (one that was down while the
+          // segment was written holds none yet): the set never lists fewer real copies than a quorum.
+          let covered = remaining.length > 0;
+          for (const id of remaining) {
+            if (!covered) break;
+            covered = await p.ensureCopy(topic.name, segment.id, id).catch(() => false);
+          }
+          if (covered && target === null)
             await p
               .propose({
                 type: 'setReplicas',

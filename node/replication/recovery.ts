@@ -31,8 +31,6 @@ export type RecoveryPlan =
       readonly sourceNodeId: number;
       /** Replicas that must receive [their end, endOffset) before the seal is logged. */
       readonly copyTo: readonly { readonly nodeId: number; readonly fromOffset: number }[];
-      /** True when fewer than a quorum will hold the sealed end (repair adds copies later). */
-      readonly underReplicated: boolean;
     };
 
 export function planRecovery(
@@ -58,9 +56,16 @@ export function planRecovery(
   const holding = answers.filter((r) => r.endOffset >= endOffset).length;
   const missing = Math.max(0, ackQuorum(n) - holding);
   const behind = answers.filter((r) => r.endOffset < endOffset);
-  // Fewer answers than a quorum (a replica set of 2 or 4 with a member dead): every acknowledged
-  // record is still among the answers and the old leader is fenced, so the segment is sealed with
-  // the copies there are; it is under-replicated until repair adds one (S3 holds again then).
+  // Too few answers to bring the end to a quorum (a replica set of 2 or 4 with a member dead):
+  // sealing anyway would leave records below the seal on fewer than Qa copies (S3). The recovery
+  // waits for another replica; an active segment opened with fewer copies than its factor is rolled
+  // over as soon as a voter is back (controller.ts), which keeps this window short.
+  if (behind.length < missing) {
+    return {
+      kind: 'wait',
+      reason: `only ${holding + behind.length} answering replicas for a quorum of ${ackQuorum(n)}`,
+    };
+  }
   return {
     kind: 'seal',
     endOffset,
@@ -69,6 +74,5 @@ export function planRecovery(
     copyTo: behind
       .slice(0, missing)
       .map((r) => ({ nodeId: r.nodeId, fromOffset: Math.max(segment.baseOffset, r.endOffset) })),
-    underReplicated: holding + behind.length < ackQuorum(n),
   };
 }

@@ -119,6 +119,13 @@ export class Appender {
     if (active.leaderNodeId !== nodeId) {
       throw table.notLeader(`segment ${active.id} of topic '${name}'`, active.leaderNodeId);
     }
+    if (rt.sealInDoubt === active.id) {
+      this.needsRecovery(name, active.id, 'a seal proposal whose outcome is unknown');
+      throw new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `segment ${active.id} of topic '${name}' is being recovered; retry shortly`,
+      );
+    }
     const creating = this.ensureLocalSegment(name, rt);
     if (creating !== null) return creating;
     const replicator = rt.replicator;
@@ -330,6 +337,12 @@ export class Appender {
     }
     const voters = cluster.voters().filter((v) => v !== leaving);
     const alive = cluster.aliveVoters().filter((v) => v !== leaving);
+    const rt = table.runtime(name);
+    // From here the seal may commit whatever this node hears back: if the proposal fails (a
+    // timeout, a new Raft leader), its outcome is unknown and the segment takes no append again:
+    // it is recovered (the fence makes a late seal of this epoch a no-op). Found by the whole-node
+    // simulator (defect I: a seal that "failed" committed later and cut acknowledged records).
+    rt.sealInDoubt = active.id;
     await proposeOrThrow(this.ctx, {
       type: 'sealSegment',
       topic: name,
@@ -340,6 +353,10 @@ export class Appender {
       producers: producerTable(table.runtime(name)),
       sizeBytes: sealed.sizeBytes,
       lastTimestampMs: sealed.lastTimestampMs,
+    }).catch((error: unknown) => {
+      rt.replicator?.freeze();
+      this.needsRecovery(name, active.id, 'a seal proposal whose outcome is unknown');
+      throw error;
     });
     this.ctx.logger.info(
       {

@@ -12,7 +12,7 @@
  * here and reads of it answer DATA_LOST.
  */
 import type { MetaCommand, TopicMeta } from '../metadata/metadata-state.js';
-import { activeSegment, openingEpoch, topicStartOffset } from '../metadata/metadata-state.js';
+import { activeSegment, openingEpoch, replicasOf, topicStartOffset } from '../metadata/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import { type Appender, isSoleReplica } from './appender.js';
 import type { ReplicaService } from './replica-service.js';
@@ -158,7 +158,29 @@ export class Reconciler {
    * than the sealed end: a crash or a recovery in between) are settled (replica-service.ts).
    */
   private settleLocalCopies(topic: TopicMeta): void {
-    const { wal } = this.ctx;
+    const { wal, nodeId } = this.ctx;
+    // A sealed segment this node is listed for but holds no copy of (it was down while the segment
+    // was written) gets a whole copy from the other replicas, so every listed replica holds one.
+    for (const segment of topic.segments) {
+      if (segment.endOffset === null || segment.endOffset === segment.baseOffset) continue;
+      if (!replicasOf(segment).includes(nodeId) || wal.segmentInfo(topic.name, segment.id) !== undefined)
+        continue;
+      void this.replicas
+        .copy({
+          op: 'replicaCopy',
+          topic: topic.name,
+          segmentId: segment.id,
+          baseOffset: segment.baseOffset,
+          endOffset: segment.endOffset,
+          sources: replicasOf(segment).filter((id) => id !== nodeId),
+        })
+        .catch((error: unknown) => {
+          this.ctx.logger.info(
+            { topic: topic.name, segment: segment.id, err: String(error) },
+            'could not fetch a copy this node is listed for; will retry',
+          );
+        });
+    }
     for (const local of wal.segments(topic.name)) {
       const segment = topic.segments.find((s) => s.id === local.id);
       if (segment === undefined || segment.endOffset === null) continue;

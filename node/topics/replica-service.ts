@@ -22,7 +22,7 @@ import {
 import type { ProducerEntry } from '../metadata/metadata-state.js';
 import { epochOf, replicasOf } from '../metadata/metadata-state.js';
 import { decideReplicaAppend } from '../replication/index.js';
-import { WalError, type WalRecord, type WalReplicatedRecord } from '../wal/index.js';
+import { WalError, WalErrorCode, type WalRecord, type WalReplicatedRecord } from '../wal/index.js';
 import { scanProducers } from './producers.js';
 import { replicationLimits } from './replication-limits.js';
 import type { TopicContext } from './topic-context.js';
@@ -186,13 +186,25 @@ export class ReplicaService {
     await this.lastAppend.get(keyOf(topic, segmentId));
     let local = wal.segmentInfo(topic, segmentId);
     if (local === undefined) return true; // holds no copy (repair makes one when needed)
-    if (local.endOffset > end) {
+    const writtenEnd = local.endOffset;
+    if (!local.sealed) {
+      // The cut also waits for appends still queued here (an old leader's own, refused FENCED):
+      // comparing only what is written would let the seal below drain them past the sealed end
+      // (found by the whole-node simulator, defect E). A copy short of the end is not cut.
+      const before = local;
+      local = await wal.truncateSegment(topic, segmentId, end).catch((error: unknown) => {
+        // BAD_REQUEST: the end is past what is assigned here (a short copy, completed below).
+        if (error instanceof WalError && error.code === WalErrorCode.BAD_REQUEST) return before;
+        throw error;
+      });
+    } else if (local.endOffset > end) {
       local = await wal.truncateSegment(topic, segmentId, end);
+    }
+    if (local.endOffset < writtenEnd)
       logger.warn(
         { topic, segment: segmentId, endOffset: end },
         'Cut an unacknowledged tail off a sealed segment',
       );
-    }
     if (!local.sealed && local.endOffset < end) {
       const sources = replicasOf(sealed).filter((id) => id !== nodeId);
       for (const source of sources) {

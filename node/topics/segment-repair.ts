@@ -19,6 +19,36 @@ export class SegmentRepair {
   ) {}
 
   /**
+   * Makes `target`, a replica of the sealed segment, hold a whole copy (a no-op when it does):
+   * before a copy elsewhere is dropped from the set, the ones staying must really hold it.
+   */
+  async ensureCopy(topic: string, segmentId: number, target: number): Promise<boolean> {
+    const { ctx } = this;
+    const segment = ctx.meta.state.topics.get(topic)?.segments.find((s) => s.id === segmentId);
+    if (segment === undefined || segment.endOffset === null) return false;
+    const ask = {
+      op: 'replicaCopy' as const,
+      topic,
+      segmentId,
+      baseOffset: segment.baseOffset,
+      endOffset: segment.endOffset,
+      sources: replicasOf(segment).filter((id) => id !== target),
+    };
+    const copied =
+      target === ctx.nodeId
+        ? await this.replicas.copy(ask)
+        : decodeReplicationReply(
+            'replicaCopy',
+            await ctx.cluster.replicate(
+              target,
+              encodeReplicationRequest(ask),
+              replicationLimits.copyTimeoutMs,
+            ),
+          );
+    return copied.endOffset >= segment.endOffset;
+  }
+
+  /**
    * Replaces `gone` by `target` in the sealed segment's replica set (`gone` 0: adds `target` to a
    * set that has fewer copies than the topic's factor); resolves true once listed.
    */

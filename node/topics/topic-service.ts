@@ -145,6 +145,11 @@ export class TopicService {
     return (id) => voters.has(id) && this.ctx.cluster.reachable(id);
   }
 
+  /** Makes `target` hold a whole copy of a sealed segment it is listed for (segment-repair.ts). */
+  ensureCopy(topic: string, segmentId: number, target: number): Promise<boolean> {
+    return this.repair.ensureCopy(topic, segmentId, target);
+  }
+
   /** A replication request from a peer (node/protocol/replication-codec.ts). */
   handleReplication(payload: Buffer): Promise<Uint8Array> {
     return this.replicas.handle(payload);

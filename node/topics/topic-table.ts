@@ -38,6 +38,8 @@ export interface TopicRuntime {
   segmentReady: Promise<void> | null;
   /** The replication of the active segment, while this node leads it and its local copy is open. */
   replicator: SegmentReplicator | null;
+  /** A segment whose seal this node proposed without learning the outcome: no append goes into it. */
+  sealInDoubt: number | null;
 }
 
 export function toWalrusError(error: unknown): WalrusError {
@@ -96,6 +98,7 @@ export class TopicTable {
         consumerLocks: new Map(),
         segmentReady: null,
         replicator: null,
+        sealInDoubt: null,
       };
       this.runtimes.set(name, rt);
     }

@@ -84,20 +84,19 @@ export function checkBatch(
 }
 
 /**
- * Timestamp of the last record the topic's log holds or has queued (0 when none): a replicated
+ * Timestamp of the last record the active segment holds or has queued (0 when none): a replicated
  * batch may not go below it. Not the topic's high-water mark, which stays where appends that
  * failed (their offsets given back) or records truncated away left it: a follower must accept
  * the new leader's records after those.
  */
-export function lastLogTimestampMs(segments: readonly Segment[], active: Segment): number {
+export function lastLogTimestampMs(active: Segment): number {
   const last = active.lastAppend;
   // Offsets handed out but not written: the last append queued holds the last of them.
   if (last !== null && active.assignedEndOffset > active.endOffset) return last.timestampMs;
-  for (let i = segments.length - 1; i >= 0; i--) {
-    const ts = segments[i]!.lastTimestampMs;
-    if (ts !== null) return ts;
-  }
-  return 0;
+  // Only the segment itself: each segment has one leader stamping with its own clock, and a new
+  // segment's leader may be behind the previous one's (a replica refusing it would never complete
+  // its copy: found by the whole-node simulator, defect B).
+  return active.lastTimestampMs ?? 0;
 }
 
 /**

@@ -407,7 +407,7 @@ export class Wal {
       const message = `segment ${segmentId} is not the active segment of '${topic}'`;
       return Promise.reject(new WalError(WalErrorCode.BAD_REQUEST, message));
     }
-    const logTimestampMs = lastLogTimestampMs(t!.segments, segment);
+    const logTimestampMs = lastLogTimestampMs(segment);
     const plan = checkReplicatedBatch(records, segment, logTimestampMs, this.limits);
     if (plan instanceof WalError) return Promise.reject(plan);
     if (plan === null) return this.afterQueued(segment, logTimestampMs);

@@ -307,6 +307,8 @@ export class TopicHarness {
         this.node(nodeId).service.repairSegment(topic, segmentId, gone, target),
       repairAfterMs: 60_000,
       delay: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      ensureCopy: (topic, segmentId, target) =>
+        this.node(nodeId).service.ensureCopy(topic, segmentId, target),
       recoverSegment: (topic, segmentId, reason) =>
         this.node(nodeId).service.recoverSegment(topic, segmentId, reason),
       nowMs: this.clock.nowMs,

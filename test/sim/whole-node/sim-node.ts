@@ -340,6 +340,7 @@ export class SimNode {
         topics!.repairSegment(topic, segmentId, gone, target),
       repairAfterMs: 30_000,
       delay: (ms) => new Promise((resolve) => scheduler.setTimeout(resolve, ms)),
+      ensureCopy: (topic, segmentId, target) => topics!.ensureCopy(topic, segmentId, target),
       recoverSegment: (topic, segmentId, reason) => topics!.recoverSegment(topic, segmentId, reason),
       nowMs: () => scheduler.nowMs(),
       logger,

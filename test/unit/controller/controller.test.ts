@@ -120,6 +120,7 @@ test('tick stops when leadership is lost, and a failed proposal is logged, not t
     repairSegment: () => Promise.resolve(false),
     repairAfterMs: 60_000,
     delay: () => Promise.resolve(),
+    ensureCopy: () => Promise.resolve(false),
     recoverSegment: () => Promise.resolve(false),
     nowMs: () => 1000,
     logger,

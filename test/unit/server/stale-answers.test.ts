@@ -67,6 +67,7 @@ async function lagging(catchUp: () => Promise<void>, ready?: () => boolean): Pro
     repairSegment: () => Promise.resolve(false),
     repairAfterMs: 60_000,
     delay: () => Promise.resolve(),
+    ensureCopy: () => Promise.resolve(false),
     recoverSegment: () => Promise.resolve(false),
     nowMs: Date.now,
     logger,
