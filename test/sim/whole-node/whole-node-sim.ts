@@ -324,6 +324,8 @@ class Run {
     this.cluster.walObserver = this.checks;
     this.cluster.onNodeApplied = (id, state, command) => this.checks.onApplied(id, state, command);
     this.workload.onAck = (t, values, first) => this.checks.onAck(t.name, values, first);
+    // An operator does not remove other members while a wiped one is out (the Raft quorum would go).
+    this.workload.holdRemovals = () => this.checks.wipedPending.size > 0;
   }
 
   private onUnhandled(reason: unknown): void {
@@ -555,7 +557,8 @@ class Run {
    * start, for good) only when the others still make a quorum: with 3 voters or more and no removals.
    */
   private bitFlip(): void {
-    if (!this.d.bitFlips || this.cluster.rotted.size > 0) return;
+    // After a wipe a second damaged node would be more than one of three lost.
+    if (!this.d.bitFlips || this.cluster.rotted.size > 0 || this.checks.wipeCount > 0) return;
     const nodes = [...this.cluster.nodes.values()].filter((n) => !this.cluster.removed.has(n.id));
     const node = nodes[this.prng.nextInt(nodes.length)]!;
     const voters = node.running?.raft?.status().voters.length ?? 0;

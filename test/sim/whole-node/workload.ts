@@ -92,6 +92,8 @@ export class Workload {
   allowRemovals = true;
   /** TEST ONLY (defect 7): remove nodes without the hand-off of their segments. */
   removeWithoutHandOff = false;
+  /** True while no other node may be removed (a wiped node is out: removing more loses the quorum). */
+  holdRemovals: () => boolean = () => false;
   /** Sees every acknowledged append (the replication checks' S1). */
   onAck: (t: TopicModel, values: readonly string[], first: number) => void = () => {};
 
@@ -377,7 +379,7 @@ export class Workload {
   }
 
   private async remove(): Promise<void> {
-    if (!this.allowRemovals) return;
+    if (!this.allowRemovals || this.holdRemovals()) return;
     const members = [...this.cluster.nodes.keys()].filter((id) => !this.cluster.removed.has(id));
     if (members.length <= 2) return;
     const victim = members[this.prng.nextInt(members.length)]!;
