@@ -352,6 +352,19 @@ class ScheduleRun {
         'not-whole',
         `wiped n${node.nodeId} rejoined but was not a voter within ${this.o.wholeTimeoutMs} ms: ${whole.summary}`,
       );
+    // ... and it is repaired back to full replication: every segment of the topic has three copies
+    // again (the active one, opened while two voters were left, rolls over; sealed ones are copied).
+    if (ok && whole.ok) {
+      const repaired = await this.poll(this.o.wholeTimeoutMs, async () => {
+        const info = await this.describe(2_000);
+        return info !== undefined && info.segments.every((s) => s.replicas.length >= 3) ? true : undefined;
+      });
+      if (repaired !== true)
+        this.violation(
+          'not-whole',
+          `wiped n${node.nodeId}: the topic was not back to three copies of every segment within ${this.o.wholeTimeoutMs} ms`,
+        );
+    }
     return `wipe n${node.nodeId}: removed (${last}), rejoined via ${join}${ok ? '' : ' FAILED'}`;
   }
 
