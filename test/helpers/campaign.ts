@@ -357,7 +357,7 @@ class ScheduleRun {
     if (ok && whole.ok) {
       const repaired = await this.poll(this.o.wholeTimeoutMs, async () => {
         const info = await this.describe(2_000);
-        return info !== undefined && info.segments.every((s) => s.replicas.length >= 3) ? true : undefined;
+        return info?.segments.every((s) => s.replicas.length >= 3) ? true : undefined;
       });
       if (repaired !== true)
         this.violation(
