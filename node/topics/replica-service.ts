@@ -33,7 +33,7 @@ type AppendAsk = Extract<ReplicationRequest, { op: 'replicaAppend' }>;
 export class ReplicaService {
   /** Per topic: the structural change in progress, which the topic's next appends wait for. */
   private readonly structural = new Map<string, Promise<unknown>>();
-  /** Per topic/segment: the last replicated append accepted (a fence waits for it to be durable). */
+  /** Per topic/segment: the last replicated append accepted while it is pending (a fence waits for it). */
   private readonly lastAppend = new Map<string, Promise<unknown>>();
   /** Copies being made here (repair), by topic/segment. */
   private readonly copying = new Map<string, Promise<ReplicationReplyByOp['replicaCopy']>>();
@@ -150,10 +150,15 @@ export class ReplicaService {
         throw toWalrusError(error);
       },
     );
-    this.lastAppend.set(
-      key,
-      written.catch(() => {}),
+    // Kept only while it is pending: a settled entry would outlive its segment (one per segment ever).
+    const settled = written.then(
+      () => {},
+      () => {},
     );
+    this.lastAppend.set(key, settled);
+    void settled.then(() => {
+      if (this.lastAppend.get(key) === settled) this.lastAppend.delete(key);
+    });
     return written;
   }
 

@@ -6,7 +6,11 @@
  * copy before it holds one (KIP-966). The controller decides which segment and which target.
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
-import { decodeReplicationReply, encodeReplicationRequest } from '../protocol/replication-codec.js';
+import {
+  type ReplicationRequest,
+  decodeReplicationReply,
+  encodeReplicationRequest,
+} from '../protocol/replication-codec.js';
 import { replicasOf } from '../metadata/metadata-state.js';
 import type { ReplicaService } from './replica-service.js';
 import { replicationLimits } from './replication-limits.js';
@@ -34,18 +38,23 @@ export class SegmentRepair {
       endOffset: segment.endOffset,
       sources: replicasOf(segment).filter((id) => id !== target),
     };
-    const copied =
-      target === ctx.nodeId
-        ? await this.replicas.copy(ask)
-        : decodeReplicationReply(
-            'replicaCopy',
-            await ctx.cluster.replicate(
-              target,
-              encodeReplicationRequest(ask),
-              replicationLimits.copyTimeoutMs,
-            ),
-          );
+    const copied = await this.copyOn(target, ask);
     return copied.endOffset >= segment.endOffset;
+  }
+
+  /** Asks `target` (this node or another) to hold a whole sealed copy (replica-service.ts `copy`). */
+  private async copyOn(
+    target: number,
+    ask: Extract<ReplicationRequest, { op: 'replicaCopy' }>,
+  ): Promise<{ endOffset: number }> {
+    const { ctx } = this;
+    if (target === ctx.nodeId) return this.replicas.copy(ask);
+    const reply = await ctx.cluster.replicate(
+      target,
+      encodeReplicationRequest(ask),
+      replicationLimits.copyTimeoutMs,
+    );
+    return decodeReplicationReply('replicaCopy', reply);
   }
 
   /**
@@ -69,17 +78,7 @@ export class SegmentRepair {
       endOffset,
       sources,
     };
-    const copied =
-      target === ctx.nodeId
-        ? await this.replicas.copy(ask)
-        : decodeReplicationReply(
-            'replicaCopy',
-            await ctx.cluster.replicate(
-              target,
-              encodeReplicationRequest(ask),
-              replicationLimits.copyTimeoutMs,
-            ),
-          );
+    const copied = await this.copyOn(target, ask);
     if (copied.endOffset < endOffset) {
       throw new WalrusError(
         ErrorCode.UNAVAILABLE,
