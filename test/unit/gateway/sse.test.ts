@@ -52,7 +52,7 @@ test('an SSE tail from an offset: one event per record, id = offset, data = the 
   t.is(res.headers.get('cache-control'), 'no-cache, no-transform');
   t.is(res.headers.get('x-accel-buffering'), 'no');
   const pending = collect(res, (ev) => ev.length >= 4);
-  await new Promise((r) => setTimeout(r, 30));
+  while (gateway.hub.size < 1) await new Promise((r) => setTimeout(r, 5));
   await json('POST', url, records(2, 3));
   const events = await pending;
   t.deepEqual(
@@ -80,7 +80,8 @@ test('the default start is the tail; Last-Event-ID resumes after that offset', a
   const live = Promise.resolve(call(url, { headers: tailHeaders })).then((res: Response) =>
     collect(res, (ev) => ev.length >= 1),
   );
-  await new Promise((r) => setTimeout(r, 30));
+  // The tail's start (the end, 5) is fixed before it joins the hub: only then may record 5 come.
+  while (gateway.hub.size < 1) await new Promise((r) => setTimeout(r, 5));
   await json('POST', url, records(1, 5));
   t.deepEqual(
     (await live).map((e) => e.id),
@@ -247,9 +248,17 @@ test('graceful drain closes every tail with a resumable UNAVAILABLE event', asyn
   await json('POST', '/v1/topics', { name });
   await json('POST', url, records(2));
   const res = await call(`${url}?offset=0`, { headers: tailHeaders });
-  const pending = collect(res, (ev) => ev.some((e) => e.event === 'problem'));
-  while (gateway.hub.size < 1) await new Promise((r) => setTimeout(r, 5));
-  await new Promise((r) => setTimeout(r, 30));
+  // The drain starts once the tail has delivered both records (a fixed wait here failed under load:
+  // the drain came first and the resume offset was 0).
+  let recordsSeen!: () => void;
+  const bothDelivered = new Promise<void>((resolve) => {
+    recordsSeen = resolve;
+  });
+  const pending = collect(res, (ev) => {
+    if (ev.filter((e) => e.event === 'message').length >= 2) recordsSeen();
+    return ev.some((e) => e.event === 'problem');
+  });
+  await bothDelivered;
   gateway.close();
   const events = await pending;
   const problem = JSON.parse(events.find((e) => e.event === 'problem')!.data) as {
