@@ -5,7 +5,9 @@
  *
  * Routing (leader-cache.ts): a request about a topic goes to the node that last led it, else to
  * the preferred node. NOT_LEADER with a leader hint re-routes at once; a connection failure or
- * UNAVAILABLE moves on to the next configured node.
+ * UNAVAILABLE moves on to the next configured node. Appends ask not to be forwarded (`noForward`):
+ * the first one to a node that does not lead the topic's active segment learns the leader, and the
+ * rest go straight there (other requests are forwarded by the node they reach).
  *
  * Retries are bounded (`retryCountMax`, capped exponential backoff, within the call's deadline)
  * and only for retryable codes (errorCodeInfo[code].retryable). A request that is not idempotent
@@ -109,6 +111,12 @@ export const walrusClientDefaults = {
   retryBackoffMsMax: 1_000,
   readRecordCountMax: 1_000,
   readByteCountMax: 1024 * 1024,
+  /**
+   * After a leader address learnt from a NOT_LEADER hint (not one of the configured nodes) could
+   * not be reached, appends stop asking for redirects (`noForward`) for this long: the nodes
+   * forward them instead (their advertised client addresses may not be reachable from here).
+   */
+  redirectPauseMs: 30_000,
 } as const;
 
 /** Codes the server sends before doing anything, so even a non-idempotent request may be re-sent. */
@@ -147,6 +155,8 @@ export class WalrusClient {
   private readonly routes: LeaderCache;
   private readonly pool: ConnectionPool;
   private closed = false;
+  /** Until when appends go without `noForward` (see walrusClientDefaults.redirectPauseMs). */
+  private redirectsPausedUntilMs = 0;
 
   constructor(options: WalrusClientOptions) {
     if (!Array.isArray(options.nodes) || options.nodes.length === 0) {
@@ -181,8 +191,8 @@ export class WalrusClient {
   ): Promise<ResponseOf<Op>> {
     if (this.closed) throw new WalrusError(ErrorCode.UNAVAILABLE, 'the client is closed');
     // Encode once, up front: bad arguments fail before anything is sent, and retries reuse the bytes.
-    const encoded = encodeRequest(0, request);
-    const req: Request = request;
+    let encoded = encodeRequest(0, request);
+    let req: Request = request;
     const topic = topicOf(req);
     const waitMs = req.op === 'read' ? req.waitMs : 0;
     const deadlineMs = Date.now() + (options.timeoutMs ?? this.o.requestTimeoutMs) + waitMs;
@@ -194,6 +204,10 @@ export class WalrusClient {
       const remainingMs = deadlineMs - Date.now();
       if (remainingMs <= 0) {
         throw lastFailure ?? new WalrusError(ErrorCode.TIMEOUT, `${request.op} timed out`);
+      }
+      if (req.op === 'append' && req.noForward === true && this.redirectsPaused()) {
+        req = { ...req, noForward: false };
+        encoded = encodeRequest(0, req);
       }
       let failure: WalrusError;
       try {
@@ -222,6 +236,10 @@ export class WalrusClient {
     }
   }
 
+  private redirectsPaused(): boolean {
+    return Date.now() < this.redirectsPausedUntilMs;
+  }
+
   /** Updates routing after a failure and returns where to try next. */
   private afterFailure(target: NodeAddress, topic: string | undefined, failure: WalrusError): NodeAddress {
     if (failure.code === ErrorCode.NOT_LEADER) {
@@ -237,6 +255,8 @@ export class WalrusClient {
       return this.routes.route(topic);
     }
     if (failure.code === ErrorCode.UNAVAILABLE || failure instanceof TransportError) {
+      if (failure instanceof TransportError && !this.routes.nodes.some((n) => n.key === target.key))
+        this.redirectsPausedUntilMs = Date.now() + walrusClientDefaults.redirectPauseMs;
       this.routes.markFailed(target);
       return this.routes.route(topic);
     }
@@ -346,6 +366,9 @@ export class WalrusClient {
         ...(producerSeq === undefined ? {} : { producerSeq }),
         ...(expectedOffset === undefined ? {} : { expectedOffset }),
         ...(acks === undefined ? {} : { acks }),
+        // Straight to the segment leader: a node that does not lead it names it (NOT_LEADER) and
+        // the route is cached, rather than forwarding every append through itself.
+        ...(this.redirectsPaused() ? {} : { noForward: true }),
       },
       call,
     ) as Promise<AppendResult>;
@@ -389,13 +412,30 @@ export class WalrusClient {
     );
   }
 
+  /**
+   * Moves the consumer's cursor to `offset`. With `expectedOffset` (the cursor the records were read
+   * from) it is a compare-and-set: OFFSET_MISMATCH when the cursor has moved meanwhile, and a late
+   * or retried commit never moves it back.
+   */
   async consumerCommit(
     topic: string,
     consumer: string,
     offset: number,
-    options?: CallOptions,
+    options: CallOptions & { readonly expectedOffset?: number } = {},
   ): Promise<ConsumerInfo> {
-    return (await this.request({ op: 'consumerCommit', topic, consumer, offset }, options)).consumer;
+    const { expectedOffset, ...call } = options;
+    return (
+      await this.request(
+        {
+          op: 'consumerCommit',
+          topic,
+          consumer,
+          offset,
+          ...(expectedOffset === undefined ? {} : { expectedOffset }),
+        },
+        call,
+      )
+    ).consumer;
   }
 
   async consumerGet(topic: string, consumer: string, options?: CallOptions): Promise<ConsumerInfo> {

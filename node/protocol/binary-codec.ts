@@ -139,7 +139,8 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
         (hasProducerId ? AppendOption.producerId : 0) |
           (hasProducerSeq ? AppendOption.producerSeq : 0) |
           (hasExpected ? AppendOption.expectedOffset : 0) |
-          (acksLeader ? AppendOption.acksLeader : 0),
+          (acksLeader ? AppendOption.acksLeader : 0) |
+          (request.noForward === true ? AppendOption.noForward : 0),
       );
       if (hasProducerId) w.str16(checkString(request.producerId!, 'producerId', L.producerIdSizeMaxBytes, 1));
       if (hasProducerSeq) w.u64(checkUint(request.producerSeq!, 'producerSeq'));
@@ -170,6 +171,9 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       w.str8(checkTopic(request.topic));
       w.str8(checkString(request.consumer, 'consumer name', L.consumerNameSizeMaxBytes, 1));
       w.u64(checkUint(request.offset, 'offset'));
+      // Presence u8 (0/1), then the expected cursor u64 when present.
+      w.bool(request.expectedOffset !== undefined);
+      if (request.expectedOffset !== undefined) w.u64(checkUint(request.expectedOffset, 'expectedOffset'));
       break;
     case 'consumerGet':
       w.str8(checkTopic(request.topic));
@@ -180,9 +184,19 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
 }
 
 /** Bits of the append options byte (docs/protocol.md 3.4). */
-const AppendOption = { producerId: 1, producerSeq: 2, expectedOffset: 4, acksLeader: 8 } as const;
+const AppendOption = {
+  producerId: 1,
+  producerSeq: 2,
+  expectedOffset: 4,
+  acksLeader: 8,
+  noForward: 16,
+} as const;
 const appendOptionsKnownMask =
-  AppendOption.producerId | AppendOption.producerSeq | AppendOption.expectedOffset | AppendOption.acksLeader;
+  AppendOption.producerId |
+  AppendOption.producerSeq |
+  AppendOption.expectedOffset |
+  AppendOption.acksLeader |
+  AppendOption.noForward;
 
 /** The acks byte of an append reply. */
 const AcksCode = { quorum: 0, leader: 1 } as const satisfies Record<AppendAcks, number>;
@@ -272,6 +286,7 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
         ...(expectedOffset === undefined ? {} : { expectedOffset }),
         // Bit clear is the default, quorum: it decodes as absent, as older requests do.
         ...(present & AppendOption.acksLeader ? { acks: 'leader' as const } : {}),
+        ...(present & AppendOption.noForward ? { noForward: true } : {}),
       };
     }
     case 'read': {
@@ -293,8 +308,13 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       const autoCommit = r.bool('autoCommit');
       return { op, topic, consumer, recordCountMax, byteCountMax, autoCommit };
     }
-    case 'consumerCommit':
-      return { op, topic: readTopic(r), consumer: readConsumer(r), offset: r.u64('offset') };
+    case 'consumerCommit': {
+      const topic = readTopic(r);
+      const consumer = readConsumer(r);
+      const offset = r.u64('offset');
+      const expectedOffset = r.bool('expectedOffset present') ? r.u64('expectedOffset') : undefined;
+      return { op, topic, consumer, offset, ...(expectedOffset === undefined ? {} : { expectedOffset }) };
+    }
     case 'consumerGet':
       return { op, topic: readTopic(r), consumer: readConsumer(r) };
   }

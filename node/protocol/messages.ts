@@ -110,6 +110,12 @@ export type Request =
       readonly expectedOffset?: number;
       /** When the append is acknowledged; absent: 'quorum'. */
       readonly acks?: AppendAcks;
+      /**
+       * The sender routes by itself: a node that does not lead the topic's active segment answers
+       * NOT_LEADER with the leader's address instead of forwarding the append there (one hop less
+       * for every later append; the cluster client sets it). Absent: the node forwards.
+       */
+      readonly noForward?: boolean;
     }
   | {
       readonly op: 'read';
@@ -140,6 +146,14 @@ export type Request =
       readonly topic: string;
       readonly consumer: string;
       readonly offset: number;
+      /**
+       * Compare-and-set: the commit takes effect only while the cursor is at this offset (the one
+       * the caller read from), else it fails OFFSET_MISMATCH and changes nothing; a cursor already
+       * at `offset` answers success (a retried commit). A commit that arrives late (its connection
+       * failed, a retry, a delayed forward) can then never move the cursor back. Absent: a plain
+       * set, which may move it anywhere (a seek).
+       */
+      readonly expectedOffset?: number;
     }
   | { readonly op: 'consumerGet'; readonly topic: string; readonly consumer: string }
   | { readonly op: 'metrics' }

@@ -116,6 +116,17 @@ export class RequestHandler {
       this.options.cluster.raftLeaderId(),
     );
     if (target !== this.options.nodeId && this.topics.metadata.nodes.has(target)) {
+      const leaderAddr = this.topics.metadata.nodes.get(target)!.clientAddr;
+      if (request.op === 'append' && request.noForward === true && leaderAddr !== '') {
+        // The client routes by itself: it learns the leader's address rather than pay a hop per append.
+        const redirect = new WalrusError(
+          ErrorCode.NOT_LEADER,
+          `node ${this.options.nodeId} does not lead the active segment of topic '${request.topic}'; node ${target} does`,
+          { leaderHint: { nodeId: target, clientAddr: leaderAddr } },
+        );
+        conn.send(encodeErrorReply(requestId, redirect, request.op));
+        return;
+      }
       this.relay(conn, target, requestId, request, payload);
       return;
     }
@@ -398,7 +409,7 @@ export class RequestHandler {
           autoCommit: request.autoCommit,
         });
       case 'consumerCommit':
-        return t.consumers.commit(request.topic, request.consumer, request.offset);
+        return t.consumers.commit(request.topic, request.consumer, request.offset, request.expectedOffset);
       case 'consumerGet':
         return t.consumers.get(request.topic, request.consumer);
       case 'metrics':

@@ -151,7 +151,9 @@ export class Appender {
     const replicator = rt.replicator!;
     let assigned: ReturnType<Wal['appendAssigned']>;
     try {
-      assigned = this.ctx.wal.appendAssigned(name, records);
+      // With followers, this node's fdatasync leaves the event loop: their acknowledgements (a
+      // majority may be theirs alone) and the next appends are taken while it runs.
+      assigned = this.ctx.wal.appendAssigned(name, records, { syncInPool: replicator.followers.size > 0 });
     } catch (error) {
       throw toWalrusError(error);
     }

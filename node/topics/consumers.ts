@@ -4,7 +4,10 @@
  * Every answer comes after a read barrier (ReadIndex): a deposed leader, or a new one whose applied
  * state lags what was committed, must not answer an old cursor. A read-next commits its cursor by
  * compare-and-set on the cursor it read from, so a commit decided on a stale view changes nothing:
- * a cursor only moves backwards when a client commits a lower offset on purpose (a seek).
+ * a cursor only moves backwards when a client commits a lower offset on purpose (a seek). An
+ * explicit commit may be a compare-and-set too (`expectedOffset`: the cursor it read from), so a
+ * commit that arrives late (a lost connection, a retry, a forward delayed by a partition) cannot
+ * move the cursor back either.
  * Read-next and commit are serialised per consumer on this node, so two readers never get the same
  * records.
  */
@@ -73,7 +76,12 @@ export class Consumers {
     });
   }
 
-  async commit(name: string, consumer: string, offset: number): Promise<ResponseByOp['consumerCommit']> {
+  async commit(
+    name: string,
+    consumer: string,
+    offset: number,
+    expectedOffset?: number,
+  ): Promise<ResponseByOp['consumerCommit']> {
     const { table } = this.ctx;
     table.topic(name);
     checkConsumer(consumer);
@@ -87,7 +95,26 @@ export class Consumers {
     }
     checkRoom(table.topic(name), consumer);
     return this.withLock(rt, consumer, async () => {
-      await proposeOrThrow(this.ctx, { type: 'commitCursor', topic: name, consumer, offset });
+      if (expectedOffset === undefined) {
+        await proposeOrThrow(this.ctx, { type: 'commitCursor', topic: name, consumer, offset });
+        return { consumer: { topic: name, consumer, offset } };
+      }
+      await this.barrier();
+      const stored = table.topic(name).cursors.get(consumer) ?? null;
+      if (stored === offset) return { consumer: { topic: name, consumer, offset } }; // a retried commit
+      const cursor = stored ?? cursorOf(table.topic(name), consumer);
+      if (cursor !== expectedOffset) throw mismatch(name, consumer, cursor, expectedOffset);
+      const index = await proposeOrThrow(this.ctx, {
+        type: 'commitCursor',
+        topic: name,
+        consumer,
+        offset,
+        expectedOffset: stored,
+      });
+      if (this.ctx.meta.state.cursorCommitRefused(index)) {
+        const now = cursorOf(table.topic(name), consumer);
+        if (now !== offset) throw mismatch(name, consumer, now, expectedOffset);
+      }
       return { consumer: { topic: name, consumer, offset } };
     });
   }
@@ -124,6 +151,13 @@ export class Consumers {
     });
     return run;
   }
+}
+
+function mismatch(topic: string, consumer: string, cursor: number, expected: number): WalrusError {
+  return new WalrusError(
+    ErrorCode.OFFSET_MISMATCH,
+    `the cursor of consumer '${consumer}' on topic '${topic}' is at ${cursor}, not at the expected ${expected}: the commit changed nothing`,
+  );
 }
 
 function checkConsumer(consumer: string): void {

@@ -2,7 +2,7 @@
  * The leader side of one active segment's replication: every append is sent to the follower
  * replicas (pipelined, batched per turn, bounded in flight, read back from the WAL after a gap or
  * a failure: node/replication/follower-flow.ts decides), their durable ends come back, and the
- * high watermark (the end a majority of the replica set holds durable) decides what is
+ * high watermark (the end a majority of the replica set holds durable, never past the leader's own) decides what is
  * acknowledged and what readers see (`rt.committedEnd`).
  *
  * Stopping: a recovery that fences the segment (a newer epoch) freezes the replicator: nothing
@@ -181,7 +181,10 @@ export class SegmentReplicator {
   private advance(): void {
     if (this.isFrozen) return;
     const ends = [this.localEnd, ...[...this.followers.values()].map((f) => f.ackedEnd)];
-    const hw = highWatermark(ends, this.replicas.length, this.baseOffset);
+    // Never past the leader's own durable end, though the followers alone may make a majority: the
+    // leader serves the segment's reads from its WAL, which shows a record once it is durable here
+    // (an acknowledged append is readable at once).
+    const hw = Math.min(highWatermark(ends, this.replicas.length, this.baseOffset), this.localEnd);
     if (hw <= this.committedEnd) return;
     this.committedEnd = hw;
     let settled = 0;

@@ -189,6 +189,12 @@ export class Segment {
   sealing = false;
   /** Set by truncateSegment: appends are refused while it waits for the queue to drain. */
   truncating = false;
+  /**
+   * Its fdatasync runs in the thread pool, never on the event loop: set for a replicated segment's
+   * leader (Wal.appendAssigned), whose loop must keep taking its followers' acknowledgements and new
+   * appends meanwhile (a majority may be made of the followers alone).
+   */
+  syncInPool = false;
   /** The last append queued on this segment until it settles (what a resend with nothing new waits for). */
   lastAppend: PendingAppend | null = null;
   /** The background preallocation in flight, if any (never rejects). */

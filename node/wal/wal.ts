@@ -11,7 +11,9 @@
  * records on the topic's active segment and return a promise (appendAssigned also the offsets, at
  * once). The first append of an event-loop turn schedules one `setImmediate` flush; it encodes
  * each touched segment's queue into one buffer, writes it with one positioned write and (policy
- * `always`) one fdatasync per file, synchronously (the Redis AOF model), then settles the promises. A queue that reaches groupCommitSizeMaxBytes or
+ * `always`) one fdatasync per file, synchronously (the Redis AOF model), then settles the promises.
+ * Several files, or a replicated segment's leader (`syncInPool`), sync in the thread pool instead,
+ * one group commit in flight at a time. A queue that reaches groupCommitSizeMaxBytes or
  * groupCommitAppendCountMax is flushed at once, so memory stays bounded.
  *
  * Layout under rootDir: `topics/<topic>/<id:20 digits>.{wal,idx,seal,epoch}`, imports in progress in
@@ -349,8 +351,12 @@ export class Wal {
    * settles like `append`'s promise (same offsets and timestamp; DISK_FULL or UNAVAILABLE when the
    * write fails). The caller must handle `durable`: an unhandled rejection ends the process.
    */
-  appendAssigned(topic: string, records: readonly WalRecordInput[]): AssignedAppend {
-    const pending = this.assign(topic, records);
+  appendAssigned(
+    topic: string,
+    records: readonly WalRecordInput[],
+    options: { syncInPool?: boolean } = {},
+  ): AssignedAppend {
+    const pending = this.assign(topic, records, options.syncInPool === true);
     if (pending instanceof WalError) throw pending;
     const { firstOffset, timestampMs } = pending;
     return {
@@ -362,10 +368,15 @@ export class Wal {
   }
 
   /** `append` and `appendAssigned`: validates, hands out offsets and a timestamp, queues. */
-  private assign(topic: string, records: readonly WalRecordInput[]): PendingAppend | WalError {
+  private assign(
+    topic: string,
+    records: readonly WalRecordInput[],
+    syncInPool = false,
+  ): PendingAppend | WalError {
     const t = this.topicMap.get(topic);
     const segment = this.activeFor(topic, t);
     if (segment instanceof WalError) return segment;
+    if (syncInPool) segment.syncInPool = true;
     const checked = checkBatch(records, segment, this.limits);
     if (checked instanceof WalError) return checked;
     const topicState = t!;
@@ -494,7 +505,7 @@ export class Wal {
     this.queuedBytes = 0;
     this.queuedAppends = 0;
     const sync = this.options.fsyncPolicy.kind === 'always';
-    const parallel = sync && segments.length > 1;
+    const parallel = sync && (segments.length > 1 || segments[0]!.syncInPool);
     this.stat.groupCommitCount += 1;
     const written: BatchWrite[] = [];
     for (let s = 0; s < segments.length; s++) {
@@ -525,19 +536,23 @@ export class Wal {
   }
 
   /**
-   * fdatasyncs the files of one group commit in parallel: all but the first in the thread pool,
-   * the first on this thread meanwhile (it has nothing else to do: every append waits for these).
+   * fdatasyncs the files of one group commit in parallel: in the thread pool, except one file
+   * (the first not marked `syncInPool`) on this thread meanwhile: the appends of this group commit
+   * wait for all of them anyway.
    */
   private async syncInParallel(written: BatchWrite[]): Promise<void> {
-    const pooled = written.slice(1).map((b) => this.io.fdatasyncAsync(b.segment.fd));
-    let first: PromiseSettledResult<void>;
-    try {
-      this.io.fdatasync(written[0]!.segment.fd);
-      first = { status: 'fulfilled', value: undefined };
-    } catch (error) {
-      first = { status: 'rejected', reason: error };
+    const inline = written.findIndex((b) => !b.segment.syncInPool);
+    const pending = written.map((b, i) => (i === inline ? null : this.io.fdatasyncAsync(b.segment.fd)));
+    let inlineResult: PromiseSettledResult<void> = { status: 'fulfilled', value: undefined };
+    if (inline >= 0) {
+      try {
+        this.io.fdatasync(written[inline]!.segment.fd);
+      } catch (error) {
+        inlineResult = { status: 'rejected', reason: error };
+      }
     }
-    const results = [first, ...(await Promise.allSettled(pooled))];
+    const settled = await Promise.allSettled(pending.map((p) => p ?? Promise.resolve()));
+    const results = settled.map((r, i) => (i === inline ? inlineResult : r));
     this.stat.fsyncCount += written.length;
     for (let i = 0; i < written.length; i++) {
       const batch = written[i]!;

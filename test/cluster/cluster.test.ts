@@ -94,6 +94,48 @@ test.serial('appends through every node are forwarded; the GET cursor is cluster
 });
 
 test.serial(
+  'an append that asks not to be forwarded is redirected to the segment leader, not applied',
+  async (t) => {
+    await withCluster(t, { nodeCount: 3 }, async (cluster) => {
+      await converged(cluster, [1, 2, 3]);
+      const admin = new WalrusClient({ nodes: cluster.nodes.map((n) => n.clientAddr) });
+      t.teardown(() => admin.close());
+      await admin.createTopic('direct');
+      const { leaderNodeId } = await admin.describeTopic('direct');
+      const leader = cluster.nodes.find((n) => n.spec.nodeId === leaderNodeId)!;
+      const other = cluster.nodes.find((n) => n.spec.nodeId !== leaderNodeId)!;
+      const pinned = new WalrusClient({ nodes: [other.clientAddr], retryCountMax: 0 });
+      t.teardown(() => pinned.close());
+      const redirect = await t.throwsAsync(
+        pinned.request({
+          op: 'append',
+          topic: 'direct',
+          records: [{ value: Buffer.from('x') }],
+          noForward: true,
+        }),
+      );
+      t.like(redirect, {
+        code: 'NOT_LEADER',
+        leaderHint: { nodeId: leaderNodeId, clientAddr: leader.clientAddr },
+      });
+      // Without the option the same node forwards; through the cluster client, appends land in order.
+      t.is(
+        (await pinned.request({ op: 'append', topic: 'direct', records: [{ value: Buffer.from('a') }] }))
+          .firstOffset,
+        0,
+      );
+      t.is((await admin.append('direct', [{ value: Buffer.from('b') }])).firstOffset, 1);
+      const read = await admin.read('direct', 0);
+      t.deepEqual(
+        read.records.map((r) => r.value.toString()),
+        ['a', 'b'],
+        'the redirected append was not applied',
+      );
+    });
+  },
+);
+
+test.serial(
   'rollover with a tiny WALRUS_MAX_SEGMENT_ENTRIES moves segment leadership round-robin; reads cross nodes',
   async (t) => {
     await withCluster(

@@ -116,6 +116,7 @@ async function consumer(
   for (let round = 0; !stopping; round++) {
     const autoCommit = round % 2 === 0;
     let next: number | undefined;
+    let readFrom = 0;
     try {
       const r = await c.consumerReadNext(topic, name, { recordCountMax: 50, autoCommit });
       const records = r.records.map((x) => ({
@@ -133,13 +134,16 @@ async function consumer(
         consumerEvents.push({ kind: 'cursor', offset: r.nextOffset, how: 'autoCommit', atMs: Date.now() });
       } else if (records.length > 0) {
         next = r.nextOffset;
+        readFrom = records[0]!.offset;
       }
     } catch (error) {
       failed('readNext', error);
     }
     if (next !== undefined) {
       try {
-        const info = await c.consumerCommit(topic, name, next);
+        // Compare-and-set on the cursor read from: a commit that lands late (its reply was lost, the
+        // forward that carried it was held up by a partition) must not move the cursor back.
+        const info = await c.consumerCommit(topic, name, next, { expectedOffset: readFrom });
         consumerEvents.push({ kind: 'cursor', offset: info.offset, how: 'commit', atMs: Date.now() });
       } catch (error) {
         failed('commit', error);

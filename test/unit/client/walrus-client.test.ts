@@ -164,6 +164,35 @@ test('NOT_LEADER with a leader hint re-routes the topic to the leader and caches
   await leader.stop();
 });
 
+test('appends ask not to be forwarded; a hinted leader that cannot be reached makes them forwarded again', async (t) => {
+  const node = await new FakeNode(1).start();
+  t.teardown(() => node.stop());
+  node.topics.set('t', {
+    records: [],
+    createdAtMs: 0,
+    retention: { retentionMs: null, retentionBytes: null },
+  });
+  // The node leads nothing itself: it names a leader whose advertised address is not reachable
+  // from this client, unless the append lets it forward (which the fake does by applying it).
+  const unreachable = `127.0.0.1:${await deadPort()}`;
+  const noForward: boolean[] = [];
+  node.hook = (r) => {
+    if (r.op !== 'append') return undefined;
+    noForward.push(r.noForward === true);
+    return r.noForward === true
+      ? { code: ErrorCode.NOT_LEADER, message: 'not me', leaderHint: { nodeId: 2, clientAddr: unreachable } }
+      : undefined;
+  };
+  const client = new WalrusClient({ nodes: [node.addr], ...fastRetries });
+  t.teardown(() => client.close());
+  t.is((await client.append('t', [{ value: Buffer.from('1') }])).firstOffset, 0);
+  t.deepEqual(noForward, [true, false], 'redirected, the hint failed to connect, then forwarded');
+  t.is((await client.append('t', [{ value: Buffer.from('2') }])).firstOffset, 1);
+  t.deepEqual(noForward, [true, false, false], 'redirects stay paused');
+  await client.close();
+  await node.stop();
+});
+
 test('a node that refuses connections is skipped: the next node answers', async (t) => {
   const node = await new FakeNode(7).start();
   t.teardown(() => node.stop());

@@ -149,12 +149,16 @@ export const requestArb: fc.Arbitrary<Request> = fc.oneof(
     byteCountMax: fc.integer({ min: 1, max: 4 * 1024 * 1024 }),
     autoCommit: fc.boolean(),
   }),
-  fc.record({
-    op: fc.constant('consumerCommit' as const),
-    topic: anyTopicArb,
-    consumer: consumerArb,
-    offset: offsetArb,
-  }),
+  fc.record(
+    {
+      op: fc.constant('consumerCommit' as const),
+      topic: anyTopicArb,
+      consumer: consumerArb,
+      offset: offsetArb,
+      expectedOffset: offsetArb,
+    },
+    { requiredKeys: ['op', 'topic', 'consumer', 'offset'] },
+  ),
   fc.record({ op: fc.constant('consumerGet' as const), topic: anyTopicArb, consumer: consumerArb }),
   fc.constant({ op: 'metrics' } as const),
   fc.record({ op: fc.constant('state' as const), topic: anyTopicArb }),

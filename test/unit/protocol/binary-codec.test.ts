@@ -141,6 +141,7 @@ test('several messages in one stream, split at every byte boundary, decode ident
     },
     { op: 'read', topic: 't', offset: 5, recordCountMax: 10, byteCountMax: 100, waitMs: 0 },
     { op: 'consumerCommit', topic: 't', consumer: 'c', offset: 2 ** 40 },
+    { op: 'consumerCommit', topic: 't', consumer: 'c', offset: 9, expectedOffset: 4 },
   ];
   const stream = Buffer.concat(requests.map((r, i) => encodeFrame(encodeRequest(i + 1, r))));
   const expected = requests.map((r, i) => ({ requestId: i + 1, request: normalize(r) }));

@@ -1,6 +1,6 @@
 /**
  * The replication fields of the client protocol, byte by byte: append's `acks` (bit 3 of the
- * options byte; a trailing u8 in the reply), createTopic's replication factor (presence u8 + u8
+ * options byte; a trailing u8 in the reply) and `noForward` (bit 4), createTopic's replication factor (presence u8 + u8
  * after the retention block) and the replica sets, epochs, replication factor and
  * under-replicated count of TopicInfo. Values the protocol cannot carry are refused by the encoder
  * and by the decoder, with BAD_REQUEST.
@@ -72,8 +72,17 @@ test('append acks quorum is the default: the same bytes as no acks, decoded as a
   t.false('acks' in requestOf(quorum));
 });
 
+test('append noForward is bit 4 (0x10) of the options byte and round-trips; false travels as absent', (t) => {
+  const bytes = encodeRequest(1, { op: 'append', topic: 't', records: oneRecord, noForward: true });
+  t.is(bytes[appendOptionsAt], 0x10);
+  t.like(requestOf(bytes), { op: 'append', noForward: true });
+  const off = encodeRequest(1, { op: 'append', topic: 't', records: oneRecord, noForward: false });
+  t.deepEqual(off, encodeRequest(1, { op: 'append', topic: 't', records: oneRecord }));
+  t.false('noForward' in requestOf(off));
+});
+
 test('append options with an unknown bit, or a bad acks value, are BAD_REQUEST', (t) => {
-  for (const bit of [0x10, 0x20, 0x40, 0x80]) {
+  for (const bit of [0x20, 0x40, 0x80]) {
     const forged = Buffer.from(encodeRequest(5, { op: 'append', topic: 't', records: oneRecord }));
     forged[appendOptionsAt] = bit | 0x08;
     const d = decodeRequest(forged);

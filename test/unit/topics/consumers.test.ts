@@ -75,6 +75,36 @@ test('readNext commits by compare-and-set: a cursor moved meanwhile is kept, and
   t.is((await h.service.consumers.get('t', 'c')).consumer.offset, 4);
 });
 
+test('an explicit commit with expectedOffset is a compare-and-set: a late one never moves the cursor back', async (t) => {
+  const h = await TopicHarness.start();
+  t.teardown(() => h.close());
+  await h.createTopic('t');
+  await h.service.appender.append('t', recordsOf('a', 'b', 'c', 'd', 'e'));
+  const { consumers } = h.service;
+  // Read [0, 2) without committing, then commit 2 expecting the cursor read from (0: no cursor yet).
+  t.deepEqual((await consumers.readNext('t', 'c', { ...next(2), autoCommit: false })).records.map(text), [
+    'a',
+    'b',
+  ]);
+  t.deepEqual((await consumers.commit('t', 'c', 2, 0)).consumer, { topic: 't', consumer: 'c', offset: 2 });
+  t.deepEqual((await consumers.commit('t', 'c', 2, 0)).consumer.offset, 2, 'a retried commit succeeds');
+  t.deepEqual((await consumers.readNext('t', 'c', next(2))).records.map(text), ['c', 'd']);
+  // The first commit arrives again, late (a delayed forward): the cursor is at 4 now, not 0.
+  t.is(await codeOf(() => consumers.commit('t', 'c', 2, 0)), 'OFFSET_MISMATCH');
+  t.is((await consumers.get('t', 'c')).consumer.offset, 4);
+  // A concurrent move between this node's check and the apply is refused by the state machine.
+  h.log.beforeApply = async (command) => {
+    if (command.type !== 'commitCursor' || command.expectedOffset === undefined) return;
+    h.log.beforeApply = null;
+    await h.log.propose({ type: 'commitCursor', topic: 't', consumer: 'c', offset: 5 });
+  };
+  t.is(await codeOf(() => consumers.commit('t', 'c', 1, 4)), 'OFFSET_MISMATCH');
+  t.is((await consumers.get('t', 'c')).consumer.offset, 5);
+  // Without expectedOffset a commit is a plain set (a seek), backwards included.
+  t.is((await consumers.commit('t', 'c', 1)).consumer.offset, 1);
+  t.deepEqual((await consumers.readNext('t', 'c', next(1))).records.map(text), ['b']);
+});
+
 test('a failed read barrier answers NOT_LEADER and no cursor', async (t) => {
   const h = await TopicHarness.start();
   t.teardown(() => h.close());

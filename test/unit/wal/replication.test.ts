@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import test from 'ava';
-import { FaultInjectingFileIo } from '../../../node/storage-io/index.js';
+import { FaultInjectingFileIo, type FileIo, realFileIo } from '../../../node/storage-io/index.js';
 import type { WalReplicatedRecord } from '../../../node/wal/index.js';
 import { WalError } from '../../../node/wal/index.js';
 import { openWal, payload, readAll, removeDir, segmentFile, tempDir } from './helpers.js';
@@ -21,6 +21,45 @@ function replicated(first: number, count: number, timestampMs: number): WalRepli
     value: payload(first + i, 10 + i),
   }));
 }
+
+test('appendAssigned with syncInPool fdatasyncs in the thread pool, leaving the event loop free; without it, inline', async (t) => {
+  const dir = tempDir('pooled');
+  t.teardown(() => removeDir(dir));
+  const calls: string[] = [];
+  const io: FileIo = {
+    ...realFileIo,
+    fdatasync: (fd) => {
+      calls.push('inline');
+      realFileIo.fdatasync(fd);
+    },
+    fdatasyncAsync: (fd) => {
+      calls.push('pool');
+      return realFileIo.fdatasyncAsync(fd);
+    },
+  };
+  const wal = await openWal(dir, { fileIo: io });
+  await wal.createSegment('t', 1, 0);
+  calls.length = 0;
+  await wal.appendAssigned('t', [{ value: payload(0, 5) }]).durable;
+  t.deepEqual(calls, ['inline']);
+  calls.length = 0;
+  const pooled = wal.appendAssigned('t', [{ value: payload(1, 5) }], { syncInPool: true });
+  let settled = false;
+  void pooled.durable.then(() => {
+    settled = true;
+  });
+  // The group commit runs in the next check phase; its fdatasync then runs on the pool, so the
+  // loop comes back to this test (and to a leader's acknowledgements) before it is durable.
+  await new Promise((resolve) => setImmediate(resolve));
+  t.deepEqual(calls, ['pool']);
+  t.false(settled);
+  t.deepEqual(await pooled.durable, { firstOffset: 1, lastOffset: 1, timestampMs: pooled.timestampMs });
+  t.deepEqual(
+    readAll(wal, 't', 0).map((r) => r.offset),
+    [0, 1],
+  );
+  await wal.close();
+});
 
 test('appendAssigned returns offsets and timestamp before the group commit; durable reports the same', async (t) => {
   const dir = tempDir('assigned');
