@@ -124,6 +124,7 @@ export function raftClusterView(
     voters: () => [...raft.status().voters],
     aliveVoters: () => raft.aliveVoters(),
     removeNode: (nodeId) => raft.removeNode(nodeId),
+    handLeadershipAway: () => raft.handLeadershipAway(),
     catchUpWithLeader: () => raft.catchUpWithLeader(),
     replicate: (nodeId, request, timeoutMs) => peers.request(nodeId, request, timeoutMs),
     forwardRaw: (nodeId, frame, waitMs) =>

@@ -747,7 +747,10 @@ export class RaftNode {
 
   /** Proposes a configuration change on the leader (forwarded from followers) and waits until applied. */
   async confChange(change: ConfChange): Promise<void> {
-    const leader = await this.waitForLeader();
+    let leader = await this.waitForLeader();
+    if (leader === this.nodeId && change.type === 'remove' && change.nodeId === this.nodeId) {
+      leader = await this.handLeadershipAway();
+    }
     if (leader !== this.nodeId) {
       await this.o.peers.request(
         leader,
@@ -766,6 +769,36 @@ export class RaftNode {
         if (!pending || attempt >= 50) throw error;
         await sleep(this.scheduler, this.o.tickMs);
       }
+    }
+  }
+
+  /**
+   * A leader asked to remove itself first hands its leadership to the voter whose log is longest
+   * and lets that one make the change. Removing itself would commit the change and stop, and a
+   * remaining voter that never heard of the commit keeps the old configuration: with two voters it
+   * then waits for ever for the removed node's vote (defect J). Returns the new leader.
+   */
+  async handLeadershipAway(): Promise<number> {
+    const deadline = this.scheduler.nowMs() + raftNodeLimits.proposeTimeoutMs;
+    for (;;) {
+      const s = this.core.status();
+      if (s.leaderId !== 0 && s.leaderId !== this.nodeId) return s.leaderId;
+      if (s.leaderId === this.nodeId) {
+        const target = s.voters
+          .filter((id) => id !== this.nodeId)
+          .sort((a, b) => (s.progress[b]?.match ?? 0) - (s.progress[a]?.match ?? 0))[0];
+        if (target === undefined) {
+          throw new WalrusError(ErrorCode.BAD_REQUEST, 'cannot remove the last voter of the cluster');
+        }
+        this.transferLeadership(target);
+      }
+      if (this.stopped || this.scheduler.nowMs() > deadline) {
+        throw new WalrusError(
+          ErrorCode.UNAVAILABLE,
+          `node ${this.nodeId} could not hand its Raft leadership to another voter before its removal; retry`,
+        );
+      }
+      await sleep(this.scheduler, this.o.tickMs);
     }
   }
 

@@ -10,7 +10,8 @@
  * 4. if N holds the only copy of records of a sealed segment (replication factor 1) the removal is
  *    refused (CONFLICT): the records would be lost. Delete those topics, or let retention drop the
  *    segments, first.
- * Then the configuration change runs.
+ * Then the configuration change runs. The Raft leader does not remove itself: it hands its
+ * leadership to another voter, which runs all of the above.
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { type MetadataState, activeSegment, replicasOf } from '../metadata/metadata-state.js';
@@ -33,6 +34,13 @@ export async function removeNode(
   const state = topics.metadata;
   if (!state.nodes.has(nodeId) && !cluster.voters().includes(nodeId))
     return cluster.removeNode(nodeId).then((r) => ({ removed: r }));
+  if (nodeId === self && cluster.voters().length > 1) {
+    // The Raft leader is asked to remove itself: another voter leads the whole removal (its
+    // controller then knows the node is leaving while it moves the node's segments, and it makes
+    // the configuration change, which a leader removing itself cannot see through: defect J).
+    const leader = await cluster.handLeadershipAway();
+    return cluster.forward<'removeNode'>(leader, { op: 'removeNode', nodeId });
+  }
   refuseIfHolding(state, nodeId);
   controller.markLeaving(nodeId);
   try {

@@ -32,6 +32,11 @@ export interface ClusterView {
   reachable(nodeId: number): boolean;
   /** Removes a member through Raft (configuration change, then its addresses). */
   removeNode(nodeId: number): Promise<boolean>;
+  /**
+   * The Raft leader hands its leadership to the voter with the longest log and resolves with the
+   * new leader's id (bounded; UNAVAILABLE if no other voter took it).
+   */
+  handLeadershipAway(): Promise<number>;
   /** Resolves once this node has applied what the Raft leader has (read-your-writes after forwarding). */
   catchUpWithLeader(): Promise<void>;
   /**

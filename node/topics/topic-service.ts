@@ -29,8 +29,14 @@ import { TopicAdmin } from './topic-admin.js';
 import type { TopicContext } from './topic-context.js';
 import { TopicTable } from './topic-table.js';
 
-/** Least time between two recovery attempts of one topic's segment. */
-const recoveryRetryIntervalMs = 250;
+/**
+ * Least time between two recovery attempts of one topic's segment: the first retry after 250 ms,
+ * doubling after each attempt that does not complete, up to 10 s (an attempt fences the segment at
+ * a new epoch through the metadata log: a segment whose replicas cannot answer must not add an
+ * entry every 250 ms for as long as they are away).
+ */
+const recoveryRetryIntervalMsMin = 250;
+const recoveryRetryIntervalMsMax = 10_000;
 
 export interface TopicServiceOptions {
   readonly nodeId: number;
@@ -56,7 +62,8 @@ export class TopicService {
   readonly repair: SegmentRepair;
   private readonly ctx: TopicContext;
   /** When each segment's last recovery attempt started (throttles retries), by topic. */
-  private readonly recoveryAttemptMs = new Map<string, number>();
+  /** Per topic: when its last recovery attempt started, and the wait before the next. */
+  private readonly recoveryAttempts = new Map<string, { atMs: number; waitMs: number }>();
 
   constructor(options: TopicServiceOptions) {
     this.ctx = {
@@ -83,18 +90,22 @@ export class TopicService {
   }
 
   /**
-   * Recovers a topic's active segment (segment-recovery.ts), at most once per
-   * recoveryRetryIntervalMs per topic; resolves true once it is sealed, false otherwise (logged).
+   * Recovers a topic's active segment (segment-recovery.ts), with a backoff between attempts
+   * (recoveryRetryIntervalMsMin..Max); resolves true once it is sealed, false otherwise (logged).
    */
   async recoverSegment(topic: string, segmentId: number, reason: string): Promise<boolean> {
     if (this.recovery.isRecovering(topic)) return false;
     const nowMs = this.ctx.scheduler.monotonicMs();
-    const last = this.recoveryAttemptMs.get(topic);
-    if (last !== undefined && nowMs - last < recoveryRetryIntervalMs) return false;
-    this.recoveryAttemptMs.set(topic, nowMs);
-    if (this.recoveryAttemptMs.size > this.ctx.meta.state.topics.size + 1024) this.recoveryAttemptMs.clear();
+    const last = this.recoveryAttempts.get(topic);
+    if (last !== undefined && nowMs - last.atMs < last.waitMs) return false;
+    const waitMs =
+      last === undefined ? recoveryRetryIntervalMsMin : Math.min(last.waitMs * 2, recoveryRetryIntervalMsMax);
+    if (this.recoveryAttempts.size > this.ctx.meta.state.topics.size + 1024) this.recoveryAttempts.clear();
+    this.recoveryAttempts.set(topic, { atMs: nowMs, waitMs });
     try {
-      return await this.recovery.recover(topic, segmentId, reason);
+      const sealed = await this.recovery.recover(topic, segmentId, reason);
+      if (sealed) this.recoveryAttempts.delete(topic);
+      return sealed;
     } catch (error) {
       this.ctx.logger.warn(
         { topic, segment: segmentId, err: String(error) },

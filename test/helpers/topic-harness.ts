@@ -322,6 +322,10 @@ export class TopicHarness {
       voters: () => this.voters(),
       aliveVoters: () => this.aliveViews.get(self) ?? this.alive,
       removeNode: () => Promise.resolve(false),
+      handLeadershipAway: () =>
+        Promise.reject(
+          new WalrusError(ErrorCode.UNAVAILABLE, 'the harness has no Raft leadership to hand away'),
+        ),
       reachable: (nodeId: number) => this.nodes.get(nodeId)?.running === true,
       catchUpWithLeader: () => Promise.resolve(),
       forward: <Op extends RequestOp>(nodeId: number, request: Extract<Request, { op: Op }>) =>

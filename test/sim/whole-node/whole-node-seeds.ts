@@ -1,10 +1,11 @@
 /**
  * Registers npm test's whole-node seeds with ava (see whole-node-sim.test.ts): the seeds of one
  * part (`part` of `parts`, interleaved by chunk), in chunks of chunkSeedCount per test; the known
- * failures of that part (known-failures.ts) as `test.failing`, one each.
+ * failures of that part (known-failures.ts) as `test.failing`, one each; and (part 1, or 0 when
+ * there is one part) the seeds beyond the range that found defects since fixed.
  */
 import test from 'ava';
-import { knownDefects, knownFailures } from './known-failures.js';
+import { fixedDefectSeeds, knownDefects, knownFailures } from './known-failures.js';
 import { type WholeNodeResult, profileFaultMs, replayCommand, runWholeNodeSim } from './whole-node-sim.js';
 
 const profile = 'quick';
@@ -55,6 +56,21 @@ export function registerWholeNodeSeeds(part: number, parts: number): void {
   // Known failures beyond the range (seeds of the soak that show a defect no seed in the range does).
   if (part === 0)
     for (const seed of knownFailures.keys()) if (seed < firstSeed || seed > last) registerKnownFailure(seed);
+  // Seeds beyond the range that found a defect since fixed: regressions must show.
+  if (part === 1 % parts && fixedDefectSeeds.size > 0) {
+    const seeds = [...fixedDefectSeeds.keys()].filter((s) => s < firstSeed || s > last);
+    test.serial(
+      `whole-node seeds ${seeds.join(', ')} (found fixed defects) keep every invariant`,
+      async (t) => {
+        for (const seed of seeds) {
+          const r = await runWholeNodeSim({ seed, faultMs, profile });
+          if (!r.ok) return t.fail(`defect ${fixedDefectSeeds.get(seed)} is back? ${explain(r)}`);
+        }
+        t.pass();
+        return undefined;
+      },
+    );
+  }
 }
 
 function registerKnownFailure(seed: number): void {

@@ -41,6 +41,7 @@ async function lagging(catchUp: () => Promise<void>, ready?: () => boolean): Pro
     voters: () => [1, 2, 3],
     aliveVoters: () => [1],
     removeNode: () => Promise.resolve(false),
+    handLeadershipAway: () => Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'not the leader')),
     reachable: (nodeId: number) => nodeId === 1,
     catchUpWithLeader: catchUp,
     forwardRaw: () => Promise.reject(new WalrusError(ErrorCode.UNAVAILABLE, 'unreachable')),
