@@ -26,6 +26,12 @@ export const readPacerLimits = {
   waitingCountMax: 100_000,
 } as const;
 
+export interface ReadPacerLimits {
+  readonly sliceMsMax: number;
+  readonly readCountMax: number;
+  readonly waitingCountMax: number;
+}
+
 assert(readPacerLimits.sliceMsMax > 0 && readPacerLimits.readCountMax > 0);
 
 interface Waiter {
@@ -42,7 +48,7 @@ export class ReadPacer {
 
   constructor(
     private readonly scheduler: Scheduler,
-    private readonly limits: typeof readPacerLimits = readPacerLimits,
+    private readonly limits: ReadPacerLimits = readPacerLimits,
   ) {}
 
   /** Long reads running now. */
