@@ -26,7 +26,7 @@ import { ErrorCode } from '../protocol/error-codes.js';
 import { binaryMarker } from '../protocol/frame.js';
 import { isReplicationPayload } from '../protocol/replication-codec.js';
 import { protocolLimits } from '../protocol/limits.js';
-import { FrameServer } from '../transport/frame-server.js';
+import { FrameServer, frameServerDefaults } from '../transport/frame-server.js';
 import { PeerServer } from '../transport/peer-server.js';
 import type { PeerIdentityPolicy } from '../transport/peer-auth.js';
 import { peerRequestOnce } from '../transport/peer-link.js';
@@ -251,6 +251,8 @@ async function main(): Promise<void> {
     logger,
   );
   let topicsRecovered = false;
+  // The client port's server, bound below once the topics are recovered (METRICS reads its figures).
+  let server: FrameServer | undefined;
   const handler = new RequestHandler({
     topics,
     controller,
@@ -261,7 +263,15 @@ async function main(): Promise<void> {
     ready: () => topicsRecovered,
     metricsJson: () => {
       const nowMs = Date.now();
-      return metricsJson(config.nodeId, raft.metricsStatus(nowMs), topicService.storageStats(), nowMs);
+      const connections =
+        server === undefined ? undefined : { count: server.connectionCount(), ...server.budgetStats() };
+      return metricsJson(
+        config.nodeId,
+        raft.metricsStatus(nowMs),
+        topicService.storageStats(),
+        nowMs,
+        connections,
+      );
     },
   });
 
@@ -309,19 +319,24 @@ async function main(): Promise<void> {
     logger.error({ err: String(error) }, 'could not record the cluster id');
   });
 
-  const server = new FrameServer({
+  server = new FrameServer({
     host: config.clientHost,
     port: config.clientPort,
     frameSizeMaxBytes: protocolLimits.frameSizeMaxBytes,
     connectionCountMax: config.connectionCountMax,
     idleTimeoutMs: config.idleTimeoutMs,
-    inFlightMaxPerConnection: 1024,
-    writeBufferMaxBytes: 64 * 1024 * 1024,
+    frameDeadlineMs: config.frameDeadlineMs,
+    inFlightMaxPerConnection: config.inFlightMaxPerConnection,
+    replyPendingMaxBytesPerConnection: config.replyPendingMaxBytesPerConnection,
+    bufferedInputMaxBytes: config.bufferedInputMaxBytes,
+    writeBufferMaxBytes: frameServerDefaults.writeBufferMaxBytes,
     onFrame: (conn, payload) => handler.onFrame(conn, payload),
+    onRefused: (conn, head, error) => handler.onRefused(conn, head, error),
     onClose: (conn) => handler.onClose(conn),
     logger,
   });
-  const bound = await server.listen();
+  const clientServer = server;
+  const bound = await clientServer.listen();
   logger.info({ host: bound.host, port: bound.port }, 'Client listener bound');
   monitor.start(config.monitorCheckMs);
   segmentWatch.start(controllerLimits.segmentWatchIntervalMs);
@@ -331,7 +346,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'Shutting down');
-    await server.close();
+    await clientServer.close();
     monitor.stop();
     segmentWatch.stop();
     await topics.close();

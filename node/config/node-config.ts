@@ -4,6 +4,8 @@
  * ConfigError with a message an operator can act on; the binary prints it and exits with code 2.
  */
 import { parseArgs } from 'node:util';
+import { protocolLimits } from '../protocol/limits.js';
+import { frameServerDefaults } from '../transport/frame-server.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -37,6 +39,14 @@ export interface NodeConfig {
   readonly recordSizeMaxBytes: number;
   readonly connectionCountMax: number;
   readonly idleTimeoutMs: number;
+  /** A client frame must arrive whole within this long of its first byte (WALRUS_FRAME_DEADLINE_MS). */
+  readonly frameDeadlineMs: number;
+  /** Node-wide budget of partial client frames plus unflushed replies (WALRUS_BUFFERED_INPUT_MAX_BYTES). */
+  readonly bufferedInputMaxBytes: number;
+  /** Requests read from one client connection and not yet answered (WALRUS_INFLIGHT_MAX_PER_CONNECTION). */
+  readonly inFlightMaxPerConnection: number;
+  /** Reply bytes waiting for one client at which its requests stop being read (WALRUS_REPLY_PENDING_MAX_BYTES). */
+  readonly replyPendingMaxBytesPerConnection: number;
   /** Default retention for new topics; null = keep forever. */
   readonly retentionMsDefault: number | null;
   readonly retentionBytesDefault: number | null;
@@ -68,6 +78,12 @@ Environment:
   WALRUS_MAX_RECORD_BYTES       maximum record size (default 1048576)
   WALRUS_MAX_CONNECTIONS        client connections held at once (default 10000)
   WALRUS_IDLE_TIMEOUT_MS        idle client connections are closed after this (default 300000)
+  WALRUS_FRAME_DEADLINE_MS      a client frame must arrive whole within this of its first byte (default 30000)
+  WALRUS_BUFFERED_INPUT_MAX_BYTES  node-wide budget of partial client frames + unsent replies;
+                                when spent, large frames and new connections get BUSY (default 268435456)
+  WALRUS_INFLIGHT_MAX_PER_CONNECTION  requests read from one connection and not yet answered (default 1024)
+  WALRUS_REPLY_PENDING_MAX_BYTES  reply bytes waiting for one client before its requests stop being read
+                                (default 16777216)
   WALRUS_RETENTION_MS           default topic retention by age (default: none)
   WALRUS_RETENTION_BYTES        default topic retention by size (default: none)
   WALRUS_QUIET                  1 = log warnings and errors only (unless a log level is given)
@@ -185,6 +201,31 @@ export function parseNodeConfig(argv: readonly string[], env: Env): NodeConfig |
       env['WALRUS_IDLE_TIMEOUT_MS'] ?? '300000',
       100,
       86_400_000,
+    ),
+    frameDeadlineMs: parseIntStrict(
+      'WALRUS_FRAME_DEADLINE_MS',
+      env['WALRUS_FRAME_DEADLINE_MS'] ?? String(frameServerDefaults.frameDeadlineMs),
+      100,
+      86_400_000,
+    ),
+    bufferedInputMaxBytes: parseIntStrict(
+      'WALRUS_BUFFERED_INPUT_MAX_BYTES',
+      env['WALRUS_BUFFERED_INPUT_MAX_BYTES'] ?? String(frameServerDefaults.bufferedInputMaxBytes),
+      // One maximum frame must fit beside the reserve kept for small frames.
+      2 * protocolLimits.frameSizeMaxBytes,
+      2 ** 40,
+    ),
+    inFlightMaxPerConnection: parseIntStrict(
+      'WALRUS_INFLIGHT_MAX_PER_CONNECTION',
+      env['WALRUS_INFLIGHT_MAX_PER_CONNECTION'] ?? String(frameServerDefaults.inFlightMaxPerConnection),
+      1,
+      65_536,
+    ),
+    replyPendingMaxBytesPerConnection: parseIntStrict(
+      'WALRUS_REPLY_PENDING_MAX_BYTES',
+      env['WALRUS_REPLY_PENDING_MAX_BYTES'] ?? String(frameServerDefaults.replyPendingMaxBytesPerConnection),
+      protocolLimits.frameSizeMaxBytes,
+      frameServerDefaults.writeBufferMaxBytes - 1,
     ),
     retentionMsDefault: optionalLimit('WALRUS_RETENTION_MS', env['WALRUS_RETENTION_MS']),
     retentionBytesDefault: optionalLimit('WALRUS_RETENTION_BYTES', env['WALRUS_RETENTION_BYTES']),

@@ -10,7 +10,9 @@
  *   plus `running_state`, `purged`, `millis_since_quorum_ack`, `last_quorum_acked`, `heartbeat`.
  *
  * Where one field would need two types the seed's wins; docs/protocol.md lists every such field.
- * `snapshot_transfer` (chunked snapshot transfer counts) and a `storage` object of our own come last. Pure: the caller passes every figure and the clock.
+ * `snapshot_transfer` (chunked snapshot transfer counts), a `storage` object and a `connections`
+ * object (client connections and the buffered-input budget, transport/input-budget.ts) of our own
+ * come last. Pure: the caller passes every figure and the clock.
  */
 import type { LogPosition, RaftStatusForMetrics } from '../metadata/raft-node.js';
 
@@ -34,11 +36,22 @@ function epochNanos(ms: number | null): number | null {
 
 const byNumber = (a: number, b: number): number => a - b;
 
+/** The client port's figures: open connections and the buffered-input budget. */
+export interface ConnectionFigures {
+  readonly count: number;
+  readonly bufferedInputBytes: number;
+  readonly bufferedInputBytesMax: number;
+  readonly bufferedInputBytesPeak: number;
+  readonly bufferedInputRefusals: number;
+  readonly bufferedInputConnectionRefusals: number;
+}
+
 export function metricsJson(
   nodeId: number,
   raft: RaftStatusForMetrics,
   storage: Readonly<Record<string, number>>,
   nowMs: number,
+  connections?: ConnectionFigures,
 ): Record<string, unknown> {
   const isLeader = raft.state === 'Leader';
   const replication: Record<string, unknown> = {};
@@ -109,6 +122,7 @@ export function metricsJson(
     replication,
     ...(raft.snapshotTransfer === undefined ? {} : { snapshot_transfer: snakeCase(raft.snapshotTransfer) }),
     storage,
+    ...(connections === undefined ? {} : { connections: snakeCase(connections) }),
   };
 }
 

@@ -5,7 +5,7 @@
  * their connection closes.
  */
 import { decodeReply, decodeRequest, encodeErrorReply, encodeReply } from '../protocol/binary-codec.js';
-import { BinaryFlag } from '../protocol/binary-header.js';
+import { BinaryFlag, binaryHeaderSizeBytes, binaryRequestIdOffset } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { isBinaryFrame } from '../protocol/frame.js';
 import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
@@ -91,6 +91,24 @@ export class RequestHandler {
     else this.onText(conn, payload);
   }
 
+  /**
+   * A frame the transport refused unread (the node's input budget was spent): answered with `error`
+   * (BUSY: nothing was applied) as its request's reply, a binary error under its request id and
+   * opcode, or a text `ERR` in command order. `head` is the frame's first bytes.
+   */
+  onRefused(conn: ReplyChannel, head: Buffer, error: WalrusError): void {
+    if (isBinaryFrame(head)) {
+      if (head.length >= binaryHeaderSizeBytes) {
+        conn.send(encodeErrorReply(head.readUInt32LE(binaryRequestIdOffset), error, head[2]!));
+      } else {
+        conn.send(encodeTextError(error));
+        conn.close();
+      }
+      return;
+    }
+    this.inTextOrder(conn, async () => encodeTextError(error));
+  }
+
   onClose(conn: ReplyChannel): void {
     for (const controller of this.polls.get(conn.id) ?? []) controller.abort();
     this.polls.delete(conn.id);
@@ -98,6 +116,7 @@ export class RequestHandler {
   }
 
   private onBinary(conn: ReplyChannel, payload: Buffer): void {
+    if (conn.closed) return; // its reply could not be sent: the work is not started
     const decoded = decodeRequest(payload);
     if (decoded.kind === 'malformed') {
       if (decoded.requestId !== undefined) {
@@ -429,9 +448,15 @@ export class RequestHandler {
     }
   }
 
+  /**
+   * Runs a read under an abort signal that fires when its connection closes: a long poll stops
+   * waiting, and a long read stops between chunks (reader.ts), so a client that pipelines reads and
+   * leaves takes their work with it.
+   */
   private async longPoll<T>(conn: ReplyChannel | null, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
     if (conn === null) return run(controller.signal);
+    if (conn.closed) controller.abort();
     let set = this.polls.get(conn.id);
     if (set === undefined) {
       set = new Set();
@@ -447,14 +472,22 @@ export class RequestHandler {
 
   private onText(conn: ReplyChannel, payload: Buffer): void {
     const parsed = parseTextCommand(payload);
-    // The text protocol has no request ids: commands run one after another per connection, as a
-    // Walrus user pipelining REGISTER then PUT expects, and replies leave in command order.
+    this.inTextOrder(conn, async () =>
+      parsed.ok
+        ? await this.text(parsed.command).catch((error: unknown) => encodeTextError(toWalrusError(error)))
+        : encodeTextError(parsed.error),
+    );
+  }
+
+  /**
+   * The text protocol has no request ids: commands run one after another per connection, as a
+   * Walrus user pipelining REGISTER then PUT expects, and replies leave in command order.
+   */
+  private inTextOrder(conn: ReplyChannel, run: () => Promise<Buffer>): void {
     const before = this.textQueues.get(conn.id) ?? Promise.resolve();
     const next = before.then(async () => {
-      const reply = parsed.ok
-        ? await this.text(parsed.command).catch((error: unknown) => encodeTextError(toWalrusError(error)))
-        : encodeTextError(parsed.error);
-      conn.send(reply);
+      if (conn.closed) return; // nothing left to answer: its commands are not run
+      conn.send(await run());
     });
     this.textQueues.set(conn.id, next);
     void next.then(() => {

@@ -7,6 +7,11 @@
  * could take back. A segment the metadata lists is either served or answered with an error: a
  * listed, non-empty segment whose data this node does not hold is DATA_LOST, never an empty read
  * (an empty read would tell a consumer "nothing more here" and stall it for good).
+ *
+ * Why long reads go in chunks: one read may return 4 MiB, and a client may pipeline a thousand of
+ * them. A read larger than `readerLimits.chunkSizeBytes` runs in one of the node's read slots and
+ * reads one chunk per step through the ReadPacer (read-pacer.ts), which yields to the event loop
+ * every few milliseconds and drops the read when its signal aborts (its connection closed).
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { ResponseByOp, StoredRecord } from '../protocol/messages.js';
@@ -18,9 +23,11 @@ import {
   topicStartOffset,
 } from '../metadata/metadata-state.js';
 import type { WalRecord } from '../wal/index.js';
+import { headersSizeBytes } from '../wal/record-codec.js';
 import { isSoleReplica } from './appender.js';
 import { topicLimits } from './limits.js';
 import { forReader } from './producers.js';
+import { ReadPacer } from './read-pacer.js';
 import type { TopicContext } from './topic-context.js';
 import { type TopicRuntime, type Waiter, segmentOf, toWalrusError } from './topic-table.js';
 
@@ -29,13 +36,21 @@ export interface ReadLimits {
   readonly byteCountMax: number;
 }
 
+export const readerLimits = {
+  /** Record bytes read in one synchronous step of a long read (at least one record). */
+  chunkSizeBytes: 256 * 1024,
+} as const;
+
 export class Reader {
   private readonly ctx: TopicContext;
+  /** Paces the chunks of long reads (node-wide: one Reader per node). */
+  readonly pacer: ReadPacer;
   /** Called when a local copy of a sealed segment holds a corrupt record (the service repairs it). */
   onCorrupt: (topic: string, segment: SegmentMeta) => void = () => {};
 
   constructor(ctx: TopicContext) {
     this.ctx = ctx;
+    this.pacer = new ReadPacer(ctx.scheduler);
   }
 
   async read(
@@ -71,10 +86,14 @@ export class Reader {
         `offset ${offset} is outside the stored range [${start}, ${leadsActive ? rt.committedEnd : '?'}]`,
       );
     }
-    if (leadsActive && offset === rt.committedEnd && limits.waitMs > 0) {
-      await this.waitFor(rt, offset, Math.min(limits.waitMs, topicLimits.waitMsMax), signal);
-    }
-    const records = this.readLocal(name, offset, limits);
+    const polls = leadsActive && offset === rt.committedEnd && limits.waitMs > 0;
+    if (polls) await this.waitFor(rt, offset, Math.min(limits.waitMs, topicLimits.waitMsMax), signal);
+    // A long poll reads what arrived while it waited (also when its signal ended the wait, as
+    // before): records just appended, read at once. Other long reads go in paced chunks.
+    const records =
+      polls || limits.byteCountMax <= readerLimits.chunkSizeBytes
+        ? this.readLocal(name, offset, limits)
+        : await this.pacer.withSlot(signal, () => this.readInChunks(name, offset, limits, signal));
     const last = records[records.length - 1];
     const now = table.topic(name);
     return {
@@ -177,6 +196,57 @@ export class Reader {
       out.push(forReader(r));
     }
     return out;
+  }
+
+  /**
+   * readLocal in chunks of `readerLimits.chunkSizeBytes`, one paced step each, within the segment
+   * that holds `offset` (as one readLocal reads): the same records, without holding the event loop.
+   * An error on a later chunk (the segment removed meanwhile) ends the read with what it has; an
+   * aborted signal rejects it.
+   */
+  private async readInChunks(
+    name: string,
+    offset: number,
+    limits: ReadLimits,
+    signal: AbortSignal | undefined,
+  ): Promise<StoredRecord[]> {
+    const segmentId = segmentOf(this.ctx.table.topic(name), offset)?.id;
+    const out: StoredRecord[] = [];
+    let bytes = 0;
+    let next = offset;
+    while (out.length < limits.recordCountMax && bytes < limits.byteCountMax) {
+      const chunkLimits = {
+        recordCountMax: limits.recordCountMax - out.length,
+        byteCountMax: Math.min(readerLimits.chunkSizeBytes, limits.byteCountMax - bytes),
+      };
+      let chunk: StoredRecord[];
+      try {
+        chunk = await this.pacer.step(signal, () => this.readLocal(name, next, chunkLimits));
+      } catch (error) {
+        if (out.length === 0 || signal?.aborted === true) throw error;
+        break;
+      }
+      for (const record of chunk) {
+        const size = headersSizeBytes(record.headers) + record.value.length;
+        if (out.length > 0 && bytes + size > limits.byteCountMax) return out;
+        out.push(record);
+        bytes += size;
+      }
+      const last = chunk[chunk.length - 1];
+      if (last === undefined) break;
+      next = last.offset + 1;
+      if (this.segmentIdAt(name, next) !== segmentId) break;
+    }
+    return out;
+  }
+
+  /** The id of the segment holding `offset` now; undefined when none (or the topic is gone). */
+  private segmentIdAt(name: string, offset: number): number | undefined {
+    try {
+      return segmentOf(this.ctx.table.topic(name), offset)?.id;
+    } catch {
+      return undefined;
+    }
   }
 
   /** True when this node is a replica of the sealed segment and its local copy holds all of it. */

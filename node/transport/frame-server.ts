@@ -1,14 +1,22 @@
 /**
  * A TCP server for length-prefixed framed protocols, with a limit on everything: frame size,
- * connections, frames in flight per connection (backpressure), bytes waiting to be written, and
- * idle time. It knows framing, not protocols: every complete frame goes to `onFrame`, and the
- * handler answers with exactly one `send()` per frame, in any order and at any later time.
+ * connections, frames in flight per connection and reply bytes pending per connection
+ * (backpressure), a node-wide budget of buffered input, bytes waiting to be written, the time a
+ * frame may take to arrive, and idle time. It knows framing, not protocols: every complete frame
+ * goes to `onFrame`, every frame refused by the budget to `onRefused`, and the handler answers with
+ * exactly one `send()` per frame, in any order and at any later time.
  *
  * Why these limits: a node must survive any client. A client that sends faster than the node
- * answers is slowed down (the server stops reading its socket once `inFlightMaxPerConnection`
- * frames wait for replies, so TCP flow control pushes back); a client that never reads its replies
- * is disconnected once `writeBufferMaxBytes` wait for it; a broken length prefix closes that one
- * connection after one framed `ERR` (a byte stream cannot be resynchronised).
+ * answers is slowed down: the server stops reading its socket once `inFlightMaxPerConnection`
+ * frames wait for replies or `replyPendingMaxBytesPerConnection` reply bytes wait for the kernel,
+ * so TCP flow control pushes back (nothing is queued beyond). A client that never reads its replies
+ * is disconnected once `writeBufferMaxBytes` wait for it. Partial frames of all connections share
+ * one `InputBudget` (input-budget.ts): a frame that does not fit is dropped as it arrives and
+ * answered BUSY, and while nothing is left new connections get `ERR BUSY`. A frame must arrive
+ * whole within `frameDeadlineMs` of its first byte, however its bytes trickle in (slowloris); the
+ * idle timeout is separate and only closes connections with no frame started and nothing in
+ * flight. A broken length prefix closes that one connection after one framed `ERR` (a byte stream
+ * cannot be resynchronised).
  *
  * Writes are coalesced: replies sent in one event-loop turn go out in one corked writev.
  */
@@ -20,6 +28,8 @@ import { encodeFrameHeader } from '../protocol/frame.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
 import { protocolLimits } from '../protocol/limits.js';
 import { encodeTextError } from '../protocol/text-codec.js';
+import { DeadlineSweep } from './deadline-sweep.js';
+import { InputBudget, type InputBudgetStats } from './input-budget.js';
 import { listenOn } from './listen.js';
 
 /** The node's one Logger (node/log.ts), under this module's name. */
@@ -35,12 +45,33 @@ export interface FrameServerOptions {
   readonly connectionCountMax: number;
   /** A connection with no bytes received and nothing in flight for this long is closed. */
   readonly idleTimeoutMs: number;
+  /**
+   * A frame must arrive whole within this long of its first byte (its length prefix included), or
+   * the connection gets `ERR TIMEOUT` and is closed. Default `frameServerDefaults.frameDeadlineMs`.
+   */
+  readonly frameDeadlineMs?: number;
   /** Frames received minus replies sent; at this count the server stops reading the socket. */
   readonly inFlightMaxPerConnection: number;
+  /**
+   * Reply bytes not yet taken by the kernel at or above which the server stops reading the socket
+   * (further requests wait in TCP). Default `frameServerDefaults.replyPendingMaxBytesPerConnection`.
+   */
+  readonly replyPendingMaxBytesPerConnection?: number;
   /** Bytes queued for a peer that does not read; above it the connection is destroyed. */
   readonly writeBufferMaxBytes: number;
+  /**
+   * The node-wide budget of partial frames plus unflushed replies, bytes. Default
+   * `frameServerDefaults.bufferedInputMaxBytes`.
+   */
+  readonly bufferedInputMaxBytes?: number;
   /** Called once per received frame; the payload may be a view into a receive buffer (copy to keep). */
   onFrame(conn: FrameConnection, payload: Buffer): void;
+  /**
+   * Called, in stream order, for a frame refused because the input budget was spent: `head` is its
+   * first bytes (refusedHeadSizeBytes), `error` a BUSY to answer it with, by exactly one send().
+   * Default: a text `ERR BUSY` reply.
+   */
+  onRefused?(conn: FrameConnection, head: Buffer, error: WalrusError): void;
   /** Called when a connection has closed (for cancelling its long polls); optional. */
   onClose?(conn: FrameConnection): void;
   readonly logger?: TransportLogger;
@@ -55,17 +86,42 @@ export interface FrameConnection {
   readonly closed: boolean;
 }
 
+const mib = 1024 * 1024;
+
 export const frameServerDefaults = {
   frameSizeMaxBytes: protocolLimits.frameSizeMaxBytes,
   connectionCountMax: 1024,
   idleTimeoutMs: 5 * 60_000,
+  frameDeadlineMs: 30_000,
   inFlightMaxPerConnection: 1024,
-  writeBufferMaxBytes: 64 * 1024 * 1024,
+  /** Four maximum read replies: a reader keeps its pipeline full, one that does not read stops. */
+  replyPendingMaxBytesPerConnection: 16 * mib,
+  writeBufferMaxBytes: 64 * mib,
+  bufferedInputMaxBytes: 256 * mib,
+  /** Frames up to this size may use the budget's reserve (METRICS, PING, small appends). */
+  smallFrameSizeMaxBytes: 64 * 1024,
+  /** Part of the budget large frames leave to small ones. */
+  smallFrameReserveFraction: 1 / 8,
   /** A connection being closed after a final ERR is destroyed after this long if the peer does not read it. */
   closeGraceMs: 2_000,
+  /** How often frame deadlines are checked: a slow frame is cut at most this late. */
+  frameDeadlineSweepMsMax: 250,
 } as const;
 
+assert(frameServerDefaults.replyPendingMaxBytesPerConnection < frameServerDefaults.writeBufferMaxBytes);
+assert(frameServerDefaults.replyPendingMaxBytesPerConnection >= protocolLimits.frameSizeMaxBytes);
+assert(
+  frameServerDefaults.bufferedInputMaxBytes * (1 - frameServerDefaults.smallFrameReserveFraction) >=
+    4 * protocolLimits.frameSizeMaxBytes,
+);
+
 const silentLogger: TransportLogger = { info() {}, warn() {}, error() {} };
+
+/** A frame refused by the input budget, held in stream order with the received ones. */
+interface Refused {
+  readonly head: Buffer;
+  readonly error: WalrusError;
+}
 
 class ServerConnection implements FrameConnection {
   readonly id: number;
@@ -73,18 +129,22 @@ class ServerConnection implements FrameConnection {
   closed = false;
   private readonly decoder: FrameDecoder;
   /**
-   * Frames received and not yet handed to onFrame (held while in flight is at its limit), from
-   * index `heldHead` on; bounded by the frames of one chunk because reading pauses while any wait.
+   * Frames received and not yet handed to onFrame (held while a per-connection bound is reached),
+   * from index `heldHead` on; bounded by the frames of one chunk because reading pauses while any wait.
    */
-  private held: Buffer[] = [];
+  private held: (Buffer | Refused)[] = [];
   private heldHead = 0;
   private inFlight = 0;
   private corked = false;
   /** Reply bytes of this turn, written as one buffer on the next tick. */
   private outgoing: Uint8Array[] = [];
   private outgoingBytes = 0;
+  /** Reply bytes sent (outgoing or written) and not yet taken by the kernel; charged to the budget. */
+  private replyPendingBytes = 0;
   private paused = false;
   private delivering = false;
+  /** Date.now() when the frame being received began (its first byte); undefined between frames. */
+  frameStartedMs: number | undefined;
 
   constructor(
     private readonly server: FrameServer,
@@ -93,7 +153,11 @@ class ServerConnection implements FrameConnection {
   ) {
     this.id = id;
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
-    this.decoder = new FrameDecoder(server.options.frameSizeMaxBytes);
+    const budget = server.budget;
+    this.decoder = new FrameDecoder(server.options.frameSizeMaxBytes, {
+      reserve: (length) => budget.tryReserveFrame(length),
+      release: (length) => budget.release(length),
+    });
     socket.setNoDelay(true);
     socket.setTimeout(server.options.idleTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -111,6 +175,11 @@ class ServerConnection implements FrameConnection {
     return this.inFlight;
   }
 
+  /** True while the server does not read this socket (a per-connection bound is reached). */
+  get readingPaused(): boolean {
+    return this.paused;
+  }
+
   private heldCount(): number {
     return this.held.length - this.heldHead;
   }
@@ -124,8 +193,11 @@ class ServerConnection implements FrameConnection {
       this.corked = true;
       process.nextTick(() => this.flush());
     }
+    const bytes = 4 + payload.length;
     this.outgoing.push(encodeFrameHeader(payload.length), payload);
-    this.outgoingBytes += 4 + payload.length;
+    this.outgoingBytes += bytes;
+    this.replyPendingBytes += bytes;
+    this.server.budget.charge(bytes);
     if (this.socket.writableLength + this.outgoingBytes > this.server.options.writeBufferMaxBytes) {
       this.server.log.warn(
         { conn: this.id, remote: this.remoteAddress, bufferedBytes: this.socket.writableLength },
@@ -144,14 +216,25 @@ class ServerConnection implements FrameConnection {
     const total = this.outgoingBytes;
     this.outgoing = [];
     this.outgoingBytes = 0;
-    if (!this.socket.destroyed)
-      this.socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    if (this.socket.destroyed) return; // onSocketClose gives the pending bytes back
+    // The callback runs once the kernel has the bytes (or the socket failed): they are no longer ours.
+    this.socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total), () =>
+      this.onFlushed(total),
+    );
+  }
+
+  private onFlushed(bytes: number): void {
+    if (this.replyPendingBytes === 0) return; // closed: everything was given back
+    this.replyPendingBytes -= bytes;
+    this.server.budget.release(bytes);
+    if (this.paused) this.deliverHeld();
   }
 
   close(): void {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    this.server.frameDone(this);
     this.socket.end();
     const timer = setTimeout(() => this.socket.destroy(), frameServerDefaults.closeGraceMs);
     timer.unref();
@@ -159,15 +242,39 @@ class ServerConnection implements FrameConnection {
 
   destroy(): void {
     this.closed = true;
+    this.server.frameDone(this);
     this.socket.destroy();
   }
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    const { frames, error } = this.decoder.push(chunk);
-    for (const frame of frames) this.held.push(frame);
+    const { frames, refused, error } = this.decoder.push(chunk);
+    if (refused === undefined) {
+      for (const frame of frames) this.held.push(frame);
+    } else {
+      let r = 0;
+      for (let i = 0; i <= frames.length; i++) {
+        for (; r < refused.length && refused[r]!.index === i; r++) this.held.push(this.refusal(refused[r]!));
+        if (i < frames.length) this.held.push(frames[i]!);
+      }
+    }
+    // The deadline runs from the first byte of the frame being received: a frame completed in this
+    // chunk means the partial one (if any) began in it.
+    if (this.decoder.hasPartialFrame()) {
+      if (this.frameStartedMs === undefined || frames.length > 0 || refused !== undefined)
+        this.server.frameStarted(this);
+    } else if (this.frameStartedMs !== undefined) {
+      this.server.frameDone(this);
+    }
     this.deliverHeld();
     if (error !== undefined) this.failFraming(error);
+  }
+
+  private refusal(frame: { head: Buffer; length: number }): Refused {
+    const budget = this.server.budget;
+    const message = `the node's buffered-input budget of ${budget.bytesMax} bytes is spent; a frame of ${frame.length} bytes was refused; retry later`;
+    this.server.log.warn({ conn: this.id, remote: this.remoteAddress, length: frame.length }, message);
+    return { head: frame.head, error: new WalrusError(ErrorCode.BUSY, message) };
   }
 
   private deliverHeld(): void {
@@ -176,8 +283,14 @@ class ServerConnection implements FrameConnection {
     if (this.delivering) return;
     this.delivering = true;
     const limit = this.server.options.inFlightMaxPerConnection;
+    const replyMax = this.server.replyPendingMaxBytes;
     try {
-      while (this.heldCount() > 0 && this.inFlight < limit && !this.closed) {
+      while (
+        this.heldCount() > 0 &&
+        this.inFlight < limit &&
+        this.replyPendingBytes < replyMax &&
+        !this.closed
+      ) {
         const frame = this.held[this.heldHead]!;
         this.heldHead += 1;
         if (this.heldHead === this.held.length) {
@@ -186,7 +299,8 @@ class ServerConnection implements FrameConnection {
         }
         this.inFlight += 1;
         try {
-          this.server.options.onFrame(this, frame);
+          if (Buffer.isBuffer(frame)) this.server.options.onFrame(this, frame);
+          else this.server.refuse(this, frame.head, frame.error);
         } catch (err) {
           this.server.log.error({ conn: this.id, err }, 'frame handler threw; closing the connection');
           this.destroy();
@@ -196,7 +310,8 @@ class ServerConnection implements FrameConnection {
     } finally {
       this.delivering = false;
     }
-    const shouldPause = this.heldCount() > 0;
+    // Reading stops while frames wait, and while replies wait for a client that reads slowly.
+    const shouldPause = this.heldCount() > 0 || this.replyPendingBytes >= replyMax;
     if (shouldPause && !this.paused) {
       this.paused = true;
       this.socket.pause();
@@ -213,7 +328,22 @@ class ServerConnection implements FrameConnection {
     this.close();
   }
 
+  /** The frame being received missed its deadline: one framed `ERR TIMEOUT`, then close. */
+  failDeadline(deadlineMs: number): void {
+    const message = `a frame did not arrive whole within ${deadlineMs} ms of its first byte`;
+    this.failFraming(new WalrusError(ErrorCode.TIMEOUT, message));
+  }
+
   private onIdle(): void {
+    // Nothing moved either way for a whole idle period while replies wait: the client does not read.
+    if (this.socket.writableLength > 0) {
+      this.server.log.warn(
+        { conn: this.id, remote: this.remoteAddress, bufferedBytes: this.socket.writableLength },
+        'client has not read its replies for an idle period; closing the connection',
+      );
+      this.destroy();
+      return;
+    }
     if (this.inFlight > 0 || this.heldCount() > 0) {
       this.socket.setTimeout(this.server.options.idleTimeoutMs);
       return;
@@ -226,6 +356,11 @@ class ServerConnection implements FrameConnection {
     this.closed = true;
     this.held = [];
     this.heldHead = 0;
+    this.decoder.dispose();
+    this.server.budget.release(this.replyPendingBytes);
+    this.replyPendingBytes = 0;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
     this.server.forget(this);
   }
 }
@@ -233,8 +368,16 @@ class ServerConnection implements FrameConnection {
 export class FrameServer {
   readonly options: FrameServerOptions;
   readonly log: TransportLogger;
+  /** @internal the node-wide budget of buffered input. */
+  readonly budget: InputBudget;
+  /** @internal */
+  readonly replyPendingMaxBytes: number;
+  private readonly frameDeadlineMs: number;
   private readonly server: net.Server;
   private readonly connections = new Map<number, ServerConnection>();
+  /** Connections receiving a frame now, for the deadline sweep. */
+  private readonly receiving = new Set<ServerConnection>();
+  private readonly deadlineSweep: DeadlineSweep;
   private connectionIdNext = 1;
   private listening = false;
 
@@ -242,8 +385,24 @@ export class FrameServer {
     assert(options.frameSizeMaxBytes > 0 && options.frameSizeMaxBytes < 2 ** 32);
     assert(options.connectionCountMax > 0 && options.inFlightMaxPerConnection > 0);
     assert(options.idleTimeoutMs > 0 && options.writeBufferMaxBytes > 0);
+    const d = frameServerDefaults;
     this.options = options;
     this.log = options.logger ?? silentLogger;
+    this.frameDeadlineMs = options.frameDeadlineMs ?? d.frameDeadlineMs;
+    this.replyPendingMaxBytes =
+      options.replyPendingMaxBytesPerConnection ?? d.replyPendingMaxBytesPerConnection;
+    const budgetBytes = options.bufferedInputMaxBytes ?? d.bufferedInputMaxBytes;
+    assert(this.frameDeadlineMs > 0 && this.replyPendingMaxBytes > 0);
+    assert(budgetBytes >= options.frameSizeMaxBytes, 'the input budget must hold one maximum frame');
+    this.budget = new InputBudget(
+      budgetBytes,
+      d.smallFrameSizeMaxBytes,
+      Math.floor(budgetBytes * d.smallFrameReserveFraction),
+    );
+    this.deadlineSweep = new DeadlineSweep(
+      Math.max(1, Math.min(d.frameDeadlineSweepMsMax, Math.floor(this.frameDeadlineMs / 4))),
+      (now) => this.expireFrames(now),
+    );
     this.server = net.createServer({ pauseOnConnect: false }, (socket) => this.onConnection(socket));
     this.server.on('error', (err) => this.log.error({ err }, 'frame server error'));
   }
@@ -257,6 +416,7 @@ export class FrameServer {
 
   /** Stops accepting, destroys every connection, resolves when the listener is closed. */
   close(): Promise<void> {
+    this.deadlineSweep.stop();
     for (const conn of this.connections.values()) conn.destroy();
     if (!this.listening) return Promise.resolve();
     this.listening = false;
@@ -274,8 +434,52 @@ export class FrameServer {
     return n;
   }
 
+  /** The input budget's figures (for METRICS). */
+  budgetStats(): InputBudgetStats {
+    return this.budget.stats();
+  }
+
+  /** @internal a connection began receiving a frame: its deadline runs from now. */
+  frameStarted(conn: ServerConnection): void {
+    conn.frameStartedMs = Date.now();
+    this.receiving.add(conn);
+    this.deadlineSweep.ensure();
+  }
+
+  /** @internal a connection has no frame in progress any more. */
+  frameDone(conn: ServerConnection): void {
+    conn.frameStartedMs = undefined;
+    this.receiving.delete(conn);
+  }
+
+  /** @internal answers a frame the budget refused: the handler's onRefused, else a text ERR. */
+  refuse(conn: ServerConnection, head: Buffer, error: WalrusError): void {
+    if (this.options.onRefused !== undefined) this.options.onRefused(conn, head, error);
+    else conn.send(encodeTextError(error));
+  }
+
+  private expireFrames(nowMs: number): boolean {
+    for (const conn of [...this.receiving]) {
+      // A connection this server stopped reading (backpressure) cannot finish its frame: its
+      // deadline runs again from when reading resumes.
+      if (conn.readingPaused) {
+        conn.frameStartedMs = nowMs;
+        continue;
+      }
+      if (nowMs - (conn.frameStartedMs ?? nowMs) < this.frameDeadlineMs) continue;
+      this.log.warn(
+        { conn: conn.id, remote: conn.remoteAddress, deadlineMs: this.frameDeadlineMs },
+        'a frame did not arrive in time; closing the connection',
+      );
+      this.frameDone(conn);
+      conn.failDeadline(this.frameDeadlineMs);
+    }
+    return this.receiving.size > 0;
+  }
+
   /** @internal called by a connection when its socket has closed. */
   forget(conn: ServerConnection): void {
+    this.frameDone(conn);
     if (!this.connections.delete(conn.id)) return;
     try {
       this.options.onClose?.(conn);
@@ -285,10 +489,13 @@ export class FrameServer {
   }
 
   private onConnection(socket: net.Socket): void {
-    if (this.connections.size >= this.options.connectionCountMax) {
+    const full = this.connections.size >= this.options.connectionCountMax;
+    if (full || this.budget.refuseConnection()) {
       socket.on('error', () => {});
       socket.resume(); // discard what it sends, so that its close is seen
-      const message = `the node has reached its limit of ${this.options.connectionCountMax} client connections`;
+      const message = full
+        ? `the node has reached its limit of ${this.options.connectionCountMax} client connections`
+        : `the node's buffered-input budget of ${this.budget.bytesMax} bytes is spent; retry later`;
       this.log.warn({ remote: socket.remoteAddress, limit: this.options.connectionCountMax }, message);
       const reply = encodeTextError(new WalrusError(ErrorCode.BUSY, message));
       socket.end(Buffer.concat([encodeFrameHeader(reply.length), reply]));

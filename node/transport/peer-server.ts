@@ -16,7 +16,10 @@
  * file composes the same pieces (FrameDecoder, framing, error bodies) instead.
  *
  * Bounds: connections, frame size (tiny before auth), requests in flight per connection (one more
- * is answered BUSY), bytes waiting to be written (a peer that does not read is dropped), idle time.
+ * is answered BUSY), bytes waiting to be written (a peer that does not read is dropped), idle time,
+ * and the time a frame may take from its first byte to its last (`frameDeadlineMs`: a trickle
+ * cannot hold a connection, as on the client port). Peer frames are not charged to the client
+ * port's input budget: Raft and replication are never refused for what clients hold.
  */
 import assert from 'node:assert';
 import net from 'node:net';
@@ -76,12 +79,15 @@ export interface PeerServerOptions {
   requestInFlightMaxPerConnection?: number;
   /** Bytes queued for a peer that does not read; above it the connection is destroyed. Default 64 MiB. */
   writeBufferMaxBytes?: number;
+  /** A frame must arrive whole within this long of its first byte, or the connection is closed. Default 30000. */
+  frameDeadlineMs?: number;
 }
 
 export const peerServerDefaults = {
   handshakeTimeoutMs: 5_000,
   requestInFlightMaxPerConnection: 1_024,
   writeBufferMaxBytes: 64 * 1024 * 1024,
+  frameDeadlineMs: 30_000,
   /** A connection closed after a final error is destroyed after this long if the peer does not read. */
   closeGraceMs: 2_000,
   /** Characters of a refusal's message sent to the peer (it must fit the peer's handshake reply limit). */
@@ -103,6 +109,8 @@ class PeerConnection {
   private requestsInFlight = 0;
   private readonly batcher: FrameBatcher;
   private readonly handshakeTimer: NodeJS.Timeout;
+  /** Runs while a frame is being received: from its first byte to `frameDeadlineMs`. */
+  private frameTimer: NodeJS.Timeout | undefined;
   readonly remoteAddress: string;
 
   constructor(
@@ -119,6 +127,7 @@ class PeerConnection {
     socket.on('close', () => {
       this.state = 'closed';
       clearTimeout(this.handshakeTimer);
+      clearTimeout(this.frameTimer);
       this.batcher.clear();
       this.server.forget(this);
     });
@@ -188,7 +197,26 @@ class PeerConnection {
     if (error !== undefined && !this.isClosed) {
       const code = this.state === 'handshaking' ? ErrorCode.UNAUTHENTICATED : error.code;
       this.refuse(new WalrusError(code, error.message), 'text');
+      return;
     }
+    this.trackFrameDeadline(frames.length > 0);
+  }
+
+  /** The deadline runs from the first byte of the frame being received (one completed here: anew). */
+  private trackFrameDeadline(completedOne: boolean): void {
+    if (this.isClosed || !this.decoder.hasPartialFrame()) {
+      clearTimeout(this.frameTimer);
+      this.frameTimer = undefined;
+      return;
+    }
+    if (this.frameTimer !== undefined && !completedOne) return;
+    clearTimeout(this.frameTimer);
+    const deadlineMs = this.server.frameDeadlineMs;
+    this.frameTimer = setTimeout(() => {
+      this.frameTimer = undefined;
+      const message = `a frame did not arrive whole within ${deadlineMs} ms of its first byte`;
+      this.refuse(new WalrusError(ErrorCode.TIMEOUT, message), 'text');
+    }, deadlineMs);
   }
 
   private onHandshakeFrame(frame: Buffer): void {
@@ -332,6 +360,7 @@ export class PeerServer {
   readonly handshakeTimeoutMs: number;
   readonly requestInFlightMax: number;
   readonly writeBufferMaxBytes: number;
+  readonly frameDeadlineMs: number;
   readonly identity: PeerIdentityPolicy;
   private readonly server: net.Server;
   private readonly connections = new Set<PeerConnection>();
@@ -347,6 +376,8 @@ export class PeerServer {
     this.requestInFlightMax =
       o.requestInFlightMaxPerConnection ?? peerServerDefaults.requestInFlightMaxPerConnection;
     this.writeBufferMaxBytes = o.writeBufferMaxBytes ?? peerServerDefaults.writeBufferMaxBytes;
+    this.frameDeadlineMs = o.frameDeadlineMs ?? peerServerDefaults.frameDeadlineMs;
+    assert(this.frameDeadlineMs > 0);
     this.identity = o.identity ?? anonymousIdentityPolicy(0);
     assert(this.handshakeTimeoutMs > 0 && this.requestInFlightMax > 0 && this.writeBufferMaxBytes > 0);
     this.server = net.createServer((socket) => this.onConnection(socket));
