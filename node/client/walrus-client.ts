@@ -321,11 +321,6 @@ export class WalrusClient {
     return (await this.request({ op: 'listTopics' }, options)).topics;
   }
 
-  /** Admin: removes a member from the cluster. */
-  async removeNode(nodeId: number, options?: CallOptions): Promise<{ removed: boolean }> {
-    return this.request({ op: 'removeNode', nodeId }, options);
-  }
-
   async deleteTopic(topic: string, options?: CallOptions): Promise<{ deleted: boolean }> {
     return this.request({ op: 'deleteTopic', topic }, options);
   }

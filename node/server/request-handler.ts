@@ -57,6 +57,17 @@ export interface RequestHandlerOptions {
   readonly ready?: () => boolean;
 }
 
+/**
+ * Ops the client port refuses (FORBIDDEN): it is not authenticated. Nodes send them one another
+ * over the peer port (localOffsetForTimestamp, handOff), where `executeForwarded` runs them, and
+ * `walrus-cli remove-node` sends removeNode there too, proving the cluster secret.
+ */
+const peerOnlyOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
+  'removeNode',
+  'localOffsetForTimestamp',
+  'handOff',
+]);
+
 /** Errors after which a read of a sealed segment is tried on the next replica. */
 const readFailoverCodes: ReadonlySet<string> = new Set([
   ErrorCode.UNAVAILABLE,
@@ -109,6 +120,14 @@ export class RequestHandler {
       return;
     }
     const { requestId, request } = decoded;
+    if (peerOnlyOps.has(request.op)) {
+      const refusal = new WalrusError(
+        ErrorCode.FORBIDDEN,
+        `${request.op} is not accepted on the client port: it is an admin or node-to-node operation, accepted on the peer port only (walrus-cli remove-node sends it there with the cluster secret)`,
+      );
+      conn.send(encodeErrorReply(requestId, refusal, request.op));
+      return;
+    }
     const target = routeOf(
       request,
       this.topics.metadata,
