@@ -11,7 +11,6 @@
  * can discard the reply before the client reads it.) Nothing is written when a response on the
  * socket has already started (its bytes would corrupt it): the socket is dropped.
  */
-import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode } from '../node/protocol/error-codes.js';
@@ -52,7 +51,7 @@ export function clientErrorHandler(limits: ClientErrorLimits) {
   const answered = new WeakSet<Duplex>();
   return (error: Error & { code?: string }, socket: Duplex): void => {
     if (answered.has(socket)) return;
-    const started = (socket as Partial<Socket> & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    const started = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     const problem = clientErrorProblem(error, limits);
     if (problem === null || !socket.writable || started?.headersSent === true) {
       socket.destroy();

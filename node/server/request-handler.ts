@@ -55,6 +55,12 @@ export interface RequestHandlerOptions {
    * rather than from a topic table that does not yet know the acknowledged ends. Default: ready.
    */
   readonly ready?: () => boolean;
+  /**
+   * TEST ONLY (the whole-node simulator): accept the peer-only ops on the client path too, because
+   * its operator's removeNode stands for walrus-cli, which reaches the Raft leader's peer port
+   * (executeForwarded there, as the client path's relay does). Default false: FORBIDDEN.
+   */
+  readonly acceptPeerOnlyOpsFromClients?: boolean;
 }
 
 /**
@@ -120,7 +126,7 @@ export class RequestHandler {
       return;
     }
     const { requestId, request } = decoded;
-    if (peerOnlyOps.has(request.op)) {
+    if (peerOnlyOps.has(request.op) && this.options.acceptPeerOnlyOpsFromClients !== true) {
       const refusal = new WalrusError(
         ErrorCode.FORBIDDEN,
         `${request.op} is not accepted on the client port: it is an admin or node-to-node operation, accepted on the peer port only (walrus-cli remove-node sends it there with the cluster secret)`,
