@@ -53,7 +53,3 @@ export async function readBody(c: GatewayContext): Promise<Buffer> {
   }
   return Buffer.concat(chunks, size);
 }
-
-export async function readBodyText(c: GatewayContext): Promise<string> {
-  return (await readBody(c)).toString('utf8');
-}

@@ -62,6 +62,10 @@ export const keepAliveTimeoutMs = 5_000;
 /** How often the HTTP server checks those timeouts. */
 export const connectionsCheckIntervalMs = 1_000;
 export const connectionCountMax = 25_000;
+/** Bytes of the request line plus headers (node:http's maxHeaderSize); beyond it 431 HEADERS_TOO_LARGE. */
+export const headerSizeMaxBytes = 16 * 1024;
+/** After a problem answer from the HTTP layer (431, 408, 400), the connection is closed within this. */
+export const clientErrorLingerMs = 1_000;
 /** Graceful shutdown: how long to wait for in-flight requests before closing anyway. */
 export const shutdownGraceMs = 5_000;
 

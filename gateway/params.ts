@@ -4,6 +4,7 @@
  */
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
 import { topicNameProblem } from '../node/protocol/topic-name.js';
+import { parseStrictJson } from './strict-json.js';
 
 const safeIntegerMax = Number.MAX_SAFE_INTEGER;
 const digitsPattern = /^[0-9]{1,16}$/;
@@ -54,16 +55,12 @@ export function checkName(kind: 'topic' | 'consumer', name: string): string {
   return name;
 }
 
-/** Parses a JSON request body text; anything not application/json is 415. */
-export function parseJsonBody(contentType: string | undefined, text: string): unknown {
-  if (contentType === undefined || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
+/** Parses a JSON request body strictly (strict-json.ts); anything not application/json is 415. */
+export function parseJsonBody(contentType: string | undefined, bytes: Uint8Array): unknown {
+  if (!isJsonContentType(contentType)) {
     throw new WalrusError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'the body must be application/json');
   }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new WalrusError(ErrorCode.BAD_REQUEST, 'the body is not valid JSON');
-  }
+  return parseStrictJson(bytes);
 }
 
 export function isJsonContentType(contentType: string | undefined): boolean {

@@ -1,25 +1,17 @@
 #!/usr/bin/env node
 /**
  * `walrus-gateway`: parses flags, connects a WalrusClient to the nodes, serves the Hono app over
- * HTTP (or HTTPS with --tls-cert/--tls-key) with slow-client timeouts and a connection ceiling,
+ * HTTP (or HTTPS with --tls-cert/--tls-key) through http-server.ts (slow-client timeouts, limits,
+ * problem+json for what node:http refuses),
  * and shuts down gracefully on SIGTERM/SIGINT: stop accepting, close SSE tails with a resumable
  * event, let in-flight requests finish (bounded), close the node connections.
  */
-import type { Server } from 'node:http';
-import https from 'node:https';
-import { serve } from '@hono/node-server';
 import { createLogger } from '../node/log.js';
 import { WalrusClient } from '../node/client/index.js';
 import { createApp } from './app.js';
 import { parseGatewayArgs } from './config.js';
-import {
-  connectionCountMax,
-  connectionsCheckIntervalMs,
-  headersTimeoutMs,
-  keepAliveTimeoutMs,
-  requestTimeoutMs,
-  shutdownGraceMs,
-} from './limits.js';
+import { serveGateway } from './http-server.js';
+import { shutdownGraceMs } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
 
 async function main(): Promise<void> {
@@ -50,28 +42,12 @@ async function main(): Promise<void> {
     );
   }
 
-  // Timeouts are checked every connectionsCheckIntervalMs (Node's default is 30 s, which would let
-  // a slow client hold a connection three times longer than headersTimeoutMs says).
-  const timeouts = {
-    headersTimeout: headersTimeoutMs,
-    requestTimeout: requestTimeoutMs,
-    connectionsCheckingInterval: connectionsCheckIntervalMs,
-  };
-  const server = serve({
+  const server = serveGateway({
     fetch: gateway.app.fetch,
     port: config.port,
-    hostname: config.host,
-    ...(config.tls === null
-      ? { serverOptions: timeouts }
-      : {
-          createServer: https.createServer,
-          serverOptions: { ...timeouts, cert: config.tls.cert, key: config.tls.key },
-        }),
-  }) as Server;
-  server.headersTimeout = headersTimeoutMs;
-  server.requestTimeout = requestTimeoutMs;
-  server.keepAliveTimeout = keepAliveTimeoutMs;
-  server.maxConnections = connectionCountMax;
+    host: config.host,
+    tls: config.tls,
+  });
   server.on('listening', () => {
     const address = server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.port;

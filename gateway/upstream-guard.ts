@@ -1,12 +1,15 @@
 /**
  * Wraps the upstream with the gateway's own bookkeeping: counts errors by operation and code,
  * turns transport failures that are not WalrusErrors into UNAVAILABLE (503, retryable) rather than
- * INTERNAL, and retries retryable errors a bounded number of times for operations that are safe to
- * repeat (reads, metadata, idempotent-producer appends). Leader routing and NOT_LEADER refreshes
- * happen below, in node/client; this layer only bounds what reaches the HTTP client.
+ * INTERNAL, and retries a bounded number of times what the code table says is safe: a retryable
+ * code (nothing was applied) for any operation, OUTCOME_UNKNOWN (it may have been applied) only for
+ * operations that are safe to repeat (reads, metadata, idempotent-producer appends). Leader routing
+ * and NOT_LEADER refreshes happen below, in node/client; this layer only bounds what reaches the
+ * HTTP client.
  */
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
 import type { RequestOp, ResponseOf } from '../node/protocol/messages.js';
+import { changesState, outcomeUnknownError } from '../node/protocol/outcome.js';
 import { upstreamAttemptCountMax, upstreamRetryDelayMsMax, upstreamRetryDelayMsMin } from './limits.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { RequestFor, Upstream, UpstreamCallOptions } from './upstream.js';
@@ -30,7 +33,7 @@ function isRepeatable(req: RequestFor<RequestOp>): boolean {
   return repeatableOps.has(req.op);
 }
 
-function toWalrusError(error: unknown): WalrusError {
+function toWalrusError(req: RequestFor<RequestOp>, error: unknown): WalrusError {
   if (error instanceof WalrusError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && Object.hasOwn(ErrorCode, code)) {
@@ -39,6 +42,9 @@ function toWalrusError(error: unknown): WalrusError {
   if ((error as Error | null)?.name === 'AbortError') {
     return new WalrusError(ErrorCode.UNAVAILABLE, 'the request was aborted', { cause: error });
   }
+  // Not an error of the client's (a bug below): a request that changes state may have been applied.
+  if (changesState(req))
+    return outcomeUnknownError(req.op, new WalrusError(ErrorCode.INTERNAL, String(error)));
   return new WalrusError(ErrorCode.UNAVAILABLE, 'the cluster could not be reached', { cause: error });
 }
 
@@ -49,12 +55,13 @@ export function guardUpstream(upstream: Upstream, metrics: GatewayMetrics): Upst
     options: UpstreamCallOptions | undefined,
     firstError: unknown,
   ): Promise<ResponseOf<Op>> {
-    const attemptsMax = isRepeatable(req as RequestFor<RequestOp>) ? upstreamAttemptCountMax : 1;
+    const repeatable = isRepeatable(req as RequestFor<RequestOp>);
     let error = firstError;
     for (let attempt = 1; ; attempt++) {
-      const e = toWalrusError(error);
+      const e = toWalrusError(req as RequestFor<RequestOp>, error);
       metrics.upstreamErrors.inc({ op: req.op, code: e.code });
-      if (!e.retryable || attempt >= attemptsMax || options?.signal?.aborted) throw e;
+      const safe = e.retryable || (repeatable && e.code === ErrorCode.OUTCOME_UNKNOWN);
+      if (!safe || attempt >= upstreamAttemptCountMax || options?.signal?.aborted) throw e;
       metrics.upstreamRetries.inc({ op: req.op });
       const delayMs = Math.min(upstreamRetryDelayMsMax, upstreamRetryDelayMsMin * 2 ** (attempt - 1));
       await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random() / 2)));

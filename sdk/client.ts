@@ -2,12 +2,14 @@
  * The typed HTTP client of a Walrus-TS gateway. `client.api` is an openapi-fetch client over the
  * generated `paths`, so every operation of openapi.yaml is typed; the methods around it are the
  * short forms most programs want, throwing WalrusApiError (code, status, detail) on failure.
- * Retryable answers (429/503/504/507, network errors) are retried with bounded backoff when the
- * request is safe to repeat (reads, idempotent updates, appends carrying a Producer-Id).
+ * Retries follow the answer's advice (errors.ts), with bounded backoff: a retryable code (the
+ * request was not applied) or a network failure before sending is retried for any request; an
+ * OUTCOME_UNKNOWN answer or a network failure after the request may have been sent only for a
+ * request that is safe to repeat (reads, idempotent updates, appends carrying a Producer-Id).
  */
 import createClient, { type Client } from 'openapi-fetch';
 import { backoffDelayMs, defaultRetryPolicy, type RetryPolicy, sleep } from './backoff.js';
-import { WalrusApiError } from './errors.js';
+import { codeOfStatus, mayHaveBeenAppliedCodes, retryableCodes, WalrusApiError } from './errors.js';
 import type { components, paths } from './generated/api.js';
 import { type TailOptions, tailRecords, type WalrusRecord } from './tail.js';
 
@@ -60,8 +62,14 @@ export interface ReadOptions extends CallOptions {
   readonly waitMs?: number;
 }
 
-const retryStatuses = new Set([429, 503, 504, 507]);
+/** Statuses whose answers may carry a retryable or unknown-outcome code (the body says which). */
+const adviceStatuses = new Set([409, 429, 502, 503, 504, 507]);
 const repeatableMethods = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+const readOnlyMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Network failures that happen before any byte of the request is sent. */
+const notSentErrorCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+/** Bytes of a problem body read to learn its code; a longer body is not a problem of ours. */
+const problemBodySizeMaxBytes = 64 * 1024;
 
 function isRepeatable(request: Request): boolean {
   if (repeatableMethods.has(request.method)) return true;
@@ -75,7 +83,37 @@ function retryAfterMs(res: Response, policy: RetryPolicy): number {
   return Number.isFinite(value) && value > 0 ? Math.min(value * 1000, policy.delayMsMax) : 0;
 }
 
-/** fetch with bounded retries of retryable answers for requests that are safe to repeat. */
+/** The code of an error answer: its problem body's, else what its status stands for. */
+async function answerCode(res: Response): Promise<string> {
+  const length = Number(res.headers.get('content-length') ?? 0);
+  if (res.headers.get('content-type')?.includes('json') && length <= problemBodySizeMaxBytes) {
+    try {
+      const code = ((await res.clone().json()) as { code?: unknown }).code;
+      if (typeof code === 'string') return code;
+    } catch {
+      // Not a problem body after all: fall back on the status.
+    }
+  }
+  return codeOfStatus(res.status);
+}
+
+function networkErrorCode(error: unknown): string | undefined {
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
+}
+
+/** A fetch that threw, as the caller must see it: was the request possibly applied? */
+function networkFailure(request: Request, error: unknown): WalrusApiError {
+  const sent = !notSentErrorCodes.has(networkErrorCode(error) ?? '');
+  const code = sent && !readOnlyMethods.has(request.method) ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE';
+  const what = sent ? 'the connection to the gateway failed' : 'the gateway could not be reached';
+  return new WalrusApiError(code, 0, `${what}: ${String(error)}`, {}, { cause: error });
+}
+
+/**
+ * fetch with bounded retries that follow the answer's advice: retryable codes (nothing was
+ * applied) for any request; unknown outcomes only for requests that are safe to repeat.
+ */
 export function retryingFetch(
   base: typeof fetch,
   policy: RetryPolicy,
@@ -83,17 +121,23 @@ export function retryingFetch(
   return async (request) => {
     const repeatable = isRepeatable(request);
     for (let attempt = 1; ; attempt++) {
-      const last = !repeatable || attempt >= policy.attemptCountMax;
+      const last = attempt >= policy.attemptCountMax;
       const req = last ? request : request.clone();
       let res: Response;
       try {
         res = await base(req);
       } catch (error) {
-        if (last || request.signal.aborted) throw error;
+        if (request.signal.aborted) throw error;
+        const failure = networkFailure(request, error);
+        const again = failure.code === 'UNAVAILABLE' || repeatable;
+        if (last || !again) throw failure;
         await sleep(backoffDelayMs(policy, attempt), request.signal);
         continue;
       }
-      if (last || !retryStatuses.has(res.status)) return res;
+      if (last || res.ok || !adviceStatuses.has(res.status)) return res;
+      const code = await answerCode(res);
+      const again = retryableCodes.has(code) || (repeatable && mayHaveBeenAppliedCodes.has(code));
+      if (!again) return res;
       const waitMs = Math.max(backoffDelayMs(policy, attempt), retryAfterMs(res, policy));
       await res.body?.cancel().catch(() => {});
       await sleep(waitMs, request.signal);

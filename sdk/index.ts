@@ -19,7 +19,13 @@ export {
   type WalrusHttpClientOptions,
   type WalrusRecord,
 } from './client.js';
-export { type ProblemBody, retryableCodes, WalrusApiError } from './errors.js';
+export {
+  ErrorCode,
+  mayHaveBeenAppliedCodes,
+  type ProblemBody,
+  retryableCodes,
+  WalrusApiError,
+} from './errors.js';
 export type { components, paths } from './generated/api.js';
 export { type SseEvent, SseParser } from './sse-parser.js';
 export { type TailOptions, tailRecords } from './tail.js';

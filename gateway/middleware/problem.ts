@@ -1,7 +1,9 @@
 /**
  * RFC 9457 problem details: the one error body of the gateway and its one `onError` handler.
  * Handlers throw WalrusError (or let upstream errors through); only this file formats errors, and
- * the status always comes from errorCodeInfo, the shared code → status table.
+ * the status always comes from errorCodeInfo, the shared code → status table. Every problem says
+ * whether a retry is safe (`retryable`, with Retry-After) and whether the request may have been
+ * applied (`mayHaveBeenApplied`: OUTCOME_UNKNOWN, 502, no Retry-After).
  */
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
@@ -15,6 +17,10 @@ export interface Problem {
   readonly title: string;
   readonly status: number;
   readonly code: ErrorCode;
+  /** True when the same request may succeed later without change; then nothing was applied. */
+  readonly retryable: boolean;
+  /** True when the request may have taken effect although it failed (OUTCOME_UNKNOWN). */
+  readonly mayHaveBeenApplied: boolean;
   readonly detail?: string;
   readonly instance?: string;
   readonly [extension: string]: unknown;
@@ -36,6 +42,8 @@ export function problemOf(code: ErrorCode, detail: string, instance?: string, ex
     title: info.title,
     status: info.httpStatus,
     code,
+    retryable: info.retryable,
+    mayHaveBeenApplied: info.mayHaveBeenApplied,
     detail,
     ...(instance === undefined ? {} : { instance }),
     ...extensions,

@@ -7,7 +7,7 @@ import {
   readRecordCountDefault,
   readRecordCountMax,
 } from '../limits.js';
-import { readBodyText } from '../body.js';
+import { readBody } from '../body.js';
 import { checkName, parseBoolParam, parseIntParam, parseJsonBody } from '../params.js';
 import { recordToJson } from '../records-json.js';
 import type { GatewayEnv, RouteDeps } from './deps.js';
@@ -48,7 +48,7 @@ export function consumerRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   app.post('/v1/topics/:topic/consumers/:consumer/commit', async (c) => {
     const topic = topicFor(c, 'read');
     const consumer = checkName('consumer', c.req.param('consumer'));
-    const body = parseJsonBody(c.req.header('content-type'), await readBodyText(c));
+    const body = parseJsonBody(c.req.header('content-type'), await readBody(c));
     const offset = (body as { offset?: unknown } | null)?.offset;
     if (
       typeof body !== 'object' ||

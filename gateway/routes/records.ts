@@ -24,6 +24,7 @@ import { corsHeaders } from '../middleware/cors.js';
 import { ProblemError, problemFromError } from '../middleware/problem.js';
 import { isJsonContentType, parseBoolParam, parseEnumParam, parseIntParam } from '../params.js';
 import { parseAppendBody, recordToJson } from '../records-json.js';
+import { parseStrictJson } from '../strict-json.js';
 import { jsonResponse } from '../response-headers.js';
 import { NodeResponseSink, type SseSink, WebStreamSink } from '../sse/sink.js';
 import type { GatewayContext, GatewayEnv, RouteDeps } from './deps.js';
@@ -148,13 +149,7 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
     const bytes = await readBody(c);
     let records: RecordInput[];
     if (isJsonContentType(contentType)) {
-      let body: unknown;
-      try {
-        body = JSON.parse(bytes.toString('utf8'));
-      } catch {
-        throw new WalrusError(ErrorCode.BAD_REQUEST, 'the body is not valid JSON');
-      }
-      records = parseAppendBody(body);
+      records = parseAppendBody(parseStrictJson(bytes));
     } else {
       const type = contentType ?? 'application/octet-stream';
       if (/[\r\n\0]/.test(type) || type.length > 256)

@@ -10,7 +10,7 @@ import {
   type TopicInfo,
 } from '../../node/protocol/messages.js';
 import { allowsTopic, requireScope } from '../middleware/auth.js';
-import { readBodyText } from '../body.js';
+import { readBody } from '../body.js';
 import { checkName, parseJsonBody } from '../params.js';
 import type { GatewayEnv, RouteDeps } from './deps.js';
 import { topicFor } from './deps.js';
@@ -78,7 +78,7 @@ export function topicRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   });
 
   app.post('/v1/topics', async (c) => {
-    const body = parseObject(parseJsonBody(c.req.header('content-type'), await readBodyText(c)), [
+    const body = parseObject(parseJsonBody(c.req.header('content-type'), await readBody(c)), [
       'name',
       'retention',
       'replicationFactor',
@@ -107,9 +107,7 @@ export function topicRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
 
   app.patch('/v1/topics/:topic', async (c) => {
     const topic = topicFor(c, 'admin');
-    const body = parseObject(parseJsonBody(c.req.header('content-type'), await readBodyText(c)), [
-      'retention',
-    ]);
+    const body = parseObject(parseJsonBody(c.req.header('content-type'), await readBody(c)), ['retention']);
     if (body['retention'] === undefined) bad('retention is required');
     const reply = await deps.upstream.request({
       op: 'configureTopic',

@@ -4,11 +4,17 @@
  * refuses a server that is not the member it expects (the node's PeerIdentityGuard, and the node id
  * at that address). Also the ClusterView the topic service and the server route with
  * (leader, voters, liveness, forwarding a client request to another node over the peer link).
+ *
+ * A forwarded request that changes state and whose peer connection then fails or times out (the
+ * target may have applied it: a segment leader killed after it wrote) fails OUTCOME_UNKNOWN, never
+ * a retryable UNAVAILABLE/TIMEOUT (error-codes.ts, "Honest retry advice").
  */
-import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
+import { decodeReply, decodeRequest, encodeRequest } from '../protocol/binary-codec.js';
 import { PeerOpcode } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
+import { changesState, outcomeUnknownError } from '../protocol/outcome.js';
+import { TransportError } from '../transport/transport-error.js';
 import type { PeerIdentityPolicy } from '../transport/peer-auth.js';
 import { PeerLink } from '../transport/peer-link.js';
 import type { ClusterView } from '../topics/ports.js';
@@ -128,18 +134,27 @@ export function raftClusterView(
     catchUpWithLeader: () => raft.catchUpWithLeader(),
     replicate: (nodeId, request, timeoutMs) => peers.request(nodeId, request, timeoutMs),
     forwardRaw: (nodeId, frame, waitMs) =>
-      peers.request(nodeId, frame, peerLimits.requestTimeoutMs + waitMs + peerLimits.forwardSlackMs),
+      peers
+        .request(nodeId, frame, peerLimits.requestTimeoutMs + waitMs + peerLimits.forwardSlackMs)
+        .catch((error: unknown) => {
+          const decoded = decodeRequest(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+          throw decoded.kind === 'request' ? honestForwardFailure(decoded.request, error) : error;
+        }),
     async forward<Op extends RequestOp>(
       nodeId: number,
       request: Extract<Request, { op: Op }>,
     ): Promise<ResponseByOp[Op]> {
       const asked = request as Request;
       const waitMs = asked.op === 'read' ? asked.waitMs : 0;
-      const bytes = await peers.request(
-        nodeId,
-        encodeRequest(1, request),
-        peerLimits.requestTimeoutMs + waitMs + peerLimits.forwardSlackMs,
-      );
+      const bytes = await peers
+        .request(
+          nodeId,
+          encodeRequest(1, request),
+          peerLimits.requestTimeoutMs + waitMs + peerLimits.forwardSlackMs,
+        )
+        .catch((error: unknown) => {
+          throw honestForwardFailure(asked, error);
+        });
       const reply = decodeReply(bytes);
       if (reply.kind === 'response') return reply.response as ResponseByOp[Op];
       if (reply.kind === 'error') {
@@ -152,4 +167,15 @@ export function raftClusterView(
       throw reply.error;
     },
   };
+}
+
+/**
+ * A forwarded request's transport failure as its caller must see it: OUTCOME_UNKNOWN when the
+ * request changes state and may have reached the target (TransportError.sent), else unchanged.
+ */
+export function honestForwardFailure(request: Request, error: unknown): unknown {
+  if (error instanceof TransportError && error.sent && error.retryable && changesState(request)) {
+    return outcomeUnknownError(request.op, error);
+  }
+  return error;
 }

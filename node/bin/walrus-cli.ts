@@ -8,9 +8,9 @@
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { TextClient } from '../client/text-client.js';
-import { WalrusClient } from '../client/walrus-client.js';
+import { removeNodeAsAdmin } from '../client/admin-client.js';
 
-const usage = `Usage: walrus-cli [--addr host:port] [--timeout-ms n] [command [args]]
+const usage = `Usage: walrus-cli [--addr host:port] [--timeout-ms n] [--cluster-secret s] [command [args]]
 
 Without a command, opens an interactive shell on the node at --addr (default 127.0.0.1:9091).
 Commands (one-off, or typed in the shell in any case):
@@ -19,7 +19,9 @@ Commands (one-off, or typed in the shell in any case):
   get <topic>                read the next record through the topic's shared cursor
   state <topic>              topic metadata JSON (segments, leaders)
   metrics                    node and cluster metrics JSON
-  remove-node <id>           admin: remove a member from the cluster (the leader too)
+  remove-node <id>           admin: remove a member from the cluster (the leader too); sent to
+                             the Raft leader's peer port, with --cluster-secret (or env
+                             WALRUS_CLUSTER_SECRET) when the cluster has one
 Shell: exit, quit or q (or Ctrl-C / Ctrl-D) leaves.
 `;
 
@@ -129,29 +131,34 @@ async function shell(client: TextClient, addr: string): Promise<number> {
   return status;
 }
 
-/** `remove-node <id>` speaks the binary protocol: it is an admin operation, not a Walrus text command. */
-async function removeNode(addr: string, args: string[], timeoutMs: number): Promise<number> {
+/**
+ * `remove-node <id>` is an admin operation, refused on the client port: it goes to the Raft
+ * leader's peer port, authenticated with the cluster secret (node/client/admin-client.ts).
+ */
+async function removeNode(
+  addr: string,
+  args: string[],
+  timeoutMs: number,
+  clusterSecret: string | null,
+): Promise<number> {
   const id = Number(args[0]);
   if (args.length !== 1 || !Number.isSafeInteger(id) || id < 1) {
     process.stderr.write('walrus-cli: usage: remove-node <node-id>\n');
     return 2;
   }
-  const client = new WalrusClient({ nodes: [addr], requestTimeoutMs: timeoutMs, retryCountMax: 2 });
   try {
-    const { removed } = await client.removeNode(id);
+    const { removed } = await removeNodeAsAdmin(id, { addr, clusterSecret, timeoutMs });
     process.stdout.write(removed ? `OK node ${id} removed\n` : `OK node ${id} was not a member\n`);
     return 0;
   } catch (error) {
     const code = (error as { code?: string }).code ?? 'ERR';
     process.stderr.write(`ERR ${code} ${(error as Error).message}\n`);
     return 1;
-  } finally {
-    await client.close();
   }
 }
 
 async function main(): Promise<number> {
-  let values: { addr?: string; 'timeout-ms'?: string; help?: boolean };
+  let values: { addr?: string; 'timeout-ms'?: string; 'cluster-secret'?: string; help?: boolean };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
@@ -161,6 +168,7 @@ async function main(): Promise<number> {
       options: {
         addr: { type: 'string' },
         'timeout-ms': { type: 'string' },
+        'cluster-secret': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -187,7 +195,8 @@ async function main(): Promise<number> {
   }
   if (positionals[0] === 'remove-node') {
     await client.close();
-    return removeNode(addr, positionals.slice(1), timeoutMs);
+    const secret = values['cluster-secret'] || process.env['WALRUS_CLUSTER_SECRET'] || null;
+    return removeNode(addr, positionals.slice(1), timeoutMs, secret);
   }
   try {
     return positionals.length > 0 ? await oneOff(client, positionals) : await shell(client, addr);

@@ -10,18 +10,24 @@
  * rest go straight there (other requests are forwarded by the node they reach).
  *
  * Retries are bounded (`retryCountMax`, capped exponential backoff, within the call's deadline)
- * and only for retryable codes (errorCodeInfo[code].retryable). A request that is not idempotent
- * (an append without producerId+producerSeq, a consumerReadNext with autoCommit) is retried only
- * when it certainly was not applied: the connection never carried it (TransportError.sent false),
- * or the server refused it up front (NOT_LEADER, BUSY). After an ambiguous failure (timeout, lost
- * connection, server TIMEOUT/UNAVAILABLE/FENCED) the error is thrown to the caller, who knows
- * whether a duplicate is acceptable. An idempotent producer's append is retried: the server answers
- * a repeated producerSeq with the original offsets (`duplicate: true`).
+ * and only for retryable codes (errorCodeInfo[code].retryable: such a code means nothing was
+ * applied). A request that is not idempotent (an append without producerId+producerSeq, a
+ * consumerReadNext with autoCommit) is retried only when it certainly was not applied: the
+ * connection never carried it (TransportError.sent false), or the server answered a code that
+ * says so (a retryable code: NOT_LEADER, BUSY, UNAVAILABLE…, never OUTCOME_UNKNOWN).
+ *
+ * Honest outcomes: when a request that changes state was sent and its connection then failed or
+ * timed out (TransportError with `sent`), or the server answered OUTCOME_UNKNOWN, the caller gets
+ * OUTCOME_UNKNOWN (not retryable, `mayHaveBeenApplied`), never UNAVAILABLE or TIMEOUT, which would
+ * invite a blind retry and a duplicate. Only an idempotent producer's append is retried after
+ * such a failure: the segment leader answers a repeated producerSeq with the original offsets
+ * (`duplicate: true`). Reads and other requests that change nothing keep their retryable code.
  */
 import assert from 'node:assert';
 import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
 import { withRequestId } from '../protocol/binary-header.js';
-import { ErrorCode, errorCodeInfo, WalrusError } from '../protocol/error-codes.js';
+import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { changesState, isIdempotent, outcomeUnknownError } from '../protocol/outcome.js';
 import type {
   AppendAcks,
   ConsumerInfo,
@@ -119,17 +125,17 @@ export const walrusClientDefaults = {
   redirectPauseMs: 30_000,
 } as const;
 
-/** Codes the server sends before doing anything, so even a non-idempotent request may be re-sent. */
-const refusedUpFront: ReadonlySet<ErrorCode> = new Set([ErrorCode.NOT_LEADER, ErrorCode.BUSY]);
-
 function topicOf(request: Request): string | undefined {
   return 'topic' in request ? request.topic : undefined;
 }
 
-function isIdempotent(request: Request): boolean {
-  if (request.op === 'append') return request.producerId !== undefined && request.producerSeq !== undefined;
-  if (request.op === 'consumerReadNext') return !request.autoCommit;
-  return true;
+/**
+ * True when the request may have been applied although it failed: it was sent and the connection
+ * then failed or timed out before the reply, or the server itself could not tell.
+ */
+function isAmbiguous(failure: WalrusError): boolean {
+  if (failure.code === ErrorCode.OUTCOME_UNKNOWN) return true;
+  return failure instanceof TransportError && failure.sent && failure.retryable;
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -216,16 +222,17 @@ export class WalrusClient {
         if (!(err instanceof WalrusError)) throw err; // aborted by the caller, or a bug
         failure = err;
       }
-      lastFailure = failure;
       const next = this.afterFailure(target, topic, failure);
+      const ambiguous = isAmbiguous(failure);
+      // A server's retryable code says that nothing was applied (error-codes.ts).
       const definitelyNotApplied =
-        (failure instanceof TransportError && !failure.sent) ||
-        (!(failure instanceof TransportError) && refusedUpFront.has(failure.code));
+        failure instanceof TransportError ? !failure.sent : !failure.mayHaveBeenApplied;
       const mayRetry =
-        errorCodeInfo[failure.code].retryable &&
+        (failure.retryable || (ambiguous && idempotent)) &&
         (idempotent || definitelyNotApplied) &&
         attempt < this.o.retryCountMax;
-      if (!mayRetry) throw failure;
+      lastFailure = ambiguous && changesState(req) ? outcomeUnknownError(req.op, failure) : failure;
+      if (!mayRetry) throw lastFailure;
       // Follow a fresh leader hint at once; otherwise back off before the next attempt.
       const followHint = failure.code === ErrorCode.NOT_LEADER && failure.leaderHint !== undefined;
       if (!(followHint && next.key !== target.key)) {
@@ -332,11 +339,6 @@ export class WalrusClient {
 
   async listTopics(options?: CallOptions): Promise<readonly TopicInfo[]> {
     return (await this.request({ op: 'listTopics' }, options)).topics;
-  }
-
-  /** Admin: removes a member from the cluster. */
-  async removeNode(nodeId: number, options?: CallOptions): Promise<{ removed: boolean }> {
-    return this.request({ op: 'removeNode', nodeId }, options);
   }
 
   async deleteTopic(topic: string, options?: CallOptions): Promise<{ deleted: boolean }> {

@@ -55,7 +55,24 @@ export interface RequestHandlerOptions {
    * rather than from a topic table that does not yet know the acknowledged ends. Default: ready.
    */
   readonly ready?: () => boolean;
+  /**
+   * TEST ONLY (the whole-node simulator): accept the peer-only ops on the client path too, because
+   * its operator's removeNode stands for walrus-cli, which reaches the Raft leader's peer port
+   * (executeForwarded there, as the client path's relay does). Default false: FORBIDDEN.
+   */
+  readonly acceptPeerOnlyOpsFromClients?: boolean;
 }
+
+/**
+ * Ops the client port refuses (FORBIDDEN): it is not authenticated. Nodes send them one another
+ * over the peer port (localOffsetForTimestamp, handOff), where `executeForwarded` runs them, and
+ * `walrus-cli remove-node` sends removeNode there too, proving the cluster secret.
+ */
+const peerOnlyOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
+  'removeNode',
+  'localOffsetForTimestamp',
+  'handOff',
+]);
 
 /** Errors after which a read of a sealed segment is tried on the next replica. */
 const readFailoverCodes: ReadonlySet<string> = new Set([
@@ -128,6 +145,14 @@ export class RequestHandler {
       return;
     }
     const { requestId, request } = decoded;
+    if (peerOnlyOps.has(request.op) && this.options.acceptPeerOnlyOpsFromClients !== true) {
+      const refusal = new WalrusError(
+        ErrorCode.FORBIDDEN,
+        `${request.op} is not accepted on the client port: it is an admin or node-to-node operation, accepted on the peer port only (walrus-cli remove-node sends it there with the cluster secret)`,
+      );
+      conn.send(encodeErrorReply(requestId, refusal, request.op));
+      return;
+    }
     const target = routeOf(
       request,
       this.topics.metadata,

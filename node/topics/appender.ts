@@ -174,7 +174,7 @@ export class Appender {
         replicator.freeze();
         const cause = toWalrusError(error);
         throw new WalrusError(
-          ErrorCode.UNAVAILABLE,
+          ErrorCode.OUTCOME_UNKNOWN,
           `the segment leader could not write the append (${cause.message}); the outcome is unknown`,
           { cause },
         );

@@ -26,7 +26,7 @@ interface Waiting {
   readonly end: number;
   readonly resolve: () => void;
   readonly reject: (error: WalrusError) => void;
-  /** When it fails UNAVAILABLE unless acknowledged (monotonic ms; non-decreasing along `waiting`). */
+  /** When it fails OUTCOME_UNKNOWN unless acknowledged (monotonic ms; non-decreasing along `waiting`). */
   readonly deadlineMs: number;
 }
 
@@ -113,7 +113,11 @@ export class SegmentReplicator {
     if (this.stopped) return Promise.reject(this.stoppedError());
     if (this.waiting.length >= replicationLimits.waitingAppendCountMax) {
       return Promise.reject(
-        new WalrusError(ErrorCode.UNAVAILABLE, 'too many appends wait for replication; retry'),
+        // The append is already in this node's WAL and on its way to the followers.
+        new WalrusError(
+          ErrorCode.OUTCOME_UNKNOWN,
+          'too many appends wait for replication; this one was written here and may still be replicated',
+        ),
       );
     }
     return new Promise<void>((resolve, reject) => {
@@ -137,7 +141,7 @@ export class SegmentReplicator {
       for (const w of this.waiting.splice(0, expired)) {
         w.reject(
           new WalrusError(
-            ErrorCode.UNAVAILABLE,
+            ErrorCode.OUTCOME_UNKNOWN,
             `segment ${this.segmentId} of topic '${this.topic}' did not reach a quorum of its replicas in ${replicationLimits.ackTimeoutMs} ms; the outcome is unknown`,
           ),
         );

@@ -452,6 +452,10 @@ export interface components {
             title: string;
             status: number;
             code: components["schemas"]["ErrorCode"];
+            /** @description True when the same request may succeed later without change; then it was not applied and may be repeated as it is (after `Retry-After`). */
+            retryable: boolean;
+            /** @description True when the request may have taken effect although it failed (OUTCOME_UNKNOWN): repeat it only if it is idempotent (an append with Producer-Id and Producer-Seq). */
+            mayHaveBeenApplied: boolean;
             detail?: string;
             instance?: string;
             /** @description With OFFSET_OUT_OF_RANGE, the first stored offset. */
@@ -465,7 +469,7 @@ export interface components {
          * @description Stable error codes shared with the binary protocol.
          * @enum {string}
          */
-        ErrorCode: "BAD_REQUEST" | "INVALID_TOPIC_NAME" | "UNKNOWN_COMMAND" | "FRAME_TOO_LARGE" | "RECORD_TOO_LARGE" | "BATCH_TOO_LARGE" | "TOPIC_NOT_FOUND" | "TOPIC_EXISTS" | "CONSUMER_NOT_FOUND" | "OFFSET_OUT_OF_RANGE" | "OFFSET_MISMATCH" | "SEQUENCE_MISMATCH" | "NOT_LEADER" | "FENCED" | "UNAVAILABLE" | "TIMEOUT" | "BUSY" | "DISK_FULL" | "CORRUPT_RECORD" | "DATA_LOST" | "UNAUTHENTICATED" | "IDENTITY_MISMATCH" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "UNSUPPORTED_MEDIA_TYPE" | "NOT_ACCEPTABLE" | "CONFLICT" | "TRANSFER_IN_PROGRESS" | "CONF_CHANGE_PENDING" | "BAD_CONF_CHANGE" | "LEARNER_NOT_CAUGHT_UP" | "BAD_COMPACT_INDEX" | "INVALID_CONFIG" | "READ_INDEX_NOT_READY" | "INTERNAL";
+        ErrorCode: "BAD_REQUEST" | "INVALID_TOPIC_NAME" | "UNKNOWN_COMMAND" | "FRAME_TOO_LARGE" | "RECORD_TOO_LARGE" | "BATCH_TOO_LARGE" | "TOPIC_NOT_FOUND" | "TOPIC_EXISTS" | "CONSUMER_NOT_FOUND" | "OFFSET_OUT_OF_RANGE" | "OFFSET_MISMATCH" | "SEQUENCE_MISMATCH" | "NOT_LEADER" | "FENCED" | "UNAVAILABLE" | "TIMEOUT" | "OUTCOME_UNKNOWN" | "BUSY" | "DISK_FULL" | "CORRUPT_RECORD" | "DATA_LOST" | "UNAUTHENTICATED" | "IDENTITY_MISMATCH" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "UNSUPPORTED_MEDIA_TYPE" | "NOT_ACCEPTABLE" | "CONFLICT" | "TRANSFER_IN_PROGRESS" | "CONF_CHANGE_PENDING" | "BAD_CONF_CHANGE" | "LEARNER_NOT_CAUGHT_UP" | "BAD_COMPACT_INDEX" | "INVALID_CONFIG" | "READ_INDEX_NOT_READY" | "HEADERS_TOO_LARGE" | "REQUEST_TIMEOUT" | "INTERNAL";
     };
     responses: {
         /** @description An error as RFC 9457 problem details with a stable `code`. */
@@ -480,6 +484,8 @@ export interface components {
                  *       "title": "The topic does not exist",
                  *       "status": 404,
                  *       "code": "TOPIC_NOT_FOUND",
+                 *       "retryable": false,
+                 *       "mayHaveBeenApplied": false,
                  *       "detail": "topic 'logs' does not exist",
                  *       "instance": "/v1/topics/logs"
                  *     }
@@ -700,6 +706,7 @@ export interface operations {
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            502: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
         };
     };
@@ -754,6 +761,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            502: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
         };
     };
@@ -795,6 +803,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
+            502: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
         };
     };
@@ -936,6 +945,7 @@ export interface operations {
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             429: components["responses"]["Problem"];
+            502: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
         };
     };
@@ -1003,6 +1013,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            502: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
         };
     };
@@ -1044,6 +1055,7 @@ export interface operations {
             404: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             416: components["responses"]["Problem"];
+            502: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
         };
     };

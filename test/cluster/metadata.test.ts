@@ -7,6 +7,7 @@
  *   node deleted its own files and the metadata kept segments whose data was gone).
  */
 import test from 'ava';
+import { removeNodeAsAdmin } from '../../node/client/admin-client.js';
 import { WalrusClient } from '../../node/client/walrus-client.js';
 import { type TestCluster, withCluster } from '../helpers/local-cluster.js';
 import { eventually } from '../helpers/eventually.js';
@@ -166,8 +167,10 @@ test.serial(
         }
         for (let i = 0; i < 5; i++) await bin.append(copied, [{ value: Buffer.from(`c${i}`) }]);
 
-        // Refused: the victim holds the only copy of an acknowledged record.
-        const refused = await t.throwsAsync(bin.removeNode(victim!));
+        // Refused: the victim holds the only copy of an acknowledged record. (remove-node is an
+        // admin operation: sent to the Raft leader's peer port, as walrus-cli does.)
+        const admin = { addr: cluster.nodes[0]!.clientAddr, clusterSecret: null, timeoutMs: 30_000 };
+        const refused = await t.throwsAsync(removeNodeAsAdmin(victim!, admin));
         t.is((refused as { code?: string }).code, 'CONFLICT');
         t.regex(refused!.message, new RegExp(`'${kept}'`));
         // ... and nothing was lost or stranded by the attempt: the topic still takes appends, and
@@ -183,7 +186,7 @@ test.serial(
 
         // Once that topic is gone, the removal hands the empty segments off and succeeds.
         await bin.deleteTopic(kept!);
-        t.deepEqual(await bin.removeNode(victim!), { removed: true });
+        t.deepEqual(await removeNodeAsAdmin(victim!, admin), { removed: true });
         await cluster.kill(
           cluster.nodes.findIndex((n) => n.spec.nodeId === victim),
           'SIGTERM',

@@ -370,6 +370,8 @@ export class SimNode {
       logger,
       ready: () => topicsRecovered,
       metricsJson: () => ({ nodeId: this.id }),
+      // The operator's remove-node stands for walrus-cli, which goes to the leader's peer port.
+      acceptPeerOnlyOpsFromClients: true,
     });
     r.handler = handler;
 

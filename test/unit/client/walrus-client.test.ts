@@ -224,7 +224,13 @@ test('an append without producer id is not re-sent after an ambiguous failure', 
   const client = new WalrusClient({ nodes: [node.addr], ...fastRetries });
   t.teardown(() => client.close());
   const err = await rejection(client.append('t', [{ value: Buffer.from('once') }]));
-  t.is(err.code, ErrorCode.UNAVAILABLE);
+  t.is(
+    err.code,
+    ErrorCode.OUTCOME_UNKNOWN,
+    'never a retryable UNAVAILABLE: the append may have been applied',
+  );
+  t.false(err.retryable);
+  t.true(err.mayHaveBeenApplied);
   t.is(node.count('append'), 1, 'not re-sent');
   t.is(
     node.topics.get('t')!.records.length,
@@ -283,13 +289,22 @@ test('BUSY (refused up front) is retried even for a plain append; retries are bo
   const err = await rejection(client.describeTopic('t'));
   t.is(err.code, ErrorCode.UNAVAILABLE);
   t.is(node.count('describeTopic'), 4, 'one attempt plus retryCountMax retries');
+  // A retryable code says that nothing was applied: even a plain append is re-sent.
   const plain = await rejection(client.append('t', [{ value: Buffer.from('y') }]));
   t.is(plain.code, ErrorCode.UNAVAILABLE);
-  t.is(
-    node.count('append'),
-    4,
-    'a server UNAVAILABLE may follow a local write: a plain append is not re-sent',
+  t.is(node.count('append'), 3 + 4, 'one attempt plus retryCountMax retries');
+  // OUTCOME_UNKNOWN from the server (e.g. a quorum wait that ran out): a plain append is not
+  // re-sent, an idempotent producer's is (the node deduplicates it).
+  node.hook = (r) =>
+    r.op === 'append' ? { code: ErrorCode.OUTCOME_UNKNOWN, message: 'quorum wait ran out' } : undefined;
+  const unknown = await rejection(client.append('t', [{ value: Buffer.from('z') }]));
+  t.is(unknown.code, ErrorCode.OUTCOME_UNKNOWN);
+  t.is(node.count('append'), 3 + 4 + 1, 'a plain append is not re-sent after an unknown outcome');
+  const producer = await rejection(
+    client.append('t', [{ value: Buffer.from('z') }], { producerId: 'p', producerSeq: 0 }),
   );
+  t.is(producer.code, ErrorCode.OUTCOME_UNKNOWN);
+  t.is(node.count('append'), 3 + 4 + 1 + 4, 'an idempotent append is retried up to retryCountMax');
   await client.close();
   await node.stop();
 });
@@ -301,7 +316,19 @@ test('a request without a reply fails TIMEOUT within the call timeout; abort rej
   const client = new WalrusClient({ nodes: [node.addr], retryCountMax: 0 });
   t.teardown(() => client.close());
   const err = await rejection(client.metrics({ timeoutMs: 100 }));
-  t.is(err.code, ErrorCode.TIMEOUT);
+  t.is(err.code, ErrorCode.TIMEOUT, 'a read that timed out changed nothing: still retryable');
+  node.topics.set('t', {
+    records: [],
+    createdAtMs: 0,
+    retention: { retentionMs: null, retentionBytes: null },
+  });
+  node.hook = (r) => (r.op === 'metrics' || r.op === 'append' ? 'hang' : undefined);
+  const append = await rejection(client.append('t', [{ value: Buffer.from('a') }], { timeoutMs: 100 }));
+  t.is(
+    append.code,
+    ErrorCode.OUTCOME_UNKNOWN,
+    'an append sent and not answered in time may have been applied',
+  );
   const ac = new AbortController();
   const p = client.metrics({ signal: ac.signal });
   ac.abort(new Error('user gave up'));

@@ -126,23 +126,38 @@ test('retryable answers are retried for safe requests, within the bound', async 
   // 3 SDK attempts, each tried at most twice by the gateway: bounded at both layers.
   t.is(100 - failuresLeft, 3 * 2);
 
-  // A plain append (no producer id) is not safe to repeat: one attempt only.
+  // An unknown outcome (the append may have been written): a plain append is not repeated, an
+  // idempotent producer's is (the cluster deduplicates it).
+  const { WalrusError } = await import('../../../node/protocol/error-codes.js');
   let appendCalls = 0;
+  let failWith: string = 'OUTCOME_UNKNOWN';
   g.upstream.request = (async (
     req: Parameters<typeof original>[0],
     options?: Parameters<typeof original>[1],
   ) => {
     if (req.op === 'append') {
       appendCalls++;
-      throw new (await import('../../../node/protocol/error-codes.js')).WalrusError('UNAVAILABLE', 'blip');
+      throw new WalrusError(failWith as 'OUTCOME_UNKNOWN', 'connection to the segment leader was lost');
     }
     return original(req, options);
   }) as typeof original;
-  await t.throwsAsync(client.append('r', ['x']));
-  t.is(appendCalls, 1);
+  const unknown = await t.throwsAsync(client.append('r', ['x']), { instanceOf: WalrusApiError });
+  t.is(unknown?.code, 'OUTCOME_UNKNOWN');
+  t.is(unknown?.status, 502);
+  t.false(unknown?.retryable);
+  t.true(unknown?.mayHaveBeenApplied);
+  t.is(unknown?.problem['mayHaveBeenApplied'], true);
+  t.is(appendCalls, 1, 'a plain append is sent once');
   appendCalls = 0;
   await t.throwsAsync(client.append('r', ['x'], { producerId: 'p', producerSeq: 0 }));
-  t.true(appendCalls > 1, 'an idempotent-producer append is retried');
+  t.is(appendCalls, 3 * 2, 'an idempotent-producer append is retried, bounded at both layers');
+  // A retryable code says nothing was applied: even a plain append is repeated, within the bound.
+  failWith = 'UNAVAILABLE';
+  appendCalls = 0;
+  const unavailable = await t.throwsAsync(client.append('r', ['x']), { instanceOf: WalrusApiError });
+  t.is(unavailable?.code, 'UNAVAILABLE');
+  t.false(unavailable?.mayHaveBeenApplied);
+  t.is(appendCalls, 3 * 2);
 });
 
 test('an unreachable gateway is UNAVAILABLE with status 0; an AbortSignal cancels', async (t) => {
