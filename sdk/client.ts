@@ -297,12 +297,23 @@ export class WalrusHttpClient {
     );
   }
 
-  consumerCommit(topic: string, consumer: string, offset: number, o: CallOptions = {}): Promise<Consumer> {
+  /**
+   * Moves the cursor to `offset`; with `expectedOffset` (the cursor the records were read from) a
+   * compare-and-set: OFFSET_MISMATCH when the cursor moved meanwhile, and a late or retried commit
+   * never moves it back.
+   */
+  consumerCommit(
+    topic: string,
+    consumer: string,
+    offset: number,
+    o: CallOptions & { expectedOffset?: number } = {},
+  ): Promise<Consumer> {
+    const { expectedOffset, ...rest } = o;
     return call(() =>
       this.api.POST('/v1/topics/{topic}/consumers/{consumer}/commit', {
         params: { path: { topic, consumer } },
-        body: { offset },
-        ...o,
+        body: expectedOffset === undefined ? { offset } : { offset, expectedOffset },
+        ...rest,
       }),
     );
   }

@@ -49,23 +49,33 @@ export function consumerRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
     const topic = topicFor(c, 'read');
     const consumer = checkName('consumer', c.req.param('consumer'));
     const body = parseJsonBody(c.req.header('content-type'), await readBody(c));
-    const offset = (body as { offset?: unknown } | null)?.offset;
+    const { offset, expectedOffset } = (body ?? {}) as { offset?: unknown; expectedOffset?: unknown };
     if (
       typeof body !== 'object' ||
       body === null ||
       Array.isArray(body) ||
-      Object.keys(body).some((k) => k !== 'offset')
+      Object.keys(body).some((k) => k !== 'offset' && k !== 'expectedOffset')
     ) {
-      throw new WalrusError(ErrorCode.BAD_REQUEST, 'the body must be {"offset": N}');
+      throw new WalrusError(
+        ErrorCode.BAD_REQUEST,
+        'the body must be {"offset": N} or {"offset": N, "expectedOffset": M}',
+      );
     }
     if (!Number.isSafeInteger(offset) || (offset as number) < 0) {
       throw new WalrusError(ErrorCode.BAD_REQUEST, 'offset must be a non-negative integer');
+    }
+    if (
+      expectedOffset !== undefined &&
+      (!Number.isSafeInteger(expectedOffset) || (expectedOffset as number) < 0)
+    ) {
+      throw new WalrusError(ErrorCode.BAD_REQUEST, 'expectedOffset must be a non-negative integer');
     }
     const reply = await deps.upstream.request({
       op: 'consumerCommit',
       topic,
       consumer,
       offset: offset as number,
+      ...(expectedOffset === undefined ? {} : { expectedOffset: expectedOffset as number }),
     });
     return c.json(reply.consumer);
   });

@@ -244,7 +244,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Set a named consumer's next offset */
+        /**
+         * Set a named consumer's next offset
+         * @description With `expectedOffset` (the cursor the records were read from) the commit is a compare-and-set: it takes effect only while the cursor is there, else it answers 412 OFFSET_MISMATCH and changes nothing; a cursor already at `offset` answers 200 (a retried commit). A commit that arrives late can then never move the cursor back. Without it the cursor is set wherever `offset` says (a seek).
+         */
         post: operations["consumerCommit"];
         delete?: never;
         options?: never;
@@ -445,6 +448,8 @@ export interface components {
         };
         CommitRequest: {
             offset: number;
+            /** @description Compare-and-set on the cursor (see the operation). */
+            expectedOffset?: number;
         };
         Problem: {
             /** Format: uri */
@@ -1033,7 +1038,8 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "offset": 42
+                 *       "offset": 42,
+                 *       "expectedOffset": 40
                  *     }
                  */
                 "application/json": components["schemas"]["CommitRequest"];
@@ -1053,6 +1059,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            412: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             416: components["responses"]["Problem"];
             502: components["responses"]["Problem"];

@@ -262,6 +262,17 @@ test('named consumers: read next with auto-commit, commit, get', async (t) => {
   t.like(await committed.json(), { offset: 0 });
   const beyond = await json('POST', `${base}/consumers/c1/commit`, { offset: 99 });
   t.is(beyond.status, 416);
+  // Compare-and-set: refused unless the cursor is where the caller read from; a retry succeeds.
+  const stale = await json('POST', `${base}/consumers/c1/commit`, { offset: 1, expectedOffset: 2 });
+  t.is(stale.status, 412);
+  t.is(await problemCode(stale), 'OFFSET_MISMATCH');
+  for (let i = 0; i < 2; i++) {
+    const cas = await json('POST', `${base}/consumers/c1/commit`, { offset: 1, expectedOffset: 0 });
+    t.deepEqual(await checkResponse('consumerCommit', cas), []);
+    t.like(await cas.json(), { offset: 1 });
+  }
+  const badExpected = await json('POST', `${base}/consumers/c1/commit`, { offset: 1, expectedOffset: -1 });
+  t.is(await problemCode(badExpected), 'BAD_REQUEST');
 });
 
 test('/metrics, /openapi.yaml and /docs', async (t) => {
