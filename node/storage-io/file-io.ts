@@ -4,9 +4,19 @@
  * Synchronous on purpose: the group commit writes and fdatasyncs in one setImmediate callback
  * (the Redis AOF model), which is faster than the libuv thread pool for small writes. The one
  * asynchronous call, `fdatasyncAsync`, lets a group commit that touched several files sync them
- * in parallel.
+ * in parallel. `statfs` tells the WAL how much space is left (its disk reserve, preallocation
+ * back-off); optional, so a FileIo without a file system (the simulator's disk) leaves the WAL to
+ * learn of a full disk from ENOSPC alone.
  */
 import fs from 'node:fs';
+
+/** Space on the file system that holds a path (statfs: blocks available to the process). */
+export interface DiskUsage {
+  /** Bytes a write may still take (f_bavail × f_bsize). */
+  readonly freeBytes: number;
+  /** Size of the file system (f_blocks × f_bsize). */
+  readonly sizeBytes: number;
+}
 
 export interface FileIo {
   open(file: string, flags: 'r+' | 'w+' | 'wx+' | 'r'): number;
@@ -36,6 +46,8 @@ export interface FileIo {
   exists(file: string): boolean;
   /** fsync of a directory, so that creates, renames and deletes in it are durable. */
   fsyncDir(dir: string): void;
+  /** Free and total space of the file system holding `dir` (absent: not known). */
+  statfs?(dir: string): DiskUsage;
 }
 
 /**
@@ -95,6 +107,10 @@ export const realFileIo: FileIo = {
       fs.closeSync(fd);
     }
   },
+  statfs: (dir) => {
+    const s = fs.statfsSync(dir);
+    return { freeBytes: s.bavail * s.bsize, sizeBytes: s.blocks * s.bsize };
+  },
 };
 
 export type FaultOp = 'write' | 'fdatasync' | 'fsync' | 'truncate' | 'open' | 'rename' | 'unlink' | 'zeros';
@@ -117,6 +133,11 @@ export class FaultInjectingFileIo implements FileIo {
   private readonly paths = new Map<number, string>();
   /** Calls that failed because of an injected fault. */
   injectedCount = 0;
+  /**
+   * What `statfs` answers instead of the real file system while set: a test's full or freed disk.
+   * Bytes written through this FileIo meanwhile are taken from `freeBytes`, as a disk would.
+   */
+  diskUsage: { freeBytes: number; sizeBytes: number } | null = null;
 
   constructor(private readonly inner: FileIo = realFileIo) {}
 
@@ -165,7 +186,9 @@ export class FaultInjectingFileIo implements FileIo {
       if (partial > 0) this.inner.write(fd, buf, bufOffset, partial, position);
       this.fail(fault, 'write');
     }
-    return this.inner.write(fd, buf, bufOffset, length, position);
+    const n = this.inner.write(fd, buf, bufOffset, length, position);
+    if (this.diskUsage !== null) this.diskUsage.freeBytes = Math.max(0, this.diskUsage.freeBytes - n);
+    return n;
   }
   read(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number): number {
     return this.inner.read(fd, buf, bufOffset, length, position);
@@ -236,5 +259,11 @@ export class FaultInjectingFileIo implements FileIo {
   }
   fsyncDir(dir: string): void {
     this.inner.fsyncDir(dir);
+  }
+  statfs(dir: string): DiskUsage {
+    if (this.diskUsage !== null) return { ...this.diskUsage };
+    if (this.inner.statfs === undefined)
+      throw Object.assign(new Error('statfs is not known'), { code: 'ENOSYS' });
+    return this.inner.statfs(dir);
   }
 }
