@@ -37,7 +37,8 @@ const byNumber = (a: number, b: number): number => a - b;
 export function metricsJson(
   nodeId: number,
   raft: RaftStatusForMetrics,
-  storage: Readonly<Record<string, number>>,
+  /** Counters, and the disk's `disk_free_bytes`, `disk_reserve_bytes` (null when not known) and `disk_full`. */
+  storage: Readonly<Record<string, number | boolean | null>>,
   nowMs: number,
 ): Record<string, unknown> {
   const isLeader = raft.state === 'Leader';
