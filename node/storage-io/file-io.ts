@@ -135,9 +135,23 @@ export class FaultInjectingFileIo implements FileIo {
   injectedCount = 0;
   /**
    * What `statfs` answers instead of the real file system while set: a test's full or freed disk.
-   * Bytes written through this FileIo meanwhile are taken from `freeBytes`, as a disk would.
+   * Files grown through this FileIo meanwhile take from `freeBytes`, files cut or removed give back.
    */
   diskUsage: { freeBytes: number; sizeBytes: number } | null = null;
+
+  /** Moves `freeBytes` by a file's change of size (only while `diskUsage` is set). */
+  private account(sizeBefore: number, sizeAfter: number): void {
+    if (this.diskUsage === null) return;
+    this.diskUsage.freeBytes = Math.max(0, this.diskUsage.freeBytes - (sizeAfter - sizeBefore));
+  }
+
+  private sizeOfPath(file: string): number {
+    try {
+      return fs.statSync(file).size;
+    } catch {
+      return 0;
+    }
+  }
 
   constructor(private readonly inner: FileIo = realFileIo) {}
 
@@ -186,8 +200,9 @@ export class FaultInjectingFileIo implements FileIo {
       if (partial > 0) this.inner.write(fd, buf, bufOffset, partial, position);
       this.fail(fault, 'write');
     }
+    const before = this.diskUsage === null ? 0 : this.inner.sizeOf(fd);
     const n = this.inner.write(fd, buf, bufOffset, length, position);
-    if (this.diskUsage !== null) this.diskUsage.freeBytes = Math.max(0, this.diskUsage.freeBytes - n);
+    this.account(before, Math.max(before, position + n));
     return n;
   }
   read(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number): number {
@@ -225,12 +240,17 @@ export class FaultInjectingFileIo implements FileIo {
         }),
       );
     }
-    return this.inner.writeZerosDurablyAsync(file, from, to);
+    const before = this.diskUsage === null ? 0 : this.sizeOfPath(file);
+    return this.inner
+      .writeZerosDurablyAsync(file, from, to)
+      .then(() => this.account(before, Math.max(before, to)));
   }
   truncate(fd: number, length: number): void {
     const fault = this.take('truncate', this.paths.get(fd));
     if (fault) this.fail(fault, 'ftruncate');
+    const before = this.diskUsage === null ? 0 : this.inner.sizeOf(fd);
     this.inner.truncate(fd, length);
+    this.account(before, this.diskUsage === null ? 0 : length);
   }
   sizeOf(fd: number): number {
     return this.inner.sizeOf(fd);
@@ -243,7 +263,9 @@ export class FaultInjectingFileIo implements FileIo {
   unlink(file: string): void {
     const fault = this.take('unlink', file);
     if (fault) this.fail(fault, 'unlink');
+    const before = this.diskUsage === null ? 0 : this.sizeOfPath(file);
     this.inner.unlink(file);
+    this.account(before, 0);
   }
   mkdir(dir: string): void {
     this.inner.mkdir(dir);
