@@ -35,6 +35,9 @@ import { type TopicContext, proposeOrThrow } from './topic-context.js';
 import { SegmentReplicator } from './segment-replicator.js';
 import { type TopicRuntime, toWalrusError, wakeWaiters } from './topic-table.js';
 
+/** A promise that never settles: a branch of a race that must not win. */
+const never = new Promise<never>(() => {});
+
 export interface AppendOptions {
   producerId?: string;
   producerSeq?: number;
@@ -205,7 +208,15 @@ export class Appender {
       await durable;
     } else {
       durable.catch(() => {}); // reported through the quorum wait, which can no longer succeed here
-      await replicator.waitCommitted(lastOffset + 1);
+      // A known outcome (a sole replica's DISK_FULL) answers at once: a frozen replication would
+      // only time out (its waiters are not woken).
+      const diskFull = durable.then(
+        () => never,
+        (e: unknown) =>
+          e instanceof WalrusError && e.code === ErrorCode.DISK_FULL ? Promise.reject(e) : never,
+      );
+      diskFull.catch(() => {});
+      await Promise.race([replicator.waitCommitted(lastOffset + 1), diskFull]);
     }
     this.maybeRollover(name);
     return { firstOffset, lastOffset, timestampMs, duplicate: false, acks };
