@@ -80,7 +80,11 @@ export class DiskSpace {
     const now = this.nowMs();
     if (!force && now - this.checkedAtMs < diskSpaceLimits.diskCheckIntervalMs) return;
     this.checkedAtMs = now;
-    if (this.io.statfs === undefined) return;
+    if (this.io.statfs === undefined) {
+      // Nothing to ask: the next write finds out (as before the reserve existed).
+      this.enospc = false;
+      return;
+    }
     const wasFull = this.isFull();
     try {
       this.usage = this.io.statfs(this.dir);
@@ -88,6 +92,7 @@ export class DiskSpace {
       this.enospc = false;
     } catch {
       this.usage = null;
+      this.enospc = false;
     }
     if (!wasFull && this.isFull()) this.onFull();
   }

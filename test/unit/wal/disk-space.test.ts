@@ -8,7 +8,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FaultInjectingFileIo } from '../../../node/storage-io/index.js';
+import { FaultInjectingFileIo, type FileIo, realFileIo } from '../../../node/storage-io/index.js';
 import { diskSpaceLimits } from '../../../node/wal/disk-space.js';
 import { type Wal, WalError } from '../../../node/wal/index.js';
 import { CapturingLogger } from '../../helpers/topic-harness.js';
@@ -220,4 +220,18 @@ test('preallocation takes at most a share of the space above the reserve, and is
   // A step is at most 1/8 of the headroom; one starts when half the previous is left.
   const stepMax = MiB / diskSpaceLimits.preallocateHeadroomDivisor;
   t.true(ahead() <= stepMax * 1.5 + 4096, `${ahead()} bytes ahead near the reserve`);
+});
+
+test("without statfs (the simulator's disk) an ENOSPC fails its group commit only: the next append is tried again", async (t) => {
+  const dir = tempDir('no-statfs');
+  t.teardown(() => removeDir(dir));
+  const { statfs: _, ...withoutStatfs } = realFileIo;
+  const io = new FaultInjectingFileIo(withoutStatfs as FileIo);
+  const wal = await openWal(dir, { fileIo: io });
+  t.teardown(() => wal.close().catch(() => {}));
+  await wal.createSegment('t', 1, 0);
+  io.inject({ op: 'write', code: 'ENOSPC', pathIncludes: '.wal' });
+  t.is(code(await wal.append('t', [{ value: payload(0, 100) }]).catch((e) => e)), 'DISK_FULL');
+  t.deepEqual(wal.diskSpace(), { freeBytes: null, reserveBytes: null, full: false });
+  t.is((await wal.append('t', [{ value: payload(0, 100) }])).firstOffset, 0);
 });
