@@ -160,6 +160,7 @@ async function main(): Promise<void> {
     rootDir: userDataDir,
     fsyncPolicy: parseFsyncPolicy(config.fsync),
     recordSizeMaxBytes: config.recordSizeMaxBytes,
+    ...(config.diskReserveBytes === null ? {} : { diskReserveBytes: config.diskReserveBytes }),
     logger,
   });
 

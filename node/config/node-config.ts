@@ -50,6 +50,11 @@ export interface NodeConfig {
   /** Default retention for new topics; null = keep forever. */
   readonly retentionMsDefault: number | null;
   readonly retentionBytesDefault: number | null;
+  /**
+   * Bytes kept free on the data directory's file system: below it appends and new segments are
+   * refused with DISK_FULL. null = the default, min(64 MiB, 1% of the file system); 0 = none.
+   */
+  readonly diskReserveBytes: number | null;
 }
 
 export const nodeUsage = `Usage: walrus-node --node-id <n> [options]
@@ -67,6 +72,8 @@ Seed flags (same meaning and defaults as distributed Walrus):
 Walrus-TS flags:
   --cluster-secret <secret>     shared peer secret (env WALRUS_CLUSTER_SECRET)
   --fsync <policy>              always | interval:<ms> | never (default always, env WALRUS_FSYNC)
+  --disk-reserve-bytes <n>      bytes kept free: appends get DISK_FULL below it (default
+                                min(64 MiB, 1% of the file system); 0 = none; env WALRUS_DISK_RESERVE_BYTES)
   --log-level <level>           debug | info | warn | error (default info, env WALRUS_LOG_LEVEL or RUST_LOG)
   -h, --help                    print this help
 
@@ -134,6 +141,12 @@ function parseLogLevel(text: string): NodeConfig['logLevel'] {
 function optionalLimit(name: string, text: string | undefined): number | null {
   if (text === undefined || text === '') return null;
   return parseIntStrict(name, text, 1, Number.MAX_SAFE_INTEGER);
+}
+
+function diskReserve(flag: string | undefined, env: string | undefined): number | null {
+  if (flag !== undefined) return parseIntStrict('--disk-reserve-bytes', flag, 0, Number.MAX_SAFE_INTEGER);
+  if (env === undefined || env === '') return null;
+  return parseIntStrict('WALRUS_DISK_RESERVE_BYTES', env, 0, Number.MAX_SAFE_INTEGER);
 }
 
 /** Parses argv (without node and script) and env. Throws ConfigError; returns 'help' for -h. */
@@ -229,6 +242,7 @@ export function parseNodeConfig(argv: readonly string[], env: Env): NodeConfig |
     ),
     retentionMsDefault: optionalLimit('WALRUS_RETENTION_MS', env['WALRUS_RETENTION_MS']),
     retentionBytesDefault: optionalLimit('WALRUS_RETENTION_BYTES', env['WALRUS_RETENTION_BYTES']),
+    diskReserveBytes: diskReserve(v['disk-reserve-bytes'], env['WALRUS_DISK_RESERVE_BYTES']),
   };
   if (config.dataDir === '') throw new ConfigError('--data-dir must not be empty');
   return Object.freeze(config);
@@ -252,6 +266,7 @@ function parseArgsFor(argv: readonly string[]) {
       'log-level': { type: 'string' },
       'cluster-secret': { type: 'string' },
       fsync: { type: 'string' },
+      'disk-reserve-bytes': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -49,7 +49,8 @@ export interface ConnectionFigures {
 export function metricsJson(
   nodeId: number,
   raft: RaftStatusForMetrics,
-  storage: Readonly<Record<string, number>>,
+  /** Counters, and the disk's `disk_free_bytes`, `disk_reserve_bytes` (null when not known) and `disk_full`. */
+  storage: Readonly<Record<string, number | boolean | null>>,
   nowMs: number,
   connections?: ConnectionFigures,
 ): Record<string, unknown> {

@@ -4,9 +4,19 @@
  * Synchronous on purpose: the group commit writes and fdatasyncs in one setImmediate callback
  * (the Redis AOF model), which is faster than the libuv thread pool for small writes. The one
  * asynchronous call, `fdatasyncAsync`, lets a group commit that touched several files sync them
- * in parallel.
+ * in parallel. `statfs` tells the WAL how much space is left (its disk reserve, preallocation
+ * back-off); optional, so a FileIo without a file system (the simulator's disk) leaves the WAL to
+ * learn of a full disk from ENOSPC alone.
  */
 import fs from 'node:fs';
+
+/** Space on the file system that holds a path (statfs: blocks available to the process). */
+export interface DiskUsage {
+  /** Bytes a write may still take (f_bavail × f_bsize). */
+  readonly freeBytes: number;
+  /** Size of the file system (f_blocks × f_bsize). */
+  readonly sizeBytes: number;
+}
 
 export interface FileIo {
   open(file: string, flags: 'r+' | 'w+' | 'wx+' | 'r'): number;
@@ -36,6 +46,8 @@ export interface FileIo {
   exists(file: string): boolean;
   /** fsync of a directory, so that creates, renames and deletes in it are durable. */
   fsyncDir(dir: string): void;
+  /** Free and total space of the file system holding `dir` (absent: not known). */
+  statfs?(dir: string): DiskUsage;
 }
 
 /**
@@ -95,6 +107,10 @@ export const realFileIo: FileIo = {
       fs.closeSync(fd);
     }
   },
+  statfs: (dir) => {
+    const s = fs.statfsSync(dir);
+    return { freeBytes: s.bavail * s.bsize, sizeBytes: s.blocks * s.bsize };
+  },
 };
 
 export type FaultOp = 'write' | 'fdatasync' | 'fsync' | 'truncate' | 'open' | 'rename' | 'unlink' | 'zeros';
@@ -117,6 +133,25 @@ export class FaultInjectingFileIo implements FileIo {
   private readonly paths = new Map<number, string>();
   /** Calls that failed because of an injected fault. */
   injectedCount = 0;
+  /**
+   * What `statfs` answers instead of the real file system while set: a test's full or freed disk.
+   * Files grown through this FileIo meanwhile take from `freeBytes`, files cut or removed give back.
+   */
+  diskUsage: { freeBytes: number; sizeBytes: number } | null = null;
+
+  /** Moves `freeBytes` by a file's change of size (only while `diskUsage` is set). */
+  private account(sizeBefore: number, sizeAfter: number): void {
+    if (this.diskUsage === null) return;
+    this.diskUsage.freeBytes = Math.max(0, this.diskUsage.freeBytes - (sizeAfter - sizeBefore));
+  }
+
+  private sizeOfPath(file: string): number {
+    try {
+      return fs.statSync(file).size;
+    } catch {
+      return 0;
+    }
+  }
 
   constructor(private readonly inner: FileIo = realFileIo) {}
 
@@ -165,7 +200,10 @@ export class FaultInjectingFileIo implements FileIo {
       if (partial > 0) this.inner.write(fd, buf, bufOffset, partial, position);
       this.fail(fault, 'write');
     }
-    return this.inner.write(fd, buf, bufOffset, length, position);
+    const before = this.diskUsage === null ? 0 : this.inner.sizeOf(fd);
+    const n = this.inner.write(fd, buf, bufOffset, length, position);
+    this.account(before, Math.max(before, position + n));
+    return n;
   }
   read(fd: number, buf: Uint8Array, bufOffset: number, length: number, position: number): number {
     return this.inner.read(fd, buf, bufOffset, length, position);
@@ -202,12 +240,17 @@ export class FaultInjectingFileIo implements FileIo {
         }),
       );
     }
-    return this.inner.writeZerosDurablyAsync(file, from, to);
+    const before = this.diskUsage === null ? 0 : this.sizeOfPath(file);
+    return this.inner
+      .writeZerosDurablyAsync(file, from, to)
+      .then(() => this.account(before, Math.max(before, to)));
   }
   truncate(fd: number, length: number): void {
     const fault = this.take('truncate', this.paths.get(fd));
     if (fault) this.fail(fault, 'ftruncate');
+    const before = this.diskUsage === null ? 0 : this.inner.sizeOf(fd);
     this.inner.truncate(fd, length);
+    this.account(before, this.diskUsage === null ? 0 : length);
   }
   sizeOf(fd: number): number {
     return this.inner.sizeOf(fd);
@@ -220,7 +263,9 @@ export class FaultInjectingFileIo implements FileIo {
   unlink(file: string): void {
     const fault = this.take('unlink', file);
     if (fault) this.fail(fault, 'unlink');
+    const before = this.diskUsage === null ? 0 : this.sizeOfPath(file);
     this.inner.unlink(file);
+    this.account(before, 0);
   }
   mkdir(dir: string): void {
     this.inner.mkdir(dir);
@@ -236,5 +281,11 @@ export class FaultInjectingFileIo implements FileIo {
   }
   fsyncDir(dir: string): void {
     this.inner.fsyncDir(dir);
+  }
+  statfs(dir: string): DiskUsage {
+    if (this.diskUsage !== null) return { ...this.diskUsage };
+    if (this.inner.statfs === undefined)
+      throw Object.assign(new Error('statfs is not known'), { code: 'ENOSYS' });
+    return this.inner.statfs(dir);
   }
 }

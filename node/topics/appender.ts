@@ -13,6 +13,10 @@
  * that exact count, under the segment's epoch (a recovery that fenced the segment meanwhile wins).
  * The next segment's leader and replicas are chosen by the Raft leader, which alone knows who is
  * alive, before the seal is logged.
+ *
+ * A full disk answers DISK_FULL on every path: the WAL refuses the append (its disk reserve), the
+ * creation of the segment's local file, or the seal of a rollover, and an append waiting on the
+ * latter two gets that error instead of waiting out its rounds (UNAVAILABLE "cannot roll over").
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { RecordInput, ResponseByOp } from '../protocol/messages.js';
@@ -30,6 +34,9 @@ import { checkSequence, producerTable, trackBatch, withProducerHeader } from './
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
 import { SegmentReplicator } from './segment-replicator.js';
 import { type TopicRuntime, toWalrusError, wakeWaiters } from './topic-table.js';
+
+/** A promise that never settles: a branch of a race that must not win. */
+const never = new Promise<never>(() => {});
 
 export interface AppendOptions {
   producerId?: string;
@@ -51,6 +58,11 @@ export class Appender {
   completeSealed: (topic: string, segmentId: number) => Promise<boolean> = () => Promise.resolve(false);
   /** Asks for the recovery of a segment this node leads but can no longer append to (set by the service). */
   needsRecovery: (topic: string, segmentId: number, reason: string) => void = () => {};
+  /**
+   * The DISK_FULL a segment creation or a rollover ended with, by the promise appends waited on
+   * (weakly held: it goes with the promise).
+   */
+  private readonly diskFull = new WeakMap<Promise<void>, WalrusError>();
 
   constructor(ctx: TopicContext) {
     this.ctx = ctx;
@@ -77,7 +89,10 @@ export class Appender {
           `topic '${name}' cannot roll over to a new segment; retry later`,
         );
       }
-      await rt;
+      const waited = rt;
+      await waited;
+      const full = this.diskFull.get(waited);
+      if (full !== undefined) throw full;
       rt = this.admitNow(name);
     }
     // From here to wal.append there is no await, so the segment-full check, the sequence and
@@ -173,6 +188,17 @@ export class Appender {
         // segment is left to a recovery (the monitor finds the frozen replicator).
         replicator.freeze();
         const cause = toWalrusError(error);
+        // A sole replica that hit a full disk wrote nothing (the WAL cut the batch back) and sent
+        // it nowhere: the outcome is known, and it is DISK_FULL.
+        const segment = this.ctx.meta.state.topics
+          .get(name)
+          ?.segments.find((s) => s.id === replicator.segmentId);
+        if (
+          cause.code === ErrorCode.DISK_FULL &&
+          segment !== undefined &&
+          isSoleReplica(segment, this.ctx.nodeId)
+        )
+          throw cause;
         throw new WalrusError(
           ErrorCode.OUTCOME_UNKNOWN,
           `the segment leader could not write the append (${cause.message}); the outcome is unknown`,
@@ -184,7 +210,15 @@ export class Appender {
       await durable;
     } else {
       durable.catch(() => {}); // reported through the quorum wait, which can no longer succeed here
-      await replicator.waitCommitted(lastOffset + 1);
+      // A known outcome (a sole replica's DISK_FULL) answers at once: a frozen replication would
+      // only time out (its waiters are not woken).
+      const diskFull = durable.then(
+        () => never,
+        (e: unknown) =>
+          e instanceof WalrusError && e.code === ErrorCode.DISK_FULL ? Promise.reject(e) : never,
+      );
+      diskFull.catch(() => {});
+      await Promise.race([replicator.waitCommitted(lastOffset + 1), diskFull]);
     }
     this.maybeRollover(name);
     return { firstOffset, lastOffset, timestampMs, duplicate: false, acks };
@@ -250,6 +284,8 @@ export class Appender {
       logger.info({ topic: name, segment: active.id, baseOffset: active.baseOffset }, 'Leading new segment');
     })()
       .catch((error: unknown) => {
+        // A full disk is logged by the WAL (rate-limited), and answered to the appends waiting.
+        if (this.noteDiskFull(ready, error)) return;
         logger.error({ topic: name, err: String(error) }, 'could not create the WAL segment this node leads');
       })
       .finally(() => {
@@ -274,13 +310,23 @@ export class Appender {
     const rt = this.ctx.table.find(name);
     if (rt === undefined || rt.rolling !== null) return;
     if (this.activeEntryCount(name) < this.ctx.segmentEntryCountMax) return;
-    rt.rolling = this.rollover(name)
+    const rolling: Promise<void> = this.rollover(name)
       .catch((error: unknown) => {
+        if (this.noteDiskFull(rolling, error)) return;
         this.ctx.logger.error({ topic: name, err: String(error) }, 'rollover did not complete');
       })
       .finally(() => {
         rt.rolling = null;
       });
+    rt.rolling = rolling;
+  }
+
+  /** Remembers a DISK_FULL for the appends waiting on `waited`; false for any other error. */
+  private noteDiskFull(waited: Promise<void>, error: unknown): boolean {
+    const walrusError = toWalrusError(error);
+    if (walrusError.code !== ErrorCode.DISK_FULL) return false;
+    this.diskFull.set(waited, walrusError);
+    return true;
   }
 
   /**

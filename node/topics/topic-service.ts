@@ -184,13 +184,17 @@ export class TopicService {
   }
 
   /** Storage figures that METRICS adds beside the Raft fields, with the replication health. */
-  storageStats(): Record<string, number> {
+  storageStats(): Record<string, number | boolean | null> {
     const health = this.replicationHealth();
+    const disk = this.ctx.wal.diskSpace();
     return {
       topics: this.ctx.meta.state.topics.size,
       ...this.ctx.wal.stats(),
       segments_under_replicated: health.underReplicatedSegmentCount,
       topics_unwritable: health.unwritableTopics.length,
+      disk_free_bytes: disk.freeBytes,
+      disk_reserve_bytes: disk.reserveBytes,
+      disk_full: disk.full,
     };
   }
 

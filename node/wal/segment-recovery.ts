@@ -17,8 +17,12 @@
  * 6. A sealed file longer than its seal marker says, whose records reach exactly the marker's end
  *    at the marker's size, is a truncation (truncate.ts) interrupted after it rewrote the marker:
  *    the file is cut back to the marker's size.
+ * 7. Recovery needs no free space to serve what is on disk: the index checkpoint it writes is a
+ *    hint (on a full disk it is skipped, and the next open scans again), and a tail that cannot be
+ *    zeroed for want of space (a hole in a sparse file) is cut off instead.
  */
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
+import { WalErrorCode, walErrorFromIo } from './wal-error.js';
 import { readFully, readSmallFile, writeFully } from '../storage-io/durable-file.js';
 import { walLimits } from './limits.js';
 import {
@@ -369,16 +373,19 @@ function recover(
     setEnd(segment, endOffset, endPosition, truncationInterrupted ? endPosition : fileSize);
     segment.sealed = true;
   } else {
-    if (endPosition < fileSize && (seen.nonZero || gaps.length > 0))
-      zeroTail(ctx, segment, endPosition, fileSize);
-    setEnd(segment, endOffset, endPosition, fileSize);
+    const size =
+      endPosition < fileSize && (seen.nonZero || gaps.length > 0)
+        ? zeroTail(ctx, segment, endPosition, fileSize)
+        : fileSize;
+    setEnd(segment, endOffset, endPosition, size);
   }
   if (scannedCount > 0 || gaps.length > 0) {
     logger.info(
       { topic: segment.topic, segmentId: segment.id, scannedCount, endOffset, sealed: segment.sealed },
       'Segment recovered by scanning its tail',
     );
-    segment.writeCheckpoint();
+    // Records are durable (openSegment fdatasyncs what it keeps); the index is a hint.
+    segment.checkpointQuietly();
   }
 }
 
@@ -392,8 +399,11 @@ function setEnd(segment: Segment, endOffset: number, endPosition: number, fileSi
   segment.preallocatedEnd = Math.max(fileSize, endPosition);
 }
 
-/** Zeroes every non-zero byte in [from, fileSize), then fdatasyncs: no stale record survives past the end. */
-function zeroTail(ctx: SegmentContext, segment: Segment, from: number, fileSize: number): void {
+/**
+ * Zeroes every non-zero byte in [from, fileSize), then fdatasyncs: no stale record survives past
+ * the end. Returns the file's size after it (`from` when a full disk made it cut the tail instead).
+ */
+function zeroTail(ctx: SegmentContext, segment: Segment, from: number, fileSize: number): number {
   const { io } = ctx;
   const chunk = walLimits.recoveryChunkSizeBytes;
   const reader = new ChunkReader(io, segment.fd, fileSize, chunk, false);
@@ -403,7 +413,21 @@ function zeroTail(ctx: SegmentContext, segment: Segment, from: number, fileSize:
     const n = Math.min(chunk, fileSize - pos);
     const at = reader.view(pos, n);
     if (at < 0 || !isZeroRange(reader.buf, at, at + n)) {
-      writeFully(io, segment.fd, zeros, n, pos);
+      try {
+        writeFully(io, segment.fd, zeros, n, pos);
+      } catch (error) {
+        if (walErrorFromIo(error, 'zeroing a tail').code !== WalErrorCode.DISK_FULL) throw error;
+        // No space to overwrite (a hole in the file): cut the tail off instead, which needs none.
+        ctx.disk.noteEnospc();
+        ctx.logger.warn(
+          { topic: segment.topic, segmentId: segment.id, position: from },
+          'Disk full: the tail after the records is cut off instead of zeroed',
+        );
+        io.truncate(segment.fd, from);
+        io.fdatasync(segment.fd);
+        ctx.stats.fsyncCount += 1;
+        return from;
+      }
       wrote = true;
     }
   }
@@ -411,4 +435,5 @@ function zeroTail(ctx: SegmentContext, segment: Segment, from: number, fileSize:
     io.fdatasync(segment.fd);
     ctx.stats.fsyncCount += 1;
   }
+  return fileSize;
 }

@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import assert from 'node:assert';
 import path from 'node:path';
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
+import type { DiskSpace } from './disk-space.js';
 import type { FileIo } from '../storage-io/file-io.js';
 import { writeFileDurably, writeFully } from '../storage-io/durable-file.js';
 import type { WalLimits } from './limits.js';
@@ -61,6 +62,8 @@ export interface SegmentContext {
   readonly stats: WalStats;
   /** Called when a background preallocation ends (the WAL flushes appends that waited for it). */
   readonly onExtended: (segment: Segment) => void;
+  /** Free space, the reserve, preallocation back-off and rate-limited disk warnings (disk-space.ts). */
+  readonly disk: DiskSpace;
 }
 
 /**
@@ -240,10 +243,9 @@ export class Segment {
       writeFully(io, fd, header, header.length, 0);
       // Start small: a topic that stays quiet costs 64 KiB, not a full step (creating many topics
       // must not write megabytes of zeros each); busy segments grow by doubling (maybeExtendAhead).
-      segment.preallocate(
-        segmentFileHeaderBytes +
-          Math.min(walLimits.segmentPreallocateBytesMin, ctx.limits.segmentPreallocateBytes),
-      );
+      // None when space is low: the file then grows with its records.
+      const first = Math.min(walLimits.segmentPreallocateBytesMin, ctx.limits.segmentPreallocateBytes);
+      if (ctx.disk.preallocateBytes(first) >= first) segment.preallocate(segmentFileHeaderBytes + first);
       io.fdatasync(fd);
       ctx.stats.fsyncCount += 1;
       segment.writeCheckpoint();
@@ -280,9 +282,11 @@ export class Segment {
    * left, so that the group commit never writes zeros itself. Steps start at
    * segmentPreallocateBytesMin for every segment (new or reopened) and double up to
    * segmentPreallocateBytes: a quiet topic costs little, a busy one soon extends in big steps.
+   * When space is low a step shrinks to what the disk allows (disk-space.ts), and below
+   * segmentPreallocateBytesMin none is made: the group commit then grows the file itself.
    */
   maybeExtendAhead(): void {
-    const step = this.preallocateStepBytes;
+    let step = this.preallocateStepBytes;
     if (
       !this.preallocateAhead ||
       this.extending !== null ||
@@ -293,9 +297,19 @@ export class Segment {
     )
       return;
     if (this.preallocatedEnd - this.endPosition > step / 2) return;
+    const { disk } = this.ctx;
+    const allowed = disk.preallocateBytes(step);
+    if (allowed < walLimits.segmentPreallocateBytesMin) {
+      // Low on space: start again from the smallest step once there is room.
+      this.preallocateStepBytes = Math.min(walLimits.segmentPreallocateBytesMin, step);
+      return;
+    }
     const from = this.preallocatedEnd;
-    const to = Math.ceil((from + step) / 4096) * 4096;
-    this.preallocateStepBytes = Math.min(this.ctx.limits.segmentPreallocateBytes, step * 2);
+    const to = Math.floor((from + allowed) / 4096) * 4096;
+    if (to <= from) return;
+    if (allowed === step) step = Math.min(this.ctx.limits.segmentPreallocateBytes, step * 2);
+    this.preallocateStepBytes = step;
+    disk.noteGrowth(to - from);
     this.extending = this.ctx.io
       .writeZerosDurablyAsync(this.walPath, from, to)
       .then(
@@ -303,9 +317,20 @@ export class Segment {
           if (this.preallocatedEnd === from) this.preallocatedEnd = to;
         },
         (error: unknown) => {
-          this.ctx.logger.warn(
+          // Give back what part of the step was written: nothing was written past `from` meanwhile
+          // (writeBatch defers while a preallocation runs), so the file is cut back to it.
+          if (this.preallocatedEnd === from && this.fd >= 0) {
+            try {
+              this.ctx.io.truncate(this.fd, from);
+            } catch {
+              // Zeros past the end are harmless (recovery tells them from records).
+            }
+          }
+          if (walErrorFromIo(error, 'preallocate').code === WalErrorCode.DISK_FULL) disk.noteEnospc();
+          disk.warn(
+            'preallocateFailed',
             { topic: this.topic, segmentId: this.id, err: String(error) },
-            'Background preallocation failed; the group commit preallocates when needed',
+            'Background preallocation failed; the group commit grows the file when needed',
           );
         },
       )
@@ -332,6 +357,7 @@ export class Segment {
         writeFully(io, this.fd, zeroChunk, n, pos);
         pos += n;
       }
+      this.ctx.disk.noteGrowth(target - from);
       this.preallocatedEnd = target;
     } catch (error) {
       try {
@@ -340,7 +366,9 @@ export class Segment {
         // The tail holds only zeros, which recovery tells apart from records.
       }
       if (walErrorFromIo(error, 'preallocate').code !== WalErrorCode.DISK_FULL) throw error;
-      this.ctx.logger.warn(
+      this.ctx.disk.noteEnospc();
+      this.ctx.disk.warn(
+        'preallocateFailed',
         { topic: this.topic, segmentId: this.id, bytes: target - from },
         'Segment preallocation hit a full disk; writing without it',
       );
@@ -424,7 +452,10 @@ export class Segment {
       // A batch beyond the zeros grows the file (slower fdatasync, this once); the background
       // preallocation that commitBatch starts then gets ahead again. No zeros are written here.
       writeFully(io, this.fd, buf, total, start);
-      if (start + total > this.preallocatedEnd) this.preallocatedEnd = start + total;
+      if (start + total > this.preallocatedEnd) {
+        this.ctx.disk.noteGrowth(start + total - this.preallocatedEnd);
+        this.preallocatedEnd = start + total;
+      }
       if (fdatasyncNow) {
         io.fdatasync(this.fd);
         stats.fsyncCount += 1;
@@ -504,7 +535,9 @@ export class Segment {
       );
       return this.failed;
     }
-    logger.warn(
+    this.ctx.disk.noteEnospc();
+    this.ctx.disk.warn(
+      'writeFailed',
       { topic: this.topic, segmentId: this.id, records: batch.length },
       'Disk full: group commit rejected and file cut back',
     );
@@ -549,16 +582,51 @@ export class Segment {
     this.checkpointPosition = this.syncedEndPosition;
   }
 
-  private checkpointQuietly(): void {
+  /**
+   * `writeCheckpoint`, but a failure (a full disk) is only logged (rate-limited): the index is a
+   * hint, and recovery scans further back when it is stale. The records must be durable already
+   * when the caller needs them so (a failed fdatasync marks the segment failed either way).
+   */
+  checkpointQuietly(): void {
     try {
       this.writeCheckpoint();
     } catch (error) {
-      // The index is a hint; recovery scans further back when it is stale.
-      this.ctx.logger.warn(
+      if (walErrorFromIo(error, 'checkpoint').code === WalErrorCode.DISK_FULL) this.ctx.disk.noteEnospc();
+      this.ctx.disk.warn(
+        'checkpointFailed',
         { topic: this.topic, segmentId: this.id, err: String(error) },
-        'Index checkpoint failed',
+        'Index checkpoint failed; the next open scans from the previous one',
       );
     }
+  }
+
+  /**
+   * Gives the preallocated zeros past the records back to the file system (a full disk). The WAL
+   * calls it only when no batch is written but unacknowledged (no parallel group commit in
+   * flight), so nothing past endPosition is a record; a background preallocation in flight is
+   * left alone (it ends soon, and is cut back if it fails). Not durable on purpose: a crash may
+   * bring the zeros back, which recovery tells apart from records. Returns the bytes given back.
+   */
+  releasePreallocation(): number {
+    if (
+      this.extending !== null ||
+      this.sealed ||
+      this.sealing ||
+      this.truncating ||
+      this.failed !== null ||
+      this.fd < 0 ||
+      this.preallocatedEnd <= this.endPosition
+    )
+      return 0;
+    const bytes = this.preallocatedEnd - this.endPosition;
+    try {
+      this.ctx.io.truncate(this.fd, this.endPosition);
+    } catch {
+      return 0;
+    }
+    this.preallocatedEnd = this.endPosition;
+    this.preallocateStepBytes = Math.min(walLimits.segmentPreallocateBytesMin, this.preallocateStepBytes);
+    return bytes;
   }
 
   /**

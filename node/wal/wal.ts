@@ -49,6 +49,7 @@ import type { BatchWrite } from './segment.js';
 import { PendingAppend, Segment } from './segment.js';
 import { parseEpochFileName, parseSegmentFileName } from './segment-files.js';
 import { SegmentEpochs } from './segment-epochs.js';
+import { DiskSpace, type DiskSpaceStatus, diskSpaceLimits } from './disk-space.js';
 import { type SegmentImport, SegmentImports, recoverImports } from './segment-import.js';
 import { openSegment } from './segment-recovery.js';
 import { cutOutside, truncateSegmentAt } from './truncate.js';
@@ -72,6 +73,11 @@ export interface WalOptions {
   indexCheckpointIntervalBytes?: number;
   /** Most segment fence epochs held (see segment-epochs.ts). Default 1,000,000. */
   segmentEpochCountMax?: number;
+  /**
+   * Bytes kept free on the file system: below it new appends and new segments are refused with
+   * DISK_FULL (disk-space.ts). Default min(64 MiB, 1% of the file system); 0 for none.
+   */
+  diskReserveBytes?: number;
   /** Clock for record timestamps. Default Date.now. */
   nowMs?: () => number;
   logger?: WalLogger;
@@ -81,7 +87,7 @@ export interface WalOptions {
   scheduler?: Scheduler;
 }
 
-export type { SegmentImport, WalReplicatedRecord };
+export type { DiskSpaceStatus, SegmentImport, WalReplicatedRecord };
 
 /** An append whose offsets and timestamp are known at once; `durable` settles like `append`'s promise. */
 export interface AssignedAppend extends AppendResult {
@@ -98,6 +104,26 @@ function assertTopicName(topic: string): void {
 }
 
 const silentLogger: WalLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * Seals an older segment a crash left unsealed. On a full disk it is sealed in memory only (its
+ * records are durable: openSegment made them so): the next open finds it unsealed and older than
+ * the newest again, and writes the marker then. Serving what is on disk needs no free space.
+ */
+function sealOnOpen(segment: Segment, disk: DiskSpace): void {
+  try {
+    segment.seal();
+  } catch (error) {
+    if (!(error instanceof WalError) || error.code !== WalErrorCode.DISK_FULL) throw error;
+    disk.noteEnospc();
+    disk.warn(
+      'checkpointFailed',
+      { topic: segment.topic, segmentId: segment.id },
+      'Disk full: an older segment is sealed in memory; its seal marker is written at a later open',
+    );
+    segment.sealed = true;
+  }
+}
 
 export class Wal {
   private readonly topicMap = new Map<string, TopicState>();
@@ -132,6 +158,10 @@ export class Wal {
   private readonly scheduler: Scheduler;
   private closed = false;
   private readonly flushBound = () => this.flush();
+  private readonly disk: DiskSpace;
+  /** Preallocated zeros are to be given back (the disk was found full) at the next safe point. */
+  private giveBackDue = false;
+  private givenBackAtMs = Number.NEGATIVE_INFINITY;
 
   private constructor(private readonly options: WalOptions) {
     this.limits = resolveWalLimits(options);
@@ -139,6 +169,19 @@ export class Wal {
     this.nowMs = options.nowMs ?? Date.now;
     this.scheduler = options.scheduler ?? realScheduler;
     this.logger = options.logger ?? silentLogger;
+    const reserve = options.diskReserveBytes;
+    assert(reserve === undefined || (Number.isSafeInteger(reserve) && reserve >= 0), 'disk reserve in bytes');
+    this.disk = new DiskSpace(
+      this.io,
+      options.rootDir,
+      reserve ?? null,
+      // Not `nowMs` (the records' clock, which tests script): checks are timed on the monotonic one.
+      () => this.scheduler.monotonicMs(),
+      this.logger,
+      () => {
+        this.giveBackDue = true;
+      },
+    );
     this.ctx = {
       io: this.io,
       limits: this.limits,
@@ -147,6 +190,7 @@ export class Wal {
       logger: this.logger,
       stats: this.stat,
       onExtended: (segment) => this.onExtended(segment),
+      disk: this.disk,
     };
     this.topicsDir = path.join(options.rootDir, 'topics');
     this.trashDir = path.join(options.rootDir, 'trash');
@@ -248,7 +292,7 @@ export class Wal {
           { topic: name, segmentId: segment.id },
           'Sealing an older segment left unsealed by a crash',
         );
-        segment.seal();
+        sealOnOpen(segment, this.disk);
       }
     }
     const last = segments[segments.length - 1]!;
@@ -284,6 +328,12 @@ export class Wal {
     this.assertOpen();
     assert(Number.isSafeInteger(segmentId) && segmentId >= 1, 'segment ids start at 1');
     assert(Number.isSafeInteger(baseOffset) && baseOffset >= 0, 'base offsets are non-negative');
+    // A new segment costs a file, its first preallocation and an index: none goes into the reserve.
+    const refused = this.refuseFull(
+      walLimits.segmentPreallocateBytesMin,
+      `creating segment ${segmentId} of topic '${topic}'`,
+    );
+    if (refused !== null) throw refused;
     let t = this.topicMap.get(topic);
     if (t !== undefined) {
       assert(t.active === null, `topic '${topic}' already has an active segment`);
@@ -379,6 +429,8 @@ export class Wal {
     if (syncInPool) segment.syncInPool = true;
     const checked = checkBatch(records, segment, this.limits);
     if (checked instanceof WalError) return checked;
+    const refused = this.refuseFull(checked.bytes, `appending to topic '${topic}'`);
+    if (refused !== null) return refused;
     const topicState = t!;
     const timestampMs = Math.max(this.nowMs(), topicState.lastTimestampMs);
     topicState.lastTimestampMs = timestampMs;
@@ -423,6 +475,8 @@ export class Wal {
     if (plan instanceof WalError) return Promise.reject(plan);
     if (plan === null) return this.afterQueued(segment, logTimestampMs);
     const { fresh, checked, timestamps } = plan;
+    const refused = this.refuseFull(checked.bytes, `replicating to segment ${segmentId} of topic '${topic}'`);
+    if (refused !== null) return Promise.reject(refused);
     const end = segment.assignedEndOffset;
     const previous = timestamps[timestamps.length - 1]!;
     t!.lastTimestampMs = Math.max(t!.lastTimestampMs, previous);
@@ -499,6 +553,7 @@ export class Wal {
   private flush(): void {
     this.flushScheduled = false;
     if (this.inFlight !== null) return;
+    if (this.giveBackDue) this.giveBackPreallocation();
     const segments = this.queued;
     if (segments.length === 0) return;
     this.queued = [];
@@ -566,7 +621,44 @@ export class Wal {
       }
     }
     this.inFlight = null;
+    if (this.giveBackDue) this.giveBackPreallocation();
     if (this.queued.length > 0) this.flush();
+  }
+
+  /**
+   * DISK_FULL when `bytes` more would go into the disk reserve (disk-space.ts), else null. A full
+   * disk also gives the preallocated zeros of every active segment back (at most once per
+   * diskCheckIntervalMs), so that what is freed goes to appends, not to zeros ahead of them.
+   */
+  private refuseFull(bytes: number, what: string): WalError | null {
+    const refused = this.disk.refuse(bytes, what);
+    if (refused === null) return null;
+    const now = this.scheduler.monotonicMs();
+    if (now - this.givenBackAtMs >= diskSpaceLimits.diskCheckIntervalMs) this.giveBackDue = true;
+    if (this.giveBackDue) this.giveBackPreallocation();
+    return refused;
+  }
+
+  /**
+   * Truncates the preallocated zeros of every active segment (Segment.releasePreallocation), only
+   * while no parallel group commit is in flight: its batches are written past endPosition and not
+   * yet committed. Otherwise it stays due and runs when that group commit ends.
+   */
+  private giveBackPreallocation(): void {
+    if (this.inFlight !== null || this.closed) return;
+    this.giveBackDue = false;
+    this.givenBackAtMs = this.scheduler.monotonicMs();
+    let bytes = 0;
+    for (const t of this.topicMap.values()) if (t.active !== null) bytes += t.active.releasePreallocation();
+    if (bytes > 0) {
+      this.disk.refresh(true);
+      this.logger.info({ bytes }, 'Disk full: preallocated space given back');
+    }
+  }
+
+  /** Free space, the reserve, and whether appends are refused for a full disk (METRICS). */
+  diskSpace(): DiskSpaceStatus {
+    return this.disk.status();
   }
 
   private acknowledge(batch: BatchWrite): void {

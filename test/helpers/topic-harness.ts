@@ -23,6 +23,7 @@ import type { Logger } from '../../node/log.js';
 import { RequestHandler } from '../../node/server/request-handler.js';
 import type { ClusterView, MetadataService } from '../../node/topics/ports.js';
 import { TopicService } from '../../node/topics/topic-service.js';
+import type { FileIo } from '../../node/storage-io/index.js';
 import { type FsyncPolicy, Wal } from '../../node/wal/index.js';
 
 /** A clock that moves only when told. */
@@ -126,6 +127,8 @@ export interface HarnessOptions {
   readonly segmentEntryCountMax?: number;
   readonly retentionDefault?: Retention;
   readonly fsyncPolicy?: FsyncPolicy;
+  /** The FileIo of a node's WAL (a FaultInjectingFileIo for a full disk); default the real one. */
+  readonly fileIo?: (nodeId: number) => FileIo | undefined;
 }
 
 /** One node: its WAL directory, and (while running) its WAL, topic service and request handler. */
@@ -165,6 +168,7 @@ export class HarnessNode {
       segmentPreallocateBytes: 256 * 1024,
       nowMs: h.clock.nowMs,
       logger: this.logger,
+      ...(h.options.fileIo?.(this.id) === undefined ? {} : { fileIo: h.options.fileIo(this.id)! }),
     });
     const cluster = h.clusterView(this.id);
     const service = new TopicService({

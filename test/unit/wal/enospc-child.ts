@@ -14,7 +14,14 @@ const appendCountMax = 100_000;
 const ballast = path.join(dir, 'ballast');
 fs.writeFileSync(ballast, Buffer.alloc(256 * 1024, 1));
 const rootDir = path.join(dir, 'wal');
-const options = { rootDir, fsyncPolicy: { kind: 'always' as const }, segmentPreallocateBytes: 64 * 1024 };
+// No disk reserve: this child checks the group commit's own ENOSPC path (disk-full.test.ts and
+// disk-space.test.ts check the reserve).
+const options = {
+  rootDir,
+  fsyncPolicy: { kind: 'always' as const },
+  segmentPreallocateBytes: 64 * 1024,
+  diskReserveBytes: 0,
+};
 const wal = await Wal.open(options);
 await wal.createSegment('t', 1, 0);
 let acknowledged = 0;
