@@ -175,6 +175,9 @@ export class Controller {
       for (const segment of topic.segments) {
         if (this.repairing.size >= controllerLimits.repairCountMax) return;
         const gone = replicasOf(segment).filter((id) => this.isGone(id, voters, nowMs));
+        // The only copy of records on a node being removed is the removal's to decide (it refuses:
+        // server/node-removal.ts); moved from under it, the refusal came or not by timing.
+        if (soleCopyOfRecords(segment) && this.leaving.has(replicasOf(segment)[0]!)) continue;
         if (gone.length === 0) {
           // A sealed segment with fewer copies than its topic asks for (a copy dropped when its node
           // left with nowhere to move it) gets one on a voter that joined since.
@@ -278,4 +281,11 @@ export class Controller {
     }
     return unmoved;
   }
+}
+
+/** A sealed segment holding records whose replica set is one node (replication factor 1). */
+function soleCopyOfRecords(segment: SegmentMeta): boolean {
+  return (
+    segment.endOffset !== null && segment.endOffset > segment.baseOffset && replicasOf(segment).length === 1
+  );
 }
