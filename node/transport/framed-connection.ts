@@ -325,9 +325,9 @@ export class FramedConnection {
 
   private expire(nowMs: number): boolean {
     // Runs every sweep period while requests are in flight: no copy of the table unless one is due.
-    let due: InFlight[] | undefined;
-    for (const e of this.inFlight.values()) if (e.request.deadlineMs <= nowMs) (due ??= []).push(e);
-    for (const e of due ?? []) {
+    const due: InFlight[] = [];
+    for (const e of this.inFlight.values()) if (e.request.deadlineMs <= nowMs) due.push(e);
+    for (const e of due) {
       const message = `no reply from ${this.o.label} within ${e.request.timeoutMs} ms`;
       this.settle(e, new TransportError(ErrorCode.TIMEOUT, message, this.opened));
     }
