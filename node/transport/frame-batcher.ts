@@ -68,6 +68,22 @@ export class FrameBatcher {
     this.added(chunk.length);
   }
 
+  /** Adds one frame: the length prefix, then `payload` (copied unless large). */
+  pushPayload(payload: Uint8Array): void {
+    if (payload.length >= frameBatcherLimits.copySizeMinBytes) {
+      const prefix = Buffer.allocUnsafe(prefixSizeBytes);
+      prefix.writeUInt32LE(payload.length, 0);
+      this.push(prefix);
+      this.push(payload);
+      return;
+    }
+    const size = prefixSizeBytes + payload.length;
+    const at = this.reserve(size);
+    this.arena!.writeUInt32LE(payload.length, at);
+    this.arena!.set(payload, at + prefixSizeBytes);
+    this.added(size);
+  }
+
   /**
    * Adds one frame: the length prefix, then `payload`, a binary message whose request id (bytes
    * 4-7) is set to `requestId` in the copy that is sent. `payload` itself is never changed, so one
