@@ -219,7 +219,14 @@ export class WalrusClient {
       }
       let failure: WalrusError;
       try {
-        return (await this.attempt(target, req, encoded, remainingMs, options.signal)) as ResponseOf<Op>;
+        const conn = this.pool.get(target.key, target.host, target.port);
+        // The same bytes for every attempt: the connection sends a copy under a request id of its own.
+        const signal = options.signal;
+        const payload = await conn.request(
+          encoded,
+          signal === undefined ? { timeoutMs: remainingMs } : { timeoutMs: remainingMs, signal },
+        );
+        return this.readAttemptReply(target, req, payload) as ResponseOf<Op>;
       } catch (err) {
         if (!(err instanceof WalrusError)) throw err; // aborted by the caller, or a bug
         failure = err;
@@ -276,16 +283,8 @@ export class WalrusClient {
     return target;
   }
 
-  private async attempt(
-    target: NodeAddress,
-    request: Request,
-    encoded: Buffer,
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<unknown> {
-    const conn = this.pool.get(target.key, target.host, target.port);
-    // The same bytes for every attempt: the connection sends a copy under a request id of its own.
-    const payload = await conn.request(encoded, signal === undefined ? { timeoutMs } : { timeoutMs, signal });
+  /** The response in an attempt's reply; throws WalrusError for an error reply or a bad one. */
+  private readAttemptReply(target: NodeAddress, request: Request, payload: Buffer): unknown {
     const reply = decodeReply(payload);
     if (reply.kind === 'malformed') {
       throw new WalrusError(
