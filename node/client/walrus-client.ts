@@ -25,7 +25,6 @@
  */
 import assert from 'node:assert';
 import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
-import { withRequestId } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { changesState, isIdempotent, outcomeUnknownError } from '../protocol/outcome.js';
 import type {
@@ -81,6 +80,8 @@ export interface AppendOptions extends CallOptions {
    */
   readonly acks?: AppendAcks;
 }
+
+type AppendRequest = Extract<Request, { op: 'append' }>;
 
 /** An append's answer; `acks` says what was achieved (a decoded reply always carries it). */
 export type AppendResult = ResponseOf<'append'> & { readonly acks: AppendAcks };
@@ -201,13 +202,14 @@ export class WalrusClient {
     let req: Request = request;
     const topic = topicOf(req);
     const waitMs = req.op === 'read' ? req.waitMs : 0;
-    const deadlineMs = Date.now() + (options.timeoutMs ?? this.o.requestTimeoutMs) + waitMs;
+    const totalMs = (options.timeoutMs ?? this.o.requestTimeoutMs) + waitMs;
+    const deadlineMs = Date.now() + totalMs;
     const idempotent = isIdempotent(req);
     let target = this.routes.route(topic);
     let lastFailure: WalrusError | undefined;
     for (let attempt = 0; ; attempt += 1) {
       if (this.closed) throw new WalrusError(ErrorCode.UNAVAILABLE, 'the client was closed');
-      const remainingMs = deadlineMs - Date.now();
+      const remainingMs = attempt === 0 ? totalMs : deadlineMs - Date.now();
       if (remainingMs <= 0) {
         throw lastFailure ?? new WalrusError(ErrorCode.TIMEOUT, `${request.op} timed out`);
       }
@@ -217,7 +219,14 @@ export class WalrusClient {
       }
       let failure: WalrusError;
       try {
-        return (await this.attempt(target, req, encoded, remainingMs, options.signal)) as ResponseOf<Op>;
+        const conn = this.pool.get(target.key, target.host, target.port);
+        // The same bytes for every attempt: the connection sends a copy under a request id of its own.
+        const signal = options.signal;
+        const payload = await conn.request(
+          encoded,
+          signal === undefined ? { timeoutMs: remainingMs } : { timeoutMs: remainingMs, signal },
+        );
+        return this.readAttemptReply(target, req, payload) as ResponseOf<Op>;
       } catch (err) {
         if (!(err instanceof WalrusError)) throw err; // aborted by the caller, or a bug
         failure = err;
@@ -244,7 +253,11 @@ export class WalrusClient {
   }
 
   private redirectsPaused(): boolean {
-    return Date.now() < this.redirectsPausedUntilMs;
+    // No clock read per append unless a pause was ever set.
+    if (this.redirectsPausedUntilMs === 0) return false;
+    if (Date.now() < this.redirectsPausedUntilMs) return true;
+    this.redirectsPausedUntilMs = 0;
+    return false;
   }
 
   /** Updates routing after a failure and returns where to try next. */
@@ -270,19 +283,8 @@ export class WalrusClient {
     return target;
   }
 
-  private async attempt(
-    target: NodeAddress,
-    request: Request,
-    encoded: Buffer,
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<unknown> {
-    const conn = this.pool.get(target.key, target.host, target.port);
-    // A copy per attempt: an earlier attempt's bytes may still sit in a socket's write queue.
-    const payload = await conn.request((requestId) => withRequestId(encoded, requestId), {
-      timeoutMs,
-      ...(signal === undefined ? {} : { signal }),
-    });
+  /** The response in an attempt's reply; throws WalrusError for an error reply or a bad one. */
+  private readAttemptReply(target: NodeAddress, request: Request, payload: Buffer): unknown {
     const reply = decodeReply(payload);
     if (reply.kind === 'malformed') {
       throw new WalrusError(
@@ -358,22 +360,21 @@ export class WalrusClient {
     records: readonly RecordInput[],
     options: AppendOptions = {},
   ): Promise<AppendResult> {
-    const { producerId, producerSeq, expectedOffset, acks, ...call } = options;
-    return this.request(
-      {
-        op: 'append',
-        topic,
-        records,
-        ...(producerId === undefined ? {} : { producerId }),
-        ...(producerSeq === undefined ? {} : { producerSeq }),
-        ...(expectedOffset === undefined ? {} : { expectedOffset }),
-        ...(acks === undefined ? {} : { acks }),
-        // Straight to the segment leader: a node that does not lead it names it (NOT_LEADER) and
-        // the route is cached, rather than forwarding every append through itself.
-        ...(this.redirectsPaused() ? {} : { noForward: true }),
-      },
-      call,
-    ) as Promise<AppendResult>;
+    // Built field by field (no spreads of temporary objects): this runs for every append.
+    const request: { -readonly [K in keyof AppendRequest]: AppendRequest[K] } = {
+      op: 'append',
+      topic,
+      records,
+    };
+    if (options.producerId !== undefined) request.producerId = options.producerId;
+    if (options.producerSeq !== undefined) request.producerSeq = options.producerSeq;
+    if (options.expectedOffset !== undefined) request.expectedOffset = options.expectedOffset;
+    if (options.acks !== undefined) request.acks = options.acks;
+    // Straight to the segment leader: a node that does not lead it names it (NOT_LEADER) and
+    // the route is cached, rather than forwarding every append through itself.
+    if (!this.redirectsPaused()) request.noForward = true;
+    // `options` is also the call's options (request() reads only signal and timeoutMs of it).
+    return this.request(request, options) as Promise<AppendResult>;
   }
 
   async read(topic: string, offset: number, options: ReadOptions = {}): Promise<ResponseOf<'read'>> {

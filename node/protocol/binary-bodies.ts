@@ -65,7 +65,11 @@ function defineOwn(target: Record<string, string>, key: string, value: string): 
 // ---- headers and records -------------------------------------------------------------------------
 
 function writeHeaders(w: ByteWriter, headers: Readonly<Record<string, string>> | undefined): void {
-  const entries = headers === undefined ? [] : Object.entries(headers);
+  if (headers === undefined) {
+    w.u16(0);
+    return;
+  }
+  const entries = Object.entries(headers);
   if (entries.length > L.recordHeaderCountMax) {
     throw new WalrusError(ErrorCode.BAD_REQUEST, `a record has more than ${L.recordHeaderCountMax} headers`);
   }
@@ -77,7 +81,13 @@ function writeHeaders(w: ByteWriter, headers: Readonly<Record<string, string>> |
 }
 
 function readHeaders(r: ByteReader, reservedAllowed = false): Record<string, string> {
+  return readHeadersOrNone(r, reservedAllowed) ?? {};
+}
+
+/** Headers, or undefined when there are none (no object for the common record without any). */
+function readHeadersOrNone(r: ByteReader, reservedAllowed = false): Record<string, string> | undefined {
   const count = r.u16('header count');
+  if (count === 0) return undefined;
   if (count > L.recordHeaderCountMax)
     r.fail(`header count ${count} is above the limit of ${L.recordHeaderCountMax}`);
   const headers: Record<string, string> = {};
@@ -108,10 +118,9 @@ function checkBatch(count: number, sizeBytes: number): void {
 }
 
 export function writeRecordInputs(w: ByteWriter, records: readonly RecordInput[]): void {
-  checkBatch(
-    records.length,
-    records.reduce((sum, rec) => sum + rec.value.length, 0),
-  );
+  let sizeBytes = 0;
+  for (let i = 0; i < records.length; i++) sizeBytes += records[i]!.value.length;
+  checkBatch(records.length, sizeBytes);
   w.u32(records.length);
   for (const rec of records) {
     writeHeaders(w, rec.headers);
@@ -125,10 +134,10 @@ export function readRecordInputs(r: ByteReader): RecordInput[] {
   const records: RecordInput[] = [];
   let sizeBytes = 0;
   for (let i = 0; i < count; i += 1) {
-    const headers = readHeaders(r);
+    const headers = readHeadersOrNone(r);
     const value = r.bytes32('record value', L.batchSizeMaxBytes);
     sizeBytes += value.length;
-    records.push(Object.keys(headers).length === 0 ? { value } : { value, headers });
+    records.push(headers === undefined ? { value } : { value, headers });
   }
   checkBatch(count, sizeBytes);
   return records;

@@ -22,7 +22,6 @@ import {
 } from './binary-header.js';
 import {
   checkString,
-  checkTopic,
   checkUint,
   readConsumerInfo,
   readErrorBody,
@@ -40,6 +39,7 @@ import {
   writeTopicInfo,
 } from './binary-bodies.js';
 import { ByteReader, ByteWriter } from './byte-io.js';
+import { readTopicName, writeTopicName } from './topic-bytes.js';
 import { ErrorCode, WalrusError } from './error-codes.js';
 import { binaryMarker } from './frame.js';
 import { protocolLimits as L } from './limits.js';
@@ -112,25 +112,25 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
     case 'metrics':
       break;
     case 'createTopic':
-      w.str8(checkTopic(request.topic));
+      writeTopicName(w, request.topic);
       writeRetention(w, request.retention);
       writeReplicationFactor(w, request.replicationFactor);
       break;
     case 'configureTopic':
-      w.str8(checkTopic(request.topic));
+      writeTopicName(w, request.topic);
       writeRetention(w, request.retention);
       break;
     case 'describeTopic':
     case 'deleteTopic':
     case 'state':
-      w.str8(checkTopic(request.topic));
+      writeTopicName(w, request.topic);
       break;
     case 'removeNode':
     case 'handOff':
       w.u32(checkUint(request.nodeId, 'nodeId', 0xffffffff));
       break;
     case 'append': {
-      w.str8(checkTopic(request.topic));
+      writeTopicName(w, request.topic);
       const hasProducerId = request.producerId !== undefined;
       const hasProducerSeq = request.producerSeq !== undefined;
       const hasExpected = request.expectedOffset !== undefined;
@@ -149,7 +149,7 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       break;
     }
     case 'read':
-      w.str8(checkTopic(request.topic));
+      writeTopicName(w, request.topic);
       w.u64(checkUint(request.offset, 'offset'));
       w.u32(checkUint(request.recordCountMax, 'recordCountMax', L.batchRecordCountMax, 1));
       w.u32(checkUint(request.byteCountMax, 'byteCountMax', L.batchSizeMaxBytes, 1));
@@ -157,18 +157,18 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       break;
     case 'offsetForTimestamp':
     case 'localOffsetForTimestamp':
-      w.str8(checkTopic(request.topic));
+      writeTopicName(w, request.topic);
       w.u64(checkUint(request.timestampMs, 'timestampMs'));
       break;
     case 'consumerReadNext':
-      w.str8(checkTopic(request.topic));
+      writeTopicName(w, request.topic);
       w.str8(checkString(request.consumer, 'consumer name', L.consumerNameSizeMaxBytes, 1));
       w.u32(checkUint(request.recordCountMax, 'recordCountMax', L.batchRecordCountMax, 1));
       w.u32(checkUint(request.byteCountMax, 'byteCountMax', L.batchSizeMaxBytes, 1));
       w.bool(request.autoCommit);
       break;
     case 'consumerCommit':
-      w.str8(checkTopic(request.topic));
+      writeTopicName(w, request.topic);
       w.str8(checkString(request.consumer, 'consumer name', L.consumerNameSizeMaxBytes, 1));
       w.u64(checkUint(request.offset, 'offset'));
       // Presence u8 (0/1), then the expected cursor u64 when present.
@@ -176,12 +176,14 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       if (request.expectedOffset !== undefined) w.u64(checkUint(request.expectedOffset, 'expectedOffset'));
       break;
     case 'consumerGet':
-      w.str8(checkTopic(request.topic));
+      writeTopicName(w, request.topic);
       w.str8(checkString(request.consumer, 'consumer name', L.consumerNameSizeMaxBytes, 1));
       break;
   }
   return w.finish();
 }
+
+type AppendRequest = Extract<Request, { op: 'append' }>;
 
 /** Bits of the append options byte (docs/protocol.md 3.4). */
 const AppendOption = {
@@ -226,7 +228,7 @@ function readReplicationFactor(r: ByteReader): number | undefined {
 }
 
 function readTopic(r: ByteReader): string {
-  return checkTopic(r.str8('topic name', L.topicNameSizeMaxBytes, 1));
+  return readTopicName(r);
 }
 
 function readConsumer(r: ByteReader): string {
@@ -277,17 +279,15 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       const producerSeq = present & AppendOption.producerSeq ? r.u64('producerSeq') : undefined;
       const expectedOffset = present & AppendOption.expectedOffset ? r.u64('expectedOffset') : undefined;
       const records = readRecordInputs(r);
-      return {
-        op,
-        topic,
-        records,
-        ...(producerId === undefined ? {} : { producerId }),
-        ...(producerSeq === undefined ? {} : { producerSeq }),
-        ...(expectedOffset === undefined ? {} : { expectedOffset }),
-        // Bit clear is the default, quorum: it decodes as absent, as older requests do.
-        ...(present & AppendOption.acksLeader ? { acks: 'leader' as const } : {}),
-        ...(present & AppendOption.noForward ? { noForward: true } : {}),
-      };
+      // Field by field (no spreads of temporary objects): every append passes here.
+      const append: { -readonly [K in keyof AppendRequest]: AppendRequest[K] } = { op, topic, records };
+      if (producerId !== undefined) append.producerId = producerId;
+      if (producerSeq !== undefined) append.producerSeq = producerSeq;
+      if (expectedOffset !== undefined) append.expectedOffset = expectedOffset;
+      // Bit clear is the default, quorum: it decodes as absent, as older requests do.
+      if (present & AppendOption.acksLeader) append.acks = 'leader';
+      if (present & AppendOption.noForward) append.noForward = true;
+      return append;
     }
     case 'read': {
       const topic = readTopic(r);
@@ -326,22 +326,28 @@ function errorOf(e: unknown): WalrusError {
 }
 
 /** Decodes a request payload (starting with the 0xB1 marker). Never throws. */
+function malformedRequest(
+  requestId: number | undefined,
+  opcode: number,
+  error: WalrusError,
+): RequestDecodeResult {
+  return { kind: 'malformed', requestId, opcode, error };
+}
+
 export function decodeRequest(payload: Buffer): RequestDecodeResult {
   const requestId = readRequestId(payload);
   const opcode = payload.length > 2 ? payload[2]! : 0;
-  const malformed = (error: WalrusError): RequestDecodeResult => ({
-    kind: 'malformed',
-    requestId,
-    opcode,
-    error,
-  });
   if (payload.length === 0 || payload[0] !== binaryMarker) {
-    return malformed(
+    return malformedRequest(
+      requestId,
+      opcode,
       new WalrusError(ErrorCode.BAD_REQUEST, 'not a binary-protocol message (marker 0xB1 missing)'),
     );
   }
   if (requestId === undefined) {
-    return malformed(
+    return malformedRequest(
+      requestId,
+      opcode,
       new WalrusError(
         ErrorCode.BAD_REQUEST,
         `binary message shorter than its ${binaryHeaderSizeBytes}-byte header`,
@@ -350,19 +356,25 @@ export function decodeRequest(payload: Buffer): RequestDecodeResult {
   }
   const version = payload[1]!;
   if (version !== binaryProtocolVersion) {
-    return malformed(
+    return malformedRequest(
+      requestId,
+      opcode,
       new WalrusError(ErrorCode.BAD_REQUEST, `unsupported binary protocol version ${version}`),
     );
   }
   const flags = payload[3]!;
   if (flags !== 0) {
-    return malformed(
+    return malformedRequest(
+      requestId,
+      opcode,
       new WalrusError(ErrorCode.BAD_REQUEST, `a request must have flags 0, got 0x${flags.toString(16)}`),
     );
   }
   const op = opOfOpcode(opcode);
   if (op === undefined) {
-    return malformed(
+    return malformedRequest(
+      requestId,
+      opcode,
       new WalrusError(ErrorCode.UNKNOWN_COMMAND, `unknown opcode 0x${opcode.toString(16).padStart(2, '0')}`),
     );
   }
@@ -372,7 +384,7 @@ export function decodeRequest(payload: Buffer): RequestDecodeResult {
     r.end(`${op} request`);
     return { kind: 'request', requestId, request };
   } catch (e) {
-    return malformed(errorOf(e));
+    return malformedRequest(requestId, opcode, errorOf(e));
   }
 }
 

@@ -89,7 +89,8 @@ export class ByteReader {
     return this.bytesView(length, what);
   }
 
-  private utf8(view: Buffer, what: string): string {
+  /** `view` as UTF-8 text; fails unless it is valid UTF-8. */
+  utf8(view: Buffer, what: string): string {
     try {
       return utf8Decoder.decode(view);
     } catch {
@@ -97,12 +98,17 @@ export class ByteReader {
     }
   }
 
-  /** u8 length + UTF-8, length in [minBytes, sizeMaxBytes]. */
-  str8(what: string, sizeMaxBytes: number, minBytes = 0): string {
+  /** u8 length + bytes as a view into the message, length in [minBytes, sizeMaxBytes]. */
+  view8(what: string, sizeMaxBytes: number, minBytes = 0): Buffer {
     const length = this.u8(`${what} length`);
     if (length < minBytes) this.fail(`${what} is empty`);
     if (length > sizeMaxBytes) this.fail(`${what} is ${length} bytes, above the limit of ${sizeMaxBytes}`);
-    return this.utf8(this.bytesView(length, what), what);
+    return this.bytesView(length, what);
+  }
+
+  /** u8 length + UTF-8, length in [minBytes, sizeMaxBytes]. */
+  str8(what: string, sizeMaxBytes: number, minBytes = 0): string {
+    return this.utf8(this.view8(what, sizeMaxBytes, minBytes), what);
   }
 
   /** u16 length + UTF-8, length in [minBytes, sizeMaxBytes]. */

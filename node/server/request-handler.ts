@@ -278,10 +278,13 @@ export class RequestHandler {
     forwarded: boolean,
     target?: number,
   ): Promise<ResponseByOp[RequestOp]> {
-    // No async frame of its own: every request passes here, and only a failure needs more.
-    return this.dispatchOnce(conn, request, forwarded, target).catch((error: unknown) =>
-      this.retryIfStale(error, conn, request, forwarded),
-    );
+    // No async frame of its own: every request passes here, and only a failure needs more. An
+    // append routed here goes straight to the appender (the hot path: no dispatchOnce frame).
+    const once =
+      request.op === 'append' && target === this.options.nodeId
+        ? this.topics.appender.append(request.topic, request.records, request)
+        : this.dispatchOnce(conn, request, forwarded, target);
+    return once.catch((error: unknown) => this.retryIfStale(error, conn, request, forwarded));
   }
 
   private async retryIfStale(
@@ -416,19 +419,9 @@ export class RequestHandler {
         return { deleted: await t.admin.delete(request.topic) };
       case 'configureTopic':
         return { topic: await t.admin.configure(request.topic, request.retention) };
-      case 'append': {
-        const options: {
-          producerId?: string;
-          producerSeq?: number;
-          expectedOffset?: number;
-          acks?: 'leader' | 'quorum';
-        } = {};
-        if (request.acks !== undefined) options.acks = request.acks;
-        if (request.producerId !== undefined) options.producerId = request.producerId;
-        if (request.producerSeq !== undefined) options.producerSeq = request.producerSeq;
-        if (request.expectedOffset !== undefined) options.expectedOffset = request.expectedOffset;
-        return t.appender.append(request.topic, request.records, options);
-      }
+      case 'append':
+        // The request carries the append's options under their own names.
+        return t.appender.append(request.topic, request.records, request);
       case 'read':
         return this.longPoll(conn, (signal) =>
           t.reader.read(

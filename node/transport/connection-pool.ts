@@ -18,6 +18,8 @@ export type PoolConnectionOptions = Omit<PipelinedConnectionOptions, 'host' | 'p
 
 export class ConnectionPool {
   private readonly connections = new Map<string, PipelinedConnection>();
+  /** The key used last: asked again (the common case), the LRU order is already right. */
+  private lastKey: string | undefined;
   private closed = false;
 
   constructor(
@@ -32,8 +34,11 @@ export class ConnectionPool {
     if (this.closed) throw new TransportError(ErrorCode.UNAVAILABLE, 'the connection pool is closed', false);
     const existing = this.connections.get(key);
     if (existing !== undefined && existing.state !== 'closed') {
-      this.connections.delete(key);
-      this.connections.set(key, existing);
+      if (key !== this.lastKey) {
+        this.connections.delete(key);
+        this.connections.set(key, existing);
+        this.lastKey = key;
+      }
       return existing;
     }
     if (this.connections.size >= this.peerCountMax) {
@@ -43,6 +48,7 @@ export class ConnectionPool {
     }
     const conn = new PipelinedConnection({ ...this.options, host, port });
     this.connections.set(key, conn);
+    this.lastKey = key;
     return conn;
   }
 

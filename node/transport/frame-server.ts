@@ -18,7 +18,8 @@
  * flight. A broken length prefix closes that one connection after one framed `ERR` (a byte stream
  * cannot be resynchronised).
  *
- * Writes are coalesced: replies sent in one event-loop turn go out in one corked writev.
+ * Writes are coalesced: replies sent in one event-loop turn go out in one write of one buffer
+ * (frame-batcher.ts: copied as they are sent into a shared arena, no allocation per reply).
  */
 import type { Logger } from '../log.js';
 import assert from 'node:assert';
@@ -29,6 +30,7 @@ import { FrameDecoder } from '../protocol/frame-decoder.js';
 import { protocolLimits } from '../protocol/limits.js';
 import { encodeTextError } from '../protocol/text-codec.js';
 import { DeadlineSweep } from './deadline-sweep.js';
+import { FrameBatcher } from './frame-batcher.js';
 import { InputBudget, type InputBudgetStats } from './input-budget.js';
 import { listenOn } from './listen.js';
 
@@ -135,10 +137,8 @@ class ServerConnection implements FrameConnection {
   private held: (Buffer | Refused)[] = [];
   private heldHead = 0;
   private inFlight = 0;
-  private corked = false;
-  /** Reply bytes of this turn, written as one buffer on the next tick. */
-  private outgoing: Uint8Array[] = [];
-  private outgoingBytes = 0;
+  /** Reply frames of this turn, written as one buffer on the next tick. */
+  private readonly outgoing: FrameBatcher;
   /** Reply bytes sent (outgoing or written) and not yet taken by the kernel; charged to the budget. */
   private replyPendingBytes = 0;
   private paused = false;
@@ -154,6 +154,7 @@ class ServerConnection implements FrameConnection {
     this.id = id;
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     const budget = server.budget;
+    this.outgoing = new FrameBatcher((batch) => this.write(batch), 'nextTick');
     this.decoder = new FrameDecoder(server.options.frameSizeMaxBytes, {
       reserve: (length) => budget.tryReserveFrame(length),
       release: (length) => budget.release(length),
@@ -189,16 +190,11 @@ class ServerConnection implements FrameConnection {
     if (this.inFlight > 0) this.inFlight -= 1;
     // Replies of one turn leave in ONE write of one buffer: many small writev chunks cost more in
     // Node's stream layer than the syscall itself (profiled at 256 replies per turn).
-    if (!this.corked) {
-      this.corked = true;
-      process.nextTick(() => this.flush());
-    }
     const bytes = 4 + payload.length;
-    this.outgoing.push(encodeFrameHeader(payload.length), payload);
-    this.outgoingBytes += bytes;
+    this.outgoing.pushPayload(payload);
     this.replyPendingBytes += bytes;
     this.server.budget.charge(bytes);
-    if (this.socket.writableLength + this.outgoingBytes > this.server.options.writeBufferMaxBytes) {
+    if (this.socket.writableLength + this.outgoing.pendingBytes > this.server.options.writeBufferMaxBytes) {
       this.server.log.warn(
         { conn: this.id, remote: this.remoteAddress, bufferedBytes: this.socket.writableLength },
         'client does not read its replies; closing the connection',
@@ -209,18 +205,11 @@ class ServerConnection implements FrameConnection {
     this.deliverHeld();
   }
 
-  private flush(): void {
-    this.corked = false;
-    if (this.outgoing.length === 0) return;
-    const chunks = this.outgoing;
-    const total = this.outgoingBytes;
-    this.outgoing = [];
-    this.outgoingBytes = 0;
+  private write(batch: Buffer): void {
     if (this.socket.destroyed) return; // onSocketClose gives the pending bytes back
     // The callback runs once the kernel has the bytes (or the socket failed): they are no longer ours.
-    this.socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total), () =>
-      this.onFlushed(total),
-    );
+    const total = batch.length;
+    this.socket.write(batch, () => this.onFlushed(total));
   }
 
   private onFlushed(bytes: number): void {
@@ -232,7 +221,7 @@ class ServerConnection implements FrameConnection {
 
   close(): void {
     if (this.closed) return;
-    this.flush();
+    this.outgoing.flush();
     this.closed = true;
     this.server.frameDone(this);
     this.socket.end();
@@ -359,8 +348,7 @@ class ServerConnection implements FrameConnection {
     this.decoder.dispose();
     this.server.budget.release(this.replyPendingBytes);
     this.replyPendingBytes = 0;
-    this.outgoing = [];
-    this.outgoingBytes = 0;
+    this.outgoing.clear();
     this.server.forget(this);
   }
 }

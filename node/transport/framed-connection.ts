@@ -27,10 +27,11 @@
  */
 import assert from 'node:assert';
 import net from 'node:net';
-import { readRequestId } from '../protocol/binary-header.js';
+import { binaryHeaderSizeBytes, binaryRequestIdOffset } from '../protocol/binary-header.js';
 import { ErrorCode, isErrorCode, WalrusError } from '../protocol/error-codes.js';
-import { encodeFrameHeader, isBinaryFrame } from '../protocol/frame.js';
+import { encodeFrame, isBinaryFrame } from '../protocol/frame.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
+import { protocolLimits } from '../protocol/limits.js';
 import { parseTextReply } from '../protocol/text-codec.js';
 import { DeadlineSweep } from './deadline-sweep.js';
 import { FrameBatcher, type FlushSchedule } from './frame-batcher.js';
@@ -80,8 +81,12 @@ export interface Reply {
 }
 
 export interface FramedRequest {
-  /** Builds the payload (no length prefix) under the given request id; called once, at once. */
-  readonly encode: (requestId: number) => Uint8Array;
+  /**
+   * The payload (no length prefix): a binary message, whose request id (bytes 4-7) the connection
+   * sets, in the copy it sends, to the id it gives the request. Never changed, so that one
+   * encoding serves every attempt (an earlier attempt's bytes may still wait to be written).
+   */
+  readonly payload: Uint8Array;
   readonly tag: number;
   /** Date.now() after which the request fails TIMEOUT. */
   readonly deadlineMs: number;
@@ -224,8 +229,7 @@ export class FramedConnection {
   /**
    * Admits one request: it gets a request id and its bytes go out in this turn's batch (or when the
    * connection opens). Settles through `request.resolve` / `request.reject`: the reply's outcome,
-   * or TransportError BUSY (full), TIMEOUT, UNAVAILABLE (closed), the signal's reason, or what
-   * `encode` threw.
+   * or TransportError BUSY (full), TIMEOUT, UNAVAILABLE (closed), or the signal's reason.
    */
   request(request: FramedRequest): void {
     if (this.isClosed()) {
@@ -244,15 +248,9 @@ export class FramedConnection {
       request.reject(new TransportError(ErrorCode.BUSY, message, false));
       return;
     }
+    const payload = request.payload;
+    assert(payload.length >= binaryHeaderSizeBytes, 'a request is a binary message');
     const requestId = this.allocateRequestId();
-    let payload: Uint8Array;
-    try {
-      payload = request.encode(requestId);
-    } catch (err) {
-      request.reject(err);
-      return;
-    }
-    assert(readRequestId(payload) === requestId, 'the encoder must use the request id it was given');
     const entry: InFlight = { request, requestId, cleanupAbort: undefined };
     this.inFlight.set(requestId, entry);
     if (signal !== undefined) {
@@ -260,8 +258,8 @@ export class FramedConnection {
       signal.addEventListener('abort', onAbort, { once: true });
       entry.cleanupAbort = () => signal.removeEventListener('abort', onAbort);
     }
-    this.write(encodeFrameHeader(payload.length));
-    this.write(payload);
+    if (this.stateNow === 'open') this.batcher.pushFrame(payload, requestId);
+    else this.held.push(frameWithRequestId(payload, requestId));
     this.sweep.ensure();
   }
 
@@ -308,11 +306,6 @@ export class FramedConnection {
     this.o.events.onOpen?.();
   }
 
-  private write(chunk: Uint8Array): void {
-    if (this.stateNow === 'open') this.batcher.push(chunk);
-    else this.held.push(chunk);
-  }
-
   private allocateRequestId(): number {
     for (;;) {
       const id = this.requestIdNext;
@@ -331,7 +324,9 @@ export class FramedConnection {
   }
 
   private expire(nowMs: number): boolean {
-    const due = [...this.inFlight.values()].filter((e) => e.request.deadlineMs <= nowMs);
+    // Runs every sweep period while requests are in flight: no copy of the table unless one is due.
+    const due: InFlight[] = [];
+    for (const e of this.inFlight.values()) if (e.request.deadlineMs <= nowMs) due.push(e);
     for (const e of due) {
       const message = `no reply from ${this.o.label} within ${e.request.timeoutMs} ms`;
       this.settle(e, new TransportError(ErrorCode.TIMEOUT, message, this.opened));
@@ -411,4 +406,11 @@ export class FramedConnection {
     for (const entry of [...this.inFlight.values()]) this.settle(entry, err);
     if (!this.socket.destroyed) this.socket.destroy();
   }
+}
+
+/** A whole frame (length prefix included) of `payload` under `requestId`, in a buffer of its own. */
+function frameWithRequestId(payload: Uint8Array, requestId: number): Buffer {
+  const frame = encodeFrame(payload);
+  frame.writeUInt32LE(requestId, protocolLimits.frameLengthPrefixSizeBytes + binaryRequestIdOffset);
+  return frame;
 }

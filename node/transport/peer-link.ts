@@ -255,8 +255,9 @@ export class PeerLink {
       const timeoutMs = options.timeoutMs ?? this.o.requestTimeoutMs;
       assert(timeoutMs > 0);
       conn.request({
-        // The payload of a whole frame, without its length prefix (the connection adds one).
-        encode: (requestId) => encodePeerFrame(opcode, 0, requestId, payload).subarray(4),
+        // The payload of a whole frame, without its length prefix (the connection adds one, and
+        // the request id).
+        payload: encodePeerFrame(opcode, 0, 0, payload).subarray(4),
         tag: opcode,
         deadlineMs: Date.now() + timeoutMs,
         timeoutMs,

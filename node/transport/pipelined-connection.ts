@@ -66,9 +66,6 @@ export interface RequestOptions {
   readonly timeoutMs?: number;
 }
 
-/** Builds the request payload for the id the connection assigned. */
-export type RequestEncoder = (requestId: number) => Uint8Array;
-
 export const pipelinedConnectionDefaults = {
   connectTimeoutMs: 5_000,
   requestTimeoutMs: 30_000,
@@ -153,10 +150,12 @@ export class PipelinedConnection {
 
   /**
    * Sends one request and resolves with its reply payload (a binary message with the same request
-   * id; decode it with decodeReply). Rejects with TransportError (UNAVAILABLE, TIMEOUT, BUSY) or
-   * the signal's reason when aborted.
+   * id; decode it with decodeReply). `payload` is an encoded request under any request id: the
+   * connection sends a copy under the id it gives it, and never changes `payload` (so retries may
+   * send it again). Rejects with TransportError (UNAVAILABLE, TIMEOUT, BUSY) or the signal's
+   * reason when aborted.
    */
-  request(encode: RequestEncoder, options: RequestOptions = {}): Promise<Buffer> {
+  request(payload: Uint8Array, options: RequestOptions = {}): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       if (this.closed) {
         reject(new TransportError(ErrorCode.UNAVAILABLE, `connection to ${this.address} is closed`, false));
@@ -180,7 +179,7 @@ export class PipelinedConnection {
       }
       const timeoutMs = options.timeoutMs ?? this.o.requestTimeoutMs;
       const request: FramedRequest = {
-        encode,
+        payload,
         tag: 0,
         deadlineMs: Date.now() + timeoutMs,
         timeoutMs,

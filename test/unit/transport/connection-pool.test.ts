@@ -23,7 +23,7 @@ test('reuses one connection per peer, evicts the least recently used, refuses af
     const s = servers[i]!;
     return pool
       .get(s.addr, '127.0.0.1', s.port)
-      .request((id) => encodeRequest(id, { op: 'ping' }))
+      .request(encodeRequest(0, { op: 'ping' }))
       .then((p) => (decodeReply(p) as { response: { nodeId: number } }).response.nodeId);
   };
   t.is(await ping(0), 1);

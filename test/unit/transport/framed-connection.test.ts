@@ -89,7 +89,7 @@ function ask(
   const tag = o.tag ?? 7;
   const done = new Promise<void>((resolve) => {
     conn.request({
-      encode: (id) => message(tag, 0, id, Buffer.from(body)),
+      payload: message(tag, 0, 0, Buffer.from(body)),
       tag,
       deadlineMs: Date.now() + timeoutMs,
       timeoutMs,
