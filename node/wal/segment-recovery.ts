@@ -104,10 +104,6 @@ export function openSegment(ctx: SegmentContext, topic: string, dir: string, id:
       );
     }
     recover(ctx, segment, checkpoint, seal, fileSize);
-    // What recovery kept may be in the page cache only (a kill -9 with the machine still up): it is
-    // made durable before the WAL serves or reports it, or a restarted replica would acknowledge
-    // records a power loss could still take (found by the whole-node simulator, defect K).
-    if (seal === null) io.fdatasync(fd);
     return segment;
   } catch (error) {
     if (segment === null) io.close(fd);
@@ -372,6 +368,23 @@ function recover(
     if (endPosition < fileSize && (seen.nonZero || gaps.length > 0))
       zeroTail(ctx, segment, endPosition, fileSize);
     setEnd(segment, endOffset, endPosition, fileSize);
+  }
+  // What recovery kept may be in the page cache only (a kill -9 with the machine still up): it is
+  // made durable before the WAL serves or reports it (and before a checkpoint claims it), or a
+  // restarted replica would acknowledge records a power loss could still take (found by the
+  // whole-node simulator, defect K). Not when every record kept lies below the checkpoint's durable
+  // end with nothing after it: those were fdatasync'd before the checkpoint was written. An
+  // fdatasync costs ~1 ms even on a clean file: one per active segment made a restart with 10,000
+  // quiet topics take 10 s.
+  const tailClean =
+    checkpoint !== null &&
+    scannedCount === 0 &&
+    gaps.length === 0 &&
+    !seen.nonZero &&
+    endPosition === checkpoint.durableEndPosition;
+  if (seal === null && !tailClean) {
+    io.fdatasync(segment.fd);
+    ctx.stats.fsyncCount += 1;
   }
   if (scannedCount > 0 || gaps.length > 0) {
     logger.info(

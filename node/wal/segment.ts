@@ -19,6 +19,8 @@ import type { FileIo } from '../storage-io/file-io.js';
 import { writeFileDurably, writeFully } from '../storage-io/durable-file.js';
 import type { WalLimits } from './limits.js';
 import { recordHeaderSizeBytes, walLimits } from './limits.js';
+import type { IndexPager } from './index-pager.js';
+import { segmentIndexSource } from './index-source.js';
 import { OffsetIndex } from './offset-index.js';
 import type { RecordHeaders } from './record-codec.js';
 import {
@@ -61,6 +63,8 @@ export interface SegmentContext {
   readonly stats: WalStats;
   /** Called when a background preallocation ends (the WAL flushes appends that waited for it). */
   readonly onExtended: (segment: Segment) => void;
+  /** The node-wide budget of index entries in memory; null keeps every index loaded. */
+  readonly indexPager: IndexPager | null;
 }
 
 /**
@@ -174,7 +178,7 @@ export class Segment {
   preallocatedEnd = segmentFileHeaderBytes;
   firstTimestampMs: number | null = null;
   lastTimestampMs: number | null = null;
-  readonly index = new OffsetIndex();
+  readonly index: OffsetIndex;
   /** The next record at or beyond this position gets an index entry. */
   nextIndexPosition = segmentFileHeaderBytes;
   /** endPosition when the index was last checkpointed. */
@@ -227,6 +231,10 @@ export class Segment {
     this.endOffset = baseOffset;
     this.assignedEndOffset = baseOffset;
     this.syncedEndOffset = baseOffset;
+    this.index =
+      ctx.indexPager === null
+        ? new OffsetIndex()
+        : new OffsetIndex({ pager: ctx.indexPager, source: segmentIndexSource(ctx, this) });
   }
 
   /** Creates the files of a new, empty, active segment, durably (data file, index, directory). */
@@ -607,6 +615,7 @@ export class Segment {
   }
 
   close(): void {
+    this.index.release();
     if (this.fd >= 0) {
       this.ctx.io.close(this.fd);
       this.fd = -1;
