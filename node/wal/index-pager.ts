@@ -18,8 +18,11 @@ export interface PagedIndex {
   evict(): void;
 }
 
-/** Indexes looked at per eviction pass before giving up (the rest are in use or unsaved). */
-const evictScanCountMax = 4096;
+/**
+ * Indexes looked at per eviction pass. One that cannot be dropped (its entries are not all in its
+ * checkpoint yet) goes to the back of the queue, so the next pass looks at others.
+ */
+const evictScanCountMax = 256;
 
 export class IndexPager {
   /** Loaded indexes, least recently used first (a Map keeps insertion order). */
@@ -62,7 +65,12 @@ export class IndexPager {
     for (const [index, entries] of this.loaded) {
       if (this.entryCount <= this.entryCountMax || scanned >= evictScanCountMax) return;
       scanned += 1;
-      if (index === keep || !index.evictable()) continue;
+      if (index === keep) continue;
+      if (!index.evictable()) {
+        this.loaded.delete(index);
+        this.loaded.set(index, entries);
+        continue;
+      }
       index.evict();
       this.loaded.delete(index);
       this.entryCount -= entries;

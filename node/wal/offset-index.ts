@@ -1,7 +1,8 @@
 /**
  * A segment's sparse offset index: one (offset, file position, timestamp) entry every
- * `indexIntervalBytes` of records, in growable typed arrays; no per-record state. It is a hint:
- * every lookup lands on a record boundary that the reader validates, and a bad checkpoint is simply
+ * `indexIntervalBytes` of records, interleaved in one growable Float64Array (the layout of the
+ * checkpoint file, so loading one is a copy, not a loop); no per-record state. It is a hint: every
+ * lookup lands on a record boundary that the reader validates, and a bad checkpoint is simply
  * rebuilt. Paged (index-pager.ts): with a pager and a source, its entries may be dropped while its
  * segment's checkpoint file holds them all, and every method loads them again first, so the node's
  * index memory is bounded by the pager's budget, not by the data.
@@ -20,11 +21,10 @@ export interface IndexSource {
 }
 
 export class OffsetIndex implements PagedIndex {
-  private offsets: Float64Array<ArrayBuffer> = new Float64Array(initialCapacity);
-  private positions: Float64Array<ArrayBuffer> = new Float64Array(initialCapacity);
-  private timestamps: Float64Array<ArrayBuffer> = new Float64Array(initialCapacity);
+  /** Entry i is data[3i] (offset), data[3i + 1] (position), data[3i + 2] (timestamp). */
+  private data: Float64Array = new Float64Array(initialCapacity * 3);
   private count = 0;
-  /** Set while the entries are dropped (count is kept: it is what a reload brings back). */
+  /** Set while the entries are dropped. */
   private dropped = false;
   private readonly pager: IndexPager | null;
   private readonly source: IndexSource | null;
@@ -41,7 +41,7 @@ export class OffsetIndex implements PagedIndex {
   }
 
   get loadedEntryCount(): number {
-    return this.dropped ? 0 : this.offsets.length;
+    return this.dropped ? 0 : this.data.length / 3;
   }
 
   /** Whether the entries are in memory now (for tests and stats). */
@@ -56,9 +56,8 @@ export class OffsetIndex implements PagedIndex {
   evict(): void {
     assert(this.source !== null);
     this.dropped = true;
-    this.offsets = new Float64Array(0);
-    this.positions = new Float64Array(0);
-    this.timestamps = new Float64Array(0);
+    this.data = new Float64Array(0);
+    this.count = 0;
   }
 
   /** Stops counting this index against the pager's budget (its segment is closed). */
@@ -66,82 +65,78 @@ export class OffsetIndex implements PagedIndex {
     this.pager?.forget(this);
   }
 
+  /**
+   * Takes `triples` (checked increasing by the caller, e.g. a validated checkpoint) as the whole
+   * index, without a copy: the caller hands it over.
+   */
+  adopt(triples: Float64Array): void {
+    assert(triples.length % 3 === 0);
+    this.dropped = false;
+    this.data = triples;
+    this.count = triples.length / 3;
+    this.pager?.touch(this);
+  }
+
   /** Loads dropped entries back and tells the pager it was used. */
   private use(): void {
-    if (this.dropped) {
-      const triples = this.source!.load();
-      const n = triples.length / 3;
-      this.dropped = false;
-      this.offsets = new Float64Array(Math.max(n, initialCapacity));
-      this.positions = new Float64Array(Math.max(n, initialCapacity));
-      this.timestamps = new Float64Array(Math.max(n, initialCapacity));
-      this.count = 0;
-      for (let i = 0; i < n; i++) this.add(triples[i * 3]!, triples[i * 3 + 1]!, triples[i * 3 + 2]!);
-    }
-    this.pager?.touch(this);
+    if (this.dropped) this.adopt(this.source!.load());
+    else this.pager?.touch(this);
   }
 
   /** Appends an entry; offsets, positions and timestamps must not decrease. */
   add(offset: number, position: number, timestampMs: number): void {
     if (this.dropped) this.use();
-    if (this.count > 0) {
-      assert(offset > this.offsets[this.count - 1]!, 'index offsets increase');
-      assert(position > this.positions[this.count - 1]!, 'index positions increase');
+    const n = this.count;
+    if (n > 0) {
+      assert(offset > this.data[(n - 1) * 3]!, 'index offsets increase');
+      assert(position > this.data[(n - 1) * 3 + 1]!, 'index positions increase');
     }
-    if (this.count === this.offsets.length) {
-      const capacity = this.count * 2;
-      this.offsets = grow(this.offsets, capacity);
-      this.positions = grow(this.positions, capacity);
-      this.timestamps = grow(this.timestamps, capacity);
+    if ((n + 1) * 3 > this.data.length) {
+      const next = new Float64Array(Math.max(initialCapacity, n * 2) * 3);
+      next.set(this.data.subarray(0, n * 3));
+      this.data = next;
       this.pager?.touch(this);
     }
-    this.offsets[this.count] = offset;
-    this.positions[this.count] = position;
-    this.timestamps[this.count] = timestampMs;
-    this.count += 1;
+    this.data[n * 3] = offset;
+    this.data[n * 3 + 1] = position;
+    this.data[n * 3 + 2] = timestampMs;
+    this.count = n + 1;
   }
 
   // The accessors by entry number follow a lookup (floorByOffset, length) in the same turn.
   offsetAt(i: number): number {
     if (this.dropped) this.use();
-    return this.offsets[i]!;
+    return this.data[i * 3]!;
   }
   positionAt(i: number): number {
     if (this.dropped) this.use();
-    return this.positions[i]!;
+    return this.data[i * 3 + 1]!;
   }
   timestampAt(i: number): number {
     if (this.dropped) this.use();
-    return this.timestamps[i]!;
+    return this.data[i * 3 + 2]!;
   }
 
   /** Index of the last entry with offset <= `offset`, or −1. */
   floorByOffset(offset: number): number {
-    this.use();
-    let lo = 0;
-    let hi = this.count - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.offsets[mid]! <= offset) {
-        found = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
+    return this.lastWhere(0, (v) => v <= offset);
   }
 
   /** Index of the last entry with timestamp < `timestampMs`, or −1. */
   lastBeforeTimestamp(timestampMs: number): number {
+    return this.lastWhere(2, (v) => v < timestampMs);
+  }
+
+  /** Binary search: the last entry whose field `field` satisfies `holds` (monotonic), or −1. */
+  private lastWhere(field: number, holds: (value: number) => boolean): number {
     this.use();
+    const data = this.data;
     let lo = 0;
     let hi = this.count - 1;
     let found = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.timestamps[mid]! < timestampMs) {
+      if (holds(data[mid * 3 + field]!)) {
         found = mid;
         lo = mid + 1;
       } else {
@@ -154,24 +149,12 @@ export class OffsetIndex implements PagedIndex {
   /** Drops entries at or beyond `position` (after a tail truncation). */
   truncateFromPosition(position: number): void {
     this.use();
-    while (this.count > 0 && this.positions[this.count - 1]! >= position) this.count -= 1;
+    while (this.count > 0 && this.data[(this.count - 1) * 3 + 1]! >= position) this.count -= 1;
   }
 
-  /** Entries as (offset, position, timestamp) triples for a checkpoint. */
+  /** Entries as (offset, position, timestamp) triples for a checkpoint (a copy). */
   toTriples(): Float64Array {
     this.use();
-    const out = new Float64Array(this.count * 3);
-    for (let i = 0; i < this.count; i++) {
-      out[i * 3] = this.offsets[i]!;
-      out[i * 3 + 1] = this.positions[i]!;
-      out[i * 3 + 2] = this.timestamps[i]!;
-    }
-    return out;
+    return this.data.slice(0, this.count * 3);
   }
-}
-
-function grow(array: Float64Array, capacity: number): Float64Array<ArrayBuffer> {
-  const next = new Float64Array(capacity);
-  next.set(array);
-  return next;
 }

@@ -171,7 +171,8 @@ function recover(
   let durable = segment.baseOffset;
   if (checkpoint !== null) {
     const t = checkpoint.triples;
-    for (let i = 0; i < t.length; i += 3) segment.index.add(t[i]!, t[i + 1]!, t[i + 2]!);
+    // Validated (validCheckpoint): taken whole, not entry by entry (10,000 segments' indexes at start-up).
+    segment.index.adopt(t);
     if (t.length > 0) segment.nextIndexPosition = t[t.length - 2]! + ctx.limits.indexIntervalBytes;
     position = checkpoint.durableEndPosition;
     expect = checkpoint.durableEndOffset;
