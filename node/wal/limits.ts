@@ -29,11 +29,12 @@ export const walDefaults = {
    */
   segmentEpochCountMax: 1_000_000,
   /**
-   * Sparse-index entries held in memory node-wide (24 bytes each: 24 MiB, the index of 4 GiB of
+   * Sparse-index entries held in memory node-wide (24 bytes each: 6 MiB, the index of 1 GiB of
    * records at the default interval). Beyond it, the least recently used indexes already in their
-   * checkpoint files are dropped and read back at their next use (index-pager.ts).
+   * checkpoint files are dropped and read back at their next use (index-pager.ts): one small file
+   * read (~6 KiB for a 1 MiB segment) at the next read of a cold segment.
    */
-  indexEntryCountMaxLoaded: 1024 * 1024,
+  indexEntryCountMaxLoaded: 256 * 1024,
   /**
    * Every this many ms, a pass settles active segments that took no record for its last 4 passes:
    * index checkpoint to the end, preallocated zeros cut off, so a restart scans nothing of them

@@ -11,6 +11,8 @@ import assert from 'node:assert';
 import type { IndexPager, PagedIndex } from './index-pager.js';
 
 const initialCapacity = 16;
+/** The entries of every empty or dropped index (shared; never written: add allocates its own). */
+const noEntries = new Float64Array(0);
 
 /** Where a dropped index gets its entries back: (offset, position, timestamp) triples. */
 export interface IndexSource {
@@ -22,7 +24,7 @@ export interface IndexSource {
 
 export class OffsetIndex implements PagedIndex {
   /** Entry i is data[3i] (offset), data[3i + 1] (position), data[3i + 2] (timestamp). */
-  private data: Float64Array = new Float64Array(initialCapacity * 3);
+  private data: Float64Array = noEntries;
   private count = 0;
   /** Set while the entries are dropped. */
   private dropped = false;
@@ -56,7 +58,7 @@ export class OffsetIndex implements PagedIndex {
   evict(): void {
     assert(this.source !== null);
     this.dropped = true;
-    this.data = new Float64Array(0);
+    this.data = noEntries;
     this.count = 0;
   }
 
@@ -150,6 +152,12 @@ export class OffsetIndex implements PagedIndex {
   truncateFromPosition(position: number): void {
     this.use();
     while (this.count > 0 && this.data[(this.count - 1) * 3 + 1]! >= position) this.count -= 1;
+  }
+
+  /** The entries as triples, without a copy: valid until the index changes (encode it at once). */
+  view(): Float64Array {
+    this.use();
+    return this.data.subarray(0, this.count * 3);
   }
 
   /** Entries as (offset, position, timestamp) triples for a checkpoint (a copy). */

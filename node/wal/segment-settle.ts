@@ -34,6 +34,8 @@ export class SegmentSettler {
   private settledCount = 0;
   /** Active segments still to settle at the end of the last pass (quiet or not). */
   private unsettledCount = 0;
+  /** Where checkpoints are encoded (grows to the largest one). */
+  private readonly scratch = { buf: Buffer.alloc(64 * 1024) };
 
   constructor(
     private readonly io: FileIo,
@@ -77,15 +79,18 @@ export class SegmentSettler {
     const { io } = this;
     try {
       if (segment.checkpointPosition !== segment.endPosition) {
-        const data = encodeIndexCheckpoint({
-          segmentId: segment.id,
-          baseOffset: segment.baseOffset,
-          durableEndOffset: segment.syncedEndOffset,
-          durableEndPosition: segment.syncedEndPosition,
-          firstTimestampMs: segment.firstTimestampMs,
-          lastTimestampMs: segment.lastTimestampMs,
-          triples: segment.index.toTriples(),
-        });
+        const data = encodeIndexCheckpoint(
+          {
+            segmentId: segment.id,
+            baseOffset: segment.baseOffset,
+            durableEndOffset: segment.syncedEndOffset,
+            durableEndPosition: segment.syncedEndPosition,
+            firstTimestampMs: segment.firstTimestampMs,
+            lastTimestampMs: segment.lastTimestampMs,
+            triples: segment.index.view(),
+          },
+          this.scratch,
+        );
         const temp = `${segment.idxPath}.tmp`;
         const fd = io.open(temp, 'w+');
         try {

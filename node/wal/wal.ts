@@ -74,7 +74,7 @@ export interface WalOptions {
   indexCheckpointIntervalBytes?: number;
   /** Most segment fence epochs held (see segment-epochs.ts). Default 1,000,000. */
   segmentEpochCountMax?: number;
-  /** Sparse-index entries held in memory node-wide (index-pager.ts). Default 1,048,576 (24 MiB). */
+  /** Sparse-index entries held in memory node-wide (index-pager.ts). Default 262,144 (6 MiB). */
   indexEntryCountMaxLoaded?: number;
   /** Quiet active segments are settled by a pass every this many ms (segment-settle.ts). Default 250. */
   segmentSettleIntervalMs?: number;
