@@ -6,6 +6,9 @@
  * - a crash of the leader: the last record of each batch carries a node-only header
  *   `[producerId, producerSeq, recordCount]`, and a restarted leader rebuilds the table from the
  *   active segment's records. Clients may not send NUL-led header names, and readers never see it.
+ *   The rebuild is deferred (`deferProducerRestore`) to the table's first use: the first producer
+ *   append or the seal that hands the table over. A restart so costs no read of the data, and only
+ *   topics that are written by idempotent producers (or roll over) pay for the rebuild.
  */
 import type { Wal, WalRecord } from '../wal/index.js';
 import type { RecordInput, ResponseByOp, StoredRecord } from '../protocol/messages.js';
@@ -92,6 +95,7 @@ export function checkSequence(
   producerId: string,
   producerSeq: number,
 ): Promise<ResponseByOp['append']> | null {
+  settleProducerRestore(rt);
   const known = rt.producers.get(producerId);
   if (known === undefined) return null;
   if (producerSeq === known.seq) return known.result.then((previous) => ({ ...previous, duplicate: true }));
@@ -138,6 +142,35 @@ export function takeOverProducers(topic: TopicMeta, rt: TopicRuntime): void {
   }
 }
 
+/**
+ * Defers `restoreProducers` of the topic's active segment to the producer table's first use; it is
+ * dropped if by then this node no longer leads that segment (its seal handed the table over).
+ */
+export function deferProducerRestore(
+  wal: Wal,
+  lookup: (name: string) => TopicMeta | undefined,
+  topic: TopicMeta,
+  rt: TopicRuntime,
+  nodeId: number,
+  logger: Logger,
+): void {
+  const segmentId = activeSegment(topic).id;
+  rt.producerRestore = () => {
+    const now = lookup(topic.name);
+    if (now === undefined) return;
+    const active = activeSegment(now);
+    if (active.id === segmentId && active.leaderNodeId === nodeId) restoreProducers(wal, now, rt, logger);
+  };
+}
+
+/** Runs a deferred restore, once; one that throws (a corrupt record) is tried again at the next use. */
+export function settleProducerRestore(rt: TopicRuntime): void {
+  const restore = rt.producerRestore;
+  if (restore === null) return;
+  restore();
+  rt.producerRestore = null;
+}
+
 /** Rebuilds the producers of the active segment from the producer headers of its records. */
 export function restoreProducers(wal: Wal, topic: TopicMeta, rt: TopicRuntime, logger: Logger): void {
   const active = activeSegment(topic);
@@ -175,6 +208,7 @@ export function restoreProducers(wal: Wal, topic: TopicMeta, rt: TopicRuntime, l
 
 /** The most recent acknowledged producer batches, bounded, for the seal command. */
 export function producerTable(rt: TopicRuntime): ProducerEntry[] {
+  settleProducerRestore(rt);
   const table: ProducerEntry[] = [];
   for (const [id, p] of rt.producers) {
     if (p.done !== undefined)

@@ -16,7 +16,7 @@ import { activeSegment, openingEpoch, replicasOf, topicStartOffset } from '../me
 import { nextSegmentLeader } from '../metadata/placement.js';
 import { type Appender, isSoleReplica } from './appender.js';
 import type { ReplicaService } from './replica-service.js';
-import { producerTable, restoreProducers, takeOverProducers } from './producers.js';
+import { deferProducerRestore, producerTable, takeOverProducers } from './producers.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
 import type { TopicRuntime } from './topic-table.js';
 
@@ -39,8 +39,9 @@ export class Reconciler {
       if (activeSegment(topic).leaderNodeId !== nodeId) continue;
       const rt = table.runtime(topic.name);
       rt.committedEnd = Math.max(rt.committedEnd, this.localEnd(topic));
-      // Before completing a rollover: its seal hands these producers to the next leader.
-      restoreProducers(wal, topic, rt, logger);
+      // Before completing a rollover: its seal hands these producers to the next leader (the
+      // rebuild runs when the table is first used: producerTable, checkSequence).
+      deferProducerRestore(wal, (name) => meta.state.topics.get(name), topic, rt, nodeId, logger);
       await this.completeRollover(topic);
       const local = wal.segmentInfo(topic.name, activeSegment(topic).id);
       // A copy left open by the last run may lack records a quorum acknowledged: recover it.

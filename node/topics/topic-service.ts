@@ -190,6 +190,7 @@ export class TopicService {
     return {
       topics: this.ctx.meta.state.topics.size,
       ...this.ctx.wal.stats(),
+      ...this.ctx.wal.memoryStats(),
       segments_under_replicated: health.underReplicatedSegmentCount,
       topics_unwritable: health.unwritableTopics.length,
       disk_free_bytes: disk.freeBytes,

@@ -32,6 +32,12 @@ export interface TopicRuntime {
   rolling: Promise<void> | null;
   readonly waiters: Set<Waiter>;
   readonly producers: Map<string, ProducerState>;
+  /**
+   * The rebuild of `producers` from the active segment's records after a restart, deferred until
+   * the table is first used (producers.ts `settleProducerRestore`): run at start-up for every topic,
+   * it read every active segment whole, and the restart took as long as the data took to read.
+   */
+  producerRestore: (() => void) | null;
   /** Serialises read-next + commit per consumer so two readers never get the same records. */
   readonly consumerLocks: Map<string, Promise<unknown>>;
   /** Set while this node creates the WAL file of a segment it now leads; appends wait for it. */
@@ -96,6 +102,7 @@ export class TopicTable {
         rolling: null,
         waiters: new Set(),
         producers: new Map(),
+        producerRestore: null,
         consumerLocks: new Map(),
         segmentReady: null,
         replicator: null,

@@ -28,6 +28,19 @@ export const walDefaults = {
    * see segment-epochs.ts). A few dozen bytes each in memory plus one small file.
    */
   segmentEpochCountMax: 1_000_000,
+  /**
+   * Sparse-index entries held in memory node-wide (24 bytes each: 6 MiB, the index of 1 GiB of
+   * records at the default interval). Beyond it, the least recently used indexes already in their
+   * checkpoint files are dropped and read back at their next use (index-pager.ts): one small file
+   * read (~6 KiB for a 1 MiB segment) at the next read of a cold segment.
+   */
+  indexEntryCountMaxLoaded: 256 * 1024,
+  /**
+   * Every this many ms, a pass settles active segments that took no record for its last 4 passes:
+   * index checkpoint to the end, preallocated zeros cut off, so a restart scans nothing of them
+   * (segment-settle.ts).
+   */
+  segmentSettleIntervalMs: 250,
 } as const;
 
 export const walLimits = {
@@ -82,6 +95,8 @@ export interface WalLimits {
   segmentPreallocateBytes: number;
   indexCheckpointIntervalBytes: number;
   segmentEpochCountMax: number;
+  indexEntryCountMaxLoaded: number;
+  segmentSettleIntervalMs: number;
 }
 
 function assertLimits(l: WalLimits): void {
@@ -115,6 +130,8 @@ export function resolveWalLimits(options: Partial<WalLimits>): WalLimits {
     indexCheckpointIntervalBytes:
       options.indexCheckpointIntervalBytes ?? walDefaults.indexCheckpointIntervalBytes,
     segmentEpochCountMax: options.segmentEpochCountMax ?? walDefaults.segmentEpochCountMax,
+    indexEntryCountMaxLoaded: options.indexEntryCountMaxLoaded ?? walDefaults.indexEntryCountMaxLoaded,
+    segmentSettleIntervalMs: options.segmentSettleIntervalMs ?? walDefaults.segmentSettleIntervalMs,
   };
   assertLimits(limits);
   return limits;

@@ -24,6 +24,7 @@
 import { ChunkReader, isZeroRange } from './chunk-reader.js';
 import { WalErrorCode, walErrorFromIo } from './wal-error.js';
 import { readFully, readSmallFile, writeFully } from '../storage-io/durable-file.js';
+import type { FileIo } from '../storage-io/file-io.js';
 import { walLimits } from './limits.js';
 import {
   checkRecordAt,
@@ -98,7 +99,7 @@ export function openSegment(ctx: SegmentContext, topic: string, dir: string, id:
       logger.error({ topic, segmentId: id }, 'Seal marker belongs to another segment; ignored');
       seal = null;
     }
-    const idxBuf = readSmallFile(io, `${base}.idx`, indexFileSizeMaxBytes);
+    const idxBuf = readCheckpointFile(io, `${base}.idx`);
     const checkpoint =
       idxBuf === null ? null : validCheckpoint(ctx, segment, decodeIndexCheckpoint(idxBuf), fileSize);
     if (idxBuf !== null && checkpoint === null) {
@@ -108,16 +109,34 @@ export function openSegment(ctx: SegmentContext, topic: string, dir: string, id:
       );
     }
     recover(ctx, segment, checkpoint, seal, fileSize);
-    // What recovery kept may be in the page cache only (a kill -9 with the machine still up): it is
-    // made durable before the WAL serves or reports it, or a restarted replica would acknowledge
-    // records a power loss could still take (found by the whole-node simulator, defect K).
-    if (seal === null) io.fdatasync(fd);
     return segment;
   } catch (error) {
     if (segment === null) io.close(fd);
     else segment.close();
     throw error;
   }
+}
+
+/** Where index checkpoints are read at open (most fit: a 1 MiB segment's is ~6 KiB). */
+const checkpointScratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * The checkpoint file's bytes, or null when absent or too big. One that fits the scratch buffer is
+ * read into it (valid until the next call; decodeIndexCheckpoint copies what it keeps): opening
+ * 10,000 segments then costs no size query and no buffer each.
+ */
+function readCheckpointFile(io: FileIo, file: string): Buffer | null {
+  if (!io.exists(file)) return null;
+  const fd = io.open(file, 'r');
+  try {
+    // One read: FileIo reads are short only at the end of the file (were one not, the CRC fails
+    // and the segment is scanned, as for any bad checkpoint).
+    const n = io.read(fd, checkpointScratch, 0, checkpointScratch.length, 0);
+    if (n < checkpointScratch.length) return checkpointScratch.subarray(0, n);
+  } finally {
+    io.close(fd);
+  }
+  return readSmallFile(io, file, indexFileSizeMaxBytes);
 }
 
 function isAllZero(ctx: SegmentContext, fd: number, fileSize: number): boolean {
@@ -179,7 +198,8 @@ function recover(
   let durable = segment.baseOffset;
   if (checkpoint !== null) {
     const t = checkpoint.triples;
-    for (let i = 0; i < t.length; i += 3) segment.index.add(t[i]!, t[i + 1]!, t[i + 2]!);
+    // Validated (validCheckpoint): taken whole, not entry by entry (10,000 segments' indexes at start-up).
+    segment.index.adopt(t);
     if (t.length > 0) segment.nextIndexPosition = t[t.length - 2]! + ctx.limits.indexIntervalBytes;
     position = checkpoint.durableEndPosition;
     expect = checkpoint.durableEndOffset;
@@ -378,6 +398,23 @@ function recover(
         ? zeroTail(ctx, segment, endPosition, fileSize)
         : fileSize;
     setEnd(segment, endOffset, endPosition, size);
+  }
+  // What recovery kept may be in the page cache only (a kill -9 with the machine still up): it is
+  // made durable before the WAL serves or reports it (and before a checkpoint claims it), or a
+  // restarted replica would acknowledge records a power loss could still take (found by the
+  // whole-node simulator, defect K). Not when every record kept lies below the checkpoint's durable
+  // end with nothing after it: those were fdatasync'd before the checkpoint was written. An
+  // fdatasync costs ~1 ms even on a clean file: one per active segment made a restart with 10,000
+  // quiet topics take 10 s.
+  const tailClean =
+    checkpoint !== null &&
+    scannedCount === 0 &&
+    gaps.length === 0 &&
+    !seen.nonZero &&
+    endPosition === checkpoint.durableEndPosition;
+  if (seal === null && !tailClean) {
+    io.fdatasync(segment.fd);
+    ctx.stats.fsyncCount += 1;
   }
   if (scannedCount > 0 || gaps.length > 0) {
     logger.info(

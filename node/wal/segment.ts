@@ -20,6 +20,8 @@ import type { FileIo } from '../storage-io/file-io.js';
 import { writeFileDurably, writeFully } from '../storage-io/durable-file.js';
 import type { WalLimits } from './limits.js';
 import { recordHeaderSizeBytes, walLimits } from './limits.js';
+import type { IndexPager } from './index-pager.js';
+import { segmentIndexSource } from './index-source.js';
 import { OffsetIndex } from './offset-index.js';
 import type { RecordHeaders } from './record-codec.js';
 import {
@@ -64,6 +66,8 @@ export interface SegmentContext {
   readonly onExtended: (segment: Segment) => void;
   /** Free space, the reserve, preallocation back-off and rate-limited disk warnings (disk-space.ts). */
   readonly disk: DiskSpace;
+  /** The node-wide budget of index entries in memory; null keeps every index loaded. */
+  readonly indexPager: IndexPager | null;
 }
 
 /**
@@ -157,11 +161,24 @@ export interface BatchWrite {
 }
 
 const zeroChunk = Buffer.alloc(1024 * 1024);
+/** The `corrupt` map of every segment without corruption (shared, never written: noteCorruption makes its own). */
+const noCorruption = new Map<number, CorruptRange>();
 
 export class Segment {
-  readonly walPath: string;
-  readonly idxPath: string;
-  readonly sealPath: string;
+  // The file names are made when asked (opening, sealing, settling), not kept: three strings a
+  // segment are ~3 MB for 10,000 topics.
+  get walPath(): string {
+    return `${this.basePath()}.wal`;
+  }
+  get idxPath(): string {
+    return `${this.basePath()}.idx`;
+  }
+  get sealPath(): string {
+    return `${this.basePath()}.seal`;
+  }
+  private basePath(): string {
+    return path.join(this.dir, segmentBaseName(this.id));
+  }
   sealed = false;
   /** Set when an fdatasync or write failed in a way that cannot be retried (EIO): no more appends. */
   failed: WalError | null = null;
@@ -177,13 +194,13 @@ export class Segment {
   preallocatedEnd = segmentFileHeaderBytes;
   firstTimestampMs: number | null = null;
   lastTimestampMs: number | null = null;
-  readonly index = new OffsetIndex();
+  readonly index: OffsetIndex;
   /** The next record at or beyond this position gets an index entry. */
   nextIndexPosition = segmentFileHeaderBytes;
   /** endPosition when the index was last checkpointed. */
   checkpointPosition = segmentFileHeaderBytes;
   /** Known corrupt ranges keyed by start position (at most corruptRangeCountMaxPerSegment). */
-  readonly corrupt = new Map<number, CorruptRange>();
+  corrupt: Map<number, CorruptRange> = noCorruption;
   pending: PendingAppend[] = [];
   pendingBytes = 0;
   /** In the WAL's list of segments to flush. */
@@ -219,10 +236,6 @@ export class Segment {
     readonly baseOffset: number,
     public fd: number,
   ) {
-    const base = path.join(dir, segmentBaseName(id));
-    this.walPath = `${base}.wal`;
-    this.idxPath = `${base}.idx`;
-    this.sealPath = `${base}.seal`;
     this.preallocateStepBytes = Math.min(
       walLimits.segmentPreallocateBytesMin,
       ctx.limits.segmentPreallocateBytes,
@@ -230,6 +243,10 @@ export class Segment {
     this.endOffset = baseOffset;
     this.assignedEndOffset = baseOffset;
     this.syncedEndOffset = baseOffset;
+    this.index =
+      ctx.indexPager === null
+        ? new OffsetIndex()
+        : new OffsetIndex({ pager: ctx.indexPager, source: segmentIndexSource(ctx, this) });
   }
 
   /** Creates the files of a new, empty, active segment, durably (data file, index, directory). */
@@ -675,6 +692,7 @@ export class Segment {
   }
 
   close(): void {
+    this.index.release();
     if (this.fd >= 0) {
       this.ctx.io.close(this.fd);
       this.fd = -1;
@@ -759,6 +777,7 @@ export class Segment {
   }
 
   noteCorruption(range: CorruptRange): void {
+    if (this.corrupt === noCorruption) this.corrupt = new Map();
     if (this.corrupt.size < walLimits.corruptRangeCountMaxPerSegment)
       this.corrupt.set(range.startPosition, range);
     this.ctx.stats.corruptRecordCount += range.toOffset - range.fromOffset;

@@ -50,6 +50,8 @@ import { PendingAppend, Segment } from './segment.js';
 import { parseEpochFileName, parseSegmentFileName } from './segment-files.js';
 import { SegmentEpochs } from './segment-epochs.js';
 import { DiskSpace, type DiskSpaceStatus, diskSpaceLimits } from './disk-space.js';
+import { IndexPager } from './index-pager.js';
+import { SegmentSettler } from './segment-settle.js';
 import { type SegmentImport, SegmentImports, recoverImports } from './segment-import.js';
 import { openSegment } from './segment-recovery.js';
 import { cutOutside, truncateSegmentAt } from './truncate.js';
@@ -78,6 +80,10 @@ export interface WalOptions {
    * DISK_FULL (disk-space.ts). Default min(64 MiB, 1% of the file system); 0 for none.
    */
   diskReserveBytes?: number;
+  /** Sparse-index entries held in memory node-wide (index-pager.ts). Default 262,144 (6 MiB). */
+  indexEntryCountMaxLoaded?: number;
+  /** Quiet active segments are settled by a pass every this many ms (segment-settle.ts). Default 250. */
+  segmentSettleIntervalMs?: number;
   /** Clock for record timestamps. Default Date.now. */
   nowMs?: () => number;
   logger?: WalLogger;
@@ -155,6 +161,9 @@ export class Wal {
   private inFlight: Promise<void> | null = null;
   private readonly scratch = { buf: Buffer.allocUnsafe(1024 * 1024) };
   private intervalTimer: TimerHandle | null = null;
+  private settleTimer: TimerHandle | null = null;
+  private readonly indexPager: IndexPager;
+  private readonly settler: SegmentSettler;
   private readonly scheduler: Scheduler;
   private closed = false;
   private readonly flushBound = () => this.flush();
@@ -182,6 +191,8 @@ export class Wal {
         this.giveBackDue = true;
       },
     );
+    this.indexPager = new IndexPager(this.limits.indexEntryCountMaxLoaded);
+    this.settler = new SegmentSettler(this.io, this.logger);
     this.ctx = {
       io: this.io,
       limits: this.limits,
@@ -191,6 +202,7 @@ export class Wal {
       stats: this.stat,
       onExtended: (segment) => this.onExtended(segment),
       disk: this.disk,
+      indexPager: this.indexPager,
     };
     this.topicsDir = path.join(options.rootDir, 'topics');
     this.trashDir = path.join(options.rootDir, 'trash');
@@ -218,6 +230,11 @@ export class Wal {
       wal.intervalTimer = wal.scheduler.setInterval(() => wal.syncDirty(), policy.intervalMs);
       wal.intervalTimer.unref?.();
     }
+    wal.settleTimer = wal.scheduler.setInterval(
+      () => wal.settler.pass(wal.topicMap.values(), wal.inFlight !== null || wal.closed),
+      wal.limits.segmentSettleIntervalMs,
+    );
+    wal.settleTimer.unref?.();
     return wal;
   }
 
@@ -247,11 +264,16 @@ export class Wal {
   private recoverTopic(name: string): void {
     const { io, logger } = this;
     const dir = path.join(this.topicsDir, name);
-    // Before the segments: a committed import replaces or adds one.
-    recoverImports(this.ctx, name, dir);
+    // Before the segments: a committed import replaces or adds one. (One listing when there is
+    // none: a directory listing is most of what opening a quiet topic costs.)
+    let files = io.list(dir);
+    if (files.some((file) => file.endsWith('.import'))) {
+      recoverImports(this.ctx, name, dir);
+      files = io.list(dir);
+    }
     const byId = new Map<number, Set<string>>();
     const epochIds: number[] = [];
-    for (const file of io.list(dir)) {
+    for (const file of files) {
       const parsed = parseSegmentFileName(file);
       if (parsed === null) {
         const epochId = parseEpochFileName(file);
@@ -1002,6 +1024,17 @@ export class Wal {
     return { ...this.stat };
   }
 
+  /** The index pager's and the settler's figures (what the index costs in memory now). */
+  memoryStats(): {
+    indexEntriesLoaded: number;
+    indexesLoaded: number;
+    indexEvictionCount: number;
+    segmentSettleCount: number;
+    segmentsUnsettled: number;
+  } {
+    return { ...this.indexPager.stats(), ...this.settler.stats() };
+  }
+
   /**
    * Writes queued appends, makes everything durable, checkpoints indexes, closes files. Imports in
    * progress end (their files are removed).
@@ -1014,6 +1047,7 @@ export class Wal {
     for (const t of this.topicMap.values())
       for (const s of t.segments) while (s.extending !== null) await s.extending;
     if (this.intervalTimer !== null) this.scheduler.clearInterval(this.intervalTimer);
+    if (this.settleTimer !== null) this.scheduler.clearInterval(this.settleTimer);
     for (const t of this.topicMap.values()) {
       for (const s of t.segments) {
         if (!s.sealed && s.failed === null) {

@@ -1,7 +1,8 @@
 /**
- * `npm run bench -- <wal|raft|gateway|replication|all>`: runs benchmarks, prints the figures, writes
- * test/bench/results/<name>.json, and ends with one JSON line of the figures. Benchmarks never
- * pass or fail on time; targets are printed beside the figures for the reader.
+ * `npm run bench -- <wal|raft|gateway|replication|scale|all>`: runs benchmarks, prints the figures,
+ * writes test/bench/results/<name>.json, and ends with one JSON line of the figures. Benchmarks never
+ * pass or fail on time; targets are printed beside the figures for the reader. `all` leaves out the
+ * benchmarks marked `explicitOnly` (scale writes 10 GB: it runs only when named).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,7 +10,10 @@ import path from 'node:path';
 
 type Figures = Record<string, number | string | boolean>;
 
-const benches: Record<string, { targets: Record<string, string>; run: (dir: string) => Promise<Figures> }> = {
+const benches: Record<
+  string,
+  { targets: Record<string, string>; explicitOnly?: boolean; run: (dir: string) => Promise<Figures> }
+> = {
   wal: {
     // binaryRatio: binary appends/s over a bare framed echo of the same shape, run in alternating
     // slices in the same run (binary-bench.ts, framed-echo.ts).
@@ -55,6 +59,16 @@ const benches: Record<string, { targets: Record<string, string>; run: (dir: stri
       return runReplicationBench({ dir });
     },
   },
+  scale: {
+    // The same targets as scaleTargets in scale-bench.ts. Knobs: BENCH_SCALE_GB, BENCH_SCALE_TOPICS,
+    // BENCH_SCALE_FSYNC and more (see the file's header and docs/benchmarks.md).
+    targets: { scaleRssMB: '<= 200', scaleRestartMs: '<= 2000', scaleRandomReadP99Ms: '<= 5' },
+    explicitOnly: true,
+    run: async (dir) => {
+      const { runScaleBench } = await import('./scale-bench.js');
+      return runScaleBench({ dir });
+    },
+  },
 };
 
 /** A module another issue adds; resolved at run time so this runner builds without it. */
@@ -69,7 +83,10 @@ function envInt(name: string, fallback: number): number {
 
 async function main(): Promise<void> {
   const names = process.argv.slice(2);
-  const selected = names.length === 0 || names.includes('all') ? Object.keys(benches) : names;
+  const selected =
+    names.length === 0 || names.includes('all')
+      ? Object.keys(benches).filter((name) => benches[name]?.explicitOnly !== true)
+      : names;
   const resultsDir = path.resolve(import.meta.dirname, '../../../test/bench/results');
   fs.mkdirSync(resultsDir, { recursive: true });
   const all: Figures = {};

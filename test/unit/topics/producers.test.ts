@@ -6,6 +6,7 @@
  */
 import test from 'ava';
 import { producerHeaderName } from '../../../node/topics/producers.js';
+import { Wal } from '../../../node/wal/index.js';
 import { TopicHarness, codeOf, readAll, readToEnd, recordsOf, until } from '../../helpers/topic-harness.js';
 
 test('a retry of the last sequence answers the first answer, marked duplicate, and writes nothing', async (t) => {
@@ -101,6 +102,38 @@ test('a restarted node rebuilds its producers from the WAL', async (t) => {
   const next = await append.append('t', recordsOf('3a'), { producerId: 'p', producerSeq: 3 });
   t.deepEqual([next.firstOffset, next.duplicate], [7, false]);
   t.is((await readToEnd(h.service, 't')).length, 8);
+});
+
+// Serial: it counts the reads of every Wal through the prototype.
+test.serial('a restart reads no record: the producers are rebuilt at their first use', async (t) => {
+  const h = await TopicHarness.start();
+  t.teardown(() => h.close());
+  await h.createTopic('t');
+  const first = await h.service.appender.append('t', recordsOf('a', 'b'), {
+    producerId: 'p',
+    producerSeq: 0,
+  });
+  await h.service.appender.append('t', recordsOf('c'));
+  const read = Wal.prototype.read;
+  let reads = 0;
+  Wal.prototype.read = function (this: Wal, ...args: Parameters<Wal['read']>) {
+    reads += 1;
+    return read.apply(this, args);
+  };
+  t.teardown(() => {
+    Wal.prototype.read = read;
+  });
+  await h.node(1).restart();
+  // Before, recovery read every active segment whole: a restart took as long as reading the data.
+  t.is(reads, 0, 'recovery reads no record');
+  await h.service.appender.append('t', recordsOf('d'));
+  t.is(reads, 0, 'an append without a producer needs no producer table');
+  const retry = await h.service.appender.append('t', recordsOf('a', 'b'), {
+    producerId: 'p',
+    producerSeq: 0,
+  });
+  t.true(reads > 0, 'the first producer append rebuilds the table');
+  t.deepEqual(retry, { ...first, duplicate: true });
 });
 
 test('a seal hands the producers to the next segment leader', async (t) => {
