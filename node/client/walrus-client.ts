@@ -124,6 +124,11 @@ export const walrusClientDefaults = {
    * forward them instead (their advertised client addresses may not be reachable from here).
    */
   redirectPauseMs: 30_000,
+  /**
+   * NOT_LEADER redirects of a `noForward` append followed in one call without counting as retries
+   * (a client with retries off still reaches the leader, as when nodes forwarded for it).
+   */
+  redirectCountMax: 3,
 } as const;
 
 function topicOf(request: Request): string | undefined {
@@ -207,6 +212,7 @@ export class WalrusClient {
     const idempotent = isIdempotent(req);
     let target = this.routes.route(topic);
     let lastFailure: WalrusError | undefined;
+    let redirects = 0;
     for (let attempt = 0; ; attempt += 1) {
       if (this.closed) throw new WalrusError(ErrorCode.UNAVAILABLE, 'the client was closed');
       const remainingMs = attempt === 0 ? totalMs : deadlineMs - Date.now();
@@ -232,6 +238,21 @@ export class WalrusClient {
         failure = err;
       }
       const next = this.afterFailure(target, topic, failure);
+      if (
+        req.op === 'append' &&
+        req.noForward === true &&
+        failure.code === ErrorCode.NOT_LEADER &&
+        failure.leaderHint !== undefined &&
+        next.key !== target.key &&
+        redirects < walrusClientDefaults.redirectCountMax
+      ) {
+        // Redirected before anything was applied: not a retry.
+        redirects += 1;
+        attempt -= 1;
+        lastFailure = failure;
+        target = next;
+        continue;
+      }
       const ambiguous = isAmbiguous(failure);
       // A server's retryable code says that nothing was applied (error-codes.ts).
       const definitelyNotApplied =

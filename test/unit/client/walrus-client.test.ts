@@ -164,6 +164,29 @@ test('NOT_LEADER with a leader hint re-routes the topic to the leader and caches
   await leader.stop();
 });
 
+test('a redirect of an append is followed even with retries off: it is not a retry', async (t) => {
+  const follower = await new FakeNode(1).start();
+  t.teardown(() => follower.stop());
+  const leader = await new FakeNode(2).start();
+  t.teardown(() => leader.stop());
+  follower.hook = (r) =>
+    r.op === 'append' && r.noForward === true
+      ? { code: ErrorCode.NOT_LEADER, message: 'not me', leaderHint: { nodeId: 2, clientAddr: leader.addr } }
+      : undefined;
+  leader.topics.set('t', {
+    records: [],
+    createdAtMs: 0,
+    retention: { retentionMs: null, retentionBytes: null },
+  });
+  const client = new WalrusClient({ nodes: [follower.addr], retryCountMax: 0 });
+  t.teardown(() => client.close());
+  t.is((await client.append('t', [{ value: Buffer.from('1') }])).firstOffset, 0);
+  t.is(leader.count('append'), 1);
+  await client.close();
+  await follower.stop();
+  await leader.stop();
+});
+
 test('appends ask not to be forwarded; a hinted leader that cannot be reached makes them forwarded again', async (t) => {
   const node = await new FakeNode(1).start();
   t.teardown(() => node.stop());
