@@ -6,6 +6,7 @@
  */
 import test from 'ava';
 import { WalrusClient } from '../../node/client/walrus-client.js';
+import { decodeReply, encodeRequest } from '../../node/protocol/binary-codec.js';
 import { type TestCluster, withCluster } from '../helpers/local-cluster.js';
 import { frame, portOf, rawExchange, splitFrames } from '../helpers/raw-socket.js';
 import { eventually } from '../helpers/eventually.js';
@@ -104,20 +105,25 @@ test.serial(
       const { leaderNodeId } = await admin.describeTopic('direct');
       const leader = cluster.nodes.find((n) => n.spec.nodeId === leaderNodeId)!;
       const other = cluster.nodes.find((n) => n.spec.nodeId !== leaderNodeId)!;
-      const pinned = new WalrusClient({ nodes: [other.clientAddr], retryCountMax: 0 });
-      t.teardown(() => pinned.close());
-      const redirect = await t.throwsAsync(
-        pinned.request({
-          op: 'append',
-          topic: 'direct',
-          records: [{ value: Buffer.from('x') }],
-          noForward: true,
-        }),
-      );
-      t.like(redirect, {
+      // The node's own answer, on a raw connection (the cluster client would follow the redirect).
+      const ask = encodeRequest(7, {
+        op: 'append',
+        topic: 'direct',
+        records: [{ value: Buffer.from('x') }],
+        noForward: true,
+      });
+      const raw = await rawExchange(portOf(other.clientAddr), [frame(ask)], {
+        expectFrames: 1,
+        quietMs: 10_000,
+      });
+      const reply = decodeReply(splitFrames(raw.data)[0]!);
+      t.is(reply.kind, 'error');
+      t.like(reply.kind === 'error' ? reply.error : {}, {
         code: 'NOT_LEADER',
         leaderHint: { nodeId: leaderNodeId, clientAddr: leader.clientAddr },
       });
+      const pinned = new WalrusClient({ nodes: [other.clientAddr], retryCountMax: 0 });
+      t.teardown(() => pinned.close());
       // Without the option the same node forwards; through the cluster client, appends land in order.
       t.is(
         (await pinned.request({ op: 'append', topic: 'direct', records: [{ value: Buffer.from('a') }] }))
