@@ -58,16 +58,29 @@ export interface LaunchOptions {
  */
 export const freePortRange = { min: 20_000, max: 32_000, attemptCountMax: 200 } as const;
 
-/** A port on 127.0.0.1 that nothing listens on now, picked at random in freePortRange. */
+/**
+ * Ports this process handed out recently: a cluster picks all its ports before any node binds, so
+ * two picks could be the same port (a node then failed with EADDRINUSE on a fresh-clone CI run).
+ * Bounded: the oldest are forgotten first.
+ */
+const handedOut: number[] = [];
+const handedOutCountMax = 256;
+
+/** A port on 127.0.0.1 that nothing listens on now and not handed out lately, picked at random in freePortRange. */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < freePortRange.attemptCountMax; attempt++) {
     const port = freePortRange.min + Math.floor(Math.random() * (freePortRange.max - freePortRange.min));
+    if (handedOut.includes(port)) continue;
     const free = await new Promise<boolean>((resolve) => {
       const server = net.createServer();
       server.once('error', () => resolve(false));
       server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-    if (free) return port;
+    if (free) {
+      handedOut.push(port);
+      if (handedOut.length > handedOutCountMax) handedOut.shift();
+      return port;
+    }
   }
   throw new Error(
     `no free port in [${freePortRange.min}, ${freePortRange.max}) after ${freePortRange.attemptCountMax} tries`,
