@@ -12,7 +12,9 @@
  * in rounds, ours-theirs then theirs-ours, …, so a drift in the shared machine's load hits both):
  * - pipelined: single-record appends / async publishes, 256 in flight over BENCH_CONNECTIONS
  *   connections to the leader, for BENCH_SECONDS (bounded by a record count) → records/s.
- * - sync: one append / publish at a time → latency p50/p99 in µs.
+ * - sync: one append / publish at a time → latency p50/p99 in µs. Then the same at equal
+ *   durability: 3 more walrus-node processes with `--fsync never` (JetStream's default never
+ *   fsyncs an append) against the same JetStream → `syncNoFsyncP50Us`, `syncNoFsyncP50Ratio`.
  * - consume: a topic / stream filled with BENCH_CONSUME_RECORDS in big pipelined batches, then read
  *   from offset 0 / sequence 1 in batches of 10,000 (ours: read by offset; theirs: an ordered pull
  *   consumer) → records/s.
@@ -859,6 +861,37 @@ export async function runReplicationBench(opts: { dir: string }): Promise<Figure
     const walrusSyncUs = sync.ours.flat().sort((a, b) => a - b);
     const natsSyncUs = sync.theirs.flat().sort((a, b) => a - b);
 
+    // The same phase at JetStream's own durability: its default never fsyncs an append, and the
+    // nats-server here cannot be told to (sync_interval needs 2.10). Ours with `--fsync never`
+    // (the OS writes back; seal and close still fdatasync) shows what our path costs apart from
+    // the fdatasync that only our side pays above.
+    log('# sync at equal durability: 3 more walrus-node processes with --fsync never');
+    const noFsync = await LocalCluster.start({
+      nodeCount,
+      dataDir: path.join(opts.dir, 'walrus-fsync-never'),
+      env: { WALRUS_LOG_LEVEL: 'warn' },
+      extraArgs: ['--fsync', 'never'],
+    });
+    let syncNoFsync: { ours: number[][]; theirs: number[][] };
+    try {
+      await waitClusterWhole(noFsync, null, null);
+      const noFsyncAdmin = walrusClient(noFsync);
+      try {
+        await createWalrusTopic(noFsyncAdmin, topics.append);
+      } finally {
+        await noFsyncAdmin.close();
+      }
+      syncNoFsync = await alternate(
+        alternationRoundCount,
+        () => walrusSync(noFsync, topics.append, sliceMs),
+        () => natsSync(appendLeaderUrl, subject, sliceMs),
+      );
+    } finally {
+      await noFsync.stop();
+    }
+    const walrusNoFsyncUs = syncNoFsync.ours.flat().sort((a, b) => a - b);
+    const natsNoFsyncUs = syncNoFsync.theirs.flat().sort((a, b) => a - b);
+
     log(`# consume: filling ${s.consumeRecordCount} records on each side`);
     const walrusFillMs = await walrusFill(walrus, topics.consume, s.consumeRecordCount);
     const natsFillMs = await natsFill(
@@ -943,6 +976,10 @@ export async function runReplicationBench(opts: { dir: string }): Promise<Figure
       jetstreamSyncP50Us: round(jetstreamSyncP50Us),
       jetstreamSyncP99Us: round(percentile(natsSyncUs, 99)),
       syncP50Ratio: round(syncP50Us / jetstreamSyncP50Us, 3),
+      syncNoFsyncP50Us: round(percentile(walrusNoFsyncUs, 50)),
+      syncNoFsyncP99Us: round(percentile(walrusNoFsyncUs, 99)),
+      jetstreamSyncP50UsBeside: round(percentile(natsNoFsyncUs, 50)),
+      syncNoFsyncP50Ratio: round(percentile(walrusNoFsyncUs, 50) / percentile(natsNoFsyncUs, 50), 3),
       syncMeanUs: round(mean(walrusSyncUs)),
       jetstreamSyncMeanUs: round(mean(natsSyncUs)),
       consumePerSec: round(consumePerSec),
@@ -1004,6 +1041,13 @@ function printTable(f: Figures): void {
     ],
     ['sync append p50 µs', f['syncP50Us'], f['jetstreamSyncP50Us'], f['syncP50Ratio'], t['syncP50Ratio']!],
     ['sync append p99 µs', f['syncP99Us'], f['jetstreamSyncP99Us'], undefined, ''],
+    [
+      'sync p50 µs, both without fsync',
+      f['syncNoFsyncP50Us'],
+      f['jetstreamSyncP50UsBeside'],
+      f['syncNoFsyncP50Ratio'],
+      'reported',
+    ],
     [
       'consume records/s',
       f['consumePerSec'],
