@@ -87,11 +87,12 @@ export async function freePort(): Promise<number> {
   );
 }
 
-/** Resolves once host:port accepts a TCP connection, or rejects after timeoutMs. */
+/** Resolves once host:port accepts a TCP connection (tried every pollMs), or rejects after timeoutMs. */
 export async function waitForPort(
   port: number,
   timeoutMs: number,
   isAlive: () => boolean = () => true,
+  pollMs = 50,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -106,7 +107,7 @@ export async function waitForPort(
     if (ok) return;
     if (!isAlive()) throw new Error(`process for port ${port} exited before listening`);
     if (Date.now() > deadline) throw new Error(`nothing listened on port ${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 

@@ -294,7 +294,7 @@ export class Wal {
         io.fsyncDir(dir);
         continue;
       }
-      const segment = openSegment(this.ctx, name, dir, id);
+      const segment = openSegment(this.ctx, name, dir, id, exts);
       if (segment !== null) segments.push(segment);
     }
     for (const id of epochIds) this.epochs.load(name, id);

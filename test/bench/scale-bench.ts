@@ -26,7 +26,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { LocalCluster } from '../../infra/local/launcher.js';
+import { LocalCluster, waitForPort } from '../../infra/local/launcher.js';
 import { WalrusClient } from '../../node/client/walrus-client.js';
 
 type Figures = Record<string, number | string | boolean>;
@@ -334,6 +334,10 @@ export async function runScaleBench(opts: { dir: string }): Promise<Figures> {
       const child = cluster.nodes[0]!.process;
       return child === null || child.exitCode !== null || child.signalCode !== null;
     };
+    // The port is polled with plain connects first: a client that failed to connect backs off (50 ms
+    // doubling to 2 s), which counted up to 2 s of its own wait into the restart figure.
+    const clientPort = Number(cluster.clientAddrs[0]!.split(':').pop());
+    await waitForPort(clientPort, restartTimeoutMs, () => !exited(), restartPollMs);
     const probe = new WalrusClient({
       nodes: cluster.clientAddrs,
       retryCountMax: 0,
