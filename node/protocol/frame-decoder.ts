@@ -38,8 +38,14 @@ export interface RefusedFrame {
 export interface FrameAdmission {
   /** True: `length` bytes are reserved for this frame. False: the frame is refused. */
   reserve(length: number): boolean;
-  /** Gives back a reservation (the frame is complete, or the decoder disposed). */
+  /** Gives back a reservation (the frame is complete and `completed` is absent, or the decoder disposed). */
   release(length: number): void;
+  /**
+   * Optional: the frame is complete and handed out. Its reservation, if it had one (`reserved`),
+   * passes to the caller instead of being released: a server keeps a request's bytes counted until
+   * it has answered it.
+   */
+  completed?(length: number, reserved: boolean): void;
 }
 
 /** Bytes of a refused frame kept for its answer: the 8-byte binary header and some. */
@@ -173,7 +179,14 @@ export class FrameDecoder {
       }
       this.skip(prefixSizeBytes);
       frames.push(this.take(length));
-      this.releaseReservation();
+      const completed = this.admission?.completed;
+      if (completed === undefined) {
+        this.releaseReservation();
+      } else {
+        const reserved = this.reservedBytes > 0;
+        this.reservedBytes = 0;
+        completed.call(this.admission, length, reserved);
+      }
     }
     return refused === undefined ? { frames } : { frames, refused };
   }

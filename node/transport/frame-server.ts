@@ -141,6 +141,18 @@ class ServerConnection implements FrameConnection {
   private readonly outgoing: FrameBatcher;
   /** Reply bytes sent (outgoing or written) and not yet taken by the kernel; charged to the budget. */
   private replyPendingBytes = 0;
+  /**
+   * Sizes of the frames received whole and not yet answered, oldest first, from `requestBytesHead`
+   * on: charged to the budget until their replies are sent (a handler holds a request's bytes
+   * until it answers: 1,024 requests of 4 MiB in flight on one connection were not counted). A
+   * reply gives back the oldest: replies may come out of order, so the figure can lag by the
+   * difference in size between two requests, but it is exact whenever all are answered.
+   */
+  private requestBytes: number[] = [];
+  private requestBytesHead = 0;
+  private requestBytesTotal = 0;
+  /** Set while a refused frame is answered: that reply gives back no request bytes. */
+  private answeringRefusal = false;
   private paused = false;
   private delivering = false;
   /** Date.now() when the frame being received began (its first byte); undefined between frames. */
@@ -158,6 +170,11 @@ class ServerConnection implements FrameConnection {
     this.decoder = new FrameDecoder(server.options.frameSizeMaxBytes, {
       reserve: (length) => budget.tryReserveFrame(length),
       release: (length) => budget.release(length),
+      completed: (length, reserved) => {
+        if (!reserved) budget.charge(length);
+        this.requestBytes.push(length);
+        this.requestBytesTotal += length;
+      },
     });
     socket.setNoDelay(true);
     socket.setTimeout(server.options.idleTimeoutMs);
@@ -188,6 +205,7 @@ class ServerConnection implements FrameConnection {
   send(payload: Uint8Array): void {
     if (this.closed) return;
     if (this.inFlight > 0) this.inFlight -= 1;
+    if (!this.answeringRefusal) this.requestAnswered();
     // Replies of one turn leave in ONE write of one buffer: many small writev chunks cost more in
     // Node's stream layer than the syscall itself (profiled at 256 replies per turn).
     const bytes = 4 + payload.length;
@@ -203,6 +221,19 @@ class ServerConnection implements FrameConnection {
       return;
     }
     this.deliverHeld();
+  }
+
+  /** Gives back the oldest unanswered request's bytes. */
+  private requestAnswered(): void {
+    if (this.requestBytesHead === this.requestBytes.length) return;
+    const bytes = this.requestBytes[this.requestBytesHead]!;
+    this.requestBytesHead += 1;
+    if (this.requestBytesHead === this.requestBytes.length) {
+      this.requestBytes = [];
+      this.requestBytesHead = 0;
+    }
+    this.requestBytesTotal -= bytes;
+    this.server.budget.release(bytes);
   }
 
   private write(batch: Buffer): void {
@@ -288,8 +319,16 @@ class ServerConnection implements FrameConnection {
         }
         this.inFlight += 1;
         try {
-          if (Buffer.isBuffer(frame)) this.server.options.onFrame(this, frame);
-          else this.server.refuse(this, frame.head, frame.error);
+          if (Buffer.isBuffer(frame)) {
+            this.server.options.onFrame(this, frame);
+          } else {
+            this.answeringRefusal = true;
+            try {
+              this.server.refuse(this, frame.head, frame.error);
+            } finally {
+              this.answeringRefusal = false;
+            }
+          }
         } catch (err) {
           this.server.log.error({ conn: this.id, err }, 'frame handler threw; closing the connection');
           this.destroy();
@@ -346,8 +385,11 @@ class ServerConnection implements FrameConnection {
     this.held = [];
     this.heldHead = 0;
     this.decoder.dispose();
-    this.server.budget.release(this.replyPendingBytes);
+    this.server.budget.release(this.replyPendingBytes + this.requestBytesTotal);
     this.replyPendingBytes = 0;
+    this.requestBytes = [];
+    this.requestBytesHead = 0;
+    this.requestBytesTotal = 0;
     this.outgoing.clear();
     this.server.forget(this);
   }

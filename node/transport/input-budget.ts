@@ -1,7 +1,7 @@
 /**
  * The node-wide budget of buffered client input: bytes of frames announced and not yet complete
- * (partial frames, reserved at their announced length before they are kept) plus reply bytes
- * written and not yet taken by the kernel. One per client FrameServer, so one per node; the peer
+ * (partial frames, reserved at their announced length before they are kept), of requests received
+ * whole and not yet answered, and of replies written and not yet taken by the kernel. One per client FrameServer, so one per node; the peer
  * port has none (Raft and replication frames are never refused for what clients hold).
  *
  * Why a reserve for small frames: once large frames have spent `bytesMax − smallFrameReserveBytes`,

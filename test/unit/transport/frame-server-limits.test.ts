@@ -126,3 +126,30 @@ test('a client that reads slowly stops being read once its pending replies reach
   await waitFor(() => c.frames.length === 200, 'every reply once the client reads', 30_000);
   t.is(calls, 200);
 });
+
+test('requests received whole stay counted in the input budget until they are answered', async (t) => {
+  // A handler that answers only when told: large appends to a slow segment, say.
+  const held: { conn: FrameConnection; size: number }[] = [];
+  const budget = 4 * 1024 * kib;
+  const s = await startServer((conn, payload) => held.push({ conn, size: payload.length }), {
+    bufferedInputMaxBytes: budget,
+    frameSizeMaxBytes: 2 * 1024 * kib,
+    inFlightMaxPerConnection: 1024,
+  });
+  t.teardown(() => s.close());
+  const c = await RawClient.connect(s.port);
+  t.teardown(() => c.destroy());
+  // Eight complete 900 KiB requests: about four fit under the budget (less the small-frame
+  // reserve); before, each was forgotten once complete, and all eight were held uncounted.
+  for (let i = 0; i < 8; i++) c.write(encodeFrame(Buffer.alloc(900 * kib, i)));
+  await waitFor(() => held.length + c.frames.length === 8, 'every request handled or refused');
+  t.true(held.length >= 3 && held.length <= 4, `${held.length} large requests admitted`);
+  t.is(c.frames.length, 8 - held.length);
+  for (const f of c.frames) t.regex(f.toString(), /^ERR BUSY .*budget/);
+  t.true(s.server.budgetStats().bufferedInputBytes >= held.length * 900 * kib, 'held requests counted');
+  // A small request still passes (the reserve), and answering gives everything back.
+  c.write(encodeFrame(Buffer.from('small')));
+  await waitFor(() => held.some((h) => h.size === 5), 'the small request handed to the handler');
+  for (const h of held) h.conn.send(Buffer.from('ok'));
+  await waitFor(() => s.server.budgetStats().bufferedInputBytes === 0, 'everything given back');
+});
