@@ -77,3 +77,8 @@ output "prometheus_scrape_config" {
     ]
   })
 }
+
+output "node_service_account" {
+  description = "Email of the nodes' service account: grant it read access to a private release bucket."
+  value       = google_service_account.node.email
+}

@@ -116,3 +116,8 @@ output "prometheus_scrape_config" {
   description = "scrape_configs for Prometheus."
   value       = module.walrus.prometheus_scrape_config
 }
+
+output "node_service_account" {
+  description = "The nodes' service account (give it read access to a private release bucket)."
+  value       = module.walrus.node_service_account
+}
