@@ -60,8 +60,8 @@ variable "machine_type" {
 
 variable "boot_image" {
   type        = string
-  description = "Boot disk image: a Linux with cloud-init and systemd (Debian 12 by default)."
-  default     = "debian-cloud/debian-12"
+  description = "Boot disk image: a Linux whose image runs cloud-init (Google's Ubuntu images do; its Debian images do not) with systemd, curl and util-linux."
+  default     = "ubuntu-os-cloud/ubuntu-2404-lts-amd64"
   validation {
     condition     = length(var.boot_image) > 0
     error_message = "boot_image must not be empty."
