@@ -19,7 +19,7 @@ const raftPort = 6001;
 const startTimeoutMs = 15_000;
 const askTimeoutMsDefault = 5_000;
 const logTailBytesMax = 32 * 1024;
-const namePrefix = 'walrus-t';
+export const namePrefix = 'walrus-t';
 const driverBin = path.join(import.meta.dirname, 'netns-driver.js');
 /**
  * nftables by absolute path: under npm scripts PATH starts with node_modules/.bin, where
@@ -28,11 +28,11 @@ const driverBin = path.join(import.meta.dirname, 'netns-driver.js');
 const nftBin =
   ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'].find((p) => fs.existsSync(p)) ?? '/usr/sbin/nft';
 
-function ip(...args: string[]): string {
+export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-function inNs(ns: string, ...command: string[]): string {
+export function inNs(ns: string, ...command: string[]): string {
   return ip('netns', 'exec', ns, ...command);
 }
 
@@ -46,7 +46,7 @@ function alive(pid: number): boolean {
 }
 
 /** Deletes namespaces this helper made in test processes that no longer run. */
-function removeStaleNamespaces(): void {
+export function removeStaleNamespaces(): void {
   for (const line of ip('netns', 'list').split('\n')) {
     const name = line.split(' ')[0] ?? '';
     const m = new RegExp(`^${namePrefix}(\\d+)-`).exec(name);
