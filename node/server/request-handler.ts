@@ -17,6 +17,7 @@ import {
 } from '../protocol/text-codec.js';
 import type { Logger } from '../log.js';
 import { sharedConsumerName } from '../topics/consumers.js';
+import { readerLimits } from '../topics/reader.js';
 import type { ClusterView } from '../topics/ports.js';
 import { toWalrusError } from '../topics/topic-table.js';
 import type { TopicService } from '../topics/topic-service.js';
@@ -38,6 +39,8 @@ export interface ReplyChannel {
   send(payload: Uint8Array): void;
   close(): void;
   readonly closed: boolean;
+  /** Resolves when the connection's unsent replies are under its bound (frame-server.ts); absent: no bound. */
+  replyRoom?(): Promise<void>;
 }
 
 export interface RequestHandlerOptions {
@@ -95,6 +98,8 @@ export class RequestHandler {
   private readonly topics: TopicService;
   /** Abort controllers of long polls, per connection id, so a closed connection frees its waiters. */
   private readonly polls = new Map<number, Set<AbortController>>();
+  /** Per connection: the end of its last long read queued (oneLongReadAtATime). */
+  private readonly longReadTails = new Map<number, Promise<void>>();
   /** Text replies must go back in command order; binary ones may not. */
   private readonly textQueues = new Map<number, Promise<void>>();
 
@@ -129,6 +134,7 @@ export class RequestHandler {
   onClose(conn: ReplyChannel): void {
     for (const controller of this.polls.get(conn.id) ?? []) controller.abort();
     this.polls.delete(conn.id);
+    this.longReadTails.delete(conn.id);
     this.textQueues.delete(conn.id);
   }
 
@@ -422,8 +428,8 @@ export class RequestHandler {
       case 'append':
         // The request carries the append's options under their own names.
         return t.appender.append(request.topic, request.records, request);
-      case 'read':
-        return this.longPoll(conn, (signal) =>
+      case 'read': {
+        const read = (signal: AbortSignal) =>
           t.reader.read(
             request.topic,
             request.offset,
@@ -433,8 +439,16 @@ export class RequestHandler {
               waitMs: request.waitMs,
             },
             signal,
-          ),
+          );
+        return this.longPoll(conn, (signal) =>
+          // Reads that make large replies run one at a time per connection, each once the
+          // connection's unsent replies are under its bound: a client that pipelines them and
+          // never reads its replies gets no more work done for it (40 such clients stalled a node).
+          conn !== null && request.byteCountMax > readerLimits.chunkSizeBytes
+            ? this.oneLongReadAtATime(conn, () => read(signal))
+            : read(signal),
         );
+      }
       case 'offsetForTimestamp':
         return { offset: await t.reader.offsetForTimestamp(request.topic, request.timestampMs) };
       case 'localOffsetForTimestamp':
@@ -463,6 +477,28 @@ export class RequestHandler {
         );
       case 'handOff':
         return { handedOff: await t.appender.handOff(request.nodeId) };
+    }
+  }
+
+  /**
+   * Runs `run` after the connection's previous long read has ended and its unsent replies are under
+   * their bound (ReplyChannel.replyRoom). A read whose connection closed meanwhile still runs, and
+   * stops at its first step (its signal is aborted: reader.ts).
+   */
+  private async oneLongReadAtATime<T>(conn: ReplyChannel, run: () => Promise<T>): Promise<T> {
+    const previous = this.longReadTails.get(conn.id);
+    let done: () => void = () => {};
+    const mine = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    this.longReadTails.set(conn.id, mine);
+    try {
+      if (previous !== undefined) await previous;
+      if (conn.replyRoom !== undefined && !conn.closed) await conn.replyRoom();
+      return await run();
+    } finally {
+      done();
+      if (this.longReadTails.get(conn.id) === mine) this.longReadTails.delete(conn.id);
     }
   }
 

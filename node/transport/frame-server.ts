@@ -86,6 +86,13 @@ export interface FrameConnection {
   send(payload: Uint8Array): void;
   close(): void;
   readonly closed: boolean;
+  /**
+   * Resolves once the replies waiting for this connection's client are under its bound
+   * (`replyPendingMaxBytesPerConnection`), checked after the current turn's replies are sent, or
+   * once the connection is closed. Work that makes large replies waits for it, so a client that does
+   * not read stops getting work done for it, not just stops being read.
+   */
+  replyRoom(): Promise<void>;
 }
 
 const mib = 1024 * 1024;
@@ -99,6 +106,11 @@ export const frameServerDefaults = {
   /** Four maximum read replies: a reader keeps its pipeline full, one that does not read stops. */
   replyPendingMaxBytesPerConnection: 16 * mib,
   writeBufferMaxBytes: 64 * mib,
+  /**
+   * Unsent reply bytes that make a connection a candidate for closing while the node's input
+   * budget is spent (the one with the most goes first).
+   */
+  slowReaderBytesMin: 1 * mib,
   bufferedInputMaxBytes: 256 * mib,
   /** Frames up to this size may use the budget's reserve (METRICS, PING, small appends). */
   smallFrameSizeMaxBytes: 64 * 1024,
@@ -153,6 +165,8 @@ class ServerConnection implements FrameConnection {
   private requestBytesTotal = 0;
   /** Set while a refused frame is answered: that reply gives back no request bytes. */
   private answeringRefusal = false;
+  /** Callers of replyRoom() waiting for the replies to drain under the bound; woken all at once. */
+  private roomWaiters: (() => void)[] = [];
   private paused = false;
   private delivering = false;
   /** Date.now() when the frame being received began (its first byte); undefined between frames. */
@@ -193,6 +207,11 @@ class ServerConnection implements FrameConnection {
     return this.inFlight;
   }
 
+  /** Reply bytes sent and not yet taken by the kernel. */
+  get unsentReplyBytes(): number {
+    return this.replyPendingBytes;
+  }
+
   /** True while the server does not read this socket (a per-connection bound is reached). */
   get readingPaused(): boolean {
     return this.paused;
@@ -212,6 +231,7 @@ class ServerConnection implements FrameConnection {
     this.outgoing.pushPayload(payload);
     this.replyPendingBytes += bytes;
     this.server.budget.charge(bytes);
+    if (this.server.budget.spent()) this.server.dropSlowestReader();
     if (this.socket.writableLength + this.outgoing.pendingBytes > this.server.options.writeBufferMaxBytes) {
       this.server.log.warn(
         { conn: this.id, remote: this.remoteAddress, bufferedBytes: this.socket.writableLength },
@@ -247,7 +267,25 @@ class ServerConnection implements FrameConnection {
     if (this.replyPendingBytes === 0) return; // closed: everything was given back
     this.replyPendingBytes -= bytes;
     this.server.budget.release(bytes);
+    if (this.roomWaiters.length > 0 && this.replyPendingBytes < this.server.replyPendingMaxBytes)
+      this.wakeRoomWaiters();
     if (this.paused) this.deliverHeld();
+  }
+
+  replyRoom(): Promise<void> {
+    return new Promise((resolve) => {
+      // After this turn: a reply that work finished just now is sent (and counted) by then.
+      setImmediate(() => {
+        if (this.closed || this.replyPendingBytes < this.server.replyPendingMaxBytes) resolve();
+        else this.roomWaiters.push(resolve);
+      });
+    });
+  }
+
+  private wakeRoomWaiters(): void {
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   close(): void {
@@ -382,6 +420,7 @@ class ServerConnection implements FrameConnection {
 
   private onSocketClose(): void {
     this.closed = true;
+    this.wakeRoomWaiters();
     this.held = [];
     this.heldHead = 0;
     this.decoder.dispose();
@@ -482,6 +521,27 @@ export class FrameServer {
     this.receiving.delete(conn);
   }
 
+  /**
+   * @internal The budget is spent, and replies count in it: the connection with the most unsent
+   * reply bytes (at least `slowReaderBytesMin`) is closed, as NATS closes a "slow consumer", so
+   * clients that do not read cannot lock everyone else out (new connections and large frames are
+   * refused while the budget is spent). True when one was closed (its bytes come back on close).
+   */
+  dropSlowestReader(): boolean {
+    let slowest: ServerConnection | undefined;
+    for (const conn of this.connections.values()) {
+      if (conn.closed || conn.unsentReplyBytes < frameServerDefaults.slowReaderBytesMin) continue;
+      if (slowest === undefined || conn.unsentReplyBytes > slowest.unsentReplyBytes) slowest = conn;
+    }
+    if (slowest === undefined) return false;
+    this.log.warn(
+      { conn: slowest.id, remote: slowest.remoteAddress, unsentReplyBytes: slowest.unsentReplyBytes },
+      "the node's buffered-input budget is spent and this client does not read its replies; closing the connection",
+    );
+    slowest.destroy();
+    return true;
+  }
+
   /** @internal answers a frame the budget refused: the handler's onRefused, else a text ERR. */
   refuse(conn: ServerConnection, head: Buffer, error: WalrusError): void {
     if (this.options.onRefused !== undefined) this.options.onRefused(conn, head, error);
@@ -520,7 +580,9 @@ export class FrameServer {
 
   private onConnection(socket: net.Socket): void {
     const full = this.connections.size >= this.options.connectionCountMax;
-    if (full || this.budget.refuseConnection()) {
+    // A budget spent on replies that clients do not read: the slowest of them makes room.
+    const spent = this.budget.spent() && !this.dropSlowestReader() && this.budget.refuseConnection();
+    if (full || spent) {
       socket.on('error', () => {});
       socket.resume(); // discard what it sends, so that its close is seen
       const message = full

@@ -66,6 +66,11 @@ export class InputBudget {
     assert(this.usedBytes >= 0, 'released more input budget than was taken');
   }
 
+  /** True when nothing is left at all (replies can take the figure past bytesMax). */
+  spent(): boolean {
+    return this.usedBytes >= this.bytesMax;
+  }
+
   /** True when nothing is left at all: a new connection is refused. Counts the refusal. */
   refuseConnection(): boolean {
     if (this.usedBytes < this.bytesMax) return false;

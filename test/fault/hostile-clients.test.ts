@@ -4,7 +4,8 @@
  *
  * 1. one connection pipelines 1,000 reads of up to 4 MiB each over 5 × 1 MiB records and closes:
  *    aimed at the Raft leader of 3 nodes, METRICS is answered within `metricsLatencyMsMax`
- *    throughout, and the leader keeps its term and leadership;
+ *    throughout, and the leader keeps its term and leadership; 1b: the same from 40 connections
+ *    (100 reads each) that never read a reply;
  * 2. 400 connections each announce a 4,259,840-byte frame and send all but its last byte: the
  *    node's peak RSS stays under its buffered-input budget plus slack, and METRICS is answered;
  * 3. slowloris: 200 sockets (the connection limit) trickle one byte a second of a large frame:
@@ -15,7 +16,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { WalrusClient } from '../../node/client/walrus-client.js';
 import { encodeRequest } from '../../node/protocol/binary-codec.js';
 import { eventually } from '../helpers/eventually.js';
@@ -74,44 +75,74 @@ function connect(port: number): Promise<net.Socket> {
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Waits for a Raft leader all 3 nodes follow, then makes a topic whose active segment that leader
+ * leads (so client reads run on the Raft leader) and fills it with 5 records of 1 MiB.
+ */
+async function bigTopicOnRaftLeader(
+  t: ExecutionContext,
+  cluster: TestCluster,
+  clients: WalrusClient[],
+): Promise<{ leader: number; leaderNode: TestCluster['nodes'][number]; topic: string; termBefore: number }> {
+  const leader = await eventually('a leader every node follows, with 3 voters', async () => {
+    const ms = await Promise.all(cluster.nodes.map((n) => nodeMetrics(n.clientAddr)));
+    const l = ms[0]?.current_leader;
+    return l && ms.every((m) => m?.current_leader === l && m.membership_config.voters.length === 3)
+      ? l
+      : undefined;
+  });
+  const leaderNode = cluster.nodes.find((n) => n.spec.nodeId === leader)!;
+  const client = new WalrusClient({ nodes: [leaderNode.clientAddr], requestTimeoutMs: 30_000 });
+  clients.push(client);
+  let topic = '';
+  for (let i = 0; i < 12 && topic === ''; i++) {
+    const created = await client.createTopic(`big${i}`);
+    if (created.topic.leaderNodeId === leader) topic = `big${i}`;
+  }
+  t.not(topic, '', 'one of 12 topics is led by the Raft leader');
+  for (let i = 0; i < 5; i++) await client.append(topic, [{ value: Buffer.alloc(mib, i) }]);
+  const termBefore = (await nodeMetrics(leaderNode.clientAddr, 5_000))!.current_term;
+  return { leader, leaderNode, topic, termBefore };
+}
+
+/** `count` pipelined binary reads of up to 4 MiB each from offset 0 of `topic`, framed. */
+function bigReads(topic: string, count: number): Buffer {
+  return Buffer.concat(
+    Array.from({ length: count }, (_, i) =>
+      frame(
+        encodeRequest(i + 1, {
+          op: 'read',
+          topic,
+          offset: 0,
+          recordCountMax: 10_000,
+          byteCountMax: 4 * mib,
+          waitMs: 0,
+        }),
+      ),
+    ),
+  );
+}
+
+/** After an attack: every node still has term `termBefore` and follows `leader`. */
+async function assertLeadershipKept(
+  t: ExecutionContext,
+  cluster: TestCluster,
+  leader: number,
+  termBefore: number,
+): Promise<void> {
+  const after = await Promise.all(cluster.nodes.map((n) => nodeMetrics(n.clientAddr, 10_000)));
+  for (const m of after) {
+    t.is(m?.current_term, termBefore, 'no election: the term is unchanged on every node');
+    t.is(m?.current_leader, leader, 'the Raft leader kept its leadership');
+  }
+}
+
 test.serial('1: pipelined 4 MiB reads from one connection stall neither METRICS nor Raft', async (t) => {
   const cluster = await startLocalCluster({ nodeCount: 3 });
   const clients: WalrusClient[] = [];
   try {
-    const leader = await eventually('a leader every node follows, with 3 voters', async () => {
-      const ms = await Promise.all(cluster.nodes.map((n) => nodeMetrics(n.clientAddr)));
-      const l = ms[0]?.current_leader;
-      return l && ms.every((m) => m?.current_leader === l && m.membership_config.voters.length === 3)
-        ? l
-        : undefined;
-    });
-    const leaderNode = cluster.nodes.find((n) => n.spec.nodeId === leader)!;
-    const client = new WalrusClient({ nodes: [leaderNode.clientAddr], requestTimeoutMs: 30_000 });
-    clients.push(client);
-    // The reads must run on the Raft leader: a topic whose active segment it leads.
-    let topic = '';
-    for (let i = 0; i < 12 && topic === ''; i++) {
-      const created = await client.createTopic(`big${i}`);
-      if (created.topic.leaderNodeId === leader) topic = `big${i}`;
-    }
-    t.not(topic, '', 'one of 12 topics is led by the Raft leader');
-    for (let i = 0; i < 5; i++) await client.append(topic, [{ value: Buffer.alloc(mib, i) }]);
-    const termBefore = (await nodeMetrics(leaderNode.clientAddr, 5_000))!.current_term;
-
-    const requests = Buffer.concat(
-      Array.from({ length: 1_000 }, (_, i) =>
-        frame(
-          encodeRequest(i + 1, {
-            op: 'read',
-            topic,
-            offset: 0,
-            recordCountMax: 10_000,
-            byteCountMax: 4 * mib,
-            waitMs: 0,
-          }),
-        ),
-      ),
-    );
+    const { leader, leaderNode, topic, termBefore } = await bigTopicOnRaftLeader(t, cluster, clients);
+    const requests = bigReads(topic, 1_000);
     t.true(requests.length < 64 * 1024, `${requests.length} bytes of requests`);
     let finish: () => void = () => {};
     const stop = new Promise<void>((resolve) => {
@@ -128,11 +159,7 @@ test.serial('1: pipelined 4 MiB reads from one connection stall neither METRICS 
     const worst = Math.max(...latencies);
     t.log(`METRICS during the attack: ${latencies.length} probes, worst ${worst.toFixed(0)} ms`);
     t.true(worst < metricsLatencyMsMax, `worst METRICS latency ${worst} ms`);
-    const after = await Promise.all(cluster.nodes.map((n) => nodeMetrics(n.clientAddr, 10_000)));
-    for (const m of after) {
-      t.is(m?.current_term, termBefore, 'no election: the term is unchanged on every node');
-      t.is(m?.current_leader, leader, 'the Raft leader kept its leadership');
-    }
+    await assertLeadershipKept(t, cluster, leader, termBefore);
   } catch (error) {
     for (const n of cluster.nodes) t.log(`--- node ${n.spec.nodeId} ---\n${n.logTail.slice(-2000)}`);
     throw error;
@@ -141,6 +168,48 @@ test.serial('1: pipelined 4 MiB reads from one connection stall neither METRICS 
     await cluster.destroy();
   }
 });
+
+test.serial(
+  '1b: 40 clients that pipeline 4 MiB reads and never read a reply stall neither METRICS nor Raft',
+  async (t) => {
+    const cluster = await startLocalCluster({ nodeCount: 3 });
+    const clients: WalrusClient[] = [];
+    const attackers: net.Socket[] = [];
+    try {
+      const { leader, leaderNode, topic, termBefore } = await bigTopicOnRaftLeader(t, cluster, clients);
+      const requests = bigReads(topic, 100);
+      let finish: () => void = () => {};
+      const stop = new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      const probes = probeMetrics(leaderNode.clientAddr, stop);
+      for (let i = 0; i < 40; i++) {
+        const attacker = await connect(portOf(leaderNode.clientAddr));
+        attacker.on('error', () => {});
+        attacker.pause(); // never reads: its replies pile up in the node
+        attacker.write(requests);
+        attackers.push(attacker);
+      }
+      await delay(6_000);
+      finish();
+      const latencies = await probes;
+      const worst = Math.max(...latencies);
+      const rssMB = vmRssBytes(pidOf(cluster, cluster.nodes.indexOf(leaderNode))) / mib;
+      t.log(
+        `METRICS during the attack: ${latencies.length} probes, worst ${worst.toFixed(0)} ms; node RSS ${rssMB.toFixed(0)} MB`,
+      );
+      t.true(worst < metricsLatencyMsMax, `worst METRICS latency ${worst} ms`);
+      await assertLeadershipKept(t, cluster, leader, termBefore);
+    } catch (error) {
+      for (const n of cluster.nodes) t.log(`--- node ${n.spec.nodeId} ---\n${n.logTail.slice(-2000)}`);
+      throw error;
+    } finally {
+      for (const a of attackers) a.destroy();
+      await Promise.all(clients.map((c) => c.close()));
+      await cluster.destroy();
+    }
+  },
+);
 
 test.serial('2: partial frames on 400 connections stay within the buffered-input budget', async (t) => {
   const budgetBytes = 128 * mib;
