@@ -379,13 +379,18 @@ export interface components {
             status: "ok";
         };
         Ready: {
+            /** @description True once a node answered and every topic can take writes. */
             ready: boolean;
+            /** @description The node that answered. */
             nodeId: number;
         };
         Cluster: {
             /** @description The client addresses this gateway was given. */
             nodes: {
-                /** @example 127.0.0.1:9091 */
+                /**
+                 * @description A node client address, host:port.
+                 * @example 127.0.0.1:9091
+                 */
                 address: string;
             }[];
             /** @description Seed METRICS JSON of the node that answered. */
@@ -401,11 +406,13 @@ export interface components {
         };
         CreateTopicRequest: {
             name: components["schemas"]["TopicName"];
+            /** @description Retention settings; absent: keep everything. */
             retention?: components["schemas"]["Retention"];
             /** @description Copies of each segment, at most the number of voters; absent = the cluster default, min(3, voters). */
             replicationFactor?: number;
         };
         ConfigureTopicRequest: {
+            /** @description The retention settings to change (absent fields keep their value). */
             retention: components["schemas"]["Retention"];
         };
         /**
@@ -414,11 +421,15 @@ export interface components {
          */
         Acks: "leader" | "quorum";
         Segment: {
+            /** @description Segment id within the topic (1, 2, …). */
             id: number;
+            /** @description First offset of the segment. */
             baseOffset: number;
             /** @description Exclusive end; for the active segment, the next offset to be given. */
             endOffset: number;
+            /** @description True once the segment takes no more records. */
             sealed: boolean;
+            /** @description The node that leads the segment. */
             leaderNodeId: number;
             /** @description The nodes holding a copy of the segment, its leader first. */
             replicas: number[];
@@ -427,13 +438,17 @@ export interface components {
         };
         Topic: {
             name: components["schemas"]["TopicName"];
+            /** @description The topic's retention settings. */
             retention: components["schemas"]["Retention"];
             /** @description First offset still stored. */
             startOffset: number;
             /** @description Next offset to be given (the high watermark). */
             endOffset: number;
+            /** @description Id of the active segment. */
             currentSegmentId: number;
+            /** @description The node that leads the active segment (appends go there). */
             leaderNodeId: number;
+            /** @description The stored segments, oldest first. */
             segments: components["schemas"]["Segment"][];
             /** @description Creation time, ms since the epoch. */
             createdAt: number;
@@ -452,6 +467,7 @@ export interface components {
             /** @description The payload, UTF-8 text or base64 when `encoding` is `base64`. */
             value: string;
             /**
+             * @description How `value` is encoded: `utf8` text (default) or `base64` bytes.
              * @default utf8
              * @enum {string}
              */
@@ -463,11 +479,15 @@ export interface components {
             [key: string]: string;
         };
         AppendRequest: {
+            /** @description The records, appended atomically in this order. */
             records: components["schemas"]["RecordInput"][];
         };
         AppendResult: {
+            /** @description Offset of the first appended record. */
             firstOffset: number;
+            /** @description Offset of the last appended record. */
             lastOffset: number;
+            /** @description Records appended. */
             count: number;
             /** @description Append time set by the segment leader, ms since the epoch. */
             timestamp: number;
@@ -476,6 +496,7 @@ export interface components {
             acks: components["schemas"]["Acks"];
         };
         Record: {
+            /** @description The record's offset in its topic. */
             offset: number;
             /** @description Append time, ms since the epoch. */
             timestamp: number;
@@ -521,6 +542,7 @@ export interface components {
             lag: number;
         };
         CommitRequest: {
+            /** @description The consumer's next offset to set. */
             offset: number;
             /** @description Compare-and-set on the cursor (see the operation). */
             expectedOffset?: number;
