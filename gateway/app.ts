@@ -155,7 +155,7 @@ export function createApp(deps: GatewayDeps): Gateway {
         else {
           c.set(
             'principal',
-            auth.open || publicPaths.has(c.req.path)
+            auth.open || publicPaths.has(c.req.path) || c.req.path.startsWith('/docs/assets/')
               ? auth.anonymous()
               : auth.authenticate(c.req.header('authorization'), c.req.query('access_token')),
           );
