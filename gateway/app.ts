@@ -18,6 +18,7 @@ import { consumerRoutes } from './routes/consumers.js';
 import type { GatewayContext, GatewayEnv, RouteDeps } from './routes/deps.js';
 import { metaRoutes } from './routes/meta.js';
 import { recordRoutes } from './routes/records.js';
+import { tailRoutes } from './routes/tail.js';
 import { topicRoutes } from './routes/topics.js';
 import { TailHub, type TailHubOptions } from './sse/tail-hub.js';
 import type { Upstream } from './upstream.js';
@@ -70,9 +71,11 @@ const routeMethods: Record<string, string> = {
   '/v1/topics': 'GET, POST',
   '/v1/topics/:topic': 'GET, PATCH, DELETE',
   '/v1/topics/:topic/records': 'GET, POST',
-  '/v1/topics/:topic/consumers/:consumer': 'GET',
+  '/v1/topics/:topic/consumers': 'GET',
+  '/v1/topics/:topic/consumers/:consumer': 'GET, DELETE',
   '/v1/topics/:topic/consumers/:consumer/read': 'POST',
   '/v1/topics/:topic/consumers/:consumer/commit': 'POST',
+  '/v1/tail': 'GET',
   '/metrics': 'GET',
   '/openapi.yaml': 'GET',
   '/docs': 'GET',
@@ -152,7 +155,7 @@ export function createApp(deps: GatewayDeps): Gateway {
         else {
           c.set(
             'principal',
-            auth.open || publicPaths.has(c.req.path)
+            auth.open || publicPaths.has(c.req.path) || c.req.path.startsWith('/docs/assets/')
               ? auth.anonymous()
               : auth.authenticate(c.req.header('authorization'), c.req.query('access_token')),
           );
@@ -170,6 +173,7 @@ export function createApp(deps: GatewayDeps): Gateway {
   topicRoutes(app, routeDeps);
   recordRoutes(app, routeDeps);
   consumerRoutes(app, routeDeps);
+  tailRoutes(app, routeDeps);
   metaRoutes(app, routeDeps);
   for (const [routePath, allow] of Object.entries(routeMethods)) {
     app.all(routePath, (c) =>

@@ -1,8 +1,40 @@
 /**
- * The human docs at /docs: a self-contained HTML page rendered from openapi.yaml (no CDN, no
- * scripts), listing every operation with its summary, then the document itself. Parsing is by the
- * spec's fixed indentation, which `npx redocly lint` keeps honest.
+ * The human docs at /docs: Swagger UI (swagger-ui-dist, served by the gateway from its own
+ * node_modules; no CDN) rendering /openapi.yaml in the browser: every operation with its
+ * parameters, request and response schemas, and "try it out" against this gateway. The page and
+ * its initializer are ours; the assets are read once at start-up from a fixed list (no path from
+ * the request ever reaches the file system). `listOperations` is the spec's operation list for
+ * the route-coverage test.
  */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+/** The asset files /docs/assets/ serves, with their content types. */
+const assetTypes: Readonly<Record<string, string>> = {
+  'swagger-ui.css': 'text/css; charset=utf-8',
+  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
+};
+
+export interface DocsAsset {
+  readonly body: Uint8Array;
+  readonly contentType: string;
+}
+
+/** Reads the Swagger UI assets from the installed swagger-ui-dist package. */
+export function loadDocsAssets(): ReadonlyMap<string, DocsAsset> {
+  const dir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+  const out = new Map<string, DocsAsset>();
+  for (const [name, contentType] of Object.entries(assetTypes))
+    out.set(name, { body: fs.readFileSync(path.join(dir, name)), contentType });
+  out.set('init.js', {
+    body: Buffer.from(
+      `window.ui = SwaggerUIBundle({ url: '/openapi.yaml', dom_id: '#docs', deepLinking: true, defaultModelsExpandDepth: 1, defaultModelExpandDepth: 3, tryItOutEnabled: false });\n`,
+    ),
+    contentType: 'text/javascript; charset=utf-8',
+  });
+  return out;
+}
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
@@ -14,11 +46,11 @@ interface OperationLine {
   readonly summary: string;
 }
 
+/** The spec's operations, read by its fixed indentation (which `npx redocly lint` keeps honest). */
 export function listOperations(specText: string): OperationLine[] {
   const out: OperationLine[] = [];
   let inPaths = false;
   let path = '';
-  let method = '';
   for (const line of specText.split('\n')) {
     if (/^\S/.test(line)) inPaths = line.startsWith('paths:');
     if (!inPaths) continue;
@@ -29,8 +61,7 @@ export function listOperations(specText: string): OperationLine[] {
     }
     const m = /^ {4}(get|post|put|patch|delete):\s*$/.exec(line);
     if (m) {
-      method = m[1]!.toUpperCase();
-      out.push({ method, path, summary: '' });
+      out.push({ method: m[1]!.toUpperCase(), path, summary: '' });
       continue;
     }
     const s = /^ {6}summary:\s*(.*)$/.exec(line);
@@ -44,22 +75,14 @@ export function listOperations(specText: string): OperationLine[] {
 
 export function renderDocsPage(specText: string): string {
   const title = /^ {2}title:\s*(.*)$/m.exec(specText)?.[1] ?? 'API';
-  const rows = listOperations(specText)
-    .map(
-      (op) =>
-        `<tr><td><code class="m">${op.method}</code></td><td><code>${escapeHtml(op.path)}</code></td><td>${escapeHtml(op.summary)}</td></tr>`,
-    )
-    .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%}td{border-bottom:1px solid #ddd;padding:.3rem .5rem;vertical-align:top}
-code.m{font-weight:bold}pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:13px}</style></head>
-<body><h1>${escapeHtml(title)}</h1>
-<p>Machine-readable: <a href="/openapi.yaml">/openapi.yaml</a> (OpenAPI 3.1). Errors are
-<code>application/problem+json</code> with a stable <code>code</code>.</p>
-<h2>Operations</h2><table>${rows}</table>
-<h2>The document</h2><pre>${escapeHtml(specText)}</pre></body></html>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><noscript>This reference needs JavaScript; the document itself is at <a href="/openapi.yaml">/openapi.yaml</a>.</noscript>
+<div id="docs"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script>
+</body></html>
 `;
 }

@@ -22,6 +22,16 @@ export const readByteCountMax = 4 * 1024 * 1024;
 export const readByteCountDefault = 1024 * 1024;
 /** Longest long-poll a client may ask for. */
 export const readWaitMsMax = 30_000;
+/** A consumer read's long poll: wait-then-read rounds at most (each ends when records arrive). */
+export const consumerWaitRoundCountMax = 8;
+
+/** Topics on one page of GET /v1/topics, and the default page size. */
+export const topicListCountMax = 1000;
+export const topicListCountDefault = 100;
+/** Describe calls one GET /v1/topics has in flight at once (each asks a topic's segment leader its end). */
+export const topicListConcurrencyMax = 16;
+/** Topics one multi-topic SSE tail (GET /v1/tail) follows at most. */
+export const tailTopicCountMax = 16;
 
 /** Requests being handled at once (SSE tails excluded); beyond this the answer is 429 BUSY. */
 export const requestsInFlightMax = 10_000;
@@ -70,6 +80,7 @@ export const clientErrorLingerMs = 1_000;
 export const shutdownGraceMs = 5_000;
 
 assert(readRecordCountDefault <= readRecordCountMax);
+assert(topicListCountDefault <= topicListCountMax && topicListConcurrencyMax >= 1);
 assert(readByteCountDefault <= readByteCountMax);
 assert(sseHeartbeatIntervalMs <= 15_000, 'heartbeats must be at most 15 s apart');
 assert(sseCatchUpPauseBytes < sseBufferBytesMax);

@@ -24,6 +24,8 @@ const repeatableOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
   'offsetForTimestamp',
   'consumerCommit',
   'consumerGet',
+  'consumerList',
+  'consumerDelete',
   'metrics',
   'state',
 ]);

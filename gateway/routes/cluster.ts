@@ -6,12 +6,17 @@
 import type { Hono } from 'hono';
 import { ErrorCode, WalrusError } from '../../node/protocol/error-codes.js';
 import { requireScope } from '../middleware/auth.js';
+import { checkQuery } from '../params.js';
 import type { GatewayEnv, RouteDeps } from './deps.js';
 
 export function clusterRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
-  app.get('/v1/health', (c) => c.json({ status: 'ok' }));
+  app.get('/v1/health', (c) => {
+    checkQuery(c.req.url);
+    return c.json({ status: 'ok' });
+  });
 
   app.get('/v1/ready', async (c) => {
+    checkQuery(c.req.url);
     const reply = await deps.upstream.request({ op: 'ping' }, { timeoutMs: 2_000 });
     const { metrics } = await deps.upstream.request({ op: 'metrics' }, { timeoutMs: 2_000 });
     const unwritable = (metrics as { storage?: { topics_unwritable?: unknown } }).storage?.topics_unwritable;
@@ -25,12 +30,14 @@ export function clusterRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   });
 
   app.get('/v1/cluster', async (c) => {
+    checkQuery(c.req.url);
     requireScope(c.get('principal'), 'read');
     const reply = await deps.upstream.request({ op: 'metrics' });
     return c.json({ nodes: deps.nodes.map((address) => ({ address })), metrics: reply.metrics });
   });
 
   app.get('/v1/cluster/metrics', async (c) => {
+    checkQuery(c.req.url);
     requireScope(c.get('principal'), 'read');
     const reply = await deps.upstream.request({ op: 'metrics' });
     return c.json(reply.metrics as object);

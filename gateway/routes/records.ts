@@ -6,6 +6,7 @@
  * response when there is one (raw-node fan-out cost), else to a web stream (app.request()).
  */
 import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { Hono } from 'hono';
 import { ErrorCode, WalrusError } from '../../node/protocol/error-codes.js';
@@ -22,7 +23,15 @@ import {
 import { readBody } from '../body.js';
 import { corsHeaders } from '../middleware/cors.js';
 import { ProblemError, problemFromError } from '../middleware/problem.js';
-import { isJsonContentType, parseBoolParam, parseEnumParam, parseIntParam } from '../params.js';
+import {
+  badParameter,
+  checkQuery,
+  isJsonContentType,
+  parseBoolParam,
+  parseEnumParam,
+  parseIntParam,
+  queryParamsByOperation,
+} from '../params.js';
 import { parseAppendBody, recordToJson } from '../records-json.js';
 import { parseStrictJson } from '../strict-json.js';
 import { jsonResponse } from '../response-headers.js';
@@ -34,7 +43,7 @@ const appendAcksValues: readonly AppendAcks[] = ['leader', 'quorum'];
 
 const producerIdPattern = new RegExp(`^[\\x21-\\x7e]{1,${producerIdLengthMax}}$`);
 
-interface StartQuery {
+export interface StartQuery {
   readonly offset: number | undefined;
   readonly timestamp: number | undefined;
   readonly tailOffset: number | undefined;
@@ -49,8 +58,13 @@ function startQuery(c: GatewayContext): StartQuery {
     clamp: parseBoolParam('clamp', c.req.query('clamp')) ?? false,
   };
   const given = [q.offset, q.timestamp, q.tailOffset].filter((v) => v !== undefined).length;
-  if (given > 1)
-    throw new WalrusError(ErrorCode.BAD_REQUEST, 'give at most one of offset, timestamp and tailOffset');
+  if (given > 1) {
+    const names = (['offset', 'timestamp', 'tailOffset'] as const).filter((n) => q[n] !== undefined);
+    throw badParameter(
+      names[1]!,
+      `give at most one of offset, timestamp and tailOffset (got ${names.join(' and ')})`,
+    );
+  }
   return q;
 }
 
@@ -63,7 +77,7 @@ function outOfRange(topic: TopicInfo, offset: number): ProblemError {
 }
 
 /** The first offset to read, given the query; `info` when the topic had to be described. */
-async function resolveStart(
+export async function resolveStart(
   deps: RouteDeps,
   topic: string,
   q: StartQuery,
@@ -131,6 +145,7 @@ function acceptsJson(accept: string | undefined): boolean {
 
 export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   app.post('/v1/topics/:topic/records', async (c) => {
+    checkQuery(c.req.url, queryParamsByOperation.appendRecords);
     const topic = topicFor(c, 'write');
     const producerId = c.req.header('producer-id');
     const producerSeq = parseIntParam('Producer-Seq', c.req.header('producer-seq'), 0);
@@ -180,8 +195,13 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   });
 
   app.get('/v1/topics/:topic/records', async (c) => {
+    checkQuery(c.req.url, queryParamsByOperation.readRecords);
     const accept = c.req.header('accept');
-    if (wantsEventStream(accept)) return tail(c, deps);
+    if (wantsEventStream(accept)) {
+      if (c.req.query('waitMs') !== undefined)
+        throw badParameter('waitMs', 'waitMs is for JSON reads; an SSE tail waits by itself');
+      return sseAnswer(c, deps, () => startTail(c, deps));
+    }
     if (!acceptsJson(accept))
       throw new WalrusError(ErrorCode.NOT_ACCEPTABLE, 'ask for application/json or text/event-stream');
     const topic = topicFor(c, 'read');
@@ -198,14 +218,58 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
         { timeoutMs: waitMs + upstreamTimeoutMs, signal: c.req.raw.signal },
       )
       .catch((error: unknown) => enrichOutOfRange(deps, topic, offset, error));
+    const records = reply.records.map(recordToJson);
+    if (await isImmutableRead(deps, topic, q, offset, reply)) {
+      // The same URL answers these same bytes for as long as they are stored: a CDN may keep it.
+      const body = JSON.stringify({ records, nextOffset: reply.nextOffset });
+      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
+      const headers = {
+        etag,
+        'cache-control': immutableCacheControl,
+        'walrus-next-offset': String(reply.nextOffset),
+      };
+      if (ifNoneMatchHits(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
+      return c.body(body, 200, { ...headers, 'content-type': 'application/json' });
+    }
     c.header('walrus-next-offset', String(reply.nextOffset));
+    c.header('cache-control', 'no-cache');
     return c.json({
-      records: reply.records.map(recordToJson),
+      records,
       nextOffset: reply.nextOffset,
       startOffset: reply.startOffset,
       endOffset: reply.endOffset,
     });
   });
+}
+
+/** What a read wholly inside sealed segments is answered with. */
+export const immutableCacheControl = 'public, max-age=31536000, immutable';
+
+/**
+ * True when the read's answer can never change: it started at an explicit offset (not a time, not
+ * the moving tail, not clamped into a range that retention moves), returned records, and ended
+ * at or below the base of the active segment, i.e. wholly inside sealed segments. A read that
+ * reached the end is settled without asking; any other is checked against the topic's segments.
+ */
+async function isImmutableRead(
+  deps: RouteDeps,
+  topic: string,
+  q: StartQuery,
+  offset: number,
+  reply: { readonly records: readonly unknown[]; readonly nextOffset: number; readonly endOffset: number },
+): Promise<boolean> {
+  if (q.timestamp !== undefined || q.tailOffset !== undefined || q.clamp) return false;
+  if (reply.records.length === 0 || reply.nextOffset >= reply.endOffset) return false;
+  const info = (await deps.upstream.request({ op: 'describeTopic', topic })).topic;
+  const active = info.segments.find((s) => !s.sealed);
+  return active !== undefined && offset >= info.startOffset && reply.nextOffset <= active.baseOffset;
+}
+
+/** If-None-Match against one strong ETag: `*`, or the tag among the listed ones (weak or strong). */
+function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
 }
 
 const sseHeadersBase: Readonly<Record<string, string>> = {
@@ -224,9 +288,13 @@ const sseRetryAfterRefusalMs = 2_000;
  * a 200 stream holding one `problem` event and a `retry:` hint, then closed: any non-200 would
  * make a browser EventSource give up, while this makes it come back and resume by itself.
  */
-async function tail(c: GatewayContext, deps: RouteDeps): Promise<Response> {
+export async function sseAnswer(
+  c: GatewayContext,
+  deps: RouteDeps,
+  start: () => Promise<Response>,
+): Promise<Response> {
   try {
-    return await startTail(c, deps);
+    return await start();
   } catch (error) {
     if (!(error instanceof WalrusError) || !error.retryable) throw error;
     const problem = problemFromError(error, c.req.path);
@@ -262,25 +330,35 @@ async function startTail(c: GatewayContext, deps: RouteDeps): Promise<Response> 
     offset = await resolveStart(deps, topic, q, 'end', true);
   }
   deps.hub.admit(topic);
+  // `id:` without data sets the client's last event id, so even a reconnect before the first
+  // record resumes at this position (WHATWG SSE: the id is kept when an event has no data).
+  const preamble = `retry: 1000\nid: ${offset - 1}\n: tail of ${topic} from offset ${offset}\n\n`;
+  return openSse(c, deps, preamble, (sink) => deps.hub.subscribe(topic, offset, sink));
+}
+
+/**
+ * Opens the SSE answer: straight on the Node response when there is one, else a web stream;
+ * writes the preamble and lets `subscribe` attach the sink to the hub. Call after hub.admit().
+ */
+export function openSse(
+  c: GatewayContext,
+  deps: RouteDeps,
+  preamble: string,
+  subscribe: (sink: SseSink) => void,
+): Response {
   const headers: Record<string, string> = {
     ...sseHeadersBase,
     ...corsHeaders(deps.corsOrigins, c.req.header('origin')),
   };
-  // `id:` without data sets the client's last event id, so even a reconnect before the first
-  // record resumes at this position (WHATWG SSE: the id is kept when an event has no data).
-  const preamble = Buffer.from(
-    `retry: 1000\nid: ${offset - 1}\n: tail of ${topic} from offset ${offset}\n\n`,
-  );
   const outgoing = c.env?.outgoing;
-  let sink: SseSink;
   if (outgoing !== undefined) {
-    sink = new NodeResponseSink(outgoing, { ...headers, connection: 'keep-alive' });
-    sink.write(preamble);
-    deps.hub.subscribe(topic, offset, sink);
+    const sink = new NodeResponseSink(outgoing, { ...headers, connection: 'keep-alive' });
+    sink.write(Buffer.from(preamble));
+    subscribe(sink);
     return RESPONSE_ALREADY_SENT;
   }
   const web = new WebStreamSink();
-  web.write(preamble);
-  deps.hub.subscribe(topic, offset, web);
+  web.write(Buffer.from(preamble));
+  subscribe(web);
   return new Response(web.stream, { status: 200, headers });
 }

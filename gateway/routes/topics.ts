@@ -1,7 +1,10 @@
 /**
- * Topic routes: create (idempotent; retention and replication factor), list, describe (with each
- * segment's replicas and epoch), configure retention, delete.
+ * Topic routes: create (idempotent; retention and replication factor), list (by name, `prefix`,
+ * cursor pages; each listed topic described by its active segment's leader so that its end is
+ * exact, not the lower bound the answering node knows), describe (with each segment's replicas and
+ * epoch), configure retention, delete.
  */
+import { Buffer } from 'node:buffer';
 import type { Hono } from 'hono';
 import { ErrorCode, WalrusError } from '../../node/protocol/error-codes.js';
 import {
@@ -9,9 +12,18 @@ import {
   replicationFactorMax,
   type TopicInfo,
 } from '../../node/protocol/messages.js';
+import { topicNameProblem } from '../../node/protocol/topic-name.js';
 import { allowsTopic, requireScope } from '../middleware/auth.js';
 import { readBody } from '../body.js';
-import { checkName, parseJsonBody } from '../params.js';
+import { topicListConcurrencyMax, topicListCountDefault, topicListCountMax } from '../limits.js';
+import {
+  badParameter,
+  checkName,
+  checkQuery,
+  parseIntParam,
+  parseJsonBody,
+  queryParamsByOperation,
+} from '../params.js';
 import type { GatewayEnv, RouteDeps } from './deps.js';
 import { topicFor } from './deps.js';
 
@@ -69,15 +81,75 @@ function parseObject(value: unknown, allowed: readonly string[]): Record<string,
   return value as Record<string, unknown>;
 }
 
+/** The opaque page cursor: the last name of the page, base64url (names sort as plain strings). */
+function encodeCursor(name: string): string {
+  return Buffer.from(name, 'utf8').toString('base64url');
+}
+
+function decodeCursor(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const name = /^[A-Za-z0-9_-]{1,400}$/.test(raw) ? Buffer.from(raw, 'base64url').toString('utf8') : '';
+  if (topicNameProblem(name) !== undefined)
+    throw badParameter('cursor', 'cursor is not one this gateway gave');
+  return name;
+}
+
+/** Runs `work` over `items` with at most `concurrencyMax` calls at once; results in item order. */
+async function mapBounded<T, R>(
+  items: readonly T[],
+  concurrencyMax: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrencyMax, items.length) }, worker));
+  return out;
+}
+
 export function topicRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   app.get('/v1/topics', async (c) => {
+    checkQuery(c.req.url, queryParamsByOperation.listTopics);
     const principal = c.get('principal');
     requireScope(principal, 'read');
+    const prefix = c.req.query('prefix') ?? '';
+    if (prefix.length > 200) throw badParameter('prefix', 'prefix is longer than a topic name can be');
+    const limit = parseIntParam('limit', c.req.query('limit'), 1, topicListCountMax) ?? topicListCountDefault;
+    const after = decodeCursor(c.req.query('cursor'));
     const reply = await deps.upstream.request({ op: 'listTopics' });
-    return c.json({ topics: reply.topics.filter((t) => allowsTopic(principal, t.name)).map(topicToJson) });
+    const names = reply.topics
+      .map((t) => t.name)
+      .filter((name) => name.startsWith(prefix) && allowsTopic(principal, name))
+      .filter((name) => after === undefined || name > after)
+      .sort();
+    const page = names.slice(0, limit);
+    // The node that answered the list knows the end of the topics whose active segment it leads
+    // and only a lower bound of the others: each is described by its own leader, a bounded number
+    // at once. A topic deleted meanwhile drops out of the page.
+    const described = await mapBounded(page, topicListConcurrencyMax, (topic) =>
+      deps.upstream.request({ op: 'describeTopic', topic }).then(
+        (r) => r.topic,
+        (error: unknown) => {
+          if (error instanceof WalrusError && error.code === ErrorCode.TOPIC_NOT_FOUND) return undefined;
+          throw error;
+        },
+      ),
+    );
+    const topics = described.filter((t): t is TopicInfo => t !== undefined).map(topicToJson);
+    const last = page[page.length - 1];
+    return c.json({
+      topics,
+      nextCursor: names.length > page.length && last !== undefined ? encodeCursor(last) : null,
+    });
   });
 
   app.post('/v1/topics', async (c) => {
+    checkQuery(c.req.url);
     const body = parseObject(parseJsonBody(c.req.header('content-type'), await readBody(c)), [
       'name',
       'retention',
@@ -100,12 +172,14 @@ export function topicRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   });
 
   app.get('/v1/topics/:topic', async (c) => {
+    checkQuery(c.req.url);
     const topic = topicFor(c, 'read');
     const reply = await deps.upstream.request({ op: 'describeTopic', topic });
     return c.json(topicToJson(reply.topic));
   });
 
   app.patch('/v1/topics/:topic', async (c) => {
+    checkQuery(c.req.url);
     const topic = topicFor(c, 'admin');
     const body = parseObject(parseJsonBody(c.req.header('content-type'), await readBody(c)), ['retention']);
     if (body['retention'] === undefined) bad('retention is required');
@@ -118,6 +192,7 @@ export function topicRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   });
 
   app.delete('/v1/topics/:topic', async (c) => {
+    checkQuery(c.req.url);
     const topic = topicFor(c, 'admin');
     const reply = await deps.upstream.request({ op: 'deleteTopic', topic });
     if (!reply.deleted) throw new WalrusError(ErrorCode.TOPIC_NOT_FOUND, `topic '${topic}' does not exist`);

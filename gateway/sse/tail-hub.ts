@@ -39,9 +39,21 @@ import type { SseSink } from './sink.js';
 
 const heartbeatChunk = Buffer.from(': hb\n\n');
 
+/**
+ * How a subscriber's events are written when not in the shared single-topic form: a multi-topic
+ * tail (multi-tail.ts) names the topic in each event and puts every topic's position in `id:`.
+ */
+export interface EventFormat {
+  /** The event text of `records` (all at or after the subscriber's position, in order). */
+  events(topic: string, records: readonly StoredRecord[]): string;
+  /** Problem extension members that tell the client where to resume. */
+  resume(): Record<string, unknown>;
+}
+
 interface Subscriber {
   readonly topic: string;
   readonly sink: SseSink;
+  readonly format: EventFormat | undefined;
   nextOffset: number;
   live: boolean;
   done: boolean;
@@ -110,8 +122,20 @@ export class TailHub {
     }
   }
 
+  /** admit() for a tail of several topics at once: each holds a place among the tails. */
+  admitAll(topics: readonly string[]): void {
+    for (const topic of topics) this.admit(topic);
+    if (this.subscriberCount + topics.length > this.subscriberCountMax) {
+      throw new WalrusError(ErrorCode.BUSY, `this gateway holds ${this.subscriberCountMax} tails already`);
+    }
+    const newFeeds = topics.filter((t) => !this.feeds.has(t)).length;
+    if (this.feeds.size + newFeeds > sseTopicCountMax) {
+      throw new WalrusError(ErrorCode.BUSY, `this gateway tails ${sseTopicCountMax} topics already`);
+    }
+  }
+
   /** Starts tailing `topic` from `fromOffset` into `sink`. Call admit() first. */
-  subscribe(topic: string, fromOffset: number, sink: SseSink): void {
+  subscribe(topic: string, fromOffset: number, sink: SseSink, format?: EventFormat): void {
     this.admit(topic);
     let feed = this.feeds.get(topic);
     if (feed === undefined) {
@@ -119,7 +143,7 @@ export class TailHub {
       this.feeds.set(topic, feed);
       this.metrics.sseFeeds.set(this.feeds.size);
     }
-    const sub: Subscriber = { topic, sink, nextOffset: fromOffset, live: false, done: false };
+    const sub: Subscriber = { topic, sink, format, nextOffset: fromOffset, live: false, done: false };
     this.subscriberCount++;
     this.metrics.sseConnections.set(this.subscriberCount);
     const owner = feed;
@@ -130,7 +154,12 @@ export class TailHub {
   /** Sends a problem event carrying the resume offset, then closes the subscriber. */
   closeWithProblem(sub: Subscriber, code: ErrorCode, detail: string): void {
     if (sub.done) return;
-    const problem = problemOf(code, detail, undefined, { resumeOffset: sub.nextOffset });
+    const problem = problemOf(
+      code,
+      detail,
+      undefined,
+      sub.format === undefined ? { resumeOffset: sub.nextOffset } : sub.format.resume(),
+    );
     sub.sink.write(Buffer.from(`event: problem\ndata: ${JSON.stringify(problem)}\n\n`));
     sub.sink.end();
     this.forget(this.feeds.get(sub.topic), sub);
@@ -317,7 +346,12 @@ class TopicFeed {
   /** Queues records a catching-up subscriber has not seen yet. */
   private deliver(sub: Subscriber, records: readonly StoredRecord[]): void {
     let text = '';
-    for (const record of records) if (record.offset >= sub.nextOffset) text += recordEvent(record);
+    if (sub.format !== undefined) {
+      text = sub.format.events(
+        this.topic,
+        records.filter((r) => r.offset >= sub.nextOffset),
+      );
+    } else for (const record of records) if (record.offset >= sub.nextOffset) text += recordEvent(record);
     if (text.length > 0) sub.sink.write(Buffer.from(text));
     const last = records[records.length - 1]!;
     sub.nextOffset = Math.max(sub.nextOffset, last.offset + 1);
@@ -333,7 +367,13 @@ class TopicFeed {
     let delivered = 0;
     for (const sub of [...this.live]) {
       if (sub.done) continue;
-      if (sub.nextOffset <= first) {
+      if (sub.format !== undefined) {
+        if (sub.nextOffset < end) {
+          const rest = records.slice(Math.max(0, sub.nextOffset - first));
+          sub.sink.write(Buffer.from(sub.format.events(this.topic, rest)));
+          delivered += rest.length;
+        }
+      } else if (sub.nextOffset <= first) {
         all ??= Buffer.from(events.join(''));
         sub.sink.write(all);
         delivered += events.length;

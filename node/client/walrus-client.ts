@@ -466,6 +466,16 @@ export class WalrusClient {
     return (await this.request({ op: 'consumerGet', topic, consumer }, options)).consumer;
   }
 
+  /** The topic's named consumers and their cursors, by name. */
+  async consumerList(topic: string, options?: CallOptions): Promise<readonly ConsumerInfo[]> {
+    return (await this.request({ op: 'consumerList', topic }, options)).consumers;
+  }
+
+  /** Forgets a consumer's cursor; false when it had none. */
+  async consumerDelete(topic: string, consumer: string, options?: CallOptions): Promise<boolean> {
+    return (await this.request({ op: 'consumerDelete', topic, consumer }, options)).deleted;
+  }
+
   /** Seed 002's METRICS JSON of the node that answers. */
   async metrics(options?: CallOptions): Promise<unknown> {
     return (await this.request({ op: 'metrics' }, options)).metrics;

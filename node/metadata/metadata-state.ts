@@ -143,7 +143,9 @@ export type MetaCommand =
        * cursor changes nothing and a cursor never moves backwards behind a reader's back.
        */
       readonly expectedOffset?: number | null;
-    };
+    }
+  /** Forgets a consumer's cursor (a later read by that name starts from the topic's start). */
+  | { readonly type: 'deleteCursor'; readonly topic: string; readonly consumer: string };
 
 /** Limits on what the state may hold; commands beyond them are refused before they are logged. */
 export const metadataLimits = {
@@ -363,6 +365,9 @@ export class MetadataState {
         topic.cursors.set(command.consumer, command.offset);
         return;
       }
+      case 'deleteCursor':
+        this.topics.get(command.topic)?.cursors.delete(command.consumer);
+        return;
     }
   }
 

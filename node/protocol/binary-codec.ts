@@ -176,8 +176,12 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       if (request.expectedOffset !== undefined) w.u64(checkUint(request.expectedOffset, 'expectedOffset'));
       break;
     case 'consumerGet':
+    case 'consumerDelete':
       writeTopicName(w, request.topic);
       w.str8(checkString(request.consumer, 'consumer name', L.consumerNameSizeMaxBytes, 1));
+      break;
+    case 'consumerList':
+      writeTopicName(w, request.topic);
       break;
   }
   return w.finish();
@@ -316,7 +320,10 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       return { op, topic, consumer, offset, ...(expectedOffset === undefined ? {} : { expectedOffset }) };
     }
     case 'consumerGet':
+    case 'consumerDelete':
       return { op, topic: readTopic(r), consumer: readConsumer(r) };
+    case 'consumerList':
+      return { op, topic: readTopic(r) };
   }
 }
 
@@ -472,6 +479,15 @@ export function encodeReply<Op extends RequestOp>(
     case 'consumerGet':
       writeConsumerInfo(w, (any as ResponseByOp['consumerGet']).consumer);
       break;
+    case 'consumerList': {
+      const consumers = (any as ResponseByOp['consumerList']).consumers;
+      w.u32(checkUint(consumers.length, 'consumer count', L.consumerListCountMax));
+      for (const c of consumers) writeConsumerInfo(w, c);
+      break;
+    }
+    case 'consumerDelete':
+      w.bool((any as ResponseByOp['consumerDelete']).deleted);
+      break;
     case 'metrics':
       writeJson(w, (any as ResponseByOp['metrics']).metrics);
       break;
@@ -553,6 +569,16 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
     case 'consumerCommit':
     case 'consumerGet':
       return { consumer: readConsumerInfo(r) };
+    case 'consumerList': {
+      const count = r.u32('consumer count');
+      if (count > L.consumerListCountMax)
+        r.fail(`consumer count ${count} is above the limit of ${L.consumerListCountMax}`);
+      const consumers = [];
+      for (let i = 0; i < count; i += 1) consumers.push(readConsumerInfo(r));
+      return { consumers };
+    }
+    case 'consumerDelete':
+      return { deleted: r.bool('deleted') };
     case 'metrics':
       return { metrics: readJson(r, 'metrics JSON') };
     case 'state':

@@ -41,6 +41,8 @@ export const Opcode = {
   consumerReadNext: 0x20,
   consumerCommit: 0x21,
   consumerGet: 0x22,
+  consumerList: 0x23,
+  consumerDelete: 0x24,
   metrics: 0x30,
   state: 0x31,
   removeNode: 0x38,

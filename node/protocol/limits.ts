@@ -46,6 +46,8 @@ export const protocolLimits = {
   topicSegmentCountMax: 100_000,
   /** Topics in one listTopics reply. */
   topicListCountMax: 100_000,
+  /** Consumers in one consumerList reply (the metadata's consumers per topic). */
+  consumerListCountMax: 10_000,
   /** Bytes of an admin JSON body (metrics, state). */
   jsonBodySizeMaxBytes: 1 * mib,
 } as const;

@@ -156,6 +156,10 @@ export type Request =
       readonly expectedOffset?: number;
     }
   | { readonly op: 'consumerGet'; readonly topic: string; readonly consumer: string }
+  /** The topic's named consumers and their cursors, by name (at most protocolLimits.consumerListCountMax). */
+  | { readonly op: 'consumerList'; readonly topic: string }
+  /** Forgets a consumer's cursor; `deleted` is false when it had none. */
+  | { readonly op: 'consumerDelete'; readonly topic: string; readonly consumer: string }
   | { readonly op: 'metrics' }
   | { readonly op: 'state'; readonly topic: string }
   /** Admin: removes a member from the cluster (the Raft leader too: it steps down). */
@@ -202,10 +206,13 @@ export interface ResponseByOp {
   consumerReadNext: {
     readonly records: readonly StoredRecord[];
     readonly nextOffset: number;
+    /** The topic's end (high watermark) when the records were read, as its active segment's leader knows it. */
     readonly endOffset: number;
   };
   consumerCommit: { readonly consumer: ConsumerInfo };
   consumerGet: { readonly consumer: ConsumerInfo };
+  consumerList: { readonly consumers: readonly ConsumerInfo[] };
+  consumerDelete: { readonly deleted: boolean };
   /** Seed 002's METRICS JSON object, passed through as parsed JSON. */
   metrics: { readonly metrics: unknown };
   /** Seed 002's STATE JSON object. */

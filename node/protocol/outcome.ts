@@ -15,6 +15,7 @@ const stateChangingOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
   'deleteTopic',
   'configureTopic',
   'consumerCommit',
+  'consumerDelete',
   'removeNode',
   'handOff',
 ]);

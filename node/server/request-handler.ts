@@ -463,6 +463,10 @@ export class RequestHandler {
         return t.consumers.commit(request.topic, request.consumer, request.offset, request.expectedOffset);
       case 'consumerGet':
         return t.consumers.get(request.topic, request.consumer);
+      case 'consumerList':
+        return t.consumers.list(request.topic);
+      case 'consumerDelete':
+        return t.consumers.delete(request.topic, request.consumer);
       case 'metrics':
         return { metrics: this.options.metricsJson() };
       case 'state':

@@ -14,6 +14,8 @@ export function routeOf(request: Request, state: MetadataState, self: number, ra
     case 'consumerReadNext':
     case 'consumerCommit':
     case 'consumerGet':
+    case 'consumerList':
+    case 'consumerDelete':
     case 'removeNode':
       return raftLeaderId || self;
     case 'append':

@@ -47,7 +47,14 @@ export class Consumers {
       checkRoom(topic, consumer);
       const stored = topic.cursors.get(consumer) ?? null;
       const offset = cursorOf(topic, consumer);
-      const records = await this.reader.readAnywhere(name, offset, limits);
+      // The end is asked of the active segment's leader alongside the read (this node, the Raft
+      // leader, knows only a lower bound of it), and before any commit: a failure here moves no cursor.
+      const [records, end] = await Promise.all([
+        this.reader.readAnywhere(name, offset, limits),
+        this.reader.topicEnd(name).catch((error: unknown) => {
+          throw toWalrusError(error);
+        }),
+      ]);
       const last = records[records.length - 1];
       const nextOffset = last === undefined ? offset : last.offset + 1;
       if (limits.autoCommit && nextOffset !== stored) {
@@ -68,11 +75,7 @@ export class Consumers {
           );
         }
       }
-      return {
-        records,
-        nextOffset,
-        endOffset: Math.max(this.reader.knownEnd(table.topic(name)), nextOffset),
-      };
+      return { records, nextOffset, endOffset: Math.max(end, nextOffset) };
     });
   }
 
@@ -131,6 +134,31 @@ export class Consumers {
       );
     }
     return { consumer: { topic: name, consumer, offset: cursorOf(topic, consumer) } };
+  }
+
+  /** Every consumer of the topic with its next offset, by name. */
+  async list(name: string): Promise<ResponseByOp['consumerList']> {
+    this.ctx.table.topic(name);
+    await this.barrier();
+    const topic = this.ctx.table.topic(name);
+    const consumers = [...topic.cursors.keys()]
+      .sort()
+      .map((consumer) => ({ topic: name, consumer, offset: cursorOf(topic, consumer) }));
+    return { consumers };
+  }
+
+  /** Forgets a consumer's cursor; false when it had none (after a read barrier, so not a stale no). */
+  async delete(name: string, consumer: string): Promise<ResponseByOp['consumerDelete']> {
+    const { table } = this.ctx;
+    table.topic(name);
+    checkConsumer(consumer);
+    const rt = table.runtime(name);
+    return this.withLock(rt, consumer, async () => {
+      await this.barrier();
+      if (!table.topic(name).cursors.has(consumer)) return { deleted: false };
+      await proposeOrThrow(this.ctx, { type: 'deleteCursor', topic: name, consumer });
+      return { deleted: true };
+    });
   }
 
   private async barrier(): Promise<void> {

@@ -85,7 +85,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List topics */
+        /**
+         * List topics
+         * @description Topics by name, a page at a time: pass the answer's `nextCursor` as `cursor` for the next
+         *     page (null on the last one). Each listed topic is described by the leader of its active
+         *     segment, so `endOffset` is the topic's true end.
+         */
         get: operations["listTopics"];
         put?: never;
         /**
@@ -154,6 +159,13 @@ export interface paths {
          *     or at its tail limit) are a 200 stream holding one `problem` event and a `retry:` hint,
          *     because a browser `EventSource` gives up for good on any non-200 answer. For browsers,
          *     which cannot set headers on an `EventSource`, a token may be given as `?access_token=`.
+         *     `waitMs` with an SSE tail is 400 (a tail waits by itself).
+         *
+         *     A JSON read wholly inside sealed segments (started at an explicit `offset`, neither
+         *     `timestamp`, `tailOffset` nor `clamp`, and ending below the active segment) never changes:
+         *     it is answered with a strong `ETag`, `Cache-Control: public, max-age=31536000, immutable`
+         *     and without the moving `startOffset`/`endOffset`, and `If-None-Match` with that tag is
+         *     answered 304. Every other JSON read is `Cache-Control: no-cache`.
          */
         get: operations["readRecords"];
         put?: never;
@@ -181,6 +193,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/topics/{topic}/consumers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Topic name. */
+                topic: components["parameters"]["Topic"];
+            };
+            cookie?: never;
+        };
+        /** The named consumers of a topic and their cursors */
+        get: operations["listConsumers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/topics/{topic}/consumers/{consumer}": {
         parameters: {
             query?: never;
@@ -197,7 +229,8 @@ export interface paths {
         get: operations["getConsumer"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Forget a named consumer's cursor (admin scope) */
+        delete: operations["deleteConsumer"];
         options?: never;
         head?: never;
         patch?: never;
@@ -221,7 +254,8 @@ export interface paths {
          * Read the next records of a named consumer
          * @description Reads from the consumer's cursor (offset 0 for a new consumer). With `autoCommit=true`
          *     (default) the cursor moves past the returned records durably before the answer is sent
-         *     (at-most-once); with `autoCommit=false` commit explicitly (at-least-once).
+         *     (at-most-once); with `autoCommit=false` commit explicitly (at-least-once). With `waitMs`,
+         *     a consumer at the topic's end waits up to that long for records (a long poll).
          */
         post: operations["consumerReadNext"];
         delete?: never;
@@ -249,6 +283,31 @@ export interface paths {
          * @description With `expectedOffset` (the cursor the records were read from) the commit is a compare-and-set: it takes effect only while the cursor is there, else it answers 412 OFFSET_MISMATCH and changes nothing; a cursor already at `offset` answers 200 (a retried commit). A commit that arrives late can then never move the cursor back. Without it the cursor is set wherever `offset` says (a seek).
          */
         post: operations["consumerCommit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Tail several topics on one Server-Sent Events connection
+         * @description `?topic=a&topic=b:42` (1 to 16 topics): each starts at its `:offset`, else at its current
+         *     end. Every record is an `event: record` whose data is the record JSON plus its `topic`;
+         *     `id:` lists every topic's next offset (`a:7,b:42`), so a `Last-Event-ID` (which a browser
+         *     `EventSource` sends by itself) resumes all of them. The stream opens with that `id:`
+         *     before any record. Heartbeats, the slow-client cut-off (a `problem` event with
+         *     `resumeId`), errors and token rules are those of the single-topic tail.
+         */
+        get: operations["tailTopics"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -306,6 +365,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/docs/assets/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A file of the /docs page (Swagger UI, served from the gateway's own package) */
+        get: operations["getDocsAsset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -320,13 +396,18 @@ export interface components {
             status: "ok";
         };
         Ready: {
+            /** @description True once a node answered and every topic can take writes. */
             ready: boolean;
+            /** @description The node that answered. */
             nodeId: number;
         };
         Cluster: {
             /** @description The client addresses this gateway was given. */
             nodes: {
-                /** @example 127.0.0.1:9091 */
+                /**
+                 * @description A node client address, host:port.
+                 * @example 127.0.0.1:9091
+                 */
                 address: string;
             }[];
             /** @description Seed METRICS JSON of the node that answered. */
@@ -342,11 +423,13 @@ export interface components {
         };
         CreateTopicRequest: {
             name: components["schemas"]["TopicName"];
+            /** @description Retention settings; absent: keep everything. */
             retention?: components["schemas"]["Retention"];
             /** @description Copies of each segment, at most the number of voters; absent = the cluster default, min(3, voters). */
             replicationFactor?: number;
         };
         ConfigureTopicRequest: {
+            /** @description The retention settings to change (absent fields keep their value). */
             retention: components["schemas"]["Retention"];
         };
         /**
@@ -355,11 +438,15 @@ export interface components {
          */
         Acks: "leader" | "quorum";
         Segment: {
+            /** @description Segment id within the topic (1, 2, …). */
             id: number;
+            /** @description First offset of the segment. */
             baseOffset: number;
             /** @description Exclusive end; for the active segment, the next offset to be given. */
             endOffset: number;
+            /** @description True once the segment takes no more records. */
             sealed: boolean;
+            /** @description The node that leads the segment. */
             leaderNodeId: number;
             /** @description The nodes holding a copy of the segment, its leader first. */
             replicas: number[];
@@ -368,13 +455,17 @@ export interface components {
         };
         Topic: {
             name: components["schemas"]["TopicName"];
+            /** @description The topic's retention settings. */
             retention: components["schemas"]["Retention"];
             /** @description First offset still stored. */
             startOffset: number;
             /** @description Next offset to be given (the high watermark). */
             endOffset: number;
+            /** @description Id of the active segment. */
             currentSegmentId: number;
+            /** @description The node that leads the active segment (appends go there). */
             leaderNodeId: number;
+            /** @description The stored segments, oldest first. */
             segments: components["schemas"]["Segment"][];
             /** @description Creation time, ms since the epoch. */
             createdAt: number;
@@ -384,12 +475,16 @@ export interface components {
             underReplicatedSegmentCount: number;
         };
         TopicList: {
+            /** @description A page of topics, by name. */
             topics: components["schemas"]["Topic"][];
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            nextCursor: string | null;
         };
         RecordInput: {
             /** @description The payload, UTF-8 text or base64 when `encoding` is `base64`. */
             value: string;
             /**
+             * @description How `value` is encoded: `utf8` text (default) or `base64` bytes.
              * @default utf8
              * @enum {string}
              */
@@ -401,11 +496,15 @@ export interface components {
             [key: string]: string;
         };
         AppendRequest: {
+            /** @description The records, appended atomically in this order. */
             records: components["schemas"]["RecordInput"][];
         };
         AppendResult: {
+            /** @description Offset of the first appended record. */
             firstOffset: number;
+            /** @description Offset of the last appended record. */
             lastOffset: number;
+            /** @description Records appended. */
             count: number;
             /** @description Append time set by the segment leader, ms since the epoch. */
             timestamp: number;
@@ -414,6 +513,7 @@ export interface components {
             acks: components["schemas"]["Acks"];
         };
         Record: {
+            /** @description The record's offset in its topic. */
             offset: number;
             /** @description Append time, ms since the epoch. */
             timestamp: number;
@@ -427,26 +527,39 @@ export interface components {
             encoding?: "base64";
         };
         ReadResult: {
+            /** @description The records from the start position, in offset order. */
             records: components["schemas"]["Record"][];
             /** @description The offset to ask for next. */
             nextOffset: number;
-            /** @description First stored offset at the time of the read. */
-            startOffset: number;
-            /** @description The high watermark at the time of the read. */
-            endOffset: number;
+            /** @description First stored offset at the time of the read; absent on an immutable read. */
+            startOffset?: number;
+            /** @description The high watermark at the time of the read; absent on an immutable read. */
+            endOffset?: number;
         };
         Consumer: {
+            /** @description The topic. */
             topic: string;
+            /** @description The consumer's name. */
             consumer: string;
             /** @description The next offset this consumer will read. */
             offset: number;
         };
+        ConsumerList: {
+            /** @description Every consumer with a cursor on the topic, by name. */
+            consumers: components["schemas"]["Consumer"][];
+        };
         ConsumerReadResult: {
+            /** @description The records from the consumer's cursor, in offset order. */
             records: components["schemas"]["Record"][];
+            /** @description The consumer's next offset after this read (its cursor, once committed). */
             nextOffset: number;
+            /** @description The topic's end (high watermark) at the time of the read, as the leader of its active segment knows it. */
             endOffset: number;
+            /** @description Records between `nextOffset` and `endOffset`, still to be read. */
+            lag: number;
         };
         CommitRequest: {
+            /** @description The consumer's next offset to set. */
             offset: number;
             /** @description Compare-and-set on the cursor (see the operation). */
             expectedOffset?: number;
@@ -467,8 +580,12 @@ export interface components {
             startOffset?: number;
             /** @description With OFFSET_OUT_OF_RANGE, the high watermark. */
             endOffset?: number;
-            /** @description In an SSE `error` event, the offset to resume from. */
+            /** @description In an SSE `problem` event of a single-topic tail, the offset to resume from. */
             resumeOffset?: number;
+            /** @description In an SSE `problem` event of a multi-topic tail, the `Last-Event-ID` to resume with. */
+            resumeId?: string;
+            /** @description With BAD_REQUEST about a query parameter, its name. */
+            parameter?: string;
         };
         /**
          * @description Stable error codes shared with the binary protocol.
@@ -651,14 +768,23 @@ export interface operations {
     };
     listTopics: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only topics whose name starts with this. */
+                prefix?: string;
+                /** @description Topics on one page. */
+                limit?: number;
+                /** @description The `nextCursor` of the previous page (opaque). */
+                cursor?: string;
+                /** @description A bearer token, for browser `EventSource` clients that cannot send an Authorization header. */
+                access_token?: components["parameters"]["AccessToken"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Every topic the cluster holds (those a token's prefixes allow). */
+            /** @description A page of the topics the cluster holds (those a token's prefixes allow). */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -835,6 +961,8 @@ export interface operations {
             header?: {
                 /** @description SSE resume; the tail starts after this offset (overrides the query start). `-1` means offset 0. */
                 "Last-Event-ID"?: components["parameters"]["LastEventId"];
+                /** @description The `ETag` of an immutable read seen before; 304 when it still matches. */
+                "If-None-Match"?: string;
             };
             path: {
                 /** @description Topic name. */
@@ -848,8 +976,10 @@ export interface operations {
             200: {
                 headers: {
                     "Walrus-Next-Offset": components["headers"]["NextOffset"];
-                    /** @description `no-cache` on SSE tails. */
+                    /** @description `public, max-age=31536000, immutable` on immutable reads; `no-cache` on other reads; `no-cache, no-transform` on SSE tails. */
                     "Cache-Control"?: string;
+                    /** @description A strong validator, on immutable reads only. */
+                    ETag?: string;
                     /** @description `no` on SSE tails, so proxies do not buffer events. */
                     "X-Accel-Buffering"?: string;
                     [name: string]: unknown;
@@ -862,6 +992,13 @@ export interface operations {
                      */
                     "text/event-stream": string;
                 };
+            };
+            /** @description Not modified (an immutable read whose `ETag` the client sent in `If-None-Match`). */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
@@ -954,6 +1091,34 @@ export interface operations {
             503: components["responses"]["Problem"];
         };
     };
+    listConsumers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Topic name. */
+                topic: components["parameters"]["Topic"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every consumer with a cursor on the topic, by name. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsumerList"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
     getConsumer: {
         parameters: {
             query?: never;
@@ -984,6 +1149,35 @@ export interface operations {
             503: components["responses"]["Problem"];
         };
     };
+    deleteConsumer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Topic name. */
+                topic: components["parameters"]["Topic"];
+                /** @description Consumer name (same rules as topic names). */
+                consumer: components["parameters"]["Consumer"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted; a later read by that name starts from the topic's start. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            502: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
     consumerReadNext: {
         parameters: {
             query?: {
@@ -993,6 +1187,10 @@ export interface operations {
                 maxBytes?: components["parameters"]["MaxBytes"];
                 /** @description Move the cursor past the returned records before answering. */
                 autoCommit?: boolean;
+                /** @description Long poll; when no record is at the start yet, wait up to this long (JSON reads only). */
+                waitMs?: components["parameters"]["WaitMs"];
+                /** @description A bearer token, for browser `EventSource` clients that cannot send an Authorization header. */
+                access_token?: components["parameters"]["AccessToken"];
             };
             header?: never;
             path: {
@@ -1066,6 +1264,45 @@ export interface operations {
             503: components["responses"]["Problem"];
         };
     };
+    tailTopics: {
+        parameters: {
+            query: {
+                /** @description A topic to tail, `name` or `name:offset`; repeat for each topic. */
+                topic: string[];
+                /** @description A bearer token, for browser `EventSource` clients that cannot send an Authorization header. */
+                access_token?: components["parameters"]["AccessToken"];
+            };
+            header?: {
+                /** @description Resume every topic at the offsets of this id (`a:7,b:42`). */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tail; it never ends by itself. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example event: record
+                     *     id: a:1,b:0
+                     *     data: {"topic":"a","offset":0,"timestamp":1767225600000,"headers":{},"value":"hello"}
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            406: components["responses"]["Problem"];
+            416: components["responses"]["Problem"];
+        };
+    };
     getPrometheusMetrics: {
         parameters: {
             query?: never;
@@ -1119,7 +1356,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A self-contained HTML page. */
+            /** @description An API reference rendered from this document in the browser (Redoc, served by the gateway itself). */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1130,6 +1367,31 @@ export interface operations {
             };
             429: components["responses"]["Problem"];
             500: components["responses"]["Problem"];
+        };
+    };
+    getDocsAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description One of `swagger-ui.css`, `swagger-ui-bundle.js`, `init.js`. */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                    "text/css": string;
+                };
+            };
+            404: components["responses"]["Problem"];
         };
     };
 }

@@ -52,6 +52,19 @@ function typeOf(value: unknown): string {
 export function checkSchema(spec: Schema, schemaIn: Schema, value: unknown, at = '$'): string[] {
   const schema = resolve(spec, schemaIn);
   const problems: string[] = [];
+  if (Array.isArray(schema['allOf'])) {
+    // Each part checks its own fields; an object's unexpected fields are judged on the union.
+    const parts = (schema['allOf'] as Schema[]).map((part) => resolve(spec, part));
+    for (const part of parts)
+      problems.push(...checkSchema(spec, { ...part, additionalProperties: true }, value, at));
+    const known = new Set(
+      parts.flatMap((part) => Object.keys((part['properties'] as object | undefined) ?? {})),
+    );
+    if (typeOf(value) === 'object' && parts.some((part) => part['additionalProperties'] === false))
+      for (const key of Object.keys(value as object))
+        if (!known.has(key)) problems.push(`${at}: unexpected ${key}`);
+    return problems;
+  }
   const types =
     schema['type'] === undefined ? undefined : ([] as string[]).concat(schema['type'] as string | string[]);
   const actual = typeOf(value);

@@ -273,6 +273,16 @@ export class FakeNode {
           throw new WalrusError(ErrorCode.CONSUMER_NOT_FOUND, `no consumer '${r.consumer}'`);
         return { consumer: { topic: r.topic, consumer: r.consumer, offset } };
       }
+      case 'consumerList': {
+        this.topic(r.topic);
+        const consumers = [...this.consumers.entries()]
+          .filter(([key]) => key.startsWith(`${r.topic}/`))
+          .map(([key, offset]) => ({ topic: r.topic, consumer: key.slice(r.topic.length + 1), offset }));
+        return { consumers };
+      }
+      case 'consumerDelete':
+        this.topic(r.topic);
+        return { deleted: this.consumers.delete(`${r.topic}/${r.consumer}`) };
       case 'metrics':
         return { metrics: { id: this.nodeId, state: 'Leader', current_term: 1 } };
       case 'removeNode':

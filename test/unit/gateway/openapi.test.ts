@@ -60,7 +60,10 @@ test('every operation of the spec has a route, and every route is in the spec', 
   const operations = listOperations(spec);
   t.true(operations.length >= 16);
   for (const op of operations) {
-    const url = op.path.replace('{topic}', 'some-topic').replace('{consumer}', 'some-consumer');
+    const url = op.path
+      .replace('{topic}', 'some-topic')
+      .replace('{consumer}', 'some-consumer')
+      .replace('{file}', 'init.js');
     const res = await call(url, { method: op.method, headers: { accept: 'application/json' } });
     t.not(res.status, 405, `${op.method} ${op.path} has no handler`);
     if (res.status === 404)

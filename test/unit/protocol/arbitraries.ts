@@ -160,6 +160,8 @@ export const requestArb: fc.Arbitrary<Request> = fc.oneof(
     { requiredKeys: ['op', 'topic', 'consumer', 'offset'] },
   ),
   fc.record({ op: fc.constant('consumerGet' as const), topic: anyTopicArb, consumer: consumerArb }),
+  fc.record({ op: fc.constant('consumerList' as const), topic: anyTopicArb }),
+  fc.record({ op: fc.constant('consumerDelete' as const), topic: anyTopicArb, consumer: consumerArb }),
   fc.constant({ op: 'metrics' } as const),
   fc.record({ op: fc.constant('state' as const), topic: anyTopicArb }),
 );
@@ -218,6 +220,11 @@ export const replyArb: fc.Arbitrary<AnyReply> = fc.oneof(
   }),
   fc.record({ op: fc.constant('consumerCommit' as const), reply: fc.record({ consumer: consumerInfoArb }) }),
   fc.record({ op: fc.constant('consumerGet' as const), reply: fc.record({ consumer: consumerInfoArb }) }),
+  fc.record({
+    op: fc.constant('consumerList' as const),
+    reply: fc.record({ consumers: fc.array(consumerInfoArb, { maxLength: 5 }) }),
+  }),
+  fc.record({ op: fc.constant('consumerDelete' as const), reply: fc.record({ deleted: fc.boolean() }) }),
   fc.record({ op: fc.constant('metrics' as const), reply: fc.record({ metrics: jsonArb }) }),
   fc.record({ op: fc.constant('state' as const), reply: fc.record({ state: jsonArb }) }),
 );
