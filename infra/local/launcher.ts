@@ -44,6 +44,8 @@ export interface LaunchOptions {
   /** Client and raft ports; defaults to free ephemeral ports. */
   readonly clientPorts?: readonly number[];
   readonly raftPorts?: readonly number[];
+  /** HTTP admin ports (--admin-port: /metrics, /health, /ready) by node index; none when absent. */
+  readonly adminPorts?: readonly number[];
   readonly env?: Readonly<Record<string, string>>;
   readonly extraArgs?: readonly string[];
   /** Print node output to this process's stdout (npm start) instead of keeping it. */
@@ -175,6 +177,8 @@ export class LocalCluster {
       '127.0.0.1',
     ];
     if (spec.join !== null) args.push('--join', spec.join);
+    const adminPort = this.options.adminPorts?.[index];
+    if (adminPort !== undefined) args.push('--admin-port', String(adminPort));
     return [...args, ...(this.options.extraArgs ?? []), ...(this.nodes[index]!.extraArgs ?? [])];
   }
 

@@ -1,5 +1,6 @@
 /**
- * `npm start`: a local cluster on the seed quick-start ports (client 9091…, raft 6001…) with data
+ * `npm start`: a local cluster on the seed quick-start ports (client 9091…, raft 6001…, HTTP admin
+ * 9101… with /metrics, /health, /ready) with data
  * in ./data, plus the HTTP gateway on port 3000 when it is built. Prints what it started and how to
  * talk to it; Ctrl-C stops every process it started.
  *
@@ -30,12 +31,15 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(values['data-dir']);
   const clientPorts = Array.from({ length: nodeCount }, (_, i) => 9091 + i);
   const raftPorts = Array.from({ length: nodeCount }, (_, i) => 6001 + i);
+  // HTTP admin ports: /metrics for Prometheus, /health, /ready (docs/metrics.md).
+  const adminPorts = Array.from({ length: nodeCount }, (_, i) => 9101 + i);
 
   const cluster = await LocalCluster.start({
     nodeCount,
     dataDir,
     clientPorts,
     raftPorts,
+    adminPorts,
     env: { WALRUS_LOG_LEVEL: process.env['WALRUS_LOG_LEVEL'] ?? 'warn' },
     inheritOutput: true,
   });
@@ -56,7 +60,8 @@ async function main(): Promise<void> {
     '',
     `Walrus-TS: ${nodeCount} node${nodeCount > 1 ? 's' : ''} running, data in ${dataDir}`,
     ...cluster.nodes.map(
-      (n) => `  node ${n.spec.nodeId}: client ${n.clientAddr}  raft ${n.raftAddr}  pid ${n.process?.pid}`,
+      (n, i) =>
+        `  node ${n.spec.nodeId}: client ${n.clientAddr}  raft ${n.raftAddr}  admin http://127.0.0.1:${adminPorts[i]}/metrics  pid ${n.process?.pid}`,
     ),
     withGateway
       ? `  gateway: http://127.0.0.1:${gatewayPort}  (docs: http://127.0.0.1:${gatewayPort}/docs)`

@@ -15,7 +15,12 @@ import { type MetaCommand, MetadataState } from '../metadata/metadata-state.js';
 import { RaftDiskStorage } from '../metadata/raft-disk-storage.js';
 import { decodeRaftMessage, encodeRaftMessage } from '../metadata/raft-codec.js';
 import { RaftIdentity } from '../metadata/raft-identity.js';
-import { type JoinReply, type PeerRequest, RaftNode } from '../metadata/raft-node.js';
+import {
+  type JoinReply,
+  type PeerRequest,
+  RaftNode,
+  type RaftStatusForMetrics,
+} from '../metadata/raft-node.js';
 import { Controller, controllerLimits } from '../controller/controller.js';
 import { Monitor } from '../controller/monitor.js';
 import { metricsJson } from '../server/metrics-json.js';
@@ -34,6 +39,8 @@ import { mkdirDurably, realFileIo } from '../storage-io/index.js';
 import { Wal, parseFsyncPolicy } from '../wal/index.js';
 import { type Logger, createLogger } from '../log.js';
 import { PeerDirectory, raftClusterView } from './peers.js';
+import { AdminServer, type Readiness } from '../admin/admin-server.js';
+import { NodeMetrics } from '../metrics/node-metrics.js';
 
 function readConfig(): NodeConfig {
   try {
@@ -116,7 +123,27 @@ async function joinCluster(
 
 async function main(): Promise<void> {
   const config = readConfig();
-  const logger = createLogger({ nodeId: config.nodeId, level: config.logLevel, file: config.logFile });
+  // Prometheus figures (node/metrics) exist only with --admin-port: without it no hot path pays.
+  // Their sources are read at scrape time, once the admin port is bound below.
+  const metrics: NodeMetrics | null =
+    config.adminPort === null
+      ? null
+      : new NodeMetrics(
+          {
+            nodeId: config.nodeId,
+            nodeDir: path.join(config.dataDir, `node_${config.nodeId}`),
+            raft: (): RaftStatusForMetrics => raft.metricsStatus(Date.now()),
+            aliveVoterCount: (): number => raft.aliveVoters().length,
+            storage: () => topicService.storageStats(),
+            topics: () => topics,
+            connections: () =>
+              server === undefined ? null : { count: server.connectionCount(), ...server.budgetStats() },
+            ready: () => readiness().ready,
+          },
+          { topicSeriesCountMax: config.metricsTopicsMax },
+        );
+  const baseLogger = createLogger({ nodeId: config.nodeId, level: config.logLevel, file: config.logFile });
+  const logger: Logger = metrics?.logLines.wrap(baseLogger) ?? baseLogger;
   logger.info(
     { config: { ...config, clusterSecret: config.clusterSecret ? '***' : null } },
     `Node ${config.nodeId} booting`,
@@ -161,6 +188,7 @@ async function main(): Promise<void> {
     fsyncPolicy: parseFsyncPolicy(config.fsync),
     recordSizeMaxBytes: config.recordSizeMaxBytes,
     ...(config.diskReserveBytes === null ? {} : { diskReserveBytes: config.diskReserveBytes }),
+    ...(metrics === null ? {} : metrics.walOptions(realFileIo)),
     logger,
   });
 
@@ -188,7 +216,10 @@ async function main(): Promise<void> {
     heartbeatTick: 1,
     seed: randomInt(1, 2 ** 31),
     logger,
-    onApply: (_index, command) => topics?.onApply(command),
+    onApply: (_index, command) => {
+      metrics?.onApplied(command);
+      topics?.onApply(command);
+    },
     onRestore: () => {
       void topics?.reconciler.reconcile().catch((error: unknown) => {
         logger.error({ err: String(error) }, 'could not reconcile the data with an installed snapshot');
@@ -239,21 +270,31 @@ async function main(): Promise<void> {
   });
   const topicService = topics;
   const leaderWork = controller;
+  const timed = <T extends { name: string; run(): Promise<void> }>(task: T): T =>
+    metrics?.timed(task) ?? task;
   const monitor = new Monitor(
     [
-      { name: 'topics', run: () => topicService.reconciler.maintain() },
-      { name: 'controller', run: () => leaderWork.tick() },
+      timed({ name: 'topics', run: () => topicService.reconciler.maintain() }),
+      timed({ name: 'controller', run: () => leaderWork.tick() }),
     ],
     logger,
   );
   // Failover is checked far more often than the monitor's other work (controller.ts).
   const segmentWatch = new Monitor(
-    [{ name: 'segments', run: async () => leaderWork.watchSegments() }],
+    [timed({ name: 'segments', run: async () => leaderWork.watchSegments() })],
     logger,
   );
   let topicsRecovered = false;
   // The client port's server, bound below once the topics are recovered (METRICS reads its figures).
   let server: FrameServer | undefined;
+  let clientBound = false;
+  const readiness = (): Readiness => {
+    const reasons: string[] = [];
+    if (!topicsRecovered) reasons.push('its topics are not recovered yet');
+    if (!clientBound) reasons.push('its client port is not bound yet');
+    if (raft.leaderId === 0) reasons.push('it knows no Raft leader');
+    return { ready: reasons.length === 0, reasons };
+  };
   const handler = new RequestHandler({
     topics,
     controller,
@@ -262,6 +303,7 @@ async function main(): Promise<void> {
     clientAddr,
     logger,
     ready: () => topicsRecovered,
+    requestObserver: metrics?.requests,
     metricsJson: () => {
       const nowMs = Date.now();
       const connections =
@@ -294,8 +336,25 @@ async function main(): Promise<void> {
     onSnapshotChunk: (from, payload) => raft.handleSnapshotChunk(from, payload),
     logger,
   });
+  metrics?.network.assignPort(config.raftPort, 'raft');
+  metrics?.network.assignPort(config.clientPort, 'client');
   const raftBound = await peerServer.listen();
   logger.info({ host: raftBound.host, port: raftBound.port }, 'Raft listener bound');
+  // Bound early, so that /health answers and /ready says why while the node joins and recovers.
+  let admin: AdminServer | null = null;
+  if (metrics !== null && config.adminPort !== null) {
+    const nodeMetrics = metrics;
+    admin = new AdminServer({
+      host: config.adminHost,
+      port: config.adminPort,
+      nodeId: config.nodeId,
+      scrape: async () => ({ text: await nodeMetrics.scrape(), contentType: nodeMetrics.contentType }),
+      readiness,
+    });
+    const adminBound = await admin.listen();
+    metrics.network.assignPort(adminBound.port, 'admin');
+    logger.info({ host: adminBound.host, port: adminBound.port }, 'Admin listener bound');
+  }
 
   // A joiner joins until it has Raft state: on its first start, and again after a join that did not
   // complete (refused, or a crash in between). A node with Raft state ignores --join.
@@ -338,6 +397,7 @@ async function main(): Promise<void> {
   });
   const clientServer = server;
   const bound = await clientServer.listen();
+  clientBound = true;
   logger.info({ host: bound.host, port: bound.port }, 'Client listener bound');
   monitor.start(config.monitorCheckMs);
   segmentWatch.start(controllerLimits.segmentWatchIntervalMs);
@@ -357,6 +417,8 @@ async function main(): Promise<void> {
     await peers.close();
     await wal.close();
     storage.close();
+    await admin?.close();
+    metrics?.close();
     logger.info({}, 'Stopped');
     process.exit(0);
   };

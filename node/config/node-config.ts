@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { protocolLimits } from '../protocol/limits.js';
 import { frameServerDefaults } from '../transport/frame-server.js';
+import { metricsLimits } from '../metrics/limits.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -55,6 +56,12 @@ export interface NodeConfig {
    * refused with DISK_FULL. null = the default, min(64 MiB, 1% of the file system); 0 = none.
    */
   readonly diskReserveBytes: number | null;
+  /** HTTP admin port (/metrics, /health, /ready); null = off (the default). */
+  readonly adminPort: number | null;
+  /** Admin bind address (default: --client-host). */
+  readonly adminHost: string;
+  /** Per-topic series per metrics family (WALRUS_METRICS_TOPICS_MAX, node/metrics/limits.ts). */
+  readonly metricsTopicsMax: number;
 }
 
 export const nodeUsage = `Usage: walrus-node --node-id <n> [options]
@@ -74,6 +81,9 @@ Walrus-TS flags:
   --fsync <policy>              always | interval:<ms> | never (default always, env WALRUS_FSYNC)
   --disk-reserve-bytes <n>      bytes kept free: appends get DISK_FULL below it (default
                                 min(64 MiB, 1% of the file system); 0 = none; env WALRUS_DISK_RESERVE_BYTES)
+  --admin-port <port>           HTTP admin port: /metrics (Prometheus), /health, /ready (default off,
+                                env WALRUS_ADMIN_PORT)
+  --admin-host <host>           admin bind address (default: --client-host, env WALRUS_ADMIN_HOST)
   --log-level <level>           debug | info | warn | error (default info, env WALRUS_LOG_LEVEL or RUST_LOG)
   -h, --help                    print this help
 
@@ -96,6 +106,7 @@ Environment:
   WALRUS_QUIET                  1 = log warnings and errors only (unless a log level is given)
   WALRUS_RAFT_TICK_MS           Raft tick (default 50); the election timeout is 10 ticks, randomised up to 20
   WALRUS_RAFT_ELECTION_TICKS    election timeout in ticks (default 10)
+  WALRUS_METRICS_TOPICS_MAX     per-topic series in each /metrics family: the largest N (default 50)
   WALRUS_DISABLE_IO_URING       accepted for compatibility; Walrus-TS never uses io_uring
 `;
 
@@ -243,9 +254,22 @@ export function parseNodeConfig(argv: readonly string[], env: Env): NodeConfig |
     retentionMsDefault: optionalLimit('WALRUS_RETENTION_MS', env['WALRUS_RETENTION_MS']),
     retentionBytesDefault: optionalLimit('WALRUS_RETENTION_BYTES', env['WALRUS_RETENTION_BYTES']),
     diskReserveBytes: diskReserve(v['disk-reserve-bytes'], env['WALRUS_DISK_RESERVE_BYTES']),
+    adminPort: adminPortOf(v['admin-port'] ?? env['WALRUS_ADMIN_PORT']),
+    adminHost: v['admin-host'] ?? env['WALRUS_ADMIN_HOST'] ?? v['client-host'] ?? '127.0.0.1',
+    metricsTopicsMax: parseIntStrict(
+      'WALRUS_METRICS_TOPICS_MAX',
+      env['WALRUS_METRICS_TOPICS_MAX'] ?? String(metricsLimits.topicSeriesCountMaxDefault),
+      0,
+      metricsLimits.topicSeriesCountMaxLimit,
+    ),
   };
   if (config.dataDir === '') throw new ConfigError('--data-dir must not be empty');
   return Object.freeze(config);
+}
+
+function adminPortOf(text: string | undefined): number | null {
+  if (text === undefined || text === '') return null;
+  return parsePort('--admin-port', text);
 }
 
 function parseArgsFor(argv: readonly string[]) {
@@ -267,6 +291,8 @@ function parseArgsFor(argv: readonly string[]) {
       'cluster-secret': { type: 'string' },
       fsync: { type: 'string' },
       'disk-reserve-bytes': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'admin-host': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -64,6 +64,13 @@ export interface RequestHandlerOptions {
    * (executeForwarded there, as the client path's relay does). Default false: FORBIDDEN.
    */
   readonly acceptPeerOnlyOpsFromClients?: boolean;
+  /**
+   * Told when a client request is answered, with its op, its performance.now() at the start and
+   * its error code (null: success): node/metrics/request-metrics.ts. Called on the hot path.
+   */
+  readonly requestObserver?: {
+    requestDone(op: string, startedMs: number, errorCode: string | null): void;
+  };
 }
 
 /**
@@ -187,13 +194,23 @@ export class RequestHandler {
    * Executes (or forwards, decoded) a binary request and sends its reply frame. `target` is the
    * route the caller just computed, so the first attempt does not compute it again.
    */
-  private answer(conn: ReplyChannel, requestId: number, request: Request, target?: number): void {
+  private answer(
+    conn: ReplyChannel,
+    requestId: number,
+    request: Request,
+    target?: number,
+    startedMs = performance.now(),
+  ): void {
+    const observer = this.options.requestObserver;
     this.dispatch(conn, request, false, target).then(
       (reply) => {
         try {
           conn.send(encodeReply(requestId, request.op, reply as ResponseByOp[typeof request.op]));
+          observer?.requestDone(request.op, startedMs, null);
         } catch (error) {
-          conn.send(encodeErrorReply(requestId, toWalrusError(error), request.op));
+          const err = toWalrusError(error);
+          conn.send(encodeErrorReply(requestId, err, request.op));
+          observer?.requestDone(request.op, startedMs, err.code);
         }
       },
       (error: unknown) => {
@@ -201,6 +218,7 @@ export class RequestHandler {
         if (err.code === ErrorCode.INTERNAL)
           this.options.logger.error({ err: String(error), op: request.op }, 'request failed');
         conn.send(encodeErrorReply(requestId, err, request.op));
+        observer?.requestDone(request.op, startedMs, err.code);
       },
     );
   }
@@ -219,17 +237,22 @@ export class RequestHandler {
     frame: Buffer,
   ): void {
     const waitMs = request.op === 'read' ? request.waitMs : 0;
+    const startedMs = performance.now();
+    const observer = this.options.requestObserver;
     this.options.cluster.forwardRaw(target, frame, waitMs).then(
       async (reply) => {
+        let code: string | null = null;
         if (isErrorFrame(reply)) {
           const decoded = decodeReply(reply);
           if (decoded.kind === 'error' && decoded.error.code === ErrorCode.NOT_LEADER) {
-            this.answer(conn, requestId, request);
+            this.answer(conn, requestId, request, undefined, startedMs);
             return;
           }
+          code = decoded.kind === 'error' ? decoded.error.code : ErrorCode.INTERNAL;
         }
         if (metadataChangeOps.has(request.op)) await this.options.cluster.catchUpWithLeader().catch(() => {});
         conn.send(reply);
+        observer?.requestDone(request.op, startedMs, code);
       },
       (error: unknown) => {
         // A sealed segment's copy on another replica may still be served: the decoded path tries them.
@@ -237,10 +260,12 @@ export class RequestHandler {
           request.op === 'read' &&
           readCandidates(request, this.topics.metadata, this.options.nodeId).length > 1
         ) {
-          this.answer(conn, requestId, request);
+          this.answer(conn, requestId, request, undefined, startedMs);
           return;
         }
-        conn.send(encodeErrorReply(requestId, toWalrusError(error), request.op));
+        const err = toWalrusError(error);
+        conn.send(encodeErrorReply(requestId, err, request.op));
+        observer?.requestDone(request.op, startedMs, err.code);
       },
     );
   }
@@ -530,11 +555,21 @@ export class RequestHandler {
 
   private onText(conn: ReplyChannel, payload: Buffer): void {
     const parsed = parseTextCommand(payload);
-    this.inTextOrder(conn, async () =>
-      parsed.ok
-        ? await this.text(parsed.command).catch((error: unknown) => encodeTextError(toWalrusError(error)))
-        : encodeTextError(parsed.error),
-    );
+    this.inTextOrder(conn, async () => {
+      if (!parsed.ok) return encodeTextError(parsed.error);
+      const op = textCommandOps[parsed.command.kind] ?? 'unknown';
+      const startedMs = performance.now();
+      const observer = this.options.requestObserver;
+      try {
+        const reply = await this.text(parsed.command);
+        observer?.requestDone(op, startedMs, null);
+        return reply;
+      } catch (error) {
+        const err = toWalrusError(error);
+        observer?.requestDone(op, startedMs, err.code);
+        return encodeTextError(err);
+      }
+    });
   }
 
   /**
@@ -601,6 +636,15 @@ export class RequestHandler {
     }
   }
 }
+
+/** The op a Walrus text command counts as in the request metrics. */
+const textCommandOps: Readonly<Record<string, RequestOp>> = {
+  REGISTER: 'createTopic',
+  PUT: 'append',
+  GET: 'consumerReadNext',
+  STATE: 'state',
+  METRICS: 'metrics',
+};
 
 /** A binary reply frame with the error flag set (flags are byte 3 of the header). */
 function isErrorFrame(frame: Buffer): boolean {

@@ -156,6 +156,15 @@ export class TopicService {
     return (id) => voters.has(id) && this.ctx.cluster.reachable(id);
   }
 
+  /** Each follower of each active segment this node leads, with the records it has yet to make durable (metrics). */
+  forEachReplicaLag(visit: (topic: string, followerId: number, lagRecords: number) => void): void {
+    for (const rt of this.ctx.table.values()) {
+      const r = rt.replicator;
+      if (r === null || r.isFrozen) continue;
+      for (const f of r.followers.values()) visit(r.topic, f.nodeId, Math.max(0, r.assignedEnd - f.ackedEnd));
+    }
+  }
+
   /** Makes `target` hold a whole copy of a sealed segment it is listed for (segment-repair.ts). */
   ensureCopy(topic: string, segmentId: number, target: number): Promise<boolean> {
     return this.repair.ensureCopy(topic, segmentId, target);

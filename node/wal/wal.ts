@@ -73,6 +73,8 @@ export interface WalOptions {
   segmentPreallocateBytes?: number;
   /** Index checkpoint after this many appended bytes (also on seal and close). Default 32 MiB. */
   indexCheckpointIntervalBytes?: number;
+  /** Called once per group commit with the appends and bytes it takes (metrics; must be cheap). */
+  onGroupCommit?: (appendCount: number, byteCount: number) => void;
   /** Most segment fence epochs held (see segment-epochs.ts). Default 1,000,000. */
   segmentEpochCountMax?: number;
   /**
@@ -578,6 +580,7 @@ export class Wal {
     if (this.giveBackDue) this.giveBackPreallocation();
     const segments = this.queued;
     if (segments.length === 0) return;
+    this.options.onGroupCommit?.(this.queuedAppends, this.queuedBytes);
     this.queued = [];
     this.queuedBytes = 0;
     this.queuedAppends = 0;

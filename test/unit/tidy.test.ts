@@ -22,6 +22,8 @@ const nodeFolders = [
   'node/controller',
   'node/server',
   'node/client',
+  'node/metrics',
+  'node/admin',
   'node/config',
   'node/bin',
   'node/log',
@@ -43,7 +45,11 @@ const allowedImports: Record<string, readonly string[]> = {
   'node/controller': ['node/metadata', 'node/replication', 'node/protocol'],
   'node/server': ['node/topics', 'node/controller', 'node/metadata', 'node/protocol', 'node/transport'],
   'node/client': ['node/protocol', 'node/transport'],
+  // Prometheus collectors read what the node keeps; the admin port serves them.
+  'node/metrics': ['node/metadata', 'node/topics', 'node/storage-io', 'node/protocol'],
+  'node/admin': ['node/protocol'],
   'node/config': [
+    'node/metrics',
     'node/raft',
     'node/wal',
     'node/storage-io',
@@ -64,6 +70,8 @@ const allowedImports: Record<string, readonly string[]> = {
     'node/controller',
     'node/server',
     'node/client',
+    'node/metrics',
+    'node/admin',
     'node/config',
   ],
   'node/log': [],
@@ -191,17 +199,18 @@ test('the import checker itself catches a violation', (t) => {
  * Libraries we wrap are imported only by their wrapper, so there is one place to change or mock
  * them: pino behind node/log.ts, CRC behind node/storage-io, the filesystem behind storage-io (and
  * the entry points that make data directories), sockets behind node/transport and node/client,
- * hono and prom-client in the gateway, openapi-fetch in the SDK.
+ * hono and prom-client in the gateway, prom-client in node/metrics (which also reads the data
+ * directory's size and free space, read-only), openapi-fetch in the SDK.
  */
 const wrappedLibraries: readonly { pattern: RegExp; allowedIn: readonly string[] }[] = [
   { pattern: /^pino$/, allowedIn: ['node/log'] },
   { pattern: /^@node-rs\/crc32$/, allowedIn: ['node/storage-io'] },
   { pattern: /^(hono|@hono\/.*|hono\/.*)$/, allowedIn: ['gateway'] },
-  { pattern: /^prom-client$/, allowedIn: ['gateway'] },
+  { pattern: /^prom-client$/, allowedIn: ['gateway', 'node/metrics'] },
   { pattern: /^openapi-fetch$/, allowedIn: ['sdk'] },
   {
     pattern: /^(node:)?(fs|fs\/promises)$/,
-    allowedIn: ['node/storage-io', 'node/bin', 'node/config', 'gateway'],
+    allowedIn: ['node/storage-io', 'node/bin', 'node/config', 'node/metrics', 'gateway'],
   },
   { pattern: /^(node:)?net$/, allowedIn: ['node/transport', 'node/client'] },
 ];
