@@ -10,7 +10,8 @@
  * SSE use the Node generator.
  *
  * Figures: rawHttpPostPerSec, gatewayAppendsPerSec (single 128-byte records, durable, keep-alive,
- * 50 connections), gatewayRatio, gatewayAppendP99Ms, batchAppendMBPerSec, sseTailsHeld (tails one
+ * 50 connections), gatewayRatio, gatewayCpuUsPerAppend (the gateway process's CPU per append,
+ * from /proc), gatewayAppendP99Ms, batchAppendMBPerSec, sseTailsHeld (tails one
  * gateway holds that all receive a record), sseDeliveryMsP99 (append → event at 1,000 tails).
  */
 import { type ChildProcess, execFile, execFileSync, fork } from 'node:child_process';
@@ -24,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { GatewayProcess } from '../helpers/gateway-process.js';
 import { startLocalCluster } from '../helpers/local-cluster.js';
+import { processCpuMs } from './process-cpu.js';
 
 const self = fileURLToPath(import.meta.url);
 const connectionCount = 50;
@@ -344,10 +346,18 @@ export async function runGatewayBench(opts: {
     await post(`${gateway.url}/v1/topics`, { name: 'bench-batch' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-sse' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-hold' });
+    // The gateway's own CPU per durable append (from /proc): a regression in its per-request work
+    // shows here before the ratio moves, since the ratio also waits on the node's fdatasync.
+    const gatewayPid = gateway.child.pid;
+    const cpuBeforeMs = processCpuMs(gatewayPid);
     const gwWrk = withWrk
       ? await wrkLoad(gateway.url, '/v1/topics/bench/records', single, opts.durationMs)
       : undefined;
+    const cpuBetweenMs = processCpuMs(gatewayPid);
     const gwUndici = await undiciLoad(gateway.url, '/v1/topics/bench/records');
+    const cpuAfterMs = processCpuMs(gatewayPid);
+    const cpuUsPer = (cpuMs: number, count: number) =>
+      count > 0 ? round((cpuMs * 1000) / count, 1) : Number.NaN;
     const rawResult = rawWrk ?? rawUndici;
     const gw = gwWrk ?? gwUndici;
 
@@ -379,6 +389,11 @@ export async function runGatewayBench(opts: {
       gatewayAppendP50Ms: round(gw.p50Ms, 2),
       gatewayAppendP99Ms: round(gw.p99Ms, 2),
       gatewayAppendErrors: gw.errors,
+      gatewayCpuUsPerAppend:
+        gwWrk === undefined
+          ? cpuUsPer(cpuAfterMs - cpuBetweenMs, gwUndici.count)
+          : cpuUsPer(cpuBetweenMs - cpuBeforeMs, gwWrk.count),
+      gatewayCpuUsPerAppendUndiciLoad: cpuUsPer(cpuAfterMs - cpuBetweenMs, gwUndici.count),
       rawHttpPostPerSecUndiciLoad: Math.round(perSec(rawUndici)),
       gatewayAppendsPerSecUndiciLoad: Math.round(perSec(gwUndici)),
       gatewayRatioUndiciLoad: round(perSec(gwUndici) / perSec(rawUndici), 3),
