@@ -9,22 +9,45 @@
  */
 import createClient, { type Client } from 'openapi-fetch';
 import { backoffDelayMs, defaultRetryPolicy, type RetryPolicy, sleep } from './backoff.js';
-import { codeOfStatus, mayHaveBeenAppliedCodes, retryableCodes, WalrusApiError } from './errors.js';
+import {
+  codeOfStatus,
+  mayHaveBeenAppliedCodes,
+  retryableCodes,
+  WalrusApiError,
+  WalrusNetworkError,
+} from './errors.js';
 import type { components, paths } from './generated/api.js';
-import { type TailOptions, tailRecords, type WalrusRecord } from './tail.js';
+import { Producer, type ProducerOptions } from './producer.js';
+import { type TailOptions, tailRecords } from './tail.js';
+import {
+  type AppendRecord,
+  decodeRecord,
+  encodeRecord,
+  type ValueOf,
+  type ValueType,
+  type WalrusRecord,
+} from './values.js';
 
 export type Topic = components['schemas']['Topic'];
 export type RecordInput = components['schemas']['RecordInput'];
 export type AppendResult = components['schemas']['AppendResult'];
-export type ReadResult = components['schemas']['ReadResult'];
+/** A read's answer, its record values decoded as the caller chose (`values`). */
+export type ReadResult<V extends string | Uint8Array = string> = Omit<
+  components['schemas']['ReadResult'],
+  'records'
+> & { records: WalrusRecord<V>[] };
 export type Consumer = components['schemas']['Consumer'];
-export type ConsumerReadResult = components['schemas']['ConsumerReadResult'];
+/** A consumer read's answer, its record values decoded as the caller chose (`values`). */
+export type ConsumerReadResult<V extends string | Uint8Array = string> = Omit<
+  components['schemas']['ConsumerReadResult'],
+  'records'
+> & { records: WalrusRecord<V>[] };
 export type Retention = components['schemas']['Retention'];
 /** When an append is answered: 'quorum' (default) or 'leader'. */
 export type Acks = components['schemas']['Acks'];
 /** A new topic's settings (the body of POST /v1/topics without its name). */
 export type TopicSettings = Omit<components['schemas']['CreateTopicRequest'], 'name'>;
-export type { WalrusRecord };
+export type { AppendRecord, ValueType, WalrusRecord };
 
 export interface WalrusHttpClientOptions {
   /** e.g. http://127.0.0.1:3000 */
@@ -32,7 +55,10 @@ export interface WalrusHttpClientOptions {
   /** Bearer token, when the gateway has tokens configured. */
   readonly token?: string;
   readonly retry?: Partial<RetryPolicy>;
-  /** A fetch implementation (default: the global fetch, i.e. undici in Node). */
+  /**
+   * A fetch implementation (default: the global fetch). It is always called as a plain function,
+   * never as a method, so a browser's unbound `window.fetch` works.
+   */
   readonly fetch?: typeof fetch;
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -52,7 +78,9 @@ export interface AppendOptions extends CallOptions {
   readonly acks?: Acks;
 }
 
-export interface ReadOptions extends CallOptions {
+export interface ReadOptions<V extends ValueType = 'string'> extends CallOptions {
+  /** Record values as `'string'` (UTF-8 text; default) or `'bytes'` (Uint8Array). */
+  readonly values?: V;
   readonly offset?: number;
   readonly timestamp?: number;
   readonly tailOffset?: number;
@@ -103,11 +131,11 @@ function networkErrorCode(error: unknown): string | undefined {
 }
 
 /** A fetch that threw, as the caller must see it: was the request possibly applied? */
-function networkFailure(request: Request, error: unknown): WalrusApiError {
+function networkFailure(request: Request, error: unknown): WalrusNetworkError {
   const sent = !notSentErrorCodes.has(networkErrorCode(error) ?? '');
   const code = sent && !readOnlyMethods.has(request.method) ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE';
   const what = sent ? 'the connection to the gateway failed' : 'the gateway could not be reached';
-  return new WalrusApiError(code, 0, `${what}: ${String(error)}`, {}, { cause: error });
+  return new WalrusNetworkError(code, `${what}: ${String(error)}`, { cause: error });
 }
 
 /**
@@ -163,13 +191,9 @@ async function call<T>(run: () => Promise<{ data?: T; error?: unknown; response:
   } catch (error) {
     if (error instanceof WalrusApiError) throw error;
     if ((error as Error)?.name === 'AbortError') throw error;
-    throw new WalrusApiError(
-      'UNAVAILABLE',
-      0,
-      `the gateway could not be reached: ${String(error)}`,
-      {},
-      { cause: error },
-    );
+    throw new WalrusNetworkError('UNAVAILABLE', `the gateway could not be reached: ${String(error)}`, {
+      cause: error,
+    });
   }
   if (result.error !== undefined || !result.response.ok) fail(result.error, result.response);
   return result.data as T;
@@ -180,9 +204,15 @@ export class WalrusHttpClient {
   readonly api: Client<paths>;
   private readonly options: WalrusHttpClientOptions;
   private readonly authHeaders: Record<string, string>;
+  /** The caller's fetch (or the global one) as a plain function: `this` is never a client object. */
+  private readonly fetchFn: typeof fetch;
 
   constructor(options: WalrusHttpClientOptions) {
     this.options = options;
+    const base = options.fetch ?? globalThis.fetch;
+    // Browsers throw "Illegal invocation" when fetch is called as a method of anything but the
+    // window, so it is never stored on an object and called through it.
+    this.fetchFn = (input, init) => base(input, init);
     const policy: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
     this.authHeaders = {
       ...options.headers,
@@ -190,7 +220,7 @@ export class WalrusHttpClient {
     };
     this.api = createClient<paths>({
       baseUrl: options.baseUrl.replace(/\/$/, ''),
-      fetch: retryingFetch(options.fetch ?? globalThis.fetch, policy),
+      fetch: retryingFetch(this.fetchFn, policy),
       headers: this.authHeaders,
     });
   }
@@ -233,31 +263,16 @@ export class WalrusHttpClient {
     await call(() => this.api.DELETE('/v1/topics/{topic}', { params: { path: { topic } }, ...o }));
   }
 
-  /** Appends records atomically; strings are UTF-8 values, Uint8Arrays are sent as base64. */
+  /**
+   * Appends records atomically, in one request; strings are UTF-8 values, Uint8Arrays bytes. For a
+   * stream of records, `producer()` batches, retries and deduplicates for you.
+   */
   append(
     topic: string,
-    records: readonly (
-      | string
-      | Uint8Array
-      | RecordInput
-      | { value: Uint8Array; headers?: Record<string, string> }
-    )[],
+    records: readonly (AppendRecord | RecordInput)[],
     o: AppendOptions = {},
   ): Promise<AppendResult> {
-    const body = {
-      records: records.map((r): RecordInput => {
-        if (typeof r === 'string') return { value: r };
-        if (r instanceof Uint8Array) return { value: Buffer.from(r).toString('base64'), encoding: 'base64' };
-        if (r.value instanceof Uint8Array) {
-          return {
-            value: Buffer.from(r.value).toString('base64'),
-            encoding: 'base64',
-            ...(r.headers ? { headers: r.headers } : {}),
-          };
-        }
-        return r as RecordInput;
-      }),
-    };
+    const body = { records: records.map(encodeRecord) };
     const header: Record<string, string> = {};
     if (o.producerId !== undefined) header['Producer-Id'] = o.producerId;
     if (o.producerSeq !== undefined) header['Producer-Seq'] = String(o.producerSeq);
@@ -272,29 +287,37 @@ export class WalrusHttpClient {
     );
   }
 
-  read(topic: string, o: ReadOptions = {}): Promise<ReadResult> {
-    const { signal, ...query } = o;
-    return call(() =>
+  /** Reads records; their values are strings, or Uint8Arrays with `values: 'bytes'`. */
+  async read<V extends ValueType = 'string'>(
+    topic: string,
+    o: ReadOptions<V> = {},
+  ): Promise<ReadResult<ValueOf<V>>> {
+    const { signal, values, ...query } = o;
+    const wire = (await call(() =>
       this.api.GET('/v1/topics/{topic}/records', {
         params: { path: { topic }, query },
         headers: { accept: 'application/json' },
         ...(signal ? { signal } : {}),
       }),
-    ) as Promise<ReadResult>;
+    )) as components['schemas']['ReadResult'];
+    const as = (values ?? 'string') as V;
+    return { ...wire, records: wire.records.map((r) => decodeRecord(r, as)) };
   }
 
-  consumerRead(
+  async consumerRead<V extends ValueType = 'string'>(
     topic: string,
     consumer: string,
-    o: CallOptions & { limit?: number; maxBytes?: number; autoCommit?: boolean } = {},
-  ): Promise<ConsumerReadResult> {
-    const { signal, ...query } = o;
-    return call(() =>
+    o: CallOptions & { limit?: number; maxBytes?: number; autoCommit?: boolean; values?: V } = {},
+  ): Promise<ConsumerReadResult<ValueOf<V>>> {
+    const { signal, values, ...query } = o;
+    const wire = await call(() =>
       this.api.POST('/v1/topics/{topic}/consumers/{consumer}/read', {
         params: { path: { topic, consumer }, query },
         ...(signal ? { signal } : {}),
       }),
     );
+    const as = (values ?? 'string') as V;
+    return { ...wire, records: wire.records.map((r) => decodeRecord(r, as)) };
   }
 
   /**
@@ -331,12 +354,29 @@ export class WalrusHttpClient {
    * Tails a topic over SSE: `for await (const record of client.tail('logs', { from: 0 }))`.
    * Resumes after disconnects from the last record seen; `break` closes the connection.
    */
-  tail(topic: string, options: TailOptions = {}): AsyncGenerator<WalrusRecord, void, undefined> {
+  tail<V extends ValueType = 'string'>(
+    topic: string,
+    options: TailOptions<V> = {},
+  ): AsyncGenerator<WalrusRecord<ValueOf<V>>, void, undefined> {
     return tailRecords(
+      { baseUrl: this.options.baseUrl, headers: this.authHeaders, fetch: this.fetchFn },
+      topic,
+      options,
+    );
+  }
+
+  /**
+   * A producer for `topic`: `await producer.append(value)` buffers (waiting when the buffer is
+   * full), batches by count, bytes and `lingerMs`, and appends in order exactly once, retrying a
+   * batch with the same Producer-Seq; `(await producer.append(v)).ack()` resolves with the offset;
+   * `flush()`, `close()`.
+   */
+  producer(topic: string, options: ProducerOptions = {}): Producer {
+    return new Producer(
       {
         baseUrl: this.options.baseUrl,
         headers: this.authHeaders,
-        fetch: this.options.fetch ?? globalThis.fetch,
+        retryingFetch: (policy) => retryingFetch(this.fetchFn, policy),
       },
       topic,
       options,

@@ -1,86 +1,40 @@
 /**
- * The SDK's one error class and the retry advice of every code. Every failure of an API call is a
- * WalrusApiError carrying the stable `code` of the problem+json answer (the same codes as the
- * cluster's binary protocol, the `ErrorCode` enum of openapi.yaml), the HTTP `status` and the
- * server's `detail`.
+ * The SDK's errors and the retry advice of every code. Every failure of an API call is a
+ * WalrusApiError (the base class) carrying a typed `code` (the `ErrorCode` enum of openapi.yaml,
+ * the same codes as the cluster's binary protocol), the HTTP `status`, the server's `detail`, and
+ * the advice `retryable` / `mayHaveBeenApplied`. A failure with no HTTP answer at all is its
+ * subclass WalrusNetworkError (status 0).
+ *
+ * The codes and their advice are generated (generated/error-codes.ts, `npm run gen:sdk`) from the
+ * spec's enum and the server's one table, so nothing here is copied by hand.
  *
  * Honest retry advice: a `retryable` code means the request was not applied, so any request may
  * be repeated as it is. OUTCOME_UNKNOWN (`mayHaveBeenApplied`) means it may have been: the client
  * repeats it only when it is safe to (an append with a producer id, which the cluster
  * deduplicates; reads; idempotent updates). A network failure before the request was sent
- * (refused, no route, connect timeout) is UNAVAILABLE with status 0; one after it may have been
- * sent is OUTCOME_UNKNOWN with status 0 (UNAVAILABLE for GET and HEAD, which change nothing).
+ * (refused, no route, connect timeout) is UNAVAILABLE; one after it may have been sent is
+ * OUTCOME_UNKNOWN (UNAVAILABLE for GET and HEAD, which change nothing).
  */
-import type { components } from './generated/api.js';
+import {
+  ErrorCode,
+  httpStatusOfCode,
+  mayHaveBeenAppliedCodeList,
+  retryableCodeList,
+} from './generated/error-codes.js';
 
-/** A stable error code: the ErrorCode enum of openapi.yaml. */
-export type ErrorCode = components['schemas']['ErrorCode'];
+export { ErrorCode, httpStatusOfCode };
 
-/** Every code of the spec by name (a build error if the spec gains or loses one). */
-export const ErrorCode = {
-  BAD_REQUEST: 'BAD_REQUEST',
-  INVALID_TOPIC_NAME: 'INVALID_TOPIC_NAME',
-  UNKNOWN_COMMAND: 'UNKNOWN_COMMAND',
-  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
-  RECORD_TOO_LARGE: 'RECORD_TOO_LARGE',
-  BATCH_TOO_LARGE: 'BATCH_TOO_LARGE',
-  TOPIC_NOT_FOUND: 'TOPIC_NOT_FOUND',
-  TOPIC_EXISTS: 'TOPIC_EXISTS',
-  CONSUMER_NOT_FOUND: 'CONSUMER_NOT_FOUND',
-  OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
-  OFFSET_MISMATCH: 'OFFSET_MISMATCH',
-  SEQUENCE_MISMATCH: 'SEQUENCE_MISMATCH',
-  NOT_LEADER: 'NOT_LEADER',
-  FENCED: 'FENCED',
-  UNAVAILABLE: 'UNAVAILABLE',
-  TIMEOUT: 'TIMEOUT',
-  OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
-  BUSY: 'BUSY',
-  DISK_FULL: 'DISK_FULL',
-  CORRUPT_RECORD: 'CORRUPT_RECORD',
-  DATA_LOST: 'DATA_LOST',
-  UNAUTHENTICATED: 'UNAUTHENTICATED',
-  IDENTITY_MISMATCH: 'IDENTITY_MISMATCH',
-  FORBIDDEN: 'FORBIDDEN',
-  NOT_FOUND: 'NOT_FOUND',
-  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
-  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  NOT_ACCEPTABLE: 'NOT_ACCEPTABLE',
-  CONFLICT: 'CONFLICT',
-  TRANSFER_IN_PROGRESS: 'TRANSFER_IN_PROGRESS',
-  CONF_CHANGE_PENDING: 'CONF_CHANGE_PENDING',
-  BAD_CONF_CHANGE: 'BAD_CONF_CHANGE',
-  LEARNER_NOT_CAUGHT_UP: 'LEARNER_NOT_CAUGHT_UP',
-  BAD_COMPACT_INDEX: 'BAD_COMPACT_INDEX',
-  INVALID_CONFIG: 'INVALID_CONFIG',
-  READ_INDEX_NOT_READY: 'READ_INDEX_NOT_READY',
-  HEADERS_TOO_LARGE: 'HEADERS_TOO_LARGE',
-  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
-  INTERNAL: 'INTERNAL',
-} as const satisfies { readonly [K in ErrorCode]: K };
+/** Codes after which the same request may succeed later without change: it was not applied. */
+export const retryableCodes: ReadonlySet<string> = new Set<string>(retryableCodeList);
 
-/**
- * Codes after which the same request may succeed later without change: it was not applied
- * (mirrors the server's table; a unit test keeps them equal).
- */
-export const retryableCodes: ReadonlySet<string> = new Set<ErrorCode>([
-  'NOT_LEADER',
-  'FENCED',
-  'UNAVAILABLE',
-  'TIMEOUT',
-  'BUSY',
-  'DISK_FULL',
-  'TRANSFER_IN_PROGRESS',
-  'CONF_CHANGE_PENDING',
-  'LEARNER_NOT_CAUGHT_UP',
-  'READ_INDEX_NOT_READY',
-]);
+/** Codes after which the failed request may nevertheless have taken effect. */
+export const mayHaveBeenAppliedCodes: ReadonlySet<string> = new Set<string>(mayHaveBeenAppliedCodeList);
 
-/** Codes after which the failed request may nevertheless have taken effect (mirrors the server's table). */
-export const mayHaveBeenAppliedCodes: ReadonlySet<string> = new Set<ErrorCode>([
-  'OUTCOME_UNKNOWN',
-  'INTERNAL',
-]);
+const knownCodes: ReadonlySet<string> = new Set<string>(Object.values(ErrorCode));
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && knownCodes.has(value);
+}
 
 export interface ProblemBody {
   readonly type?: string;
@@ -95,8 +49,12 @@ export interface ProblemBody {
 }
 
 export class WalrusApiError extends Error {
-  /** An ErrorCode; a string, so that a code added by a newer gateway still reads. */
-  readonly code: ErrorCode | (string & {});
+  /**
+   * The stable code. A code this SDK does not know (a newer gateway's) is replaced by what the
+   * status stands for; the server's own code stays in `problem.code`.
+   */
+  readonly code: ErrorCode;
+  /** The HTTP status; 0 when there was no answer (WalrusNetworkError). */
   readonly status: number;
   readonly detail: string;
   /** The whole problem body (e.g. startOffset/endOffset with OFFSET_OUT_OF_RANGE). */
@@ -109,9 +67,10 @@ export class WalrusApiError extends Error {
     problem: ProblemBody = {},
     options?: { cause?: unknown },
   ) {
-    super(`${code}: ${detail}`, options);
+    const known = isErrorCode(code) ? code : codeOfStatus(status);
+    super(`${known}: ${detail}`, options);
     this.name = 'WalrusApiError';
-    this.code = code;
+    this.code = known;
     this.status = status;
     this.detail = detail;
     this.problem = problem;
@@ -125,6 +84,17 @@ export class WalrusApiError extends Error {
   /** True when the request may have taken effect: repeat it only if it is idempotent. */
   get mayHaveBeenApplied(): boolean {
     return mayHaveBeenAppliedCodes.has(this.code) || this.problem.mayHaveBeenApplied === true;
+  }
+}
+
+/**
+ * No HTTP answer: the gateway could not be reached (UNAVAILABLE, nothing was sent) or the
+ * connection failed after the request may have been sent (OUTCOME_UNKNOWN). Status 0.
+ */
+export class WalrusNetworkError extends WalrusApiError {
+  constructor(code: 'UNAVAILABLE' | 'OUTCOME_UNKNOWN', detail: string, options?: { cause?: unknown }) {
+    super(code, 0, detail, {}, options);
+    this.name = 'WalrusNetworkError';
   }
 }
 
@@ -150,5 +120,6 @@ export function codeOfStatus(status: number): ErrorCode {
   if (status === 401) return 'UNAUTHENTICATED';
   if (status === 403) return 'FORBIDDEN';
   if (status === 404) return 'NOT_FOUND';
+  if (status === 0) return 'UNAVAILABLE';
   return status >= 500 ? 'INTERNAL' : 'BAD_REQUEST';
 }

@@ -5,17 +5,24 @@
  * the connection. The buffer is bounded: the body is read only when the caller asks for the next
  * record, at most one network chunk is parsed ahead, and the server's per-connection bound does
  * the rest (it disconnects a reader that falls too far behind, and the iterator resumes).
+ * Values are decoded as the caller chose (`values: 'string' | 'bytes'`).
  */
 import { backoffDelayMs, type RetryPolicy, sleep } from './backoff.js';
-import { errorFromResponse, WalrusApiError } from './errors.js';
+import { errorFromResponse, WalrusApiError, WalrusNetworkError } from './errors.js';
 import type { components } from './generated/api.js';
 import { SseParser } from './sse-parser.js';
+import { decodeRecord, type ValueOf, type ValueType, type WalrusRecord } from './values.js';
 
-export type WalrusRecord = components['schemas']['Record'];
+type WireRecord = components['schemas']['Record'];
 
-export interface TailOptions {
+/** Names of the SSE event that carries a problem (the spec's `error`; older gateways sent `problem`). */
+const problemEventNames: ReadonlySet<string> = new Set(['error', 'problem']);
+
+export interface TailOptions<V extends ValueType = 'string'> {
   /** Where to start: an offset, 'start' (offset 0 / first stored) or 'end' (only new records; default). */
   readonly from?: number | 'start' | 'end';
+  /** Record values as `'string'` (UTF-8 text; default) or `'bytes'` (Uint8Array). */
+  readonly values?: V;
   readonly signal?: AbortSignal;
   /** Consecutive failed (re)connects before the iterator throws (default 10). */
   readonly reconnectAttemptCountMax?: number;
@@ -32,11 +39,14 @@ const reconnectAttemptCountMaxDefault = 10;
 /** Events parsed from one network chunk wait here until yielded; more than this is a protocol error. */
 export const tailPendingEventCountMax = 100_000;
 
-export async function* tailRecords(
+export async function* tailRecords<V extends ValueType = 'string'>(
   ctx: TailContext,
   topic: string,
-  options: TailOptions = {},
-): AsyncGenerator<WalrusRecord, void, undefined> {
+  options: TailOptions<V> = {},
+): AsyncGenerator<WalrusRecord<ValueOf<V>>, void, undefined> {
+  // Called as a plain function: a browser's fetch throws "Illegal invocation" as a method of ctx.
+  const fetchFn = ctx.fetch;
+  const as = (options.values ?? 'string') as V;
   const policy: RetryPolicy = { attemptCountMax: 1, delayMsMin: 100, delayMsMax: 2_000, ...options.retry };
   const attemptsMax = options.reconnectAttemptCountMax ?? reconnectAttemptCountMaxDefault;
   let lastOffset: number | undefined = typeof options.from === 'number' ? options.from - 1 : undefined;
@@ -56,26 +66,22 @@ export async function* tailRecords(
       options.signal?.throwIfAborted();
       let res: Response;
       try {
-        res = await ctx.fetch(url, { headers, signal: controller.signal });
+        res = await fetchFn(url, { headers, signal: controller.signal });
       } catch (error) {
         if (options.signal?.aborted) throw error;
-        throw new WalrusApiError(
-          'UNAVAILABLE',
-          0,
-          `cannot reach ${ctx.baseUrl}: ${String(error)}`,
-          {},
-          { cause: error },
-        );
+        throw new WalrusNetworkError('UNAVAILABLE', `cannot reach ${ctx.baseUrl}: ${String(error)}`, {
+          cause: error,
+        });
       }
       if (!res.ok) throw await errorFromResponse(res);
       if (res.body === null) throw new WalrusApiError('INTERNAL', res.status, 'the event stream has no body');
       failures = 0;
-      const pending: WalrusRecord[] = [];
+      const pending: WireRecord[] = [];
       const parser = new SseParser((event) => {
         if (event.event === 'message') {
           if (pending.length >= tailPendingEventCountMax) throw new Error('too many events in one chunk');
-          pending.push(JSON.parse(event.data) as WalrusRecord);
-        } else if (event.event === 'problem') {
+          pending.push(JSON.parse(event.data) as WireRecord);
+        } else if (problemEventNames.has(event.event)) {
           const problem = JSON.parse(event.data) as { code?: string; status?: number; detail?: string };
           retryAfterProblem = new WalrusApiError(
             problem.code ?? 'UNAVAILABLE',
@@ -94,13 +100,9 @@ export async function* tailRecords(
             chunk = await reader.read();
           } catch (error) {
             if (options.signal?.aborted) throw error;
-            throw new WalrusApiError(
-              'UNAVAILABLE',
-              0,
-              `the event stream broke: ${String(error)}`,
-              {},
-              { cause: error },
-            );
+            throw new WalrusNetworkError('UNAVAILABLE', `the event stream broke: ${String(error)}`, {
+              cause: error,
+            });
           }
           const { value, done } = chunk;
           if (done) break;
@@ -109,7 +111,7 @@ export async function* tailRecords(
             const record = pending.shift()!;
             if (lastOffset !== undefined && record.offset <= lastOffset) continue;
             lastOffset = record.offset;
-            yield record;
+            yield decodeRecord(record, as);
           }
           // The gateway opens each stream with `id: <start - 1>`: remember the position even
           // before the first record, so a reconnect resumes there rather than at a later end.

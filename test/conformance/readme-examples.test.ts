@@ -72,6 +72,9 @@ async function runExample(t: import('ava').ExecutionContext, source: string): Pr
     `'${pathToFileURL(path.join(repoRoot, 'dist')).href}/`,
   );
   fs.writeFileSync(file, code);
+  // As in a project that depends on walrus-ts: `import … from 'walrus-ts/sdk'` resolves.
+  fs.mkdirSync(path.join(dir, 'node_modules'));
+  fs.symlinkSync(repoRoot, path.join(dir, 'node_modules', 'walrus-ts'), 'dir');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const { stdout } = await run(process.execPath, [file], { timeout: 30_000 });
   return stdout;
@@ -84,6 +87,7 @@ test('the SDK example of the README runs as written', async (t) => {
   t.regex(out, /appended at offset \d+/);
   t.regex(out, /\[ 'order 1', 'order 2' \]/);
   t.regex(out, /tail \d+ order 1\ntail \d+ order 2/);
+  t.regex(out, /^produced 2$/m);
 });
 
 test('the example of sdk/README.md runs as written', async (t) => {
@@ -93,4 +97,5 @@ test('the example of sdk/README.md runs as written', async (t) => {
   t.regex(out, /^true true$/m);
   t.regex(out, /records; next offset \d+/);
   t.regex(out, /tail \d+ pay 1/);
+  t.regex(out, /binary record at offset \d+/);
 });
