@@ -79,7 +79,9 @@ async function readAll(topic: string): Promise<string[]> {
   for (let offset = 0; ; ) {
     const page = await client.read(topic, { offset, limit: 1000 });
     values.push(...page.records.map((r) => r.value));
-    if (page.nextOffset >= page.endOffset) return values;
+    // endOffset is left out of reads wholly inside sealed segments (immutable answers).
+    if (page.records.length === 0 || (page.endOffset !== undefined && page.nextOffset >= page.endOffset))
+      return values;
     offset = page.nextOffset;
   }
 }
