@@ -10,6 +10,7 @@ import { matchedRoutes } from 'hono/route';
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
 import { requestsInFlightMax } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
+import { type AccessLogLine, accessLog } from './middleware/access-log.js';
 import { Authenticator, type TokenGrant } from './middleware/auth.js';
 import { applyCors, type CorsOrigins } from './middleware/cors.js';
 import { makeErrorHandler, problemOf, problemResponse } from './middleware/problem.js';
@@ -42,6 +43,8 @@ export interface GatewayDeps {
   readonly sse?: TailHubOptions;
   /** Requests served at once before new ones are refused with BUSY (429) (default requestsInFlightMax). */
   readonly requestsInFlightMax?: number;
+  /** The access log (middleware/access-log.ts): the fraction of requests logged (0 = off, the default). */
+  readonly accessLog?: { readonly sampleRate: number; readonly write: (line: AccessLogLine) => void };
 }
 
 export interface Gateway {
@@ -97,6 +100,8 @@ export function createApp(deps: GatewayDeps): Gateway {
   };
 
   const app = new Hono<GatewayEnv>();
+  if (deps.accessLog !== undefined && deps.accessLog.sampleRate > 0)
+    app.use('*', accessLog(deps.accessLog.sampleRate, deps.accessLog.write));
   const onError = makeErrorHandler((error) =>
     log('error', 'unhandled error', { error: String(error), stack: (error as Error)?.stack }),
   );
