@@ -21,6 +21,7 @@ import { metaRoutes } from './routes/meta.js';
 import { recordRoutes } from './routes/records.js';
 import { topicRoutes } from './routes/topics.js';
 import { TailHub, type TailHubOptions } from './sse/tail-hub.js';
+import { uiPaths, uiRoutes } from './ui/routes.js';
 import type { Upstream } from './upstream.js';
 import { setResponseHeader } from './response-headers.js';
 import { guardUpstream } from './upstream-guard.js';
@@ -79,9 +80,19 @@ const routeMethods: Record<string, string> = {
   '/metrics': 'GET',
   '/openapi.yaml': 'GET',
   '/docs': 'GET',
+  '/ui': 'GET',
+  '/ui/console.js': 'GET',
+  '/ui/console.css': 'GET',
 };
 
-const publicPaths = new Set(['/v1/health', '/v1/ready', '/metrics', '/openapi.yaml', '/docs']);
+const publicPaths = new Set<string>([
+  '/v1/health',
+  '/v1/ready',
+  '/metrics',
+  '/openapi.yaml',
+  '/docs',
+  ...uiPaths,
+]);
 
 export function createApp(deps: GatewayDeps): Gateway {
   const metrics = deps.metrics ?? new GatewayMetrics();
@@ -176,6 +187,7 @@ export function createApp(deps: GatewayDeps): Gateway {
   recordRoutes(app, routeDeps);
   consumerRoutes(app, routeDeps);
   metaRoutes(app, routeDeps);
+  uiRoutes(app);
   for (const [routePath, allow] of Object.entries(routeMethods)) {
     app.all(routePath, (c) =>
       problemResponse(
