@@ -18,7 +18,7 @@ function markdownFiles(): string[] {
 }
 
 /** Link targets in Markdown text, code spans and fenced blocks left out. */
-export function linkTargets(markdown: string): string[] {
+function linkTargets(markdown: string): string[] {
   const prose = markdown.replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '');
   const targets: string[] = [];
   for (const m of prose.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) targets.push(m[1]!);
