@@ -10,6 +10,7 @@ import { matchedRoutes } from 'hono/route';
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
 import { requestsInFlightMax } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
+import { type AccessLogLine, accessLog } from './middleware/access-log.js';
 import { Authenticator, type TokenGrant } from './middleware/auth.js';
 import { applyCors, type CorsOrigins } from './middleware/cors.js';
 import { makeErrorHandler, problemOf, problemResponse } from './middleware/problem.js';
@@ -21,6 +22,7 @@ import { recordRoutes } from './routes/records.js';
 import { tailRoutes } from './routes/tail.js';
 import { topicRoutes } from './routes/topics.js';
 import { TailHub, type TailHubOptions } from './sse/tail-hub.js';
+import { uiPaths, uiRoutes } from './ui/routes.js';
 import type { Upstream } from './upstream.js';
 import { setResponseHeader } from './response-headers.js';
 import { guardUpstream } from './upstream-guard.js';
@@ -43,6 +45,8 @@ export interface GatewayDeps {
   readonly sse?: TailHubOptions;
   /** Requests served at once before new ones are refused with BUSY (429) (default requestsInFlightMax). */
   readonly requestsInFlightMax?: number;
+  /** The access log (middleware/access-log.ts): the fraction of requests logged (0 = off, the default). */
+  readonly accessLog?: { readonly sampleRate: number; readonly write: (line: AccessLogLine) => void };
 }
 
 export interface Gateway {
@@ -79,9 +83,19 @@ const routeMethods: Record<string, string> = {
   '/metrics': 'GET',
   '/openapi.yaml': 'GET',
   '/docs': 'GET',
+  '/ui': 'GET',
+  '/ui/console.js': 'GET',
+  '/ui/console.css': 'GET',
 };
 
-const publicPaths = new Set(['/v1/health', '/v1/ready', '/metrics', '/openapi.yaml', '/docs']);
+const publicPaths = new Set<string>([
+  '/v1/health',
+  '/v1/ready',
+  '/metrics',
+  '/openapi.yaml',
+  '/docs',
+  ...uiPaths,
+]);
 
 export function createApp(deps: GatewayDeps): Gateway {
   const metrics = deps.metrics ?? new GatewayMetrics();
@@ -100,6 +114,8 @@ export function createApp(deps: GatewayDeps): Gateway {
   };
 
   const app = new Hono<GatewayEnv>();
+  if (deps.accessLog !== undefined && deps.accessLog.sampleRate > 0)
+    app.use('*', accessLog(deps.accessLog.sampleRate, deps.accessLog.write));
   const onError = makeErrorHandler((error) =>
     log('error', 'unhandled error', { error: String(error), stack: (error as Error)?.stack }),
   );
@@ -175,6 +191,7 @@ export function createApp(deps: GatewayDeps): Gateway {
   consumerRoutes(app, routeDeps);
   tailRoutes(app, routeDeps);
   metaRoutes(app, routeDeps);
+  uiRoutes(app);
   for (const [routePath, allow] of Object.entries(routeMethods)) {
     app.all(routePath, (c) =>
       problemResponse(

@@ -1,12 +1,14 @@
 /**
  * Gateway command line and env → a validated, frozen config. Flags:
  * `--port 3000 --host 127.0.0.1 --nodes host:port,host:port --tokens-file FILE --tls-cert FILE
- *  --tls-key FILE --cors-origins '*'|a,b`. Env: WALRUS_NODES, WALRUS_GATEWAY_TOKENS (JSON),
- * WALRUS_GATEWAY_TOKENS_FILE, WALRUS_GATEWAY_PORT, WALRUS_LOG_LEVEL.
+ *  --tls-key FILE --cors-origins '*'|a,b --access-log off|on|0.1`. Env: WALRUS_NODES,
+ * WALRUS_GATEWAY_TOKENS (JSON), WALRUS_GATEWAY_TOKENS_FILE, WALRUS_GATEWAY_PORT, WALRUS_LOG_LEVEL,
+ * WALRUS_ACCESS_LOG.
  */
 import fs from 'node:fs';
 import { parseTokens, type TokenGrant } from './middleware/auth.js';
 import type { CorsOrigins } from './middleware/cors.js';
+import { parseAccessLogSetting } from './middleware/access-log.js';
 
 export interface GatewayConfig {
   readonly port: number;
@@ -16,10 +18,13 @@ export interface GatewayConfig {
   readonly tls: { readonly cert: string; readonly key: string } | null;
   readonly corsOrigins: CorsOrigins;
   readonly logLevel: string;
+  /** Fraction of requests in the access log: 0 (off, the default), 1 (every one) or in between. */
+  readonly accessLogSampleRate: number;
 }
 
 export const gatewayUsage = `usage: walrus-gateway [--port 3000] [--host 127.0.0.1] --nodes host:port[,host:port…]
-  [--tokens-file tokens.json] [--tls-cert cert.pem --tls-key key.pem] [--cors-origins '*'|origin,origin]`;
+  [--tokens-file tokens.json] [--tls-cert cert.pem --tls-key key.pem] [--cors-origins '*'|origin,origin]
+  [--access-log off|on|<fraction>]`;
 
 const nodeAddressPattern = /^[A-Za-z0-9.-]+:[0-9]{1,5}$/;
 
@@ -41,7 +46,16 @@ export function parseGatewayArgs(
       i++;
     }
   }
-  const known = new Set(['port', 'host', 'nodes', 'tokens-file', 'tls-cert', 'tls-key', 'cors-origins']);
+  const known = new Set([
+    'port',
+    'host',
+    'nodes',
+    'tokens-file',
+    'tls-cert',
+    'tls-key',
+    'cors-origins',
+    'access-log',
+  ]);
   for (const name of flags.keys())
     if (!known.has(name)) throw new Error(`unknown flag --${name}\n${gatewayUsage}`);
 
@@ -82,5 +96,6 @@ export function parseGatewayArgs(
         : null,
     corsOrigins,
     logLevel: env['WALRUS_LOG_LEVEL'] ?? 'info',
+    accessLogSampleRate: parseAccessLogSetting(flags.get('access-log') ?? env['WALRUS_ACCESS_LOG']),
   });
 }

@@ -5,6 +5,10 @@
  * problem+json for what node:http refuses),
  * and shuts down gracefully on SIGTERM/SIGINT: stop accepting, close SSE tails with a resumable
  * event, let in-flight requests finish (bounded), close the node connections.
+ *
+ * Everything it says on stdout is a JSON line of the one log shape (node/log.ts, `component`
+ * `gateway`), the access log (--access-log) included; only a bad command line is plain text, on
+ * stderr, before it exits 2.
  */
 import { createLogger } from '../node/log.js';
 import { WalrusClient } from '../node/client/index.js';
@@ -22,7 +26,7 @@ async function main(): Promise<void> {
     console.error((error as Error).message);
     process.exit(2);
   }
-  const logger = createLogger({ name: 'gateway', level: config.logLevel });
+  const logger = createLogger({ component: 'gateway', level: config.logLevel });
   const client = new WalrusClient({ nodes: config.nodes });
   const gateway = createApp({
     upstream: client,
@@ -31,14 +35,15 @@ async function main(): Promise<void> {
     corsOrigins: config.corsOrigins,
     metrics: new GatewayMetrics({ defaultMetrics: true }),
     log: (level, message, fields) => logger[level](fields ?? {}, message),
+    accessLog: {
+      sampleRate: config.accessLogSampleRate,
+      write: (line) => logger.info(line, 'http request'),
+    },
   });
   if (config.tokens.length === 0) {
     logger.warn(
       {},
       'NO TOKENS CONFIGURED: this gateway is OPEN; anyone who reaches it may read, write and delete topics',
-    );
-    console.error(
-      'walrus-gateway: WARNING: no tokens configured, the gateway is open to anyone who can reach it',
     );
   }
 
@@ -52,9 +57,14 @@ async function main(): Promise<void> {
     const address = server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.port;
     const scheme = config.tls === null ? 'http' : 'https';
-    logger.info({ port, nodes: config.nodes }, 'Gateway listening');
-    console.log(
-      `walrus-gateway listening on ${scheme}://${config.host}:${port} (nodes ${config.nodes.join(',')})`,
+    logger.info(
+      {
+        url: `${scheme}://${config.host}:${port}`,
+        port,
+        nodes: config.nodes,
+        accessLogSampleRate: config.accessLogSampleRate,
+      },
+      'Gateway listening',
     );
   });
   server.on('error', (error) => {

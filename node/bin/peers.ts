@@ -131,6 +131,7 @@ export function raftClusterView(
     aliveVoters: () => raft.aliveVoters(),
     removeNode: (nodeId) => raft.removeNode(nodeId),
     handLeadershipAway: () => raft.handLeadershipAway(),
+    transferLeadership: (to) => raft.transferLeadership(to),
     catchUpWithLeader: () => raft.catchUpWithLeader(),
     replicate: (nodeId, request, timeoutMs) => peers.request(nodeId, request, timeoutMs),
     forwardRaw: (nodeId, frame, waitMs) =>

@@ -1,16 +1,25 @@
 #!/usr/bin/env node
 /**
  * walrus-cli: the seed's CLI. `walrus-cli --addr host:port` opens an interactive shell (REGISTER,
- * PUT, GET, STATE, METRICS; exit/quit/q or Ctrl-C to leave); one-off subcommands `register`,
- * `put`, `get`, `state`, `metrics` send one command and exit. JSON replies are printed indented.
+ * PUT, GET, STATE, METRICS, plus status, topics and help; exit/quit/q or Ctrl-C to leave); one-off
+ * subcommands `register`, `put`, `get`, `state`, `metrics` send one text command and exit. The
+ * operator commands `status`, `topics`, `tail`, `transfer-leader` (cli-operator.ts) and
+ * `remove-node` use the binary protocol. JSON replies are printed indented.
  * Exit codes: 0 ok, 1 an ERR reply or no connection, 2 bad usage.
  */
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { TextClient } from '../client/text-client.js';
 import { removeNodeAsAdmin } from '../client/admin-client.js';
+import {
+  type CliContext,
+  statusCommand,
+  tailCommand,
+  topicsCommand,
+  transferLeaderCommand,
+} from './cli-operator.js';
 
-const usage = `Usage: walrus-cli [--addr host:port] [--timeout-ms n] [--cluster-secret s] [command [args]]
+const usage = `Usage: walrus-cli [--addr host:port] [--timeout-ms n] [--cluster-secret s] [--json] [command [args]]
 
 Without a command, opens an interactive shell on the node at --addr (default 127.0.0.1:9091).
 Commands (one-off, or typed in the shell in any case):
@@ -19,9 +28,17 @@ Commands (one-off, or typed in the shell in any case):
   get <topic>                read the next record through the topic's shared cursor
   state <topic>              topic metadata JSON (segments, leaders)
   metrics                    node and cluster metrics JSON
-  remove-node <id>           admin: remove a member from the cluster (the leader too); sent to
-                             the Raft leader's peer port, with --cluster-secret (or env
-                             WALRUS_CLUSTER_SECRET) when the cluster has one
+  status                     members, roles, term, leader and each member's lag (exit 1: no leader)
+  topics                     topics: offsets, segments, leader, replicas, replication, retention
+  help                       this text
+Operator commands (one-off only):
+  tail <topic> [--from start|end|<offset>] [--count n]
+                             print records as they arrive (offset<TAB>value; default from end)
+  transfer-leader <id>       admin: make voter <id> the Raft leader (answers once it leads)
+  remove-node <id>           admin: remove a member from the cluster (the leader too)
+  The admin commands go to the Raft leader's peer port, with --cluster-secret (or env
+  WALRUS_CLUSTER_SECRET) when the cluster has one.
+--json prints status, topics, tail and transfer-leader as JSON.
 Shell: exit, quit or q (or Ctrl-C / Ctrl-D) leaves.
 `;
 
@@ -90,7 +107,7 @@ function shellWords(line: string): string[] {
   return trimmed.split(/\s+/).filter((w) => w.length > 0);
 }
 
-async function shell(client: TextClient, addr: string): Promise<number> {
+async function shell(client: TextClient, addr: string, ctx: CliContext): Promise<number> {
   const interactive = process.stdin.isTTY === true;
   const rl = readline.createInterface({
     input: process.stdin,
@@ -99,7 +116,7 @@ async function shell(client: TextClient, addr: string): Promise<number> {
   });
   if (interactive)
     process.stdout.write(
-      `Connected to ${addr}. Commands: REGISTER, PUT, GET, STATE, METRICS; exit to leave.\n`,
+      `Connected to ${addr}. Commands: REGISTER, PUT, GET, STATE, METRICS, STATUS, TOPICS, HELP; exit to leave.\n`,
     );
   rl.setPrompt('> ');
   if (interactive) rl.prompt();
@@ -113,6 +130,16 @@ async function shell(client: TextClient, addr: string): Promise<number> {
     }
     const first = words[0]!.toLowerCase();
     if (first === 'exit' || first === 'quit' || first === 'q') break;
+    if (first === 'help' || first === 'status' || first === 'topics') {
+      try {
+        if (first === 'help') process.stdout.write(usage);
+        else await (first === 'status' ? statusCommand(ctx) : topicsCommand(ctx));
+      } catch (error) {
+        process.stdout.write(`${errorLine(error)}\n`);
+      }
+      if (interactive) rl.prompt();
+      continue;
+    }
     const parsed = toCommand(words);
     if ('problem' in parsed) {
       process.stdout.write(`${parsed.problem}\n`);
@@ -130,6 +157,51 @@ async function shell(client: TextClient, addr: string): Promise<number> {
   rl.close();
   return status;
 }
+
+/** `ERR <CODE> <message>`, as the text protocol writes errors. */
+function errorLine(error: unknown): string {
+  const code = (error as { code?: string }).code ?? 'UNAVAILABLE';
+  return `ERR ${code} ${(error as Error).message}`;
+}
+
+/** Runs an operator command (cli-operator.ts): usage problems exit 2, errors print ERR and exit 1. */
+async function operatorCommand(ctx: CliContext, args: string[], values: CliValues): Promise<number> {
+  const [command, ...rest] = args;
+  const usageError = (text: string): number => {
+    process.stderr.write(`walrus-cli: usage: ${text}\n`);
+    return 2;
+  };
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  try {
+    switch (command) {
+      case 'status':
+        return rest.length === 0 ? await statusCommand(ctx) : usageError('status');
+      case 'topics':
+        return rest.length === 0 ? await topicsCommand(ctx) : usageError('topics');
+      case 'tail': {
+        const from = values.from ?? 'end';
+        const count = values.count === undefined ? null : Number(values.count);
+        if (rest.length !== 1 || !(from === 'start' || from === 'end' || /^\d+$/.test(from)))
+          return usageError('tail <topic> [--from start|end|<offset>] [--count n]');
+        if (count !== null && !(Number.isSafeInteger(count) && count > 0))
+          return usageError('tail: --count must be a positive integer');
+        return await tailCommand(ctx, rest[0]!, from, count, controller.signal);
+      }
+      default: {
+        const id = Number(rest[0]);
+        if (rest.length !== 1 || !Number.isSafeInteger(id) || id < 1)
+          return usageError('transfer-leader <node-id>');
+        return await transferLeaderCommand(ctx, id);
+      }
+    }
+  } catch (error) {
+    process.stderr.write(`${errorLine(error)}\n`);
+    return 1;
+  }
+}
+
+const operatorCommands = new Set(['status', 'topics', 'tail', 'transfer-leader']);
 
 /**
  * `remove-node <id>` is an admin operation, refused on the client port: it goes to the Raft
@@ -157,8 +229,18 @@ async function removeNode(
   }
 }
 
+interface CliValues {
+  addr?: string;
+  'timeout-ms'?: string;
+  'cluster-secret'?: string;
+  help?: boolean;
+  json?: boolean;
+  from?: string;
+  count?: string;
+}
+
 async function main(): Promise<number> {
-  let values: { addr?: string; 'timeout-ms'?: string; 'cluster-secret'?: string; help?: boolean };
+  let values: CliValues;
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
@@ -170,13 +252,16 @@ async function main(): Promise<number> {
         'timeout-ms': { type: 'string' },
         'cluster-secret': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        json: { type: 'boolean' },
+        from: { type: 'string' },
+        count: { type: 'string' },
       },
     }));
   } catch (error) {
     process.stderr.write(`walrus-cli: ${(error as Error).message}\n${usage}`);
     return 2;
   }
-  if (values.help) {
+  if (values.help || positionals[0] === 'help') {
     process.stdout.write(usage);
     return 0;
   }
@@ -193,13 +278,24 @@ async function main(): Promise<number> {
     process.stderr.write(`walrus-cli: ${(error as Error).message}\n`);
     return 2;
   }
+  const secret = values['cluster-secret'] || process.env['WALRUS_CLUSTER_SECRET'] || null;
+  const ctx: CliContext = {
+    addr,
+    timeoutMs,
+    clusterSecret: secret,
+    json: values.json === true,
+    out: (text) => process.stdout.write(`${text}\n`),
+  };
   if (positionals[0] === 'remove-node') {
     await client.close();
-    const secret = values['cluster-secret'] || process.env['WALRUS_CLUSTER_SECRET'] || null;
     return removeNode(addr, positionals.slice(1), timeoutMs, secret);
   }
+  if (operatorCommands.has(positionals[0] ?? '')) {
+    await client.close();
+    return operatorCommand(ctx, positionals, values);
+  }
   try {
-    return positionals.length > 0 ? await oneOff(client, positionals) : await shell(client, addr);
+    return positionals.length > 0 ? await oneOff(client, positionals) : await shell(client, addr, ctx);
   } catch (error) {
     process.stderr.write(`walrus-cli: cannot talk to ${addr}: ${(error as Error).message}\n`);
     return 1;

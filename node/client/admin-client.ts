@@ -1,6 +1,6 @@
 /**
- * Admin operations the client port refuses (it is not authenticated): `removeNode` is sent to the
- * Raft leader's peer port instead, where the cluster secret authenticates the caller like any
+ * Admin operations the client port refuses (it is not authenticated): `removeNode` and
+ * `transferLeader` are sent to the Raft leader's peer port instead, where the cluster secret authenticates the caller like any
  * peer (node/transport/peer-auth.ts). The leader and its peer address come from the METRICS JSON
  * of any node's client port (seed 002's `current_leader` and `membership_config`), so an operator
  * names a client address, as for every other command, plus the secret when the cluster has one.
@@ -12,6 +12,7 @@
  */
 import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import type { Request, ResponseByOp } from '../protocol/messages.js';
 import { anonymousIdentityPolicy } from '../transport/peer-auth.js';
 import { PeerLink } from '../transport/peer-link.js';
 import { WalrusClient } from './walrus-client.js';
@@ -65,26 +66,42 @@ async function raftLeader(options: AdminOptions): Promise<LeaderAddress> {
   }
 }
 
-/** Removes a member (docs/cluster.md "Removing a node"), authenticated on the leader's peer port. */
-export async function removeNodeAsAdmin(
-  nodeId: number,
+/** The admin ops, sent to the Raft leader's peer port. */
+type AdminRequest = Extract<Request, { op: 'removeNode' | 'transferLeader' }>;
+
+/** Runs an admin op on the Raft leader, retried (from a fresh METRICS) while the answer is retryable. */
+async function adminCall<Op extends AdminRequest['op']>(
+  request: Extract<AdminRequest, { op: Op }>,
   options: AdminOptions,
-): Promise<{ removed: boolean }> {
+): Promise<ResponseByOp[Op]> {
   let last: WalrusError | undefined;
   for (let attempt = 0; attempt < adminClientLimits.attemptCountMax; attempt++) {
     if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, adminClientLimits.retryDelayMs));
     try {
-      return await removeOnce(nodeId, options);
+      return await callOnce(request, options);
     } catch (error) {
       if (!(error instanceof WalrusError)) throw error;
       last = error;
       if (!error.retryable) throw error;
     }
   }
-  throw last ?? new WalrusError(ErrorCode.UNAVAILABLE, 'remove-node did not run');
+  throw last ?? new WalrusError(ErrorCode.UNAVAILABLE, `${request.op} did not run`);
 }
 
-async function removeOnce(nodeId: number, options: AdminOptions): Promise<{ removed: boolean }> {
+/** Removes a member (docs/cluster.md "Removing a node"), authenticated on the leader's peer port. */
+export function removeNodeAsAdmin(nodeId: number, options: AdminOptions): Promise<{ removed: boolean }> {
+  return adminCall({ op: 'removeNode', nodeId }, options);
+}
+
+/** Makes voter `nodeId` the Raft leader; resolves once it leads (node/server/leader-transfer.ts). */
+export function transferLeaderAsAdmin(nodeId: number, options: AdminOptions): Promise<{ leaderId: number }> {
+  return adminCall({ op: 'transferLeader', nodeId }, options);
+}
+
+async function callOnce<Op extends AdminRequest['op']>(
+  request: Extract<AdminRequest, { op: Op }>,
+  options: AdminOptions,
+): Promise<ResponseByOp[Op]> {
   const leader = await raftLeader(options);
   const link = new PeerLink({
     selfNodeId: adminToolNodeId,
@@ -100,10 +117,13 @@ async function removeOnce(nodeId: number, options: AdminOptions): Promise<{ remo
     reconnectBackoffMsMax: adminClientLimits.retryDelayMs,
   });
   try {
-    const reply = decodeReply(await link.request(encodeRequest(1, { op: 'removeNode', nodeId })));
-    if (reply.kind === 'response' && reply.op === 'removeNode') return reply.response as { removed: boolean };
+    const reply = decodeReply(await link.request(encodeRequest(1, request)));
+    if (reply.kind === 'response' && reply.op === request.op) return reply.response as ResponseByOp[Op];
     if (reply.kind === 'error') throw new WalrusError(reply.error.code, reply.error.message);
-    throw new WalrusError(ErrorCode.INTERNAL, `node ${leader.nodeId} sent a reply that is not removeNode's`);
+    throw new WalrusError(
+      ErrorCode.INTERNAL,
+      `node ${leader.nodeId} sent a reply that is not ${request.op}'s`,
+    );
   } finally {
     await link.close();
   }

@@ -127,6 +127,7 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       break;
     case 'removeNode':
     case 'handOff':
+    case 'transferLeader':
       w.u32(checkUint(request.nodeId, 'nodeId', 0xffffffff));
       break;
     case 'append': {
@@ -269,7 +270,8 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
     case 'state':
       return { op, topic: readTopic(r) };
     case 'removeNode':
-    case 'handOff': {
+    case 'handOff':
+    case 'transferLeader': {
       const nodeId = r.u32('nodeId');
       if (nodeId === 0) r.fail('nodeId must be positive');
       return { op, nodeId };
@@ -442,6 +444,9 @@ export function encodeReply<Op extends RequestOp>(
     case 'handOff':
       w.u32(checkUint((any as ResponseByOp['handOff']).handedOff, 'handedOff', 0xffffffff));
       break;
+    case 'transferLeader':
+      w.u32(checkUint((any as ResponseByOp['transferLeader']).leaderId, 'leaderId', 0xffffffff));
+      break;
     case 'append': {
       const r = any as ResponseByOp['append'];
       w.u64(checkUint(r.firstOffset, 'firstOffset'));
@@ -537,6 +542,8 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
       return { removed: r.bool('removed') };
     case 'handOff':
       return { handedOff: r.u32('handedOff') };
+    case 'transferLeader':
+      return { leaderId: r.u32('leaderId') };
     case 'append': {
       const firstOffset = r.u64('firstOffset');
       const lastOffset = r.u64('lastOffset');

@@ -47,6 +47,7 @@ export const Opcode = {
   state: 0x31,
   removeNode: 0x38,
   handOff: 0x39,
+  transferLeader: 0x3a,
 } as const satisfies Record<RequestOp, number>;
 
 /** Reserved ranges for messages that later work adds; inclusive bounds. */

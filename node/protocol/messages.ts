@@ -165,7 +165,9 @@ export type Request =
   /** Admin: removes a member from the cluster (the Raft leader too: it steps down). */
   | { readonly op: 'removeNode'; readonly nodeId: number }
   /** Node to node: seal the active segments this node leads so that `nodeId` (leaving) leads none. */
-  | { readonly op: 'handOff'; readonly nodeId: number };
+  | { readonly op: 'handOff'; readonly nodeId: number }
+  /** Admin: the Raft leader hands its leadership to voter `nodeId` (walrus-cli transfer-leader). */
+  | { readonly op: 'transferLeader'; readonly nodeId: number };
 
 export type RequestOp = Request['op'];
 
@@ -219,6 +221,8 @@ export interface ResponseByOp {
   state: { readonly state: unknown };
   removeNode: { readonly removed: boolean };
   handOff: { readonly handedOff: number };
+  /** The Raft leader once the transfer is done (the asked voter). */
+  transferLeader: { readonly leaderId: number };
 }
 
 export type ResponseOf<Op extends RequestOp> = ResponseByOp[Op];

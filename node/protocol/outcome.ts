@@ -18,6 +18,7 @@ const stateChangingOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
   'consumerDelete',
   'removeNode',
   'handOff',
+  'transferLeader',
 ]);
 
 /** True when applying the request changes state, so a lost answer leaves its outcome unknown. */

@@ -22,6 +22,7 @@ import type { ClusterView } from '../topics/ports.js';
 import { toWalrusError } from '../topics/topic-table.js';
 import type { TopicService } from '../topics/topic-service.js';
 import type { Controller } from '../controller/controller.js';
+import { transferLeader } from './leader-transfer.js';
 import { removeNode } from './node-removal.js';
 import { readCandidates, routeOf } from './routing.js';
 import { stateJson } from './state-json.js';
@@ -82,6 +83,7 @@ const peerOnlyOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
   'removeNode',
   'localOffsetForTimestamp',
   'handOff',
+  'transferLeader',
 ]);
 
 /** Errors after which a read of a sealed segment is tried on the next replica. */
@@ -506,6 +508,8 @@ export class RequestHandler {
         );
       case 'handOff':
         return { handedOff: await t.appender.handOff(request.nodeId) };
+      case 'transferLeader':
+        return transferLeader(request.nodeId, this.options.nodeId, this.options.cluster);
     }
   }
 

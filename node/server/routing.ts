@@ -17,6 +17,7 @@ export function routeOf(request: Request, state: MetadataState, self: number, ra
     case 'consumerList':
     case 'consumerDelete':
     case 'removeNode':
+    case 'transferLeader':
       return raftLeaderId || self;
     case 'append':
     case 'describeTopic':

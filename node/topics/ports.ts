@@ -37,6 +37,11 @@ export interface ClusterView {
    * new leader's id (bounded; UNAVAILABLE if no other voter took it).
    */
   handLeadershipAway(): Promise<number>;
+  /**
+   * Asks the Raft core to hand leadership to voter `to` (it waits until `to` has the whole log,
+   * then tells it to campaign); returns at once. Optional: only real nodes implement it.
+   */
+  transferLeadership?(to: number): void;
   /** Resolves once this node has applied what the Raft leader has (read-your-writes after forwarding). */
   catchUpWithLeader(): Promise<void>;
   /**

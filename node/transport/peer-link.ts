@@ -19,7 +19,7 @@
  * flight UNAVAILABLE with `sent: true` (outcome unknown).
  */
 import assert from 'node:assert';
-import { silentLogger } from '../log.js';
+import { LogThrottle, silentLogger } from '../log.js';
 import { BinaryFlag, PeerOpcode } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { protocolLimits } from '../protocol/limits.js';
@@ -70,6 +70,8 @@ export interface PeerLinkOptions {
   frameSizeMaxBytes?: number;
   /** Socket bytes not yet flushed above which queued messages wait (and may be dropped). Default 8 MiB. */
   writeBufferHighBytes?: number;
+  /** Failed attempts are logged at most once per this interval (with the count suppressed). Default 30 s. */
+  failureLogIntervalMs?: number;
 }
 
 export const peerLinkDefaults = {
@@ -79,6 +81,11 @@ export const peerLinkDefaults = {
   backoffJitterFraction: 0.2,
   /** Exponent cap of the backoff doubling (the backoff is capped by reconnectBackoffMsMax long before). */
   backoffDoublingCountMax: 30,
+  /**
+   * A down peer fails an attempt every backoff (1 s at most): its `peer link attempt failed` line
+   * is written at most once per this interval, carrying how many attempts failed unlogged since.
+   */
+  failureLogIntervalMs: 30_000,
   /** Characters of the reason sent to a refused server (its handshake frames are tiny). */
   tellServerMessageLengthMax: peerClientHandshakeLimits.tellServerMessageLengthMax,
 } as const;
@@ -142,6 +149,7 @@ export class PeerLink {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private failureCount = 0;
   private lastFailure: WalrusError | undefined;
+  private readonly failureLog: LogThrottle;
   /** One-way frames not yet handed to the connection, oldest first from `queueHead`. */
   private queue: Buffer[] = [];
   private queueHead = 0;
@@ -168,6 +176,7 @@ export class PeerLink {
     this.frameSizeMaxBytes = o.frameSizeMaxBytes ?? protocolLimits.frameSizeMaxBytes;
     this.writeBufferHighBytes = o.writeBufferHighBytes ?? peerLinkDefaults.writeBufferHighBytes;
     this.identity = o.identity ?? anonymousIdentityPolicy(o.selfNodeId);
+    this.failureLog = new LogThrottle(o.failureLogIntervalMs ?? peerLinkDefaults.failureLogIntervalMs);
     assert(this.identity.self().nodeId === o.selfNodeId, 'the identity policy speaks for this node');
     assert(o.peerNodeId === undefined || (Number.isInteger(o.peerNodeId) && o.peerNodeId > 0));
     assert(this.requestCountMax > 0 && this.writeBufferHighBytes > 0);
@@ -329,25 +338,32 @@ export class PeerLink {
     this.scheduleReconnect(this.o.reconnectBackoffMsMin);
   }
 
-  /** A connect or handshake attempt failed (its requests failed with its code, sent false): back off. */
+  /**
+   * A connect or handshake attempt failed (its requests failed with its code, sent false): back
+   * off. Logged at warn (error for a refusal by identity, which needs the operator), at most once
+   * per failureLogIntervalMs, with `suppressedCount` the failures not logged since the last line.
+   */
   private failAttempt(err: TransportError): void {
-    const repeated = this.lastFailure?.code === err.code && this.lastFailure.message === err.message;
     this.failureCount += 1;
     this.lastFailure = err;
     const doublings = Math.min(this.failureCount - 1, peerLinkDefaults.backoffDoublingCountMax);
     const backoffMs = Math.min(this.o.reconnectBackoffMsMax, this.o.reconnectBackoffMsMin * 2 ** doublings);
-    // A refusal by identity needs the operator: an error, once per run of identical refusals.
-    const level = repeated
-      ? 'info'
-      : err.code === ErrorCode.IDENTITY_MISMATCH
-        ? 'error'
-        : err.code === ErrorCode.UNAUTHENTICATED
-          ? 'warn'
-          : 'info';
-    this.log[level](
-      { addr: this.addr, code: err.code, backoffMs },
-      `peer link attempt failed: ${err.message}`,
-    );
+    const suppressedCount = this.failureLog.take();
+    if (suppressedCount !== null) {
+      const level = err.code === ErrorCode.IDENTITY_MISMATCH ? 'error' : 'warn';
+      this.log[level](
+        {
+          addr: this.addr,
+          peerNodeId: this.o.peerNodeId,
+          code: err.code,
+          err: err.message,
+          failureCount: this.failureCount,
+          suppressedCount,
+          backoffMs,
+        },
+        'peer link attempt failed',
+      );
+    }
     this.scheduleReconnect(backoffMs);
   }
 

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TestFn } from 'ava';
-import { startLocalCluster, type TestCluster } from './local-cluster.js';
+import { freePort, startLocalCluster, type TestCluster, waitForPort } from './local-cluster.js';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../../..');
 export const gatewayBin = path.join(repoRoot, 'dist/gateway/server.js');
@@ -38,13 +38,17 @@ export class GatewayProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Starts a gateway and resolves when it prints its listening line (port 0 = any free port). */
+  /**
+   * Starts a gateway and resolves when its port accepts connections (a free port when none is
+   * given). Not by reading its output: what it logs depends on WALRUS_LOG_LEVEL.
+   */
   static async start(options: GatewayProcessOptions): Promise<GatewayProcess> {
     if (!fs.existsSync(gatewayBin)) throw new Error(`${gatewayBin} is missing: run npm run build first`);
+    const port = options.port === undefined || options.port === 0 ? await freePort() : options.port;
     const args = [
       gatewayBin,
       '--port',
-      String(options.port ?? 0),
+      String(port),
       '--nodes',
       options.nodes.join(','),
       ...(options.extraArgs ?? []),
@@ -54,26 +58,20 @@ export class GatewayProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let tail = '';
-    const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`gateway did not start in ${startTimeoutMs} ms:\n${tail}`)),
-        startTimeoutMs,
-      );
-      const onData = (chunk: Buffer): void => {
-        tail = (tail + chunk.toString('utf8')).slice(-logTailBytesMax);
-        const m = /listening on https?:\/\/[^:]+:(\d+)/.exec(tail);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`gateway exited with ${code} before listening:\n${tail}`));
-      });
-    });
+    const early = (chunk: Buffer): void => {
+      tail = (tail + chunk.toString('utf8')).slice(-logTailBytesMax);
+    };
+    child.stdout!.on('data', early);
+    child.stderr!.on('data', early);
+    try {
+      await waitForPort(port, startTimeoutMs, () => child.exitCode === null && child.signalCode === null);
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw new Error(`gateway did not start: ${(error as Error).message}:\n${tail}`);
+    } finally {
+      child.stdout!.off('data', early);
+      child.stderr!.off('data', early);
+    }
     const gateway = new GatewayProcess(child, port);
     gateway.logTail = tail;
     const keep = (chunk: Buffer): void => {

@@ -289,6 +289,8 @@ export class FakeNode {
         return { removed: false };
       case 'handOff':
         return { handedOff: 0 };
+      case 'transferLeader':
+        return { leaderId: r.nodeId };
       case 'state':
         this.topic(r.topic);
         return {

@@ -109,6 +109,7 @@ export const requestArb: fc.Arbitrary<Request> = fc.oneof(
   fc.record({ op: fc.constant('deleteTopic' as const), topic: anyTopicArb }),
   fc.record({ op: fc.constant('removeNode' as const), nodeId: fc.integer({ min: 1, max: 0xffffffff }) }),
   fc.record({ op: fc.constant('handOff' as const), nodeId: fc.integer({ min: 1, max: 0xffffffff }) }),
+  fc.record({ op: fc.constant('transferLeader' as const), nodeId: fc.integer({ min: 1, max: 0xffffffff }) }),
   fc.record({
     op: fc.constant('configureTopic' as const),
     topic: anyTopicArb,
@@ -184,6 +185,10 @@ export const replyArb: fc.Arbitrary<AnyReply> = fc.oneof(
   fc.record({
     op: fc.constant('handOff' as const),
     reply: fc.record({ handedOff: fc.integer({ min: 0, max: 0xffffffff }) }),
+  }),
+  fc.record({
+    op: fc.constant('transferLeader' as const),
+    reply: fc.record({ leaderId: fc.integer({ min: 0, max: 0xffffffff }) }),
   }),
   fc.record({ op: fc.constant('configureTopic' as const), reply: fc.record({ topic: topicInfoArb }) }),
   fc.record({

@@ -61,6 +61,7 @@ const table: readonly [string, Request, number][] = [
   ['consumerDelete', { op: 'consumerDelete', topic: 't', consumer: 'c' }, raftLeader],
   ['removeNode', { op: 'removeNode', nodeId: 2 }, raftLeader],
   ['handOff', { op: 'handOff', nodeId: 1 }, self],
+  ['transferLeader', { op: 'transferLeader', nodeId: 2 }, raftLeader],
   ['append', { op: 'append', topic: 't', records: [] }, 3],
   ['describeTopic', { op: 'describeTopic', topic: 't' }, 3],
   ['state', { op: 'state', topic: 't' }, 3],
@@ -116,6 +117,7 @@ test('routeOf: the table covers every request op', (t) => {
     state: true,
     removeNode: true,
     handOff: true,
+    transferLeader: true,
   };
   t.deepEqual([...new Set(table.map(([, request]) => request.op))].sort(), Object.keys(every).sort());
 });
