@@ -50,6 +50,8 @@ import {
   type RequestOp,
   type ResponseByOp,
   replicationFactorMax,
+  type StreamAction,
+  type StreamReply,
   type TopicInfo,
 } from './messages.js';
 
@@ -125,6 +127,10 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
     case 'state':
       writeTopicName(w, request.topic);
       break;
+    case 'stream':
+      writeTopicName(w, request.topic);
+      writeJson(w, request.action);
+      break;
     case 'removeNode':
     case 'handOff':
       w.u32(checkUint(request.nodeId, 'nodeId', 0xffffffff));
@@ -140,11 +146,14 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
           (hasProducerSeq ? AppendOption.producerSeq : 0) |
           (hasExpected ? AppendOption.expectedOffset : 0) |
           (acksLeader ? AppendOption.acksLeader : 0) |
-          (request.noForward === true ? AppendOption.noForward : 0),
+          (request.noForward === true ? AppendOption.noForward : 0) |
+          (request.producerEpoch !== undefined ? AppendOption.producerEpoch : 0) |
+          (request.close === true ? AppendOption.close : 0),
       );
       if (hasProducerId) w.str16(checkString(request.producerId!, 'producerId', L.producerIdSizeMaxBytes, 1));
       if (hasProducerSeq) w.u64(checkUint(request.producerSeq!, 'producerSeq'));
       if (hasExpected) w.u64(checkUint(request.expectedOffset!, 'expectedOffset'));
+      if (request.producerEpoch !== undefined) w.u64(checkUint(request.producerEpoch, 'producerEpoch'));
       writeRecordInputs(w, request.records);
       break;
     }
@@ -192,8 +201,14 @@ const AppendOption = {
   expectedOffset: 4,
   acksLeader: 8,
   noForward: 16,
+  /** A u64 producer epoch follows the expected offset (Durable Streams producers). */
+  producerEpoch: 32,
+  /** Close the topic after the records (which may be none). */
+  close: 64,
 } as const;
 const appendOptionsKnownMask =
+  AppendOption.producerEpoch |
+  AppendOption.close |
   AppendOption.producerId |
   AppendOption.producerSeq |
   AppendOption.expectedOffset |
@@ -264,6 +279,8 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
     case 'deleteTopic':
     case 'state':
       return { op, topic: readTopic(r) };
+    case 'stream':
+      return { op, topic: readTopic(r), action: readJson(r, 'stream action') as StreamAction };
     case 'removeNode':
     case 'handOff': {
       const nodeId = r.u32('nodeId');
@@ -278,6 +295,7 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
         present & AppendOption.producerId ? r.str16('producerId', L.producerIdSizeMaxBytes, 1) : undefined;
       const producerSeq = present & AppendOption.producerSeq ? r.u64('producerSeq') : undefined;
       const expectedOffset = present & AppendOption.expectedOffset ? r.u64('expectedOffset') : undefined;
+      const producerEpoch = present & AppendOption.producerEpoch ? r.u64('producerEpoch') : undefined;
       const records = readRecordInputs(r);
       // Field by field (no spreads of temporary objects): every append passes here.
       const append: { -readonly [K in keyof AppendRequest]: AppendRequest[K] } = { op, topic, records };
@@ -287,6 +305,8 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       // Bit clear is the default, quorum: it decodes as absent, as older requests do.
       if (present & AppendOption.acksLeader) append.acks = 'leader';
       if (present & AppendOption.noForward) append.noForward = true;
+      if (producerEpoch !== undefined) append.producerEpoch = producerEpoch;
+      if (present & AppendOption.close) append.close = true;
       return append;
     }
     case 'read': {
@@ -478,6 +498,9 @@ export function encodeReply<Op extends RequestOp>(
     case 'state':
       writeJson(w, (any as ResponseByOp['state']).state);
       break;
+    case 'stream':
+      writeJson(w, any);
+      break;
     default:
       throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, `unknown op '${String(op)}'`);
   }
@@ -557,6 +580,8 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
       return { metrics: readJson(r, 'metrics JSON') };
     case 'state':
       return { state: readJson(r, 'state JSON') };
+    case 'stream':
+      return readJson(r, 'stream JSON') as StreamReply;
   }
 }
 

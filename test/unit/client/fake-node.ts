@@ -279,6 +279,8 @@ export class FakeNode {
         return { removed: false };
       case 'handOff':
         return { handedOff: 0 };
+      case 'stream':
+        return { stream: null };
       case 'state':
         this.topic(r.topic);
         return {

@@ -98,6 +98,7 @@ test('routeOf: the table covers every request op', (t) => {
     ping: true,
     createTopic: true,
     describeTopic: true,
+    stream: true,
     listTopics: true,
     deleteTopic: true,
     configureTopic: true,
