@@ -88,6 +88,7 @@ function byteRecords(body: Uint8Array): RecordInput[] {
 }
 
 function recordsFor(stream: { contentType: string }, body: Uint8Array, creating: boolean): RecordInput[] {
+  if (body.length === 0) return [];
   return isJsonType(stream.contentType) ? jsonRecords(body, creating) : byteRecords(body);
 }
 
@@ -167,15 +168,11 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
           throw badRequest('Stream-Fork-Sub-Offset needs Stream-Forked-From', H.forkSubOffset);
         if (!integerPattern.test(subOffset))
           throw badRequest('Stream-Fork-Sub-Offset must be an integer', H.forkSubOffset);
-        if (subOffset !== '0')
-          throw new DsFailure(
-            ErrorCode.BAD_REQUEST,
-            'forks inside a message (Stream-Fork-Sub-Offset > 0) are not supported',
-          );
       }
       let contentType = c.req.header('content-type');
       if (contentType === undefined || !contentTypePattern.test(contentType.trim())) contentType = undefined;
-      let forkOf: { topic: string; offset: number } | null = null;
+      let forkOf: { topic: string; offset: number; subOffset?: number } | null = null;
+      let prefix: RecordInput[] = [];
       let ttl = ttlSeconds;
       let expiresAt = expiresAtMs;
       if (forkedFrom !== undefined) {
@@ -200,6 +197,28 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
           throw new DsFailure(ErrorCode.CONFLICT, 'the content type differs from the fork source');
         contentType = contentType ?? source.contentType;
         forkOf = { topic: source.topic, offset };
+        const sub = subOffset === undefined ? 0 : Number(subOffset);
+        if (sub > 0) {
+          // Inside the message at `offset`: JSON values are records of their own (the fork point
+          // moves past `sub` of them); bytes are cut from the record there and become the fork's
+          // first record.
+          const invalid = (): never => {
+            throw badRequest(
+              'Stream-Fork-Sub-Offset is beyond the message at the fork offset',
+              H.forkSubOffset,
+            );
+          };
+          if (isJsonType(source.contentType)) {
+            if (offset + sub > source.tailPosition) invalid();
+            forkOf = { topic: source.topic, offset: offset + sub, subOffset: sub };
+          } else {
+            const at = await store.read(source, offset);
+            const first = at.values[0];
+            if (first === undefined || sub > first.length) invalid();
+            forkOf = { topic: source.topic, offset, subOffset: sub };
+            prefix = [{ value: first!.subarray(0, sub) }];
+          }
+        }
         if (ttl === null && expiresAt === null) {
           ttl = source.ttlSeconds;
           expiresAt = source.ttlSeconds === null ? source.expiresAtMs : null;
@@ -215,9 +234,9 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
         expiresAtMs: expiresAt,
         forkOf,
         // Initial data goes in before the close.
-        closed: closed && data.length === 0,
+        closed: closed && data.length === 0 && prefix.length === 0,
       };
-      const records = recordsFor(action, data, true);
+      const records = [...prefix, ...recordsFor(action, data, true)];
       let result: { stream: DsStream; created: boolean };
       try {
         result = await store.create(action);
@@ -230,7 +249,7 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
         throw error;
       }
       let stream = result.stream;
-      if (result.created && (records.length > 0 || closed)) {
+      if (result.created && records.length > 0) {
         const appended = await store.append(stream, records, { close: closed });
         const tail = records.length === 0 ? appended.firstOffset : appended.lastOffset + 1;
         stream = { ...stream, closed, endOffset: tail, tailPosition: stream.basePosition + tail };
@@ -248,24 +267,20 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
     }),
   );
 
-  app.on(
-    'HEAD',
-    route,
-    handle(async (c, path) => {
-      const stream = await liveStream(store, path);
-      const next = encodeOffset(stream.tailPosition);
-      const headers: Record<string, string> = {
-        ...baseHeaders(c, deps),
-        'content-type': stream.contentType,
-        [H.nextOffset]: next,
-        'cache-control': 'no-store',
-        etag: etagOf(path, '-1', next, stream.closed),
-        ...expiryHeaders(stream),
-      };
-      if (stream.closed) headers[H.closed] = 'true';
-      return new Response(null, { status: 200, headers });
-    }),
-  );
+  const head = async (c: GatewayContext, path: string): Promise<Response> => {
+    const stream = await liveStream(store, path);
+    const next = encodeOffset(stream.tailPosition);
+    const headers: Record<string, string> = {
+      ...baseHeaders(c, deps),
+      'content-type': stream.contentType,
+      [H.nextOffset]: next,
+      'cache-control': 'no-store',
+      etag: etagOf(path, '-1', next, stream.closed),
+      ...expiryHeaders(stream),
+    };
+    if (stream.closed) headers[H.closed] = 'true';
+    return new Response(null, { status: 200, headers });
+  };
 
   app.delete(
     route,
@@ -334,6 +349,12 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
         const code = (error as WalrusError).code;
         if (code === ErrorCode.STREAM_CLOSED) {
           const now = (await store.get(path)) ?? stream;
+          // Closing a closed stream again (no body, no producer) is idempotent.
+          if (close && records.length === 0 && !producer)
+            return new Response(null, {
+              status: 204,
+              headers: { ...baseHeaders(c, deps), ...closedHeaders(now) },
+            });
           throw new DsFailure(ErrorCode.STREAM_CLOSED, `stream ${path} is closed`, closedHeaders(now));
         }
         if (code === ErrorCode.PRODUCER_FENCED) {
@@ -381,6 +402,8 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   app.get(
     route,
     handle(async (c, path) => {
+      // Hono answers HEAD with the GET route.
+      if (c.req.method === 'HEAD') return head(c, path);
       const url = new URL(c.req.url);
       const offsets = url.searchParams.getAll(Q.offset);
       if (offsets.length > 1) throw badRequest('one offset parameter at most', Q.offset);

@@ -115,15 +115,26 @@ export class DsStore {
       if (depth >= dsLimits.forkDepthMax)
         throw new WalrusError(ErrorCode.BAD_REQUEST, `fork chain deeper than ${dsLimits.forkDepthMax}`);
       const source = await this.getTopic(stream.forkOf.topic);
-      if (source === null) return { values: [], nextPosition: stream.basePosition };
-      return this.readCapped(
-        source,
-        position,
-        Math.min(capPosition, stream.basePosition),
-        0,
-        depth + 1,
-        signal,
-      );
+      const inherited =
+        source === null
+          ? { values: [], nextPosition: stream.basePosition }
+          : await this.readCapped(
+              source,
+              position,
+              Math.min(capPosition, stream.basePosition),
+              0,
+              depth + 1,
+              signal,
+            );
+      // Short of the fork point (a page limit): what the source gave is the answer for now.
+      if (
+        inherited.nextPosition < stream.basePosition ||
+        inherited.values.length >= dsLimits.readRecordCountMax
+      )
+        return inherited;
+      const ownWaitMs = inherited.values.length > 0 ? 0 : waitMs;
+      const own = await this.readCapped(stream, stream.basePosition, capPosition, ownWaitMs, depth, signal);
+      return { values: [...inherited.values, ...own.values], nextPosition: own.nextPosition };
     }
     const own = Math.max(0, position - stream.basePosition);
     const countMax = Math.min(dsLimits.readRecordCountMax, capPosition - stream.basePosition - own);

@@ -71,7 +71,7 @@ export interface StreamMeta {
   /** Last read or append (ms), for a sliding TTL; renewed by `touchStream`. */
   accessedAtMs: number;
   /** The source topic and the source offset where this fork starts (its offset 0 is that offset). */
-  readonly forkOf: { readonly topic: string; readonly offset: number } | null;
+  readonly forkOf: { readonly topic: string; readonly offset: number; readonly subOffset?: number } | null;
   /** Set once: no append is accepted after it (the segment leader refuses them). */
   closed: boolean;
   /** Deleted while forks read from it: hidden from clients, dropped with its last fork. */

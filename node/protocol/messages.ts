@@ -187,8 +187,12 @@ export interface StreamSettings {
   readonly ttlSeconds: number | null;
   /** Absolute expiry (ms since the epoch), or null. */
   readonly expiresAtMs: number | null;
-  /** The topic this one was forked from, and the source offset where the fork starts. */
-  readonly forkOf: { readonly topic: string; readonly offset: number } | null;
+  /**
+   * The topic this one was forked from and the source position where inherited data stops;
+   * `subOffset` is the DS Stream-Fork-Sub-Offset the fork was made with (0: none), kept so a
+   * repeated create can be compared.
+   */
+  readonly forkOf: { readonly topic: string; readonly offset: number; readonly subOffset?: number } | null;
 }
 
 export interface StreamInfo extends StreamSettings {

@@ -167,7 +167,8 @@ export class StreamAdmin {
         stream.expiresAtMs === settings.expiresAtMs &&
         stream.closed === (action.closed === true) &&
         (stream.forkOf?.topic ?? null) === (settings.forkOf?.topic ?? null) &&
-        (stream.forkOf?.offset ?? null) === (settings.forkOf?.offset ?? null);
+        (stream.forkOf?.offset ?? null) === (settings.forkOf?.offset ?? null) &&
+        (stream.forkOf?.subOffset ?? 0) === (settings.forkOf?.subOffset ?? 0);
       if (!same)
         throw new WalrusError(ErrorCode.TOPIC_EXISTS, `stream '${settings.path}' exists with other settings`);
       return { stream: this.info(existing, stream), created: false };
@@ -207,7 +208,10 @@ export class StreamAdmin {
         bad(`${key} must be a non-negative integer or null`);
     if (
       forkOf !== null &&
-      (typeof forkOf?.topic !== 'string' || !Number.isSafeInteger(forkOf.offset) || forkOf.offset < 0)
+      (typeof forkOf?.topic !== 'string' ||
+        !Number.isSafeInteger(forkOf.offset) ||
+        forkOf.offset < 0 ||
+        (forkOf.subOffset !== undefined && (!Number.isSafeInteger(forkOf.subOffset) || forkOf.subOffset < 0)))
     )
       bad('forkOf must be null or { topic, offset }');
     return {
@@ -215,7 +219,14 @@ export class StreamAdmin {
       contentType,
       ttlSeconds,
       expiresAtMs,
-      forkOf: forkOf === null ? null : { topic: forkOf.topic, offset: forkOf.offset },
+      forkOf:
+        forkOf === null
+          ? null
+          : {
+              topic: forkOf.topic,
+              offset: forkOf.offset,
+              ...(forkOf.subOffset ? { subOffset: forkOf.subOffset } : {}),
+            },
       closed: action.closed === true,
     };
   }
