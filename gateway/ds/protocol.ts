@@ -53,6 +53,8 @@ export const sseField = {
 export const dsLimits = {
   /** A DS append body (one upstream batch, under the node's 4 MiB batch). */
   appendBodyBytesMax: 3 * 1024 * 1024,
+  /** A refused oversized body is read and dropped up to this many bytes before the 413. */
+  drainBytesMax: 64 * 1024 * 1024,
   /** Bytes of one record a byte-stream append is cut into (under the node's 1 MiB record limit). */
   recordBytesMax: 256 * 1024,
   /** Records of one JSON-mode append (array elements). */

@@ -102,6 +102,22 @@ export function formatValues(stream: DsStream, values: readonly Uint8Array[]): U
 }
 
 async function body(c: GatewayContext): Promise<Uint8Array> {
+  const declared = Number(c.req.header('content-length') ?? 0);
+  if (declared > dsLimits.appendBodyBytesMax) {
+    // Read (and drop) what the client sends before refusing, so it hears the 413 rather than a
+    // reset connection; bounded by drainBytesMax.
+    const reader = c.req.raw.body?.getReader();
+    let drained = 0;
+    while (reader !== undefined && drained <= dsLimits.drainBytesMax) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      drained += value.length;
+    }
+    throw new DsFailure(
+      ErrorCode.BATCH_TOO_LARGE,
+      `a stream append is at most ${dsLimits.appendBodyBytesMax} bytes`,
+    );
+  }
   const data = await readBody(c);
   if (data.length > dsLimits.appendBodyBytesMax)
     throw new DsFailure(
@@ -322,6 +338,9 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
       const producerEpoch = strict(epochText, H.producerEpoch);
       const producerSeq = strict(seqText, H.producerSeq);
       const close = c.req.header(H.closed) === 'true';
+      const streamSeq = c.req.header(H.seq);
+      if (streamSeq !== undefined && (streamSeq === '' || Buffer.byteLength(streamSeq) > 255))
+        throw badRequest('Stream-Seq must be 1 to 255 bytes', H.seq);
       const data = await body(c);
       const stream = await liveStream(store, path);
       if (data.length === 0 && !close) throw badRequest('an append needs a body');
@@ -343,6 +362,7 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
       try {
         appended = await store.append(stream, records, {
           ...(producer ? { producerId, producerEpoch, producerSeq } : {}),
+          ...(streamSeq === undefined ? {} : { streamSeq }),
           close,
         });
       } catch (error) {
@@ -374,7 +394,8 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
         if (code === ErrorCode.TOPIC_NOT_FOUND) throw notFound(path);
         throw error;
       }
-      void store.touch(stream).catch(() => {});
+      // Awaited: a sliding TTL is renewed before the writer hears of its append.
+      await store.touch(stream);
       const base = baseHeaders(c, deps);
       if (appended.duplicate) {
         const known = producer ? await store.producer(stream, producerId!) : null;
@@ -417,7 +438,7 @@ export function dsRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
       if (live !== null && offset === undefined) throw badRequest(`live=${live} needs an offset`, Q.offset);
       const cursor = url.searchParams.get(Q.cursor) ?? undefined;
       const stream = await liveStream(store, path);
-      void store.touch(stream).catch(() => {});
+      await store.touch(stream);
       const start = offset === undefined || offset === 'now' ? null : decodeOffset(offset)!;
       if (live === 'sse')
         return serveSse(c, store, stream, start ?? stream.tailPosition, cursor, baseHeaders(c, deps));

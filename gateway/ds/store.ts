@@ -78,7 +78,13 @@ export class DsStore {
   async append(
     stream: DsStream,
     records: readonly RecordInput[],
-    options: { producerId?: string; producerEpoch?: number; producerSeq?: number; close?: boolean },
+    options: {
+      producerId?: string;
+      producerEpoch?: number;
+      producerSeq?: number;
+      close?: boolean;
+      streamSeq?: string;
+    },
   ) {
     return this.upstream.request({
       op: 'append',
@@ -92,6 +98,7 @@ export class DsStore {
             producerSeq: options.producerSeq!,
           }),
       ...(options.close === true ? { close: true } : {}),
+      ...(options.streamSeq === undefined ? {} : { streamSeq: options.streamSeq }),
     });
   }
 

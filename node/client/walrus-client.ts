@@ -85,6 +85,8 @@ export interface AppendOptions extends CallOptions {
   readonly producerEpoch?: number;
   /** Close the stream after these records (which may be none): later appends get STREAM_CLOSED. */
   readonly close?: boolean;
+  /** A Durable Streams writer's Stream-Seq: refused (SEQUENCE_MISMATCH) unless above the last one. */
+  readonly streamSeq?: string;
 }
 
 type AppendRequest = Extract<Request, { op: 'append' }>;
@@ -404,6 +406,7 @@ export class WalrusClient {
     if (options.acks !== undefined) request.acks = options.acks;
     if (options.producerEpoch !== undefined) request.producerEpoch = options.producerEpoch;
     if (options.close === true) request.close = true;
+    if (options.streamSeq !== undefined) request.streamSeq = options.streamSeq;
     // Straight to the segment leader: a node that does not lead it names it (NOT_LEADER) and
     // the route is cached, rather than forwarding every append through itself.
     if (!this.redirectsPaused()) request.noForward = true;

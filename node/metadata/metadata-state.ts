@@ -76,6 +76,8 @@ export interface StreamMeta {
   closed: boolean;
   /** Deleted while forks read from it: hidden from clients, dropped with its last fork. */
   softDeleted: boolean;
+  /** The last Stream-Seq a writer appended with (absent: none yet). */
+  lastSeq?: string;
 }
 
 /** When the stream expires (ms), or null: never. */
@@ -135,6 +137,8 @@ export type MetaCommand =
   | { readonly type: 'deleteTopic'; readonly name: string }
   /** Closes a DS stream (no more appends); proposed by its active segment's leader. */
   | { readonly type: 'closeStream'; readonly topic: string }
+  /** Records a DS writer's Stream-Seq once its append is acknowledged (only ever upwards). */
+  | { readonly type: 'setStreamSeq'; readonly topic: string; readonly seq: string }
   /** Renews a DS stream's sliding TTL. */
   | { readonly type: 'touchStream'; readonly topic: string; readonly atMs: number }
   /**
@@ -355,6 +359,12 @@ export class MetadataState {
       case 'closeStream': {
         const stream = this.topics.get(command.topic)?.stream;
         if (stream !== undefined) stream.closed = true;
+        return;
+      }
+      case 'setStreamSeq': {
+        const stream = this.topics.get(command.topic)?.stream;
+        if (stream !== undefined && (stream.lastSeq === undefined || command.seq > stream.lastSeq))
+          stream.lastSeq = command.seq;
         return;
       }
       case 'touchStream': {

@@ -148,12 +148,14 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
           (acksLeader ? AppendOption.acksLeader : 0) |
           (request.noForward === true ? AppendOption.noForward : 0) |
           (request.producerEpoch !== undefined ? AppendOption.producerEpoch : 0) |
-          (request.close === true ? AppendOption.close : 0),
+          (request.close === true ? AppendOption.close : 0) |
+          (request.streamSeq !== undefined ? AppendOption.streamSeq : 0),
       );
       if (hasProducerId) w.str16(checkString(request.producerId!, 'producerId', L.producerIdSizeMaxBytes, 1));
       if (hasProducerSeq) w.u64(checkUint(request.producerSeq!, 'producerSeq'));
       if (hasExpected) w.u64(checkUint(request.expectedOffset!, 'expectedOffset'));
       if (request.producerEpoch !== undefined) w.u64(checkUint(request.producerEpoch, 'producerEpoch'));
+      if (request.streamSeq !== undefined) w.str8(checkString(request.streamSeq, 'streamSeq', 255, 1));
       writeRecordInputs(w, request.records);
       break;
     }
@@ -205,8 +207,11 @@ const AppendOption = {
   producerEpoch: 32,
   /** Close the topic after the records (which may be none). */
   close: 64,
+  /** A str8 Stream-Seq follows the producer epoch (Durable Streams writers). */
+  streamSeq: 128,
 } as const;
 const appendOptionsKnownMask =
+  AppendOption.streamSeq |
   AppendOption.producerEpoch |
   AppendOption.close |
   AppendOption.producerId |
@@ -296,6 +301,7 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       const producerSeq = present & AppendOption.producerSeq ? r.u64('producerSeq') : undefined;
       const expectedOffset = present & AppendOption.expectedOffset ? r.u64('expectedOffset') : undefined;
       const producerEpoch = present & AppendOption.producerEpoch ? r.u64('producerEpoch') : undefined;
+      const streamSeq = present & AppendOption.streamSeq ? r.str8('streamSeq', 255, 1) : undefined;
       const records = readRecordInputs(r);
       // Field by field (no spreads of temporary objects): every append passes here.
       const append: { -readonly [K in keyof AppendRequest]: AppendRequest[K] } = { op, topic, records };
@@ -307,6 +313,7 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       if (present & AppendOption.noForward) append.noForward = true;
       if (producerEpoch !== undefined) append.producerEpoch = producerEpoch;
       if (present & AppendOption.close) append.close = true;
+      if (streamSeq !== undefined) append.streamSeq = streamSeq;
       return append;
     }
     case 'read': {

@@ -129,6 +129,11 @@ export type Request =
        * STREAM_CLOSED. A close with no records answers firstOffset = lastOffset = the final end.
        */
       readonly close?: boolean;
+      /**
+       * A Durable Streams writer's Stream-Seq: refused with SEQUENCE_MISMATCH unless above the
+       * stream's last one (compared as strings); at most 255 UTF-8 bytes.
+       */
+      readonly streamSeq?: string;
     }
   | {
       readonly op: 'read';

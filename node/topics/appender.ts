@@ -52,6 +52,8 @@ export interface AppendOptions {
   producerEpoch?: number;
   /** Close the stream after these records (which may be none). */
   close?: boolean;
+  /** A DS writer's Stream-Seq (must be above the last one, as strings). */
+  streamSeq?: string;
 }
 
 /** True when the segment's only copy is this node's (replication factor 1). */
@@ -155,6 +157,7 @@ export class Appender {
     }
     const stream = this.ctx.table.topic(name).stream;
     if (stream !== undefined || options.close === true) checkStreamOpen(name, stream, rt, this.ctx.nowMs());
+    if (options.streamSeq !== undefined) this.checkStreamSeq(name, rt, options.streamSeq);
     if (options.close === true) rt.closing = true;
     if (options.expectedOffset !== undefined) {
       const next = wal.endOffset(name);
@@ -172,9 +175,35 @@ export class Appender {
     let result =
       records.length === 0 ? this.endNow(name) : this.appendToWal(name, rt, tagged, options.acks ?? 'quorum');
     if (options.close === true) result = this.closeAfter(name, rt, result);
+    if (options.streamSeq !== undefined) result = this.recordSeqAfter(name, options.streamSeq, result);
     if (producerId !== undefined && producerSeq !== undefined)
       trackBatch(rt, producerId, producerSeq, result, producerEpoch);
     return result;
+  }
+
+  /**
+   * Refuses a Stream-Seq at or below the last one and takes it at once (in the admission turn),
+   * so that a concurrent append with the same sequence is refused too.
+   */
+  private checkStreamSeq(name: string, rt: TopicRuntime, seq: string): void {
+    const last = rt.streamSeq ?? this.ctx.meta.state.topics.get(name)?.stream?.lastSeq;
+    if (last !== undefined && seq <= last)
+      throw new WalrusError(
+        ErrorCode.SEQUENCE_MISMATCH,
+        `Stream-Seq '${seq}' is not above the last one, '${last}'`,
+      );
+    rt.streamSeq = seq;
+  }
+
+  /** Puts an acknowledged Stream-Seq in the metadata before answering (a later leader refuses it too). */
+  private async recordSeqAfter(
+    name: string,
+    seq: string,
+    appended: Promise<ResponseByOp['append']>,
+  ): Promise<ResponseByOp['append']> {
+    const done = await appended;
+    await proposeOrThrow(this.ctx, { type: 'setStreamSeq', topic: name, seq });
+    return done;
   }
 
   /** A close with no records: answers the end as it is now (firstOffset = lastOffset = end). */

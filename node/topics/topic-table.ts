@@ -53,6 +53,8 @@ export interface TopicRuntime {
    * WAL: later appends are refused at once, before the closeStream command is applied.
    */
   closing?: boolean;
+  /** The last Stream-Seq this segment leader accepted (ahead of the metadata's until applied). */
+  streamSeq?: string;
 }
 
 export function toWalrusError(error: unknown): WalrusError {
