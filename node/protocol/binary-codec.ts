@@ -141,21 +141,26 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       const hasProducerSeq = request.producerSeq !== undefined;
       const hasExpected = request.expectedOffset !== undefined;
       const acksLeader = checkAcks(request.acks) === 'leader';
+      const extension =
+        (request.producerEpoch !== undefined ? AppendExtension.producerEpoch : 0) |
+        (request.close === true ? AppendExtension.close : 0) |
+        (request.streamSeq !== undefined ? AppendExtension.streamSeq : 0);
       w.u8(
         (hasProducerId ? AppendOption.producerId : 0) |
           (hasProducerSeq ? AppendOption.producerSeq : 0) |
           (hasExpected ? AppendOption.expectedOffset : 0) |
           (acksLeader ? AppendOption.acksLeader : 0) |
           (request.noForward === true ? AppendOption.noForward : 0) |
-          (request.producerEpoch !== undefined ? AppendOption.producerEpoch : 0) |
-          (request.close === true ? AppendOption.close : 0) |
-          (request.streamSeq !== undefined ? AppendOption.streamSeq : 0),
+          (extension !== 0 ? AppendOption.extended : 0),
       );
       if (hasProducerId) w.str16(checkString(request.producerId!, 'producerId', L.producerIdSizeMaxBytes, 1));
       if (hasProducerSeq) w.u64(checkUint(request.producerSeq!, 'producerSeq'));
       if (hasExpected) w.u64(checkUint(request.expectedOffset!, 'expectedOffset'));
-      if (request.producerEpoch !== undefined) w.u64(checkUint(request.producerEpoch, 'producerEpoch'));
-      if (request.streamSeq !== undefined) w.str8(checkString(request.streamSeq, 'streamSeq', 255, 1));
+      if (extension !== 0) {
+        w.u8(extension);
+        if (request.producerEpoch !== undefined) w.u64(checkUint(request.producerEpoch, 'producerEpoch'));
+        if (request.streamSeq !== undefined) w.str8(checkString(request.streamSeq, 'streamSeq', 255, 1));
+      }
       writeRecordInputs(w, request.records);
       break;
     }
@@ -203,17 +208,22 @@ const AppendOption = {
   expectedOffset: 4,
   acksLeader: 8,
   noForward: 16,
-  /** A u64 producer epoch follows the expected offset (Durable Streams producers). */
-  producerEpoch: 32,
-  /** Close the topic after the records (which may be none). */
-  close: 64,
-  /** A str8 Stream-Seq follows the producer epoch (Durable Streams writers). */
-  streamSeq: 128,
+  /** An extension byte (AppendExtension) follows the expected offset, then its fields. */
+  extended: 128,
 } as const;
+/**
+ * Bits of the append extension byte (Durable Streams): a u64 producer epoch, then a str8
+ * Stream-Seq, in this order, each when its bit is set; close has no field.
+ */
+const AppendExtension = {
+  producerEpoch: 1,
+  close: 2,
+  streamSeq: 4,
+} as const;
+const appendExtensionKnownMask =
+  AppendExtension.producerEpoch | AppendExtension.close | AppendExtension.streamSeq;
 const appendOptionsKnownMask =
-  AppendOption.streamSeq |
-  AppendOption.producerEpoch |
-  AppendOption.close |
+  AppendOption.extended |
   AppendOption.producerId |
   AppendOption.producerSeq |
   AppendOption.expectedOffset |
@@ -300,8 +310,14 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
         present & AppendOption.producerId ? r.str16('producerId', L.producerIdSizeMaxBytes, 1) : undefined;
       const producerSeq = present & AppendOption.producerSeq ? r.u64('producerSeq') : undefined;
       const expectedOffset = present & AppendOption.expectedOffset ? r.u64('expectedOffset') : undefined;
-      const producerEpoch = present & AppendOption.producerEpoch ? r.u64('producerEpoch') : undefined;
-      const streamSeq = present & AppendOption.streamSeq ? r.str8('streamSeq', 255, 1) : undefined;
+      const extension = present & AppendOption.extended ? r.u8('append extension') : 0;
+      if (
+        (extension & ~appendExtensionKnownMask) !== 0 ||
+        (present & AppendOption.extended && extension === 0)
+      )
+        r.fail(`append extension ${extension} has unknown bits`);
+      const producerEpoch = extension & AppendExtension.producerEpoch ? r.u64('producerEpoch') : undefined;
+      const streamSeq = extension & AppendExtension.streamSeq ? r.str8('streamSeq', 255, 1) : undefined;
       const records = readRecordInputs(r);
       // Field by field (no spreads of temporary objects): every append passes here.
       const append: { -readonly [K in keyof AppendRequest]: AppendRequest[K] } = { op, topic, records };
@@ -312,7 +328,7 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       if (present & AppendOption.acksLeader) append.acks = 'leader';
       if (present & AppendOption.noForward) append.noForward = true;
       if (producerEpoch !== undefined) append.producerEpoch = producerEpoch;
-      if (present & AppendOption.close) append.close = true;
+      if (extension & AppendExtension.close) append.close = true;
       if (streamSeq !== undefined) append.streamSeq = streamSeq;
       return append;
     }
