@@ -243,6 +243,13 @@ async function main(): Promise<void> {
     [
       { name: 'topics', run: () => topicService.reconciler.maintain() },
       { name: 'controller', run: () => leaderWork.tick() },
+      // Durable Streams past their TTL / Expires-At go (the Raft leader's sweep, bounded per round).
+      {
+        name: 'stream-expiry',
+        run: async () => {
+          if (raft.isLeader) await topicService.streams.expireStreams();
+        },
+      },
     ],
     logger,
   );
