@@ -2,7 +2,8 @@
  * vitest globalSetup of the Durable Streams conformance run: 3 real walrus-node processes and a
  * gateway (with `--cors-origins '*'`, as a browser DS client needs), all on free ports in a temp
  * directory, started from the built dist/ (npm run build first); stopped and removed at the end.
- * The gateway's URL reaches the test file through vitest's provide/inject.
+ * The gateway's URL reaches the test file through vitest's provide/inject. With DS_BASE_URL set,
+ * nothing is started and the suite runs against that server.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,6 +29,12 @@ async function fromDist<T>(file: string): Promise<T> {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // DS_BASE_URL runs the suite against a server already running (the reference server, say).
+  const given = process.env.DS_BASE_URL;
+  if (given !== undefined && given !== '') {
+    project.provide('dsBaseUrl', given);
+    return async () => {};
+  }
   const { LocalCluster } = await fromDist<Launcher>('infra/local/launcher.js');
   const { GatewayProcess } = await fromDist<Gateways>('test/helpers/gateway-process.js');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'walrus-ds-conformance-'));
