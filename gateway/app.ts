@@ -14,6 +14,8 @@ import { type AccessLogLine, accessLog } from './middleware/access-log.js';
 import { Authenticator, type TokenGrant } from './middleware/auth.js';
 import { applyCors, type CorsOrigins } from './middleware/cors.js';
 import { makeErrorHandler, problemOf, problemResponse } from './middleware/problem.js';
+import { dsRoutePrefix } from './ds/path-map.js';
+import { dsRoutes } from './ds/routes.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { consumerRoutes } from './routes/consumers.js';
 import type { GatewayContext, GatewayEnv, RouteDeps } from './routes/deps.js';
@@ -166,7 +168,10 @@ export function createApp(deps: GatewayDeps): Gateway {
         // On the Node response before the handler runs (response-headers.ts): it reaches every
         // answer, errors and SSE tails included, without cloning a finished Response.
         setResponseHeader(c, 'x-content-type-options', 'nosniff');
-        const preflight = applyCors(c, routeDeps.corsOrigins);
+        // DS paths answer their own preflights, with the DS headers (gateway/ds/cors.ts).
+        const preflight = c.req.path.startsWith(dsRoutePrefix)
+          ? undefined
+          : applyCors(c, routeDeps.corsOrigins);
         if (preflight !== undefined) c.res = preflight;
         else {
           c.set(
@@ -192,6 +197,7 @@ export function createApp(deps: GatewayDeps): Gateway {
   tailRoutes(app, routeDeps);
   metaRoutes(app, routeDeps);
   uiRoutes(app);
+  dsRoutes(app, routeDeps);
   for (const [routePath, allow] of Object.entries(routeMethods)) {
     app.all(routePath, (c) =>
       problemResponse(

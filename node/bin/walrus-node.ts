@@ -276,6 +276,13 @@ async function main(): Promise<void> {
     [
       timed({ name: 'topics', run: () => topicService.reconciler.maintain() }),
       timed({ name: 'controller', run: () => leaderWork.tick() }),
+      // Durable Streams past their TTL / Expires-At go (the Raft leader's sweep, bounded per round).
+      timed({
+        name: 'stream-expiry',
+        run: async () => {
+          if (raft.isLeader) await topicService.streams.expireStreams();
+        },
+      }),
     ],
     logger,
   );

@@ -35,6 +35,8 @@ import type {
   RequestOp,
   ResponseOf,
   RetentionSettings,
+  StreamAction,
+  StreamReply,
   TopicInfo,
 } from '../protocol/messages.js';
 import { ConnectionPool } from '../transport/connection-pool.js';
@@ -79,6 +81,12 @@ export interface AppendOptions extends CallOptions {
    * its followers catch up).
    */
   readonly acks?: AppendAcks;
+  /** A Durable Streams producer epoch (needs producerId and producerSeq): higher epochs fence lower ones. */
+  readonly producerEpoch?: number;
+  /** Close the stream after these records (which may be none): later appends get STREAM_CLOSED. */
+  readonly close?: boolean;
+  /** A Durable Streams writer's Stream-Seq: refused (SEQUENCE_MISMATCH) unless above the last one. */
+  readonly streamSeq?: string;
 }
 
 type AppendRequest = Extract<Request, { op: 'append' }>;
@@ -356,6 +364,11 @@ export class WalrusClient {
     );
   }
 
+  /** A Durable Streams action on a topic (create, get, delete, touch, producer state). */
+  async stream(topic: string, action: StreamAction, options?: CallOptions): Promise<StreamReply> {
+    return this.request({ op: 'stream', topic, action }, options);
+  }
+
   async describeTopic(topic: string, options?: CallOptions): Promise<TopicInfo> {
     return (await this.request({ op: 'describeTopic', topic }, options)).topic;
   }
@@ -391,6 +404,9 @@ export class WalrusClient {
     if (options.producerSeq !== undefined) request.producerSeq = options.producerSeq;
     if (options.expectedOffset !== undefined) request.expectedOffset = options.expectedOffset;
     if (options.acks !== undefined) request.acks = options.acks;
+    if (options.producerEpoch !== undefined) request.producerEpoch = options.producerEpoch;
+    if (options.close === true) request.close = true;
+    if (options.streamSeq !== undefined) request.streamSeq = options.streamSeq;
     // Straight to the segment leader: a node that does not lead it names it (NOT_LEADER) and
     // the route is cached, rather than forwarding every append through itself.
     if (!this.redirectsPaused()) request.noForward = true;

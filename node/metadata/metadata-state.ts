@@ -54,10 +54,53 @@ export interface TopicMeta {
   producers: readonly ProducerEntry[];
   /** Copies of each new segment; null: the cluster default, min(3, voters). */
   replicationFactor: number | null;
+  /** Durable Streams metadata when the topic was created as a DS stream (absent otherwise). */
+  stream?: StreamMeta;
 }
 
-/** An idempotent producer's last batch: [producerId, seq, firstOffset, lastOffset, timestampMs]. */
-export type ProducerEntry = readonly [string, number, number, number, number];
+/**
+ * A Durable Streams stream's metadata (the gateway's /v1/stream/{path}). Kept here, not in a
+ * gateway, so that every gateway agrees and a gateway restart forgets nothing.
+ */
+export interface StreamMeta {
+  /** The DS path exactly as sent; the topic name is a digest of it (gateway/ds/path-map.ts). */
+  readonly path: string;
+  readonly contentType: string;
+  readonly ttlSeconds: number | null;
+  readonly expiresAtMs: number | null;
+  /** Last read or append (ms), for a sliding TTL; renewed by `touchStream`. */
+  accessedAtMs: number;
+  /** The source topic and the source offset where this fork starts (its offset 0 is that offset). */
+  readonly forkOf: { readonly topic: string; readonly offset: number; readonly subOffset?: number } | null;
+  /** Set once: no append is accepted after it (the segment leader refuses them). */
+  closed: boolean;
+  /** Deleted while forks read from it: hidden from clients, dropped with its last fork. */
+  softDeleted: boolean;
+  /** The last Stream-Seq a writer appended with (absent: none yet). */
+  lastSeq?: string;
+}
+
+/** When the stream expires (ms), or null: never. */
+export function streamExpiryMs(stream: StreamMeta): number | null {
+  const sliding = stream.ttlSeconds === null ? null : stream.accessedAtMs + stream.ttlSeconds * 1000;
+  if (stream.expiresAtMs === null) return sliding;
+  return sliding === null ? stream.expiresAtMs : Math.min(sliding, stream.expiresAtMs);
+}
+
+/** The topics forked from `name` (a short scan: forks are few). */
+export function forksOf(state: MetadataState, name: string): string[] {
+  const forks: string[] = [];
+  for (const t of state.topics.values()) if (t.stream?.forkOf?.topic === name) forks.push(t.name);
+  return forks;
+}
+
+/**
+ * An idempotent producer's last batch: [producerId, seq, firstOffset, lastOffset, timestampMs],
+ * and the producer's epoch when it is a Durable Streams producer with an epoch above 0.
+ */
+export type ProducerEntry =
+  | readonly [string, number, number, number, number]
+  | readonly [string, number, number, number, number, number];
 
 /** A cluster member's addresses, as it advertised them when it joined. */
 export interface NodeMeta {
@@ -88,8 +131,21 @@ export type MetaCommand =
       /** The first segment's replica set (leader first); absent: the leader alone. */
       readonly replicas?: readonly number[];
       readonly replicationFactor?: number | null;
+      /** A Durable Streams stream (absent: a plain topic). */
+      readonly stream?: Omit<StreamMeta, 'accessedAtMs' | 'softDeleted'>;
     }
   | { readonly type: 'deleteTopic'; readonly name: string }
+  /** Closes a DS stream (no more appends); proposed by its active segment's leader. */
+  | { readonly type: 'closeStream'; readonly topic: string }
+  /** Records a DS writer's Stream-Seq once its append is acknowledged (only ever upwards). */
+  | { readonly type: 'setStreamSeq'; readonly topic: string; readonly seq: string }
+  /** Renews a DS stream's sliding TTL. */
+  | { readonly type: 'touchStream'; readonly topic: string; readonly atMs: number }
+  /**
+   * Deletes a DS stream whose forks still read from it: it is hidden until its last fork goes
+   * (deleteTopic of that fork then deletes it too).
+   */
+  | { readonly type: 'softDeleteStream'; readonly topic: string }
   | { readonly type: 'configureTopic'; readonly name: string; readonly retention: Retention }
   | {
       readonly type: 'sealSegment';
@@ -168,6 +224,7 @@ export interface MetadataSnapshot {
     cursors: [string, number][];
     producers?: readonly ProducerEntry[];
     replicationFactor?: number | null;
+    stream?: StreamMeta;
   }[];
 }
 
@@ -292,12 +349,38 @@ export class MetadataState {
           cursors: new Map(),
           producers: [],
           replicationFactor: command.replicationFactor ?? null,
+          ...(command.stream === undefined
+            ? {}
+            : { stream: { ...command.stream, accessedAtMs: command.createdAtMs, softDeleted: false } }),
         });
         return;
       }
       case 'deleteTopic':
-        this.topics.delete(command.name);
+        this.deleteWithForks(command.name);
         return;
+      case 'closeStream': {
+        const stream = this.topics.get(command.topic)?.stream;
+        if (stream !== undefined) stream.closed = true;
+        return;
+      }
+      case 'setStreamSeq': {
+        const stream = this.topics.get(command.topic)?.stream;
+        if (stream !== undefined && (stream.lastSeq === undefined || command.seq > stream.lastSeq))
+          stream.lastSeq = command.seq;
+        return;
+      }
+      case 'touchStream': {
+        const stream = this.topics.get(command.topic)?.stream;
+        if (stream !== undefined && command.atMs > stream.accessedAtMs) stream.accessedAtMs = command.atMs;
+        return;
+      }
+      case 'softDeleteStream': {
+        const stream = this.topics.get(command.topic)?.stream;
+        if (stream === undefined) return;
+        if (forksOf(this, command.topic).length === 0) this.deleteWithForks(command.topic);
+        else stream.softDeleted = true;
+        return;
+      }
       case 'configureTopic': {
         const topic = this.topics.get(command.name);
         if (topic !== undefined) topic.retention = command.retention;
@@ -371,6 +454,23 @@ export class MetadataState {
     }
   }
 
+  /**
+   * Deletes a topic; a soft-deleted DS source left with no fork goes too, and so on up the chain
+   * (bounded by the chain's length: each step removes a topic).
+   */
+  private deleteWithForks(name: string): void {
+    let next: string | undefined = name;
+    while (next !== undefined) {
+      const source: string | undefined = this.topics.get(next)?.stream?.forkOf?.topic;
+      this.topics.delete(next);
+      const parent: TopicMeta | undefined = source === undefined ? undefined : this.topics.get(source);
+      next =
+        parent?.stream?.softDeleted === true && forksOf(this, parent.name).length === 0
+          ? parent.name
+          : undefined;
+    }
+  }
+
   /** Whether the commitCursor applied at `index` was refused by its compare-and-set (recent indexes only). */
   cursorCommitRefused(index: number): boolean {
     return this.refusedCommits.has(index);
@@ -389,6 +489,7 @@ export class MetadataState {
         cursors: [...t.cursors.entries()],
         producers: t.producers,
         replicationFactor: t.replicationFactor,
+        ...(t.stream === undefined ? {} : { stream: { ...t.stream } }),
       })),
     };
   }
@@ -413,6 +514,7 @@ export class MetadataState {
         cursors: new Map(t.cursors),
         producers: t.producers ?? [],
         replicationFactor: t.replicationFactor ?? null,
+        ...(t.stream === undefined ? {} : { stream: { ...t.stream } }),
       });
     }
     return state;

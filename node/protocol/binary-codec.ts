@@ -50,6 +50,8 @@ import {
   type RequestOp,
   type ResponseByOp,
   replicationFactorMax,
+  type StreamAction,
+  type StreamReply,
   type TopicInfo,
 } from './messages.js';
 
@@ -125,6 +127,10 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
     case 'state':
       writeTopicName(w, request.topic);
       break;
+    case 'stream':
+      writeTopicName(w, request.topic);
+      writeJson(w, request.action);
+      break;
     case 'removeNode':
     case 'handOff':
     case 'transferLeader':
@@ -136,16 +142,26 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       const hasProducerSeq = request.producerSeq !== undefined;
       const hasExpected = request.expectedOffset !== undefined;
       const acksLeader = checkAcks(request.acks) === 'leader';
+      const extension =
+        (request.producerEpoch !== undefined ? AppendExtension.producerEpoch : 0) |
+        (request.close === true ? AppendExtension.close : 0) |
+        (request.streamSeq !== undefined ? AppendExtension.streamSeq : 0);
       w.u8(
         (hasProducerId ? AppendOption.producerId : 0) |
           (hasProducerSeq ? AppendOption.producerSeq : 0) |
           (hasExpected ? AppendOption.expectedOffset : 0) |
           (acksLeader ? AppendOption.acksLeader : 0) |
-          (request.noForward === true ? AppendOption.noForward : 0),
+          (request.noForward === true ? AppendOption.noForward : 0) |
+          (extension !== 0 ? AppendOption.extended : 0),
       );
       if (hasProducerId) w.str16(checkString(request.producerId!, 'producerId', L.producerIdSizeMaxBytes, 1));
       if (hasProducerSeq) w.u64(checkUint(request.producerSeq!, 'producerSeq'));
       if (hasExpected) w.u64(checkUint(request.expectedOffset!, 'expectedOffset'));
+      if (extension !== 0) {
+        w.u8(extension);
+        if (request.producerEpoch !== undefined) w.u64(checkUint(request.producerEpoch, 'producerEpoch'));
+        if (request.streamSeq !== undefined) w.str8(checkString(request.streamSeq, 'streamSeq', 255, 1));
+      }
       writeRecordInputs(w, request.records);
       break;
     }
@@ -197,8 +213,22 @@ const AppendOption = {
   expectedOffset: 4,
   acksLeader: 8,
   noForward: 16,
+  /** An extension byte (AppendExtension) follows the expected offset, then its fields. */
+  extended: 128,
 } as const;
+/**
+ * Bits of the append extension byte (Durable Streams): a u64 producer epoch, then a str8
+ * Stream-Seq, in this order, each when its bit is set; close has no field.
+ */
+const AppendExtension = {
+  producerEpoch: 1,
+  close: 2,
+  streamSeq: 4,
+} as const;
+const appendExtensionKnownMask =
+  AppendExtension.producerEpoch | AppendExtension.close | AppendExtension.streamSeq;
 const appendOptionsKnownMask =
+  AppendOption.extended |
   AppendOption.producerId |
   AppendOption.producerSeq |
   AppendOption.expectedOffset |
@@ -269,6 +299,8 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
     case 'deleteTopic':
     case 'state':
       return { op, topic: readTopic(r) };
+    case 'stream':
+      return { op, topic: readTopic(r), action: readJson(r, 'stream action') as StreamAction };
     case 'removeNode':
     case 'handOff':
     case 'transferLeader': {
@@ -284,6 +316,14 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
         present & AppendOption.producerId ? r.str16('producerId', L.producerIdSizeMaxBytes, 1) : undefined;
       const producerSeq = present & AppendOption.producerSeq ? r.u64('producerSeq') : undefined;
       const expectedOffset = present & AppendOption.expectedOffset ? r.u64('expectedOffset') : undefined;
+      const extension = present & AppendOption.extended ? r.u8('append extension') : 0;
+      if (
+        (extension & ~appendExtensionKnownMask) !== 0 ||
+        (present & AppendOption.extended && extension === 0)
+      )
+        r.fail(`append extension ${extension} has unknown bits`);
+      const producerEpoch = extension & AppendExtension.producerEpoch ? r.u64('producerEpoch') : undefined;
+      const streamSeq = extension & AppendExtension.streamSeq ? r.str8('streamSeq', 255, 1) : undefined;
       const records = readRecordInputs(r);
       // Field by field (no spreads of temporary objects): every append passes here.
       const append: { -readonly [K in keyof AppendRequest]: AppendRequest[K] } = { op, topic, records };
@@ -293,6 +333,9 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       // Bit clear is the default, quorum: it decodes as absent, as older requests do.
       if (present & AppendOption.acksLeader) append.acks = 'leader';
       if (present & AppendOption.noForward) append.noForward = true;
+      if (producerEpoch !== undefined) append.producerEpoch = producerEpoch;
+      if (extension & AppendExtension.close) append.close = true;
+      if (streamSeq !== undefined) append.streamSeq = streamSeq;
       return append;
     }
     case 'read': {
@@ -499,6 +542,9 @@ export function encodeReply<Op extends RequestOp>(
     case 'state':
       writeJson(w, (any as ResponseByOp['state']).state);
       break;
+    case 'stream':
+      writeJson(w, any);
+      break;
     default:
       throw new WalrusError(ErrorCode.UNKNOWN_COMMAND, `unknown op '${String(op)}'`);
   }
@@ -590,6 +636,8 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
       return { metrics: readJson(r, 'metrics JSON') };
     case 'state':
       return { state: readJson(r, 'state JSON') };
+    case 'stream':
+      return readJson(r, 'stream JSON') as StreamReply;
   }
 }
 

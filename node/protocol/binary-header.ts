@@ -34,6 +34,7 @@ export const Opcode = {
   listTopics: 0x04,
   deleteTopic: 0x05,
   configureTopic: 0x06,
+  stream: 0x07,
   append: 0x10,
   read: 0x11,
   offsetForTimestamp: 0x12,

@@ -56,6 +56,9 @@ export const ErrorCode = {
   READ_INDEX_NOT_READY: 'READ_INDEX_NOT_READY',
   HEADERS_TOO_LARGE: 'HEADERS_TOO_LARGE',
   REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  STREAM_CLOSED: 'STREAM_CLOSED',
+  PRODUCER_FENCED: 'PRODUCER_FENCED',
+  STREAM_GONE: 'STREAM_GONE',
   INTERNAL: 'INTERNAL',
 } as const;
 
@@ -296,6 +299,24 @@ export const errorCodeInfo: Readonly<Record<ErrorCode, ErrorCodeInfo>> = {
     httpStatus: 408,
     retryable: false,
     title: 'The request did not arrive whole in time',
+    mayHaveBeenApplied: false,
+  },
+  STREAM_CLOSED: {
+    httpStatus: 409,
+    retryable: false,
+    title: 'The stream (topic) is closed: it takes no more appends',
+    mayHaveBeenApplied: false,
+  },
+  PRODUCER_FENCED: {
+    httpStatus: 403,
+    retryable: false,
+    title: 'A newer epoch of this producer fenced this one',
+    mayHaveBeenApplied: false,
+  },
+  STREAM_GONE: {
+    httpStatus: 410,
+    retryable: false,
+    title: 'The stream was deleted; its forks still read from it, so its path cannot be reused yet',
     mayHaveBeenApplied: false,
   },
   INTERNAL: {

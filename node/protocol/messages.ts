@@ -95,6 +95,8 @@ export type Request =
       readonly replicationFactor?: number;
     }
   | { readonly op: 'describeTopic'; readonly topic: string }
+  /** Durable Streams metadata of a topic (create, get, delete, touch, producer state); JSON bodies. */
+  | { readonly op: 'stream'; readonly topic: string; readonly action: StreamAction }
   | { readonly op: 'listTopics' }
   | { readonly op: 'deleteTopic'; readonly topic: string }
   | { readonly op: 'configureTopic'; readonly topic: string; readonly retention: Partial<RetentionSettings> }
@@ -116,6 +118,22 @@ export type Request =
        * for every later append; the cluster client sets it). Absent: the node forwards.
        */
       readonly noForward?: boolean;
+      /**
+       * A Durable Streams producer epoch (with producerId and producerSeq): a higher epoch fences
+       * the lower ones (PRODUCER_FENCED) and restarts the sequence at 0; within an epoch a
+       * sequence at or below the last is a duplicate. Absent: the plain rule above.
+       */
+      readonly producerEpoch?: number;
+      /**
+       * Close the topic after these records (which may be none): later appends are refused with
+       * STREAM_CLOSED. A close with no records answers firstOffset = lastOffset = the final end.
+       */
+      readonly close?: boolean;
+      /**
+       * A Durable Streams writer's Stream-Seq: refused with SEQUENCE_MISMATCH unless above the
+       * stream's last one (compared as strings); at most 255 UTF-8 bytes.
+       */
+      readonly streamSeq?: string;
     }
   | {
       readonly op: 'read';
@@ -171,11 +189,57 @@ export type Request =
 
 export type RequestOp = Request['op'];
 
+/** A Durable Streams stream's metadata as the node keeps it (node/metadata/metadata-state.ts). */
+export interface StreamSettings {
+  /** The DS path (after /v1/stream/), exactly as the client sent it; the topic name is derived from it. */
+  readonly path: string;
+  readonly contentType: string;
+  /** Sliding time to live in seconds (renewed by reads and appends), or null. */
+  readonly ttlSeconds: number | null;
+  /** Absolute expiry (ms since the epoch), or null. */
+  readonly expiresAtMs: number | null;
+  /**
+   * The topic this one was forked from and the source position where inherited data stops;
+   * `subOffset` is the DS Stream-Fork-Sub-Offset the fork was made with (0: none), kept so a
+   * repeated create can be compared.
+   */
+  readonly forkOf: { readonly topic: string; readonly offset: number; readonly subOffset?: number } | null;
+}
+
+export interface StreamInfo extends StreamSettings {
+  readonly topic: string;
+  readonly closed: boolean;
+  /** Deleted while forks still read from it: gone for clients, kept for the forks. */
+  readonly softDeleted: boolean;
+  readonly createdAtMs: number;
+  /** The topic's first stored and next offsets (its own offsets, before any fork shift). */
+  readonly startOffset: number;
+  readonly endOffset: number;
+}
+
+export type StreamAction =
+  | ({ readonly kind: 'create'; readonly closed?: boolean } & StreamSettings)
+  | { readonly kind: 'get' }
+  | { readonly kind: 'delete' }
+  /** Renews a sliding TTL (reads and appends do it through the gateway). */
+  | { readonly kind: 'touch' }
+  /** The producer's current epoch and last sequence on this topic (null: unknown producer). */
+  | { readonly kind: 'producer'; readonly producerId: string };
+
+export interface StreamReply {
+  /** null: no stream (or it expired). */
+  readonly stream: StreamInfo | null;
+  /** create: whether this call created it. */
+  readonly created?: boolean;
+  readonly producer?: { readonly epoch: number; readonly seq: number } | null;
+}
+
 /** Successful replies, by op. */
 export interface ResponseByOp {
   ping: { readonly nodeId: number };
   createTopic: { readonly created: boolean; readonly topic: TopicInfo };
   describeTopic: { readonly topic: TopicInfo };
+  stream: StreamReply;
   listTopics: { readonly topics: readonly TopicInfo[] };
   deleteTopic: { readonly deleted: boolean };
   configureTopic: { readonly topic: TopicInfo };

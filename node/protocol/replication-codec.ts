@@ -100,7 +100,10 @@ export interface ReplicationReplyByOp {
     readonly endOffset: number;
     readonly sealed: boolean;
     /** Idempotent producers' last batches in the replica's copy (metadata's ProducerEntry shape). */
-    readonly producers: readonly (readonly [string, number, number, number, number])[];
+    readonly producers: readonly (
+      | readonly [string, number, number, number, number]
+      | readonly [string, number, number, number, number, number]
+    )[];
   };
   replicaRead: {
     readonly firstOffset: number;

@@ -30,6 +30,7 @@ import { stateJson } from './state-json.js';
 /** Requests that change topic metadata on the Raft leader; a node that forwarded one catches up before answering. */
 const metadataChangeOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
   'createTopic',
+  'stream',
   'deleteTopic',
   'configureTopic',
 ]);
@@ -446,6 +447,8 @@ export class RequestHandler {
         return t.admin.create(request.topic, request.retention, request.replicationFactor);
       case 'describeTopic':
         return { topic: t.admin.describe(request.topic) };
+      case 'stream':
+        return t.streams.handle(request.topic, request.action);
       case 'listTopics':
         return { topics: t.admin.list() };
       case 'deleteTopic':

@@ -19,6 +19,13 @@ export function routeOf(request: Request, state: MetadataState, self: number, ra
     case 'removeNode':
     case 'transferLeader':
       return raftLeaderId || self;
+    case 'stream': {
+      // Creations and deletions run on the Raft leader; the rest where the end and producers are known.
+      const topic = state.topics.get(request.topic);
+      const kind = (request.action as { kind?: unknown } | null)?.kind;
+      if (kind === 'create' || kind === 'delete' || topic === undefined) return raftLeaderId || self;
+      return activeSegment(topic).leaderNodeId;
+    }
     case 'append':
     case 'describeTopic':
     case 'state': {

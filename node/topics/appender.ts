@@ -30,7 +30,14 @@ import {
 } from '../metadata/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import { topicLimits } from './limits.js';
-import { checkSequence, producerTable, trackBatch, withProducerHeader } from './producers.js';
+import {
+  checkEpochSequence,
+  checkSequence,
+  producerTable,
+  trackBatch,
+  withProducerHeader,
+} from './producers.js';
+import { checkStreamOpen } from './stream-state.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
 import { SegmentReplicator } from './segment-replicator.js';
 import { type TopicRuntime, toWalrusError, wakeWaiters } from './topic-table.js';
@@ -41,6 +48,12 @@ export interface AppendOptions {
   expectedOffset?: number;
   /** 'leader': acknowledge once this node has the records durable (default 'quorum'). */
   acks?: 'leader' | 'quorum';
+  /** A Durable Streams producer epoch (producers.ts checkEpochSequence). */
+  producerEpoch?: number;
+  /** Close the stream after these records (which may be none). */
+  close?: boolean;
+  /** A DS writer's Stream-Seq (must be above the last one, as strings). */
+  streamSeq?: string;
 }
 
 /** True when the segment's only copy is this node's (replication factor 1). */
@@ -83,11 +96,13 @@ export class Appender {
   ): Promise<ResponseByOp['append']> {
     try {
       this.ctx.table.topic(name);
-      if (records.length === 0)
+      if (records.length === 0 && options.close !== true)
         throw new WalrusError(ErrorCode.BAD_REQUEST, 'an append needs at least one record');
       if ((options.producerId === undefined) !== (options.producerSeq === undefined)) {
         throw new WalrusError(ErrorCode.BAD_REQUEST, 'producerId and producerSeq go together');
       }
+      if (options.producerEpoch !== undefined && options.producerId === undefined)
+        throw new WalrusError(ErrorCode.BAD_REQUEST, 'producerEpoch needs producerId and producerSeq');
       const rt = this.admitNow(name);
       if (!('committedEnd' in rt)) return this.appendAfterWaiting(name, records, options, rt);
       return this.appendAdmitted(name, rt, records, options);
@@ -132,11 +147,18 @@ export class Appender {
     options: AppendOptions,
   ): Promise<ResponseByOp['append']> {
     const { wal } = this.ctx;
-    const { producerId, producerSeq } = options;
+    const { producerId, producerSeq, producerEpoch } = options;
     if (producerId !== undefined && producerSeq !== undefined) {
-      const duplicate = checkSequence(rt, producerId, producerSeq);
+      const duplicate =
+        producerEpoch === undefined
+          ? checkSequence(rt, producerId, producerSeq)
+          : checkEpochSequence(rt, producerId, producerEpoch, producerSeq);
       if (duplicate !== null) return duplicate;
     }
+    const stream = this.ctx.table.topic(name).stream;
+    if (stream !== undefined || options.close === true) checkStreamOpen(name, stream, rt, this.ctx.nowMs());
+    if (options.streamSeq !== undefined) this.checkStreamSeq(name, rt, options.streamSeq);
+    if (options.close === true) rt.closing = true;
     if (options.expectedOffset !== undefined) {
       const next = wal.endOffset(name);
       if (options.expectedOffset !== next) {
@@ -147,13 +169,74 @@ export class Appender {
       }
     }
     const tagged =
-      producerId === undefined || producerSeq === undefined
+      producerId === undefined || producerSeq === undefined || records.length === 0
         ? records
-        : withProducerHeader(records, producerId, producerSeq);
-    const result = this.appendToWal(name, rt, tagged, options.acks ?? 'quorum');
+        : withProducerHeader(records, producerId, producerSeq, producerEpoch);
+    let result =
+      records.length === 0 ? this.endNow(name) : this.appendToWal(name, rt, tagged, options.acks ?? 'quorum');
+    if (options.close === true) result = this.closeAfter(name, rt, result);
+    if (options.streamSeq !== undefined) result = this.recordSeqAfter(name, options.streamSeq, result);
     if (producerId !== undefined && producerSeq !== undefined)
-      trackBatch(rt, producerId, producerSeq, result);
+      trackBatch(rt, producerId, producerSeq, result, producerEpoch);
     return result;
+  }
+
+  /**
+   * Refuses a Stream-Seq at or below the last one and takes it at once (in the admission turn),
+   * so that a concurrent append with the same sequence is refused too.
+   */
+  private checkStreamSeq(name: string, rt: TopicRuntime, seq: string): void {
+    const last = rt.streamSeq ?? this.ctx.meta.state.topics.get(name)?.stream?.lastSeq;
+    if (last !== undefined && seq <= last)
+      throw new WalrusError(
+        ErrorCode.SEQUENCE_MISMATCH,
+        `Stream-Seq '${seq}' is not above the last one, '${last}'`,
+      );
+    rt.streamSeq = seq;
+  }
+
+  /** Puts an acknowledged Stream-Seq in the metadata before answering (a later leader refuses it too). */
+  private async recordSeqAfter(
+    name: string,
+    seq: string,
+    appended: Promise<ResponseByOp['append']>,
+  ): Promise<ResponseByOp['append']> {
+    const done = await appended;
+    await proposeOrThrow(this.ctx, { type: 'setStreamSeq', topic: name, seq });
+    return done;
+  }
+
+  /** A close with no records: answers the end as it is now (firstOffset = lastOffset = end). */
+  private endNow(name: string): Promise<ResponseByOp['append']> {
+    const end = this.ctx.wal.endOffset(name);
+    return Promise.resolve({
+      firstOffset: end,
+      lastOffset: end,
+      timestampMs: this.ctx.nowMs(),
+      duplicate: false,
+      acks: 'quorum',
+    });
+  }
+
+  /**
+   * Once the closing batch is acknowledged, the close goes into the metadata (every later leader
+   * of the topic refuses appends); the append is answered after that. A failed proposal leaves
+   * the close undone (a retry closes again) and lets appends in again.
+   */
+  private async closeAfter(
+    name: string,
+    rt: TopicRuntime,
+    appended: Promise<ResponseByOp['append']>,
+  ): Promise<ResponseByOp['append']> {
+    try {
+      const done = await appended;
+      if (this.ctx.meta.state.topics.get(name)?.stream?.closed !== true)
+        await proposeOrThrow(this.ctx, { type: 'closeStream', topic: name });
+      return done;
+    } catch (error) {
+      rt.closing = false;
+      throw error;
+    }
   }
 
   /**

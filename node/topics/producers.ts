@@ -26,6 +26,7 @@ export function withProducerHeader(
   records: readonly RecordInput[],
   producerId: string,
   producerSeq: number,
+  producerEpoch = 0,
 ): RecordInput[] {
   const copy = records.slice();
   const last = copy[copy.length - 1]!;
@@ -33,7 +34,11 @@ export function withProducerHeader(
     ...last,
     headers: {
       ...last.headers,
-      [producerHeaderName]: JSON.stringify([producerId, producerSeq, records.length]),
+      [producerHeaderName]: JSON.stringify(
+        producerEpoch === 0
+          ? [producerId, producerSeq, records.length]
+          : [producerId, producerSeq, records.length, producerEpoch],
+      ),
     },
   };
   return copy;
@@ -48,19 +53,22 @@ export function forReader(record: WalRecord): StoredRecord {
   return { ...record, headers };
 }
 
-/** `[producerId, producerSeq, recordCount]`, or null when the header is not one the node wrote. */
-export function parseProducerHeader(value: string): [string, number, number] | null {
+/**
+ * `[producerId, producerSeq, recordCount, producerEpoch]` (epoch 0 when the header has none), or
+ * null when the header is not one the node wrote.
+ */
+export function parseProducerHeader(value: string): [string, number, number, number] | null {
   try {
     const parsed = JSON.parse(value) as unknown;
     if (
       Array.isArray(parsed) &&
-      parsed.length === 3 &&
+      (parsed.length === 3 || (parsed.length === 4 && Number.isSafeInteger(parsed[3]) && parsed[3] >= 0)) &&
       typeof parsed[0] === 'string' &&
       Number.isSafeInteger(parsed[1]) &&
       Number.isSafeInteger(parsed[2]) &&
       (parsed[2] as number) >= 1
     )
-      return parsed as [string, number, number];
+      return [parsed[0], parsed[1], parsed[2], (parsed[3] as number | undefined) ?? 0];
   } catch {
     // Not JSON: not ours.
   }
@@ -73,9 +81,10 @@ export function rememberProducer(
   id: string,
   seq: number,
   done: ResponseByOp['append'],
+  epoch = 0,
 ): void {
   rt.producers.delete(id);
-  rt.producers.set(id, { seq, result: Promise.resolve(done), done });
+  rt.producers.set(id, { seq, result: Promise.resolve(done), done, ...(epoch === 0 ? {} : { epoch }) });
   forgetOldest(rt);
 }
 
@@ -108,15 +117,76 @@ export function checkSequence(
   return null;
 }
 
+/**
+ * Checks a Durable Streams producer's batch (epoch fencing): an epoch below the known one is
+ * PRODUCER_FENCED; a higher epoch must start at sequence 0 (BAD_REQUEST otherwise) and replaces
+ * the known one; within the epoch a sequence at or below the last is a duplicate (answered with
+ * the last batch's answer), the next one goes in, a gap is SEQUENCE_MISMATCH. A producer the
+ * table does not know starts at sequence 0.
+ */
+export function checkEpochSequence(
+  rt: TopicRuntime,
+  producerId: string,
+  epoch: number,
+  seq: number,
+): Promise<ResponseByOp['append']> | null {
+  settleProducerRestore(rt);
+  const known = rt.producers.get(producerId);
+  if (known === undefined) {
+    if (seq !== 0)
+      throw new WalrusError(
+        ErrorCode.SEQUENCE_MISMATCH,
+        `producer '${producerId}' is new: its first sequence must be 0, got ${seq}`,
+      );
+    return null;
+  }
+  const knownEpoch = known.epoch ?? 0;
+  if (epoch < knownEpoch)
+    throw new WalrusError(
+      ErrorCode.PRODUCER_FENCED,
+      `producer '${producerId}' epoch ${epoch} is fenced by epoch ${knownEpoch}`,
+    );
+  if (epoch > knownEpoch) {
+    if (seq !== 0)
+      throw new WalrusError(
+        ErrorCode.BAD_REQUEST,
+        `a new producer epoch must start at sequence 0, got ${seq}`,
+      );
+    return null;
+  }
+  if (seq <= known.seq) return known.result.then((previous) => ({ ...previous, duplicate: true }));
+  if (seq !== known.seq + 1)
+    throw new WalrusError(
+      ErrorCode.SEQUENCE_MISMATCH,
+      `producer '${producerId}' sent sequence ${seq}; expected ${known.seq + 1}`,
+    );
+  return null;
+}
+
+/** The producer's epoch and last sequence, or null when the table does not know it. */
+export function producerPosition(
+  rt: TopicRuntime,
+  producerId: string,
+): { epoch: number; seq: number } | null {
+  settleProducerRestore(rt);
+  const known = rt.producers.get(producerId);
+  return known === undefined ? null : { epoch: known.epoch ?? 0, seq: known.seq };
+}
+
 /** Remembers a batch being appended; a failed append restores what was known before it. */
 export function trackBatch(
   rt: TopicRuntime,
   producerId: string,
   producerSeq: number,
   result: Promise<ResponseByOp['append']>,
+  producerEpoch = 0,
 ): void {
   const previous = rt.producers.get(producerId);
-  const entry: ProducerState = { seq: producerSeq, result };
+  const entry: ProducerState = {
+    seq: producerSeq,
+    result,
+    ...(producerEpoch === 0 ? {} : { epoch: producerEpoch }),
+  };
   result.then(
     (r) => {
       entry.done = r;
@@ -135,10 +205,17 @@ export function trackBatch(
 
 /** The producers the previous segment's leader handed over when it sealed (newer knowledge wins). */
 export function takeOverProducers(topic: TopicMeta, rt: TopicRuntime): void {
-  for (const [id, seq, firstOffset, lastOffset, timestampMs] of topic.producers) {
+  for (const [id, seq, firstOffset, lastOffset, timestampMs, epoch = 0] of topic.producers) {
     const known = rt.producers.get(id);
-    if (known !== undefined && known.seq >= seq) continue;
-    rememberProducer(rt, id, seq, { firstOffset, lastOffset, timestampMs, duplicate: false, acks: 'quorum' });
+    const knownEpoch = known?.epoch ?? 0;
+    if (known !== undefined && (knownEpoch > epoch || (knownEpoch === epoch && known.seq >= seq))) continue;
+    rememberProducer(
+      rt,
+      id,
+      seq,
+      { firstOffset, lastOffset, timestampMs, duplicate: false, acks: 'quorum' },
+      epoch,
+    );
   }
 }
 
@@ -187,14 +264,20 @@ export function restoreProducers(wal: Wal, topic: TopicMeta, rt: TopicRuntime, l
       if (tag === undefined) continue;
       const parsed = parseProducerHeader(tag);
       if (parsed === null) continue;
-      const [id, seq, count] = parsed;
-      rememberProducer(rt, id, seq, {
-        firstOffset: r.offset - count + 1,
-        lastOffset: r.offset,
-        timestampMs: r.timestampMs,
-        duplicate: false,
-        acks: 'quorum',
-      });
+      const [id, seq, count, epoch] = parsed;
+      rememberProducer(
+        rt,
+        id,
+        seq,
+        {
+          firstOffset: r.offset - count + 1,
+          lastOffset: r.offset,
+          timestampMs: r.timestampMs,
+          duplicate: false,
+          acks: 'quorum',
+        },
+        epoch,
+      );
       restored += 1;
     }
     offset = page[page.length - 1]!.offset + 1;
@@ -211,8 +294,13 @@ export function producerTable(rt: TopicRuntime): ProducerEntry[] {
   settleProducerRestore(rt);
   const table: ProducerEntry[] = [];
   for (const [id, p] of rt.producers) {
-    if (p.done !== undefined)
-      table.push([id, p.seq, p.done.firstOffset, p.done.lastOffset, p.done.timestampMs]);
+    if (p.done === undefined) continue;
+    const { firstOffset, lastOffset, timestampMs } = p.done;
+    table.push(
+      p.epoch === undefined
+        ? [id, p.seq, firstOffset, lastOffset, timestampMs]
+        : [id, p.seq, firstOffset, lastOffset, timestampMs, p.epoch],
+    );
   }
   return table.slice(-topicLimits.producerCountMaxInSeal);
 }
@@ -239,9 +327,14 @@ export function scanProducers(
       const tag = r.headers[producerHeaderName];
       const parsed = tag === undefined ? null : parseProducerHeader(tag);
       if (parsed === null) continue;
-      const [id, seq, count] = parsed;
+      const [id, seq, count, epoch] = parsed;
       last.delete(id);
-      last.set(id, [id, seq, r.offset - count + 1, r.offset, r.timestampMs]);
+      last.set(
+        id,
+        epoch === 0
+          ? [id, seq, r.offset - count + 1, r.offset, r.timestampMs]
+          : [id, seq, r.offset - count + 1, r.offset, r.timestampMs, epoch],
+      );
     }
     offset = page[page.length - 1]!.offset + 1;
   }

@@ -86,7 +86,9 @@ export class Reader {
         `offset ${offset} is outside the stored range [${start}, ${leadsActive ? rt.committedEnd : '?'}]`,
       );
     }
-    const polls = leadsActive && offset === rt.committedEnd && limits.waitMs > 0;
+    // A closed stream gets nothing more: a long poll at its end answers at once.
+    const polls =
+      leadsActive && offset === rt.committedEnd && limits.waitMs > 0 && topic.stream?.closed !== true;
     if (polls) await this.waitFor(rt, offset, Math.min(limits.waitMs, topicLimits.waitMsMax), signal);
     // A long poll reads what arrived while it waited (also when its signal ended the wait, as
     // before): records just appended, read at once. Other long reads go in paced chunks.

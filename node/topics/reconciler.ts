@@ -119,9 +119,23 @@ export class Reconciler {
         return;
       }
       case 'deleteTopic':
-        table.remove(command.name);
-        void this.deleteTopicData(command.name);
+      case 'softDeleteStream': {
+        if (command.type === 'deleteTopic' && table.find(command.name) === undefined)
+          void this.deleteTopicData(command.name);
+        // A deletion may take soft-deleted Durable Streams sources with it (deleteWithForks).
+        for (const name of table.names()) {
+          if (meta.state.topics.has(name)) continue;
+          table.remove(name);
+          void this.deleteTopicData(name);
+        }
         return;
+      }
+      case 'closeStream': {
+        // Long polls at the end learn of the close at once.
+        const rt = table.find(command.topic);
+        if (rt !== undefined) wakeAll(rt);
+        return;
+      }
       case 'dropSegments': {
         const topic = meta.state.topics.get(command.topic);
         if (topic !== undefined) void this.deleteDropped(topic);

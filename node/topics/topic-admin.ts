@@ -9,6 +9,7 @@ import { assertTopicName } from '../protocol/topic-name.js';
 import {
   type Retention,
   type SegmentMeta,
+  type StreamMeta,
   type TopicMeta,
   activeSegment,
   epochOf,
@@ -70,6 +71,8 @@ export class TopicAdmin {
     name: string,
     retention?: Partial<Retention>,
     replicationFactor?: number,
+    /** A Durable Streams stream's metadata (stream-state.ts validates it); absent: a plain topic. */
+    stream?: Omit<StreamMeta, 'accessedAtMs' | 'softDeleted'>,
   ): Promise<ResponseByOp['createTopic']> {
     const { ctx } = this;
     assertTopicName(name);
@@ -136,6 +139,7 @@ export class TopicAdmin {
       createdAtMs: ctx.nowMs(),
       leaderNodeId: placeNewTopic(name, ctx.cluster.aliveVoters(), ctx.nodeId),
       ...(factor === undefined ? {} : { replicationFactor: factor }),
+      ...(stream === undefined ? {} : { stream }),
     });
     this.creating.set(name, creation);
     try {

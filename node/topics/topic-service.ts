@@ -26,6 +26,7 @@ import { ReplicaService } from './replica-service.js';
 import { SegmentRecovery } from './segment-recovery.js';
 import { SegmentRepair } from './segment-repair.js';
 import { TopicAdmin } from './topic-admin.js';
+import { StreamAdmin } from './stream-state.js';
 import type { TopicContext } from './topic-context.js';
 import { TopicTable } from './topic-table.js';
 
@@ -53,6 +54,7 @@ export interface TopicServiceOptions {
 
 export class TopicService {
   readonly admin: TopicAdmin;
+  readonly streams: StreamAdmin;
   readonly appender: Appender;
   readonly reader: Reader;
   readonly consumers: Consumers;
@@ -74,6 +76,7 @@ export class TopicService {
     this.reader = new Reader(this.ctx);
     this.appender = new Appender(this.ctx);
     this.admin = new TopicAdmin(this.ctx, this.reader);
+    this.streams = new StreamAdmin(this.ctx, this.admin, this.reader);
     this.consumers = new Consumers(this.ctx, this.reader);
     this.replicas = new ReplicaService(this.ctx);
     this.recovery = new SegmentRecovery(this.ctx, this.replicas);

@@ -19,6 +19,8 @@ export interface Waiter {
 
 export interface ProducerState {
   readonly seq: number;
+  /** A Durable Streams producer's epoch (absent: a plain idempotent producer, epoch 0). */
+  readonly epoch?: number;
   readonly result: Promise<ResponseByOp['append']>;
   /** Set once the batch is acknowledged (what a seal hands to the next segment leader). */
   done?: ResponseByOp['append'];
@@ -46,6 +48,13 @@ export interface TopicRuntime {
   replicator: SegmentReplicator | null;
   /** A segment whose seal this node proposed without learning the outcome: no append goes into it. */
   sealInDoubt: number | null;
+  /**
+   * Set on the segment leader by an append that closes the stream, before its records go to the
+   * WAL: later appends are refused at once, before the closeStream command is applied.
+   */
+  closing?: boolean;
+  /** The last Stream-Seq this segment leader accepted (ahead of the metadata's until applied). */
+  streamSeq?: string;
 }
 
 export function toWalrusError(error: unknown): WalrusError {

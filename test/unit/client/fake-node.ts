@@ -291,6 +291,8 @@ export class FakeNode {
         return { handedOff: 0 };
       case 'transferLeader':
         return { leaderId: r.nodeId };
+      case 'stream':
+        return { stream: null };
       case 'state':
         this.topic(r.topic);
         return {

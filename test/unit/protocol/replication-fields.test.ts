@@ -82,7 +82,8 @@ test('append noForward is bit 4 (0x10) of the options byte and round-trips; fals
 });
 
 test('append options with an unknown bit, or a bad acks value, are BAD_REQUEST', (t) => {
-  for (const bit of [0x20, 0x40, 0x80]) {
+  // 0x80 announces the extension byte (Durable Streams fields; its unknown bits: stream-append-options.test.ts).
+  for (const bit of [0x20, 0x40]) {
     const forged = Buffer.from(encodeRequest(5, { op: 'append', topic: 't', records: oneRecord }));
     forged[appendOptionsAt] = bit | 0x08;
     const d = decodeRequest(forged);
