@@ -7,6 +7,7 @@
 import { decodeReply, decodeRequest, encodeErrorReply, encodeReply } from '../protocol/binary-codec.js';
 import { BinaryFlag, binaryHeaderSizeBytes, binaryRequestIdOffset } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
+import { protocolLimits } from '../protocol/limits.js';
 import { isBinaryFrame } from '../protocol/frame.js';
 import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
 import {
@@ -36,6 +37,12 @@ const metadataChangeOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
 ]);
 
 /** What a connection looks like to the handler (the transport's FrameConnection fits). */
+/**
+ * Reply bytes the long reads under way on one connection may make together (at their byteCountMax):
+ * four maximum replies, the transport's bound on unsent replies per connection.
+ */
+export const longReadBytesMaxPerConnection = 16 * 1024 * 1024;
+
 export interface ReplyChannel {
   readonly id: number;
   send(payload: Uint8Array): void;
@@ -108,8 +115,8 @@ export class RequestHandler {
   private readonly topics: TopicService;
   /** Abort controllers of long polls, per connection id, so a closed connection frees its waiters. */
   private readonly polls = new Map<number, Set<AbortController>>();
-  /** Per connection: the end of its last long read queued (oneLongReadAtATime). */
-  private readonly longReadTails = new Map<number, Promise<void>>();
+  /** Per connection: reply bytes its long reads under way may make, and the reads waiting (withReplyRoom). */
+  private readonly longReads = new Map<number, { reservedBytes: number; waiting: (() => void)[] }>();
   /** Text replies must go back in command order; binary ones may not. */
   private readonly textQueues = new Map<number, Promise<void>>();
 
@@ -144,7 +151,7 @@ export class RequestHandler {
   onClose(conn: ReplyChannel): void {
     for (const controller of this.polls.get(conn.id) ?? []) controller.abort();
     this.polls.delete(conn.id);
-    this.longReadTails.delete(conn.id);
+    this.longReads.delete(conn.id);
     this.textQueues.delete(conn.id);
   }
 
@@ -471,11 +478,13 @@ export class RequestHandler {
             signal,
           );
         return this.longPoll(conn, (signal) =>
-          // Reads that make large replies run one at a time per connection, each once the
-          // connection's unsent replies are under its bound: a client that pipelines them and
-          // never reads its replies gets no more work done for it (40 such clients stalled a node).
-          conn !== null && request.byteCountMax > readerLimits.chunkSizeBytes
-            ? this.oneLongReadAtATime(conn, () => read(signal))
+          // Reads that make large replies wait for room per connection: a client that pipelines
+          // them and never reads its replies gets no more work done for it (40 such clients
+          // stalled a node). Long polls are left out: they hold nothing while they wait.
+          conn !== null && request.waitMs === 0 && request.byteCountMax > readerLimits.chunkSizeBytes
+            ? this.withReplyRoom(conn, Math.min(request.byteCountMax, protocolLimits.frameSizeMaxBytes), () =>
+                read(signal),
+              )
             : read(signal),
         );
       }
@@ -517,24 +526,29 @@ export class RequestHandler {
   }
 
   /**
-   * Runs `run` after the connection's previous long read has ended and its unsent replies are under
-   * their bound (ReplyChannel.replyRoom). A read whose connection closed meanwhile still runs, and
-   * stops at its first step (its signal is aborted: reader.ts).
+   * Runs a read that may make a reply of up to `bytes` once the connection's long reads under way
+   * leave room for it under `longReadBytesMaxPerConnection` (one always runs), and its unsent
+   * replies are under their bound (ReplyChannel.replyRoom). A read whose connection closed
+   * meanwhile still runs, and stops at its first step (its signal is aborted: reader.ts).
    */
-  private async oneLongReadAtATime<T>(conn: ReplyChannel, run: () => Promise<T>): Promise<T> {
-    const previous = this.longReadTails.get(conn.id);
-    let done: () => void = () => {};
-    const mine = new Promise<void>((resolve) => {
-      done = resolve;
-    });
-    this.longReadTails.set(conn.id, mine);
+  private async withReplyRoom<T>(conn: ReplyChannel, bytes: number, run: () => Promise<T>): Promise<T> {
+    let gate = this.longReads.get(conn.id);
+    if (gate === undefined) {
+      gate = { reservedBytes: 0, waiting: [] };
+      this.longReads.set(conn.id, gate);
+    }
+    while (gate.reservedBytes > 0 && gate.reservedBytes + bytes > longReadBytesMaxPerConnection) {
+      await new Promise<void>((resolve) => gate!.waiting.push(resolve));
+    }
+    gate.reservedBytes += bytes;
     try {
-      if (previous !== undefined) await previous;
       if (conn.replyRoom !== undefined && !conn.closed) await conn.replyRoom();
       return await run();
     } finally {
-      done();
-      if (this.longReadTails.get(conn.id) === mine) this.longReadTails.delete(conn.id);
+      gate.reservedBytes -= bytes;
+      const waiting = gate.waiting;
+      gate.waiting = [];
+      for (const wake of waiting) wake();
     }
   }
 
