@@ -127,7 +127,13 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
       break;
     case 'removeNode':
     case 'handOff':
+    case 'nodeStopping':
       w.u32(checkUint(request.nodeId, 'nodeId', 0xffffffff));
+      break;
+    case 'authenticate':
+      if (request.token.length === 0 || Buffer.byteLength(request.token) > L.tokenSizeMaxBytes)
+        throw new WalrusError(ErrorCode.BAD_REQUEST, `a token is 1..${L.tokenSizeMaxBytes} bytes`);
+      w.str16(request.token);
       break;
     case 'append': {
       writeTopicName(w, request.topic);
@@ -264,8 +270,11 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
     case 'deleteTopic':
     case 'state':
       return { op, topic: readTopic(r) };
+    case 'authenticate':
+      return { op, token: r.str16('token', L.tokenSizeMaxBytes, 1) };
     case 'removeNode':
-    case 'handOff': {
+    case 'handOff':
+    case 'nodeStopping': {
       const nodeId = r.u32('nodeId');
       if (nodeId === 0) r.fail('nodeId must be positive');
       return { op, nodeId };
@@ -435,6 +444,15 @@ export function encodeReply<Op extends RequestOp>(
     case 'handOff':
       w.u32(checkUint((any as ResponseByOp['handOff']).handedOff, 'handedOff', 0xffffffff));
       break;
+    case 'nodeStopping':
+      w.bool((any as ResponseByOp['nodeStopping']).marked);
+      break;
+    case 'authenticate': {
+      const granted = (any as ResponseByOp['authenticate']).scopes;
+      w.u8(checkUint(granted.length, 'scope count', L.scopeCountMax));
+      for (const scope of granted) w.str8(scope);
+      break;
+    }
     case 'append': {
       const r = any as ResponseByOp['append'];
       w.u64(checkUint(r.firstOffset, 'firstOffset'));
@@ -521,6 +539,15 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
       return { removed: r.bool('removed') };
     case 'handOff':
       return { handedOff: r.u32('handedOff') };
+    case 'nodeStopping':
+      return { marked: r.bool('marked') };
+    case 'authenticate': {
+      const count = r.u8('scope count');
+      if (count > L.scopeCountMax) r.fail(`scope count ${count} is above the limit of ${L.scopeCountMax}`);
+      const granted: string[] = [];
+      for (let i = 0; i < count; i += 1) granted.push(r.str8('scope', 255, 1));
+      return { scopes: granted };
+    }
     case 'append': {
       const firstOffset = r.u64('firstOffset');
       const lastOffset = r.u64('lastOffset');

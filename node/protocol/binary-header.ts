@@ -45,6 +45,8 @@ export const Opcode = {
   state: 0x31,
   removeNode: 0x38,
   handOff: 0x39,
+  authenticate: 0x3a,
+  nodeStopping: 0x3b,
 } as const satisfies Record<RequestOp, number>;
 
 /** Reserved ranges for messages that later work adds; inclusive bounds. */

@@ -46,6 +46,10 @@ export const protocolLimits = {
   topicSegmentCountMax: 100_000,
   /** Topics in one listTopics reply. */
   topicListCountMax: 100_000,
+  /** Bytes of a client token (authenticate; the gateway's token documents use the same bound). */
+  tokenSizeMaxBytes: 512,
+  /** Scopes named in an authenticate reply. */
+  scopeCountMax: 16,
   /** Bytes of an admin JSON body (metrics, state). */
   jsonBodySizeMaxBytes: 1 * mib,
 } as const;

@@ -17,6 +17,7 @@ const stateChangingOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
   'consumerCommit',
   'removeNode',
   'handOff',
+  'nodeStopping',
 ]);
 
 /** True when applying the request changes state, so a lost answer leaves its outcome unknown. */

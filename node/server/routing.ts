@@ -15,6 +15,7 @@ export function routeOf(request: Request, state: MetadataState, self: number, ra
     case 'consumerCommit':
     case 'consumerGet':
     case 'removeNode':
+    case 'nodeStopping':
       return raftLeaderId || self;
     case 'append':
     case 'describeTopic':

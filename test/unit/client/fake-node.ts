@@ -279,6 +279,10 @@ export class FakeNode {
         return { removed: false };
       case 'handOff':
         return { handedOff: 0 };
+      case 'nodeStopping':
+        return { marked: false };
+      case 'authenticate':
+        return { scopes: ['read', 'write', 'admin'] };
       case 'state':
         this.topic(r.topic);
         return {

@@ -59,6 +59,8 @@ const table: readonly [string, Request, number][] = [
   ['consumerGet', { op: 'consumerGet', topic: 't', consumer: 'c' }, raftLeader],
   ['removeNode', { op: 'removeNode', nodeId: 2 }, raftLeader],
   ['handOff', { op: 'handOff', nodeId: 1 }, self],
+  ['nodeStopping', { op: 'nodeStopping', nodeId: 2 }, raftLeader],
+  ['authenticate', { op: 'authenticate', token: 'secret-token' }, self],
   ['append', { op: 'append', topic: 't', records: [] }, 3],
   ['describeTopic', { op: 'describeTopic', topic: 't' }, 3],
   ['state', { op: 'state', topic: 't' }, 3],
@@ -110,6 +112,8 @@ test('routeOf: the table covers every request op', (t) => {
     consumerGet: true,
     metrics: true,
     state: true,
+    authenticate: true,
+    nodeStopping: true,
     removeNode: true,
     handOff: true,
   };
