@@ -21,6 +21,7 @@ import type { ClusterView } from '../topics/ports.js';
 import { toWalrusError } from '../topics/topic-table.js';
 import type { TopicService } from '../topics/topic-service.js';
 import type { Controller } from '../controller/controller.js';
+import { ClientAuth } from './client-auth.js';
 import { removeNode } from './node-removal.js';
 import { readCandidates, routeOf } from './routing.js';
 import { stateJson } from './state-json.js';
@@ -35,6 +36,8 @@ const metadataChangeOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
 /** What a connection looks like to the handler (the transport's FrameConnection fits). */
 export interface ReplyChannel {
   readonly id: number;
+  /** host:port of the client, for bounding failed authentications per host. */
+  readonly remoteAddress?: string;
   send(payload: Uint8Array): void;
   close(): void;
   readonly closed: boolean;
@@ -61,6 +64,8 @@ export interface RequestHandlerOptions {
    * (executeForwarded there, as the client path's relay does). Default false: FORBIDDEN.
    */
   readonly acceptPeerOnlyOpsFromClients?: boolean;
+  /** Client-port authentication (client-auth.ts). Default: open, text protocol on. */
+  readonly auth?: ClientAuth;
 }
 
 /**
@@ -72,6 +77,7 @@ const peerOnlyOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
   'removeNode',
   'localOffsetForTimestamp',
   'handOff',
+  'nodeStopping',
 ]);
 
 /** Errors after which a read of a sealed segment is tried on the next replica. */
@@ -97,10 +103,37 @@ export class RequestHandler {
   private readonly polls = new Map<number, Set<AbortController>>();
   /** Text replies must go back in command order; binary ones may not. */
   private readonly textQueues = new Map<number, Promise<void>>();
+  private readonly auth: ClientAuth;
+  /** Set by drain(): the node is shutting down and takes no new client request. */
+  private draining = false;
 
   constructor(options: RequestHandlerOptions) {
     this.options = options;
     this.topics = options.topics;
+    this.auth = options.auth ?? ClientAuth.open();
+  }
+
+  /**
+   * From now on every new client request is answered UNAVAILABLE (retryable: nothing is applied;
+   * the cluster client moves on to another node) while those in flight finish (SIGTERM).
+   */
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** Why a new client request cannot be served now (shutting down, starting), else null. */
+  private notServing(): WalrusError | null {
+    if (this.draining)
+      return new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${this.options.nodeId} is shutting down; retry on another node`,
+      );
+    if (this.options.ready?.() === false)
+      return new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${this.options.nodeId} is starting and has not recovered its topics yet; retry`,
+      );
+    return null;
   }
 
   onFrame(conn: ReplyChannel, payload: Buffer): void {
@@ -130,6 +163,7 @@ export class RequestHandler {
     for (const controller of this.polls.get(conn.id) ?? []) controller.abort();
     this.polls.delete(conn.id);
     this.textQueues.delete(conn.id);
+    this.auth.forget(conn.id);
   }
 
   private onBinary(conn: ReplyChannel, payload: Buffer): void {
@@ -145,6 +179,21 @@ export class RequestHandler {
       return;
     }
     const { requestId, request } = decoded;
+    if (request.op === 'authenticate') {
+      this.authenticate(conn, requestId, request.token);
+      return;
+    }
+    const refused = this.auth.refusal(conn.id, request);
+    if (refused !== null) {
+      conn.send(encodeErrorReply(requestId, refused, request.op));
+      if (refused.code === ErrorCode.UNAUTHENTICATED) conn.close();
+      return;
+    }
+    const unavailable = this.notServing();
+    if (unavailable !== null) {
+      conn.send(encodeErrorReply(requestId, unavailable, request.op));
+      return;
+    }
     if (peerOnlyOps.has(request.op) && this.options.acceptPeerOnlyOpsFromClients !== true) {
       const refusal = new WalrusError(
         ErrorCode.FORBIDDEN,
@@ -177,13 +226,30 @@ export class RequestHandler {
     this.answer(conn, requestId, request, target);
   }
 
+  /** The `authenticate` request: its scopes, or UNAUTHENTICATED / BUSY and the connection closed. */
+  private authenticate(conn: ReplyChannel, requestId: number, token: string): void {
+    try {
+      const granted = this.auth.authenticate(conn.id, conn.remoteAddress ?? '?', token);
+      conn.send(encodeReply(requestId, 'authenticate', { scopes: granted }));
+    } catch (error) {
+      const err = toWalrusError(error);
+      this.options.logger.warn(
+        { conn: conn.id, remote: conn.remoteAddress, code: err.code },
+        'client authentication refused',
+      );
+      conn.send(encodeErrorReply(requestId, err, 'authenticate'));
+      conn.close();
+    }
+  }
+
   /**
    * Executes (or forwards, decoded) a binary request and sends its reply frame. `target` is the
    * route the caller just computed, so the first attempt does not compute it again.
    */
   private answer(conn: ReplyChannel, requestId: number, request: Request, target?: number): void {
     this.dispatch(conn, request, false, target).then(
-      (reply) => {
+      (answered) => {
+        const reply = request.op === 'listTopics' ? this.visibleTopics(conn, answered) : answered;
         try {
           conn.send(encodeReply(requestId, request.op, reply as ResponseByOp[typeof request.op]));
         } catch (error) {
@@ -197,6 +263,14 @@ export class RequestHandler {
         conn.send(encodeErrorReply(requestId, err, request.op));
       },
     );
+  }
+
+  /** A listTopics reply as the connection's token may see it (its topic prefixes only). */
+  private visibleTopics(conn: ReplyChannel, reply: ResponseByOp[RequestOp]): ResponseByOp[RequestOp] {
+    const principal = this.auth.principalOf(conn.id);
+    if (principal === undefined || principal.topicPrefixes === null) return reply;
+    const list = reply as ResponseByOp['listTopics'];
+    return { topics: list.topics.filter((t) => principal.topicPrefixes!.some((p) => t.name.startsWith(p))) };
   }
 
   /**
@@ -463,6 +537,14 @@ export class RequestHandler {
         );
       case 'handOff':
         return { handedOff: await t.appender.handOff(request.nodeId) };
+      case 'nodeStopping':
+        this.options.controller.markStopping(request.nodeId);
+        return { marked: true };
+      case 'authenticate':
+        throw new WalrusError(
+          ErrorCode.BAD_REQUEST,
+          'authenticate is answered by the node a client connects to, never forwarded',
+        );
     }
   }
 
@@ -489,6 +571,20 @@ export class RequestHandler {
   }
 
   private onText(conn: ReplyChannel, payload: Buffer): void {
+    if (!this.auth.textProtocol) {
+      const refusal = new WalrusError(
+        ErrorCode.UNAUTHENTICATED,
+        'the Walrus text protocol is off on this node: it cannot carry a token; use the binary protocol',
+      );
+      this.inTextOrder(conn, async () => encodeTextError(refusal));
+      void this.textQueues.get(conn.id)?.then(() => conn.close());
+      return;
+    }
+    const unavailable = this.notServing();
+    if (unavailable !== null) {
+      this.inTextOrder(conn, async () => encodeTextError(unavailable));
+      return;
+    }
     const parsed = parseTextCommand(payload);
     this.inTextOrder(conn, async () =>
       parsed.ok
