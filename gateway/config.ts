@@ -1,10 +1,15 @@
 /**
  * Gateway command line and env → a validated, frozen config. Flags:
  * `--port 3000 --host 127.0.0.1 --nodes host:port,host:port --tokens-file FILE --tls-cert FILE
- *  --tls-key FILE --cors-origins '*'|a,b`. Env: WALRUS_NODES, WALRUS_GATEWAY_TOKENS (JSON),
- * WALRUS_GATEWAY_TOKENS_FILE, WALRUS_GATEWAY_PORT, WALRUS_LOG_LEVEL.
+ *  --tls-key FILE --cors-origins '*'|a,b --node-token-file FILE --node-tls-ca FILE`. Env: WALRUS_NODES,
+ * WALRUS_GATEWAY_TOKENS (JSON), WALRUS_GATEWAY_TOKENS_FILE, WALRUS_GATEWAY_PORT, WALRUS_LOG_LEVEL,
+ * WALRUS_NODE_TOKEN, WALRUS_NODE_TOKEN_FILE, WALRUS_NODE_TLS_CA.
+ * The node settings are how the gateway itself reaches the nodes' client ports: the client token
+ * it proves (one of the nodes' --client-tokens-file, with the scopes its own users need) and the
+ * CA that signed the nodes' certificates when they speak TLS.
  */
 import fs from 'node:fs';
+import { tokenLengthMax, tokenLengthMin } from '../node/protocol/access-tokens.js';
 import { parseTokens, type TokenGrant } from './middleware/auth.js';
 import type { CorsOrigins } from './middleware/cors.js';
 
@@ -16,10 +21,13 @@ export interface GatewayConfig {
   readonly tls: { readonly cert: string; readonly key: string } | null;
   readonly corsOrigins: CorsOrigins;
   readonly logLevel: string;
+  /** How the gateway reaches the nodes: its client token and the nodes' CA (TLS). */
+  readonly nodeAccess: { readonly token?: string; readonly tls?: { readonly ca: string } };
 }
 
 export const gatewayUsage = `usage: walrus-gateway [--port 3000] [--host 127.0.0.1] --nodes host:port[,host:port…]
-  [--tokens-file tokens.json] [--tls-cert cert.pem --tls-key key.pem] [--cors-origins '*'|origin,origin]`;
+  [--tokens-file tokens.json] [--tls-cert cert.pem --tls-key key.pem] [--cors-origins '*'|origin,origin]
+  [--node-token-file node-token.txt] [--node-tls-ca nodes-ca.pem]`;
 
 const nodeAddressPattern = /^[A-Za-z0-9.-]+:[0-9]{1,5}$/;
 
@@ -41,7 +49,17 @@ export function parseGatewayArgs(
       i++;
     }
   }
-  const known = new Set(['port', 'host', 'nodes', 'tokens-file', 'tls-cert', 'tls-key', 'cors-origins']);
+  const known = new Set([
+    'port',
+    'host',
+    'nodes',
+    'tokens-file',
+    'tls-cert',
+    'tls-key',
+    'cors-origins',
+    'node-token-file',
+    'node-tls-ca',
+  ]);
   for (const name of flags.keys())
     if (!known.has(name)) throw new Error(`unknown flag --${name}\n${gatewayUsage}`);
 
@@ -71,7 +89,18 @@ export function parseGatewayArgs(
         ? '*'
         : corsFlag.split(',').map((s) => s.trim());
 
+  const tokenFile = flags.get('node-token-file') ?? env['WALRUS_NODE_TOKEN_FILE'];
+  const nodeToken =
+    tokenFile !== undefined ? fs.readFileSync(tokenFile, 'utf8').trim() : env['WALRUS_NODE_TOKEN'];
+  if (nodeToken !== undefined && (nodeToken.length < tokenLengthMin || nodeToken.length > tokenLengthMax))
+    throw new Error(`the node token must be ${tokenLengthMin}..${tokenLengthMax} characters`);
+  const nodeCa = flags.get('node-tls-ca') ?? env['WALRUS_NODE_TLS_CA'];
+
   return Object.freeze({
+    nodeAccess: {
+      ...(nodeToken === undefined ? {} : { token: nodeToken }),
+      ...(nodeCa === undefined ? {} : { tls: { ca: fs.readFileSync(nodeCa, 'utf8') } }),
+    },
     port,
     host: flags.get('host') ?? '127.0.0.1',
     nodes,
