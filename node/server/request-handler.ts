@@ -183,15 +183,16 @@ export class RequestHandler {
       this.authenticate(conn, requestId, request.token);
       return;
     }
+    // Starting or shutting down: nothing is served to anyone (and nothing is told but that).
+    const unavailable = this.notServing();
+    if (unavailable !== null) {
+      conn.send(encodeErrorReply(requestId, unavailable, request.op));
+      return;
+    }
     const refused = this.auth.refusal(conn.id, request);
     if (refused !== null) {
       conn.send(encodeErrorReply(requestId, refused, request.op));
       if (refused.code === ErrorCode.UNAUTHENTICATED) conn.close();
-      return;
-    }
-    const unavailable = this.notServing();
-    if (unavailable !== null) {
-      conn.send(encodeErrorReply(requestId, unavailable, request.op));
       return;
     }
     if (peerOnlyOps.has(request.op) && this.options.acceptPeerOnlyOpsFromClients !== true) {
