@@ -145,6 +145,19 @@ async function main(): Promise<void> {
   const config = readConfig();
   const security = readSecurity(config);
   const logger = createLogger({ nodeId: config.nodeId, level: config.logLevel, file: config.logFile });
+  // Until the node serves, a stop signal just ends it (nothing is led or in flight yet); from then
+  // on it is the graceful stop below.
+  let stopGracefully: ((signal: string) => Promise<void>) | null = null;
+  const onSignal = (signal: string): void => {
+    if (stopGracefully !== null) {
+      void stopGracefully(signal);
+      return;
+    }
+    logger.info({ signal }, 'Stopped during start-up');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   logger.info(
     { config: { ...config, clusterSecret: config.clusterSecret ? '***' : null } },
     `Node ${config.nodeId} booting`,
@@ -457,8 +470,7 @@ async function main(): Promise<void> {
     logger.info({}, 'Stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  stopGracefully = stop;
 }
 
 main().catch((error: unknown) => {
