@@ -452,7 +452,10 @@ async function main(): Promise<void> {
     handler.drain();
     clientServer.stopAccepting();
     const drainUntilMs = Date.now() + shutdownLimits.drainMs;
-    while (clientServer.inFlightCount() > 0 && Date.now() < drainUntilMs)
+    const busy = (): boolean =>
+      clientServer.inFlightCount() > 0 ||
+      Date.now() - clientServer.lastClientDataMs() < shutdownLimits.drainQuietMs;
+    while (busy() && Date.now() < drainUntilMs)
       await new Promise((resolve) => setTimeout(resolve, shutdownLimits.drainPollMs));
     const abandoned = clientServer.inFlightCount();
     logger.info({ ...handedOff, abandoned }, 'Shutdown: drained');

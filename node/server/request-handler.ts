@@ -115,10 +115,13 @@ export class RequestHandler {
 
   /**
    * From now on every new client request is answered UNAVAILABLE (retryable: nothing is applied;
-   * the cluster client moves on to another node) while those in flight finish (SIGTERM).
+   * the cluster client moves on to another node) while those in flight finish (SIGTERM); long
+   * polls waiting here end at once.
    */
   drain(): void {
     this.draining = true;
+    // Long polls here answer now with what they have (an empty read is a valid answer).
+    for (const set of this.polls.values()) for (const controller of set) controller.abort();
   }
 
   /** Why a new client request cannot be served now (shutting down, starting), else null. */

@@ -21,6 +21,12 @@ export const shutdownLimits = {
   drainMs: 10_000,
   /** How often the drain looks at what is still in flight. */
   drainPollMs: 20,
+  /**
+   * Connections are closed once nothing is in flight AND no client has sent anything for this
+   * long: a request that crosses the close would end with its outcome unknown, while one that
+   * arrives before it is answered UNAVAILABLE (not applied) and goes to another node.
+   */
+  drainQuietMs: 300,
 } as const;
 
 export interface ShutdownPorts {

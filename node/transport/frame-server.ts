@@ -148,6 +148,8 @@ class ServerConnection implements FrameConnection {
   private delivering = false;
   /** Date.now() when the frame being received began (its first byte); undefined between frames. */
   frameStartedMs: number | undefined;
+  /** Date.now() when bytes last arrived (for a drain: is the client still sending?). */
+  lastDataMs = Date.now();
 
   constructor(
     private readonly server: FrameServer,
@@ -240,6 +242,7 @@ class ServerConnection implements FrameConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    this.lastDataMs = Date.now();
     const { frames, refused, error } = this.decoder.push(chunk);
     if (refused === undefined) {
       for (const frame of frames) this.held.push(frame);
@@ -446,6 +449,13 @@ export class FrameServer {
     let n = 0;
     for (const conn of this.connections.values()) n += conn.inFlightCount();
     return n;
+  }
+
+  /** Date.now() when any client last sent bytes (0: no connection). */
+  lastClientDataMs(): number {
+    let last = 0;
+    for (const conn of this.connections.values()) last = Math.max(last, conn.lastDataMs);
+    return last;
   }
 
   /** The input budget's figures (for METRICS). */
