@@ -6,9 +6,10 @@
  *    still up, so no rollover elsewhere makes it the leader of a next segment;
  * 3. it seals the active segments it leads (the appender's hand-off, as for a removal): their next
  *    segments open on other voters, and the writers follow the NOT_LEADER hints there.
- * Each step is bounded by `shutdownLimits.handOffMs` in all; a step that fails is logged and the
- * shutdown goes on (what it would have handed over is then recovered by the controller's
- * failover, as after a crash). A single-voter cluster has nobody to hand anything to.
+ * The steps are bounded by `shutdownLimits.handOffMs` in all, and end as soon as no other voter
+ * can be reached (the whole cluster is stopping: nobody is left to hand anything to). A step that
+ * fails is logged and the shutdown goes on; what it would have handed over is then recovered by
+ * the controller's failover, as after a crash. A single-voter cluster has nobody to hand to.
  */
 import type { Logger } from '../log.js';
 import type { ClusterView } from '../topics/ports.js';
@@ -19,6 +20,8 @@ export const shutdownLimits = {
   handOffMs: 15_000,
   /** Time in-flight client requests get to finish once the node stops taking new ones. */
   drainMs: 10_000,
+  /** How often the hand-off looks whether any other voter is still reachable. */
+  peerCheckMs: 50,
   /** How often the drain looks at what is still in flight. */
   drainPollMs: 20,
   /**
@@ -55,19 +58,26 @@ export async function handOffForShutdown(
     await p.cluster.catchUpWithLeader().catch(() => {});
     result.completed = true;
   })();
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, shutdownLimits.handOffMs);
+  // Ends the wait at the time limit, or once no other voter can be reached.
+  let check: NodeJS.Timeout | undefined;
+  const untilMs = Date.now() + shutdownLimits.handOffMs;
+  const cutOff = new Promise<string>((resolve) => {
+    const look = (): void => {
+      const others = p.cluster.voters().filter((v) => v !== p.nodeId);
+      if (Date.now() >= untilMs) resolve(`the time limit of ${shutdownLimits.handOffMs} ms passed`);
+      else if (others.every((v) => !p.cluster.reachable(v))) resolve('no other voter can be reached');
+      else check = setTimeout(look, shutdownLimits.peerCheckMs);
+    };
+    check = setTimeout(look, shutdownLimits.peerCheckMs);
   });
   try {
-    await Promise.race([work, limit]);
+    const cut = await Promise.race([work.then(() => null), cutOff]);
+    if (cut !== null) p.logger.warn({ why: cut }, 'Shutdown: hand-off incomplete; stopping anyway');
   } catch (error) {
     p.logger.warn({ err: String(error) }, 'Shutdown: hand-off failed; failover takes over what is left');
   } finally {
-    clearTimeout(timer);
+    clearTimeout(check);
   }
   work.catch(() => {});
-  if (!result.completed && timer !== undefined)
-    p.logger.warn({ limitMs: shutdownLimits.handOffMs }, 'Shutdown: hand-off incomplete; stopping anyway');
   return result;
 }

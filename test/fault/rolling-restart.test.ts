@@ -75,6 +75,8 @@ test.serial('a rolling restart under four writers fails no append and loses noth
   });
   const clients: WalrusClient[] = [];
   const attempts: AttemptRecord[] = [];
+  /** The whole message of each failed append, for the report. */
+  const failures = new Map<string, string>();
   let stopping = false;
   let writers: Promise<void>[] = [];
   t.teardown(async () => {
@@ -109,6 +111,7 @@ test.serial('a rolling restart under four writers fails no append and loses noth
         });
       } catch (error) {
         attempts.push({ writer: name, value, ...classifyClientError(error), startMs, endMs: Date.now() });
+        failures.set(value, `${new Date(startMs).toISOString()} ${(error as Error).message}`);
       }
       await sleep(paceMs);
     }
@@ -136,6 +139,17 @@ test.serial('a rolling restart under four writers fails no append and loses noth
   await Promise.all(writers);
 
   const failed = attempts.filter((a) => a.outcome !== 'ack');
+  if (failed.length > 0) {
+    t.log(failed.map((a) => `${a.value}: ${failures.get(a.value)}`).join('\n'));
+    for (const n of cluster.nodes)
+      t.log(
+        `node ${n.spec.nodeId}:\n${n.logTail
+          .split('\n')
+          .filter((l) => /"level":"(warn|error)"|Shutdown/.test(l))
+          .slice(-40)
+          .join('\n')}`,
+      );
+  }
   t.deepEqual(
     failed.map((a) => `${a.value}: ${a.outcome} ${a.error}`),
     [],
