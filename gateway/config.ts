@@ -1,11 +1,16 @@
 /**
  * Gateway command line and env → a validated, frozen config. Flags:
  * `--port 3000 --host 127.0.0.1 --nodes host:port,host:port --tokens-file FILE --tls-cert FILE
- *  --tls-key FILE --cors-origins '*'|a,b --access-log off|on|0.1`. Env: WALRUS_NODES,
- * WALRUS_GATEWAY_TOKENS (JSON), WALRUS_GATEWAY_TOKENS_FILE, WALRUS_GATEWAY_PORT, WALRUS_LOG_LEVEL,
- * WALRUS_ACCESS_LOG.
+ *  --tls-key FILE --cors-origins '*'|a,b --access-log off|on|0.1 --node-token-file FILE
+ *  --node-tls-ca FILE`. Env: WALRUS_NODES, WALRUS_GATEWAY_TOKENS (JSON), WALRUS_GATEWAY_TOKENS_FILE,
+ * WALRUS_GATEWAY_PORT, WALRUS_LOG_LEVEL, WALRUS_ACCESS_LOG, WALRUS_NODE_TOKEN, WALRUS_NODE_TOKEN_FILE,
+ * WALRUS_NODE_TLS_CA.
+ * The node settings are how the gateway itself reaches the nodes' client ports: the client token
+ * it proves (one of the nodes' --client-tokens-file, with the scopes its own users need) and the
+ * CA that signed the nodes' certificates when they speak TLS.
  */
 import fs from 'node:fs';
+import { tokenLengthMax, tokenLengthMin } from '../node/protocol/access-tokens.js';
 import { parseTokens, type TokenGrant } from './middleware/auth.js';
 import type { CorsOrigins } from './middleware/cors.js';
 import { parseAccessLogSetting } from './middleware/access-log.js';
@@ -20,11 +25,13 @@ export interface GatewayConfig {
   readonly logLevel: string;
   /** Fraction of requests in the access log: 0 (off, the default), 1 (every one) or in between. */
   readonly accessLogSampleRate: number;
+  /** How the gateway reaches the nodes: its client token and the nodes' CA (TLS). */
+  readonly nodeAccess: { readonly token?: string; readonly tls?: { readonly ca: string } };
 }
 
 export const gatewayUsage = `usage: walrus-gateway [--port 3000] [--host 127.0.0.1] --nodes host:port[,host:port…]
   [--tokens-file tokens.json] [--tls-cert cert.pem --tls-key key.pem] [--cors-origins '*'|origin,origin]
-  [--access-log off|on|<fraction>]`;
+  [--access-log off|on|<fraction>] [--node-token-file node-token.txt] [--node-tls-ca nodes-ca.pem]`;
 
 const nodeAddressPattern = /^[A-Za-z0-9.-]+:[0-9]{1,5}$/;
 
@@ -55,6 +62,8 @@ export function parseGatewayArgs(
     'tls-key',
     'cors-origins',
     'access-log',
+    'node-token-file',
+    'node-tls-ca',
   ]);
   for (const name of flags.keys())
     if (!known.has(name)) throw new Error(`unknown flag --${name}\n${gatewayUsage}`);
@@ -85,7 +94,18 @@ export function parseGatewayArgs(
         ? '*'
         : corsFlag.split(',').map((s) => s.trim());
 
+  const tokenFile = flags.get('node-token-file') ?? env['WALRUS_NODE_TOKEN_FILE'];
+  const nodeToken =
+    tokenFile !== undefined ? fs.readFileSync(tokenFile, 'utf8').trim() : env['WALRUS_NODE_TOKEN'];
+  if (nodeToken !== undefined && (nodeToken.length < tokenLengthMin || nodeToken.length > tokenLengthMax))
+    throw new Error(`the node token must be ${tokenLengthMin}..${tokenLengthMax} characters`);
+  const nodeCa = flags.get('node-tls-ca') ?? env['WALRUS_NODE_TLS_CA'];
+
   return Object.freeze({
+    nodeAccess: {
+      ...(nodeToken === undefined ? {} : { token: nodeToken }),
+      ...(nodeCa === undefined ? {} : { tls: { ca: fs.readFileSync(nodeCa, 'utf8') } }),
+    },
     port,
     host: flags.get('host') ?? '127.0.0.1',
     nodes,

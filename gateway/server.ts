@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger({ component: 'gateway', level: config.logLevel });
-  const client = new WalrusClient({ nodes: config.nodes });
+  const client = new WalrusClient({ nodes: config.nodes, ...config.nodeAccess });
   const gateway = createApp({
     upstream: client,
     nodes: config.nodes,

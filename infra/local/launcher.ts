@@ -8,6 +8,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type tls from 'node:tls';
+import { WalrusClient } from '../../node/client/walrus-client.js';
+import { ErrorCode } from '../../node/protocol/error-codes.js';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../../..');
 export const nodeBin = path.join(repoRoot, 'dist/node/bin/walrus-node.js');
@@ -50,6 +53,8 @@ export interface LaunchOptions {
   readonly extraArgs?: readonly string[];
   /** Print node output to this process's stdout (npm start) instead of keeping it. */
   readonly inheritOutput?: boolean;
+  /** TLS to the client ports (nodes started with --tls-cert), for the start-up probe. */
+  readonly clientTls?: tls.ConnectionOptions;
 }
 
 /** Finds a free TCP port on 127.0.0.1 (closed again before use; fine for tests on loopback). */
@@ -87,6 +92,41 @@ export async function freePort(): Promise<number> {
   throw new Error(
     `no free port in [${freePortRange.min}, ${freePortRange.max}) after ${freePortRange.attemptCountMax} tries`,
   );
+}
+
+/**
+ * Resolves once the node at `addr` serves: a node binds its client port before it joins and
+ * recovers, and answers UNAVAILABLE until then. Any other answer (a PING reply, or
+ * UNAUTHENTICATED from a node that wants a token) means it serves. Rejects after timeoutMs.
+ */
+export async function waitForServing(
+  addr: string,
+  timeoutMs: number,
+  isAlive: () => boolean,
+  clientTls?: tls.ConnectionOptions,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const client = new WalrusClient({
+    nodes: [addr],
+    retryCountMax: 0,
+    requestTimeoutMs: 2_000,
+    connectTimeoutMs: 1_000,
+    ...(clientTls === undefined ? {} : { tls: clientTls }),
+  });
+  try {
+    for (;;) {
+      const code = await client.ping().then(
+        () => null,
+        (error: { code?: string }) => error.code ?? 'INTERNAL',
+      );
+      if (code !== ErrorCode.UNAVAILABLE && code !== ErrorCode.TIMEOUT) return;
+      if (!isAlive()) throw new Error(`node at ${addr} exited before serving`);
+      if (Date.now() > deadline) throw new Error(`node at ${addr} did not serve within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await client.close();
+  }
 }
 
 /** Resolves once host:port accepts a TCP connection (tried every pollMs), or rejects after timeoutMs. */
@@ -197,11 +237,9 @@ export class LocalCluster {
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
     try {
-      await waitForPort(
-        node.spec.clientPort,
-        startTimeoutMs,
-        () => child.exitCode === null && child.signalCode === null,
-      );
+      const isAlive = (): boolean => child.exitCode === null && child.signalCode === null;
+      await waitForPort(node.spec.clientPort, startTimeoutMs, isAlive);
+      await waitForServing(node.clientAddr, startTimeoutMs, isAlive, this.options.clientTls);
     } catch (error) {
       throw new Error(`node ${node.spec.nodeId} did not start: ${(error as Error).message}\n${node.logTail}`);
     }

@@ -9,6 +9,7 @@
  * target may have applied it: a segment leader killed after it wrote) fails OUTCOME_UNKNOWN, never
  * a retryable UNAVAILABLE/TIMEOUT (error-codes.ts, "Honest retry advice").
  */
+import type tls from 'node:tls';
 import { decodeReply, decodeRequest, encodeRequest } from '../protocol/binary-codec.js';
 import { PeerOpcode } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
@@ -44,6 +45,8 @@ export class PeerDirectory implements PeerSender {
     private readonly clusterSecret: string | null,
     private readonly identity: PeerIdentityPolicy,
     private readonly logger: Logger,
+    /** TLS to the peers' raft ports (--tls-ca; cert and key with --peer-mtls). Default plain TCP. */
+    private readonly tls?: tls.ConnectionOptions,
   ) {}
 
   private link(to: number): PeerLink | undefined {
@@ -76,6 +79,7 @@ export class PeerDirectory implements PeerSender {
         requestTimeoutMs: peerLimits.requestTimeoutMs,
         reconnectBackoffMsMin: peerLimits.reconnectBackoffMsMin,
         reconnectBackoffMsMax: peerLimits.reconnectBackoffMsMax,
+        ...(this.tls === undefined ? {} : { tls: this.tls }),
         logger: this.logger,
       });
       this.links.set(to, link);

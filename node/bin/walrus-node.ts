@@ -4,7 +4,11 @@
  * identity and the WAL, start Raft (a node without --join bootstraps a one-voter cluster and makes
  * the cluster id; others --join a member and are added as learners, then promoted; a join refused
  * for its identity exits 1 with the operator's instructions), replay the metadata, reconcile the
- * WAL, bind the raft and client ports, start the monitor loop, stop cleanly on SIGTERM/SIGINT.
+ * WAL, start the monitor loop. Both ports are bound BEFORE the node asks to join, so a node that
+ * cannot serve (EADDRINUSE) exits 1 without having become a member; client requests are answered
+ * UNAVAILABLE until the topics are recovered. SIGTERM/SIGINT are graceful
+ * (server/shutdown-hand-off.ts): hand the Raft and segment leaderships over, stop taking client
+ * requests and drain those in flight (bounded), then stop and exit 0.
  * This is the one place that picks real files, sockets and the clock.
  */
 import { randomInt } from 'node:crypto';
@@ -25,6 +29,7 @@ import { Controller, controllerLimits } from '../controller/controller.js';
 import { Monitor } from '../controller/monitor.js';
 import { metricsJson } from '../server/metrics-json.js';
 import { RequestHandler } from '../server/request-handler.js';
+import { handOffForShutdown, shutdownLimits } from '../server/shutdown-hand-off.js';
 import { TopicService } from '../topics/topic-service.js';
 import { ConfigError, type NodeConfig, nodeUsage, parseNodeConfig } from '../config/node-config.js';
 import { ErrorCode } from '../protocol/error-codes.js';
@@ -38,9 +43,29 @@ import { peerRequestOnce } from '../transport/peer-link.js';
 import { mkdirDurably, realFileIo } from '../storage-io/index.js';
 import { Wal, parseFsyncPolicy } from '../wal/index.js';
 import { type Logger, createLogger } from '../log.js';
+import { loadNodeSecurity, type NodeSecurity } from './node-security.js';
 import { PeerDirectory, raftClusterView } from './peers.js';
 import { AdminServer, type Readiness } from '../admin/admin-server.js';
 import { NodeMetrics } from '../metrics/node-metrics.js';
+
+function readSecurity(config: NodeConfig): NodeSecurity {
+  try {
+    return loadNodeSecurity(config);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`walrus-node: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+/** Exits 1 with `message` (a port could not be bound, ...), before this node joined anything. */
+function failStart(logger: Logger, message: string, fields: Record<string, unknown>): never {
+  logger.error(fields, message);
+  process.stderr.write(`walrus-node: ${message}\n`);
+  process.exit(1);
+}
 
 function readConfig(): NodeConfig {
   try {
@@ -82,6 +107,7 @@ async function joinCluster(
   identity: PeerIdentityPolicy,
   incarnation: string,
   logger: Logger,
+  tls: NodeSecurity['peerClientTls'],
 ): Promise<JoinReply> {
   const request: PeerRequest = { type: 'join', nodeId: config.nodeId, raftAddr, clientAddr, incarnation };
   const payload = Buffer.from(JSON.stringify(request));
@@ -95,6 +121,7 @@ async function joinCluster(
         identity,
         payload,
         timeoutMs: 15_000,
+        ...(tls === undefined ? {} : { tls }),
       });
       logger.info({ join: config.join, attempt }, 'Joined cluster as a learner');
       return JSON.parse(reply.toString('utf8')) as JoinReply;
@@ -144,6 +171,20 @@ async function main(): Promise<void> {
         );
   const baseLogger = createLogger({ nodeId: config.nodeId, level: config.logLevel, file: config.logFile });
   const logger: Logger = metrics?.logLines.wrap(baseLogger) ?? baseLogger;
+  const security = readSecurity(config);
+  // Until the node serves, a stop signal just ends it (nothing is led or in flight yet); from then
+  // on it is the graceful stop below.
+  let stopGracefully: ((signal: string) => Promise<void>) | null = null;
+  const onSignal = (signal: string): void => {
+    if (stopGracefully !== null) {
+      void stopGracefully(signal);
+      return;
+    }
+    logger.info({ signal }, 'Stopped during start-up');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   logger.info(
     { config: { ...config, clusterSecret: config.clusterSecret ? '***' : null } },
     `Node ${config.nodeId} booting`,
@@ -154,6 +195,23 @@ async function main(): Promise<void> {
       'NO CLUSTER SECRET: the raft port accepts any peer. Set --cluster-secret or WALRUS_CLUSTER_SECRET in production.',
     );
   }
+  if (security.auth.required && security.auth.textProtocol) {
+    logger.warn(
+      {},
+      'The Walrus text protocol is on (--text-protocol on) although client tokens are configured: it cannot authenticate, so anyone who reaches the client port may use it',
+    );
+  } else if (!security.auth.required) {
+    logger.warn(
+      {},
+      'NO CLIENT TOKENS: the client port accepts any client. Set --client-tokens-file in production.',
+    );
+  }
+  logger.info(
+    { clientTls: security.clientTls !== undefined, peerMtls: security.peerTls?.requestCert === true },
+    security.clientTls === undefined
+      ? 'TLS off: the client and raft ports are plain TCP'
+      : 'TLS on the client and raft ports',
+  );
   const tickMs = envInt('WALRUS_RAFT_TICK_MS', 50, 5, 10_000);
   const electionTick = envInt('WALRUS_RAFT_ELECTION_TICKS', 10, 3, 1000);
 
@@ -202,7 +260,14 @@ async function main(): Promise<void> {
   );
   const state = new MetadataState();
   const guard = new PeerIdentityGuard({ nodeId: config.nodeId, identity, state, logger });
-  const peers = new PeerDirectory(config.nodeId, state, config.clusterSecret, guard, logger);
+  const peers = new PeerDirectory(
+    config.nodeId,
+    state,
+    config.clusterSecret,
+    guard,
+    logger,
+    security.peerClientTls,
+  );
   let topics: TopicService | null = null;
   let controller: Controller | null = null;
   const raft = new RaftNode({
@@ -309,6 +374,7 @@ async function main(): Promise<void> {
     nodeId: config.nodeId,
     clientAddr,
     logger,
+    auth: security.auth,
     ready: () => topicsRecovered,
     requestObserver: metrics?.requests,
     metricsJson: () => {
@@ -341,11 +407,41 @@ async function main(): Promise<void> {
           ? handler.executeForwarded(payload)
           : raft.handleRequest(from, payload),
     onSnapshotChunk: (from, payload) => raft.handleSnapshotChunk(from, payload),
+    ...(security.peerTls === undefined ? {} : { tls: security.peerTls }),
     logger,
   });
+  server = new FrameServer({
+    host: config.clientHost,
+    port: config.clientPort,
+    frameSizeMaxBytes: protocolLimits.frameSizeMaxBytes,
+    connectionCountMax: config.connectionCountMax,
+    idleTimeoutMs: config.idleTimeoutMs,
+    frameDeadlineMs: config.frameDeadlineMs,
+    inFlightMaxPerConnection: config.inFlightMaxPerConnection,
+    replyPendingMaxBytesPerConnection: config.replyPendingMaxBytesPerConnection,
+    bufferedInputMaxBytes: config.bufferedInputMaxBytes,
+    writeBufferMaxBytes: frameServerDefaults.writeBufferMaxBytes,
+    onFrame: (conn, payload) => handler.onFrame(conn, payload),
+    onRefused: (conn, head, error) => handler.onRefused(conn, head, error),
+    onClose: (conn) => handler.onClose(conn),
+    ...(security.clientTls === undefined ? {} : { tls: security.clientTls }),
+    logger,
+  });
+  const clientServer = server;
+  // Both ports are bound before this node asks to join: a node that cannot serve must not become
+  // a member (it would stay one, unreachable, until removed by hand). Client requests are
+  // answered UNAVAILABLE until the topics are recovered (`ready`).
   metrics?.network.assignPort(config.raftPort, 'raft');
   metrics?.network.assignPort(config.clientPort, 'client');
-  const raftBound = await peerServer.listen();
+  const raftBound = await peerServer
+    .listen()
+    .catch((error: NodeJS.ErrnoException) =>
+      failStart(
+        logger,
+        `cannot bind the raft port ${config.raftHost}:${config.raftPort}: ${error.code ?? error.message}`,
+        { code: error.code },
+      ),
+    );
   logger.info({ host: raftBound.host, port: raftBound.port }, 'Raft listener bound');
   // Bound early, so that /health answers and /ready says why while the node joins and recovers.
   let admin: AdminServer | null = null;
@@ -362,13 +458,31 @@ async function main(): Promise<void> {
     metrics.network.assignPort(adminBound.port, 'admin');
     logger.info({ host: adminBound.host, port: adminBound.port }, 'Admin listener bound');
   }
+  const bound = await clientServer.listen().catch(async (error: NodeJS.ErrnoException) => {
+    await peerServer.close();
+    return failStart(
+      logger,
+      `cannot bind the client port ${config.clientHost}:${config.clientPort}: ${error.code ?? error.message}`,
+      { code: error.code },
+    );
+  });
+  clientBound = true;
+  logger.info({ host: bound.host, port: bound.port }, 'Client listener bound');
 
   // A joiner joins until it has Raft state: on its first start, and again after a join that did not
   // complete (refused, or a crash in between). A node with Raft state ignores --join.
   const joinNeeded = config.join !== null && storage.lastIndex() === 0 && storage.snapshot().meta.index === 0;
   raft.start({ bootstrap: config.join === null });
   if (joinNeeded) {
-    const reply = await joinCluster(config, clientAddr, raftAddr, guard, identity.incarnation, logger);
+    const reply = await joinCluster(
+      config,
+      clientAddr,
+      raftAddr,
+      guard,
+      identity.incarnation,
+      logger,
+      security.peerClientTls,
+    );
     if (isIdentityId(reply.clusterId)) identity.adoptClusterId(reply.clusterId);
     peers.learn(reply.nodes);
   }
@@ -386,26 +500,6 @@ async function main(): Promise<void> {
     logger.error({ err: String(error) }, 'could not record the cluster id');
   });
 
-  server = new FrameServer({
-    host: config.clientHost,
-    port: config.clientPort,
-    frameSizeMaxBytes: protocolLimits.frameSizeMaxBytes,
-    connectionCountMax: config.connectionCountMax,
-    idleTimeoutMs: config.idleTimeoutMs,
-    frameDeadlineMs: config.frameDeadlineMs,
-    inFlightMaxPerConnection: config.inFlightMaxPerConnection,
-    replyPendingMaxBytesPerConnection: config.replyPendingMaxBytesPerConnection,
-    bufferedInputMaxBytes: config.bufferedInputMaxBytes,
-    writeBufferMaxBytes: frameServerDefaults.writeBufferMaxBytes,
-    onFrame: (conn, payload) => handler.onFrame(conn, payload),
-    onRefused: (conn, head, error) => handler.onRefused(conn, head, error),
-    onClose: (conn) => handler.onClose(conn),
-    logger,
-  });
-  const clientServer = server;
-  const bound = await clientServer.listen();
-  clientBound = true;
-  logger.info({ host: bound.host, port: bound.port }, 'Client listener bound');
   monitor.start(config.monitorCheckMs);
   segmentWatch.start(controllerLimits.segmentWatchIntervalMs);
 
@@ -413,7 +507,26 @@ async function main(): Promise<void> {
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'Shutting down');
+    logger.info({ signal }, 'Shutting down: handing leaderships over, then draining');
+    const handedOff = await handOffForShutdown({
+      nodeId: config.nodeId,
+      cluster,
+      topics: topicService,
+      isRaftLeader: () => raft.isLeader,
+      logger,
+    });
+    // No new connections or requests (answered UNAVAILABLE: the client moves on); those in flight finish.
+    handler.drain();
+    clientServer.stopAccepting();
+    const drainUntilMs = Date.now() + shutdownLimits.drainMs;
+    const busy = (): boolean =>
+      clientServer.inFlightCount() > 0 ||
+      Date.now() - clientServer.lastClientDataMs() < shutdownLimits.drainQuietMs;
+    while (busy() && Date.now() < drainUntilMs)
+      await new Promise((resolve) => setTimeout(resolve, shutdownLimits.drainPollMs));
+    const abandoned = clientServer.inFlightCount();
+    logger.info({ ...handedOff, abandoned }, 'Shutdown: drained');
+    clientServer.endConnections();
     await clientServer.close();
     monitor.stop();
     segmentWatch.stop();
@@ -429,8 +542,7 @@ async function main(): Promise<void> {
     logger.info({}, 'Stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  stopGracefully = stop;
 }
 
 main().catch((error: unknown) => {

@@ -24,6 +24,7 @@
  * (`duplicate: true`). Reads and other requests that change nothing keep their retryable code.
  */
 import assert from 'node:assert';
+import type tls from 'node:tls';
 import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { changesState, isIdempotent, outcomeUnknownError } from '../protocol/outcome.js';
@@ -58,6 +59,10 @@ export interface WalrusClientOptions {
   readonly waitQueueMaxPerConnection?: number;
   /** Retries after the first attempt. Default 5. */
   readonly retryCountMax?: number;
+  /** The client token every connection proves first (nodes started with client tokens). Default none. */
+  readonly token?: string;
+  /** TLS to the nodes' client ports: `ca` (PEM) to verify them, `cert`/`key` for mutual TLS. Default plain TCP. */
+  readonly tls?: tls.ConnectionOptions;
   /** First retry backoff, doubled per retry. Default 25. */
   readonly retryBackoffMsMin?: number;
   /** Cap of the retry backoff. Default 1000. */
@@ -171,7 +176,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 export class WalrusClient {
-  private readonly o: Required<Omit<WalrusClientOptions, 'logger' | 'nodes'>>;
+  private readonly o: Required<Omit<WalrusClientOptions, 'logger' | 'nodes' | 'token' | 'tls'>>;
   private readonly routes: LeaderCache;
   private readonly pool: ConnectionPool;
   private closed = false;
@@ -200,6 +205,8 @@ export class WalrusClient {
       requestTimeoutMs: this.o.requestTimeoutMs,
       inFlightMax: this.o.inFlightMaxPerConnection,
       waitQueueMax: this.o.waitQueueMaxPerConnection,
+      ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
   }

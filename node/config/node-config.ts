@@ -62,6 +62,17 @@ export interface NodeConfig {
   readonly adminHost: string;
   /** Per-topic series per metrics family (WALRUS_METRICS_TOPICS_MAX, node/metrics/limits.ts). */
   readonly metricsTopicsMax: number;
+  /** Client-port tokens (the gateway's token document format); null: the client port is open. */
+  readonly clientTokensFile: string | null;
+  /** The Walrus text protocol: `auto` serves it only when no client tokens are configured. */
+  readonly textProtocol: 'auto' | 'on' | 'off';
+  /** PEM files: with cert and key, the client and raft ports speak TLS. */
+  readonly tlsCertFile: string | null;
+  readonly tlsKeyFile: string | null;
+  /** CA bundle peers' certificates must chain to (the raft port's clients verify servers with it). */
+  readonly tlsCaFile: string | null;
+  /** Mutual TLS on the raft port: peers present a certificate signed by --tls-ca. */
+  readonly peerMtls: boolean;
 }
 
 export const nodeUsage = `Usage: walrus-node --node-id <n> [options]
@@ -85,6 +96,15 @@ Walrus-TS flags:
                                 env WALRUS_ADMIN_PORT)
   --admin-host <host>           admin bind address (default: --client-host, env WALRUS_ADMIN_HOST)
   --log-level <level>           debug | info | warn | error (default info, env WALRUS_LOG_LEVEL or RUST_LOG)
+  --client-tokens-file <file>   client-port tokens, {"tokens":[{"token":…,"scopes":[…]}]}: clients
+                                authenticate first (env WALRUS_CLIENT_TOKENS_FILE; default: open)
+  --text-protocol <mode>        auto | on | off: the Walrus text protocol cannot authenticate; auto
+                                serves it only without client tokens (env WALRUS_TEXT_PROTOCOL)
+  --tls-cert <file>             PEM certificate: the client and raft ports speak TLS (env WALRUS_TLS_CERT)
+  --tls-key <file>              PEM private key of --tls-cert (env WALRUS_TLS_KEY)
+  --tls-ca <file>               PEM CA bundle that peers' certificates chain to (env WALRUS_TLS_CA)
+  --peer-mtls                   mutual TLS on the raft port: peers must present a certificate
+                                signed by --tls-ca (env WALRUS_PEER_MTLS=1)
   -h, --help                    print this help
 
 Environment:
@@ -262,14 +282,43 @@ export function parseNodeConfig(argv: readonly string[], env: Env): NodeConfig |
       0,
       metricsLimits.topicSeriesCountMaxLimit,
     ),
+    ...securityConfig(v, env),
   };
   if (config.dataDir === '') throw new ConfigError('--data-dir must not be empty');
+  if ((config.tlsCertFile === null) !== (config.tlsKeyFile === null))
+    throw new ConfigError('--tls-cert and --tls-key go together');
+  if (config.peerMtls && (config.tlsCertFile === null || config.tlsCaFile === null))
+    throw new ConfigError('--peer-mtls needs --tls-cert, --tls-key and --tls-ca');
   return Object.freeze(config);
 }
 
 function adminPortOf(text: string | undefined): number | null {
   if (text === undefined || text === '') return null;
   return parsePort('--admin-port', text);
+}
+
+function securityConfig(
+  v: ReturnType<typeof parseArgsFor>['values'],
+  env: Env,
+): Pick<
+  NodeConfig,
+  'clientTokensFile' | 'textProtocol' | 'tlsCertFile' | 'tlsKeyFile' | 'tlsCaFile' | 'peerMtls'
+> {
+  const text = v['text-protocol'] ?? env['WALRUS_TEXT_PROTOCOL'] ?? 'auto';
+  if (text !== 'auto' && text !== 'on' && text !== 'off')
+    throw new ConfigError(`--text-protocol must be auto, on or off, got '${text}'`);
+  const file = (flag: string | undefined, name: string): string | null => {
+    const value = flag ?? env[name];
+    return value === undefined || value === '' ? null : value;
+  };
+  return {
+    clientTokensFile: file(v['client-tokens-file'], 'WALRUS_CLIENT_TOKENS_FILE'),
+    textProtocol: text,
+    tlsCertFile: file(v['tls-cert'], 'WALRUS_TLS_CERT'),
+    tlsKeyFile: file(v['tls-key'], 'WALRUS_TLS_KEY'),
+    tlsCaFile: file(v['tls-ca'], 'WALRUS_TLS_CA'),
+    peerMtls: v['peer-mtls'] === true || env['WALRUS_PEER_MTLS'] === '1',
+  };
 }
 
 function parseArgsFor(argv: readonly string[]) {
@@ -293,6 +342,12 @@ function parseArgsFor(argv: readonly string[]) {
       'disk-reserve-bytes': { type: 'string' },
       'admin-port': { type: 'string' },
       'admin-host': { type: 'string' },
+      'client-tokens-file': { type: 'string' },
+      'text-protocol': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'peer-mtls': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -60,12 +60,20 @@ export const controllerLimits = {
    * one election timeout; this adds margin against a pause).
    */
   segmentLeaderDeadAfterMs: 1_000,
+  /** Longest a shutting-down node (nodeStopping) is passed over by placement while still alive. */
+  stoppingMarkMsMax: 60_000,
 } as const;
 
 export class Controller {
   private readonly ports: ControllerPorts;
   /** Nodes being removed: they get no new topic and no next segment, and their copies are moved. */
   private readonly leaving = new Set<number>();
+  /**
+   * Nodes shutting down (SIGTERM): no new topic or next segment is placed on them, until they are
+   * seen down (alive again later: placed as before) or the mark lapses (value: when, node clock).
+   * Unlike `leaving`, their copies stay where they are: they come back.
+   */
+  private readonly stopping = new Map<number, number>();
   /** Repairs running (topic/segment keys), bounded by controllerLimits.repairCountMax. */
   private readonly repairing = new Set<string>();
   /** When this node became Raft leader (null: it is not), and when it last heard from each voter. */
@@ -102,16 +110,36 @@ export class Controller {
     this.leaving.delete(nodeId);
   }
 
+  /** Node `nodeId` is shutting down: placement passes it over (see `stopping`). */
+  markStopping(nodeId: number): void {
+    this.stopping.set(nodeId, this.ports.nowMs() + controllerLimits.stoppingMarkMsMax);
+  }
+
+  /** Stopping nodes still up (a mark ends once its node is seen down, or lapses). */
+  private stoppingNodes(): ReadonlySet<number> {
+    if (this.stopping.size === 0) return new Set();
+    const alive = new Set(this.ports.aliveVoters());
+    const nowMs = this.ports.nowMs();
+    for (const [id, untilMs] of this.stopping)
+      if (!alive.has(id) || nowMs > untilMs) this.stopping.delete(id);
+    return new Set(this.stopping.keys());
+  }
+
   /** Run on the Raft leader before it proposes a command (see the file header). */
   prepareProposal(command: MetaCommand): MetaCommand {
     const p = this.ports;
     const voters = p.voters().filter((v) => !this.leaving.has(v));
     const alive = p.aliveVoters().filter((v) => !this.leaving.has(v));
+    // A stopping node may still hold copies (it comes back), but leads nothing new.
+    const stopping = this.stoppingNodes();
+    const leaders = alive.filter((v) => !stopping.has(v));
+    const leaderVoters = voters.filter((v) => !stopping.has(v));
     if (command.type === 'createTopic') {
+      const passedOver = this.leaving.has(command.leaderNodeId) || stopping.has(command.leaderNodeId);
       const leaderNodeId =
-        !this.leaving.has(command.leaderNodeId) || voters.length === 0
+        !passedOver || leaderVoters.length === 0
           ? command.leaderNodeId
-          : placeNewTopic(command.name, alive.length > 0 ? alive : voters, p.nodeId);
+          : placeNewTopic(command.name, leaders.length > 0 ? leaders : leaderVoters, p.nodeId);
       const replicas = placeReplicas(leaderNodeId, voters, alive, command.replicationFactor ?? null);
       return { ...command, leaderNodeId, replicas };
     }
@@ -120,7 +148,10 @@ export class Controller {
     const active = topic === undefined ? undefined : activeSegment(topic);
     if (topic === undefined || active === undefined || active.id !== command.segmentId) return command;
     // A recovery passes over the dead leader: it is not alive, so it is not chosen.
-    const next = nextSegmentLeader(active.leaderNodeId, voters, alive, p.nodeId);
+    const next =
+      leaderVoters.length > 0
+        ? nextSegmentLeader(active.leaderNodeId, leaderVoters, leaders, p.nodeId)
+        : nextSegmentLeader(active.leaderNodeId, voters, alive, p.nodeId);
     const nextReplicas = placeReplicas(next, voters, alive, topic.replicationFactor);
     return { ...command, nextLeaderNodeId: next, nextReplicas };
   }

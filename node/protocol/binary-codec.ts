@@ -134,7 +134,13 @@ export function encodeRequest(requestId: number, request: Request): Buffer {
     case 'removeNode':
     case 'handOff':
     case 'transferLeader':
+    case 'nodeStopping':
       w.u32(checkUint(request.nodeId, 'nodeId', 0xffffffff));
+      break;
+    case 'authenticate':
+      if (request.token.length === 0 || Buffer.byteLength(request.token) > L.tokenSizeMaxBytes)
+        throw new WalrusError(ErrorCode.BAD_REQUEST, `a token is 1..${L.tokenSizeMaxBytes} bytes`);
+      w.str16(request.token);
       break;
     case 'append': {
       writeTopicName(w, request.topic);
@@ -301,9 +307,12 @@ function readRequestBody(r: ByteReader, op: RequestOp): Request {
       return { op, topic: readTopic(r) };
     case 'stream':
       return { op, topic: readTopic(r), action: readJson(r, 'stream action') as StreamAction };
+    case 'authenticate':
+      return { op, token: r.str16('token', L.tokenSizeMaxBytes, 1) };
     case 'removeNode':
     case 'handOff':
-    case 'transferLeader': {
+    case 'transferLeader':
+    case 'nodeStopping': {
       const nodeId = r.u32('nodeId');
       if (nodeId === 0) r.fail('nodeId must be positive');
       return { op, nodeId };
@@ -490,6 +499,15 @@ export function encodeReply<Op extends RequestOp>(
     case 'transferLeader':
       w.u32(checkUint((any as ResponseByOp['transferLeader']).leaderId, 'leaderId', 0xffffffff));
       break;
+    case 'nodeStopping':
+      w.bool((any as ResponseByOp['nodeStopping']).marked);
+      break;
+    case 'authenticate': {
+      const granted = (any as ResponseByOp['authenticate']).scopes;
+      w.u8(checkUint(granted.length, 'scope count', L.scopeCountMax));
+      for (const scope of granted) w.str8(scope);
+      break;
+    }
     case 'append': {
       const r = any as ResponseByOp['append'];
       w.u64(checkUint(r.firstOffset, 'firstOffset'));
@@ -590,6 +608,15 @@ function readResponseBody(r: ByteReader, op: RequestOp): AnyResponse {
       return { handedOff: r.u32('handedOff') };
     case 'transferLeader':
       return { leaderId: r.u32('leaderId') };
+    case 'nodeStopping':
+      return { marked: r.bool('marked') };
+    case 'authenticate': {
+      const count = r.u8('scope count');
+      if (count > L.scopeCountMax) r.fail(`scope count ${count} is above the limit of ${L.scopeCountMax}`);
+      const granted: string[] = [];
+      for (let i = 0; i < count; i += 1) granted.push(r.str8('scope', 255, 1));
+      return { scopes: granted };
+    }
     case 'append': {
       const firstOffset = r.u64('firstOffset');
       const lastOffset = r.u64('lastOffset');

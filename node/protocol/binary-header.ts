@@ -49,6 +49,8 @@ export const Opcode = {
   removeNode: 0x38,
   handOff: 0x39,
   transferLeader: 0x3a,
+  nodeStopping: 0x3b,
+  authenticate: 0x3c,
 } as const satisfies Record<RequestOp, number>;
 
 /** Reserved ranges for messages that later work adds; inclusive bounds. */

@@ -48,6 +48,10 @@ export const protocolLimits = {
   topicListCountMax: 100_000,
   /** Consumers in one consumerList reply (the metadata's consumers per topic). */
   consumerListCountMax: 10_000,
+  /** Bytes of a client token (authenticate; the gateway's token documents use the same bound). */
+  tokenSizeMaxBytes: 512,
+  /** Scopes named in an authenticate reply. */
+  scopeCountMax: 16,
   /** Bytes of an admin JSON body (metrics, state). */
   jsonBodySizeMaxBytes: 1 * mib,
 } as const;

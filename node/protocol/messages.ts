@@ -185,7 +185,18 @@ export type Request =
   /** Node to node: seal the active segments this node leads so that `nodeId` (leaving) leads none. */
   | { readonly op: 'handOff'; readonly nodeId: number }
   /** Admin: the Raft leader hands its leadership to voter `nodeId` (walrus-cli transfer-leader). */
-  | { readonly op: 'transferLeader'; readonly nodeId: number };
+  | { readonly op: 'transferLeader'; readonly nodeId: number }
+  /**
+   * The first request on a client port that has tokens (docs/protocol.md "Authentication"): proves
+   * one of the node's client tokens. Until it succeeds every other request is refused
+   * UNAUTHENTICATED and the connection closed.
+   */
+  | { readonly op: 'authenticate'; readonly token: string }
+  /**
+   * Node to node, on the Raft leader: node `nodeId` is shutting down (SIGTERM); placement passes it
+   * over until it is seen down (or for `controllerLimits.stoppingMarkMsMax`).
+   */
+  | { readonly op: 'nodeStopping'; readonly nodeId: number };
 
 export type RequestOp = Request['op'];
 
@@ -287,6 +298,9 @@ export interface ResponseByOp {
   handOff: { readonly handedOff: number };
   /** The Raft leader once the transfer is done (the asked voter). */
   transferLeader: { readonly leaderId: number };
+  /** The scopes the token grants (read, write, admin). */
+  authenticate: { readonly scopes: readonly string[] };
+  nodeStopping: { readonly marked: boolean };
 }
 
 export type ResponseOf<Op extends RequestOp> = ResponseByOp[Op];

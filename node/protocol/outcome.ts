@@ -19,6 +19,7 @@ const stateChangingOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
   'removeNode',
   'handOff',
   'transferLeader',
+  'nodeStopping',
 ]);
 
 /** True when applying the request changes state, so a lost answer leaves its outcome unknown. */

@@ -24,6 +24,7 @@ import { toWalrusError } from '../topics/topic-table.js';
 import type { TopicService } from '../topics/topic-service.js';
 import type { Controller } from '../controller/controller.js';
 import { transferLeader } from './leader-transfer.js';
+import { ClientAuth } from './client-auth.js';
 import { removeNode } from './node-removal.js';
 import { readCandidates, routeOf } from './routing.js';
 import { stateJson } from './state-json.js';
@@ -45,6 +46,8 @@ export const longReadBytesMaxPerConnection = 16 * 1024 * 1024;
 
 export interface ReplyChannel {
   readonly id: number;
+  /** host:port of the client, for bounding failed authentications per host. */
+  readonly remoteAddress?: string;
   send(payload: Uint8Array): void;
   close(): void;
   readonly closed: boolean;
@@ -80,6 +83,8 @@ export interface RequestHandlerOptions {
   readonly requestObserver?: {
     requestDone(op: string, startedMs: number, errorCode: string | null): void;
   };
+  /** Client-port authentication (client-auth.ts). Default: open, text protocol on. */
+  readonly auth?: ClientAuth;
 }
 
 /**
@@ -92,6 +97,7 @@ const peerOnlyOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
   'localOffsetForTimestamp',
   'handOff',
   'transferLeader',
+  'nodeStopping',
 ]);
 
 /** Errors after which a read of a sealed segment is tried on the next replica. */
@@ -119,10 +125,40 @@ export class RequestHandler {
   private readonly longReads = new Map<number, { reservedBytes: number; waiting: (() => void)[] }>();
   /** Text replies must go back in command order; binary ones may not. */
   private readonly textQueues = new Map<number, Promise<void>>();
+  private readonly auth: ClientAuth;
+  /** Set by drain(): the node is shutting down and takes no new client request. */
+  private draining = false;
 
   constructor(options: RequestHandlerOptions) {
     this.options = options;
     this.topics = options.topics;
+    this.auth = options.auth ?? ClientAuth.open();
+  }
+
+  /**
+   * From now on every new client request is answered UNAVAILABLE (retryable: nothing is applied;
+   * the cluster client moves on to another node) while those in flight finish (SIGTERM); long
+   * polls waiting here end at once.
+   */
+  drain(): void {
+    this.draining = true;
+    // Long polls here answer now with what they have (an empty read is a valid answer).
+    for (const set of this.polls.values()) for (const controller of set) controller.abort();
+  }
+
+  /** Why a new client request cannot be served now (shutting down, starting), else null. */
+  private notServing(): WalrusError | null {
+    if (this.draining)
+      return new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${this.options.nodeId} is shutting down; retry on another node`,
+      );
+    if (this.options.ready?.() === false)
+      return new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${this.options.nodeId} is starting and has not recovered its topics yet; retry`,
+      );
+    return null;
   }
 
   onFrame(conn: ReplyChannel, payload: Buffer): void {
@@ -153,6 +189,7 @@ export class RequestHandler {
     this.polls.delete(conn.id);
     this.longReads.delete(conn.id);
     this.textQueues.delete(conn.id);
+    this.auth.forget(conn.id);
   }
 
   private onBinary(conn: ReplyChannel, payload: Buffer): void {
@@ -168,6 +205,22 @@ export class RequestHandler {
       return;
     }
     const { requestId, request } = decoded;
+    if (request.op === 'authenticate') {
+      this.authenticate(conn, requestId, request.token);
+      return;
+    }
+    // Starting or shutting down: nothing is served to anyone (and nothing is told but that).
+    const unavailable = this.notServing();
+    if (unavailable !== null) {
+      conn.send(encodeErrorReply(requestId, unavailable, request.op));
+      return;
+    }
+    const refused = this.auth.refusal(conn.id, request);
+    if (refused !== null) {
+      conn.send(encodeErrorReply(requestId, refused, request.op));
+      if (refused.code === ErrorCode.UNAUTHENTICATED) conn.close();
+      return;
+    }
     if (peerOnlyOps.has(request.op) && this.options.acceptPeerOnlyOpsFromClients !== true) {
       const refusal = new WalrusError(
         ErrorCode.FORBIDDEN,
@@ -200,6 +253,22 @@ export class RequestHandler {
     this.answer(conn, requestId, request, target);
   }
 
+  /** The `authenticate` request: its scopes, or UNAUTHENTICATED / BUSY and the connection closed. */
+  private authenticate(conn: ReplyChannel, requestId: number, token: string): void {
+    try {
+      const granted = this.auth.authenticate(conn.id, conn.remoteAddress ?? '?', token);
+      conn.send(encodeReply(requestId, 'authenticate', { scopes: granted }));
+    } catch (error) {
+      const err = toWalrusError(error);
+      this.options.logger.warn(
+        { conn: conn.id, remote: conn.remoteAddress, code: err.code },
+        'client authentication refused',
+      );
+      conn.send(encodeErrorReply(requestId, err, 'authenticate'));
+      conn.close();
+    }
+  }
+
   /**
    * Executes (or forwards, decoded) a binary request and sends its reply frame. `target` is the
    * route the caller just computed, so the first attempt does not compute it again.
@@ -213,7 +282,8 @@ export class RequestHandler {
   ): void {
     const observer = this.options.requestObserver;
     this.dispatch(conn, request, false, target).then(
-      (reply) => {
+      (answered) => {
+        const reply = request.op === 'listTopics' ? this.visibleTopics(conn, answered) : answered;
         try {
           conn.send(encodeReply(requestId, request.op, reply as ResponseByOp[typeof request.op]));
           observer?.requestDone(request.op, startedMs, null);
@@ -231,6 +301,14 @@ export class RequestHandler {
         observer?.requestDone(request.op, startedMs, err.code);
       },
     );
+  }
+
+  /** A listTopics reply as the connection's token may see it (its topic prefixes only). */
+  private visibleTopics(conn: ReplyChannel, reply: ResponseByOp[RequestOp]): ResponseByOp[RequestOp] {
+    const principal = this.auth.principalOf(conn.id);
+    if (principal === undefined || principal.topicPrefixes === null) return reply;
+    const list = reply as ResponseByOp['listTopics'];
+    return { topics: list.topics.filter((t) => principal.topicPrefixes!.some((p) => t.name.startsWith(p))) };
   }
 
   /**
@@ -520,6 +598,14 @@ export class RequestHandler {
         );
       case 'handOff':
         return { handedOff: await t.appender.handOff(request.nodeId) };
+      case 'nodeStopping':
+        this.options.controller.markStopping(request.nodeId);
+        return { marked: true };
+      case 'authenticate':
+        throw new WalrusError(
+          ErrorCode.BAD_REQUEST,
+          'authenticate is answered by the node a client connects to, never forwarded',
+        );
       case 'transferLeader':
         return transferLeader(request.nodeId, this.options.nodeId, this.options.cluster);
     }
@@ -575,6 +661,20 @@ export class RequestHandler {
   }
 
   private onText(conn: ReplyChannel, payload: Buffer): void {
+    if (!this.auth.textProtocol) {
+      const refusal = new WalrusError(
+        ErrorCode.UNAUTHENTICATED,
+        'the Walrus text protocol is off on this node: it cannot carry a token; use the binary protocol',
+      );
+      this.inTextOrder(conn, async () => encodeTextError(refusal));
+      void this.textQueues.get(conn.id)?.then(() => conn.close());
+      return;
+    }
+    const unavailable = this.notServing();
+    if (unavailable !== null) {
+      this.inTextOrder(conn, async () => encodeTextError(unavailable));
+      return;
+    }
     const parsed = parseTextCommand(payload);
     this.inTextOrder(conn, async () => {
       if (!parsed.ok) return encodeTextError(parsed.error);

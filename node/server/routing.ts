@@ -18,6 +18,7 @@ export function routeOf(request: Request, state: MetadataState, self: number, ra
     case 'consumerDelete':
     case 'removeNode':
     case 'transferLeader':
+    case 'nodeStopping':
       return raftLeaderId || self;
     case 'stream': {
       // Creations and deletions run on the Raft leader; the rest where the end and producers are known.

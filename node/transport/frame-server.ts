@@ -23,7 +23,7 @@
  */
 import type { Logger } from '../log.js';
 import assert from 'node:assert';
-import net from 'node:net';
+import type net from 'node:net';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { encodeFrameHeader } from '../protocol/frame.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
@@ -33,6 +33,7 @@ import { DeadlineSweep } from './deadline-sweep.js';
 import { FrameBatcher } from './frame-batcher.js';
 import { InputBudget, type InputBudgetStats } from './input-budget.js';
 import { listenOn } from './listen.js';
+import { createListener, type Listener, type TlsServerSettings } from './tls-listener.js';
 
 /** The node's one Logger (node/log.ts), under this module's name. */
 export type TransportLogger = Logger;
@@ -76,6 +77,8 @@ export interface FrameServerOptions {
   onRefused?(conn: FrameConnection, head: Buffer, error: WalrusError): void;
   /** Called when a connection has closed (for cancelling its long polls); optional. */
   onClose?(conn: FrameConnection): void;
+  /** TLS for the port (tls-listener.ts); default plain TCP. */
+  readonly tls?: TlsServerSettings;
   readonly logger?: TransportLogger;
 }
 
@@ -171,6 +174,8 @@ class ServerConnection implements FrameConnection {
   private delivering = false;
   /** Date.now() when the frame being received began (its first byte); undefined between frames. */
   frameStartedMs: number | undefined;
+  /** Date.now() when bytes last arrived (for a drain: is the client still sending?). */
+  lastDataMs = Date.now();
 
   constructor(
     private readonly server: FrameServer,
@@ -306,6 +311,7 @@ class ServerConnection implements FrameConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    this.lastDataMs = Date.now();
     const { frames, refused, error } = this.decoder.push(chunk);
     if (refused === undefined) {
       for (const frame of frames) this.held.push(frame);
@@ -443,6 +449,7 @@ export class FrameServer {
   readonly replyPendingMaxBytes: number;
   private readonly frameDeadlineMs: number;
   private readonly server: net.Server;
+  private readonly listener: Listener;
   private readonly connections = new Map<number, ServerConnection>();
   /** Connections receiving a frame now, for the deadline sweep. */
   private readonly receiving = new Set<ServerConnection>();
@@ -472,7 +479,10 @@ export class FrameServer {
       Math.max(1, Math.min(d.frameDeadlineSweepMsMax, Math.floor(this.frameDeadlineMs / 4))),
       (now) => this.expireFrames(now),
     );
-    this.server = net.createServer({ pauseOnConnect: false }, (socket) => this.onConnection(socket));
+    this.listener = createListener(options.tls, options.connectionCountMax, (socket) =>
+      this.onConnection(socket),
+    );
+    this.server = this.listener.server;
     this.server.on('error', (err) => this.log.error({ err }, 'frame server error'));
   }
 
@@ -481,6 +491,25 @@ export class FrameServer {
     const bound = await listenOn(this.server, this.options.port, this.options.host);
     this.listening = true;
     return bound;
+  }
+
+  /** TLS handshakes refused so far (a plaintext client on a TLS port, a bad certificate). */
+  tlsFailureCount(): number {
+    return this.listener.tlsFailureCount();
+  }
+
+  /** Stops accepting new connections; those open stay (drain: see stopAccepting's caller). */
+  stopAccepting(): void {
+    if (this.listening) this.server.close();
+    this.listening = false;
+  }
+
+  /**
+   * Ends every connection gracefully: what was sent is flushed, then the socket is half-closed
+   * (destroyed after closeGraceMs if the client does not close its side).
+   */
+  endConnections(): void {
+    for (const conn of this.connections.values()) conn.close();
   }
 
   /** Stops accepting, destroys every connection, resolves when the listener is closed. */
@@ -501,6 +530,13 @@ export class FrameServer {
     let n = 0;
     for (const conn of this.connections.values()) n += conn.inFlightCount();
     return n;
+  }
+
+  /** Date.now() when any client last sent bytes (0: no connection). */
+  lastClientDataMs(): number {
+    let last = 0;
+    for (const conn of this.connections.values()) last = Math.max(last, conn.lastDataMs);
+    return last;
   }
 
   /** The input budget's figures (for METRICS). */

@@ -27,6 +27,7 @@
  */
 import assert from 'node:assert';
 import net from 'node:net';
+import tls from 'node:tls';
 import { binaryHeaderSizeBytes, binaryRequestIdOffset } from '../protocol/binary-header.js';
 import { ErrorCode, isErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { encodeFrame, isBinaryFrame } from '../protocol/frame.js';
@@ -65,6 +66,8 @@ export interface HandshakeIo {
 export interface ClientHandshake {
   /** Largest frame payload read before the handshake is done. */
   readonly frameSizeMaxBytes: number;
+  /** Called once connected, for a handshake in which the client speaks first. */
+  start?(io: HandshakeIo): void;
   /**
    * One binary frame from the server; returns true when the handshake is done. Throws a
    * WalrusError to refuse the server: the attempt fails with its code and message.
@@ -128,8 +131,13 @@ export interface FramedConnectionOptions {
   /** Reads a binary frame once open; throws a WalrusError when the frame breaks the protocol. */
   readonly readReply: (frame: Buffer) => Reply;
   readonly events: FramedConnectionEvents;
-  /** Opens the socket. Default net.connect; tests pass a scripted one. */
+  /** Opens the socket. Default net.connect (tls.connect with `tls`); tests pass a scripted one. */
   readonly connect?: (host: string, port: number) => net.Socket;
+  /**
+   * TLS settings (CA, and for mutual TLS the client's cert and key): the connection opens once the
+   * TLS handshake is done and the server's certificate verified. Default: plain TCP.
+   */
+  readonly tls?: tls.ConnectionOptions;
 }
 
 interface InFlight {
@@ -172,14 +180,22 @@ export class FramedConnection {
     this.batcher = new FrameBatcher((batch) => {
       if (!this.socket.destroyed) this.socket.write(batch);
     }, o.flush);
-    const socket = (o.connect ?? ((host, port) => net.connect({ host, port })))(o.host, o.port);
+    const tlsOptions = o.tls;
+    const socket = (
+      o.connect ??
+      (tlsOptions === undefined
+        ? (host: string, port: number) => net.connect({ host, port })
+        : (host: string, port: number) =>
+            tls.connect({ ...tlsOptions, host, port, servername: net.isIP(host) === 0 ? host : undefined }))
+    )(o.host, o.port);
     this.socket = socket;
     socket.setNoDelay(true);
     this.connectTimer = setTimeout(() => {
       const what = o.handshake === undefined ? 'connect' : 'connect and handshake';
       this.failConnect(`${what} timed out after ${o.connectTimeoutMs} ms`);
     }, o.connectTimeoutMs);
-    socket.once('connect', () => this.onConnect());
+    // Over TLS the connection is usable once the TLS handshake verified the server.
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => this.onConnect());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       if (this.stateNow === 'open') o.events.onDrain?.();
@@ -292,7 +308,10 @@ export class FramedConnection {
     if (this.isClosed()) return;
     this.socket.setKeepAlive(true, framedConnectionLimits.keepAliveInitialDelayMs);
     if (this.o.handshake === undefined) this.open();
-    else this.stateNow = 'handshaking';
+    else {
+      this.stateNow = 'handshaking';
+      this.o.handshake.start?.(this.handshakeIo);
+    }
   }
 
   private open(): void {

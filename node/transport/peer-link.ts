@@ -19,6 +19,7 @@
  * flight UNAVAILABLE with `sent: true` (outcome unknown).
  */
 import assert from 'node:assert';
+import type tls from 'node:tls';
 import { LogThrottle, silentLogger } from '../log.js';
 import { BinaryFlag, PeerOpcode } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
@@ -72,6 +73,8 @@ export interface PeerLinkOptions {
   writeBufferHighBytes?: number;
   /** Failed attempts are logged at most once per this interval (with the count suppressed). Default 30 s. */
   failureLogIntervalMs?: number;
+  /** TLS to the peer's raft port (CA; cert and key for mutual TLS). Default plain TCP. */
+  tls?: tls.ConnectionOptions;
 }
 
 export const peerLinkDefaults = {
@@ -310,6 +313,7 @@ export class PeerLink {
         identity: this.identity,
         peerNodeId: this.o.peerNodeId,
       }),
+      ...(this.o.tls === undefined ? {} : { tls: this.o.tls }),
       readReply: (frame) => readPeerReply(frame, this.label),
       events: {
         onOpen: () => this.onOpen(),
@@ -418,6 +422,7 @@ export async function peerRequestOnce(o: {
   identity?: PeerIdentityPolicy;
   payload: Uint8Array;
   timeoutMs: number;
+  tls?: tls.ConnectionOptions;
   logger?: TransportLogger;
 }): Promise<Buffer> {
   const link = new PeerLink({
@@ -431,6 +436,7 @@ export async function peerRequestOnce(o: {
     requestTimeoutMs: o.timeoutMs,
     reconnectBackoffMsMin: o.timeoutMs,
     reconnectBackoffMsMax: o.timeoutMs,
+    ...(o.tls === undefined ? {} : { tls: o.tls }),
     ...(o.logger === undefined ? {} : { logger: o.logger }),
   });
   try {

@@ -22,7 +22,7 @@
  * port's input budget: Raft and replication are never refused for what clients hold.
  */
 import assert from 'node:assert';
-import net from 'node:net';
+import type net from 'node:net';
 import { BinaryFlag, PeerOpcode } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { encodeFrame, isBinaryFrame } from '../protocol/frame.js';
@@ -41,6 +41,7 @@ import {
   verifyProve,
 } from './peer-auth.js';
 import { listenOn } from './listen.js';
+import { createListener, type TlsServerSettings } from './tls-listener.js';
 import {
   asWalrusError,
   decodePeerHeader,
@@ -81,6 +82,8 @@ export interface PeerServerOptions {
   writeBufferMaxBytes?: number;
   /** A frame must arrive whole within this long of its first byte, or the connection is closed. Default 30000. */
   frameDeadlineMs?: number;
+  /** TLS for the raft port, mutual when `requestCert` (tls-listener.ts); default plain TCP. */
+  tls?: TlsServerSettings;
 }
 
 export const peerServerDefaults = {
@@ -380,7 +383,7 @@ export class PeerServer {
     assert(this.frameDeadlineMs > 0);
     this.identity = o.identity ?? anonymousIdentityPolicy(0);
     assert(this.handshakeTimeoutMs > 0 && this.requestInFlightMax > 0 && this.writeBufferMaxBytes > 0);
-    this.server = net.createServer((socket) => this.onConnection(socket));
+    this.server = createListener(o.tls, o.connectionCountMax, (socket) => this.onConnection(socket)).server;
     this.server.on('error', (err) => this.log.error({ err }, 'peer server error'));
   }
 

@@ -18,6 +18,7 @@
  * `ERR FRAME_TOO_LARGE`) ends the connection with that code.
  */
 import assert from 'node:assert';
+import type tls from 'node:tls';
 import { silentLogger } from '../log.js';
 import { readRequestId } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
@@ -31,6 +32,7 @@ import {
   type Reply,
 } from './framed-connection.js';
 import { frameServerDefaults, type TransportLogger } from './frame-server.js';
+import { ClientAuthHandshake } from './client-auth-handshake.js';
 import { TransportError } from './transport-error.js';
 
 export interface PipelinedConnectionOptions {
@@ -57,6 +59,13 @@ export interface PipelinedConnectionOptions {
    * Default 240000.
    */
   readonly idleTimeoutMs?: number;
+  /**
+   * The client token this connection proves (an `authenticate` request) before any other request,
+   * for nodes started with client tokens. Default: none.
+   */
+  readonly token?: string;
+  /** TLS to the node's client port (CA file contents, and cert/key for mutual TLS). Default: plain TCP. */
+  readonly tls?: tls.ConnectionOptions;
   readonly logger?: TransportLogger;
 }
 
@@ -99,7 +108,9 @@ type State = 'idle' | 'connecting' | 'open' | 'closed';
 
 export class PipelinedConnection {
   readonly address: string;
-  private readonly o: Required<Omit<PipelinedConnectionOptions, 'logger'>>;
+  private readonly o: Required<Omit<PipelinedConnectionOptions, 'logger' | 'token' | 'tls'>>;
+  private readonly token: string | undefined;
+  private readonly tls: tls.ConnectionOptions | undefined;
   private readonly log: TransportLogger;
   /** The connection of the current attempt; undefined while idle or once closed. */
   private conn: FramedConnection | undefined;
@@ -130,6 +141,8 @@ export class PipelinedConnection {
     assert(this.o.reconnectBackoffMsMin > 0 && this.o.reconnectBackoffMsMax >= this.o.reconnectBackoffMsMin);
     this.address = `${this.o.host}:${this.o.port}`;
     this.log = options.logger ?? silentLogger;
+    this.token = options.token;
+    this.tls = options.tls;
   }
 
   get state(): State {
@@ -216,6 +229,8 @@ export class PipelinedConnection {
       inFlightMax: this.o.inFlightMax,
       flush: 'setImmediate',
       idleTimeoutMs: this.o.idleTimeoutMs,
+      ...(this.token === undefined ? {} : { handshake: new ClientAuthHandshake(this.token) }),
+      ...(this.tls === undefined ? {} : { tls: this.tls }),
       readReply: (frame) => this.readReply(frame),
       events: {
         onOpen: () => {

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type tls from 'node:tls';
 import type { ExecutionContext } from 'ava';
 import { LocalCluster } from '../../infra/local/launcher.js';
 
@@ -28,7 +29,14 @@ export function tempDir(prefix: string): string {
 }
 
 export async function startLocalCluster(
-  options: { nodeCount?: number; env?: Record<string, string>; dataDir?: string; extraArgs?: string[] } = {},
+  options: {
+    nodeCount?: number;
+    env?: Record<string, string>;
+    dataDir?: string;
+    extraArgs?: string[];
+    /** TLS to the client ports (nodes with --tls-cert), for the launcher's start-up probe. */
+    clientTls?: tls.ConnectionOptions;
+  } = {},
 ): Promise<TestCluster> {
   const dataDir = options.dataDir ?? tempDir('cluster');
   const cluster = await LocalCluster.start({
@@ -36,6 +44,7 @@ export async function startLocalCluster(
     dataDir,
     env: { WALRUS_LOG_LEVEL: 'info', ...options.env },
     extraArgs: options.extraArgs ?? [],
+    ...(options.clientTls === undefined ? {} : { clientTls: options.clientTls }),
   });
   return Object.assign(cluster, {
     async destroy(): Promise<void> {

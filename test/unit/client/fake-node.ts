@@ -293,6 +293,10 @@ export class FakeNode {
         return { leaderId: r.nodeId };
       case 'stream':
         return { stream: null };
+      case 'nodeStopping':
+        return { marked: false };
+      case 'authenticate':
+        return { scopes: ['read', 'write', 'admin'] };
       case 'state':
         this.topic(r.topic);
         return {

@@ -104,3 +104,64 @@ test('WALRUS_QUIET=1 lowers the default log level; an explicit level wins', (t) 
 test('--help is recognised', (t) => {
   t.is(parseNodeConfig(['--help'], {}), 'help');
 });
+
+test('security flags: tokens, text protocol, TLS files and mutual TLS, from flags or env', (t) => {
+  const open = parseNodeConfig(['--node-id', '1'], {});
+  t.like(open, {
+    clientTokensFile: null,
+    textProtocol: 'auto',
+    tlsCertFile: null,
+    tlsKeyFile: null,
+    tlsCaFile: null,
+    peerMtls: false,
+  });
+  const flags = parseNodeConfig(
+    [
+      '--node-id',
+      '1',
+      '--client-tokens-file',
+      't.json',
+      '--text-protocol',
+      'on',
+      '--tls-cert',
+      'c.pem',
+      '--tls-key',
+      'k.pem',
+      '--tls-ca',
+      'ca.pem',
+      '--peer-mtls',
+    ],
+    {},
+  );
+  t.like(flags, {
+    clientTokensFile: 't.json',
+    textProtocol: 'on',
+    tlsCertFile: 'c.pem',
+    tlsKeyFile: 'k.pem',
+    tlsCaFile: 'ca.pem',
+    peerMtls: true,
+  });
+  const env = parseNodeConfig(['--node-id', '1'], {
+    WALRUS_CLIENT_TOKENS_FILE: 'e.json',
+    WALRUS_TEXT_PROTOCOL: 'off',
+    WALRUS_TLS_CERT: 'c',
+    WALRUS_TLS_KEY: 'k',
+    WALRUS_TLS_CA: 'ca',
+    WALRUS_PEER_MTLS: '1',
+  });
+  t.like(env, { clientTokensFile: 'e.json', textProtocol: 'off', peerMtls: true });
+  t.throws(() => parseNodeConfig(['--node-id', '1', '--text-protocol', 'maybe'], {}), {
+    instanceOf: ConfigError,
+  });
+  t.throws(() => parseNodeConfig(['--node-id', '1', '--tls-cert', 'c.pem'], {}), {
+    instanceOf: ConfigError,
+    message: /--tls-cert and --tls-key go together/,
+  });
+  t.throws(
+    () => parseNodeConfig(['--node-id', '1', '--tls-cert', 'c', '--tls-key', 'k', '--peer-mtls'], {}),
+    {
+      instanceOf: ConfigError,
+      message: /--peer-mtls needs/,
+    },
+  );
+});

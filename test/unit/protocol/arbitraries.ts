@@ -110,6 +110,11 @@ export const requestArb: fc.Arbitrary<Request> = fc.oneof(
   fc.record({ op: fc.constant('removeNode' as const), nodeId: fc.integer({ min: 1, max: 0xffffffff }) }),
   fc.record({ op: fc.constant('handOff' as const), nodeId: fc.integer({ min: 1, max: 0xffffffff }) }),
   fc.record({ op: fc.constant('transferLeader' as const), nodeId: fc.integer({ min: 1, max: 0xffffffff }) }),
+  fc.record({ op: fc.constant('nodeStopping' as const), nodeId: fc.integer({ min: 1, max: 0xffffffff }) }),
+  fc.record({
+    op: fc.constant('authenticate' as const),
+    token: fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 512 }),
+  }),
   fc.record({
     op: fc.constant('configureTopic' as const),
     topic: anyTopicArb,
@@ -189,6 +194,13 @@ export const replyArb: fc.Arbitrary<AnyReply> = fc.oneof(
   fc.record({
     op: fc.constant('transferLeader' as const),
     reply: fc.record({ leaderId: fc.integer({ min: 0, max: 0xffffffff }) }),
+  }),
+  fc.record({ op: fc.constant('nodeStopping' as const), reply: fc.record({ marked: fc.boolean() }) }),
+  fc.record({
+    op: fc.constant('authenticate' as const),
+    reply: fc.record({
+      scopes: fc.array(fc.constantFrom('read', 'write', 'admin'), { maxLength: 3 }),
+    }),
   }),
   fc.record({ op: fc.constant('configureTopic' as const), reply: fc.record({ topic: topicInfoArb }) }),
   fc.record({
