@@ -4,14 +4,10 @@
  * gateway closes the stream the browser reconnects by itself with Last-Event-ID and misses nothing.
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import test from 'ava';
-import { chromium } from 'playwright-core';
+import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { createWalrusClient } from '../../sdk/index.js';
 import { GatewayProcess, useGatewayOverOneNode } from '../helpers/gateway-process.js';
-
-const chromiumPath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 
 const running = useGatewayOverOneNode(test);
 
@@ -20,23 +16,9 @@ test('EventSource in headless Chromium tails a topic and resumes by itself', asy
     fs.existsSync(chromiumPath),
     `install Debian chromium (apt-get install -y chromium) or set CHROMIUM_PATH`,
   );
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'walrus-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  t.teardown(async () => {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-  });
+  const browser = await launchChromium();
+  t.teardown(() => browser.close());
+  const context = browser.context;
   const client = createWalrusClient({ baseUrl: running.gateway.url });
   await client.createTopic('browser');
   await client.append('browser', ['before-1', 'before-2']);

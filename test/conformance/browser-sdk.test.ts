@@ -10,18 +10,16 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { build } from 'esbuild';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import type * as Sdk from '../../sdk/index.js';
 import { createWalrusClient } from '../../sdk/index.js';
+import { type Chromium, chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { eventually } from '../helpers/eventually.js';
 import { GatewayProcess, repoRoot } from '../helpers/gateway-process.js';
 import { startLocalCluster, type TestCluster } from '../helpers/local-cluster.js';
-
-const chromiumPath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 
 /** What the page keeps on its global object between evaluate() calls. */
 interface PageState {
@@ -38,7 +36,7 @@ let gateway: GatewayProcess;
 let pageServer: http.Server;
 let pageOrigin: string;
 let context: BrowserContext;
-let userDataDir: string;
+let browser: Chromium | undefined;
 
 async function startGateway(port?: number): Promise<GatewayProcess> {
   return GatewayProcess.start({
@@ -74,23 +72,12 @@ test.before(async () => {
   pageOrigin = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}`;
   cluster = await startLocalCluster({ nodeCount: 3 });
   gateway = await startGateway();
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'walrus-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
+  context = browser.context;
 });
 
 test.after.always(async () => {
-  await context?.close();
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
   await gateway?.stop();
   await cluster?.destroy();
   pageServer?.closeAllConnections();

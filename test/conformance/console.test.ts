@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { chromium } from 'playwright-core';
+import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { eventually } from '../helpers/eventually.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
 import { startLocalCluster, type TestCluster, tempDir } from '../helpers/local-cluster.js';
@@ -23,7 +23,6 @@ interface PageDocument {
   querySelectorAll(selector: string): { readonly length: number };
 }
 
-const chromiumPath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const token = 'console-admin-token';
 const waitMs = 30_000;
 
@@ -49,22 +48,9 @@ test('the console shows the cluster, creates a topic, appends and tails it', asy
     fs.existsSync(chromiumPath),
     'install Debian chromium (apt-get install -y chromium) or set CHROMIUM_PATH',
   );
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'walrus-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-sync',
-    ],
-  });
-  t.teardown(async () => {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-  });
+  const browser = await launchChromium();
+  t.teardown(() => browser.close());
+  const context = browser.context;
   const page = await context.newPage();
   page.setDefaultTimeout(waitMs);
   const pageErrors: string[] = [];

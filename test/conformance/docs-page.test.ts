@@ -4,14 +4,10 @@
  * its parameters and its response schema's fields. /openapi.yaml keeps its path and content type.
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import test from 'ava';
-import { chromium } from 'playwright-core';
+import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { eventually } from '../helpers/eventually.js';
 import { useGatewayOverOneNode } from '../helpers/gateway-process.js';
-
-const chromiumPath = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 
 const running = useGatewayOverOneNode(test);
 
@@ -25,23 +21,9 @@ test('/docs renders the spec in Chromium from the gateway alone and shows an ope
   t.is(spec.headers.get('content-type'), 'application/yaml; charset=utf-8');
   t.regex(await spec.text(), /^openapi: 3\.1\.0/);
 
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'walrus-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  t.teardown(async () => {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-  });
+  const browser = await launchChromium();
+  t.teardown(() => browser.close());
+  const context = browser.context;
   const page = await context.newPage();
   const origins = new Set<string>();
   page.on('request', (request) => {
