@@ -6,7 +6,7 @@
  * binary protocol through the cluster client, so any node's client address will do. Output is a
  * plain table for people, or one JSON document with --json for scripts.
  */
-import { transferLeaderAsAdmin } from '../client/admin-client.js';
+import { type NodeAccess, transferLeaderAsAdmin } from '../client/admin-client.js';
 import { WalrusClient } from '../client/walrus-client.js';
 import type { TopicInfo } from '../protocol/messages.js';
 
@@ -23,6 +23,8 @@ export interface CliContext {
   readonly addr: string;
   readonly timeoutMs: number;
   readonly clusterSecret: string | null;
+  /** Token and TLS for a secured cluster (--token-file, --tls-ca/--tls-cert/--tls-key). */
+  readonly access: NodeAccess;
   readonly json: boolean;
   readonly out: (text: string) => void;
 }
@@ -73,8 +75,8 @@ export function table(header: readonly string[], rows: readonly (readonly unknow
     .join('\n');
 }
 
-async function metricsOf(addr: string, timeoutMs: number): Promise<MetricsJson> {
-  const client = new WalrusClient({ nodes: [addr], requestTimeoutMs: timeoutMs });
+async function metricsOf(addr: string, timeoutMs: number, access: NodeAccess): Promise<MetricsJson> {
+  const client = new WalrusClient({ nodes: [addr], requestTimeoutMs: timeoutMs, ...access });
   try {
     return (await client.metrics()) as MetricsJson;
   } finally {
@@ -83,14 +85,18 @@ async function metricsOf(addr: string, timeoutMs: number): Promise<MetricsJson> 
 }
 
 /** Members and roles from any node's METRICS; lag from the leader's (asked at its client address). */
-export async function clusterStatus(addr: string, timeoutMs: number): Promise<ClusterStatus> {
-  const here = await metricsOf(addr, timeoutMs);
+export async function clusterStatus(
+  addr: string,
+  timeoutMs: number,
+  access: NodeAccess = {},
+): Promise<ClusterStatus> {
+  const here = await metricsOf(addr, timeoutMs, access);
   const leader = here.current_leader ?? null;
   const nodes = here.membership_config?.membership?.nodes ?? {};
   let view = here;
   if (leader !== null && here.id !== leader) {
     const leaderAddr = nodes[String(leader)]?.client_addr;
-    view = leaderAddr === undefined ? {} : await metricsOf(leaderAddr, timeoutMs).catch(() => ({}));
+    view = leaderAddr === undefined ? {} : await metricsOf(leaderAddr, timeoutMs, access).catch(() => ({}));
   }
   const voters = here.membership_config?.voters ?? [];
   const learners = here.membership_config?.learners ?? [];
@@ -114,7 +120,7 @@ export async function clusterStatus(addr: string, timeoutMs: number): Promise<Cl
 }
 
 export async function statusCommand(ctx: CliContext): Promise<number> {
-  const status = await clusterStatus(ctx.addr, ctx.timeoutMs);
+  const status = await clusterStatus(ctx.addr, ctx.timeoutMs, ctx.access);
   if (ctx.json) {
     ctx.out(JSON.stringify(status, null, 2));
     return 0;
@@ -139,7 +145,7 @@ function retentionText(t: TopicInfo): string {
 }
 
 export async function topicsCommand(ctx: CliContext): Promise<number> {
-  const client = new WalrusClient({ nodes: [ctx.addr], requestTimeoutMs: ctx.timeoutMs });
+  const client = new WalrusClient({ nodes: [ctx.addr], requestTimeoutMs: ctx.timeoutMs, ...ctx.access });
   try {
     const listed = await client.listTopics();
     // The list holds the metadata's view; the active segment's leader knows the live end offset.
@@ -183,7 +189,7 @@ export async function tailCommand(
   count: number | null,
   signal: AbortSignal,
 ): Promise<number> {
-  const client = new WalrusClient({ nodes: [ctx.addr], requestTimeoutMs: ctx.timeoutMs });
+  const client = new WalrusClient({ nodes: [ctx.addr], requestTimeoutMs: ctx.timeoutMs, ...ctx.access });
   try {
     const info = await client.describeTopic(topic);
     let offset = from === 'start' ? info.startOffset : from === 'end' ? info.endOffset : Number(from);
@@ -228,6 +234,7 @@ export async function transferLeaderCommand(ctx: CliContext, nodeId: number): Pr
     addr: ctx.addr,
     clusterSecret: ctx.clusterSecret,
     timeoutMs: ctx.timeoutMs,
+    access: ctx.access,
   });
   ctx.out(ctx.json ? JSON.stringify({ leaderId }) : `OK node ${leaderId} is the Raft leader`);
   return 0;

@@ -8,9 +8,10 @@
  * Exit codes: 0 ok, 1 an ERR reply or no connection, 2 bad usage.
  */
 import readline from 'node:readline';
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { TextClient } from '../client/text-client.js';
-import { removeNodeAsAdmin } from '../client/admin-client.js';
+import { type NodeAccess, removeNodeAsAdmin } from '../client/admin-client.js';
 import {
   type CliContext,
   statusCommand,
@@ -19,7 +20,8 @@ import {
   transferLeaderCommand,
 } from './cli-operator.js';
 
-const usage = `Usage: walrus-cli [--addr host:port] [--timeout-ms n] [--cluster-secret s] [--json] [command [args]]
+const usage = `Usage: walrus-cli [--addr host:port] [--timeout-ms n] [--cluster-secret s] [--json]
+                  [--token-file f] [--tls-ca f] [--tls-cert f --tls-key f] [command [args]]
 
 Without a command, opens an interactive shell on the node at --addr (default 127.0.0.1:9091).
 Commands (one-off, or typed in the shell in any case):
@@ -39,6 +41,10 @@ Operator commands (one-off only):
   The admin commands go to the Raft leader's peer port, with --cluster-secret (or env
   WALRUS_CLUSTER_SECRET) when the cluster has one.
 --json prints status, topics, tail and transfer-leader as JSON.
+A secured cluster (docs/cluster.md "Security"): --token-file (or env WALRUS_CLI_TOKEN) holds a
+client token for nodes with --client-tokens-file; --tls-ca is the CA of nodes that speak TLS, and
+--tls-cert/--tls-key a certificate it signed, for raft ports with --peer-mtls (the admin commands).
+These apply to the operator and admin commands; the text commands have no way to authenticate.
 Shell: exit, quit or q (or Ctrl-C / Ctrl-D) leaves.
 `;
 
@@ -212,6 +218,7 @@ async function removeNode(
   args: string[],
   timeoutMs: number,
   clusterSecret: string | null,
+  access: NodeAccess,
 ): Promise<number> {
   const id = Number(args[0]);
   if (args.length !== 1 || !Number.isSafeInteger(id) || id < 1) {
@@ -219,7 +226,7 @@ async function removeNode(
     return 2;
   }
   try {
-    const { removed } = await removeNodeAsAdmin(id, { addr, clusterSecret, timeoutMs });
+    const { removed } = await removeNodeAsAdmin(id, { addr, clusterSecret, timeoutMs, access });
     process.stdout.write(removed ? `OK node ${id} removed\n` : `OK node ${id} was not a member\n`);
     return 0;
   } catch (error) {
@@ -229,10 +236,39 @@ async function removeNode(
   }
 }
 
+/** The token and TLS settings of a secured cluster, from the flags (files read here). */
+function nodeAccessOf(values: CliValues): NodeAccess {
+  const read = (flag: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new Error(
+        `${flag} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    }
+  };
+  const token =
+    read('--token-file', values['token-file'])?.trim() || process.env['WALRUS_CLI_TOKEN'] || undefined;
+  const ca = read('--tls-ca', values['tls-ca']);
+  const cert = read('--tls-cert', values['tls-cert']);
+  const key = read('--tls-key', values['tls-key']);
+  if ((cert === undefined) !== (key === undefined)) throw new Error('--tls-cert and --tls-key go together');
+  const tls =
+    ca === undefined && cert === undefined
+      ? undefined
+      : { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert, key }) };
+  return { ...(token === undefined ? {} : { token }), ...(tls === undefined ? {} : { tls }) };
+}
+
 interface CliValues {
   addr?: string;
   'timeout-ms'?: string;
   'cluster-secret'?: string;
+  'token-file'?: string;
+  'tls-ca'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
   help?: boolean;
   json?: boolean;
   from?: string;
@@ -251,6 +287,10 @@ async function main(): Promise<number> {
         addr: { type: 'string' },
         'timeout-ms': { type: 'string' },
         'cluster-secret': { type: 'string' },
+        'token-file': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         json: { type: 'boolean' },
         from: { type: 'string' },
@@ -279,16 +319,24 @@ async function main(): Promise<number> {
     return 2;
   }
   const secret = values['cluster-secret'] || process.env['WALRUS_CLUSTER_SECRET'] || null;
+  let access: NodeAccess;
+  try {
+    access = nodeAccessOf(values);
+  } catch (error) {
+    process.stderr.write(`walrus-cli: ${(error as Error).message}\n`);
+    return 2;
+  }
   const ctx: CliContext = {
     addr,
     timeoutMs,
     clusterSecret: secret,
+    access,
     json: values.json === true,
     out: (text) => process.stdout.write(`${text}\n`),
   };
   if (positionals[0] === 'remove-node') {
     await client.close();
-    return removeNode(addr, positionals.slice(1), timeoutMs, secret);
+    return removeNode(addr, positionals.slice(1), timeoutMs, secret, access);
   }
   if (operatorCommands.has(positionals[0] ?? '')) {
     await client.close();

@@ -10,6 +10,7 @@
  * (request-handler.ts executeForwarded). A NOT_LEADER or other retryable answer (a leader change)
  * is retried from a fresh METRICS, at most `attemptCountMax` times.
  */
+import type tls from 'node:tls';
 import { decodeReply, encodeRequest } from '../protocol/binary-codec.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { Request, ResponseByOp } from '../protocol/messages.js';
@@ -37,6 +38,14 @@ export interface AdminOptions {
   readonly clusterSecret: string | null;
   /** Time limit of each step (METRICS, connect, the request). */
   readonly timeoutMs: number;
+  /** How to reach a secured cluster: a client token, and TLS for both ports (CA; cert and key for mutual TLS). */
+  readonly access?: NodeAccess;
+}
+
+/** A client token for nodes with client tokens, and TLS options for nodes that speak TLS. */
+export interface NodeAccess {
+  readonly token?: string;
+  readonly tls?: tls.ConnectionOptions;
 }
 
 interface LeaderAddress {
@@ -46,7 +55,11 @@ interface LeaderAddress {
 
 /** The Raft leader and its peer address, as the node at `addr` sees them. */
 async function raftLeader(options: AdminOptions): Promise<LeaderAddress> {
-  const client = new WalrusClient({ nodes: [options.addr], requestTimeoutMs: options.timeoutMs });
+  const client = new WalrusClient({
+    nodes: [options.addr],
+    requestTimeoutMs: options.timeoutMs,
+    ...options.access,
+  });
   try {
     const metrics = (await client.metrics()) as {
       current_leader?: number | null;
@@ -115,6 +128,7 @@ async function callOnce<Op extends AdminRequest['op']>(
     requestTimeoutMs: options.timeoutMs,
     reconnectBackoffMsMin: adminClientLimits.retryDelayMs,
     reconnectBackoffMsMax: adminClientLimits.retryDelayMs,
+    ...(options.access?.tls === undefined ? {} : { tls: options.access.tls }),
   });
   try {
     const reply = decodeReply(await link.request(encodeRequest(1, request)));

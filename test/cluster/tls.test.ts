@@ -13,6 +13,7 @@ import { eventually } from '../helpers/eventually.js';
 import { startLocalCluster } from '../helpers/local-cluster.js';
 import type { NodeMetrics } from '../helpers/node-text.js';
 import { frame, portOf, rawExchange, splitFrames } from '../helpers/raw-socket.js';
+import { runCli } from '../helpers/cli.js';
 import { makeTestCa } from '../helpers/test-certs.js';
 
 async function metricsOf(addr: string, ca: string): Promise<NodeMetrics | null> {
@@ -116,4 +117,40 @@ test('a mutual-TLS cluster forms and serves; plaintext clients and peers of anot
   t.deepEqual(m?.membership_config.voters, [1, 2, 3]);
   t.deepEqual(m?.membership_config.learners, []);
   t.false(m?.membership_config.nodes.includes(4), 'the stranger is no member');
+});
+
+test('walrus-cli runs the operator and admin commands against a mutual-TLS cluster with --tls-ca/--tls-cert/--tls-key', async (t) => {
+  const ca = makeTestCa('cli');
+  const node = ca.issue('node');
+  const operator = ca.issue('operator');
+  const cluster = await startLocalCluster({
+    nodeCount: 3,
+    extraArgs: ['--tls-cert', node.certFile, '--tls-key', node.keyFile, '--tls-ca', ca.caFile, '--peer-mtls'],
+    clientTls: { ca: ca.ca },
+  });
+  t.teardown(async () => {
+    await cluster.destroy();
+    ca.remove();
+  });
+  const addr = cluster.clientAddrs[0]!;
+  await eventually('three voters over TLS', async () => {
+    const m = await metricsOf(addr, ca.ca);
+    return m !== null && m.membership_config.voters.length === 3 && m.current_leader ? true : undefined;
+  });
+  const tlsFlags = ['--tls-ca', ca.caFile, '--tls-cert', operator.certFile, '--tls-key', operator.keyFile];
+  const status = await runCli(['--addr', addr, ...tlsFlags, '--json', 'status']);
+  t.is(status.code, 0, status.stderr);
+  t.is((JSON.parse(status.stdout) as { members: unknown[] }).members.length, 3);
+  // Without TLS settings the CLI cannot reach a TLS port: a clear failure, not a hang.
+  const plain = await runCli(['--addr', addr, '--timeout-ms', '3000', 'remove-node', '3']);
+  t.is(plain.code, 1, plain.stdout);
+  const removed = await runCli(['--addr', addr, ...tlsFlags, 'remove-node', '3']);
+  t.is(removed.code, 0, removed.stderr);
+  t.regex(removed.stdout, /OK node 3 removed/);
+  await eventually('two voters', async () => {
+    const m = await metricsOf(addr, ca.ca);
+    return m?.membership_config.voters.length === 2 ? true : undefined;
+  });
+  const half = await runCli(['--addr', addr, '--tls-cert', operator.certFile, 'status']);
+  t.is(half.code, 2, 'a certificate without its key is a usage error');
 });

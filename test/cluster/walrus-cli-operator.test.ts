@@ -4,38 +4,13 @@
  * (leadership moves to the named voter and status says so), `remove-node` and `help`, one-off and
  * in the shell. Exit codes: 0 ok, 1 an error answer, 2 bad usage.
  */
-import { spawn } from 'node:child_process';
 import test from 'ava';
 import { WalrusClient } from '../../node/client/walrus-client.js';
 import { eventually } from '../helpers/eventually.js';
-import { type TestCluster, cliBin, startLocalCluster } from '../helpers/local-cluster.js';
+import { runCli } from '../helpers/cli.js';
+import { type TestCluster, startLocalCluster } from '../helpers/local-cluster.js';
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-const runTimeoutMs = 60_000;
-
-function cli(args: string[], stdin = '', onStdout?: (text: string) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliBin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      onStdout?.(stdout);
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), runTimeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(stdin);
-  });
-}
+const cli = runCli;
 
 interface Status {
   leader: number | null;
