@@ -15,13 +15,16 @@ import { repoRoot, useGatewayOverOneNode } from '../helpers/gateway-process.js';
 const run = promisify(execFile);
 const running = useGatewayOverOneNode(test);
 
-function httpSection(): string {
+/** The README between `<!-- name:start -->` and `<!-- name:end -->`. */
+function readmeSection(name: string): string {
   const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
-  const start = readme.indexOf('<!-- http:start -->');
-  const end = readme.indexOf('<!-- http:end -->');
-  if (start < 0 || end < start) throw new Error('README.md has no http section markers');
+  const start = readme.indexOf(`<!-- ${name}:start -->`);
+  const end = readme.indexOf(`<!-- ${name}:end -->`);
+  if (start < 0 || end < start) throw new Error(`README.md has no ${name} section markers`);
   return readme.slice(start, end);
 }
+
+const httpSection = () => readmeSection('http');
 
 function codeBlocks(markdown: string, lang: string): string[] {
   return [...markdown.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
@@ -62,6 +65,22 @@ test('every curl example of the README works against a running gateway', async (
     (read as { records: { value: string }[] }).records.map((r) => r.value),
     ['hello', 'world', 'a raw line', 'exactly once'],
   );
+});
+
+test('the Durable Streams curl examples of the README work against a running gateway', async (t) => {
+  const lines = codeBlocks(readmeSection('ds'), 'bash').flatMap(commands);
+  t.is(lines.length, 4);
+  const outputs: string[] = [];
+  for (const line of lines) {
+    // The SSE example never ends by itself: give it two seconds, then expect the events it printed.
+    const sse = line.includes('live=sse');
+    const command = sse ? `timeout 2 ${retarget(line)}; test $? -eq 124` : retarget(line);
+    outputs.push((await run('bash', ['-c', command])).stdout);
+  }
+  t.regex(outputs[0]!, /^HTTP\/1\.1 201 /);
+  t.regex(outputs[1]!, /^HTTP\/1\.1 204 /);
+  t.is(outputs[2], 'hello');
+  t.regex(outputs[3]!, /event: data\ndata:hello\n\nevent: control\ndata:\{"streamNextOffset"/);
 });
 
 async function runExample(t: import('ava').ExecutionContext, source: string): Promise<string> {
