@@ -605,6 +605,7 @@ class Run {
     const candidates = voters.filter((id) => {
       const n = this.cluster.nodes.get(id);
       if (n === undefined || n.refused !== null || this.cluster.removed.has(id)) return false;
+      if (this.workload.removing.has(id)) return false;
       for (const t of state.topics.values())
         for (const s of t.segments) {
           const replicas = replicasOf(s);
@@ -782,6 +783,7 @@ class Run {
         const behind = [...s.voters, ...s.learners].filter((id) => {
           const n = this.cluster.nodes.get(id);
           if (n === undefined || n.refused !== null || this.cluster.removed.has(id)) return false;
+      if (this.workload.removing.has(id)) return false;
           return n.running === null || !n.running.serving || n.running.state.appliedIndex < target;
         });
         if (behind.length === 0) return true;

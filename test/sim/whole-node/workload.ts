@@ -94,6 +94,11 @@ export class Workload {
   removeWithoutHandOff = false;
   /** True while no other node may be removed (a wiped node is out: removing more loses the quorum). */
   holdRemovals: () => boolean = () => false;
+  /**
+   * Nodes a removeNode of this workload is under way for: the chaos does not wipe them (its
+   * operator removes a wiped node itself, and a removal whose answer is lost would go unseen).
+   */
+  readonly removing = new Set<number>();
   /** Sees every acknowledged append (the replication checks' S1). */
   onAck: (t: TopicModel, values: readonly string[], first: number) => void = () => {};
 
@@ -380,17 +385,26 @@ export class Workload {
 
   private async remove(): Promise<void> {
     if (!this.allowRemovals || this.holdRemovals()) return;
-    const members = [...this.cluster.nodes.keys()].filter((id) => !this.cluster.removed.has(id));
+    // Removals under way count as done: the client's limit (never fewer than 2 members) held only
+    // for one removal at a time, and three in flight at once took a 3-node cluster down to 1 voter.
+    const members = [...this.cluster.nodes.keys()].filter(
+      (id) => !this.cluster.removed.has(id) && !this.removing.has(id),
+    );
     if (members.length <= 2) return;
     const victim = members[this.prng.nextInt(members.length)]!;
     if (this.removeWithoutHandOff) {
       await this.removeBypassingHandOff(victim);
       return;
     }
-    const out = await this.call<'removeNode'>({ op: 'removeNode', nodeId: victim });
-    if (out.ok && out.response.removed) {
-      this.stats.removals++;
-      this.cluster.decommission(victim);
+    this.removing.add(victim);
+    try {
+      const out = await this.call<'removeNode'>({ op: 'removeNode', nodeId: victim });
+      if (out.ok && out.response.removed) {
+        this.stats.removals++;
+        this.cluster.decommission(victim);
+      }
+    } finally {
+      this.removing.delete(victim);
     }
   }
 
