@@ -783,7 +783,6 @@ class Run {
         const behind = [...s.voters, ...s.learners].filter((id) => {
           const n = this.cluster.nodes.get(id);
           if (n === undefined || n.refused !== null || this.cluster.removed.has(id)) return false;
-      if (this.workload.removing.has(id)) return false;
           return n.running === null || !n.running.serving || n.running.state.appliedIndex < target;
         });
         if (behind.length === 0) return true;
