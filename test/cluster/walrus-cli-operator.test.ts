@@ -40,7 +40,10 @@ async function status(): Promise<Status> {
 test.serial('status lists the members with their roles, the leader and lag', async (t) => {
   const s = await eventually('3 voters, caught up', async () => {
     const now = await status();
-    return now.members.length === 3 && now.members.every((m) => m.lag === 0) ? now : undefined;
+    // A joiner is a learner until promoted: wait for three voters, not just three members.
+    return now.members.length === 3 && now.members.every((m) => m.lag === 0 && m.role !== 'learner')
+      ? now
+      : undefined;
   });
   t.true(s.leader !== null && [1, 2, 3].includes(s.leader));
   t.deepEqual(s.members.map((m) => m.role).sort(), ['follower', 'follower', 'leader']);
