@@ -8,6 +8,7 @@ import { decodeReply, decodeRequest, encodeErrorReply, encodeReply } from '../pr
 import { BinaryFlag, binaryHeaderSizeBytes, binaryRequestIdOffset } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { protocolLimits } from '../protocol/limits.js';
+import { frameServerDefaults } from '../transport/frame-server.js';
 import { isBinaryFrame } from '../protocol/frame.js';
 import type { Request, RequestOp, ResponseByOp } from '../protocol/messages.js';
 import {
@@ -42,7 +43,7 @@ const metadataChangeOps: ReadonlySet<RequestOp> = new Set<RequestOp>([
  * Reply bytes the long reads under way on one connection may make together (at their byteCountMax):
  * four maximum replies, the transport's bound on unsent replies per connection.
  */
-export const longReadBytesMaxPerConnection = 16 * 1024 * 1024;
+export const longReadBytesMaxPerConnection = frameServerDefaults.replyPendingMaxBytesPerConnection;
 
 export interface ReplyChannel {
   readonly id: number;
