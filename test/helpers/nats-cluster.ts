@@ -12,6 +12,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort, waitForPort } from '../../infra/local/launcher.js';
+import { debianBinary } from './debian-package.js';
 
 const startTimeoutMs = 15_000;
 const stopTimeoutMs = 5_000;
@@ -73,6 +74,57 @@ export function ensureNatsServer(log: (line: string) => void = () => {}): NatsSe
     bin = findBinary();
     if (bin === null) throw new Error('apt-get installed nats-server, but no nats-server binary was found');
   }
+  return versionOf(bin);
+}
+
+/** The first release with `sync_interval` (JetStream fsync per write), and a Debian suite that ships one. */
+const syncIntervalVersion = [2, 10, 0] as const;
+const syncIntervalSuite = 'trixie';
+const cacheDir = path.resolve(import.meta.dirname, '../../../node_modules/.cache/walrus-bench');
+
+function atLeast(version: string, wanted: readonly number[]): boolean {
+  const parts = version.split('.').map(Number);
+  for (let i = 0; i < wanted.length; i++) {
+    const have = parts[i] ?? 0;
+    if (have !== wanted[i]) return have > wanted[i]!;
+  }
+  return true;
+}
+
+/**
+ * A nats-server that can be told to fsync every write (`sync_interval: always`, >= 2.10), so that
+ * JetStream can also be measured at our durability. `BENCH_NATS_SERVER=<path>` picks the binary.
+ * Otherwise the machine's (ensureNatsServer) if it is new enough, else Debian trixie's package,
+ * verified and unpacked into node_modules/.cache (debian-package.ts). If that cannot be had, the
+ * machine's binary, and the bench reports the sync_interval phase as unsupported.
+ */
+export async function ensureNatsServerWithSyncInterval(
+  log: (line: string) => void = () => {},
+): Promise<NatsServerBinary> {
+  const chosen = process.env['BENCH_NATS_SERVER'];
+  if (chosen !== undefined && chosen !== '') return versionOf(chosen);
+  const installed = ensureNatsServer(log);
+  if (atLeast(installed.version, syncIntervalVersion)) return installed;
+  try {
+    log(
+      `# nats-server ${installed.version} has no sync_interval: using Debian ${syncIntervalSuite}'s package`,
+    );
+    const fetched = await debianBinary({
+      suite: syncIntervalSuite,
+      packageName: 'nats-server',
+      binaryPath: 'usr/sbin/nats-server',
+      cacheDir,
+    });
+    return versionOf(fetched.path);
+  } catch (error) {
+    log(
+      `# could not get Debian ${syncIntervalSuite}'s nats-server (${String(error)}): using ${installed.version}`,
+    );
+    return installed;
+  }
+}
+
+function versionOf(bin: string): NatsServerBinary {
   const out = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: configCheckTimeoutMs });
   const match = /v?(\d+\.\d+\.\d+)/.exec(`${out.stdout ?? ''}${out.stderr ?? ''}`);
   if (match === null) throw new Error(`could not read the version of ${bin}: ${out.stdout}${out.stderr}`);
