@@ -23,6 +23,7 @@ import { metaRoutes } from './routes/meta.js';
 import { recordRoutes } from './routes/records.js';
 import { tailRoutes } from './routes/tail.js';
 import { topicRoutes } from './routes/topics.js';
+import { type MemberClient, MemberMetrics } from './member-metrics.js';
 import { TailHub, type TailHubOptions } from './sse/tail-hub.js';
 import { uiPaths, uiRoutes } from './ui/routes.js';
 import type { Upstream } from './upstream.js';
@@ -49,13 +50,18 @@ export interface GatewayDeps {
   readonly requestsInFlightMax?: number;
   /** The access log (middleware/access-log.ts): the fraction of requests logged (0 = off, the default). */
   readonly accessLog?: { readonly sampleRate: number; readonly write: (line: AccessLogLine) => void };
+  /**
+   * A client of one node at its client address (no routing, no retries), for /v1/cluster to ask
+   * every member its own METRICS (member-metrics.ts). Absent: /v1/cluster shows no `members`.
+   */
+  readonly connectMember?: (clientAddress: string) => MemberClient;
 }
 
 export interface Gateway {
   readonly app: Hono<GatewayEnv>;
   readonly hub: TailHub;
   readonly metrics: GatewayMetrics;
-  /** Closes every SSE tail with a resumable event and stops the heartbeat timer. */
+  /** Closes every SSE tail with a resumable event, stops the heartbeat timer and the member clients. */
   close(): void;
 }
 
@@ -113,6 +119,7 @@ export function createApp(deps: GatewayDeps): Gateway {
     nodes: deps.nodes ?? [],
     corsOrigins: deps.corsOrigins ?? null,
     specText: deps.specText ?? readSpecText(),
+    members: deps.connectMember === undefined ? null : new MemberMetrics(deps.connectMember),
   };
 
   const app = new Hono<GatewayEnv>();
@@ -211,5 +218,13 @@ export function createApp(deps: GatewayDeps): Gateway {
     );
   }
 
-  return { app, hub, metrics, close: () => hub.close() };
+  return {
+    app,
+    hub,
+    metrics,
+    close: () => {
+      hub.close();
+      void routeDeps.members?.close();
+    },
+  };
 }

@@ -13,6 +13,7 @@
 import { createLogger } from '../node/log.js';
 import { WalrusClient } from '../node/client/index.js';
 import { createApp } from './app.js';
+import { memberMetricsLimits } from './member-metrics.js';
 import { parseGatewayArgs } from './config.js';
 import { serveGateway } from './http-server.js';
 import { shutdownGraceMs } from './limits.js';
@@ -31,6 +32,13 @@ async function main(): Promise<void> {
   const gateway = createApp({
     upstream: client,
     nodes: config.nodes,
+    connectMember: (address) =>
+      new WalrusClient({
+        nodes: [address],
+        ...config.nodeAccess,
+        retryCountMax: 0,
+        requestTimeoutMs: memberMetricsLimits.timeoutMs,
+      }),
     tokens: config.tokens,
     corsOrigins: config.corsOrigins,
     metrics: new GatewayMetrics({ defaultMetrics: true }),

@@ -1,7 +1,7 @@
 /**
  * Cluster routes: liveness, readiness (a node answers, and no topic is unable to take writes: a
  * segment leader or a quorum of its replicas unreachable, as the answering node sees it), the
- * nodes and the seed METRICS JSON.
+ * nodes and the seed METRICS JSON, and every member's own view (member-metrics.ts).
  */
 import type { Hono } from 'hono';
 import { ErrorCode, WalrusError } from '../../node/protocol/error-codes.js';
@@ -33,7 +33,10 @@ export function clusterRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
     checkQuery(c.req.url);
     requireScope(c.get('principal'), 'read');
     const reply = await deps.upstream.request({ op: 'metrics' });
-    return c.json({ nodes: deps.nodes.map((address) => ({ address })), metrics: reply.metrics });
+    const metrics = reply.metrics as Record<string, unknown>;
+    const nodes = deps.nodes.map((address) => ({ address }));
+    if (deps.members === null) return c.json({ nodes, metrics });
+    return c.json({ nodes, members: await deps.members.members(metrics), metrics });
   });
 
   app.get('/v1/cluster/metrics', async (c) => {

@@ -10,6 +10,7 @@ import { requireScope } from '../middleware/auth.js';
 import type { CorsOrigins } from '../middleware/cors.js';
 import { checkName } from '../params.js';
 import type { TailHub } from '../sse/tail-hub.js';
+import type { MemberMetrics } from '../member-metrics.js';
 import type { Upstream } from '../upstream.js';
 
 export type GatewayEnv = {
@@ -27,6 +28,8 @@ export interface RouteDeps {
   readonly nodes: readonly string[];
   readonly corsOrigins: CorsOrigins;
   readonly specText: string;
+  /** Each member's own METRICS for /v1/cluster; null when the gateway cannot dial members. */
+  readonly members: MemberMetrics | null;
 }
 
 /** The topic path parameter, checked, after checking the caller may use it with `scope`. */

@@ -51,7 +51,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Nodes the gateway knows and the cluster's seed METRICS JSON */
+        /** Nodes the gateway knows, every member's own state and disk, and the seed METRICS JSON */
         get: operations["getCluster"];
         put?: never;
         post?: never;
@@ -410,10 +410,41 @@ export interface components {
                  */
                 address: string;
             }[];
+            /** @description Every member of the Raft membership, each as it answers for itself: the gateway asks each member's METRICS at its client address (at most 64 members, 1 s each). Lag comes from the Raft leader's replication progress. Absent when the gateway cannot dial members. */
+            members?: components["schemas"]["ClusterMember"][];
             /** @description Seed METRICS JSON of the node that answered. */
             metrics: {
                 [key: string]: unknown;
             };
+        };
+        ClusterMember: {
+            /** @description The member's node id. */
+            nodeId: number;
+            /**
+             * @description In the membership, as the answering node knows it.
+             * @enum {string}
+             */
+            role: "leader" | "follower" | "learner";
+            /** @description Its client address, host:port, from the membership. */
+            clientAddress: string | null;
+            /** @description Whether it answered its own METRICS within 1 s. */
+            reachable: boolean;
+            /** @description Why it is not reachable; null when it is. */
+            error: string | null;
+            /** @description Its own Raft state (Leader, Follower, Candidate, Learner); null when not reachable. */
+            state: string | null;
+            /** @description Its current Raft term; null when not reachable. */
+            term: number | null;
+            /** @description The last Raft log index it applied; null when not reachable. */
+            lastApplied: number | null;
+            /** @description Raft log entries behind the leader; null when the leader did not answer. */
+            lagEntries: number | null;
+            /** @description Free bytes on the disk of its data directory; null when not reachable or not known. */
+            diskFreeBytes: number | null;
+            /** @description Free bytes it keeps in reserve (below them it refuses appends). */
+            diskReserveBytes: number | null;
+            /** @description True when its disk is below the reserve and it refuses appends. */
+            diskFull: boolean | null;
         };
         Retention: {
             /** @description Delete records older than this; null = keep forever. */

@@ -87,6 +87,18 @@ test('the console shows the cluster, creates a topic, appends and tails it', asy
   t.deepEqual([...roles].sort(), ['follower', 'follower', 'leader']);
   t.regex((await page.locator('#term').textContent()) ?? '', /^\d+$/);
   t.regex((await page.locator('#disk').textContent()) ?? '', /free on node/);
+  // Every member's own disk and reachability, whichever node answered (GET /v1/cluster `members`).
+  await page.waitForFunction(
+    () =>
+      (globalThis as unknown as { document: PageDocument }).document.querySelectorAll(
+        '#nodes tbody tr[data-reachable="true"]',
+      ).length === 3,
+    undefined,
+    { timeout: waitMs },
+  );
+  const disks = await page.locator('#nodes tbody td.disk').allTextContents();
+  t.is(disks.length, 3);
+  for (const disk of disks) t.regex(disk, /^[\d.]+ (B|KiB|MiB|GiB|TiB)$/);
 
   // Create a topic through the form: it appears in the topic table with its segments.
   await page.fill('#create-name', 'console-topic');

@@ -109,6 +109,9 @@ function renderCluster(cluster) {
   const ids = [...new Set([...voters, ...learners, ...Object.keys(addresses).map(Number)])].sort(
     (a, b) => a - b,
   );
+  // Each member's own answer (GET /v1/cluster `members`): its reachability, its disk, and its lag
+  // as the Raft leader reports it, whichever node answered the request.
+  const members = new Map((cluster.members ?? []).map((member) => [member.nodeId, member]));
   fillTable('nodes', ids, (tr, id) => {
     tr.dataset.nodeId = String(id);
     const role = id === leader ? 'leader' : learners.includes(id) ? 'learner' : 'follower';
@@ -117,10 +120,20 @@ function renderCluster(cluster) {
     cell(tr, role, `role-${role}`);
     cell(tr, addresses[id]?.addr);
     cell(tr, addresses[id]?.client_addr);
+    const member = members.get(id);
     const match = replication?.[id]?.match_index;
     const lag =
       typeof match === 'number' && typeof m.last_log_index === 'number' ? m.last_log_index - match : null;
-    cell(tr, replication === null ? 'ask the leader' : lag);
+    cell(tr, member?.lagEntries ?? (replication === null ? 'ask the leader' : lag));
+    tr.dataset.reachable = member === undefined ? 'unknown' : String(member.reachable);
+    cell(tr, member === undefined ? '—' : member.reachable ? 'yes' : `no: ${member.error ?? ''}`);
+    cell(
+      tr,
+      member?.diskFreeBytes == null
+        ? '—'
+        : `${bytes(member.diskFreeBytes)}${member.diskFull ? ' — FULL: appends refused' : ''}`,
+      'disk',
+    );
   });
 }
 

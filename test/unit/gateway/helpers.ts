@@ -62,7 +62,12 @@ export function unique(base: string): string {
 
 export function makeGateway(node: RealNode, overrides: Partial<GatewayDeps> = {}) {
   const upstream = new CountingUpstream(node.client);
-  const gateway = createApp({ upstream, nodes: node.cluster.clientAddrs, ...overrides });
+  const gateway = createApp({
+    upstream,
+    nodes: node.cluster.clientAddrs,
+    connectMember: (address) => new WalrusClient({ nodes: [address], retryCountMax: 0 }),
+    ...overrides,
+  });
   const call = (path: string, init?: RequestInit) => gateway.app.request(path, init);
   const json = (method: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
     gateway.app.request(path, {

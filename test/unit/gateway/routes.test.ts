@@ -24,10 +24,24 @@ test('health, ready, cluster and cluster metrics', async (t) => {
   t.deepEqual(await ready.json(), { ready: true, nodeId: 1 });
   const cluster = await call('/v1/cluster');
   t.deepEqual(await checkResponse('getCluster', cluster), []);
+  const body = (await cluster.json()) as {
+    nodes: unknown;
+    members: {
+      nodeId: number;
+      role: string;
+      reachable: boolean;
+      lagEntries: number;
+      diskFreeBytes: number;
+    }[];
+  };
   t.deepEqual(
-    ((await cluster.json()) as { nodes: unknown }).nodes,
+    body.nodes,
     node().cluster.clientAddrs.map((address) => ({ address })),
   );
+  // The one member answers for itself: the leader, no lag, its disk's free bytes.
+  t.is(body.members.length, 1);
+  t.like(body.members[0], { nodeId: 1, role: 'leader', reachable: true, lagEntries: 0 });
+  t.true(body.members[0]!.diskFreeBytes > 0);
   const metrics = await call('/v1/cluster/metrics');
   t.is(((await metrics.json()) as { state: string }).state, 'Leader');
 });
