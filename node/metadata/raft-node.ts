@@ -529,9 +529,21 @@ export class RaftNode {
   }
 
   /** Proposes on this node, which must be the leader. */
-  private proposeHere(command: MetaCommand): Promise<number> {
+  private async proposeHere(command: MetaCommand): Promise<number> {
+    if (this.o.prepareProposal !== undefined) await this.appliedEarlierTerms();
     const prepared = this.o.prepareProposal?.(command) ?? command;
     return this.submit(() => this.core.propose(Buffer.from(JSON.stringify(prepared))));
+  }
+
+  /**
+   * A new leader's placement (prepareProposal) reads the applied state, which may still lack
+   * entries committed in earlier terms (a leaving mark, say) until an entry of its own term
+   * commits: it waits for that first, once per term (bounded: waitApplied's timeout).
+   */
+  private async appliedEarlierTerms(): Promise<void> {
+    const s = this.core.status();
+    if (s.state !== 'Leader' || this.logPosition(this.state.appliedIndex)?.term === s.term) return;
+    await this.waitApplied(s.lastIndex);
   }
 
   private submit(run: () => { index: number; term: number }): Promise<number> {
