@@ -37,7 +37,8 @@ Operator commands (one-off only):
   tail <topic> [--from start|end|<offset>] [--count n]
                              print records as they arrive (offset<TAB>value; default from end)
   transfer-leader <id>       admin: make voter <id> the Raft leader (answers once it leads)
-  remove-node <id>           admin: remove a member from the cluster (the leader too)
+  remove-node <id>           admin: remove a member from the cluster (the leader too); one at a time
+                             (UNAVAILABLE while another node is being removed; again: joins it)
   The admin commands go to the Raft leader's peer port, with --cluster-secret (or env
   WALRUS_CLUSTER_SECRET) when the cluster has one.
 --json prints status, topics, tail and transfer-leader as JSON.

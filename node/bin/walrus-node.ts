@@ -387,6 +387,7 @@ async function main(): Promise<void> {
         topicService.storageStats(),
         nowMs,
         connections,
+        state.leaving,
       );
     },
   });

@@ -4,7 +4,11 @@
  * - retention: which leading sealed segments of each topic expire (retention.ts), proposed as one
  *   `dropSegments` per topic; every node deletes its files when it applies the drop;
  * - placement at a seal: the next segment leader is re-chosen from the leader's liveness view (a
- *   follower that sealed its segment cannot tell a dead voter from a quiet one).
+ *   follower that sealed its segment cannot tell a dead voter from a quiet one);
+ * - a node being removed (the metadata's leaving mark, set by server/node-removal.ts) gets nothing
+ *   new and its copies are repaired elsewhere: read from the applied state, so every Raft leader
+ *   knows, not only the one that started the removal; a removal nobody runs any more (its leader
+ *   died or lost its leadership) is resumed through `resumeRemovals`.
  * The monitor loop (monitor.ts) calls `tick` on every node; it does nothing on a follower.
  */
 import type { Logger } from '../log.js';
@@ -66,8 +70,8 @@ export const controllerLimits = {
 
 export class Controller {
   private readonly ports: ControllerPorts;
-  /** Nodes being removed: they get no new topic and no next segment, and their copies are moved. */
-  private readonly leaving = new Set<number>();
+  /** Runs a removal the metadata marks and nobody runs here (node-removal.ts attaches it). */
+  private removalDriver: ((nodeId: number) => void) | null = null;
   /**
    * Nodes shutting down (SIGTERM): no new topic or next segment is placed on them, until they are
    * seen down (alive again later: placed as before) or the mark lapses (value: when, node clock).
@@ -101,13 +105,40 @@ export class Controller {
     }
   }
 
-  /** While a node is being removed, placement passes it over (see server/node-removal.ts). */
-  markLeaving(nodeId: number): void {
-    this.leaving.add(nodeId);
+  /**
+   * The node being removed (the metadata's leaving mark, server/node-removal.ts): it gets no new
+   * topic and no next segment, and its copies are moved. Read on every call: the mark is applied
+   * state, the same on every Raft leader.
+   */
+  private leaving(): ReadonlySet<number> {
+    const mark = this.ports.state.leaving;
+    return mark === null ? new Set() : new Set([mark.nodeId]);
   }
 
-  unmarkLeaving(nodeId: number): void {
-    this.leaving.delete(nodeId);
+  /** Commits a metadata command (for the removal, which the controller's placement serves). */
+  propose(command: MetaCommand): Promise<number> {
+    return this.ports.propose(command);
+  }
+
+  /** The node's clock (the simulator's in the simulator): a proposer puts times in its commands. */
+  nowMs(): number {
+    return this.ports.nowMs();
+  }
+
+  /** Who resumes a marked removal on this node when it leads Raft (server/node-removal.ts). */
+  attachRemovals(driver: (nodeId: number) => void): void {
+    this.removalDriver = driver;
+  }
+
+  /**
+   * On the Raft leader: a removal the metadata marks is run here if it is not already (the driver
+   * joins one under way), so a removal whose leader died or lost its leadership is finished by the
+   * next one, not left half-done with its node passed over for ever.
+   */
+  resumeRemovals(): void {
+    const mark = this.ports.state.leaving;
+    if (mark === null || this.removalDriver === null || !this.ports.isRaftLeader()) return;
+    this.removalDriver(mark.nodeId);
   }
 
   /** Node `nodeId` is shutting down: placement passes it over (see `stopping`). */
@@ -128,14 +159,15 @@ export class Controller {
   /** Run on the Raft leader before it proposes a command (see the file header). */
   prepareProposal(command: MetaCommand): MetaCommand {
     const p = this.ports;
-    const voters = p.voters().filter((v) => !this.leaving.has(v));
-    const alive = p.aliveVoters().filter((v) => !this.leaving.has(v));
+    const leaving = this.leaving();
+    const voters = p.voters().filter((v) => !leaving.has(v));
+    const alive = p.aliveVoters().filter((v) => !leaving.has(v));
     // A stopping node may still hold copies (it comes back), but leads nothing new.
     const stopping = this.stoppingNodes();
     const leaders = alive.filter((v) => !stopping.has(v));
     const leaderVoters = voters.filter((v) => !stopping.has(v));
     if (command.type === 'createTopic') {
-      const passedOver = this.leaving.has(command.leaderNodeId) || stopping.has(command.leaderNodeId);
+      const passedOver = leaving.has(command.leaderNodeId) || stopping.has(command.leaderNodeId);
       const leaderNodeId =
         !passedOver || leaderVoters.length === 0
           ? command.leaderNodeId
@@ -185,11 +217,17 @@ export class Controller {
       );
     }
     this.scheduleRepairs(nowMs, voters);
+    this.resumeRemovals();
   }
 
   /** A replica that is not a voter, is leaving, or has been silent for repairAfterMs. */
-  private isGone(id: number, voters: ReadonlySet<number>, nowMs: number): boolean {
-    if (!voters.has(id) || this.leaving.has(id)) return true;
+  private isGone(
+    id: number,
+    voters: ReadonlySet<number>,
+    nowMs: number,
+    leaving: ReadonlySet<number>,
+  ): boolean {
+    if (!voters.has(id) || leaving.has(id)) return true;
     const heardMs = this.lastHeardMs.get(id) ?? this.leaderSinceMs ?? nowMs;
     return nowMs - heardMs >= this.ports.repairAfterMs;
   }
@@ -202,20 +240,21 @@ export class Controller {
   private scheduleRepairs(nowMs: number, voters: ReadonlySet<number>): void {
     const p = this.ports;
     const alive = p.aliveVoters();
+    const leaving = this.leaving();
     for (const topic of p.state.topics.values()) {
       for (const segment of topic.segments) {
         if (this.repairing.size >= controllerLimits.repairCountMax) return;
-        const gone = replicasOf(segment).filter((id) => this.isGone(id, voters, nowMs));
+        const gone = replicasOf(segment).filter((id) => this.isGone(id, voters, nowMs, leaving));
         // The only copy of records on a node being removed is the removal's to decide (it refuses:
         // server/node-removal.ts); moved from under it, the refusal came or not by timing.
-        if (soleCopyOfRecords(segment) && this.leaving.has(replicasOf(segment)[0]!)) continue;
+        if (soleCopyOfRecords(segment) && leaving.has(replicasOf(segment)[0]!)) continue;
         if (gone.length === 0) {
           // A sealed segment with fewer copies than its topic asks for (a copy dropped when its node
           // left with nowhere to move it) gets one on a voter that joined since.
           // An active one (opened while too few voters were up) rolls over so the next gets them.
           const wanted = Math.min(topic.replicationFactor ?? replicationFactorDefault, voters.size);
           if (replicasOf(segment).length >= wanted) continue;
-          const target = repairTarget(0, replicasOf(segment), [...voters], alive, this.leaving);
+          const target = repairTarget(0, replicasOf(segment), [...voters], alive, leaving);
           if (target === null) continue;
           if (segment.endOffset === null)
             this.track(topic, segment, () =>
@@ -231,7 +270,7 @@ export class Controller {
             );
           continue;
         }
-        const target = repairTarget(gone[0]!, replicasOf(segment), [...voters], alive, this.leaving);
+        const target = repairTarget(gone[0]!, replicasOf(segment), [...voters], alive, leaving);
         if (target !== null)
           this.track(topic, segment, () => p.repairSegment(topic.name, segment.id, gone[0]!, target));
       }
@@ -273,7 +312,7 @@ export class Controller {
       }
       for (const segment of [...topic.segments]) {
         if (segment.endOffset === null || !replicasOf(segment).includes(nodeId)) continue;
-        const target = repairTarget(nodeId, replicasOf(segment), p.voters(), p.aliveVoters(), this.leaving);
+        const target = repairTarget(nodeId, replicasOf(segment), p.voters(), p.aliveVoters(), this.leaving());
         let moved = false;
         if (target !== null) {
           try {

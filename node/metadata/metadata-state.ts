@@ -1,7 +1,9 @@
 /**
  * The cluster metadata state machine: members (addresses and incarnation), the cluster id, topics,
- * their segments (with leaders and sealed ends) and consumer cursors. `apply` is pure and deterministic: the same commands in the same order give
- * the same state on every node: the commands are Raft log entries (raft-node.ts applies them).
+ * their segments (with leaders and sealed ends), consumer cursors and the node being removed (the
+ * leaving mark). `apply` is pure and deterministic: the same commands in the same order give the
+ * same state on every node: the commands are Raft log entries (raft-node.ts applies them). No
+ * command reads a clock when applied: a time it needs is in the command, put there by its proposer.
  *
  * State is mutated in place (O(1) per command, whatever the number of topics).
  *
@@ -102,6 +104,19 @@ export type ProducerEntry =
   | readonly [string, number, number, number, number]
   | readonly [string, number, number, number, number, number];
 
+/**
+ * The node a `remove-node` is under way for (server/node-removal.ts). In the metadata, not in one
+ * leader's memory, so that every Raft leader's placement and repair pass the node over, and so
+ * that removals run one at a time: a second is refused while this mark names another node.
+ */
+export interface LeavingMark {
+  readonly nodeId: number;
+  /** The Raft leader running the removal now: a new leader that resumes it takes the mark over. */
+  readonly byNodeId: number;
+  /** When the removal started, on its first proposer's clock (ms since the epoch). */
+  readonly sinceMs: number;
+}
+
 /** A cluster member's addresses, as it advertised them when it joined. */
 export interface NodeMeta {
   readonly nodeId: number;
@@ -119,7 +134,24 @@ export interface NodeMeta {
 
 export type MetaCommand =
   | { readonly type: 'registerNode'; readonly node: NodeMeta }
+  /** Drops a member's addresses and incarnation; ends a leaving mark on it (the removal is done). */
   | { readonly type: 'unregisterNode'; readonly nodeId: number }
+  /**
+   * Marks `nodeId` as being removed, by Raft leader `byNodeId`, started at `atMs` (the proposer's
+   * clock). Applies only while no other node is marked: a mark on the same node is taken over by
+   * `byNodeId` (a new leader resuming it, or a client's retry) and keeps its start.
+   */
+  | {
+      readonly type: 'markLeaving';
+      readonly nodeId: number;
+      readonly byNodeId: number;
+      readonly atMs: number;
+    }
+  /**
+   * Ends the mark on `nodeId` (its removal failed or was given up: the node is placed again), if
+   * `byNodeId` still runs it (compare-and-set: a leader that lost the removal to another changes nothing).
+   */
+  | { readonly type: 'clearLeaving'; readonly nodeId: number; readonly byNodeId: number }
   /** The cluster's id, proposed by a Raft leader while the metadata has none; the first one stays. */
   | { readonly type: 'setClusterId'; readonly clusterId: string }
   | {
@@ -216,6 +248,8 @@ export interface MetadataSnapshot {
   readonly appliedIndex: number;
   readonly clusterId?: string;
   readonly nodes?: readonly NodeMeta[];
+  /** Absent when no node is being removed (and in snapshots from before leaving marks). */
+  readonly leaving?: LeavingMark;
   readonly topics: readonly {
     name: string;
     retention: Retention;
@@ -246,6 +280,10 @@ export function epochOf(segment: SegmentMeta): number {
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function isNodeId(id: unknown): id is number {
+  return Number.isSafeInteger(id) && (id as number) > 0;
 }
 
 /** A replica set as the metadata stores it: the leader first, no duplicates, at most replicaCountMax. */
@@ -279,6 +317,8 @@ export class MetadataState {
   clusterId: string | null = null;
   readonly topics = new Map<string, TopicMeta>();
   readonly nodes = new Map<number, NodeMeta>();
+  /** The node being removed, if any (one at a time). */
+  leaving: LeavingMark | null = null;
   /**
    * Indexes of the latest commitCursor commands whose compare-and-set failed (bounded; not part of
    * snapshots). The cursor's value cannot tell a proposer whether its commit took effect: two
@@ -301,6 +341,7 @@ export class MetadataState {
     for (const [k, v] of restored.topics) this.topics.set(k, v);
     this.nodes.clear();
     for (const [k, v] of restored.nodes) this.nodes.set(k, v);
+    this.leaving = restored.leaving;
   }
 
   /**
@@ -326,6 +367,18 @@ export class MetadataState {
       }
       case 'unregisterNode':
         this.nodes.delete(command.nodeId);
+        if (this.leaving?.nodeId === command.nodeId) this.leaving = null;
+        return;
+      case 'markLeaving': {
+        if (!isNodeId(command.nodeId) || !isNodeId(command.byNodeId)) return;
+        if (this.leaving !== null && this.leaving.nodeId !== command.nodeId) return;
+        const sinceMs = this.leaving?.sinceMs ?? (Number.isFinite(command.atMs) ? command.atMs : 0);
+        this.leaving = { nodeId: command.nodeId, byNodeId: command.byNodeId, sinceMs };
+        return;
+      }
+      case 'clearLeaving':
+        if (this.leaving?.nodeId === command.nodeId && this.leaving.byNodeId === command.byNodeId)
+          this.leaving = null;
         return;
       case 'setClusterId':
         if (this.clusterId === null && isIdentityId(command.clusterId)) this.clusterId = command.clusterId;
@@ -481,6 +534,7 @@ export class MetadataState {
       appliedIndex: this.appliedIndex,
       ...(this.clusterId === null ? {} : { clusterId: this.clusterId }),
       nodes: [...this.nodes.values()],
+      ...(this.leaving === null ? {} : { leaving: { ...this.leaving } }),
       topics: [...this.topics.values()].map((t) => ({
         name: t.name,
         retention: t.retention,
@@ -504,6 +558,14 @@ export class MetadataState {
     for (const n of snapshot.nodes ?? []) {
       assert.ok(n.incarnation === undefined || isIdentityId(n.incarnation), 'a well-formed incarnation');
       state.nodes.set(n.nodeId, n);
+    }
+    if (snapshot.leaving !== undefined) {
+      const { nodeId, byNodeId, sinceMs } = snapshot.leaving;
+      assert.ok(
+        isNodeId(nodeId) && isNodeId(byNodeId) && Number.isFinite(sinceMs),
+        'a well-formed leaving mark',
+      );
+      state.leaving = { nodeId, byNodeId, sinceMs };
     }
     for (const t of snapshot.topics) {
       state.topics.set(t.name, {

@@ -530,8 +530,26 @@ export class RaftNode {
 
   /** Proposes on this node, which must be the leader. */
   private proposeHere(command: MetaCommand): Promise<number> {
+    const behind = this.o.prepareProposal === undefined ? null : this.earlierTermsToApply();
+    if (behind !== null) return this.waitApplied(behind).then(() => this.prepareAndSubmit(command));
+    return this.prepareAndSubmit(command);
+  }
+
+  private prepareAndSubmit(command: MetaCommand): Promise<number> {
     const prepared = this.o.prepareProposal?.(command) ?? command;
     return this.submit(() => this.core.propose(Buffer.from(JSON.stringify(prepared))));
+  }
+
+  /**
+   * A new leader's placement (prepareProposal) reads the applied state, which may still lack
+   * entries committed in earlier terms (a leaving mark, say) until an entry of its own term is
+   * applied: the index to wait for first (its last; bounded by waitApplied's timeout), or null when
+   * there is nothing to wait for (the steady state: it has applied an entry of its term).
+   */
+  private earlierTermsToApply(): number | null {
+    const s = this.core.status();
+    if (s.state !== 'Leader' || this.logPosition(this.state.appliedIndex)?.term === s.term) return null;
+    return s.lastIndex;
   }
 
   private submit(run: () => { index: number; term: number }): Promise<number> {

@@ -10,10 +10,12 @@
  *   plus `running_state`, `purged`, `millis_since_quorum_ack`, `last_quorum_acked`, `heartbeat`.
  *
  * Where one field would need two types the seed's wins; docs/protocol.md lists every such field.
- * `snapshot_transfer` (chunked snapshot transfer counts), a `storage` object and a `connections`
- * object (client connections and the buffered-input budget, transport/input-budget.ts) of our own
+ * `snapshot_transfer` (chunked snapshot transfer counts), a `storage` object, a `connections`
+ * object (client connections and the buffered-input budget, transport/input-budget.ts) and
+ * `removing` (the node a remove-node is under way for, from the metadata; null: none) of our own
  * come last. Pure: the caller passes every figure and the clock.
  */
+import type { LeavingMark } from '../metadata/metadata-state.js';
 import type { LogPosition, RaftStatusForMetrics } from '../metadata/raft-node.js';
 
 interface LogIdJson {
@@ -53,6 +55,8 @@ export function metricsJson(
   storage: Readonly<Record<string, number | boolean | null>>,
   nowMs: number,
   connections?: ConnectionFigures,
+  /** The metadata's leaving mark (undefined: the field is left out). */
+  leaving?: LeavingMark | null,
 ): Record<string, unknown> {
   const isLeader = raft.state === 'Leader';
   const replication: Record<string, unknown> = {};
@@ -124,6 +128,14 @@ export function metricsJson(
     ...(raft.snapshotTransfer === undefined ? {} : { snapshot_transfer: snakeCase(raft.snapshotTransfer) }),
     storage,
     ...(connections === undefined ? {} : { connections: snakeCase(connections) }),
+    ...(leaving === undefined
+      ? {}
+      : {
+          removing:
+            leaving === null
+              ? null
+              : { node_id: leaving.nodeId, by_node_id: leaving.byNodeId, since_ms: leaving.sinceMs },
+        }),
   };
 }
 

@@ -26,7 +26,7 @@ import type { TopicService } from '../topics/topic-service.js';
 import type { Controller } from '../controller/controller.js';
 import { transferLeader } from './leader-transfer.js';
 import { ClientAuth } from './client-auth.js';
-import { removeNode } from './node-removal.js';
+import { NodeRemovals } from './node-removal.js';
 import { readCandidates, routeOf } from './routing.js';
 import { stateJson } from './state-json.js';
 
@@ -127,6 +127,8 @@ export class RequestHandler {
   /** Text replies must go back in command order; binary ones may not. */
   private readonly textQueues = new Map<number, Promise<void>>();
   private readonly auth: ClientAuth;
+  /** remove-node: the one removal this node runs, and the resumption of one its metadata marks. */
+  private readonly removals: NodeRemovals;
   /** Set by drain(): the node is shutting down and takes no new client request. */
   private draining = false;
 
@@ -134,6 +136,12 @@ export class RequestHandler {
     this.options = options;
     this.topics = options.topics;
     this.auth = options.auth ?? ClientAuth.open();
+    this.removals = new NodeRemovals({
+      self: options.nodeId,
+      topics: options.topics,
+      controller: options.controller,
+      cluster: options.cluster,
+    });
   }
 
   /**
@@ -590,13 +598,7 @@ export class RequestHandler {
       case 'state':
         return { state: stateJson(t, request.topic) };
       case 'removeNode':
-        return removeNode(
-          request.nodeId,
-          this.options.nodeId,
-          t,
-          this.options.controller,
-          this.options.cluster,
-        );
+        return this.removals.remove(request.nodeId);
       case 'handOff':
         return { handedOff: await t.appender.handOff(request.nodeId) };
       case 'nodeStopping':

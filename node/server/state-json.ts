@@ -3,7 +3,8 @@
  * (id → record count), `segment_leaders` (id → node), Walrus's `last_sealed_entry_offset`, plus our
  * offsets, retention and replication: `segment_replicas` (id → nodes holding a copy, leader first),
  * `segment_epochs` (id → fence epoch) and `under_replicated_segments` (segments with a copy on a node
- * that is not a voter or not reachable from the answering node).
+ * that is not a voter or not reachable from the answering node) and `removing_node` (the node a
+ * remove-node is under way for, whose copies are being moved off: null when none).
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { assertTopicName } from '../protocol/topic-name.js';
@@ -39,5 +40,6 @@ export function stateJson(topics: TopicService, name: string): Record<string, un
     segment_replicas: replicas,
     segment_epochs: epochs,
     under_replicated_segments: topics.underReplicatedSegments(topic),
+    removing_node: topics.metadata.leaving?.nodeId ?? null,
   };
 }

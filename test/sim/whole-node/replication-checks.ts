@@ -100,6 +100,8 @@ interface Wipe {
   readonly nodeId: number;
   /** Per topic, the newest segment id at the wipe: segments up to it may have had a copy there. */
   readonly activeIds: ReadonlyMap<string, number>;
+  /** The incarnation the metadata registered for the node when its disk was wiped. */
+  readonly incarnation: string | undefined;
 }
 
 export interface ReplicationStats {
@@ -561,8 +563,25 @@ export class ReplicationChecks implements WalObserver {
     const activeIds = new Map<string, number>();
     for (const t of state?.topics.values() ?? [])
       activeIds.set(t.name, t.segments[t.segments.length - 1]!.id);
-    this.wipes.push({ nodeId, activeIds });
+    this.wipes.push({ nodeId, activeIds, incarnation: state?.nodes.get(nodeId)?.incarnation });
     this.wipedPending.add(nodeId);
+  }
+
+  /**
+   * Whether the cluster has forgotten the identity a wiped node had (the most advanced metadata of
+   * the other running nodes unregistered it, or registers another incarnation): it was removed,
+   * whether or not anyone saw the removal's answer (one under way when the disk was wiped, say).
+   */
+  oldIdentityForgotten(nodeId: number): boolean {
+    const wipe = this.wipes.findLast((w) => w.nodeId === nodeId);
+    let best: MetadataState | null = null;
+    for (const n of this.host.nodes.values()) {
+      const state = n.id === nodeId ? undefined : n.running?.state;
+      if (state !== undefined && (best === null || state.appliedIndex > best.appliedIndex)) best = state;
+    }
+    if (wipe === undefined || best === null) return false;
+    const registered = best.nodes.get(nodeId);
+    return registered === undefined || registered.incarnation !== wipe.incarnation;
   }
 
   get wipeCount(): number {
@@ -582,7 +601,7 @@ export class ReplicationChecks implements WalObserver {
       const n = this.host.nodes.get(owner.nodeId);
       const r = n?.running;
       if (n !== undefined && r != null && r.process === owner) {
-        if (this.wipedPending.has(n.id) && r.serving)
+        if (this.wipedPending.has(n.id) && r.serving && !this.oldIdentityForgotten(n.id))
           this.fail(
             'S9',
             `node ${n.id} serves again under its old identity after its disk was wiped, without being removed first`,

@@ -137,7 +137,9 @@ test('S9: a replica wiped, removed and re-added under its id does not count towa
   const ids = [1, 2, 3];
   await startCluster(c, ids);
   const { name, leader } = await topicNotLedByRaftLeader(c, ids);
-  const info = c.node(leader).running!.state.topics.get(name)!.segments[0]!;
+  // The create was answered by the Raft leader: the segment leader applies it a moment later.
+  await until(c, 'the segment leader applies the create', () => segmentOn(c, leader, name, 1) !== undefined);
+  const info = segmentOn(c, leader, name, 1)!;
   const followers = replicasOf(info).filter((id) => id !== leader);
   t.is(followers.length, 2, 'three replicas');
   const [wiped, behind] = followers as [number, number];

@@ -259,8 +259,22 @@ export class SimCluster {
     this.checks.forget(id);
   }
 
+  /** How many times each node was re-added (its lives after the first). */
+  private readonly readds = new Map<number, number>();
+
+  /** Which life of node `id` runs: 0, then one more at each re-add (a wiped node's new identity). */
+  lifeOf(id: number): number {
+    return this.readds.get(id) ?? 0;
+  }
+
+  /** Node `id` runs under a new identity from now on (re-added, or rejoined after its removal). */
+  newLife(id: number): void {
+    this.readds.set(id, this.lifeOf(id) + 1);
+  }
+
   /** An operator brings a removed node back: its directory emptied, started with --join. */
   readd(id: number): void {
+    this.newLife(id);
     const node = this.node(id);
     node.disk.wipe();
     node.disk.provision('/data');

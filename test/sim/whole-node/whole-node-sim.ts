@@ -132,6 +132,8 @@ export interface WholeNodeStats {
   partitions: number;
   joins: number;
   removals: number;
+  /** Removals the product refused because another node's removal was under way. */
+  removalsRefused: number;
   snapshotsInstalled: number;
   messages: number;
   oversize: number;
@@ -605,7 +607,6 @@ class Run {
     const candidates = voters.filter((id) => {
       const n = this.cluster.nodes.get(id);
       if (n === undefined || n.refused !== null || this.cluster.removed.has(id)) return false;
-      if (this.workload.removing.has(id)) return false;
       for (const t of state.topics.values())
         for (const s of t.segments) {
           const replicas = replicasOf(s);
@@ -637,12 +638,17 @@ class Run {
     while (this.phase === 'faults' && !this.cluster.removed.has(id)) {
       await this.sleep(500 + this.prng.nextInt(1000));
       if (this.phase !== 'faults' || this.cluster.removed.has(id)) break;
-      if (node.running !== null) continue; // still trying to join: it must be refused
-      const out = await this.workload.call<'removeNode'>({ op: 'removeNode', nodeId: id });
-      if (out.ok && out.response.removed && !this.cluster.removed.has(id)) {
-        this.workload.stats.removals++;
-        this.cluster.decommission(id);
+      if (node.running !== null) {
+        // Joined, not refused: the cluster had removed its old identity already (a removal under
+        // way when the disk was wiped, whose answer nobody got). It is a new member, as if re-added.
+        if (!this.checks.oldIdentityForgotten(id)) continue; // still trying to join: it must be refused
+        this.cluster.newLife(id);
+        this.checks.wipedPending.delete(id);
+        this.holdDown.delete(id);
+        this.wipedReadded++;
+        return;
       }
+      await this.workload.removeAndSee(id);
     }
     if (!this.cluster.removed.has(id)) return;
     this.wipedRemoved++;
@@ -901,6 +907,7 @@ class Run {
       partitions: this.partitions,
       joins: this.joins,
       removals: w.removals,
+      removalsRefused: w.removalsRefused,
       snapshotsInstalled: c.stats.snapshotInstalls,
       messages: c.net.stats.delivered,
       oversize: c.net.stats.oversize,

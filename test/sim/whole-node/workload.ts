@@ -57,6 +57,8 @@ export interface WorkloadStats {
   readRecords: number;
   notLeaderReplies: number;
   removals: number;
+  /** Removals refused because another node's removal was under way (UNAVAILABLE, retryable). */
+  removalsRefused: number;
 }
 
 type Op = 'create' | 'delete' | 'configure' | 'append' | 'read' | 'readNext' | 'commit' | 'get' | 'remove';
@@ -84,6 +86,7 @@ export class Workload {
     readRecords: 0,
     notLeaderReplies: 0,
     removals: 0,
+    removalsRefused: 0,
   };
   private valueSeq = 0;
   /** Topics named so far (t1, t2, …); a deleted name is never reused, at most topicCountMax live at once. */
@@ -95,8 +98,10 @@ export class Workload {
   /** True while no other node may be removed (a wiped node is out: removing more loses the quorum). */
   holdRemovals: () => boolean = () => false;
   /**
-   * Nodes a removeNode of this workload is under way for: the chaos does not wipe them (its
-   * operator removes a wiped node itself, and a removal whose answer is lost would go unseen).
+   * Nodes a removeNode of this workload is under way for. They count as gone when it picks a
+   * victim: its policy is never to go below 2 members, and a victim picked while another removal
+   * runs would leave one once both are done. (Two removals at once are the product's to refuse:
+   * server/node-removal.ts answers the second UNAVAILABLE, which the workload takes as an answer.)
    */
   readonly removing = new Set<number>();
   /** Sees every acknowledged append (the replication checks' S1). */
@@ -398,14 +403,30 @@ export class Workload {
     }
     this.removing.add(victim);
     try {
-      const out = await this.call<'removeNode'>({ op: 'removeNode', nodeId: victim });
-      if (out.ok && out.response.removed) {
-        this.stats.removals++;
-        this.cluster.decommission(victim);
+      const out = await this.removeAndSee(victim);
+      if (!out.ok && /is being removed/.test(out.message)) {
+        if (out.code !== ErrorCode.UNAVAILABLE)
+          violation('RemovalsOneAtATime', `a removal refused for another one under way answered ${out.code}`);
+        this.stats.removalsRefused++;
       }
     } finally {
       this.removing.delete(victim);
     }
+  }
+
+  /**
+   * Asks to remove `id` and decommissions it once removed, unless the node answered for is gone
+   * already: an operator that removed a wiped node (the same removal: the product joins it) may
+   * have re-added it under a new identity before this answer came.
+   */
+  async removeAndSee(id: number): Promise<ClientOutcome<'removeNode'>> {
+    const life = this.cluster.lifeOf(id);
+    const out = await this.call<'removeNode'>({ op: 'removeNode', nodeId: id });
+    if (out.ok && out.response.removed && this.cluster.lifeOf(id) === life && !this.cluster.removed.has(id)) {
+      this.stats.removals++;
+      this.cluster.decommission(id);
+    }
+    return out;
   }
 
   /** TEST ONLY (defect 7): remove-node as it was, straight to the Raft leader, nothing handed off. */

@@ -228,3 +228,10 @@ test('the shape checker finds a missing field, a wrong type and an unexpected nu
     'last_applied: expected our number, got object',
   ]);
 });
+
+test('removing: the node a remove-node is under way for, from the metadata; null when none', (t) => {
+  const marked = metricsJson(1, leader, storage, nowMs, undefined, { nodeId: 3, byNodeId: 1, sinceMs: 5 });
+  t.deepEqual(marked['removing'], { node_id: 3, by_node_id: 1, since_ms: 5 });
+  t.is(metricsJson(1, leader, storage, nowMs, undefined, null)['removing'], null);
+  t.false('removing' in metricsJson(1, leader, storage, nowMs), 'left out when the caller has no metadata');
+});
