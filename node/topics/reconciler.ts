@@ -42,7 +42,17 @@ export class Reconciler {
       // Before completing a rollover: its seal hands these producers to the next leader (the
       // rebuild runs when the table is first used: producerTable, checkSequence).
       deferProducerRestore(wal, (name) => meta.state.topics.get(name), topic, rt, nodeId, logger);
-      await this.completeRollover(topic);
+      try {
+        await this.completeRollover(topic);
+      } catch (error) {
+        // A Raft leader change or transfer under way, or a quorum away: not a reason to stop the
+        // node. The monitor's next tick (maintain) proposes the seal again.
+        logger.warn(
+          { topic: topic.name, segment: activeSegment(topic).id, err: String(error) },
+          'could not complete an interrupted rollover at start-up; the monitor will retry',
+        );
+        continue;
+      }
       const local = wal.segmentInfo(topic.name, activeSegment(topic).id);
       // A copy left open by the last run may lack records a quorum acknowledged: recover it.
       if (local !== undefined && !local.sealed && !isSoleReplica(activeSegment(topic), nodeId))

@@ -126,6 +126,15 @@ export const knownDefects = {
    * (each recovered segment file and its directory) before the WAL serves or reports it.
    */
   K: 'WAL recovery takes page-cache records for durable; a restarted replica acknowledges them (wal/segment-recovery.ts); fixed: recovery fdatasyncs an open segment it keeps',
+  /**
+   * Not replication: a node restarting after a crash in the middle of a rollover proposes the seal
+   * of its (locally sealed) active segment during start-up; a proposal refused for a transient
+   * reason ended start-up and the node exited. Quick seed 100756 (5,000 ms): node 1 restarts while
+   * the Raft leader is handing its leadership to node 1, and the proposal meets
+   * TRANSFER_IN_PROGRESS ("NodeExit: leadership is moving to 1"). Fix: start-up logs it and the
+   * monitor's tick completes the rollover later (topics/reconciler.ts recover).
+   */
+  L: 'a transient refusal of the seal a restarting node proposes at start-up made it exit (topics/reconciler.ts recover); fixed: the monitor completes the rollover later',
 } as const;
 
 export const knownFailures: ReadonlyMap<number, KnownFailure> = new Map<number, KnownFailure>([
@@ -136,4 +145,5 @@ export const knownFailures: ReadonlyMap<number, KnownFailure> = new Map<number, 
 export const fixedDefectSeeds: ReadonlyMap<number, keyof typeof knownDefects> = new Map([
   [100735, 'J'],
   [101011, 'J'],
+  [100756, 'L'],
 ]);
