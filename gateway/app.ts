@@ -27,7 +27,7 @@ import { type MemberClient, MemberMetrics } from './member-metrics.js';
 import { TailHub, type TailHubOptions } from './sse/tail-hub.js';
 import { uiPaths, uiRoutes } from './ui/routes.js';
 import type { Upstream } from './upstream.js';
-import { setResponseHeader } from './response-headers.js';
+import { requestHeader, setResponseHeader } from './response-headers.js';
 import { guardUpstream } from './upstream-guard.js';
 
 export type GatewayLog = (level: 'info' | 'warn' | 'error', message: string, fields?: object) => void;
@@ -185,7 +185,7 @@ export function createApp(deps: GatewayDeps): Gateway {
             'principal',
             auth.open || publicPaths.has(c.req.path) || c.req.path.startsWith('/docs/assets/')
               ? auth.anonymous()
-              : auth.authenticate(c.req.header('authorization'), c.req.query('access_token')),
+              : auth.authenticate(requestHeader(c, 'authorization'), c.req.query('access_token')),
           );
           await next();
         }

@@ -6,6 +6,7 @@
 import { Buffer } from 'node:buffer';
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
 import { bodySizeMaxBytes } from './limits.js';
+import { requestHeader } from './response-headers.js';
 import type { GatewayContext } from './routes/deps.js';
 
 function tooLarge(): WalrusError {
@@ -13,7 +14,7 @@ function tooLarge(): WalrusError {
 }
 
 export async function readBody(c: GatewayContext): Promise<Buffer> {
-  const declared = c.req.header('content-length');
+  const declared = requestHeader(c, 'content-length');
   if (declared !== undefined && Number(declared) > bodySizeMaxBytes) throw tooLarge();
   const incoming = c.env?.incoming;
   if (

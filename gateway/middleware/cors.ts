@@ -3,7 +3,7 @@
  * corsHeaders is a plain function because SSE tails write their head straight to the
  * Node response and must carry the same headers.
  */
-import { setResponseHeader } from '../response-headers.js';
+import { requestHeader, setResponseHeader } from '../response-headers.js';
 import type { GatewayContext } from '../routes/deps.js';
 
 export type CorsOrigins = '*' | readonly string[] | null;
@@ -30,9 +30,10 @@ export function corsHeaders(origins: CorsOrigins, origin: string | undefined): R
  * allowed origin on whatever the request is answered with (returns undefined).
  */
 export function applyCors(c: GatewayContext, origins: CorsOrigins): Response | undefined {
-  const preflight = c.req.method === 'OPTIONS' && c.req.header('access-control-request-method') !== undefined;
+  const preflight =
+    c.req.method === 'OPTIONS' && requestHeader(c, 'access-control-request-method') !== undefined;
   if (origins === null && !preflight) return undefined;
-  const headers = corsHeaders(origins, c.req.header('origin'));
+  const headers = corsHeaders(origins, requestHeader(c, 'origin'));
   if (preflight) {
     if (headers['access-control-allow-origin'] === undefined) return c.body(null, 204);
     return c.body(null, 204, {

@@ -34,7 +34,7 @@ import {
 } from '../params.js';
 import { parseAppendBody, recordToJson } from '../records-json.js';
 import { parseStrictJson } from '../strict-json.js';
-import { jsonResponse } from '../response-headers.js';
+import { jsonResponse, requestHeader } from '../response-headers.js';
 import { NodeResponseSink, type SseSink, WebStreamSink } from '../sse/sink.js';
 import type { GatewayContext, GatewayEnv, RouteDeps } from './deps.js';
 import { topicFor } from './deps.js';
@@ -147,9 +147,9 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
   app.post('/v1/topics/:topic/records', async (c) => {
     checkQuery(c.req.url, queryParamsByOperation.appendRecords);
     const topic = topicFor(c, 'write');
-    const producerId = c.req.header('producer-id');
-    const producerSeq = parseIntParam('Producer-Seq', c.req.header('producer-seq'), 0);
-    const expectedOffset = parseIntParam('Expected-Offset', c.req.header('expected-offset'), 0);
+    const producerId = requestHeader(c, 'producer-id');
+    const producerSeq = parseIntParam('Producer-Seq', requestHeader(c, 'producer-seq'), 0);
+    const expectedOffset = parseIntParam('Expected-Offset', requestHeader(c, 'expected-offset'), 0);
     const acks = parseEnumParam('acks', c.req.query('acks'), appendAcksValues);
     if (producerId !== undefined && !producerIdPattern.test(producerId)) {
       throw new WalrusError(
@@ -160,7 +160,7 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
     if ((producerId === undefined) !== (producerSeq === undefined)) {
       throw new WalrusError(ErrorCode.BAD_REQUEST, 'Producer-Id and Producer-Seq go together');
     }
-    const contentType = c.req.header('content-type');
+    const contentType = requestHeader(c, 'content-type');
     const bytes = await readBody(c);
     let records: RecordInput[];
     if (isJsonContentType(contentType)) {
