@@ -531,9 +531,13 @@ async function main(): Promise<void> {
     await clientServer.close();
     monitor.stop();
     segmentWatch.stop();
-    await topics.close();
+    // Raft stops before the topics close: closing waits for a rollover in flight, whose seal
+    // proposal would otherwise wait out its 10 s timeout when the other voters are stopping too
+    // (a node made Raft leader during a whole-cluster stop hung here until SIGKILL). Stopped, Raft
+    // refuses it at once; its outcome is unknown, as after a crash, and recovery settles it.
     identityWork.abort();
     raft.stop();
+    await topics.close();
     await peerServer.close();
     await peers.close();
     await wal.close();
