@@ -11,33 +11,13 @@ import { ErrorCode } from '../../../node/protocol/error-codes.js';
 import { Opcode } from '../../../node/protocol/binary-header.js';
 import { replicasOf } from '../../../node/metadata/metadata-state.js';
 import { SimCluster } from './sim-cluster.js';
-import type { NodeSettings } from './sim-node.js';
+import { drive as driveFor, scenarioSettings as settings, until as untilFor } from './scenario-steps.js';
 
-const settings: NodeSettings = {
-  tickMs: 50,
-  electionTick: 10,
-  segmentEntryCountMax: 100,
-  compactEntryCount: 10_000,
-  monitorCheckMs: 500,
-  bugs: {},
-};
-/** Simulated ms a scripted step may take before the scenario fails. */
+/** Simulated ms a scripted step of these scenarios may take before the scenario fails. */
 const stepMs = 60_000;
-
-async function until(c: SimCluster, what: string, holds: () => boolean, ms = stepMs): Promise<void> {
-  const deadline = c.world.now + ms;
-  await c.world.run({ untilTime: deadline, stop: holds });
-  if (!holds()) throw new Error(`not reached within ${ms} simulated ms: ${what}`);
-}
-
-async function drive<T>(c: SimCluster, what: string, work: Promise<T>): Promise<T> {
-  let settled: { value: T } | null = null;
-  void work.then((value) => {
-    settled = { value };
-  });
-  await until(c, what, () => settled !== null);
-  return (settled as unknown as { value: T }).value;
-}
+const until = (c: SimCluster, what: string, holds: () => boolean, ms = stepMs) =>
+  untilFor(c, what, holds, ms);
+const drive = <T>(c: SimCluster, what: string, work: Promise<T>) => driveFor(c, what, work, stepMs);
 
 const serving = (c: SimCluster, id: number): boolean => c.node(id).running?.serving === true;
 

@@ -8,33 +8,7 @@ import test from 'ava';
 import { epochOf, replicasOf } from '../../../node/metadata/metadata-state.js';
 import { isReplicationPayload } from '../../../node/protocol/replication-codec.js';
 import { SimCluster } from './sim-cluster.js';
-import type { NodeSettings } from './sim-node.js';
-
-const settings: NodeSettings = {
-  tickMs: 50,
-  electionTick: 10,
-  segmentEntryCountMax: 100,
-  compactEntryCount: 10_000,
-  monitorCheckMs: 500,
-  bugs: {},
-};
-/** Simulated ms a scripted step may take before the scenario fails. */
-const stepMs = 30_000;
-
-async function until(c: SimCluster, what: string, holds: () => boolean, ms = stepMs): Promise<void> {
-  const deadline = c.world.now + ms;
-  await c.world.run({ untilTime: deadline, stop: holds });
-  if (!holds()) throw new Error(`not reached within ${ms} simulated ms: ${what}`);
-}
-
-async function drive<T>(c: SimCluster, what: string, work: Promise<T>): Promise<T> {
-  let settled: { value: T } | null = null;
-  void work.then((value) => {
-    settled = { value };
-  });
-  await until(c, what, () => settled !== null);
-  return (settled as unknown as { value: T }).value;
-}
+import { drive, scenarioSettings as settings, until } from './scenario-steps.js';
 
 function raftOf(c: SimCluster, id: number) {
   const raft = c.node(id).running?.raft;

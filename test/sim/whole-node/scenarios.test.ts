@@ -5,34 +5,7 @@
  */
 import test from 'ava';
 import { SimCluster } from './sim-cluster.js';
-import type { NodeSettings } from './sim-node.js';
-
-const settings: NodeSettings = {
-  tickMs: 50,
-  electionTick: 10,
-  segmentEntryCountMax: 100,
-  compactEntryCount: 10_000,
-  monitorCheckMs: 500,
-  bugs: {},
-};
-/** Simulated ms a scripted step may take before the scenario fails. */
-const stepMs = 30_000;
-
-async function until(c: SimCluster, what: string, holds: () => boolean): Promise<void> {
-  const deadline = c.world.now + stepMs;
-  await c.world.run({ untilTime: deadline, stop: holds });
-  if (!holds()) throw new Error(`not reached within ${stepMs} simulated ms: ${what}`);
-}
-
-/** Runs the simulation until `work` settles (a client request, say). */
-async function drive<T>(c: SimCluster, what: string, work: Promise<T>): Promise<T> {
-  let settled: { value: T } | null = null;
-  void work.then((value) => {
-    settled = { value };
-  });
-  await until(c, what, () => settled !== null);
-  return (settled as unknown as { value: T }).value;
-}
+import { drive, scenarioSettings as settings, until } from './scenario-steps.js';
 
 function raftOf(c: SimCluster, id: number) {
   const raft = c.node(id).running?.raft;
