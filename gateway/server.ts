@@ -4,19 +4,25 @@
  * HTTP (or HTTPS with --tls-cert/--tls-key) through http-server.ts (slow-client timeouts, limits,
  * problem+json for what node:http refuses),
  * and shuts down gracefully on SIGTERM/SIGINT: stop accepting, close SSE tails with a resumable
- * event, let in-flight requests finish (bounded), close the node connections.
+ * event, let in-flight requests finish (bounded), close the node connections. SIGHUP re-reads the
+ * tokens file and the TLS files (reload.ts): one info line when all was replaced, one error line
+ * with code INVALID_CONFIG when nothing was; both counted in /metrics, as are failed handshakes.
  *
  * Everything it says on stdout is a JSON line of the one log shape (node/log.ts, `component`
  * `gateway`), the access log (--access-log) included; only a bad command line is plain text, on
  * stderr, before it exits 2.
  */
+import type tls from 'node:tls';
 import { createLogger } from '../node/log.js';
+import { ErrorCode } from '../node/protocol/error-codes.js';
 import { WalrusClient } from '../node/client/index.js';
 import { createApp } from './app.js';
 import { parseGatewayArgs } from './config.js';
 import { serveGateway } from './http-server.js';
 import { shutdownGraceMs } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
+import { Authenticator } from './middleware/auth.js';
+import { GatewayReloadError, reloadGateway } from './reload.js';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof parseGatewayArgs>;
@@ -28,12 +34,14 @@ async function main(): Promise<void> {
   }
   const logger = createLogger({ component: 'gateway', level: config.logLevel });
   const client = new WalrusClient({ nodes: config.nodes, ...config.nodeAccess });
+  const auth = new Authenticator(config.tokens);
+  const metrics = new GatewayMetrics({ defaultMetrics: true });
   const gateway = createApp({
     upstream: client,
     nodes: config.nodes,
-    tokens: config.tokens,
+    auth,
     corsOrigins: config.corsOrigins,
-    metrics: new GatewayMetrics({ defaultMetrics: true }),
+    metrics,
     log: (level, message, fields) => logger[level](fields ?? {}, message),
     accessLog: {
       sampleRate: config.accessLogSampleRate,
@@ -66,6 +74,28 @@ async function main(): Promise<void> {
       },
       'Gateway listening',
     );
+  });
+  const httpsServer = config.tls === null ? null : (server as unknown as tls.Server);
+  // Counted, never logged one by one (a scanner must not flood the log); the socket is closed.
+  httpsServer?.on('tlsClientError', (_error, socket) => {
+    metrics.tlsHandshakeFailures.inc({ listener: 'https' });
+    socket.destroy();
+  });
+  process.on('SIGHUP', () => {
+    try {
+      const reloaded = reloadGateway({ files: config.files, auth, server: httpsServer });
+      metrics.configReloads.inc({ result: 'success' });
+      metrics.configLastReloadSuccessful.set(1);
+      logger.info(reloaded, 'Reloaded tokens and TLS material');
+    } catch (error) {
+      if (!(error instanceof GatewayReloadError)) throw error;
+      metrics.configReloads.inc({ result: 'failure' });
+      metrics.configLastReloadSuccessful.set(0);
+      logger.error(
+        { code: ErrorCode.INVALID_CONFIG, err: error.message },
+        'Reload failed: kept the previous tokens and TLS material',
+      );
+    }
   });
   server.on('error', (error) => {
     logger.error({ error: String(error) }, 'server error');
