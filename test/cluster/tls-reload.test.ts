@@ -287,3 +287,99 @@ test('SIGHUP rotates a node’s client tokens: the removed token is refused, the
   t.regex(node.logTail, /"level":"error".*"code":"INVALID_CONFIG".*client-tokens-file/);
   t.true(node.process!.exitCode === null && node.process!.signalCode === null, 'the node still runs');
 });
+
+test('after SIGHUP to a new CA, peer links made afterwards use it both ways (a restarted peer rejoins)', async (t) => {
+  const caA = makeTestCa('peers-a');
+  const caB = makeTestCa('peers-b');
+  const nodeA = caA.issue('node');
+  const nodeB = caB.issue('node');
+  const dir = tempDir('peer-reload');
+  const files = {
+    cert: path.join(dir, 'cert.pem'),
+    key: path.join(dir, 'key.pem'),
+    ca: path.join(dir, 'ca.pem'),
+  };
+  const install = (cert: string, key: string, ca: string): void => {
+    for (const [file, text] of [
+      [files.cert, cert],
+      [files.key, key],
+      [files.ca, ca],
+    ] as const) {
+      fs.writeFileSync(`${file}.tmp`, text);
+      fs.renameSync(`${file}.tmp`, file);
+    }
+  };
+  install(nodeA.cert, nodeA.key, caA.ca);
+  // Clients (and the launcher's start-up probe) trust both CAs throughout.
+  const trust = `${caA.ca}\n${caB.ca}`;
+  const cluster = await LocalCluster.start({
+    nodeCount: 3,
+    dataDir: path.join(dir, 'data'),
+    env: { WALRUS_LOG_LEVEL: 'info' },
+    extraArgs: ['--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', files.ca, '--peer-mtls'],
+    clientTls: { ca: trust },
+  });
+  const client = new WalrusClient({ nodes: cluster.clientAddrs, tls: { ca: trust } });
+  t.teardown(async () => {
+    await client.close();
+    await cluster.stop();
+    caA.remove();
+    caB.remove();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  type Metrics = {
+    last_applied: number;
+    current_leader: number | null;
+    membership_config: { voters: number[] };
+  };
+  const metricsOf = async (index: number): Promise<Metrics | undefined> => {
+    const one = new WalrusClient({
+      nodes: [cluster.nodes[index]!.clientAddr],
+      tls: { ca: trust },
+      retryCountMax: 0,
+    });
+    try {
+      return (await one.metrics()) as Metrics;
+    } catch {
+      return undefined;
+    } finally {
+      await one.close();
+    }
+  };
+  await eventually('three voters and a leader', async () => {
+    const m = await metricsOf(0);
+    return m?.membership_config.voters.length === 3 && m.current_leader ? true : undefined;
+  });
+  await eventually('create before', () => client.createTopic('before-rotation'));
+
+  // Every node moves to the new CA at once; the peer connections open now keep their sessions.
+  install(nodeB.cert, nodeB.key, caB.ca);
+  for (const node of cluster.nodes) node.process!.kill('SIGHUP');
+  for (const node of cluster.nodes)
+    await eventually('reloaded', async () => (/Reloaded TLS material/.test(node.logTail) ? true : undefined));
+
+  // Node 3 restarts: every link to and from it is new, and must use CA B on both sides.
+  await cluster.kill(2, 'SIGKILL');
+  await cluster.startNode(2);
+  await eventually('create after', () => client.createTopic('after-rotation'));
+  const leaderApplied = await eventually('the leader applied it', async () => {
+    for (const i of [0, 1, 2]) {
+      const m = await metricsOf(i);
+      if (m !== undefined && m.current_leader === i + 1) return m.last_applied;
+    }
+    return undefined;
+  });
+  await eventually(
+    'the restarted node catches up over new peer links',
+    async () => (((await metricsOf(2))?.last_applied ?? 0) >= leaderApplied ? true : undefined),
+    60_000,
+  );
+  const restarted = new WalrusClient({ nodes: [cluster.nodes[2]!.clientAddr], tls: { ca: caB.ca } });
+  t.teardown(() => restarted.close());
+  await eventually('the new topic through node 3', async () =>
+    (await restarted.append('after-rotation', [{ value: Buffer.from('x') }])).lastOffset >= 0
+      ? true
+      : undefined,
+  );
+  t.pass();
+});
