@@ -14,6 +14,7 @@
  * bundle without a certificate) before anything is replaced, so a listener never serves a new
  * certificate with an old key.
  */
+import assert from 'node:assert';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -142,8 +143,7 @@ export class ServerTls {
 
   /** @internal createListener's registration of a listener and of its failed handshakes. */
   attach(server: tls.Server): void {
-    if (this.servers.size >= tlsListenerLimits.serverCountMax)
-      throw new Error(`one ServerTls serves at most ${tlsListenerLimits.serverCountMax} listeners`);
+    assert(this.servers.size < tlsListenerLimits.serverCountMax, 'too many listeners for one ServerTls');
     this.servers.add(server);
     server.once('close', () => this.servers.delete(server));
   }
