@@ -141,7 +141,8 @@ export function loadNodeSecurity(config: NodeConfig): NodeSecurity {
     } catch (error) {
       reloadsFailed += 1;
       lastReloadSucceeded = false;
-      throw error;
+      // A signal handler must not crash the node: whatever went wrong is a refused reload.
+      throw error instanceof ConfigError ? error : new ConfigError(`reload: ${(error as Error).message}`);
     }
     // Everything is read and checked: replace it all in this one synchronous step.
     if (next.tokens !== null) auth.replaceTokens(next.tokens);
