@@ -1,10 +1,12 @@
 /**
- * SIGHUP on walrus-gateway: re-reads the tokens file and the HTTPS certificate and key, and
- * replaces all of them or nothing. Every file is read and checked first (the token document
+ * SIGHUP on walrus-gateway: re-reads the tokens file, the HTTPS certificate and key, and the CA
+ * it checks the nodes' certificates against (--node-tls-ca), and replaces all of them or nothing. Every file is read and checked first (the token document
  * parses, the key is the certificate's); only then are the tokens swapped and the certificate
  * given to the HTTPS server (`tls.Server.setSecureContext`), in one synchronous step. New requests
  * are checked against the new tokens and new connections get the new certificate; open
- * connections keep their TLS session, and an SSE tail already open keeps streaming.
+ * connections keep their TLS session, and an SSE tail already open keeps streaming. Connections
+ * to the nodes made from then on (a node restarted with a certificate from a new CA) trust the new
+ * CA bundle (NodeTrust); those open keep theirs.
  *
  * A tokens file that would open a closed gateway (no token left) or close an open one is refused:
  * that needs a restart. Tokens given as JSON in WALRUS_GATEWAY_TOKENS are not re-read (no file).
@@ -25,6 +27,61 @@ export interface GatewayReloadTarget {
   readonly auth: Authenticator;
   /** The HTTPS server; null when the gateway serves plain HTTP. */
   readonly server: tls.Server | null;
+  /** How the gateway checks the nodes' certificates; null when it reaches them over plain TCP. */
+  readonly nodeTrust: NodeTrust | null;
+}
+
+/** Certificates in one CA bundle. */
+export const caCertCountMax = 1_000;
+
+const pemCertificate = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Throws GatewayReloadError unless `ca` holds 1..caCertCountMax PEM certificates, each parsable
+ * (`tls.createSecureContext` alone takes a file of garbage and then trusts no node).
+ */
+export function checkCaBundle(ca: string): void {
+  const blocks = ca.match(pemCertificate) ?? [];
+  if (blocks.length === 0) throw new GatewayReloadError('the CA bundle holds no PEM certificate');
+  if (blocks.length > caCertCountMax)
+    throw new GatewayReloadError(`the CA bundle holds more than ${caCertCountMax} certificates`);
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      throw new GatewayReloadError(`CA certificate ${i + 1} does not parse: ${(error as Error).message}`);
+    }
+  }
+}
+
+/**
+ * The CA bundle the gateway's node connections verify against. `options` goes to the WalrusClient
+ * once; its `secureContext` is read at each connect, so `use` reaches every connection made
+ * afterwards.
+ */
+export class NodeTrust {
+  private context: tls.SecureContext;
+  readonly options: tls.ConnectionOptions;
+
+  constructor(ca: string) {
+    this.context = NodeTrust.prepare(ca);
+    const trust = this;
+    this.options = {
+      get secureContext(): tls.SecureContext {
+        return trust.context;
+      },
+    };
+  }
+
+  /** A context for `ca`, checked (throws GatewayReloadError); `use` puts it in service. */
+  static prepare(ca: string): tls.SecureContext {
+    checkCaBundle(ca);
+    return tls.createSecureContext({ ca });
+  }
+
+  use(context: tls.SecureContext): void {
+    this.context = context;
+  }
 }
 
 /** What a successful reload serves now. */
@@ -94,8 +151,18 @@ export function reloadGateway(target: GatewayReloadTarget): GatewayReloaded {
       );
     }
   }
+  let nodeContext: tls.SecureContext | null = null;
+  if (files.nodeCa !== null && target.nodeTrust !== null) {
+    const ca = read(files.nodeCa, '--node-tls-ca');
+    try {
+      nodeContext = NodeTrust.prepare(ca);
+    } catch (error) {
+      throw new GatewayReloadError(`--node-tls-ca '${files.nodeCa}': ${(error as Error).message}`);
+    }
+  }
   // Everything is read and checked: replace it all in this one synchronous step.
   if (grants !== null) target.auth.replace(grants);
+  if (nodeContext !== null) target.nodeTrust?.use(nodeContext);
   if (served !== null) target.server?.setSecureContext({ cert: served.cert, key: served.key });
   return { tokenCount: grants?.length ?? null, certFingerprint256: served?.x509.fingerprint256 ?? null };
 }

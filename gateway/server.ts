@@ -5,7 +5,7 @@
  * problem+json for what node:http refuses),
  * and shuts down gracefully on SIGTERM/SIGINT: stop accepting, close SSE tails with a resumable
  * event, let in-flight requests finish (bounded), close the node connections. SIGHUP re-reads the
- * tokens file and the TLS files (reload.ts): one info line when all was replaced, one error line
+ * tokens file, the TLS files and the nodes' CA file (reload.ts): one info line when all was replaced, one error line
  * with code INVALID_CONFIG when nothing was; both counted in /metrics, as are failed handshakes.
  *
  * Everything it says on stdout is a JSON line of the one log shape (node/log.ts, `component`
@@ -22,7 +22,7 @@ import { serveGateway } from './http-server.js';
 import { shutdownGraceMs } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
 import { Authenticator } from './middleware/auth.js';
-import { GatewayReloadError, reloadGateway } from './reload.js';
+import { GatewayReloadError, NodeTrust, reloadGateway } from './reload.js';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof parseGatewayArgs>;
@@ -33,7 +33,18 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger({ component: 'gateway', level: config.logLevel });
-  const client = new WalrusClient({ nodes: config.nodes, ...config.nodeAccess });
+  let nodeTrust: NodeTrust | null = null;
+  try {
+    nodeTrust = config.nodeAccess.tls === undefined ? null : new NodeTrust(config.nodeAccess.tls.ca);
+  } catch (error) {
+    console.error(`--node-tls-ca: ${(error as Error).message}`);
+    process.exit(2);
+  }
+  const client = new WalrusClient({
+    nodes: config.nodes,
+    ...(config.nodeAccess.token === undefined ? {} : { token: config.nodeAccess.token }),
+    ...(nodeTrust === null ? {} : { tls: nodeTrust.options }),
+  });
   const auth = new Authenticator(config.tokens);
   const metrics = new GatewayMetrics({ defaultMetrics: true });
   const gateway = createApp({
@@ -83,7 +94,7 @@ async function main(): Promise<void> {
   });
   process.on('SIGHUP', () => {
     try {
-      const reloaded = reloadGateway({ files: config.files, auth, server: httpsServer });
+      const reloaded = reloadGateway({ files: config.files, auth, server: httpsServer, nodeTrust });
       metrics.configReloads.inc({ result: 'success' });
       metrics.configLastReloadSuccessful.set(1);
       logger.info(reloaded, 'Reloaded tokens and TLS material');

@@ -153,3 +153,73 @@ test('SIGHUP rotates the gateway’s HTTPS certificate and tokens; a broken relo
   );
   t.true(gateway.alive);
 });
+
+test('after SIGHUP with a new --node-tls-ca, the gateway reaches a node restarted with the new CA’s certificate', async (t) => {
+  const caA = makeTestCa('gw-nodes-a');
+  const caB = makeTestCa('gw-nodes-b');
+  const nodeA = caA.issue('node');
+  const nodeB = caB.issue('node');
+  const dir = tempDir('gateway-node-ca');
+  const files = {
+    cert: path.join(dir, 'cert.pem'),
+    key: path.join(dir, 'key.pem'),
+    nodesCa: path.join(dir, 'nodes-ca.pem'),
+  };
+  const put = (file: string, text: string): void => {
+    fs.writeFileSync(`${file}.tmp`, text);
+    fs.renameSync(`${file}.tmp`, file);
+  };
+  put(files.cert, nodeA.cert);
+  put(files.key, nodeA.key);
+  put(files.nodesCa, caA.ca);
+  const cluster = await startLocalCluster({
+    nodeCount: 1,
+    extraArgs: ['--tls-cert', files.cert, '--tls-key', files.key],
+    clientTls: { ca: `${caA.ca}\n${caB.ca}` },
+  });
+  const gateway = await GatewayProcess.start({
+    nodes: cluster.clientAddrs,
+    extraArgs: ['--node-tls-ca', files.nodesCa],
+    env: { WALRUS_LOG_LEVEL: 'info' },
+  });
+  t.teardown(async () => {
+    await gateway.stop();
+    await cluster.destroy();
+    caA.remove();
+    caB.remove();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const append = (): Promise<Response> =>
+    fetch(`${gateway.url}/v1/topics/rotated/records`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ records: [{ value: 'x' }] }),
+    });
+  const created = await fetch(`${gateway.url}/v1/topics`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'rotated' }),
+  });
+  t.is(created.status, 201, await created.text());
+
+  // The node moves to CA B (its next start reads the new files); so does the gateway, by SIGHUP.
+  put(files.cert, nodeB.cert);
+  put(files.key, nodeB.key);
+  put(files.nodesCa, caB.ca);
+  gateway.child.kill('SIGHUP');
+  await eventually('the gateway reloaded', async () =>
+    /"msg":"Reloaded tokens and TLS material"/.test(gateway.logTail) ? true : undefined,
+  );
+  // A restart makes the gateway connect anew: it must trust CA B now.
+  await cluster.kill(0, 'SIGKILL');
+  await cluster.startNode(0);
+  const appended = await eventually(
+    'an append through the gateway after the node restarted',
+    async () => {
+      const res = await append();
+      return res.status === 201 ? res : undefined;
+    },
+    60_000,
+  );
+  t.is(appended.status, 201);
+});

@@ -2,7 +2,8 @@
  * The gateway's SIGHUP reload (gateway/reload.ts) on real files and a real HTTPS server, in
  * process: a good tokens file beside a mismatched key replaces nothing; whole files replace the
  * tokens and the certificate new connections see; a token list that would open the gateway, an
- * unreadable file and a document that does not parse are refused with the file named.
+ * unreadable file, a document that does not parse and a nodes' CA file without a certificate are
+ * refused with the file named.
  */
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
@@ -11,7 +12,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import test from 'ava';
 import { Authenticator } from '../../../gateway/middleware/auth.js';
-import { checkCertAndKey, GatewayReloadError, reloadGateway } from '../../../gateway/reload.js';
+import { checkCertAndKey, GatewayReloadError, NodeTrust, reloadGateway } from '../../../gateway/reload.js';
 import { tempDir } from '../../helpers/local-cluster.js';
 import { makeTestCa } from '../../helpers/test-certs.js';
 
@@ -26,6 +27,7 @@ test.after.always(() => {
 const files = {
   tokens: path.join(dir, 'tokens.json'),
   tls: { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') },
+  nodeCa: path.join(dir, 'nodes-ca.pem'),
 };
 const tokens = (...list: string[]): string =>
   JSON.stringify({ tokens: list.map((token) => ({ token, scopes: ['read'] })) });
@@ -56,11 +58,14 @@ test('a reload replaces tokens and certificate together, or nothing', async (t) 
   t.teardown(() => server.close());
   const port = (server.address() as { port: number }).port;
   const auth = new Authenticator([{ token: 'old-token-0001', scopes: ['read'] }]);
-  const target = { files, auth, server };
+  const nodeTrust = new NodeTrust(ca.ca);
+  const trustedAtStart = nodeTrust.options.secureContext;
+  const target = { files, auth, server, nodeTrust };
 
   fs.writeFileSync(files.tokens, tokens('new-token-0001'));
   fs.writeFileSync(files.tls.cert, two.cert);
   fs.writeFileSync(files.tls.key, one.key);
+  fs.writeFileSync(files.nodeCa, ca.ca);
   t.throws(() => reloadGateway(target), {
     instanceOf: GatewayReloadError,
     message: /--tls-cert .*not the certificate/,
@@ -68,6 +73,7 @@ test('a reload replaces tokens and certificate together, or nothing', async (t) 
   t.truthy(auth.authenticate('Bearer old-token-0001', undefined), 'the old token still works');
   t.throws(() => auth.authenticate('Bearer new-token-0001', undefined), { message: /not valid/ });
   t.is(await served(port), new X509Certificate(one.cert).fingerprint256);
+  t.is(nodeTrust.options.secureContext, trustedAtStart, 'the nodes’ CA is not replaced either');
 
   fs.writeFileSync(files.tls.key, two.key);
   t.deepEqual(reloadGateway(target), {
@@ -77,6 +83,13 @@ test('a reload replaces tokens and certificate together, or nothing', async (t) 
   t.throws(() => auth.authenticate('Bearer old-token-0001', undefined), { message: /not valid/ });
   t.truthy(auth.authenticate('Bearer new-token-0001', undefined));
   t.is(await served(port), new X509Certificate(two.cert).fingerprint256);
+  const trustedNow = nodeTrust.options.secureContext;
+  t.not(trustedNow, trustedAtStart, 'new node connections use the re-read CA');
+
+  fs.writeFileSync(files.nodeCa, 'nonsense');
+  t.throws(() => reloadGateway(target), { message: /--node-tls-ca .*holds no PEM certificate/ });
+  t.is(nodeTrust.options.secureContext, trustedNow);
+  fs.writeFileSync(files.nodeCa, ca.ca);
 
   fs.writeFileSync(files.tokens, tokens());
   t.throws(() => reloadGateway(target), { message: /holds no token.*needs a restart/ });
