@@ -39,6 +39,8 @@ export interface GatewayDeps {
   readonly nodes?: readonly string[];
   /** Bearer tokens; none = open gateway. */
   readonly tokens?: readonly TokenGrant[];
+  /** Instead of `tokens`: an Authenticator the caller keeps, to replace its tokens on SIGHUP. */
+  readonly auth?: Authenticator;
   /** CORS: null (default) = off, '*' or a list of origins. */
   readonly corsOrigins?: CorsOrigins;
   readonly metrics?: GatewayMetrics;
@@ -110,7 +112,7 @@ export function createApp(deps: GatewayDeps): Gateway {
   const log: GatewayLog = deps.log ?? (() => {});
   const upstream = guardUpstream(deps.upstream, metrics);
   const hub = new TailHub(upstream, metrics, (message, fields) => log('warn', message, fields), deps.sse);
-  const auth = new Authenticator(deps.tokens ?? []);
+  const auth = deps.auth ?? new Authenticator(deps.tokens ?? []);
   const routeDeps: RouteDeps = {
     upstream,
     hub,

@@ -7,7 +7,8 @@
  * WALRUS_NODE_TLS_CA.
  * The node settings are how the gateway itself reaches the nodes' client ports: the client token
  * it proves (one of the nodes' --client-tokens-file, with the scopes its own users need) and the
- * CA that signed the nodes' certificates when they speak TLS.
+ * CA that signed the nodes' certificates when they speak TLS. SIGHUP re-reads the tokens file, the
+ * TLS files and the nodes' CA file (reload.ts); the node token is read at start only.
  */
 import fs from 'node:fs';
 import { tokenLengthMax, tokenLengthMin } from '../node/protocol/access-tokens.js';
@@ -21,6 +22,12 @@ export interface GatewayConfig {
   readonly nodes: readonly string[];
   readonly tokens: readonly TokenGrant[];
   readonly tls: { readonly cert: string; readonly key: string } | null;
+  /** The files SIGHUP re-reads (gateway/reload.ts): tokens (null: none, or the env's JSON), TLS, nodes' CA. */
+  readonly files: {
+    readonly tokens: string | null;
+    readonly tls: { readonly cert: string; readonly key: string } | null;
+    readonly nodeCa: string | null;
+  };
   readonly corsOrigins: CorsOrigins;
   readonly logLevel: string;
   /** Fraction of requests in the access log: 0 (off, the default), 1 (every one) or in between. */
@@ -31,7 +38,9 @@ export interface GatewayConfig {
 
 export const gatewayUsage = `usage: walrus-gateway [--port 3000] [--host 127.0.0.1] --nodes host:port[,host:port…]
   [--tokens-file tokens.json] [--tls-cert cert.pem --tls-key key.pem] [--cors-origins '*'|origin,origin]
-  [--access-log off|on|<fraction>] [--node-token-file node-token.txt] [--node-tls-ca nodes-ca.pem]`;
+  [--access-log off|on|<fraction>] [--node-token-file node-token.txt] [--node-tls-ca nodes-ca.pem]
+SIGHUP re-reads --tokens-file, --tls-cert, --tls-key and --node-tls-ca without a restart: all replaced, or nothing
+(a bad file is logged with code INVALID_CONFIG and the previous ones stay in service).`;
 
 const nodeAddressPattern = /^[A-Za-z0-9.-]+:[0-9]{1,5}$/;
 
@@ -114,6 +123,11 @@ export function parseGatewayArgs(
       cert !== undefined && key !== undefined
         ? { cert: fs.readFileSync(cert, 'utf8'), key: fs.readFileSync(key, 'utf8') }
         : null,
+    files: {
+      tokens: tokensFile ?? null,
+      tls: cert !== undefined && key !== undefined ? { cert, key } : null,
+      nodeCa: nodeCa ?? null,
+    },
     corsOrigins,
     logLevel: env['WALRUS_LOG_LEVEL'] ?? 'info',
     accessLogSampleRate: parseAccessLogSetting(flags.get('access-log') ?? env['WALRUS_ACCESS_LOG']),

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of one gateway (prom-client), in a registry per app so that several apps in
  * one process (tests) do not collide: requests by route and status with latency, SSE tails,
- * upstream errors and retries.
+ * upstream errors and retries, failed TLS handshakes on the HTTPS port and SIGHUP reloads.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -15,6 +15,9 @@ export class GatewayMetrics {
   readonly sseSlowDisconnects: Counter;
   readonly upstreamErrors: Counter<'op' | 'code'>;
   readonly upstreamRetries: Counter<'op'>;
+  readonly tlsHandshakeFailures: Counter<'listener'>;
+  readonly configReloads: Counter<'result'>;
+  readonly configLastReloadSuccessful: Gauge;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -63,6 +66,27 @@ export class GatewayMetrics {
       labelNames: ['op'],
       registers,
     });
+    this.tlsHandshakeFailures = new Counter({
+      name: 'walrus_gateway_tls_handshake_failures_total',
+      help: 'TLS handshakes refused on the HTTPS port (listener="https"): plaintext clients, clients that refuse the certificate, timeouts; 0 without --tls-cert',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.tlsHandshakeFailures.inc({ listener: 'https' }, 0);
+    this.configReloads = new Counter({
+      name: 'walrus_gateway_config_reloads_total',
+      help: 'SIGHUP reloads of the tokens file and the TLS files, by result (success, failure: nothing was replaced)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.configReloads.inc({ result: 'success' }, 0);
+    this.configReloads.inc({ result: 'failure' }, 0);
+    this.configLastReloadSuccessful = new Gauge({
+      name: 'walrus_gateway_config_last_reload_successful',
+      help: '0 after a failed SIGHUP reload until one succeeds (the gateway serves its previous tokens and certificate); 1 otherwise',
+      registers,
+    });
+    this.configLastReloadSuccessful.set(1);
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'walrus_gateway_' });
   }
 }

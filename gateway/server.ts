@@ -4,13 +4,17 @@
  * HTTP (or HTTPS with --tls-cert/--tls-key) through http-server.ts (slow-client timeouts, limits,
  * problem+json for what node:http refuses),
  * and shuts down gracefully on SIGTERM/SIGINT: stop accepting, close SSE tails with a resumable
- * event, let in-flight requests finish (bounded), close the node connections.
+ * event, let in-flight requests finish (bounded), close the node connections. SIGHUP re-reads the
+ * tokens file, the TLS files and the nodes' CA file (reload.ts): one info line when all was replaced, one error line
+ * with code INVALID_CONFIG when nothing was; both counted in /metrics, as are failed handshakes.
  *
  * Everything it says on stdout is a JSON line of the one log shape (node/log.ts, `component`
  * `gateway`), the access log (--access-log) included; only a bad command line is plain text, on
  * stderr, before it exits 2.
  */
+import type tls from 'node:tls';
 import { createLogger } from '../node/log.js';
+import { ErrorCode } from '../node/protocol/error-codes.js';
 import { WalrusClient } from '../node/client/index.js';
 import { createApp } from './app.js';
 import { memberMetricsLimits } from './member-metrics.js';
@@ -18,6 +22,8 @@ import { parseGatewayArgs } from './config.js';
 import { serveGateway } from './http-server.js';
 import { shutdownGraceMs } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
+import { Authenticator } from './middleware/auth.js';
+import { GatewayReloadError, NodeTrust, reloadGateway } from './reload.js';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof parseGatewayArgs>;
@@ -28,20 +34,34 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger({ component: 'gateway', level: config.logLevel });
-  const client = new WalrusClient({ nodes: config.nodes, ...config.nodeAccess });
+  let nodeTrust: NodeTrust | null = null;
+  try {
+    nodeTrust = config.nodeAccess.tls === undefined ? null : new NodeTrust(config.nodeAccess.tls.ca);
+  } catch (error) {
+    console.error(`--node-tls-ca: ${(error as Error).message}`);
+    process.exit(2);
+  }
+  // Node access for every client of the gateway: the token, and TLS whose CA a SIGHUP can replace.
+  const nodeAccess = {
+    ...(config.nodeAccess.token === undefined ? {} : { token: config.nodeAccess.token }),
+    ...(nodeTrust === null ? {} : { tls: nodeTrust.options }),
+  };
+  const client = new WalrusClient({ nodes: config.nodes, ...nodeAccess });
+  const auth = new Authenticator(config.tokens);
+  const metrics = new GatewayMetrics({ defaultMetrics: true });
   const gateway = createApp({
     upstream: client,
     nodes: config.nodes,
     connectMember: (address) =>
       new WalrusClient({
         nodes: [address],
-        ...config.nodeAccess,
+        ...nodeAccess,
         retryCountMax: 0,
         requestTimeoutMs: memberMetricsLimits.timeoutMs,
       }),
-    tokens: config.tokens,
+    auth,
     corsOrigins: config.corsOrigins,
-    metrics: new GatewayMetrics({ defaultMetrics: true }),
+    metrics,
     log: (level, message, fields) => logger[level](fields ?? {}, message),
     accessLog: {
       sampleRate: config.accessLogSampleRate,
@@ -74,6 +94,28 @@ async function main(): Promise<void> {
       },
       'Gateway listening',
     );
+  });
+  const httpsServer = config.tls === null ? null : (server as unknown as tls.Server);
+  // Counted, never logged one by one (a scanner must not flood the log); the socket is closed.
+  httpsServer?.on('tlsClientError', (_error, socket) => {
+    metrics.tlsHandshakeFailures.inc({ listener: 'https' });
+    socket.destroy();
+  });
+  process.on('SIGHUP', () => {
+    try {
+      const reloaded = reloadGateway({ files: config.files, auth, server: httpsServer, nodeTrust });
+      metrics.configReloads.inc({ result: 'success' });
+      metrics.configLastReloadSuccessful.set(1);
+      logger.info(reloaded, 'Reloaded tokens and TLS material');
+    } catch (error) {
+      if (!(error instanceof GatewayReloadError)) throw error;
+      metrics.configReloads.inc({ result: 'failure' });
+      metrics.configLastReloadSuccessful.set(0);
+      logger.error(
+        { code: ErrorCode.INVALID_CONFIG, err: error.message },
+        'Reload failed: kept the previous tokens and TLS material',
+      );
+    }
   });
   server.on('error', (error) => {
     logger.error({ error: String(error) }, 'server error');

@@ -3,7 +3,12 @@
  * WALRUS_GATEWAY_TOKENS env var: `{"tokens":[{"token":"…","scopes":["read","write"],"topicPrefixes":["app-"]}]}`.
  * With no tokens the gateway is open (server.ts says so loudly). Tokens are compared by SHA-256
  * digest lookup, so the lookup time does not depend on how much of a guess matches.
+ *
+ * SIGHUP replaces the tokens (gateway/reload.ts): each request is checked against the table of
+ * the moment it arrives; an SSE tail already open keeps streaming until it closes. A replacement
+ * never opens or closes the gateway (the caller refuses an empty list for a closed gateway).
  */
+import assert from 'node:assert';
 import {
   allowsTopic,
   openPrincipal,
@@ -29,10 +34,17 @@ export {
 const noPrincipal: Principal = { scopes: new Set(), topicPrefixes: [] };
 
 export class Authenticator {
-  private readonly table: TokenTable;
+  private table: TokenTable;
 
   constructor(grants: readonly TokenGrant[]) {
     this.table = new TokenTable(grants);
+  }
+
+  /** Requests from now on are checked against `grants`; as open or closed as before (asserted). */
+  replace(grants: readonly TokenGrant[]): void {
+    const table = new TokenTable(grants);
+    assert(table.empty === this.table.empty, 'a token reload must not open or close the gateway');
+    this.table = table;
   }
 
   get open(): boolean {

@@ -8,7 +8,8 @@
  * cannot serve (EADDRINUSE) exits 1 without having become a member; client requests are answered
  * UNAVAILABLE until the topics are recovered. SIGTERM/SIGINT are graceful
  * (server/shutdown-hand-off.ts): hand the Raft and segment leaderships over, stop taking client
- * requests and drain those in flight (bounded), then stop and exit 0.
+ * requests and drain those in flight (bounded), then stop and exit 0. SIGHUP re-reads the TLS
+ * files and the client tokens file without a restart (bin/node-security.ts).
  * This is the one place that picks real files, sockets and the clock.
  */
 import { randomInt } from 'node:crypto';
@@ -43,7 +44,7 @@ import { peerRequestOnce } from '../transport/peer-link.js';
 import { mkdirDurably, realFileIo } from '../storage-io/index.js';
 import { Wal, parseFsyncPolicy } from '../wal/index.js';
 import { type Logger, createLogger } from '../log.js';
-import { loadNodeSecurity, type NodeSecurity } from './node-security.js';
+import { loadNodeSecurity, type NodeSecurity, reloadNodeSecurity, securityJson } from './node-security.js';
 import { PeerDirectory, raftClusterView } from './peers.js';
 import { AdminServer, type Readiness } from '../admin/admin-server.js';
 import { NodeMetrics } from '../metrics/node-metrics.js';
@@ -166,6 +167,7 @@ async function main(): Promise<void> {
             connections: () =>
               server === undefined ? null : { count: server.connectionCount(), ...server.budgetStats() },
             ready: () => readiness().ready,
+            security: () => security.figures(),
           },
           { topicSeriesCountMax: config.metricsTopicsMax },
         );
@@ -185,6 +187,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  // SIGHUP re-reads the TLS files and the client tokens file: all replaced, or nothing (node-security.ts).
+  process.on('SIGHUP', () => reloadNodeSecurity(security, config, logger));
   logger.info(
     { config: { ...config, clusterSecret: config.clusterSecret ? '***' : null } },
     `Node ${config.nodeId} booting`,
@@ -207,7 +211,10 @@ async function main(): Promise<void> {
     );
   }
   logger.info(
-    { clientTls: security.clientTls !== undefined, peerMtls: security.peerTls?.requestCert === true },
+    {
+      clientTls: security.clientTls !== undefined,
+      peerMtls: security.peerTls?.material.requestCert === true,
+    },
     security.clientTls === undefined
       ? 'TLS off: the client and raft ports are plain TCP'
       : 'TLS on the client and raft ports',
@@ -381,14 +388,17 @@ async function main(): Promise<void> {
       const nowMs = Date.now();
       const connections =
         server === undefined ? undefined : { count: server.connectionCount(), ...server.budgetStats() };
-      return metricsJson(
-        config.nodeId,
-        raft.metricsStatus(nowMs),
-        topicService.storageStats(),
-        nowMs,
-        connections,
-        state.leaving,
-      );
+      return {
+        ...metricsJson(
+          config.nodeId,
+          raft.metricsStatus(nowMs),
+          topicService.storageStats(),
+          nowMs,
+          connections,
+          state.leaving,
+        ),
+        security: securityJson(security.figures()),
+      };
     },
   });
 

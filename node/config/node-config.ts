@@ -107,6 +107,12 @@ Walrus-TS flags:
                                 signed by --tls-ca (env WALRUS_PEER_MTLS=1)
   -h, --help                    print this help
 
+Signals:
+  SIGTERM, SIGINT               graceful stop: hand leaderships over, drain, exit 0
+  SIGHUP                        re-read --tls-cert, --tls-key, --tls-ca and --client-tokens-file without
+                                a restart: new connections get them, open ones keep theirs; all is
+                                replaced or nothing (a bad file is logged with code INVALID_CONFIG)
+
 Environment:
   WALRUS_MAX_SEGMENT_ENTRIES    entries before segment rollover (default 1000000)
   WALRUS_MONITOR_CHECK_MS       monitor loop interval in ms (default 10000)

@@ -41,6 +41,16 @@ export interface NodeMetricsSources {
   connections(): { count: number; bufferedInputBytes: number; bufferedInputRefusals: number } | null;
   /** Topics recovered, client port bound, a Raft leader known (what /ready answers). */
   ready(): boolean;
+  /** Failed TLS handshakes by listener and SIGHUP reloads (bin/node-security.ts); absent: all 0. */
+  security?(): SecurityMetricsFigures;
+}
+
+/** What node-security.ts counts (structural: this folder does not import bin/). */
+export interface SecurityMetricsFigures {
+  readonly tlsHandshakeFailures: { readonly client: number; readonly raft: number };
+  readonly reloadsSucceeded: number;
+  readonly reloadsFailed: number;
+  readonly lastReloadSucceeded: boolean;
 }
 
 export interface NodeMetricsOptions {
@@ -238,6 +248,20 @@ export class NodeMetrics {
       'Frames refused BUSY because the buffered-input budget was spent',
     );
     c('walrus_log_lines_total', 'Log lines written, by level', ['level']);
+    c(
+      'walrus_tls_handshake_failures_total',
+      'TLS handshakes refused, by listener (client, raft): plaintext clients, untrusted or expired certificates, timeouts; 0 without TLS',
+      ['listener'],
+    );
+    c(
+      'walrus_config_reloads_total',
+      'SIGHUP reloads of the TLS files and client tokens, by result (success, failure: nothing was replaced)',
+      ['result'],
+    );
+    g(
+      'walrus_config_last_reload_successful',
+      '0 after a failed SIGHUP reload until one succeeds (the node serves its previous material); 1 otherwise',
+    );
     c('walrus_monitor_task_failures_total', 'Monitor task rounds that failed, by task', ['task']);
   }
 
@@ -321,6 +345,16 @@ export class NodeMetrics {
     this.setGauge('walrus_client_connections', conn?.count ?? 0);
     this.setGauge('walrus_buffered_input_bytes', conn?.bufferedInputBytes ?? 0);
     this.setCounter('walrus_buffered_input_refusals_total', conn?.bufferedInputRefusals ?? 0);
+    const sec = this.sources.security?.();
+    this.setCounter('walrus_tls_handshake_failures_total', sec?.tlsHandshakeFailures.client ?? 0, {
+      listener: 'client',
+    });
+    this.setCounter('walrus_tls_handshake_failures_total', sec?.tlsHandshakeFailures.raft ?? 0, {
+      listener: 'raft',
+    });
+    this.setCounter('walrus_config_reloads_total', sec?.reloadsSucceeded ?? 0, { result: 'success' });
+    this.setCounter('walrus_config_reloads_total', sec?.reloadsFailed ?? 0, { result: 'failure' });
+    this.setGauge('walrus_config_last_reload_successful', sec?.lastReloadSucceeded === false ? 0 : 1);
   }
 
   private collectRaft(): void {

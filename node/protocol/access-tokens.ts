@@ -88,6 +88,11 @@ export class TokenTable {
     return this.byDigest.size === 0;
   }
 
+  /** Distinct tokens in the table. */
+  get size(): number {
+    return this.byDigest.size;
+  }
+
   /** The principal of `token`, or undefined when it is not one of the table's. */
   lookup(token: string): Principal | undefined {
     return this.byDigest.get(digest(token));

@@ -10,9 +10,15 @@
  * `failureWindowMs`; beyond it, its authenticate requests are refused BUSY without a look at the
  * token. The table of remote hosts is bounded too (the oldest entry is forgotten).
  *
+ * The token table may be replaced while the node serves (SIGHUP, node/bin/node-security.ts):
+ * authentications from then on use the new table; a connection already authenticated keeps the
+ * principal it proved until it closes (NATS and etcd do the same on reload; Kafka would
+ * re-authenticate on an interval). A replacement never turns authentication on or off.
+ *
  * The Walrus text protocol cannot carry a token: it is served only when no tokens are configured,
  * unless the operator turns it on explicitly (`--text-protocol on`, logged at warn by the node).
  */
+import assert from 'node:assert';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import {
   allowsTopic,
@@ -65,7 +71,7 @@ export interface ClientAuthOptions {
 }
 
 export class ClientAuth {
-  private readonly tokens: TokenTable;
+  private tokens: TokenTable;
   readonly textProtocol: boolean;
   private readonly nowMs: () => number;
   /** Principals of authenticated connections, by connection id (forgotten on close). */
@@ -139,6 +145,16 @@ export class ClientAuth {
     if ('topic' in request && !allowsTopic(principal, request.topic))
       return new WalrusError(ErrorCode.FORBIDDEN, `this token may not access topic '${request.topic}'`);
     return null;
+  }
+
+  /**
+   * New authentications check `tokens` from now on; authenticated connections keep their
+   * principal. The table must be as empty or non-empty as the one it replaces (the caller checks:
+   * turning authentication on or off would change what every open connection may do).
+   */
+  replaceTokens(tokens: TokenTable): void {
+    assert(tokens.empty === this.tokens.empty, 'a token reload must not turn authentication on or off');
+    this.tokens = tokens;
   }
 
   /** Forgets a closed connection. */

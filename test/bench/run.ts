@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <wal|raft|gateway|replication|scale|all>`: runs benchmarks, prints the figures,
+ * `npm run bench -- <wal|raft|gateway|replication|reload|scale|all>`: runs benchmarks, prints the figures,
  * writes test/bench/results/<name>.json, and ends with one JSON line of the figures. Benchmarks never
  * pass or fail on time; targets are printed beside the figures for the reader. `all` leaves out the
  * benchmarks marked `explicitOnly` (scale writes 10 GB: it runs only when named).
@@ -57,6 +57,14 @@ const benches: Record<
       // BENCH_CONNECTIONS, BENCH_QUICK=1 (see the file's header).
       const { runReplicationBench } = await import('./replication-bench.js');
       return runReplicationBench({ dir });
+    },
+  },
+  reload: {
+    // How long a SIGHUP reload (10,000 tokens, certificate, key, CA) holds the event loop.
+    targets: { reloadMsP50: '<= 100' },
+    run: async (dir) => {
+      const { runReloadBench } = await import('./reload-bench.js');
+      return runReloadBench({ dir });
     },
   },
   scale: {

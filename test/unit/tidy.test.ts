@@ -84,8 +84,8 @@ const allowedImports: Record<string, readonly string[]> = {
   'test/cluster': blackBox,
   'test/fault': blackBox,
   'test/conformance': blackBox,
-  // The WAL bench measures the engine in-process.
-  'test/bench': [...blackBox, 'node/wal', 'node/storage-io'],
+  // The WAL bench measures the engine in-process, the reload bench the node's SIGHUP reload.
+  'test/bench': [...blackBox, 'node/wal', 'node/storage-io', 'node/bin', 'node/config'],
   // White-box: in-process tests, the simulator and the helpers may reach anything of ours.
   'test/unit': everything,
   'test/sim': everything,
