@@ -179,7 +179,11 @@ async function main(): Promise<void> {
   let stopGracefully: ((signal: string) => Promise<void>) | null = null;
   const onSignal = (signal: string): void => {
     if (stopGracefully !== null) {
-      void stopGracefully(signal);
+      // A step of the stop that fails still ends the process, with the reason in the log.
+      void stopGracefully(signal).catch((error: unknown) => {
+        logger.error({ err: String(error) }, 'Shutdown failed');
+        process.exit(1);
+      });
       return;
     }
     logger.info({ signal }, 'Stopped during start-up');
