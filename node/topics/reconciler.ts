@@ -12,7 +12,13 @@
  * here and reads of it answer DATA_LOST.
  */
 import type { MetaCommand, TopicMeta } from '../metadata/metadata-state.js';
-import { activeSegment, openingEpoch, replicasOf, topicStartOffset } from '../metadata/metadata-state.js';
+import {
+  activeSegment,
+  epochOf,
+  openingEpoch,
+  replicasOf,
+  topicStartOffset,
+} from '../metadata/metadata-state.js';
 import { nextSegmentLeader } from '../metadata/placement.js';
 import { type Appender, isSoleReplica } from './appender.js';
 import type { ReplicaService } from './replica-service.js';
@@ -79,12 +85,35 @@ export class Reconciler {
     for (const topic of meta.state.topics.values()) {
       deletions.push(this.deleteDropped(topic));
       const rt = table.ensure(topic.name, this.localEnd(topic));
+      this.retireStaleReplicator(topic, rt);
       if (activeSegment(topic).leaderNodeId === nodeId) takeOverProducers(topic, rt);
       else wakeAll(rt);
       this.settleLocalCopies(topic);
       this.reportMissing(topic);
     }
     await Promise.all(deletions);
+  }
+
+  /**
+   * The replicator of a segment that is no longer the active one (sealed, or dropped) stops, and
+   * settles the appends still waiting by THAT segment's seal: in the log below its sealed end,
+   * refused past it. One whose active segment a recovery fenced (a newer epoch) is frozen. Runs
+   * for each applied seal and for every topic after a snapshot install, which skips the commands.
+   * (A snapshot that sealed a segment used to leave its replicator running, and the seal of the
+   * next segment then acknowledged its waiting appends by the next segment's end: records cut
+   * from the log were acknowledged, whole-node seed 984.)
+   */
+  private retireStaleReplicator(topic: TopicMeta, rt: TopicRuntime): void {
+    const replicator = rt.replicator;
+    if (replicator === null) return;
+    const active = activeSegment(topic);
+    if (replicator.segmentId === active.id) {
+      if (replicator.epoch < epochOf(active)) replicator.freeze();
+      return;
+    }
+    const own = topic.segments.find((s) => s.id === replicator.segmentId);
+    replicator.stop(own?.endOffset ?? null);
+    rt.replicator = null;
   }
 
   /** Called after each metadata command is applied on this node (replays included). */
@@ -106,11 +135,7 @@ export class Reconciler {
         const rt = table.ensure(name, active.baseOffset);
         if (command.type === 'sealSegment') {
           const sealed = topic.segments.find((s) => s.id === command.segmentId);
-          if (rt.replicator !== null && rt.replicator.segmentId !== active.id) {
-            // The seal settles the appends still waiting: in the log below its end, refused past it.
-            rt.replicator.stop(sealed?.endOffset ?? null);
-            rt.replicator = null;
-          }
+          this.retireStaleReplicator(topic, rt);
           if (sealed !== undefined && this.ctx.wal.segmentInfo(name, sealed.id) !== undefined) {
             void this.replicas.settleSealed(name, sealed.id).catch((error: unknown) => {
               this.ctx.logger.warn(

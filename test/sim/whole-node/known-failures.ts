@@ -135,6 +135,16 @@ export const knownDefects = {
    * monitor's tick completes the rollover later (topics/reconciler.ts recover).
    */
   L: 'a transient refusal of the seal a restarting node proposes at start-up made it exit (topics/reconciler.ts recover); fixed: the monitor completes the rollover later',
+  /**
+   * Acknowledged records lost (AckedAppendStays). Soak seed 984 (12,000 ms): node 2, cut off while
+   * leading segment 11 of t5, comes back and appends [37, 40) to it before it learns, by a snapshot
+   * install, that a recovery sealed segment 11 at 37; the snapshot path (reconcile) left segment
+   * 11's replicator running, and the seal of segment 12 (at 43) later stopped THAT replicator with
+   * segment 12's end, acknowledging [37, 40), which the log had cut (37 now holds another record).
+   * Fix: a stale replicator is retired by its own segment's seal, on every applied seal and after
+   * a snapshot install (topics/reconciler.ts retireStaleReplicator).
+   */
+  M: "a replicator left running by a snapshot install acknowledged appends its segment's seal had cut, settled by the next segment's end (topics/reconciler.ts); fixed",
 } as const;
 
 export const knownFailures: ReadonlyMap<number, KnownFailure> = new Map<number, KnownFailure>([
@@ -147,3 +157,6 @@ export const fixedDefectSeeds: ReadonlyMap<number, keyof typeof knownDefects> = 
   [101011, 'J'],
   [100756, 'L'],
 ]);
+
+/** Like fixedDefectSeeds, with the soak profile (12,000 ms of faults): its schedules found these. */
+export const fixedDefectSoakSeeds: ReadonlyMap<number, keyof typeof knownDefects> = new Map([[984, 'M']]);

@@ -5,7 +5,7 @@
  * there is one part) the seeds beyond the range that found defects since fixed.
  */
 import test from 'ava';
-import { fixedDefectSeeds, knownDefects, knownFailures } from './known-failures.js';
+import { fixedDefectSeeds, fixedDefectSoakSeeds, knownDefects, knownFailures } from './known-failures.js';
 import { type WholeNodeResult, profileFaultMs, replayCommand, runWholeNodeSim } from './whole-node-sim.js';
 
 const profile = 'quick';
@@ -65,6 +65,23 @@ export function registerWholeNodeSeeds(part: number, parts: number): void {
         for (const seed of seeds) {
           const r = await runWholeNodeSim({ seed, faultMs, profile });
           if (!r.ok) return t.fail(`defect ${fixedDefectSeeds.get(seed)} is back? ${explain(r)}`);
+        }
+        t.pass();
+        return undefined;
+      },
+    );
+  }
+  if (part === 1 % parts && fixedDefectSoakSeeds.size > 0) {
+    const soakMs = profileFaultMs.soak;
+    test.serial(
+      `whole-node soak seeds ${[...fixedDefectSoakSeeds.keys()].join(', ')} (found fixed defects) keep every invariant`,
+      async (t) => {
+        for (const [seed, defect] of fixedDefectSoakSeeds) {
+          const r = await runWholeNodeSim({ seed, faultMs: soakMs, profile: 'soak' });
+          if (!r.ok) {
+            const how = `${r.violation}\nreplay: ${replayCommand(seed, soakMs, 'soak')}`;
+            return t.fail(`defect ${defect} is back? ${how}`);
+          }
         }
         t.pass();
         return undefined;
