@@ -22,7 +22,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort, nodeBin } from '../../infra/local/launcher.js';
 
-const startTimeoutMs = 15_000;
+/** Generous: a wait for the port, not a sleep; a starved machine (a campaign at nice 19 beside CI) took over 15 s. */
+const startTimeoutMs = 60_000;
 const stopTimeoutMs = 5_000;
 const logTailBytesMax = 16 * 1024;
 const netnsClientPort = 9091;

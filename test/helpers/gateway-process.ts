@@ -12,7 +12,8 @@ import { freePort, startLocalCluster, type TestCluster, waitForPort } from './lo
 export const repoRoot = path.resolve(import.meta.dirname, '../../..');
 export const gatewayBin = path.join(repoRoot, 'dist/gateway/server.js');
 
-const startTimeoutMs = 15_000;
+/** Generous: a wait for the port, not a sleep; a starved machine (a campaign at nice 19 beside CI) took over 15 s. */
+const startTimeoutMs = 60_000;
 const stopTimeoutMs = 8_000;
 const logTailBytesMax = 64 * 1024;
 
