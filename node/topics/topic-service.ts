@@ -187,10 +187,8 @@ export class TopicService {
     return this.ctx.meta.state;
   }
 
-  /** Start-up: reconciles with the metadata, then confirms it with the Raft leader in the background. */
-  async recover(): Promise<void> {
-    await this.reconciler.recover();
-    void this.reader.confirmMetadata();
+  recover(): Promise<void> {
+    return this.reconciler.recover();
   }
 
   onApply(command: MetaCommand): void {

@@ -145,15 +145,6 @@ export const knownDefects = {
    * a snapshot install (topics/reconciler.ts retireStaleReplicator).
    */
   M: "a replicator left running by a snapshot install acknowledged appends its segment's seal had cut, settled by the next segment's end (topics/reconciler.ts); fixed",
-  /**
-   * A read answered empty below the acknowledged end (NoEmptyReadBelowAckedEnd). Soak seed 2081
-   * (12,000 ms): node 1 restarts with metadata in which it still leads segment 1 of t7, empty and
-   * without a local file; while it was down that segment was sealed at 0 and segment 2 took
-   * records 0-2. "No local file: nothing written yet, the base is the end" answered a read at 0
-   * with nothing. Fix: that answer waits until a read barrier after start-up has confirmed the
-   * node's metadata (topics/reader.ts confirmMetadata); until then it is UNAVAILABLE (retry).
-   */
-  N: 'a restarted node answered an empty read from stale metadata (topics/reader.ts assertEndKnown); fixed: it first confirms its metadata with the Raft leader',
 } as const;
 
 export const knownFailures: ReadonlyMap<number, KnownFailure> = new Map<number, KnownFailure>([
@@ -168,7 +159,4 @@ export const fixedDefectSeeds: ReadonlyMap<number, keyof typeof knownDefects> = 
 ]);
 
 /** Like fixedDefectSeeds, with the soak profile (12,000 ms of faults): its schedules found these. */
-export const fixedDefectSoakSeeds: ReadonlyMap<number, keyof typeof knownDefects> = new Map([
-  [984, 'M'],
-  [2081, 'N'],
-]);
+export const fixedDefectSoakSeeds: ReadonlyMap<number, keyof typeof knownDefects> = new Map([[984, 'M']]);
