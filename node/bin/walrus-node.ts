@@ -387,6 +387,7 @@ async function main(): Promise<void> {
     logger,
     auth: security.auth,
     ready: () => topicsRecovered,
+    removed: () => raft.removedFromCluster,
     requestObserver: metrics?.requests,
     metricsJson: () => {
       const nowMs = Date.now();

@@ -281,6 +281,8 @@ export class RaftNode {
 
   /** Starts ticking. A brand-new bootstrap node campaigns at once instead of waiting a timeout. */
   start(options: { bootstrap: boolean }): void {
+    // A restart after a removal whose entry is inside the snapshot: the stored configuration says so.
+    this.noteMembership(this.core.status());
     this.timer = this.scheduler.setInterval(() => this.tick(), this.o.tickMs);
     if (options.bootstrap && this.storage.fresh) this.core.campaign();
     this.scheduleProcess();
@@ -309,6 +311,22 @@ export class RaftNode {
 
   status(): RaftStatus {
     return this.core.status();
+  }
+
+  /**
+   * Set when the last configuration this node applied leaves it out: it was removed (remove-node),
+   * and a client request it answered would be served from metadata it no longer receives. Cleared
+   * by a configuration that has it again (added back). A joiner that was never in one is not set.
+   */
+  removedFromCluster = false;
+
+  /** A configuration that leaves this node out (and has members: a joiner's empty one does not count). */
+  private noteMembership(conf: {
+    readonly voters: readonly number[];
+    readonly learners: readonly number[];
+  }): void {
+    this.removedFromCluster =
+      conf.voters.length > 0 && !conf.voters.includes(this.nodeId) && !conf.learners.includes(this.nodeId);
   }
 
   /** Cheap: read on every client request's routing (status() allocates a whole snapshot). */
@@ -891,6 +909,7 @@ export class RaftNode {
       if (rd.snapshot !== null && rd.snapshot.data.length > 0) {
         this.state.restore(JSON.parse(textDecoder.decode(rd.snapshot.data)) as MetadataSnapshot);
         this.state.appliedIndex = rd.snapshot.meta.index;
+        this.noteMembership(rd.snapshot.meta.conf);
         this.o.onRestore?.();
       }
       for (const entry of rd.committedEntries) this.applyEntry(entry);
@@ -930,7 +949,10 @@ export class RaftNode {
       this.state.skip(entry.index);
       if (entry.kind === EntryKind.Conf) {
         const conf = decodeConfEntry(entry.data);
-        if (conf !== null) this.o.logger.info({ change: conf.change, conf: conf.conf }, 'Membership changed');
+        if (conf !== null) {
+          this.o.logger.info({ change: conf.change, conf: conf.conf }, 'Membership changed');
+          this.noteMembership(conf.conf);
+        }
       }
     }
     const waiter = this.waiters.get(entry.index);

@@ -71,6 +71,8 @@ export interface RequestHandlerOptions {
    * rather than from a topic table that does not yet know the acknowledged ends. Default: ready.
    */
   readonly ready?: () => boolean;
+  /** True once this node was removed from the Raft configuration: it answers clients UNAVAILABLE. */
+  readonly removed?: () => boolean;
   /**
    * TEST ONLY (the whole-node simulator): accept the peer-only ops on the client path too, because
    * its operator's removeNode stands for walrus-cli, which reaches the Raft leader's peer port
@@ -161,6 +163,11 @@ export class RequestHandler {
       return new WalrusError(
         ErrorCode.UNAVAILABLE,
         `node ${this.options.nodeId} is shutting down; retry on another node`,
+      );
+    if (this.options.removed?.() === true)
+      return new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `node ${this.options.nodeId} was removed from the cluster and serves no client; retry on another node (stop this one, or wipe its data and join it again)`,
       );
     if (this.options.ready?.() === false)
       return new WalrusError(

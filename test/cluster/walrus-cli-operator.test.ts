@@ -110,9 +110,13 @@ test.serial('transfer-leader moves the Raft leadership to the named voter', asyn
   t.is((await cli(['--addr', addr, 'transfer-leader', 'x'])).code, 2);
 });
 
+/** The member the remove-node test removed: it answers no client afterwards. */
+let removedNodeId = 0;
+
 test.serial('remove-node removes a member; status then lists two', async (t) => {
   const s = await status();
   const leaving = s.members.find((m) => m.role !== 'leader')!.nodeId;
+  removedNodeId = leaving;
   const run = await cli([
     '--addr',
     cluster.nodes.find((n) => n.spec.nodeId !== leaving)!.clientAddr,
@@ -128,6 +132,13 @@ test.serial('remove-node removes a member; status then lists two', async (t) => 
     return now.members.length === 2 ? now : undefined;
   });
   t.false(after.members.some((m) => m.nodeId === leaving));
+  // The removed node, still running, refuses clients at once rather than serve stale metadata.
+  const removed = cluster.nodes.find((n) => n.spec.nodeId === leaving)!.clientAddr;
+  const refused = await eventually('the removed node refuses', async () => {
+    const r = await cli(['--addr', removed, 'status']);
+    return /removed from the cluster/.test(r.stdout + r.stderr) ? r : undefined;
+  });
+  t.not(refused.code, 0);
 });
 
 test.serial('help, one-off and in the shell, names every command', async (t) => {
@@ -135,7 +146,7 @@ test.serial('help, one-off and in the shell, names every command', async (t) => 
   t.is(help.code, 0);
   for (const command of ['status', 'topics', 'tail', 'transfer-leader', 'remove-node', 'help'])
     t.regex(help.stdout, new RegExp(`\\n  ${command}\\b`), command);
-  const other = cluster.nodes[0]!.clientAddr;
+  const other = cluster.nodes.find((n) => n.spec.nodeId !== removedNodeId)!.clientAddr;
   const shell = await cli(['--addr', other], 'help\nstatus\nexit\n');
   t.is(shell.code, 0);
   t.regex(shell.stdout, /transfer-leader <id>/);

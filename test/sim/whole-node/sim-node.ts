@@ -369,6 +369,7 @@ export class SimNode {
       clientAddr: `sim:${this.id}`,
       logger,
       ready: () => topicsRecovered,
+      removed: () => raft.removedFromCluster,
       metricsJson: () => ({ nodeId: this.id }),
       // The operator's remove-node stands for walrus-cli, which goes to the leader's peer port.
       acceptPeerOnlyOpsFromClients: true,
