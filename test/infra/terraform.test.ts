@@ -21,6 +21,7 @@ import {
   templatefileCalls,
   templateNames,
 } from './terraform-files.js';
+import { addOsProgramStandIns } from './vm-lab.js';
 
 const repo = path.resolve(import.meta.dirname, '../../..');
 const moduleDir = path.join(repo, 'infra/terraform');
@@ -209,7 +210,7 @@ function verifyUnits(root: string, names: readonly string[]): { status: number |
   return { status: r.status, output: `${r.stdout}${r.stderr}`.trim() };
 }
 
-/** A root with the OS's units, ours, and ExecStart programs at the paths the units name. */
+/** A root with the OS's units, ours, and the programs the units name (ours and the OS's) at their paths. */
 function unitRoot(): string {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'walrus-units-'));
   fs.mkdirSync(path.join(root, 'usr/lib/systemd'), { recursive: true });
@@ -222,6 +223,7 @@ function unitRoot(): string {
   fs.symlinkSync('releases/r', path.join(root, 'opt/walrus/current'));
   for (const name of ['walrus-node', 'walrus-gateway'])
     fs.writeFileSync(path.join(bin, name), '#!/bin/sh\n', { mode: 0o755 });
+  addOsProgramStandIns(root);
   return root;
 }
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import test from 'ava';
 import { eventually } from '../helpers/eventually.js';
 import { renderTemplate, templatefileCalls, readModule } from './terraform-files.js';
-import { buildNodeDist, fakeGcpPort, outsideIp, VmLab } from './vm-lab.js';
+import { addOsProgramStandIns, buildNodeDist, fakeGcpPort, outsideIp, VmLab } from './vm-lab.js';
 
 const repo = path.resolve(import.meta.dirname, '../../..');
 const readNodeBin = path.join(import.meta.dirname, 'read-node.js');
@@ -151,6 +151,7 @@ test('three VMs from the cloud-init user data form a cluster behind their gatewa
     execFileSync('cp', ['-a', '/usr/lib/systemd/system', path.join(vm.root, 'usr/lib/systemd/')], {
       stdio: 'ignore',
     });
+    addOsProgramStandIns(vm.root);
     t.is(
       execFileSync(
         'systemd-analyze',

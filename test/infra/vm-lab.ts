@@ -360,3 +360,19 @@ export function buildNodeDist(distDir: string): { version: string } {
   fs.writeFileSync(path.join(versionDir, 'SHASUMS256.txt'), `${VmLab.sha256(tarball)}  ${name}.tar.gz\n`);
   return { version };
 }
+
+/**
+ * Programs of the OS that our units name besides ours (`ExecReload=/bin/kill -HUP $MAINPID`: procps,
+ * on every Debian and Ubuntu image), as stand-ins under a root that `systemd-analyze verify --root`
+ * checks: the roots here hold only what the test put there.
+ */
+export const osProgramsOfUnits = ['bin/kill'] as const;
+
+export function addOsProgramStandIns(root: string): void {
+  for (const program of osProgramsOfUnits) {
+    const file = path.join(root, program);
+    if (fs.existsSync(file)) continue;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, '#!/bin/sh\n', { mode: 0o755 });
+  }
+}
