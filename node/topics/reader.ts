@@ -28,6 +28,7 @@ import { isSoleReplica } from './appender.js';
 import { topicLimits } from './limits.js';
 import { forReader } from './producers.js';
 import { ReadPacer } from './read-pacer.js';
+import { sleep } from '../scheduler.js';
 import type { TopicContext } from './topic-context.js';
 import { type TopicRuntime, type Waiter, segmentOf, toWalrusError } from './topic-table.js';
 
@@ -39,6 +40,9 @@ export interface ReadLimits {
 export const readerLimits = {
   /** Record bytes read in one synchronous step of a long read (at least one record). */
   chunkSizeBytes: 256 * 1024,
+  /** Read barriers tried after start-up to confirm the metadata (confirmMetadata), and their pace. */
+  confirmAttemptCountMax: 600,
+  confirmRetryMsMax: 1_000,
 } as const;
 
 export class Reader {
@@ -48,9 +52,33 @@ export class Reader {
   /** Called when a local copy of a sealed segment holds a corrupt record (the service repairs it). */
   onCorrupt: (topic: string, segment: SegmentMeta) => void = () => {};
 
+  /**
+   * Set once a read barrier after start-up confirmed that the metadata applied here was current.
+   * Until then this node may believe it leads an active segment that was sealed and replaced while
+   * it was down: with no local file of it, "nothing written yet" would answer an empty read where
+   * the next segment holds records (whole-node soak seed 2081), so that answer waits for it.
+   */
+  private metadataConfirmed = false;
+
   constructor(ctx: TopicContext) {
     this.ctx = ctx;
     this.pacer = new ReadPacer(ctx.scheduler);
+  }
+
+  /** Start-up: confirms the metadata with the Raft leader (a read barrier), retrying, bounded. */
+  async confirmMetadata(): Promise<void> {
+    let delayMs = 10;
+    for (let attempt = 0; attempt < readerLimits.confirmAttemptCountMax; attempt++) {
+      try {
+        await this.ctx.meta.readBarrier();
+        this.metadataConfirmed = true;
+        return;
+      } catch {
+        await sleep(this.ctx.scheduler, delayMs);
+        delayMs = Math.min(delayMs * 2, readerLimits.confirmRetryMsMax);
+      }
+    }
+    this.ctx.logger.error({}, 'could not confirm the metadata with a Raft leader after start-up');
   }
 
   async read(
@@ -116,7 +144,14 @@ export class Reader {
     const replicator = rt.replicator;
     if (replicator !== null && replicator.segmentId === active.id && !replicator.isFrozen) return;
     if (isSoleReplica(active, this.ctx.nodeId)) return; // its WAL is the whole truth
-    if (this.ctx.wal.segmentInfo(name, active.id) === undefined) return; // nothing written yet: the base is the end
+    // Nothing written yet, the base is the end: once this node knows its metadata is current.
+    if (this.ctx.wal.segmentInfo(name, active.id) === undefined && this.metadataConfirmed) return;
+    if (this.ctx.wal.segmentInfo(name, active.id) === undefined) {
+      throw new WalrusError(
+        ErrorCode.UNAVAILABLE,
+        `this node has not yet confirmed with the Raft leader, since it started, that it still leads segment ${active.id} of topic '${name}'; retry`,
+      );
+    }
     throw new WalrusError(
       ErrorCode.UNAVAILABLE,
       `segment ${active.id} of topic '${name}' is being recovered; its end is not known yet; retry`,

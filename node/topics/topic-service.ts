@@ -187,8 +187,10 @@ export class TopicService {
     return this.ctx.meta.state;
   }
 
-  recover(): Promise<void> {
-    return this.reconciler.recover();
+  /** Start-up: reconciles with the metadata, then confirms it with the Raft leader in the background. */
+  async recover(): Promise<void> {
+    await this.reconciler.recover();
+    void this.reader.confirmMetadata();
   }
 
   onApply(command: MetaCommand): void {
