@@ -23,13 +23,25 @@ import { nextSegmentLeader } from '../metadata/placement.js';
 import { type Appender, isSoleReplica } from './appender.js';
 import type { ReplicaService } from './replica-service.js';
 import { deferProducerRestore, producerTable, takeOverProducers } from './producers.js';
+import { sleep } from '../scheduler.js';
 import { type TopicContext, proposeOrThrow } from './topic-context.js';
 import type { TopicRuntime } from './topic-table.js';
+
+export const reconcilerLimits = {
+  /** Read barriers tried before WAL data of topics the metadata lacks is deleted, and their pace. */
+  orphanBarrierAttemptCountMax: 100,
+  orphanBarrierRetryMsMin: 20,
+  orphanBarrierRetryMsMax: 1_000,
+} as const;
 
 export class Reconciler {
   private readonly ctx: TopicContext;
   private readonly appender: Appender;
   private readonly replicas: ReplicaService;
+
+  /** Topics with WAL data here that the metadata did not hold at the last reconcile. */
+  private readonly orphans = new Set<string>();
+  private sweeping = false;
 
   constructor(ctx: TopicContext, appender: Appender, replicas: ReplicaService) {
     this.ctx = ctx;
@@ -73,15 +85,15 @@ export class Reconciler {
    * new segments of the same topic wait for) are registered at once and awaited last.
    */
   async reconcile(): Promise<void> {
-    const { wal, meta, table, logger, nodeId } = this.ctx;
+    const { wal, meta, table, nodeId } = this.ctx;
     for (const name of table.names()) if (!meta.state.topics.has(name)) table.remove(name);
     const deletions: Promise<void>[] = [];
-    for (const name of wal.topics()) {
-      if (!meta.state.topics.has(name)) {
-        logger.warn({ topic: name }, 'Removing WAL data of a topic the metadata does not hold');
-        deletions.push(this.deleteTopicData(name));
-      }
-    }
+    // WAL data of a topic the metadata does not hold is removed only once a read barrier has shown
+    // the metadata current (sweepOrphans): applied up to a snapshot, or replayed at start-up, it may
+    // not hold yet a topic created since, whose replicated appends this node has already taken and
+    // acknowledged (deleting them lost a quorum's copy: soak seed 202, S3).
+    for (const name of wal.topics()) if (!meta.state.topics.has(name)) this.orphans.add(name);
+    if (this.orphans.size > 0) void this.sweepOrphans();
     for (const topic of meta.state.topics.values()) {
       deletions.push(this.deleteDropped(topic));
       const rt = table.ensure(topic.name, this.localEnd(topic));
@@ -114,6 +126,38 @@ export class Reconciler {
     const own = topic.segments.find((s) => s.id === replicator.segmentId);
     replicator.stop(own?.endOffset ?? null);
     rt.replicator = null;
+  }
+
+  /**
+   * Deletes the WAL data of topics the metadata does not hold, once a read barrier has made the
+   * metadata here current: a topic still missing then was deleted (its creation preceded any
+   * record of it here). Bounded retries; what is left is tried at the next reconcile.
+   */
+  private async sweepOrphans(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    const { meta, wal, logger, scheduler } = this.ctx;
+    try {
+      let delayMs: number = reconcilerLimits.orphanBarrierRetryMsMin;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await meta.readBarrier();
+          break;
+        } catch {
+          if (attempt + 1 >= reconcilerLimits.orphanBarrierAttemptCountMax) return;
+          await sleep(scheduler, delayMs);
+          delayMs = Math.min(delayMs * 2, reconcilerLimits.orphanBarrierRetryMsMax);
+        }
+      }
+      for (const name of [...this.orphans]) {
+        this.orphans.delete(name);
+        if (meta.state.topics.has(name) || !wal.topics().includes(name)) continue;
+        logger.warn({ topic: name }, 'Removing WAL data of a topic the metadata does not hold');
+        await this.deleteTopicData(name);
+      }
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   /** Called after each metadata command is applied on this node (replays included). */
