@@ -145,6 +145,32 @@ export const knownDefects = {
    * a snapshot install (topics/reconciler.ts retireStaleReplicator).
    */
   M: "a replicator left running by a snapshot install acknowledged appends its segment's seal had cut, settled by the next segment's end (topics/reconciler.ts); fixed",
+  /**
+   * A read answered empty below the acknowledged end (NoEmptyReadBelowAckedEnd). Soak seed 2081
+   * (12,000 ms): node 1 restarts with metadata in which it still leads segment 1 of t7, empty and
+   * without a local file; while it was down that segment was sealed at 0 and segment 2 took
+   * records 0-2. "No local file: nothing written yet, the base is the end" answered a read at 0
+   * with nothing. Fix: that answer waits until a read barrier after start-up has confirmed the
+   * node's metadata (topics/reader.ts confirmMetadata); until then it is UNAVAILABLE (retry).
+   */
+  N: 'a restarted node answered an empty read from stale metadata (topics/reader.ts assertEndKnown); fixed: it first confirms its metadata with the Raft leader',
+  /**
+   * A seal above what a quorum holds (S3), by deleted copies. Soak seed 202 (with N's fix): node 3
+   * restarts, takes and acknowledges replicated appends of t16 segment 4 (its metadata does not
+   * list t16 yet), then installs a snapshot taken before t16 was created; reconcile removed "WAL
+   * data of a topic the metadata does not hold", so [31, 39) was left on node 2 alone, sealed.
+   * Fix: such data is deleted only after a read barrier shows the metadata current and the topic
+   * still missing (topics/reconciler.ts sweepOrphans).
+   */
+  O: 'reconcile deleted the WAL data of a topic created after the snapshot it installed, copies it had acknowledged (topics/reconciler.ts); fixed: only after a read barrier',
+  /**
+   * Harness, not product: the operator's answer to a wiped node (remove, then join again) stopped
+   * when the fault phase ended, so a wipe late in it left the node refused for good (quick seed
+   * 100448, Liveness); and a wipe while a removal was under way left two voters, one of them
+   * wiped, so no quorum ever (soak seed 991; one fault beyond what three voters tolerate). Fix:
+   * the operator goes on while the cluster heals; no wipe while a removal is under way.
+   */
+  P: 'harness: the operator stopped answering a wipe at the end of the fault phase, and a wipe could coincide with a removal (whole-node-sim.ts); fixed',
 } as const;
 
 export const knownFailures: ReadonlyMap<number, KnownFailure> = new Map<number, KnownFailure>([
@@ -156,7 +182,13 @@ export const fixedDefectSeeds: ReadonlyMap<number, keyof typeof knownDefects> = 
   [100735, 'J'],
   [101011, 'J'],
   [100756, 'L'],
+  [100448, 'P'],
 ]);
 
 /** Like fixedDefectSeeds, with the soak profile (12,000 ms of faults): its schedules found these. */
-export const fixedDefectSoakSeeds: ReadonlyMap<number, keyof typeof knownDefects> = new Map([[984, 'M']]);
+export const fixedDefectSoakSeeds: ReadonlyMap<number, keyof typeof knownDefects> = new Map([
+  [984, 'M'],
+  [2081, 'N'],
+  [202, 'O'],
+  [991, 'P'],
+]);

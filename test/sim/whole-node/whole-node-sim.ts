@@ -604,6 +604,9 @@ class Run {
     const leader = [...this.cluster.nodes.values()].find((n) => n.running?.raft?.isLeader === true);
     const voters = leader?.running?.raft?.status().voters ?? [];
     if (state === null || voters.length < 3) return;
+    // A removal under way would leave two voters with one of them wiped: no quorum, ever (one
+    // fault beyond what three voters tolerate; soak seed 991). The disk fails another time.
+    if (this.workload.removing.size > 0) return;
     const candidates = voters.filter((id) => {
       const n = this.cluster.nodes.get(id);
       if (n === undefined || n.refused !== null || this.cluster.removed.has(id)) return false;
@@ -628,16 +631,18 @@ class Run {
    * The operator's answer to a wiped node (docs/cluster.md, "Node identity"): it is started again
    * with --join and must be refused (a new incarnation under a member's id); it is removed through
    * remove-node (retried while refused); then its directory is emptied and it is started with
-   * --join, and joins as a new member under its old id.
+   * --join, and joins as a new member under its old id. It goes on while the cluster heals: a wipe
+   * late in the fault phase is still answered (it stopped at the phase's end, and the wiped node
+   * was left refused for good: quick seed 100448, soak seed 991).
    */
   private async operator(id: number): Promise<void> {
     const node = this.cluster.node(id);
     await this.sleep(1 + this.prng.nextInt(this.d.restartDelayMaxMs));
-    if (this.phase !== 'faults') return;
+    if (!this.running()) return;
     this.cluster.boot(id);
-    while (this.phase === 'faults' && !this.cluster.removed.has(id)) {
+    while (this.running() && !this.cluster.removed.has(id)) {
       await this.sleep(500 + this.prng.nextInt(1000));
-      if (this.phase !== 'faults' || this.cluster.removed.has(id)) break;
+      if (!this.running() || this.cluster.removed.has(id)) break;
       if (node.running !== null) {
         // Joined, not refused: the cluster had removed its old identity already (a removal under
         // way when the disk was wiped, whose answer nobody got). It is a new member, as if re-added.
@@ -655,14 +660,18 @@ class Run {
     await this.sleep(1 + this.prng.nextInt(this.d.restartDelayMaxMs));
     // Started before the cluster forgot its old identity (unregisterNode applied), it would be
     // refused again: the operator waits for that, as the refusal's message says.
-    while (this.phase === 'faults' && this.members().some((r) => r.state.nodes.has(id)))
-      await this.sleep(100);
-    if (this.phase !== 'faults') return;
+    while (this.running() && this.members().some((r) => r.state.nodes.has(id))) await this.sleep(100);
+    if (!this.running()) return;
     this.checks.wipedPending.delete(id);
     this.cluster.readd(id);
     this.holdDown.delete(id);
     this.wipedReadded++;
     this.cluster.boot(id);
+  }
+
+  /** Until the run is over (its checks done): the operator's work goes on while the cluster heals. */
+  private running(): boolean {
+    return this.phase !== 'done';
   }
 
   /** The running members' processes (not removed). */
