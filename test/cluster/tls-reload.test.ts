@@ -109,18 +109,14 @@ function sample(text: string, series: string): number | null {
   return line === undefined ? null : Number(line.slice(series.length + 1));
 }
 
-test('SIGHUP rotates a node certificate (same CA, then new CA) for new connections; a broken reload changes nothing', async (t) => {
-  const caA = makeTestCa('reload-a');
-  const caB = makeTestCa('reload-b');
-  const certs = { a1: caA.issue('a1'), a2: caA.issue('a2'), b1: caB.issue('b1') };
-  const dir = tempDir('tls-reload');
+/** The node's TLS files in `dir`, and how a test replaces them: each file whole (rename), as an operator's tooling should. */
+function tlsFiles(dir: string) {
   const files = {
     cert: path.join(dir, 'cert.pem'),
     key: path.join(dir, 'key.pem'),
     ca: path.join(dir, 'ca.pem'),
   };
   const install = (cert: string, key: string, ca: string): void => {
-    // Each file replaced whole (rename), as an operator's tooling should.
     for (const [file, text] of [
       [files.cert, cert],
       [files.key, key],
@@ -130,6 +126,15 @@ test('SIGHUP rotates a node certificate (same CA, then new CA) for new connectio
       fs.renameSync(`${file}.tmp`, file);
     }
   };
+  return { files, install };
+}
+
+test('SIGHUP rotates a node certificate (same CA, then new CA) for new connections; a broken reload changes nothing', async (t) => {
+  const caA = makeTestCa('reload-a');
+  const caB = makeTestCa('reload-b');
+  const certs = { a1: caA.issue('a1'), a2: caA.issue('a2'), b1: caB.issue('b1') };
+  const dir = tempDir('tls-reload');
+  const { files, install } = tlsFiles(dir);
   install(certs.a1.cert, certs.a1.key, caA.ca);
   const adminPort = await freePort();
   const cluster = await LocalCluster.start({
@@ -294,21 +299,7 @@ test('after SIGHUP to a new CA, peer links made afterwards use it both ways (a r
   const nodeA = caA.issue('node');
   const nodeB = caB.issue('node');
   const dir = tempDir('peer-reload');
-  const files = {
-    cert: path.join(dir, 'cert.pem'),
-    key: path.join(dir, 'key.pem'),
-    ca: path.join(dir, 'ca.pem'),
-  };
-  const install = (cert: string, key: string, ca: string): void => {
-    for (const [file, text] of [
-      [files.cert, cert],
-      [files.key, key],
-      [files.ca, ca],
-    ] as const) {
-      fs.writeFileSync(`${file}.tmp`, text);
-      fs.renameSync(`${file}.tmp`, file);
-    }
-  };
+  const { files, install } = tlsFiles(dir);
   install(nodeA.cert, nodeA.key, caA.ca);
   // Clients (and the launcher's start-up probe) trust both CAs throughout.
   const trust = `${caA.ca}\n${caB.ca}`;
