@@ -223,7 +223,9 @@ export class ReplicaService {
           );
         }
       }
-      local = wal.segmentInfo(topic, segmentId)!;
+      const after = wal.segmentInfo(topic, segmentId);
+      if (after === undefined) return true; // deleted meanwhile: nothing to settle
+      local = after;
       if (local.endOffset < end) return false;
     }
     if (!local.sealed) await wal.sealActive(topic);
@@ -245,7 +247,10 @@ export class ReplicaService {
   ): Promise<void> {
     const { wal, cluster } = this.ctx;
     for (let round = 0; round < replicationLimits.tailFetchRoundCountMax; round++) {
-      const local = wal.segmentInfo(topic, segmentId)!;
+      const local = wal.segmentInfo(topic, segmentId);
+      // Deleted while a page was on its way (the topic deleted, the segment dropped by retention):
+      // nothing is left to complete (this was a TypeError, logged and caught, in a soak run).
+      if (local === undefined) throw copyGone(topic, segmentId);
       if (local.endOffset >= endOffset) return;
       const bytes = await cluster.replicate(
         source,
@@ -446,4 +451,11 @@ export class ReplicaService {
 
 function keyOf(topic: string, segmentId: number): string {
   return `${topic}\u0000${segmentId}`;
+}
+
+function copyGone(topic: string, segmentId: number): WalrusError {
+  return new WalrusError(
+    ErrorCode.UNAVAILABLE,
+    `the local copy of segment ${segmentId} of topic '${topic}' was deleted while its tail was fetched`,
+  );
 }
