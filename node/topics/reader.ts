@@ -53,7 +53,7 @@ export class Reader {
   onCorrupt: (topic: string, segment: SegmentMeta) => void = () => {};
 
   /**
-   * Set once a read barrier after start-up confirmed that the metadata applied here was current.
+   * Set once, after start-up, this node caught up with the Raft leader's applied metadata.
    * Until then this node may believe it leads an active segment that was sealed and replaced while
    * it was down: with no local file of it, "nothing written yet" would answer an empty read where
    * the next segment holds records (whole-node soak seed 2081), so that answer waits for it.
@@ -65,12 +65,13 @@ export class Reader {
     this.pacer = new ReadPacer(ctx.scheduler);
   }
 
-  /** Start-up: confirms the metadata with the Raft leader (a read barrier), retrying, bounded. */
+  /** Start-up: catches up with the Raft leader's applied metadata, retrying, bounded. */
   async confirmMetadata(): Promise<void> {
     let delayMs = 10;
     for (let attempt = 0; attempt < readerLimits.confirmAttemptCountMax; attempt++) {
       try {
-        await this.ctx.meta.readBarrier();
+        // The leader's applied index, reached here (any node; a read barrier serves the leader only).
+        await this.ctx.cluster.catchUpWithLeader();
         this.metadataConfirmed = true;
         return;
       } catch {

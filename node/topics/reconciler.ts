@@ -88,7 +88,7 @@ export class Reconciler {
     const { wal, meta, table, nodeId } = this.ctx;
     for (const name of table.names()) if (!meta.state.topics.has(name)) table.remove(name);
     const deletions: Promise<void>[] = [];
-    // WAL data of a topic the metadata does not hold is removed only once a read barrier has shown
+    // WAL data of a topic the metadata does not hold is removed only once catching up with the leader has shown
     // the metadata current (sweepOrphans): applied up to a snapshot, or replayed at start-up, it may
     // not hold yet a topic created since, whose replicated appends this node has already taken and
     // acknowledged (deleting them lost a quorum's copy: soak seed 202, S3).
@@ -129,7 +129,7 @@ export class Reconciler {
   }
 
   /**
-   * Deletes the WAL data of topics the metadata does not hold, once a read barrier has made the
+   * Deletes the WAL data of topics the metadata does not hold, once catching up with the leader has made the
    * metadata here current: a topic still missing then was deleted (its creation preceded any
    * record of it here). Bounded retries; what is left is tried at the next reconcile.
    */
@@ -141,7 +141,7 @@ export class Reconciler {
       let delayMs: number = reconcilerLimits.orphanBarrierRetryMsMin;
       for (let attempt = 0; ; attempt++) {
         try {
-          await meta.readBarrier();
+          await this.ctx.cluster.catchUpWithLeader();
           break;
         } catch {
           if (attempt + 1 >= reconcilerLimits.orphanBarrierAttemptCountMax) return;
