@@ -28,8 +28,7 @@ import { isSoleReplica } from './appender.js';
 import { topicLimits } from './limits.js';
 import { forReader } from './producers.js';
 import { ReadPacer } from './read-pacer.js';
-import { sleep } from '../scheduler.js';
-import type { TopicContext } from './topic-context.js';
+import { type TopicContext, catchUpWithLeaderRetrying } from './topic-context.js';
 import { type TopicRuntime, type Waiter, segmentOf, toWalrusError } from './topic-table.js';
 
 export interface ReadLimits {
@@ -42,6 +41,7 @@ export const readerLimits = {
   chunkSizeBytes: 256 * 1024,
   /** Read barriers tried after start-up to confirm the metadata (confirmMetadata), and their pace. */
   confirmAttemptCountMax: 600,
+  confirmRetryMsMin: 10,
   confirmRetryMsMax: 1_000,
 } as const;
 
@@ -67,19 +67,13 @@ export class Reader {
 
   /** Start-up: catches up with the Raft leader's applied metadata, retrying, bounded. */
   async confirmMetadata(): Promise<void> {
-    let delayMs = 10;
-    for (let attempt = 0; attempt < readerLimits.confirmAttemptCountMax; attempt++) {
-      try {
-        // The leader's applied index, reached here (any node; a read barrier serves the leader only).
-        await this.ctx.cluster.catchUpWithLeader();
-        this.metadataConfirmed = true;
-        return;
-      } catch {
-        await sleep(this.ctx.scheduler, delayMs);
-        delayMs = Math.min(delayMs * 2, readerLimits.confirmRetryMsMax);
-      }
-    }
-    this.ctx.logger.error({}, 'could not confirm the metadata with a Raft leader after start-up');
+    this.metadataConfirmed = await catchUpWithLeaderRetrying(this.ctx, {
+      attemptCountMax: readerLimits.confirmAttemptCountMax,
+      retryMsMin: readerLimits.confirmRetryMsMin,
+      retryMsMax: readerLimits.confirmRetryMsMax,
+    });
+    if (!this.metadataConfirmed)
+      this.ctx.logger.error({}, 'could not confirm the metadata with a Raft leader after start-up');
   }
 
   async read(
@@ -146,8 +140,8 @@ export class Reader {
     if (replicator !== null && replicator.segmentId === active.id && !replicator.isFrozen) return;
     if (isSoleReplica(active, this.ctx.nodeId)) return; // its WAL is the whole truth
     // Nothing written yet, the base is the end: once this node knows its metadata is current.
-    if (this.ctx.wal.segmentInfo(name, active.id) === undefined && this.metadataConfirmed) return;
     if (this.ctx.wal.segmentInfo(name, active.id) === undefined) {
+      if (this.metadataConfirmed) return;
       throw new WalrusError(
         ErrorCode.UNAVAILABLE,
         `this node has not yet confirmed with the Raft leader, since it started, that it still leads segment ${active.id} of topic '${name}'; retry`,

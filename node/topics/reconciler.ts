@@ -23,8 +23,7 @@ import { nextSegmentLeader } from '../metadata/placement.js';
 import { type Appender, isSoleReplica } from './appender.js';
 import type { ReplicaService } from './replica-service.js';
 import { deferProducerRestore, producerTable, takeOverProducers } from './producers.js';
-import { sleep } from '../scheduler.js';
-import { type TopicContext, proposeOrThrow } from './topic-context.js';
+import { type TopicContext, catchUpWithLeaderRetrying, proposeOrThrow } from './topic-context.js';
 import type { TopicRuntime } from './topic-table.js';
 
 export const reconcilerLimits = {
@@ -136,19 +135,14 @@ export class Reconciler {
   private async sweepOrphans(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
-    const { meta, wal, logger, scheduler } = this.ctx;
+    const { meta, wal, logger } = this.ctx;
     try {
-      let delayMs: number = reconcilerLimits.orphanBarrierRetryMsMin;
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.ctx.cluster.catchUpWithLeader();
-          break;
-        } catch {
-          if (attempt + 1 >= reconcilerLimits.orphanBarrierAttemptCountMax) return;
-          await sleep(scheduler, delayMs);
-          delayMs = Math.min(delayMs * 2, reconcilerLimits.orphanBarrierRetryMsMax);
-        }
-      }
+      const current = await catchUpWithLeaderRetrying(this.ctx, {
+        attemptCountMax: reconcilerLimits.orphanBarrierAttemptCountMax,
+        retryMsMin: reconcilerLimits.orphanBarrierRetryMsMin,
+        retryMsMax: reconcilerLimits.orphanBarrierRetryMsMax,
+      });
+      if (!current) return;
       for (const name of [...this.orphans]) {
         this.orphans.delete(name);
         if (meta.state.topics.has(name) || !wal.topics().includes(name)) continue;

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.js';
 import type { Retention } from '../metadata/metadata-state.js';
-import type { Scheduler } from '../scheduler.js';
+import { type Scheduler, sleep } from '../scheduler.js';
 import type { Wal } from '../wal/index.js';
 import type { ClusterView, MetadataService } from './ports.js';
 import { type TopicTable, toWalrusError } from './topic-table.js';
@@ -35,4 +35,27 @@ export async function proposeOrThrow(
   } catch (error) {
     throw toWalrusError(error);
   }
+}
+
+/**
+ * Catches up with the Raft leader's applied metadata (any node can), retrying with doubling
+ * backoff up to `attemptCountMax` tries; false when every try failed. Start-up's checks that the
+ * metadata here is current (topics/reader.ts, topics/reconciler.ts) share it.
+ */
+export async function catchUpWithLeaderRetrying(
+  ctx: TopicContext,
+  retry: { readonly attemptCountMax: number; readonly retryMsMin: number; readonly retryMsMax: number },
+): Promise<boolean> {
+  let delayMs = retry.retryMsMin;
+  for (let attempt = 0; attempt < retry.attemptCountMax; attempt++) {
+    try {
+      await ctx.cluster.catchUpWithLeader();
+      return true;
+    } catch {
+      if (attempt + 1 >= retry.attemptCountMax) break;
+      await sleep(ctx.scheduler, delayMs);
+      delayMs = Math.min(delayMs * 2, retry.retryMsMax);
+    }
+  }
+  return false;
 }
