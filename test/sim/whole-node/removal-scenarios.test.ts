@@ -11,15 +11,20 @@ import { ErrorCode } from '../../../node/protocol/error-codes.js';
 import { Opcode } from '../../../node/protocol/binary-header.js';
 import { replicasOf } from '../../../node/metadata/metadata-state.js';
 import { SimCluster } from './sim-cluster.js';
-import { drive as driveFor, scenarioSettings as settings, until as untilFor } from './scenario-steps.js';
+import {
+  drive as driveFor,
+  serving,
+  scenarioSettings as settings,
+  startCluster as startClusterFor,
+  until as untilFor,
+} from './scenario-steps.js';
 
 /** Simulated ms a scripted step of these scenarios may take before the scenario fails. */
 const stepMs = 60_000;
 const until = (c: SimCluster, what: string, holds: () => boolean, ms = stepMs) =>
   untilFor(c, what, holds, ms);
 const drive = <T>(c: SimCluster, what: string, work: Promise<T>) => driveFor(c, what, work, stepMs);
-
-const serving = (c: SimCluster, id: number): boolean => c.node(id).running?.serving === true;
+const startCluster = (c: SimCluster, ids: readonly number[]) => startClusterFor(c, ids, stepMs);
 
 function raftLeader(c: SimCluster, ids: readonly number[]): number | undefined {
   return ids.find((id) => c.node(id).running?.raft?.isLeader === true && serving(c, id));
@@ -27,16 +32,6 @@ function raftLeader(c: SimCluster, ids: readonly number[]): number | undefined {
 
 function votersOf(c: SimCluster, id: number): readonly number[] {
   return c.node(id).running?.raft?.status().voters ?? [];
-}
-
-async function startCluster(c: SimCluster, ids: readonly number[]): Promise<void> {
-  c.onCrash = () => {};
-  for (const id of ids) {
-    c.addNode(id, id !== ids[0], 0);
-    c.boot(id);
-    await until(c, `node ${id} serves`, () => serving(c, id));
-  }
-  await until(c, 'every node is a voter', () => ids.every((id) => votersOf(c, ids[0]!).includes(id)));
 }
 
 /** Whether a peer request is the binary request `op` (a client request one node sends another). */

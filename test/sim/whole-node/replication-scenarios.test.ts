@@ -8,27 +8,12 @@ import test from 'ava';
 import { epochOf, replicasOf } from '../../../node/metadata/metadata-state.js';
 import { isReplicationPayload } from '../../../node/protocol/replication-codec.js';
 import { SimCluster } from './sim-cluster.js';
-import { drive, scenarioSettings as settings, until } from './scenario-steps.js';
+import { drive, scenarioSettings as settings, serving, startCluster, until } from './scenario-steps.js';
 
 function raftOf(c: SimCluster, id: number) {
   const raft = c.node(id).running?.raft;
   if (raft == null) throw new Error(`node ${id} is not running`);
   return raft;
-}
-
-const serving = (c: SimCluster, id: number): boolean => c.node(id).running?.serving === true;
-
-async function startCluster(c: SimCluster, ids: readonly number[]): Promise<void> {
-  c.onCrash = () => {};
-  for (const id of ids) {
-    c.addNode(id, id !== ids[0], 0);
-    c.boot(id);
-    await until(c, `node ${id} serves`, () => serving(c, id));
-  }
-  await until(c, 'every node is a voter', () => {
-    const s = raftOf(c, ids[0]!).status();
-    return ids.every((id) => s.voters.includes(id));
-  });
 }
 
 function segmentOn(c: SimCluster, node: number, topic: string, segmentId: number) {

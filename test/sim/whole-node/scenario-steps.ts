@@ -44,3 +44,29 @@ export async function drive<T>(
   await until(c, what, () => settled !== null, ms);
   return (settled as unknown as { value: T }).value;
 }
+
+/** Whether node `id` has recovered its topics and serves clients. */
+export const serving = (c: SimCluster, id: number): boolean => c.node(id).running?.serving === true;
+
+/** Boots `ids` in order (the first bootstraps, the others join) and waits until all are voters. */
+export async function startCluster(
+  c: SimCluster,
+  ids: readonly number[],
+  ms = scenarioStepMs,
+): Promise<void> {
+  c.onCrash = () => {};
+  for (const id of ids) {
+    c.addNode(id, id !== ids[0], 0);
+    c.boot(id);
+    await until(c, `node ${id} serves`, () => serving(c, id), ms);
+  }
+  await until(
+    c,
+    'every node is a voter',
+    () => {
+      const voters = c.node(ids[0]!).running?.raft?.status().voters ?? [];
+      return ids.every((id) => voters.includes(id));
+    },
+    ms,
+  );
+}
