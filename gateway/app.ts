@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Hono } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
+import { AppendCoalescer } from './append-coalescer.js';
 import { requestsInFlightMax } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
 import { type AccessLogLine, accessLog } from './middleware/access-log.js';
@@ -115,6 +116,7 @@ export function createApp(deps: GatewayDeps): Gateway {
   const auth = deps.auth ?? new Authenticator(deps.tokens ?? []);
   const routeDeps: RouteDeps = {
     upstream,
+    appends: new AppendCoalescer(upstream, metrics),
     hub,
     metrics,
     auth,

@@ -3,11 +3,19 @@
  * and loop in gateway/ takes its bound from here; docs/http-api.md lists them with reasons.
  */
 import assert from 'node:assert';
+import { protocolLimits } from '../node/protocol/limits.js';
 
 /** Largest request body accepted (413 beyond). Fits a full batch of small records with JSON overhead. */
 export const bodySizeMaxBytes = 8 * 1024 * 1024;
 /** Records in one append request (an atomic batch). */
 export const appendRecordCountMax = 1000;
+/**
+ * Plain appends to one topic in one event-loop turn go to the cluster as one batch
+ * (append-coalescer.ts) of at most this many records and bytes (values and headers); a request
+ * larger than either goes alone.
+ */
+export const coalescedAppendRecordCountMax = 1000;
+export const coalescedAppendSizeMaxBytes = 1024 * 1024;
 /** Headers per record, and their name/value sizes. */
 export const recordHeaderCountMax = 64;
 export const recordHeaderNameLengthMax = 256;
@@ -89,3 +97,6 @@ assert(sseLiveReadWaitMs + 5_000 <= requestTimeoutMs);
 assert(connectionsCheckIntervalMs < headersTimeoutMs);
 assert(sseRetryDelayMsMin <= sseRetryDelayMsMax);
 assert(upstreamRetryDelayMsMin <= upstreamRetryDelayMsMax);
+// A joined batch must be one the node takes (with room for the frame's per-record overhead).
+assert(coalescedAppendRecordCountMax <= protocolLimits.batchRecordCountMax);
+assert(coalescedAppendSizeMaxBytes * 2 <= protocolLimits.batchSizeMaxBytes);

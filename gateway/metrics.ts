@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of one gateway (prom-client), in a registry per app so that several apps in
  * one process (tests) do not collide: requests by route and status with latency, SSE tails,
- * upstream errors and retries, failed TLS handshakes on the HTTPS port and SIGHUP reloads.
+ * upstream errors and retries, appends joined into shared batches, failed TLS handshakes on the HTTPS port and SIGHUP reloads.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -15,6 +15,8 @@ export class GatewayMetrics {
   readonly sseSlowDisconnects: Counter;
   readonly upstreamErrors: Counter<'op' | 'code'>;
   readonly upstreamRetries: Counter<'op'>;
+  readonly appendsJoined: Counter;
+  readonly joinedAppendBatches: Counter;
   readonly tlsHandshakeFailures: Counter<'listener'>;
   readonly configReloads: Counter<'result'>;
   readonly configLastReloadSuccessful: Gauge;
@@ -64,6 +66,16 @@ export class GatewayMetrics {
       name: 'walrus_gateway_upstream_retries_total',
       help: 'Upstream calls retried by the gateway after a retryable error',
       labelNames: ['op'],
+      registers,
+    });
+    this.appendsJoined = new Counter({
+      name: 'walrus_gateway_appends_joined_total',
+      help: 'Plain appends sent to the cluster in one batch with other appends to their topic from the same event-loop turn',
+      registers,
+    });
+    this.joinedAppendBatches = new Counter({
+      name: 'walrus_gateway_joined_append_batches_total',
+      help: 'Upstream appends that carried two or more joined HTTP appends',
       registers,
     });
     this.tlsHandshakeFailures = new Counter({

@@ -4,6 +4,7 @@
  */
 import type { HttpBindings } from '@hono/node-server';
 import type { Context } from 'hono';
+import type { AppendCoalescer } from '../append-coalescer.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { Authenticator, Principal, Scope } from '../middleware/auth.js';
 import { requireScope } from '../middleware/auth.js';
@@ -22,6 +23,8 @@ export type GatewayContext = Context<GatewayEnv>;
 
 export interface RouteDeps {
   readonly upstream: Upstream;
+  /** Plain appends of one turn to one topic, joined into one upstream append. */
+  readonly appends: AppendCoalescer;
   readonly hub: TailHub;
   readonly metrics: GatewayMetrics;
   readonly auth: Authenticator;

@@ -171,14 +171,17 @@ export function recordRoutes(app: Hono<GatewayEnv>, deps: RouteDeps): void {
         throw new WalrusError(ErrorCode.BAD_REQUEST, 'bad Content-Type');
       records = [{ value: bytes, headers: { 'content-type': type } }];
     }
-    const reply = await deps.upstream.request({
-      op: 'append',
-      topic,
-      records,
-      ...(producerId === undefined ? {} : { producerId, producerSeq: producerSeq! }),
-      ...(expectedOffset === undefined ? {} : { expectedOffset }),
-      ...(acks === undefined ? {} : { acks }),
-    });
+    const reply =
+      producerId === undefined && expectedOffset === undefined
+        ? await deps.appends.append(topic, records, acks)
+        : await deps.upstream.request({
+            op: 'append',
+            topic,
+            records,
+            ...(producerId === undefined ? {} : { producerId, producerSeq: producerSeq! }),
+            ...(expectedOffset === undefined ? {} : { expectedOffset }),
+            ...(acks === undefined ? {} : { acks }),
+          });
     return jsonResponse(
       c,
       {
