@@ -8,7 +8,7 @@
  * The node settings are how the gateway itself reaches the nodes' client ports: the client token
  * it proves (one of the nodes' --client-tokens-file, with the scopes its own users need) and the
  * CA that signed the nodes' certificates when they speak TLS. SIGHUP re-reads the tokens file, the
- * TLS files and the nodes' CA file (reload.ts); the node token is read at start only.
+ * TLS files, the nodes' CA file and the node token file (reload.ts).
  */
 import fs from 'node:fs';
 import { tokenLengthMax, tokenLengthMin } from '../node/protocol/access-tokens.js';
@@ -22,11 +22,15 @@ export interface GatewayConfig {
   readonly nodes: readonly string[];
   readonly tokens: readonly TokenGrant[];
   readonly tls: { readonly cert: string; readonly key: string } | null;
-  /** The files SIGHUP re-reads (gateway/reload.ts): tokens (null: none, or the env's JSON), TLS, nodes' CA. */
+  /**
+   * The files SIGHUP re-reads (gateway/reload.ts): tokens (null: none, or the env's JSON), TLS,
+   * nodes' CA, the gateway's own node token (null: none, or WALRUS_NODE_TOKEN).
+   */
   readonly files: {
     readonly tokens: string | null;
     readonly tls: { readonly cert: string; readonly key: string } | null;
     readonly nodeCa: string | null;
+    readonly nodeToken: string | null;
   };
   readonly corsOrigins: CorsOrigins;
   readonly logLevel: string;
@@ -43,6 +47,14 @@ SIGHUP re-reads --tokens-file, --tls-cert, --tls-key and --node-tls-ca without a
 (a bad file is logged with code INVALID_CONFIG and the previous ones stay in service).`;
 
 const nodeAddressPattern = /^[A-Za-z0-9.-]+:[0-9]{1,5}$/;
+
+/** The gateway's node token from its file's text (trimmed); throws unless its length is allowed. */
+export function parseNodeToken(text: string): string {
+  const token = text.trim();
+  if (token.length < tokenLengthMin || token.length > tokenLengthMax)
+    throw new Error(`the node token must be ${tokenLengthMin}..${tokenLengthMax} characters`);
+  return token;
+}
 
 export function parseGatewayArgs(
   argv: readonly string[],
@@ -104,10 +116,9 @@ export function parseGatewayArgs(
         : corsFlag.split(',').map((s) => s.trim());
 
   const tokenFile = flags.get('node-token-file') ?? env['WALRUS_NODE_TOKEN_FILE'];
-  const nodeToken =
-    tokenFile !== undefined ? fs.readFileSync(tokenFile, 'utf8').trim() : env['WALRUS_NODE_TOKEN'];
-  if (nodeToken !== undefined && (nodeToken.length < tokenLengthMin || nodeToken.length > tokenLengthMax))
-    throw new Error(`the node token must be ${tokenLengthMin}..${tokenLengthMax} characters`);
+  const nodeTokenText =
+    tokenFile !== undefined ? fs.readFileSync(tokenFile, 'utf8') : env['WALRUS_NODE_TOKEN'];
+  const nodeToken = nodeTokenText === undefined ? undefined : parseNodeToken(nodeTokenText);
   const nodeCa = flags.get('node-tls-ca') ?? env['WALRUS_NODE_TLS_CA'];
 
   return Object.freeze({
@@ -127,6 +138,7 @@ export function parseGatewayArgs(
       tokens: tokensFile ?? null,
       tls: cert !== undefined && key !== undefined ? { cert, key } : null,
       nodeCa: nodeCa ?? null,
+      nodeToken: tokenFile ?? null,
     },
     corsOrigins,
     logLevel: env['WALRUS_LOG_LEVEL'] ?? 'info',

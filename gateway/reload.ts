@@ -1,12 +1,17 @@
 /**
- * SIGHUP on walrus-gateway: re-reads the tokens file, the HTTPS certificate and key, and the CA
- * it checks the nodes' certificates against (--node-tls-ca), and replaces all of them or nothing. Every file is read and checked first (the token document
+ * SIGHUP on walrus-gateway: re-reads the tokens file, the HTTPS certificate and key, the CA it
+ * checks the nodes' certificates against (--node-tls-ca) and the token it proves to them
+ * (--node-token-file), and replaces all of them or nothing. Every file is read and checked first (the token document
  * parses, the key is the certificate's); only then are the tokens swapped and the certificate
  * given to the HTTPS server (`tls.Server.setSecureContext`), in one synchronous step. New requests
  * are checked against the new tokens and new connections get the new certificate; open
  * connections keep their TLS session, and an SSE tail already open keeps streaming. Connections
  * to the nodes made from then on (a node restarted with a certificate from a new CA) trust the new
- * CA bundle (NodeTrust); those open keep theirs.
+ * CA bundle (NodeTrust); those open keep theirs. Likewise the gateway's own node token
+ * (--node-token-file, NodeCredential): connections to the nodes made afterwards prove the new
+ * token, those open stay authenticated (a node keeps connections whose token it has since
+ * removed, until they close), so a token is rotated by adding the new one on the nodes, reloading
+ * the gateway, then removing the old one.
  *
  * A tokens file that would open a closed gateway (no token left) or close an open one is refused:
  * that needs a restart. Tokens given as JSON in WALRUS_GATEWAY_TOKENS are not re-read (no file).
@@ -14,7 +19,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
-import type { GatewayConfig } from './config.js';
+import { type GatewayConfig, parseNodeToken } from './config.js';
 import { type Authenticator, parseTokens, type TokenGrant } from './middleware/auth.js';
 
 /** A reload that replaced nothing; the message names the file at fault. */
@@ -29,6 +34,19 @@ export interface GatewayReloadTarget {
   readonly server: tls.Server | null;
   /** How the gateway checks the nodes' certificates; null when it reaches them over plain TCP. */
   readonly nodeTrust: NodeTrust | null;
+  /** The token the gateway proves to the nodes; null when it has none or it came from the environment. */
+  readonly nodeCredential: NodeCredential | null;
+}
+
+/** The gateway's node token, read by the node client at each connect (`read`), replaced by `use`. */
+export class NodeCredential {
+  readonly read = (): string => this.token;
+
+  constructor(private token: string) {}
+
+  use(token: string): void {
+    this.token = token;
+  }
 }
 
 /** Certificates in one CA bundle. */
@@ -160,9 +178,19 @@ export function reloadGateway(target: GatewayReloadTarget): GatewayReloaded {
       throw new GatewayReloadError(`--node-tls-ca '${files.nodeCa}': ${(error as Error).message}`);
     }
   }
+  let nodeToken: string | null = null;
+  if (files.nodeToken !== null && target.nodeCredential !== null) {
+    const text = read(files.nodeToken, '--node-token-file');
+    try {
+      nodeToken = parseNodeToken(text);
+    } catch (error) {
+      throw new GatewayReloadError(`--node-token-file '${files.nodeToken}': ${(error as Error).message}`);
+    }
+  }
   // Everything is read and checked: replace it all in this one synchronous step.
   if (grants !== null) target.auth.replace(grants);
   if (nodeContext !== null) target.nodeTrust?.use(nodeContext);
+  if (nodeToken !== null) target.nodeCredential?.use(nodeToken);
   if (served !== null) target.server?.setSecureContext({ cert: served.cert, key: served.key });
   return { tokenCount: grants?.length ?? null, certFingerprint256: served?.x509.fingerprint256 ?? null };
 }

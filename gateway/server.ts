@@ -23,7 +23,7 @@ import { serveGateway } from './http-server.js';
 import { shutdownGraceMs } from './limits.js';
 import { GatewayMetrics } from './metrics.js';
 import { Authenticator } from './middleware/auth.js';
-import { GatewayReloadError, NodeTrust, reloadGateway } from './reload.js';
+import { GatewayReloadError, NodeCredential, NodeTrust, reloadGateway } from './reload.js';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof parseGatewayArgs>;
@@ -41,9 +41,13 @@ async function main(): Promise<void> {
     console.error(`--node-tls-ca: ${(error as Error).message}`);
     process.exit(2);
   }
-  // Node access for every client of the gateway: the token, and TLS whose CA a SIGHUP can replace.
+  // Node access for every client of the gateway: the token and TLS's CA, which a SIGHUP can
+  // replace when they came from files.
+  const token = config.nodeAccess.token;
+  const nodeCredential =
+    token === undefined || config.files.nodeToken === null ? null : new NodeCredential(token);
   const nodeAccess = {
-    ...(config.nodeAccess.token === undefined ? {} : { token: config.nodeAccess.token }),
+    ...(token === undefined ? {} : { token: nodeCredential?.read ?? token }),
     ...(nodeTrust === null ? {} : { tls: nodeTrust.options }),
   };
   const client = new WalrusClient({ nodes: config.nodes, ...nodeAccess });
@@ -103,7 +107,13 @@ async function main(): Promise<void> {
   });
   process.on('SIGHUP', () => {
     try {
-      const reloaded = reloadGateway({ files: config.files, auth, server: httpsServer, nodeTrust });
+      const reloaded = reloadGateway({
+        files: config.files,
+        auth,
+        server: httpsServer,
+        nodeTrust,
+        nodeCredential,
+      });
       metrics.configReloads.inc({ result: 'success' });
       metrics.configLastReloadSuccessful.set(1);
       logger.info(reloaded, 'Reloaded tokens and TLS material');

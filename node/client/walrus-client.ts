@@ -59,8 +59,11 @@ export interface WalrusClientOptions {
   readonly waitQueueMaxPerConnection?: number;
   /** Retries after the first attempt. Default 5. */
   readonly retryCountMax?: number;
-  /** The client token every connection proves first (nodes started with client tokens). Default none. */
-  readonly token?: string;
+  /**
+   * The client token every connection proves first (nodes started with client tokens), or a
+   * function read at each connect (a token replaced while the client runs). Default none.
+   */
+  readonly token?: string | (() => string);
   /** TLS to the nodes' client ports: `ca` (PEM) to verify them, `cert`/`key` for mutual TLS. Default plain TCP. */
   readonly tls?: tls.ConnectionOptions;
   /** First retry backoff, doubled per retry. Default 25. */

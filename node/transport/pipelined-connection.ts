@@ -61,9 +61,10 @@ export interface PipelinedConnectionOptions {
   readonly idleTimeoutMs?: number;
   /**
    * The client token this connection proves (an `authenticate` request) before any other request,
-   * for nodes started with client tokens. Default: none.
+   * for nodes started with client tokens, or a function that gives it, read at each connect (a
+   * gateway replaces its token on SIGHUP: connections made afterwards prove the new one). Default: none.
    */
-  readonly token?: string;
+  readonly token?: string | (() => string);
   /** TLS to the node's client port (CA file contents, and cert/key for mutual TLS). Default: plain TCP. */
   readonly tls?: tls.ConnectionOptions;
   readonly logger?: TransportLogger;
@@ -109,7 +110,7 @@ type State = 'idle' | 'connecting' | 'open' | 'closed';
 export class PipelinedConnection {
   readonly address: string;
   private readonly o: Required<Omit<PipelinedConnectionOptions, 'logger' | 'token' | 'tls'>>;
-  private readonly token: string | undefined;
+  private readonly token: string | (() => string) | undefined;
   private readonly tls: tls.ConnectionOptions | undefined;
   private readonly log: TransportLogger;
   /** The connection of the current attempt; undefined while idle or once closed. */
@@ -229,7 +230,9 @@ export class PipelinedConnection {
       inFlightMax: this.o.inFlightMax,
       flush: 'setImmediate',
       idleTimeoutMs: this.o.idleTimeoutMs,
-      ...(this.token === undefined ? {} : { handshake: new ClientAuthHandshake(this.token) }),
+      ...(this.token === undefined
+        ? {}
+        : { handshake: new ClientAuthHandshake(typeof this.token === 'string' ? this.token : this.token()) }),
       ...(this.tls === undefined ? {} : { tls: this.tls }),
       readReply: (frame) => this.readReply(frame),
       events: {

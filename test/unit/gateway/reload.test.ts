@@ -12,7 +12,13 @@ import path from 'node:path';
 import tls from 'node:tls';
 import test from 'ava';
 import { Authenticator } from '../../../gateway/middleware/auth.js';
-import { checkCertAndKey, GatewayReloadError, NodeTrust, reloadGateway } from '../../../gateway/reload.js';
+import {
+  checkCertAndKey,
+  GatewayReloadError,
+  NodeCredential,
+  NodeTrust,
+  reloadGateway,
+} from '../../../gateway/reload.js';
 import { tempDir } from '../../helpers/local-cluster.js';
 import { makeTestCa } from '../../helpers/test-certs.js';
 
@@ -28,6 +34,7 @@ const files = {
   tokens: path.join(dir, 'tokens.json'),
   tls: { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') },
   nodeCa: path.join(dir, 'nodes-ca.pem'),
+  nodeToken: path.join(dir, 'node-token.txt'),
 };
 const tokens = (...list: string[]): string =>
   JSON.stringify({ tokens: list.map((token) => ({ token, scopes: ['read'] })) });
@@ -60,7 +67,9 @@ test('a reload replaces tokens and certificate together, or nothing', async (t) 
   const auth = new Authenticator([{ token: 'old-token-0001', scopes: ['read'] }]);
   const nodeTrust = new NodeTrust(ca.ca);
   const trustedAtStart = nodeTrust.options.secureContext;
-  const target = { files, auth, server, nodeTrust };
+  const nodeCredential = new NodeCredential('node-token-old');
+  const target = { files, auth, server, nodeTrust, nodeCredential };
+  fs.writeFileSync(files.nodeToken, 'node-token-new\n');
 
   fs.writeFileSync(files.tokens, tokens('new-token-0001'));
   fs.writeFileSync(files.tls.cert, two.cert);
@@ -74,6 +83,7 @@ test('a reload replaces tokens and certificate together, or nothing', async (t) 
   t.throws(() => auth.authenticate('Bearer new-token-0001', undefined), { message: /not valid/ });
   t.is(await served(port), new X509Certificate(one.cert).fingerprint256);
   t.is(nodeTrust.options.secureContext, trustedAtStart, 'the nodes’ CA is not replaced either');
+  t.is(nodeCredential.read(), 'node-token-old', 'nor the node token');
 
   fs.writeFileSync(files.tls.key, two.key);
   t.deepEqual(reloadGateway(target), {
@@ -85,6 +95,12 @@ test('a reload replaces tokens and certificate together, or nothing', async (t) 
   t.is(await served(port), new X509Certificate(two.cert).fingerprint256);
   const trustedNow = nodeTrust.options.secureContext;
   t.not(trustedNow, trustedAtStart, 'new node connections use the re-read CA');
+  t.is(nodeCredential.read(), 'node-token-new', 'and prove the re-read node token');
+
+  fs.writeFileSync(files.nodeToken, 'short\n');
+  t.throws(() => reloadGateway(target), { message: /--node-token-file .*must be/ });
+  t.is(nodeCredential.read(), 'node-token-new');
+  fs.writeFileSync(files.nodeToken, 'node-token-new\n');
 
   fs.writeFileSync(files.nodeCa, 'nonsense');
   t.throws(() => reloadGateway(target), { message: /--node-tls-ca .*holds no PEM certificate/ });
