@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <wal|raft|gateway|replication|reload|scale|all>`: runs benchmarks, prints the figures,
+ * `npm run bench -- <wal|raft|gateway|replication|shared-disk|reload|scale|all>`: runs benchmarks, prints the figures,
  * writes test/bench/results/<name>.json, and ends with one JSON line of the figures. Benchmarks never
  * pass or fail on time; targets are printed beside the figures for the reader. `all` leaves out the
  * benchmarks marked `explicitOnly` (scale writes 10 GB: it runs only when named).
@@ -57,6 +57,14 @@ const benches: Record<
       // BENCH_CONNECTIONS, BENCH_QUICK=1 (see the file's header).
       const { runReplicationBench } = await import('./replication-bench.js');
       return runReplicationBench({ dir });
+    },
+  },
+  'shared-disk': {
+    // Floors, not targets: what fdatasync'd copies cost on this one disk (shared-disk-bench.ts).
+    targets: {},
+    run: async (dir) => {
+      const { runSharedDiskBench } = await import('./shared-disk-bench.js');
+      return runSharedDiskBench({ dir });
     },
   },
   reload: {
