@@ -11,7 +11,7 @@
  *
  * Figures: rawHttpPostPerSec, gatewayAppendsPerSec (single 128-byte records, durable, keep-alive,
  * 50 connections), gatewayRatio, gatewayCpuUsPerAppend (the gateway process's CPU per append,
- * from /proc), gatewayAppendP99Ms, batchAppendMBPerSec, sseTailsHeld (tails one
+ * from /proc), nodeCpuUsPerAppend (the node's, same appends), gatewayAppendP99Ms, batchAppendMBPerSec, sseTailsHeld (tails one
  * gateway holds that all receive a record), sseDeliveryMsP99 (append → event at 1,000 tails).
  */
 import { type ChildProcess, execFile, execFileSync, fork } from 'node:child_process';
@@ -349,13 +349,17 @@ export async function runGatewayBench(opts: {
     // The gateway's own CPU per durable append (from /proc): a regression in its per-request work
     // shows here before the ratio moves, since the ratio also waits on the node's fdatasync.
     const gatewayPid = gateway.child.pid;
+    const nodePid = cluster.nodes[0]!.process!.pid;
     const cpuBeforeMs = processCpuMs(gatewayPid);
+    const nodeCpuBeforeMs = processCpuMs(nodePid);
     const gwWrk = withWrk
       ? await wrkLoad(gateway.url, '/v1/topics/bench/records', single, opts.durationMs)
       : undefined;
     const cpuBetweenMs = processCpuMs(gatewayPid);
+    const nodeCpuBetweenMs = processCpuMs(nodePid);
     const gwUndici = await undiciLoad(gateway.url, '/v1/topics/bench/records');
     const cpuAfterMs = processCpuMs(gatewayPid);
+    const nodeCpuAfterMs = processCpuMs(nodePid);
     const cpuUsPer = (cpuMs: number, count: number) =>
       count > 0 ? round((cpuMs * 1000) / count, 1) : Number.NaN;
     const rawResult = rawWrk ?? rawUndici;
@@ -394,6 +398,11 @@ export async function runGatewayBench(opts: {
           ? cpuUsPer(cpuAfterMs - cpuBetweenMs, gwUndici.count)
           : cpuUsPer(cpuBetweenMs - cpuBeforeMs, gwWrk.count),
       gatewayCpuUsPerAppendUndiciLoad: cpuUsPer(cpuAfterMs - cpuBetweenMs, gwUndici.count),
+      // The node's share of the same appends (the first load's): what the gateway sends it shows here.
+      nodeCpuUsPerAppend:
+        gwWrk === undefined
+          ? cpuUsPer(nodeCpuAfterMs - nodeCpuBetweenMs, gwUndici.count)
+          : cpuUsPer(nodeCpuBetweenMs - nodeCpuBeforeMs, gwWrk.count),
       rawHttpPostPerSecUndiciLoad: Math.round(perSec(rawUndici)),
       gatewayAppendsPerSecUndiciLoad: Math.round(perSec(gwUndici)),
       gatewayRatioUndiciLoad: round(perSec(gwUndici) / perSec(rawUndici), 3),
