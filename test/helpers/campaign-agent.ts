@@ -75,31 +75,43 @@ async function binaryWriter(
   }
 }
 
-async function httpWriter(url: string, topic: string, writer: string, paceMs: number): Promise<void> {
-  for (let seq = 0; !stopping; seq++) {
-    const value = `${writer}-${seq}`;
-    const startMs = Date.now();
-    let a: AttemptRecord;
-    try {
-      const res = await fetch(`${url}/v1/topics/${topic}/records`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ records: [{ value }] }),
-        // Longer than the gateway's upstream timeout (10 s), so the gateway answers first.
-        signal: AbortSignal.timeout(12_000),
-      });
-      const body = await res.text();
-      if (res.status === 201) {
-        const offset = (JSON.parse(body) as { firstOffset: number }).firstOffset;
-        a = { writer, value, outcome: 'ack', offset, startMs, endMs: Date.now() };
-      } else {
-        a = { writer, value, ...classifyHttpError(res.status, body), startMs, endMs: Date.now() };
-      }
-    } catch (error) {
-      a = { writer, value, ...classifyFetchError(error), startMs, endMs: Date.now() };
+/**
+ * Appends sent together by one HTTP writer: the gateway joins the plain appends of one turn to
+ * one topic into one upstream batch and splits the offsets back (gateway/append-coalescer.ts),
+ * which the history check then sees under faults.
+ */
+const httpBurstCount = 3;
+
+async function httpAppend(url: string, topic: string, writer: string, value: string): Promise<AttemptRecord> {
+  const startMs = Date.now();
+  try {
+    const res = await fetch(`${url}/v1/topics/${topic}/records`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ records: [{ value }] }),
+      // Longer than the gateway's upstream timeout (10 s), so the gateway answers first.
+      signal: AbortSignal.timeout(12_000),
+    });
+    const body = await res.text();
+    if (res.status === 201) {
+      const offset = (JSON.parse(body) as { firstOffset: number }).firstOffset;
+      return { writer, value, outcome: 'ack', offset, startMs, endMs: Date.now() };
     }
-    attempts.push(a);
-    await sleep(a.outcome === 'ack' ? paceMs : Math.max(paceMs, 50));
+    return { writer, value, ...classifyHttpError(res.status, body), startMs, endMs: Date.now() };
+  } catch (error) {
+    return { writer, value, ...classifyFetchError(error), startMs, endMs: Date.now() };
+  }
+}
+
+async function httpWriter(url: string, topic: string, writer: string, paceMs: number): Promise<void> {
+  for (let seq = 0; !stopping; seq += httpBurstCount) {
+    const burst = await Promise.all(
+      Array.from({ length: httpBurstCount }, (_, i) =>
+        httpAppend(url, topic, writer, `${writer}-${seq + i}`),
+      ),
+    );
+    attempts.push(...burst);
+    await sleep(burst.every((a) => a.outcome === 'ack') ? paceMs : Math.max(paceMs, 50));
   }
 }
 
@@ -337,11 +349,22 @@ function cli(ask: Ask): Promise<{ code: number | null; stdout: string; stderr: s
   });
 }
 
-async function stop(): Promise<{ attempts: AttemptRecord[]; consumer: ConsumerEvent[] }> {
+async function stop(): Promise<{ attempts: AttemptRecord[]; consumer: ConsumerEvent[]; httpJoined: number }> {
   stopping = true;
   await Promise.all(loops);
   loops = [];
-  return { attempts, consumer: consumerEvents };
+  return { attempts, consumer: consumerEvents, httpJoined: await httpJoined() };
+}
+
+/** HTTP appends the gateway sent in a shared batch (its /metrics; 0 when it does not answer). */
+async function httpJoined(): Promise<number> {
+  if (gateway === null) return 0;
+  try {
+    const text = await (await fetch(`${gateway.url}/metrics`, { signal: AbortSignal.timeout(2_000) })).text();
+    return Number(/^walrus_gateway_appends_joined_total (\d+)/m.exec(text)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }
 
 async function shutdown(): Promise<void> {

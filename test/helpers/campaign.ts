@@ -79,6 +79,8 @@ export interface ScheduleResult {
     endOffset: number;
     consumerDelivered: number;
     consumerCursor: number;
+    /** HTTP appends the gateway joined into shared batches (offsets split back per request). */
+    httpJoined: number;
   };
   readonly durationMs: number;
 }
@@ -547,7 +549,11 @@ class ScheduleRun {
     }
     this.o.log(`  [${this.elapsed()}] final heal and check`);
     await this.recover('final heal');
-    const history = await c.ask<{ attempts: AttemptRecord[]; consumer: ConsumerEvent[] }>('stop', {}, 30_000);
+    const history = await c.ask<{ attempts: AttemptRecord[]; consumer: ConsumerEvent[]; httpJoined: number }>(
+      'stop',
+      {},
+      30_000,
+    );
     return this.check(history);
   }
 
@@ -572,6 +578,7 @@ class ScheduleRun {
   private async check(history: {
     attempts: AttemptRecord[];
     consumer: ConsumerEvent[];
+    httpJoined: number;
   }): Promise<ScheduleResult['stats']> {
     const c = this.cluster;
     type Read = {
@@ -653,6 +660,7 @@ class ScheduleRun {
         0,
       ),
       consumerCursor: history.consumer.reduce((s, e) => (e.kind === 'cursor' ? Math.max(s, e.offset) : s), 0),
+      httpJoined: history.httpJoined,
     };
     // The most complete read is the reference the others are compared with.
     reads.sort((a, b) => b.records.length - a.records.length);
@@ -772,6 +780,7 @@ export async function runSchedule(options: CampaignOptions): Promise<ScheduleRes
     endOffset: 0,
     consumerDelivered: 0,
     consumerCursor: 0,
+    httpJoined: 0,
   };
   let cluster: CampaignCluster | undefined;
   let run: ScheduleRun | undefined;
@@ -824,7 +833,7 @@ export function summaryLine(r: ScheduleResult): string {
   return (
     `seed ${String(r.seed).padStart(4)} ${verdict} ${(r.durationMs / 1000).toFixed(1).padStart(5)}s ${r.mode} ` +
     `[${r.schedule.steps.map((x) => x.kind).join(' > ')}] acked ${s.acked} unknown ${s.unknown} failed ${s.failed} ` +
-    `records ${s.records} consumed ${s.consumerDelivered}${kinds === '' ? '' : ` violations: ${kinds}`}`
+    `records ${s.records} consumed ${s.consumerDelivered} joined ${s.httpJoined}${kinds === '' ? '' : ` violations: ${kinds}`}`
   );
 }
 
