@@ -13,6 +13,7 @@
  */
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
 import type { RecordInput, ResponseOf } from '../node/protocol/messages.js';
+import { outcomeUnknownError } from '../node/protocol/outcome.js';
 import { coalescedAppendRecordCountMax, coalescedAppendSizeMaxBytes } from './limits.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Upstream } from './upstream.js';
@@ -95,13 +96,18 @@ export class AppendCoalescer {
     return reply;
   }
 
+  /** One upstream append; never throws (it runs from a setImmediate, where a throw ends the process). */
   private send(topic: string, records: readonly RecordInput[], acks: Acks): Promise<AppendReply> {
-    return this.upstream.request({
-      op: 'append',
-      topic,
-      records,
-      ...(acks === undefined ? {} : { acks }),
-    });
+    try {
+      return this.upstream.request({
+        op: 'append',
+        topic,
+        records,
+        ...(acks === undefined ? {} : { acks }),
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private flushAll(): void {
@@ -124,6 +130,18 @@ export class AppendCoalescer {
     for (const m of members) for (const r of m.records) records.push(r);
     this.send(topic, records, acks).then(
       (reply) => {
+        if (reply.lastOffset - reply.firstOffset + 1 !== records.length) {
+          // The cluster answered for another count of records: no split of it can be trusted.
+          const error = outcomeUnknownError(
+            'append',
+            new WalrusError(
+              ErrorCode.INTERNAL,
+              `a joined append of ${records.length} records was answered with offsets ${reply.firstOffset}..${reply.lastOffset}`,
+            ),
+          );
+          for (const m of members) m.reject(error);
+          return;
+        }
         let first = reply.firstOffset;
         for (const m of members) {
           const count = m.records.length;

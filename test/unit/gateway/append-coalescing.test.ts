@@ -6,6 +6,10 @@
  * record size limit is small, so that a too-large record is easy to send.
  */
 import test from 'ava';
+import { AppendCoalescer } from '../../../gateway/append-coalescer.js';
+import { GatewayMetrics } from '../../../gateway/metrics.js';
+import type { Upstream } from '../../../gateway/upstream.js';
+import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
 import { makeGateway, problemCode, unique, useRealNode } from './helpers.js';
 
 const recordSizeMaxBytes = 64;
@@ -135,4 +139,39 @@ test('appends with a producer id, an expected offset or other acks are not joine
   );
   t.is(mismatch.status, 412);
   t.is(await problemCode(mismatch), 'OFFSET_MISMATCH');
+});
+
+/**
+ * What a real node cannot be made to do: answer a joined batch with offsets for another number of
+ * records, or an upstream that throws instead of rejecting. Neither may be split into offsets the
+ * requests do not own, nor end the process (the batch leaves from a setImmediate).
+ */
+test('a reply for another number of records fails every member OUTCOME_UNKNOWN; a throwing upstream rejects', async (t) => {
+  let calls = 0;
+  const wrongCount: Upstream = {
+    request: (async () => {
+      calls++;
+      return { firstOffset: 10, lastOffset: 10, timestampMs: 1, duplicate: false, acks: 'quorum' };
+    }) as Upstream['request'],
+  };
+  const joined = new AppendCoalescer(wrongCount, new GatewayMetrics());
+  const records = [{ value: new Uint8Array([1]) }];
+  const outcomes = await Promise.allSettled([
+    joined.append('t', records, undefined),
+    joined.append('t', records, undefined),
+  ]);
+  t.is(calls, 1, 'one upstream append for both');
+  for (const o of outcomes) {
+    t.is(o.status, 'rejected');
+    t.is(((o as PromiseRejectedResult).reason as WalrusError).code, ErrorCode.OUTCOME_UNKNOWN);
+  }
+
+  const throwing: Upstream = {
+    request: (() => {
+      throw new WalrusError(ErrorCode.UNAVAILABLE, 'thrown, not rejected');
+    }) as Upstream['request'],
+  };
+  const alone = new AppendCoalescer(throwing, new GatewayMetrics());
+  const error = await t.throwsAsync(alone.append('t', records, undefined));
+  t.is((error as WalrusError).code, ErrorCode.UNAVAILABLE);
 });
