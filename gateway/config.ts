@@ -43,7 +43,7 @@ export interface GatewayConfig {
 export const gatewayUsage = `usage: walrus-gateway [--port 3000] [--host 127.0.0.1] --nodes host:port[,host:port…]
   [--tokens-file tokens.json] [--tls-cert cert.pem --tls-key key.pem] [--cors-origins '*'|origin,origin]
   [--access-log off|on|<fraction>] [--node-token-file node-token.txt] [--node-tls-ca nodes-ca.pem]
-SIGHUP re-reads --tokens-file, --tls-cert, --tls-key and --node-tls-ca without a restart: all replaced, or nothing
+SIGHUP re-reads --tokens-file, --tls-cert, --tls-key, --node-tls-ca and --node-token-file without a restart: all replaced, or nothing
 (a bad file is logged with code INVALID_CONFIG and the previous ones stay in service).`;
 
 const nodeAddressPattern = /^[A-Za-z0-9.-]+:[0-9]{1,5}$/;
