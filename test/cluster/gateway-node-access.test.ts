@@ -13,6 +13,7 @@ import { eventually } from '../helpers/eventually.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
 import { startLocalCluster, tempDir } from '../helpers/local-cluster.js';
 import { makeTestCa } from '../helpers/test-certs.js';
+import { writeTokensFile } from '../helpers/tokens-file.js';
 
 test('the gateway reaches token-and-TLS nodes with its token; without it the nodes refuse it', async (t) => {
   const ca = makeTestCa('gateway');
@@ -69,13 +70,7 @@ test('the gateway reaches token-and-TLS nodes with its token; without it the nod
 test('SIGHUP makes the gateway prove its re-read node token on the connections it makes afterwards', async (t) => {
   const dir = tempDir('gateway-node-token-reload');
   const tokensFile = path.join(dir, 'tokens.json');
-  const writeNodeTokens = (...tokens: string[]): void => {
-    fs.writeFileSync(
-      `${tokensFile}.tmp`,
-      JSON.stringify({ tokens: tokens.map((token) => ({ token, scopes: ['admin'] })) }),
-    );
-    fs.renameSync(`${tokensFile}.tmp`, tokensFile);
-  };
+  const writeNodeTokens = (...tokens: string[]): void => writeTokensFile(tokensFile, tokens, ['admin']);
   const tokenFile = path.join(dir, 'gateway-token.txt');
   writeNodeTokens('gateway-token-old');
   fs.writeFileSync(tokenFile, 'gateway-token-old\n');

@@ -22,6 +22,7 @@ import { eventually } from '../helpers/eventually.js';
 import { freePort, LocalCluster, tempDir } from '../helpers/local-cluster.js';
 import { frame, portOf, splitFrames } from '../helpers/raw-socket.js';
 import { makeTestCa } from '../helpers/test-certs.js';
+import { writeTokensFile } from '../helpers/tokens-file.js';
 
 const fingerprintOf = (pem: string): string => new X509Certificate(pem).fingerprint256;
 
@@ -236,13 +237,7 @@ test('SIGHUP rotates a node’s client tokens: the removed token is refused, the
   const cert = ca.issue('node');
   const dir = tempDir('tokens-reload');
   const tokensFile = path.join(dir, 'tokens.json');
-  const writeTokens = (...tokens: string[]): void => {
-    fs.writeFileSync(
-      `${tokensFile}.tmp`,
-      JSON.stringify({ tokens: tokens.map((token) => ({ token, scopes: ['admin'] })) }),
-    );
-    fs.renameSync(`${tokensFile}.tmp`, tokensFile);
-  };
+  const writeTokens = (...tokens: string[]): void => writeTokensFile(tokensFile, tokens, ['admin']);
   writeTokens('old-token-0001');
   const cluster = await LocalCluster.start({
     nodeCount: 1,
