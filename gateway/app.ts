@@ -7,10 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Hono } from 'hono';
 import { matchedRoutes } from 'hono/route';
+import type { CounterChild, HistogramChild } from '../node/fast-metrics.js';
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
 import { AppendCoalescer } from './append-coalescer.js';
 import { requestsInFlightMax } from './limits.js';
-import { GatewayMetrics } from './metrics.js';
+import { GatewayMetrics, requestSeriesCountMax } from './metrics.js';
 import { type AccessLogLine, accessLog } from './middleware/access-log.js';
 import { Authenticator, type TokenGrant } from './middleware/auth.js';
 import { applyCors, type CorsOrigins } from './middleware/cors.js';
@@ -99,6 +100,17 @@ const routeMethods: Record<string, string> = {
   '/ui/console.css': 'GET',
 };
 
+/** Request methods the metrics label by name; any other is labelled `other`. */
+const httpMethods: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+]);
+
 const publicPaths = new Set<string>([
   '/v1/health',
   '/v1/ready',
@@ -137,27 +149,32 @@ export function createApp(deps: GatewayDeps): Gateway {
     problemResponse(problemOf(ErrorCode.NOT_FOUND, `no route for ${c.req.method} ${c.req.path}`, c.req.path)),
   );
 
-  const metricChildren = new Map<
-    string,
-    { requests: { inc(): void }; duration: { observe(value: number): void } }
-  >();
-  const metricChildrenMax = 4096;
+  // The request metrics' children for each (method, route, status), looked up once and kept.
+  // Methods outside the HTTP set are folded into one value, so the tuples stay few; should they
+  // still reach the bound, the rest are counted under route "other" (never a throw mid-request).
+  const metricChildren = new Map<string, { requests: CounterChild; duration: HistogramChild }>();
+  const metricChildrenMax = requestSeriesCountMax - 1;
+  const overflow = {
+    requests: metrics.httpRequests.child('other', 'other', 'other'),
+    duration: metrics.httpDurationSeconds.child('other', 'other'),
+  };
   const recordRequest = (c: GatewayContext, startedAt: number): void => {
     const routes = matchedRoutes(c);
     const last = routes[routes.length - 1];
     const route = last !== undefined && last.path !== '*' && last.path !== '/*' ? last.path : 'unmatched';
-    const method = c.req.method;
+    const method = httpMethods.has(c.req.method) ? c.req.method : 'other';
     const status = c.res.status;
-    // prom-client hashes a label object on every call; the children for each (method, route,
-    // status) are looked up once and kept (bounded: routes × methods × statuses are finite).
     const key = `${method} ${route} ${status}`;
     let child = metricChildren.get(key);
     if (child === undefined) {
-      child = {
-        requests: metrics.httpRequests.labels({ method, route, status: String(status) }),
-        duration: metrics.httpDurationSeconds.labels({ method, route }),
-      };
-      if (metricChildren.size < metricChildrenMax) metricChildren.set(key, child);
+      child =
+        metricChildren.size < metricChildrenMax
+          ? {
+              requests: metrics.httpRequests.child(method, route, String(status)),
+              duration: metrics.httpDurationSeconds.child(method, route),
+            }
+          : overflow;
+      if (child !== overflow) metricChildren.set(key, child);
     }
     child.requests.inc();
     child.duration.observe((performance.now() - startedAt) / 1000);

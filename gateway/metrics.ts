@@ -3,12 +3,20 @@
  * one process (tests) do not collide: requests by route and status with latency, SSE tails,
  * upstream errors and retries, appends joined into shared batches, failed TLS handshakes on the HTTPS port and SIGHUP reloads.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { FastCounter, FastHistogram } from '../node/fast-metrics.js';
+
+/**
+ * Label-value tuples of the per-request metrics: methods are folded to a fixed set and routes are
+ * the app's own patterns, so the real count is a few hundred; this bound only catches a bug.
+ */
+export const requestSeriesCountMax = 4096;
 
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
-  readonly httpDurationSeconds: Histogram<'method' | 'route'>;
+  /** Per request, so without prom-client's label hashing (node/fast-metrics.ts). */
+  readonly httpRequests: FastCounter;
+  readonly httpDurationSeconds: FastHistogram;
   readonly sseConnections: Gauge;
   readonly sseFeeds: Gauge;
   readonly sseEvents: Counter;
@@ -23,19 +31,21 @@ export class GatewayMetrics {
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    this.httpRequests = new Counter({
-      name: 'walrus_gateway_http_requests_total',
-      help: 'HTTP requests by method, route and status',
-      labelNames: ['method', 'route', 'status'],
-      registers,
-    });
-    this.httpDurationSeconds = new Histogram({
-      name: 'walrus_gateway_http_request_duration_seconds',
-      help: 'HTTP request latency until the response head (SSE: until the stream starts)',
-      labelNames: ['method', 'route'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
+    this.httpRequests = new FastCounter(
+      'walrus_gateway_http_requests_total',
+      'HTTP requests by method, route and status',
+      ['method', 'route', 'status'],
+      requestSeriesCountMax,
+      this.registry,
+    );
+    this.httpDurationSeconds = new FastHistogram(
+      'walrus_gateway_http_request_duration_seconds',
+      'HTTP request latency until the response head (SSE: until the stream starts)',
+      ['method', 'route'],
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      requestSeriesCountMax,
+      this.registry,
+    );
     this.sseConnections = new Gauge({
       name: 'walrus_gateway_sse_connections',
       help: 'Open SSE tails',

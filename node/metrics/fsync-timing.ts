@@ -5,7 +5,7 @@
  * group commit's); directory fsyncs and file creation are rare and not on the append path.
  */
 import type { FileIo } from '../storage-io/index.js';
-import type { HistogramChild } from './fast-histogram.js';
+import type { HistogramChild } from '../fast-metrics.js';
 
 export function timedFileIo(io: FileIo, fdatasyncSeconds: HistogramChild): FileIo {
   const timed: Partial<FileIo> = {

@@ -19,7 +19,7 @@ import { activeSegment, replicasOf } from '../metadata/metadata-state.js';
 import type { TopicService } from '../topics/topic-service.js';
 import type { FileIo } from '../storage-io/index.js';
 import { timedFileIo } from './fsync-timing.js';
-import { FastHistogram, type HistogramChild, latencyBucketsSeconds } from './fast-histogram.js';
+import { FastHistogram, type HistogramChild, latencyBucketsSeconds } from '../fast-metrics.js';
 import { metricsLimits } from './limits.js';
 import { LogLineCounts, logLevels } from './log-lines.js';
 import { NetworkBytes } from './network-bytes.js';
@@ -99,7 +99,7 @@ export class NodeMetrics {
     this.fsyncSeconds = new FastHistogram(
       'walrus_wal_fsync_duration_seconds',
       'fdatasync of a WAL segment file in a group commit',
-      null,
+      [],
       latencyBucketsSeconds,
       1,
       r,
@@ -107,7 +107,7 @@ export class NodeMetrics {
     this.groupCommitAppends = new FastHistogram(
       'walrus_wal_group_commit_appends',
       'Appends made durable by one group commit',
-      null,
+      [],
       groupCommitAppendBuckets,
       1,
       r,
@@ -115,7 +115,7 @@ export class NodeMetrics {
     this.groupCommitBytes = new FastHistogram(
       'walrus_wal_group_commit_bytes',
       'Record bytes written by one group commit',
-      null,
+      [],
       groupCommitBytesBuckets,
       1,
       r,
@@ -123,7 +123,7 @@ export class NodeMetrics {
     this.monitorSeconds = new FastHistogram(
       'walrus_monitor_task_duration_seconds',
       "One round of a monitor task (task=topics: seals, rollovers and settling, Walrus's rollover monitor; task=controller: failover and repair; task=segments: the segment watch)",
-      'task',
+      ['task'],
       [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60],
       16,
       r,

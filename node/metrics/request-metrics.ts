@@ -8,7 +8,7 @@
  */
 import type { Registry } from 'prom-client';
 import { Counter } from 'prom-client';
-import { FastHistogram, type HistogramChild, latencyBucketsSeconds } from './fast-histogram.js';
+import { FastHistogram, type HistogramChild, latencyBucketsSeconds } from '../fast-metrics.js';
 
 const initialOps = ['append', 'read', 'consumerReadNext'] as const;
 
@@ -28,7 +28,7 @@ export class RequestMetrics {
     this.duration = new FastHistogram(
       'walrus_request_duration_seconds',
       'Client requests: time from decoding the request to its reply, by op (append, read, consumerReadNext, ...)',
-      'op',
+      ['op'],
       latencyBucketsSeconds,
       64,
       registry,

@@ -28,6 +28,7 @@ const nodeFolders = [
   'node/bin',
   'node/log',
   'node/scheduler',
+  'node/fast-metrics',
 ];
 const everything = [...nodeFolders, 'gateway', 'sdk', 'infra', 'test/helpers', 'test/unit', 'test/sim'];
 const blackBox = ['node/client', 'node/protocol', 'node/log', 'gateway', 'sdk', 'infra', 'test/helpers'];
@@ -76,7 +77,8 @@ const allowedImports: Record<string, readonly string[]> = {
   ],
   'node/log': [],
   'node/scheduler': [],
-  gateway: ['node/protocol', 'node/client', 'node/log'],
+  'node/fast-metrics': [],
+  gateway: ['node/protocol', 'node/client', 'node/log', 'node/fast-metrics'],
   sdk: [],
   infra: ['node/client', 'node/protocol', 'node/log'],
   // Real-process suites are black-box: they reach the product only as users do (binaries started
@@ -145,7 +147,7 @@ function code(source: string): string {
 }
 
 /** Leaf files at the top of node/ that every impure folder may use. */
-const nodeLeaves = ['node/log', 'node/scheduler'];
+const nodeLeaves = ['node/log', 'node/scheduler', 'node/fast-metrics'];
 
 const sourceFiles = [
   ...new Set(Object.keys(allowedImports).map((f) => (nodeLeaves.includes(f) ? 'node' : f))),
@@ -199,14 +201,14 @@ test('the import checker itself catches a violation', (t) => {
  * Libraries we wrap are imported only by their wrapper, so there is one place to change or mock
  * them: pino behind node/log.ts, CRC behind node/storage-io, the filesystem behind storage-io (and
  * the entry points that make data directories), sockets behind node/transport and node/client,
- * hono and prom-client in the gateway, prom-client in node/metrics (which also reads the data
+ * hono and prom-client in the gateway, prom-client in node/metrics and node/fast-metrics.ts (node/metrics also reads the data
  * directory's size and free space, read-only), openapi-fetch in the SDK.
  */
 const wrappedLibraries: readonly { pattern: RegExp; allowedIn: readonly string[] }[] = [
   { pattern: /^pino$/, allowedIn: ['node/log'] },
   { pattern: /^@node-rs\/crc32$/, allowedIn: ['node/storage-io'] },
   { pattern: /^(hono|@hono\/.*|hono\/.*)$/, allowedIn: ['gateway'] },
-  { pattern: /^prom-client$/, allowedIn: ['gateway', 'node/metrics'] },
+  { pattern: /^prom-client$/, allowedIn: ['gateway', 'node/metrics', 'node/fast-metrics'] },
   { pattern: /^openapi-fetch$/, allowedIn: ['sdk'] },
   {
     pattern: /^(node:)?(fs|fs\/promises)$/,

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import type { RaftStatusForMetrics } from '../../../node/metadata/raft-node.js';
-import { FastHistogram } from '../../../node/metrics/fast-histogram.js';
+import { FastCounter, FastHistogram } from '../../../node/fast-metrics.js';
 import { NodeMetrics } from '../../../node/metrics/node-metrics.js';
 import type { TopicService } from '../../../node/topics/topic-service.js';
 import { silentLogger } from '../../../node/log.js';
@@ -173,7 +173,7 @@ test('requests and monitor tasks: counts, error codes, latency histogram', async
 
 test('the fast histogram exposes cumulative buckets and refuses unbounded label values', async (t) => {
   const registry = new Registry();
-  const h = new FastHistogram('x_seconds', 'test', 'op', [0.1, 1], 2, registry);
+  const h = new FastHistogram('x_seconds', 'test', ['op'], [0.1, 1], 2, registry);
   const a = h.child('a');
   for (const v of [0.05, 0.1, 0.5, 2]) a.observe(v);
   h.child('b');
@@ -184,7 +184,26 @@ test('the fast histogram exposes cumulative buckets and refuses unbounded label 
   t.true(text.includes('x_seconds_sum{op="a"} 2.65'));
   t.true(text.includes('x_seconds_count{op="b"} 0'));
   t.throws(() => h.child('c'), { message: /more than 2 label values/ });
-  t.throws(() => new FastHistogram('y', 'test', null, [1, 1]), { message: /ascend/ });
+  t.throws(() => new FastHistogram('y', 'test', [], [1, 1]), { message: /ascend/ });
+  t.throws(() => h.child('a', 'extra'), { message: /1 label values expected, got 2/ });
+});
+
+test('the fast counter and a two-label histogram expose one series per label-value tuple', async (t) => {
+  const registry = new Registry();
+  const c = new FastCounter('y_total', 'test', ['method', 'status'], 3, registry);
+  const h = new FastHistogram('z_seconds', 'test', ['method', 'route'], [1], 4, registry);
+  c.child('POST', '201').inc();
+  c.child('POST', '201').inc(2);
+  t.is(c.child('POST', '201'), c.child('POST', '201'), 'a tuple has one child');
+  c.child('GET', '200');
+  h.child('POST', '/a').observe(0.5);
+  const text = await registry.metrics();
+  t.true(text.includes('# TYPE y_total counter'));
+  t.true(text.includes('y_total{method="POST",status="201"} 3'));
+  t.true(text.includes('y_total{method="GET",status="200"} 0'));
+  t.true(text.includes('z_seconds_bucket{method="POST",route="/a",le="1"} 1'));
+  c.child('PUT', '204');
+  t.throws(() => c.child('DELETE', '204'), { message: /more than 3 label values/ });
 });
 
 test('every series a node serves is documented in docs/metrics.md', async (t) => {
