@@ -197,14 +197,15 @@ export function createApp(deps: GatewayDeps): Gateway {
         // answer, errors and SSE tails included, without cloning a finished Response.
         setResponseHeader(c, 'x-content-type-options', 'nosniff');
         // DS paths answer their own preflights, with the DS headers (gateway/ds/cors.ts).
-        const preflight = c.req.path.startsWith(dsRoutePrefix)
+        const requestPath = c.req.path;
+        const preflight = requestPath.startsWith(dsRoutePrefix)
           ? undefined
           : applyCors(c, routeDeps.corsOrigins);
         if (preflight !== undefined) c.res = preflight;
         else {
           c.set(
             'principal',
-            auth.open || publicPaths.has(c.req.path) || c.req.path.startsWith('/docs/assets/')
+            auth.open || publicPaths.has(requestPath) || requestPath.startsWith('/docs/assets/')
               ? auth.anonymous()
               : auth.authenticate(requestHeader(c, 'authorization'), c.req.query('access_token')),
           );

@@ -35,8 +35,9 @@ export async function readBody(c: GatewayContext): Promise<Buffer> {
         }
         chunks.push(chunk);
       });
-      incoming.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-      incoming.once('error', (error) =>
+      // `on`, not `once`: the stream ends once and is dropped with the request (once wraps each).
+      incoming.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+      incoming.on('error', (error) =>
         reject(
           new WalrusError(ErrorCode.BAD_REQUEST, 'the request body could not be read', { cause: error }),
         ),

@@ -103,6 +103,7 @@ export function parseAppendBody(body: unknown): RecordInput[] {
       if (!base64Pattern.test(r['value'])) bad(`${where}.value is not valid base64`);
       value = Buffer.from(r['value'], 'base64');
     } else bad(`${where}.encoding must be "utf8" or "base64"`);
+    if (r['headers'] === undefined) return { value };
     const headers = parseRecordHeaders(r['headers'], where);
     return Object.keys(headers).length === 0 ? { value } : { value, headers };
   });
