@@ -458,12 +458,52 @@ function replySize(op: RequestOp, reply: AnyResponse): number {
   return size;
 }
 
+/** Bytes of an append reply: the header, three u64, the duplicate flag and the acks code. */
+const appendReplySizeBytes = binaryHeaderSizeBytes + 3 * 8 + 2;
+
+/**
+ * Encodes an append reply in one buffer of its exact size, without a writer or a reply object:
+ * the node answers every append with one (and each member of a joined append, server/append-join.ts).
+ * The same bytes as any reply (encodeReply passes appends here). Throws WalrusError like it.
+ */
+export function encodeAppendReply(
+  requestId: number,
+  firstOffset: number,
+  lastOffset: number,
+  timestampMs: number,
+  duplicate: boolean,
+  acks: AppendAcks | undefined,
+): Buffer {
+  checkUint(requestId, 'request id', 0xffffffff);
+  const out = Buffer.allocUnsafe(appendReplySizeBytes);
+  out[0] = binaryMarker;
+  out[1] = binaryProtocolVersion;
+  out[2] = Opcode.append;
+  out[3] = BinaryFlag.REPLY;
+  out.writeUInt32LE(requestId, 4);
+  writeU64(out, binaryHeaderSizeBytes, checkUint(firstOffset, 'firstOffset'));
+  writeU64(out, binaryHeaderSizeBytes + 8, checkUint(lastOffset, 'lastOffset'));
+  writeU64(out, binaryHeaderSizeBytes + 16, checkUint(timestampMs, 'timestampMs'));
+  out[binaryHeaderSizeBytes + 24] = duplicate ? 1 : 0;
+  out[binaryHeaderSizeBytes + 25] = AcksCode[checkAcks(acks) ?? 'quorum'];
+  return out;
+}
+
+function writeU64(out: Buffer, at: number, v: number): void {
+  out.writeUInt32LE(v % 2 ** 32, at);
+  out.writeUInt32LE(Math.floor(v / 2 ** 32), at + 4);
+}
+
 /** Encodes a successful reply to the request `requestId` of op `op`. Throws WalrusError for values the protocol cannot carry. */
 export function encodeReply<Op extends RequestOp>(
   requestId: number,
   op: Op,
   reply: ResponseByOp[Op],
 ): Buffer {
+  if (op === 'append') {
+    const r = reply as ResponseByOp['append'];
+    return encodeAppendReply(requestId, r.firstOffset, r.lastOffset, r.timestampMs, r.duplicate, r.acks);
+  }
   const w = new ByteWriter(replySize(op, reply));
   writeHeader(w, Opcode[op], BinaryFlag.REPLY, requestId);
   const any = reply as AnyResponse;
@@ -506,15 +546,6 @@ export function encodeReply<Op extends RequestOp>(
       const granted = (any as ResponseByOp['authenticate']).scopes;
       w.u8(checkUint(granted.length, 'scope count', L.scopeCountMax));
       for (const scope of granted) w.str8(scope);
-      break;
-    }
-    case 'append': {
-      const r = any as ResponseByOp['append'];
-      w.u64(checkUint(r.firstOffset, 'firstOffset'));
-      w.u64(checkUint(r.lastOffset, 'lastOffset'));
-      w.u64(checkUint(r.timestampMs, 'timestampMs'));
-      w.bool(r.duplicate);
-      w.u8(AcksCode[checkAcks(r.acks) ?? 'quorum']);
       break;
     }
     case 'read': {

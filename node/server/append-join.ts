@@ -48,8 +48,8 @@ export interface AppendJoinPorts<C extends JoinConnection> {
   append(topic: string, records: readonly RecordInput[], acks: AppendAcks | undefined): Promise<AppendReply>;
   /** Runs a member alone, as if it had never been joined. */
   alone(member: JoinMember<C>): void;
-  /** Answers a member with its reply. */
-  reply(member: JoinMember<C>, reply: AppendReply): void;
+  /** Answers a member with the joined reply, its own offsets being [firstOffset, lastOffset]. */
+  reply(member: JoinMember<C>, firstOffset: number, lastOffset: number, joined: AppendReply): void;
   /** Answers a member with an error. */
   fail(member: JoinMember<C>, error: unknown): void;
 }
@@ -213,8 +213,7 @@ export class AppendJoin<C extends JoinConnection> {
     for (let m = 0; m < members.length; m++) {
       const member = members[m]!;
       const last = first + member.request.records.length - 1;
-      const own: AppendReply = { ...reply, firstOffset: first, lastOffset: last };
-      this.ports.reply(member, own);
+      this.ports.reply(member, first, last, reply);
       first = last + 1;
     }
   }

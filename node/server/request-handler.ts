@@ -4,7 +4,13 @@
  * (binary error with code, or `ERR <CODE> <message>`), never a crash. Long polls are cancelled when
  * their connection closes.
  */
-import { decodeReply, decodeRequest, encodeErrorReply, encodeReply } from '../protocol/binary-codec.js';
+import {
+  decodeReply,
+  decodeRequest,
+  encodeAppendReply,
+  encodeErrorReply,
+  encodeReply,
+} from '../protocol/binary-codec.js';
 import { BinaryFlag, binaryHeaderSizeBytes, binaryRequestIdOffset } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { protocolLimits } from '../protocol/limits.js';
@@ -156,7 +162,7 @@ export class RequestHandler {
           this.options.nodeId,
         ) as Promise<ResponseByOp['append']>,
       alone: (m) => this.answer(m.conn, m.requestId, m.request, undefined, m.startedMs),
-      reply: (m, reply) => this.answerJoined(m, reply),
+      reply: (m, firstOffset, lastOffset, joined) => this.answerJoined(m, firstOffset, lastOffset, joined),
       fail: (m, error) => this.failJoined(m, error),
     });
   }
@@ -293,11 +299,17 @@ export class RequestHandler {
     this.answer(conn, requestId, request, target);
   }
 
-  /** A joined append's reply to one of its members. */
-  private answerJoined(m: JoinMember<ReplyChannel>, reply: ResponseByOp['append']): void {
+  /** A joined append's reply to one of its members, whose records are [firstOffset, lastOffset]. */
+  private answerJoined(
+    m: JoinMember<ReplyChannel>,
+    firstOffset: number,
+    lastOffset: number,
+    joined: ResponseByOp['append'],
+  ): void {
     const observer = this.options.requestObserver;
     try {
-      m.conn.send(encodeReply(m.requestId, 'append', reply));
+      const { timestampMs, duplicate, acks } = joined;
+      m.conn.send(encodeAppendReply(m.requestId, firstOffset, lastOffset, timestampMs, duplicate, acks));
       observer?.requestDone('append', m.startedMs, null);
     } catch (error) {
       this.failJoined(m, error);

@@ -9,6 +9,7 @@ import { binaryHeaderSizeBytes, Opcode, opcodeRanges } from '../../../node/proto
 import {
   decodeReply,
   decodeRequest,
+  encodeAppendReply,
   encodeErrorReply,
   encodeReply,
   encodeRequest,
@@ -389,4 +390,36 @@ test('a record header name starting with NUL is reserved for the node: BAD_REQUE
     }),
   );
   t.is(ok.kind, 'request', 'a NUL later in a name is only data');
+});
+
+test('encodeAppendReply writes what encodeReply writes for an append, and refuses what it refuses', (t) => {
+  const big = 2 ** 40 + 12_345;
+  const reply = encodeAppendReply(0xfffffffe, big, big + 9, 1_700_000_000_001, true, 'leader');
+  t.is(reply.length, binaryHeaderSizeBytes + 26);
+  const decoded = decodeReply(reply);
+  t.deepEqual(decoded, {
+    kind: 'response',
+    requestId: 0xfffffffe,
+    op: 'append',
+    response: {
+      firstOffset: big,
+      lastOffset: big + 9,
+      timestampMs: 1_700_000_000_001,
+      duplicate: true,
+      acks: 'leader',
+    },
+  });
+  t.deepEqual(
+    encodeAppendReply(3, 1, 2, 5, false, undefined),
+    encodeAppendReply(3, 1, 2, 5, false, 'quorum'),
+    'absent acks is quorum',
+  );
+  for (const bad of [
+    () => encodeAppendReply(2 ** 32, 0, 0, 0, false, 'quorum'),
+    () => encodeAppendReply(1, -1, 0, 0, false, 'quorum'),
+    () => encodeAppendReply(1, 0, 2 ** 53, 0, false, 'quorum'),
+    () => encodeAppendReply(1, 0, 0, 0.5, false, 'quorum'),
+    () => encodeAppendReply(1, 0, 0, 0, false, 'all' as 'quorum'),
+  ])
+    t.throws(bad, { instanceOf: WalrusError });
 });

@@ -44,7 +44,8 @@ function harness() {
         });
       }),
     alone: (m: JoinMember<Conn>) => alone.push(m.requestId),
-    reply: (m, reply) => replies.set(m.requestId, reply),
+    reply: (m, firstOffset, lastOffset, joined) =>
+      replies.set(m.requestId, { ...joined, firstOffset, lastOffset }),
     fail: (m, error) => failures.set(m.requestId, (error as WalrusError).code),
   });
   return { join, sent, alone, replies, failures };
