@@ -423,3 +423,58 @@ test('encodeAppendReply writes what encodeReply writes for an append, and refuse
   ])
     t.throws(bad, { instanceOf: WalrusError });
 });
+
+test('a plain append encodes to the bytes of the general path (records with empty headers take it)', (t) => {
+  const topicArb = fc.constantFrom('t', 'logs', 'a.b-c_d', 'x'.repeat(200));
+  const recordsArb = fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 0, maxLength: 20 });
+  fc.assert(
+    fc.property(
+      u32Arb,
+      topicArb,
+      recordsArb,
+      fc.constantFrom(undefined, 'leader' as const, 'quorum' as const),
+      fc.boolean(),
+      (requestId, topic, values, acks, noForward) => {
+        const plain: Request = {
+          op: 'append',
+          topic,
+          records: values.map((v) => ({ value: Buffer.from(v) })),
+          ...(acks === undefined ? {} : { acks }),
+          ...(noForward ? { noForward } : {}),
+        };
+        const general: Request = {
+          ...plain,
+          records: values.map((v) => ({ value: Buffer.from(v), headers: {} })),
+        };
+        t.deepEqual(encodeRequest(requestId, plain), encodeRequest(requestId, general));
+      },
+    ),
+  );
+  const code = (run: () => unknown): string => {
+    try {
+      run();
+    } catch (e) {
+      return (e as WalrusError).code;
+    }
+    return 'none';
+  };
+  const value = { value: Buffer.from('v') };
+  t.is(
+    code(() => encodeRequest(1, { op: 'append', topic: 'bad name', records: [value] })),
+    ErrorCode.INVALID_TOPIC_NAME,
+  );
+  t.is(
+    code(() => encodeRequest(2 ** 32, { op: 'append', topic: 't', records: [value] })),
+    ErrorCode.BAD_REQUEST,
+  );
+  t.is(
+    code(() => encodeRequest(1, { op: 'append', topic: 't', records: [value], acks: 'all' as 'quorum' })),
+    ErrorCode.BAD_REQUEST,
+  );
+  t.is(
+    code(() =>
+      encodeRequest(1, { op: 'append', topic: 't', records: Array.from({ length: 10_001 }, () => value) }),
+    ),
+    ErrorCode.BATCH_TOO_LARGE,
+  );
+});
