@@ -11,7 +11,9 @@
  * has been handled (a microtask after it), when the next joinable append does not fit it (another
  * topic or acks, or the limits of serverLimits), and before any other request is handled, so that
  * every request still sees the appends that arrived before it as done (an expected offset, a read
- * of the topic's end). A join of one member is sent as it came.
+ * of the topic's end). A join of one member is sent as it came. A join never moves a segment
+ * boundary: one the active segment would not have admitted member by member (roomNow) goes alone,
+ * member by member, and the boundary falls where it would have.
  *
  * A joined append is atomic like any append: written whole or not at all, so each member gets the
  * join's outcome. The exceptions are the errors one request's own records can cause (a record too
@@ -46,6 +48,11 @@ export interface JoinMember<C extends JoinConnection = JoinConnection> {
 export interface AppendJoinPorts<C extends JoinConnection> {
   /** Runs one append of `records` (routing and retries as for any request); never throws. */
   append(topic: string, records: readonly RecordInput[], acks: AppendAcks | undefined): Promise<AppendReply>;
+  /**
+   * Records the topic's active segment takes now before it is full (Appender.roomNow): a join
+   * never carries a segment past the boundary separate appends would have stopped at.
+   */
+  roomNow(topic: string): number;
   /** Runs a member alone, as if it had never been joined. */
   alone(member: JoinMember<C>): void;
   /** Answers a member with the joined reply, its own offsets being [firstOffset, lastOffset]. */
@@ -61,7 +68,7 @@ const perRequestCodes: ReadonlySet<string> = new Set<string>([
   ErrorCode.RECORD_TOO_LARGE,
   ErrorCode.BATCH_TOO_LARGE,
   ErrorCode.HEADERS_TOO_LARGE,
-  // The disk reserve is checked against the batch's bytes: a smaller append may still fit.
+  // The disk reserve is checked against the batch's bytes: a smaller append may still fit (see send).
   ErrorCode.DISK_FULL,
 ]);
 
@@ -172,8 +179,13 @@ export class AppendJoin<C extends JoinConnection> {
     // A connection closed meanwhile cannot be answered: its requests are not started (as unjoined).
     if (join.conn.closed) return;
     const { members, topic, acks } = join;
-    if (members.length === 1) {
-      this.ports.alone(members[0]!);
+    // Alone, each member would be admitted while the records before it leave the active segment
+    // room (the last may fill it past its count, as any multi-record append may), and those after
+    // would wait for the rollover. A join that the segment would not admit whole goes alone, member
+    // by member, so that the boundary falls where it would have (once per segment: no cost).
+    const last = members[members.length - 1]!;
+    if (members.length === 1 || join.recordCount - last.request.records.length >= this.ports.roomNow(topic)) {
+      for (const m of members) this.ports.alone(m);
       return;
     }
     const records: RecordInput[] = new Array<RecordInput>(join.recordCount);
@@ -185,7 +197,14 @@ export class AppendJoin<C extends JoinConnection> {
     this.ports.append(topic, records, acks).then(
       (reply) => this.split(members, records.length, reply),
       (error: unknown) => {
-        if (error instanceof WalrusError && perRequestCodes.has(error.code)) {
+        // DISK_FULL is one request's doing only when the disk reserve refused the batch's bytes
+        // before anything was written; one from the group commit's write froze the segment's
+        // replication (roomNow 0), and every append of that group commit failed so alone too.
+        if (
+          error instanceof WalrusError &&
+          perRequestCodes.has(error.code) &&
+          (error.code !== ErrorCode.DISK_FULL || this.ports.roomNow(topic) > 0)
+        ) {
           // Nothing was written: each alone, so that only a culprit fails.
           for (const m of members) if (!m.conn.closed) this.ports.alone(m);
           return;

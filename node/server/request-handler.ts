@@ -161,6 +161,7 @@ export class RequestHandler {
           false,
           this.options.nodeId,
         ) as Promise<ResponseByOp['append']>,
+      roomNow: (topic) => this.topics.appender.roomNow(topic),
       alone: (m) => this.answer(m.conn, m.requestId, m.request, undefined, m.startedMs),
       reply: (m, firstOffset, lastOffset, joined) => this.answerJoined(m, firstOffset, lastOffset, joined),
       fail: (m, error) => this.failJoined(m, error),

@@ -28,7 +28,7 @@ interface Sent {
 }
 
 /** An AppendJoin whose appends wait for the test to settle them, and what each member was told. */
-function harness() {
+function harness(room = () => Number.POSITIVE_INFINITY) {
   const sent: Sent[] = [];
   const alone: number[] = [];
   const replies = new Map<number, AppendReply>();
@@ -43,6 +43,7 @@ function harness() {
           settle: (outcome) => (outcome instanceof WalrusError ? reject(outcome) : resolve(outcome)),
         });
       }),
+    roomNow: room,
     alone: (m: JoinMember<Conn>) => alone.push(m.requestId),
     reply: (m, firstOffset, lastOffset, joined) =>
       replies.set(m.requestId, { ...joined, firstOffset, lastOffset }),
@@ -166,6 +167,45 @@ test('an error one request can cause sends every member again alone', async (t) 
     t.deepEqual(h.alone, [1, 2], code);
     t.is(h.failures.size, 0);
   }
+});
+
+test('a join the active segment would not admit whole goes alone, so the boundary does not move', (t) => {
+  let room = 3;
+  const h = harness(() => room);
+  const conn = { id: 1, closed: false };
+  // Records before the last member: 1 + 1 = 2 < 3: alone, all three would be admitted (4 records).
+  h.join.add(conn, 1, append('a'), 0);
+  h.join.add(conn, 2, append('a'), 0);
+  h.join.add(conn, 3, append('a', 2), 0);
+  h.join.flushAll();
+  t.is(h.sent.length, 1);
+  t.is(h.sent[0]!.records.length, 4);
+  // Records before the last member: 3, not below the room: the last would wait for a rollover.
+  h.join.add(conn, 4, append('a'), 0);
+  h.join.add(conn, 5, append('a', 2), 0);
+  h.join.add(conn, 6, append('a'), 0);
+  h.join.flushAll();
+  t.is(h.sent.length, 1);
+  t.deepEqual(h.alone, [4, 5, 6]);
+  room = 0; // a rollover under way: nothing is admitted at once
+  h.join.add(conn, 7, append('a'), 0);
+  h.join.add(conn, 8, append('a'), 0);
+  h.join.flushAll();
+  t.deepEqual(h.alone, [4, 5, 6, 7, 8]);
+});
+
+test('DISK_FULL from the group commit (replication frozen, no room) fails every member', async (t) => {
+  let room = 10;
+  const h = harness(() => room);
+  const conn = { id: 1, closed: false };
+  h.join.add(conn, 1, append('a'), 0);
+  h.join.add(conn, 2, append('a'), 0);
+  h.join.flushAll();
+  room = 0; // the write failed and froze the segment's replication: it takes nothing now
+  h.sent[0]!.settle(new WalrusError(ErrorCode.DISK_FULL, 'no space left on device'));
+  await settled();
+  t.deepEqual([...h.failures.values()], [ErrorCode.DISK_FULL, ErrorCode.DISK_FULL]);
+  t.deepEqual(h.alone, []);
 });
 
 test('any other error is every member’s answer, as it would have been for each alone', async (t) => {

@@ -43,18 +43,21 @@ test('the appends of one turn take consecutive offsets in arrival order, each it
   const h = await TopicHarness.start();
   await h.createTopic('t');
   const handler = h.node(1).handler;
-  const appendsBefore = h.node(1).wal.stats().appendCount;
   const { conn, answers } = connection(1);
+  // The topic's first append makes its segment (appends that wait for it are not joined).
+  handler.onFrame(conn, encodeRequest(9, appendOf('t', 'first')));
+  await until('the first answer', () => answers.size === 1);
+  const appendsBefore = h.node(1).wal.stats().appendCount;
   // All in one synchronous run, as the frames of one read chunk are delivered.
   handler.onFrame(conn, encodeRequest(1, appendOf('t', 'a')));
   handler.onFrame(conn, encodeRequest(2, appendOf('t', 'b', 'c')));
   handler.onFrame(conn, encodeRequest(3, appendOf('t', 'd')));
-  await until('three answers', () => answers.size === 3);
-  t.deepEqual(answers.get(1), { firstOffset: 0, lastOffset: 0, duplicate: false });
-  t.deepEqual(answers.get(2), { firstOffset: 1, lastOffset: 2, duplicate: false });
-  t.deepEqual(answers.get(3), { firstOffset: 3, lastOffset: 3, duplicate: false });
+  await until('three answers', () => answers.size === 4);
+  t.deepEqual(answers.get(1), { firstOffset: 1, lastOffset: 1, duplicate: false });
+  t.deepEqual(answers.get(2), { firstOffset: 2, lastOffset: 3, duplicate: false });
+  t.deepEqual(answers.get(3), { firstOffset: 4, lastOffset: 4, duplicate: false });
   t.is(h.node(1).wal.stats().appendCount - appendsBefore, 1, 'one WAL append');
-  t.deepEqual((await readToEnd(h.service, 't')).map(text), ['a', 'b', 'c', 'd']);
+  t.deepEqual((await readToEnd(h.service, 't')).map(text), ['first', 'a', 'b', 'c', 'd']);
   await h.close();
 });
 
@@ -128,5 +131,26 @@ test('two connections in one turn each get their own join and their own offsets'
   t.deepEqual([...offsets].sort(), [0, 1, 2, 3], 'every offset handed out once');
   const records = (await readToEnd(h.service, 't')).map(text);
   t.true(records.indexOf('a') < records.indexOf('b') && records.indexOf('x') < records.indexOf('y'));
+  await h.close();
+});
+
+test('joined appends roll segments over at the same boundaries as appends alone', async (t) => {
+  const h = await TopicHarness.start({ segmentEntryCountMax: 10 });
+  await h.createTopic('t');
+  const handler = h.node(1).handler;
+  const { conn, answers } = connection(1);
+  // A first append makes the segment's file; then 24 more in one turn, one of them of 3 records.
+  handler.onFrame(conn, encodeRequest(100, appendOf('t', 'first')));
+  await until('the first answer', () => answers.size === 1);
+  for (let i = 1; i < 25; i++)
+    handler.onFrame(conn, encodeRequest(i, i === 8 ? appendOf('t', 'x', 'y', 'z') : appendOf('t', `v${i}`)));
+  await until('every answer', () => answers.size === 25);
+  t.true([...answers.values()].every((a) => typeof a !== 'string'));
+  // Alone: offsets 0..7 one each, then the 3-record append at 8..10 crosses the count of 10 (it was
+  // admitted at 8), the next waits for the rollover and starts segment 2 at 11; 10 more end at 21.
+  const segments = h.log.state.topics.get('t')!.segments.map((s) => s.baseOffset);
+  t.deepEqual(segments, [0, 11, 21]);
+  t.deepEqual(answers.get(8), { firstOffset: 8, lastOffset: 10, duplicate: false });
+  t.is((await readToEnd(h.service, 't')).length, 27);
   await h.close();
 });
