@@ -123,6 +123,7 @@ export class Appender {
     const rt = this.ctx.table.find(name);
     const topic = this.ctx.meta.state.topics.get(name);
     if (rt === undefined || topic === undefined || rt.rolling !== null || rt.segmentReady !== null) return 0;
+    if (this.ctx.table.deleting.has(name)) return 0; // appends wait for the deletion (ensureLocalSegment)
     const active = activeSegment(topic);
     const replicator = rt.replicator;
     if (
