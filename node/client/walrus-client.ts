@@ -399,11 +399,11 @@ export class WalrusClient {
     return (await this.request({ op: 'configureTopic', topic, retention }, options)).topic;
   }
 
-  async append(
-    topic: string,
-    records: readonly RecordInput[],
-    options: AppendOptions = {},
-  ): Promise<AppendResult> {
+  /**
+   * Not an async function: an async one returning request()'s promise cost a promise of its own and
+   * a thenable job per append (every append passes here); nothing in it throws.
+   */
+  append(topic: string, records: readonly RecordInput[], options: AppendOptions = {}): Promise<AppendResult> {
     // Built field by field (no spreads of temporary objects): this runs for every append.
     const request: { -readonly [K in keyof AppendRequest]: AppendRequest[K] } = {
       op: 'append',

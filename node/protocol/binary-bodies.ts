@@ -102,7 +102,8 @@ function readHeadersOrNone(r: ByteReader, reservedAllowed = false): Record<strin
   return headers;
 }
 
-function checkBatch(count: number, sizeBytes: number): void {
+/** BATCH_TOO_LARGE for more records or value bytes than one batch may hold. */
+export function checkBatch(count: number, sizeBytes: number): void {
   if (count > L.batchRecordCountMax) {
     throw new WalrusError(
       ErrorCode.BATCH_TOO_LARGE,

@@ -32,13 +32,19 @@ export function readTopicName(r: ByteReader): string {
   return name;
 }
 
-/** Writes a topic name; throws INVALID_TOPIC_NAME like `w.str8(checkTopic(…))`. */
-export function writeTopicName(w: ByteWriter, name: string): void {
+/** A topic name's UTF-8 bytes (not to be changed); throws INVALID_TOPIC_NAME like `checkTopic`. */
+export function topicNameBytes(name: string): Buffer {
   if (name !== writtenName || writtenName === '') {
     const bytes = Buffer.from(checkTopic(name), 'utf8');
     writtenName = name;
     writtenBytes = bytes;
   }
-  w.u8(writtenBytes.length);
-  w.raw(writtenBytes);
+  return writtenBytes;
+}
+
+/** Writes a topic name; throws INVALID_TOPIC_NAME like `w.str8(checkTopic(…))`. */
+export function writeTopicName(w: ByteWriter, name: string): void {
+  const bytes = topicNameBytes(name);
+  w.u8(bytes.length);
+  w.raw(bytes);
 }

@@ -4,7 +4,13 @@
  * (binary error with code, or `ERR <CODE> <message>`), never a crash. Long polls are cancelled when
  * their connection closes.
  */
-import { decodeReply, decodeRequest, encodeErrorReply, encodeReply } from '../protocol/binary-codec.js';
+import {
+  decodeReply,
+  decodeRequest,
+  encodeAppendReply,
+  encodeErrorReply,
+  encodeReply,
+} from '../protocol/binary-codec.js';
 import { BinaryFlag, binaryHeaderSizeBytes, binaryRequestIdOffset } from '../protocol/binary-header.js';
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import { protocolLimits } from '../protocol/limits.js';
@@ -25,6 +31,7 @@ import { toWalrusError } from '../topics/topic-table.js';
 import type { TopicService } from '../topics/topic-service.js';
 import type { Controller } from '../controller/controller.js';
 import { transferLeader } from './leader-transfer.js';
+import { AppendJoin, type JoinMember, isJoinable } from './append-join.js';
 import { ClientAuth } from './client-auth.js';
 import { NodeRemovals } from './node-removal.js';
 import { readCandidates, routeOf } from './routing.js';
@@ -133,6 +140,8 @@ export class RequestHandler {
   private readonly removals: NodeRemovals;
   /** Set by drain(): the node is shutting down and takes no new client request. */
   private draining = false;
+  /** Plain appends of one connection's read chunk, joined into one append (append-join.ts). */
+  private readonly joins: AppendJoin<ReplyChannel>;
 
   constructor(options: RequestHandlerOptions) {
     this.options = options;
@@ -143,6 +152,19 @@ export class RequestHandler {
       topics: options.topics,
       controller: options.controller,
       cluster: options.cluster,
+    });
+    this.joins = new AppendJoin<ReplyChannel>({
+      append: (topic, records, acks) =>
+        this.dispatch(
+          null,
+          acks === undefined ? { op: 'append', topic, records } : { op: 'append', topic, records, acks },
+          false,
+          this.options.nodeId,
+        ) as Promise<ResponseByOp['append']>,
+      roomNow: (topic) => this.topics.appender.roomNow(topic),
+      alone: (m) => this.answer(m.conn, m.requestId, m.request, undefined, m.startedMs),
+      reply: (m, firstOffset, lastOffset, joined) => this.answerJoined(m, firstOffset, lastOffset, joined),
+      fail: (m, error) => this.failJoined(m, error),
     });
   }
 
@@ -179,7 +201,10 @@ export class RequestHandler {
 
   onFrame(conn: ReplyChannel, payload: Buffer): void {
     if (isBinaryFrame(payload)) this.onBinary(conn, payload);
-    else this.onText(conn, payload);
+    else {
+      this.joins.flushAll(); // a text command sees the appends that came before it done
+      this.onText(conn, payload);
+    }
   }
 
   /**
@@ -251,6 +276,12 @@ export class RequestHandler {
       this.options.nodeId,
       this.options.cluster.raftLeaderId(),
     );
+    if (request.op === 'append' && target === this.options.nodeId && isJoinable(request)) {
+      this.joins.add(conn, requestId, request, performance.now());
+      return;
+    }
+    // Any other request sees the joined appends that came before it done (an expected offset…).
+    this.joins.flushAll();
     if (target !== this.options.nodeId && this.topics.metadata.nodes.has(target)) {
       const leaderAddr = this.topics.metadata.nodes.get(target)!.clientAddr;
       if (request.op === 'append' && request.noForward === true && leaderAddr !== '') {
@@ -267,6 +298,32 @@ export class RequestHandler {
       return;
     }
     this.answer(conn, requestId, request, target);
+  }
+
+  /** A joined append's reply to one of its members, whose records are [firstOffset, lastOffset]. */
+  private answerJoined(
+    m: JoinMember<ReplyChannel>,
+    firstOffset: number,
+    lastOffset: number,
+    joined: ResponseByOp['append'],
+  ): void {
+    const observer = this.options.requestObserver;
+    try {
+      const { timestampMs, duplicate, acks } = joined;
+      m.conn.send(encodeAppendReply(m.requestId, firstOffset, lastOffset, timestampMs, duplicate, acks));
+      observer?.requestDone('append', m.startedMs, null);
+    } catch (error) {
+      this.failJoined(m, error);
+    }
+  }
+
+  /** A joined append's failure, answered to one of its members. */
+  private failJoined(m: JoinMember<ReplyChannel>, error: unknown): void {
+    const err = toWalrusError(error);
+    if (err.code === ErrorCode.INTERNAL)
+      this.options.logger.error({ err: String(error), op: 'append' }, 'request failed');
+    m.conn.send(encodeErrorReply(m.requestId, err, 'append'));
+    this.options.requestObserver?.requestDone('append', m.startedMs, err.code);
   }
 
   /** The `authenticate` request: its scopes, or UNAUTHENTICATED / BUSY and the connection closed. */

@@ -111,6 +111,33 @@ export class Appender {
     }
   }
 
+  /**
+   * Records appends to `name` may bring into its active segment now, before it counts as full:
+   * an append is admitted while the segment holds fewer than segmentEntryCountMax records, so
+   * appends in order are admitted while the records before them stay under this. 0 when an append
+   * would not be admitted at once (a rollover or a new segment under way, another leader, no
+   * replication running). For joining appends without moving a segment boundary
+   * (server/append-join.ts). Changes nothing.
+   */
+  roomNow(name: string): number {
+    const rt = this.ctx.table.find(name);
+    const topic = this.ctx.meta.state.topics.get(name);
+    if (rt === undefined || topic === undefined || rt.rolling !== null || rt.segmentReady !== null) return 0;
+    if (this.ctx.table.deleting.has(name)) return 0; // appends wait for the deletion (ensureLocalSegment)
+    const active = activeSegment(topic);
+    const replicator = rt.replicator;
+    if (
+      active.leaderNodeId !== this.ctx.nodeId ||
+      rt.sealInDoubt === active.id ||
+      replicator === null ||
+      replicator.segmentId !== active.id ||
+      replicator.isFrozen ||
+      epochOf(active) !== openingEpoch
+    )
+      return 0;
+    return Math.max(0, this.ctx.segmentEntryCountMax - (replicator.assignedEnd - active.baseOffset));
+  }
+
   /** An append that waits for a rollover or a new segment first (a bounded number of times). */
   private async appendAfterWaiting(
     name: string,
@@ -295,8 +322,7 @@ export class Appender {
     }
     const { firstOffset, lastOffset, timestampMs } = assigned;
     const end = lastOffset + 1;
-    replicator.offer(
-      firstOffset,
+    replicator.offer(firstOffset, records.length, () =>
       records.map((r) =>
         r.headers === undefined
           ? { timestampMs, value: r.value }

@@ -91,21 +91,28 @@ export class SegmentReplicator {
     return this.frozen || this.stopped;
   }
 
-  /** Records [firstOffset, …) were just given offsets by the WAL: send them to the followers. */
-  offer(firstOffset: number, records: readonly ReplicaRecord[]): void {
+  /**
+   * The `count` records [firstOffset, …) were just given offsets by the WAL: send them to the
+   * followers. `recordsOf` makes them, once, and only when a follower takes them live (a sole
+   * replica, or followers that catch up from the WAL, need no copy of every record).
+   */
+  offer(firstOffset: number, count: number, recordsOf: () => readonly ReplicaRecord[]): void {
     if (this.isFrozen) return;
-    this.assignedEnd = firstOffset + records.length;
+    this.assignedEnd = firstOffset + count;
+    let records: readonly ReplicaRecord[] | undefined;
     for (const f of this.followers.values()) {
       const pendingBatch = this.live.get(f.nodeId);
       if (
         pendingBatch !== undefined &&
         pendingBatch.firstOffset + pendingBatch.records.length === firstOffset
       ) {
-        f.sentEnd += records.length; // joins the batch already counted in flight
+        f.sentEnd += count; // joins the batch already counted in flight
+        records ??= recordsOf();
         pendingBatch.records.push(...records);
         continue;
       }
-      if (!f.offer(firstOffset, records.length)) continue;
+      if (!f.offer(firstOffset, count)) continue;
+      records ??= recordsOf();
       this.live.set(f.nodeId, { firstOffset, records: [...records] });
     }
     if (this.live.size > 0 && !this.flushQueued) {

@@ -9,6 +9,7 @@ import { binaryHeaderSizeBytes, Opcode, opcodeRanges } from '../../../node/proto
 import {
   decodeReply,
   decodeRequest,
+  encodeAppendReply,
   encodeErrorReply,
   encodeReply,
   encodeRequest,
@@ -389,4 +390,91 @@ test('a record header name starting with NUL is reserved for the node: BAD_REQUE
     }),
   );
   t.is(ok.kind, 'request', 'a NUL later in a name is only data');
+});
+
+test('encodeAppendReply writes what encodeReply writes for an append, and refuses what it refuses', (t) => {
+  const big = 2 ** 40 + 12_345;
+  const reply = encodeAppendReply(0xfffffffe, big, big + 9, 1_700_000_000_001, true, 'leader');
+  t.is(reply.length, binaryHeaderSizeBytes + 26);
+  const decoded = decodeReply(reply);
+  t.deepEqual(decoded, {
+    kind: 'response',
+    requestId: 0xfffffffe,
+    op: 'append',
+    response: {
+      firstOffset: big,
+      lastOffset: big + 9,
+      timestampMs: 1_700_000_000_001,
+      duplicate: true,
+      acks: 'leader',
+    },
+  });
+  t.deepEqual(
+    encodeAppendReply(3, 1, 2, 5, false, undefined),
+    encodeAppendReply(3, 1, 2, 5, false, 'quorum'),
+    'absent acks is quorum',
+  );
+  for (const bad of [
+    () => encodeAppendReply(2 ** 32, 0, 0, 0, false, 'quorum'),
+    () => encodeAppendReply(1, -1, 0, 0, false, 'quorum'),
+    () => encodeAppendReply(1, 0, 2 ** 53, 0, false, 'quorum'),
+    () => encodeAppendReply(1, 0, 0, 0.5, false, 'quorum'),
+    () => encodeAppendReply(1, 0, 0, 0, false, 'all' as 'quorum'),
+  ])
+    t.throws(bad, { instanceOf: WalrusError });
+});
+
+test('a plain append encodes to the bytes of the general path (records with empty headers take it)', (t) => {
+  const topicArb = fc.constantFrom('t', 'logs', 'a.b-c_d', 'x'.repeat(200));
+  const recordsArb = fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 0, maxLength: 20 });
+  fc.assert(
+    fc.property(
+      u32Arb,
+      topicArb,
+      recordsArb,
+      fc.constantFrom(undefined, 'leader' as const, 'quorum' as const),
+      fc.boolean(),
+      (requestId, topic, values, acks, noForward) => {
+        const plain: Request = {
+          op: 'append',
+          topic,
+          records: values.map((v) => ({ value: Buffer.from(v) })),
+          ...(acks === undefined ? {} : { acks }),
+          ...(noForward ? { noForward } : {}),
+        };
+        const general: Request = {
+          ...plain,
+          records: values.map((v) => ({ value: Buffer.from(v), headers: {} })),
+        };
+        t.deepEqual(encodeRequest(requestId, plain), encodeRequest(requestId, general));
+      },
+    ),
+  );
+  const code = (run: () => unknown): string => {
+    try {
+      run();
+    } catch (e) {
+      return (e as WalrusError).code;
+    }
+    return 'none';
+  };
+  const value = { value: Buffer.from('v') };
+  t.is(
+    code(() => encodeRequest(1, { op: 'append', topic: 'bad name', records: [value] })),
+    ErrorCode.INVALID_TOPIC_NAME,
+  );
+  t.is(
+    code(() => encodeRequest(2 ** 32, { op: 'append', topic: 't', records: [value] })),
+    ErrorCode.BAD_REQUEST,
+  );
+  t.is(
+    code(() => encodeRequest(1, { op: 'append', topic: 't', records: [value], acks: 'all' as 'quorum' })),
+    ErrorCode.BAD_REQUEST,
+  );
+  t.is(
+    code(() =>
+      encodeRequest(1, { op: 'append', topic: 't', records: Array.from({ length: 10_001 }, () => value) }),
+    ),
+    ErrorCode.BATCH_TOO_LARGE,
+  );
 });

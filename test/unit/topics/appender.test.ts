@@ -206,3 +206,24 @@ test('an append waits through at most rolloverWaitCountMax rollovers, then UNAVA
   t.is(ok.firstOffset, 2);
   t.is(h.log.state.topics.get('t')!.segments[0]!.endOffset, 2);
 });
+
+test('roomNow: what the active segment takes at once before it is full, 0 while appends would wait', async (t) => {
+  const h = await TopicHarness.start({ segmentEntryCountMax: 5 });
+  t.teardown(() => h.close());
+  await h.createTopic('t');
+  const appender = h.service.appender;
+  t.is(appender.roomNow('t'), 0, 'no segment file yet: the first append makes it');
+  t.is(appender.roomNow('nope'), 0, 'an unknown topic');
+  await appender.append('t', recordsOf('a', 'b'));
+  t.is(appender.roomNow('t'), 3);
+  const pending = appender.append('t', recordsOf('c'));
+  t.is(appender.roomNow('t'), 2, 'counts appends accepted and not yet durable');
+  await pending;
+  await appender.append('t', recordsOf('d', 'e', 'f'));
+  t.is(appender.roomNow('t'), 0, 'full (past the count: a batch may end there)');
+  const next = appender.append('t', recordsOf('g')); // starts the rollover and waits for it
+  t.is(appender.roomNow('t'), 0, 'rolling over');
+  await next;
+  await until('the rollover done', () => appender.roomNow('t') > 0);
+  t.is(appender.roomNow('t'), 4);
+});
