@@ -13,22 +13,13 @@
  */
 import { ErrorCode, WalrusError } from '../node/protocol/error-codes.js';
 import type { RecordInput, ResponseOf } from '../node/protocol/messages.js';
-import { outcomeUnknownError } from '../node/protocol/outcome.js';
+import { outcomeUnknownError, recordRefusalCodes } from '../node/protocol/outcome.js';
 import { coalescedAppendRecordCountMax, coalescedAppendSizeMaxBytes } from './limits.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { Upstream } from './upstream.js';
 
 type AppendReply = ResponseOf<'append'>;
 type Acks = 'leader' | 'quorum' | undefined;
-
-/** Codes that one request's own records can cause; a joined batch failing with one is split. */
-const perRequestCodes: ReadonlySet<string> = new Set<string>([
-  ErrorCode.BAD_REQUEST,
-  ErrorCode.FRAME_TOO_LARGE,
-  ErrorCode.RECORD_TOO_LARGE,
-  ErrorCode.BATCH_TOO_LARGE,
-  ErrorCode.HEADERS_TOO_LARGE,
-]);
 
 interface Member {
   readonly records: readonly RecordInput[];
@@ -150,7 +141,7 @@ export class AppendCoalescer {
         }
       },
       (error: unknown) => {
-        if (error instanceof WalrusError && perRequestCodes.has(error.code)) {
+        if (error instanceof WalrusError && recordRefusalCodes.has(error.code)) {
           // Nothing was written: each request again on its own, so only the culprit fails.
           for (const m of members) this.send(topic, m.records, acks).then(m.resolve, m.reject);
           return;

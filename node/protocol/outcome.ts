@@ -47,3 +47,18 @@ export function outcomeUnknownError(op: RequestOp, failure: WalrusError): Walrus
     { cause: failure },
   );
 }
+
+/**
+ * Refusals of an append that one request's own records can cause (a record or the batch too
+ * large, a bad header, a malformed body): nothing was written. Where several requests' records
+ * were joined into one append (the gateway's append-coalescer.ts, the node's append-join.ts), a
+ * joined append refused with one of these is sent again request by request, so that only the
+ * culprit fails.
+ */
+export const recordRefusalCodes: ReadonlySet<string> = new Set<string>([
+  ErrorCode.BAD_REQUEST,
+  ErrorCode.FRAME_TOO_LARGE,
+  ErrorCode.RECORD_TOO_LARGE,
+  ErrorCode.BATCH_TOO_LARGE,
+  ErrorCode.HEADERS_TOO_LARGE,
+]);

@@ -23,7 +23,7 @@
  */
 import { ErrorCode, WalrusError } from '../protocol/error-codes.js';
 import type { AppendAcks, RecordInput, Request, ResponseByOp } from '../protocol/messages.js';
-import { outcomeUnknownError } from '../protocol/outcome.js';
+import { outcomeUnknownError, recordRefusalCodes } from '../protocol/outcome.js';
 import { serverLimits } from './limits.js';
 
 export type AppendRequest = Extract<Request, { op: 'append' }>;
@@ -61,16 +61,12 @@ export interface AppendJoinPorts<C extends JoinConnection> {
   fail(member: JoinMember<C>, error: unknown): void;
 }
 
-/** Codes one request's records can cause in a joined batch (nothing is written): each is sent alone. */
-const perRequestCodes: ReadonlySet<string> = new Set<string>([
-  ErrorCode.BAD_REQUEST,
-  ErrorCode.FRAME_TOO_LARGE,
-  ErrorCode.RECORD_TOO_LARGE,
-  ErrorCode.BATCH_TOO_LARGE,
-  ErrorCode.HEADERS_TOO_LARGE,
-  // The disk reserve is checked against the batch's bytes: a smaller append may still fit (see send).
-  ErrorCode.DISK_FULL,
-]);
+/**
+ * Codes one request's records can cause in a joined batch (nothing is written): each is sent
+ * alone. Besides the record refusals, DISK_FULL: the disk reserve is checked against the batch's
+ * bytes, so a smaller append may still fit (see send).
+ */
+const perRequestCodes: ReadonlySet<string> = new Set<string>([...recordRefusalCodes, ErrorCode.DISK_FULL]);
 
 interface Join<C extends JoinConnection> {
   readonly conn: C;
