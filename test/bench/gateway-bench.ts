@@ -2,7 +2,7 @@
  * `npm run bench -- gateway`: HTTP and SSE figures of the gateway, with a raw node:http server
  * measured in the same run as the baseline.
  *
- * The single-append load comes from wrk (Debian's `wrk`), as in perf-anchors H1/H2: a C load
+ * The single-append load comes from wrk (Debian's `wrk`), as when the target was set: a C load
  * generator costs a few µs per request, so the figures measure the servers. A Node load generator
  * (undici, in a child process: this file run with `--load`) needs about 35 µs of CPU per request,
  * a whole core at the raw server's rate, so on two cores it measures mostly itself; its figures are

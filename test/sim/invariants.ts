@@ -1,5 +1,6 @@
 /**
- * Raft safety invariants (reliability-anchors b.1), checked incrementally so they can run after
+ * Raft safety invariants (election safety, log matching, leader completeness, state machine
+ * safety, as in the Raft paper), checked incrementally so they can run after
  * every simulated event: each hook sees only what changed, and global facts (who led which term,
  * which entry was committed at an index) live in compact maps.
  */
