@@ -8,7 +8,13 @@
  */
 import type { Registry } from 'prom-client';
 import { Counter } from 'prom-client';
-import { FastHistogram, type HistogramChild, latencyBucketsSeconds } from '../fast-metrics.js';
+import {
+  type CounterChild,
+  FastCounter,
+  FastHistogram,
+  type HistogramChild,
+  latencyBucketsSeconds,
+} from '../fast-metrics.js';
 
 const initialOps = ['append', 'read', 'consumerReadNext'] as const;
 
@@ -23,8 +29,24 @@ export class RequestMetrics {
   private readonly duration: FastHistogram;
   private readonly requests: Counter<'op'>;
   private readonly errors: Counter<'op' | 'code'>;
+  private readonly joinedAppends: CounterChild;
+  private readonly joins: CounterChild;
 
   constructor(registry: Registry) {
+    this.joinedAppends = new FastCounter(
+      'walrus_appends_joined_total',
+      "Plain append requests written as part of one append with others from the same connection's read chunk",
+      [],
+      1,
+      registry,
+    ).child();
+    this.joins = new FastCounter(
+      'walrus_joined_appends_total',
+      'Appends that carried two or more joined append requests',
+      [],
+      1,
+      registry,
+    ).child();
     this.duration = new FastHistogram(
       'walrus_request_duration_seconds',
       'Client requests: time from decoding the request to its reply, by op (append, read, consumerReadNext, ...)',
@@ -64,6 +86,12 @@ export class RequestMetrics {
     e.count += 1;
     e.duration.observe((performance.now() - startedMs) / 1000);
     if (errorCode !== null) e.errors.set(errorCode, (e.errors.get(errorCode) ?? 0) + 1);
+  }
+
+  /** `memberCount` append requests were written as one append (node/server/append-join.ts). */
+  appendsJoined(memberCount: number): void {
+    this.joinedAppends.inc(memberCount);
+    this.joins.inc();
   }
 
   /** Copies the counts into the exposition (scrape time). */

@@ -59,6 +59,8 @@ export interface AppendJoinPorts<C extends JoinConnection> {
   reply(member: JoinMember<C>, firstOffset: number, lastOffset: number, joined: AppendReply): void;
   /** Answers a member with an error. */
   fail(member: JoinMember<C>, error: unknown): void;
+  /** A join of `memberCount` (two or more) requests is sent as one append (for the metrics). */
+  joined?(memberCount: number): void;
 }
 
 /**
@@ -190,6 +192,7 @@ export class AppendJoin<C extends JoinConnection> {
       const own = members[m]!.request.records;
       for (let i = 0; i < own.length; i++) records[at++] = own[i]!;
     }
+    this.ports.joined?.(members.length);
     this.ports.append(topic, records, acks).then(
       (reply) => this.split(members, records.length, reply),
       (error: unknown) => {

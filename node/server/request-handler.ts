@@ -92,6 +92,8 @@ export interface RequestHandlerOptions {
    */
   readonly requestObserver?: {
     requestDone(op: string, startedMs: number, errorCode: string | null): void;
+    /** `memberCount` plain appends of one read chunk went to the topic as one (append-join.ts). */
+    appendsJoined?(memberCount: number): void;
   };
   /** Client-port authentication (client-auth.ts). Default: open, text protocol on. */
   readonly auth?: ClientAuth;
@@ -165,6 +167,7 @@ export class RequestHandler {
       alone: (m) => this.answer(m.conn, m.requestId, m.request, undefined, m.startedMs),
       reply: (m, firstOffset, lastOffset, joined) => this.answerJoined(m, firstOffset, lastOffset, joined),
       fail: (m, error) => this.failJoined(m, error),
+      joined: (memberCount) => this.options.requestObserver?.appendsJoined?.(memberCount),
     });
   }
 

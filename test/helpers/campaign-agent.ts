@@ -61,19 +61,31 @@ async function appendBinary(
   }
 }
 
+/**
+ * A binary writer sends `burst` appends at once on its one client: they leave in one write and
+ * reach the segment leader in one read chunk, which joins them into one append and splits the
+ * offsets back (node/server/append-join.ts); the history check then sees that under faults. A
+ * burst of 1 is the one-at-a-time writer.
+ */
 async function binaryWriter(
   nodes: readonly string[],
   topic: string,
   writer: string,
   paceMs: number,
+  burst: number,
 ): Promise<void> {
   const c = client(nodes);
-  for (let seq = 0; !stopping; seq++) {
-    const a = await appendBinary(c, topic, writer, `${writer}-${seq}`);
-    attempts.push(a);
-    await sleep(a.outcome === 'ack' ? paceMs : Math.max(paceMs, 50));
+  for (let seq = 0; !stopping; seq += burst) {
+    const sent = await Promise.all(
+      Array.from({ length: burst }, (_, i) => appendBinary(c, topic, writer, `${writer}-${seq + i}`)),
+    );
+    attempts.push(...sent);
+    await sleep(sent.every((a) => a.outcome === 'ack') ? paceMs : Math.max(paceMs, 50));
   }
 }
+
+/** Binary writers with an odd number send bursts of this many appends (see binaryWriter). */
+const binaryBurstCount = 3;
 
 /**
  * Appends sent together by one HTTP writer: the gateway joins the plain appends of one turn to
@@ -194,7 +206,7 @@ async function start(ask: Ask): Promise<{ gatewayPid: number | undefined; topic:
   stopping = false;
   loops = [];
   for (let w = 0; w < (ask['binaryWriters'] as number); w++)
-    loops.push(binaryWriter(nodes, topic, `b${w}`, paceMs));
+    loops.push(binaryWriter(nodes, topic, `b${w}`, paceMs, w % 2 === 1 ? binaryBurstCount : 1));
   for (let w = 0; w < (ask['httpWriters'] as number); w++)
     loops.push(httpWriter(gateway.url, topic, `h${w}`, paceMs));
   if (ask['consumer'] === true) loops.push(consumer(nodes, topic, 'campaign', 100));

@@ -20,7 +20,7 @@ import {
 } from '../../node/metadata/metadata-state.js';
 import { Controller } from '../../node/controller/controller.js';
 import type { Logger } from '../../node/log.js';
-import { RequestHandler } from '../../node/server/request-handler.js';
+import { RequestHandler, type RequestHandlerOptions } from '../../node/server/request-handler.js';
 import type { ClusterView, MetadataService } from '../../node/topics/ports.js';
 import { TopicService } from '../../node/topics/topic-service.js';
 import type { FileIo } from '../../node/storage-io/index.js';
@@ -129,6 +129,8 @@ export interface HarnessOptions {
   readonly fsyncPolicy?: FsyncPolicy;
   /** The FileIo of a node's WAL (a FaultInjectingFileIo for a full disk); default the real one. */
   readonly fileIo?: (nodeId: number) => FileIo | undefined;
+  /** What a node's request handler reports of each request (its metrics); default none. */
+  readonly requestObserver?: RequestHandlerOptions['requestObserver'];
 }
 
 /** One node: its WAL directory, and (while running) its WAL, topic service and request handler. */
@@ -189,6 +191,7 @@ export class HarnessNode {
       clientAddr: clientAddrOf(this.id),
       metricsJson: () => ({ nodeId: this.id }),
       logger: this.logger,
+      ...(h.options.requestObserver === undefined ? {} : { requestObserver: h.options.requestObserver }),
     });
     this.current = { wal, service, handler };
     h.log.subscribe(this.id, (command) => service.onApply(command));

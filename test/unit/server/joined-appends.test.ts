@@ -40,7 +40,10 @@ function appendOf(topic: string, ...values: string[]): Extract<Request, { op: 'a
 }
 
 test('the appends of one turn take consecutive offsets in arrival order, each its own', async (t) => {
-  const h = await TopicHarness.start();
+  const joins: number[] = [];
+  const h = await TopicHarness.start({
+    requestObserver: { requestDone: () => {}, appendsJoined: (memberCount) => joins.push(memberCount) },
+  });
   await h.createTopic('t');
   const handler = h.node(1).handler;
   const { conn, answers } = connection(1);
@@ -57,6 +60,7 @@ test('the appends of one turn take consecutive offsets in arrival order, each it
   t.deepEqual(answers.get(2), { firstOffset: 2, lastOffset: 3, duplicate: false });
   t.deepEqual(answers.get(3), { firstOffset: 4, lastOffset: 4, duplicate: false });
   t.is(h.node(1).wal.stats().appendCount - appendsBefore, 1, 'one WAL append');
+  t.deepEqual(joins, [3], 'the metrics see one join of three requests');
   t.deepEqual((await readToEnd(h.service, 't')).map(text), ['first', 'a', 'b', 'c', 'd']);
   await h.close();
 });
