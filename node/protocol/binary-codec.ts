@@ -39,7 +39,7 @@ import {
   writeStoredRecords,
   writeTopicInfo,
 } from './binary-bodies.js';
-import { ByteReader, ByteWriter } from './byte-io.js';
+import { ByteReader, ByteWriter, writeU64At } from './byte-io.js';
 import { readTopicName, topicNameBytes, writeTopicName } from './topic-bytes.js';
 import { ErrorCode, WalrusError } from './error-codes.js';
 import { binaryMarker } from './frame.js';
@@ -543,17 +543,12 @@ export function encodeAppendReply(
   out[2] = Opcode.append;
   out[3] = BinaryFlag.REPLY;
   out.writeUInt32LE(requestId, 4);
-  writeU64(out, binaryHeaderSizeBytes, checkUint(firstOffset, 'firstOffset'));
-  writeU64(out, binaryHeaderSizeBytes + 8, checkUint(lastOffset, 'lastOffset'));
-  writeU64(out, binaryHeaderSizeBytes + 16, checkUint(timestampMs, 'timestampMs'));
+  writeU64At(out, binaryHeaderSizeBytes, checkUint(firstOffset, 'firstOffset'));
+  writeU64At(out, binaryHeaderSizeBytes + 8, checkUint(lastOffset, 'lastOffset'));
+  writeU64At(out, binaryHeaderSizeBytes + 16, checkUint(timestampMs, 'timestampMs'));
   out[binaryHeaderSizeBytes + 24] = duplicate ? 1 : 0;
   out[binaryHeaderSizeBytes + 25] = AcksCode[checkAcks(acks) ?? 'quorum'];
   return out;
-}
-
-function writeU64(out: Buffer, at: number, v: number): void {
-  out.writeUInt32LE(v % 2 ** 32, at);
-  out.writeUInt32LE(Math.floor(v / 2 ** 32), at + 4);
 }
 
 /** Encodes a successful reply to the request `requestId` of op `op`. Throws WalrusError for values the protocol cannot carry. */

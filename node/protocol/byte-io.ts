@@ -168,8 +168,7 @@ export class ByteWriter {
 
   u64(v: number): void {
     this.ensure(8);
-    this.buffer.writeUInt32LE(v % twoPow32, this.position);
-    this.buffer.writeUInt32LE(Math.floor(v / twoPow32), this.position + 4);
+    writeU64At(this.buffer, this.position, v);
     this.position += 8;
   }
 
@@ -208,4 +207,10 @@ export class ByteWriter {
   finish(): Buffer {
     return this.buffer.subarray(0, this.position);
   }
+}
+
+/** Writes `v` (a safe integer) as u64 little-endian at `at`: for encoders that size their buffer exactly. */
+export function writeU64At(buffer: Buffer, at: number, v: number): void {
+  buffer.writeUInt32LE(v % twoPow32, at);
+  buffer.writeUInt32LE(Math.floor(v / twoPow32), at + 4);
 }
