@@ -41,6 +41,12 @@ export const walDefaults = {
    * (segment-settle.ts).
    */
   segmentSettleIntervalMs: 250,
+  /**
+   * While a group commit is in flight, the next one starts before it ends only with at least this
+   * many bytes queued: a small one would pay a thread-pool round trip (~50 µs of the event loop
+   * here) for few records, and those wait for the one in flight anyway when the load is light.
+   */
+  groupCommitOverlapBytesMin: 8 * 1024,
 } as const;
 
 export const walLimits = {
@@ -61,6 +67,14 @@ export const walLimits = {
   groupCommitSizeMaxBytes: 32 * 1024 * 1024,
   /** Append calls queued for one group commit before it is flushed at once. */
   groupCommitAppendCountMax: 100_000,
+  /**
+   * Group commits whose fdatasyncs run in the thread pool at once. With two, the next batch is
+   * written and its fdatasync issued while the previous one's runs: the disk takes overlapping
+   * flushes faster than back-to-back ones (16 KiB batches here: 2,165 flushes/s one at a time,
+   * 2,842/s two at a time), and appends that arrive during a flush no longer wait for it to end
+   * before theirs starts. They settle in order; a failure fails the later ones on the same file.
+   */
+  groupCommitInFlightMax: 2,
   /** Bytes read from a segment file in one positioned read (grows to one record when larger). */
   readChunkSizeBytes: 64 * 1024,
   /** Recovery scans the tail in reads of this size. */
@@ -97,6 +111,7 @@ export interface WalLimits {
   segmentEpochCountMax: number;
   indexEntryCountMaxLoaded: number;
   segmentSettleIntervalMs: number;
+  groupCommitOverlapBytesMin: number;
 }
 
 function assertLimits(l: WalLimits): void {
@@ -132,6 +147,7 @@ export function resolveWalLimits(options: Partial<WalLimits>): WalLimits {
     segmentEpochCountMax: options.segmentEpochCountMax ?? walDefaults.segmentEpochCountMax,
     indexEntryCountMaxLoaded: options.indexEntryCountMaxLoaded ?? walDefaults.indexEntryCountMaxLoaded,
     segmentSettleIntervalMs: options.segmentSettleIntervalMs ?? walDefaults.segmentSettleIntervalMs,
+    groupCommitOverlapBytesMin: options.groupCommitOverlapBytesMin ?? walDefaults.groupCommitOverlapBytesMin,
   };
   assertLimits(limits);
   return limits;

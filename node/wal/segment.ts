@@ -152,12 +152,18 @@ export interface BatchWrite {
   /** File position and bytes of the batch. */
   readonly start: number;
   readonly total: number;
+  readonly startOffset: number;
   readonly endOffset: number;
   readonly firstTimestampMs: number | null;
   readonly lastTimestampMs: number | null;
   /** Sparse index entries (offset, position, timestamp triples) to add on commit. */
   readonly entries: number[];
   readonly nextIndexPosition: number;
+  /**
+   * Set when an earlier batch of the same segment failed while this one was in flight (it was
+   * written after it, so it was cut off with it): its appends are rejected already.
+   */
+  failure: WalError | null;
 }
 
 const zeroChunk = Buffer.alloc(1024 * 1024);
@@ -215,6 +221,12 @@ export class Segment {
    * appends meanwhile (a majority may be made of the followers alone).
    */
   syncInPool = false;
+  /**
+   * Batches written and not yet committed or failed, oldest first (group commits in flight: at most
+   * walLimits.groupCommitInFlightMax). The next batch is written after the last of them; readers
+   * see only committed ones (endOffset, endPosition).
+   */
+  written: BatchWrite[] = [];
   /** The last append queued on this segment until it settles (what a resend with nothing new waits for). */
   lastAppend: PendingAppend | null = null;
   /** The background preallocation in flight, if any (never rejects). */
@@ -407,22 +419,29 @@ export class Segment {
     const appends = this.pending;
     const total = this.pendingBytes;
     if (appends.length === 0) return null;
+    // After the batches still in flight, if any (their records are on file, not yet committed).
+    const previous = this.written.length === 0 ? null : this.written[this.written.length - 1]!;
+    const start = previous === null ? this.endPosition : previous.start + previous.total;
     // Never write where a background preallocation may still write zeros: wait for it instead.
-    if (this.extending !== null && this.endPosition + total > this.preallocatedEnd) return 'deferred';
+    if (this.extending !== null && start + total > this.preallocatedEnd) return 'deferred';
     this.pending = [];
     this.pendingBytes = 0;
     if (scratch.buf.length < total) scratch.buf = Buffer.allocUnsafe(Math.max(total, scratch.buf.length * 2));
     const buf = scratch.buf;
-    const start = this.endPosition;
-    const syncedEnd = willSync ? this.endOffset : this.syncedEndOffset;
+    // What the records claim durable (syncedDelta). A batch acknowledged only once durable may claim
+    // everything before it, since the one before it is acknowledged first, but not while that one's
+    // fdatasync still runs: a crash could tear it and keep this one, and recovery must then see a
+    // torn tail, not corruption below a durable mark.
+    const syncedEnd = willSync && previous === null ? this.endOffset : this.syncedEndOffset;
     const interval = this.ctx.limits.indexIntervalBytes;
     // Index entries for this batch, added only if the batch commits.
     const entries: number[] = [];
-    let nextIndexPosition = this.nextIndexPosition;
+    let nextIndexPosition = previous === null ? this.nextIndexPosition : previous.nextIndexPosition;
     let p = 0;
-    let offset = this.endOffset;
-    let lastTs = this.lastTimestampMs;
-    let firstTs = this.firstTimestampMs;
+    const startOffset = previous === null ? this.endOffset : previous.endOffset;
+    let offset = startOffset;
+    let lastTs = previous === null ? this.lastTimestampMs : previous.lastTimestampMs;
+    let firstTs = previous === null ? this.firstTimestampMs : previous.firstTimestampMs;
     for (let a = 0; a < appends.length; a++) {
       const append = appends[a]!;
       // assert.equal costs more than the encoding of a small record: compare, then fail loudly.
@@ -458,11 +477,13 @@ export class Segment {
       appends,
       start,
       total,
+      startOffset,
       endOffset: offset,
       firstTimestampMs: firstTs,
       lastTimestampMs: lastTs,
       entries,
       nextIndexPosition,
+      failure: null,
     };
     const { io, stats } = this.ctx;
     try {
@@ -480,11 +501,14 @@ export class Segment {
     } catch (error) {
       throw this.failBatch(batch, error);
     }
+    this.written.push(batch);
     return batch;
   }
 
-  /** Makes a written batch readable; `synced` when it is durable. */
+  /** Makes a written batch readable; `synced` when it is durable. Batches commit in write order. */
   commitBatch(batch: BatchWrite, synced: boolean): void {
+    if (this.written[0] !== batch) assert.fail('batches of a segment commit in the order they were written');
+    this.written.shift();
     const { entries } = batch;
     for (let i = 0; i < entries.length; i += 3) this.index.add(entries[i]!, entries[i + 1]!, entries[i + 2]!);
     this.nextIndexPosition = batch.nextIndexPosition;
@@ -511,7 +535,21 @@ export class Segment {
    * the page cache may have dropped the data).
    */
   failBatch(batch: BatchWrite, error: unknown): WalError {
-    const walError = this.rollBack(error, batch.start, batch.appends);
+    // The batch and those written after it (in flight behind it) leave the file together.
+    const at = this.written.indexOf(batch);
+    const later = at < 0 ? [] : this.written.splice(at).slice(1);
+    if (at < 0)
+      assert(
+        this.written.length === 0 || this.written[this.written.length - 1]!.endOffset === batch.startOffset,
+      );
+    const walError = this.rollBack(error, batch.start, batch.startOffset, batch.appends);
+    // What a resend with nothing new waits for: the last append of the batches still in flight.
+    const before = this.written[this.written.length - 1];
+    if (before !== undefined) this.lastAppend = before.appends[before.appends.length - 1]!;
+    for (const behind of later) {
+      behind.failure = walError;
+      for (const append of behind.appends) append.reject(walError);
+    }
     const behind = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
@@ -520,10 +558,16 @@ export class Segment {
   }
 
   /** Undoes a failed batch write; returns the error to reject its appends with. */
-  private rollBack(error: unknown, start: number, batch: readonly PendingAppend[]): WalError {
+  private rollBack(
+    error: unknown,
+    start: number,
+    startOffset: number,
+    batch: readonly PendingAppend[],
+  ): WalError {
     const { io, logger } = this.ctx;
     const walError = walErrorFromIo(error, `appending to segment ${this.id} of topic '${this.topic}'`);
-    this.assignedEndOffset = this.endOffset;
+    // Offsets from the failed batch on are handed out again (the batches before it stay in flight).
+    this.assignedEndOffset = startOffset;
     // Every append queued is rejected: none is left to wait for.
     this.lastAppend = null;
     for (const append of batch) assert(append.firstOffset >= this.endOffset);
@@ -618,9 +662,9 @@ export class Segment {
   }
 
   /**
-   * Gives the preallocated zeros past the records back to the file system (a full disk). The WAL
-   * calls it only when no batch is written but unacknowledged (no parallel group commit in
-   * flight), so nothing past endPosition is a record; a background preallocation in flight is
+   * Gives the preallocated zeros past the records back to the file system (a full disk). Only when
+   * no batch is written but unacknowledged (no group commit in flight), so nothing past
+   * endPosition is a record; a background preallocation in flight is
    * left alone (it ends soon, and is cut back if it fails). Not durable on purpose: a crash may
    * bring the zeros back, which recovery tells apart from records. Returns the bytes given back.
    */
@@ -632,6 +676,7 @@ export class Segment {
       this.truncating ||
       this.failed !== null ||
       this.fd < 0 ||
+      this.written.length > 0 ||
       this.preallocatedEnd <= this.endPosition
     )
       return 0;
@@ -651,7 +696,7 @@ export class Segment {
    * the end of the file instead of reading megabytes of zeros to prove there is nothing after it.
    */
   trimPreallocation(): void {
-    assert(this.extending === null && this.pending.length === 0);
+    assert(this.extending === null && this.pending.length === 0 && this.written.length === 0);
     if (this.preallocatedEnd === this.endPosition || this.failed !== null) return;
     this.ctx.io.truncate(this.fd, this.endPosition);
     this.preallocatedEnd = this.endPosition;
@@ -661,7 +706,7 @@ export class Segment {
 
   /** Seals: durable records, file cut to its records, index checkpoint, then the seal marker. */
   seal(): void {
-    assert(!this.sealed && this.pending.length === 0);
+    assert(!this.sealed && this.pending.length === 0 && this.written.length === 0);
     if (this.failed !== null) throw this.failed;
     const { io } = this.ctx;
     try {

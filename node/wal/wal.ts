@@ -13,7 +13,7 @@
  * each touched segment's queue into one buffer, writes it with one positioned write and (policy
  * `always`) one fdatasync per file, synchronously (the Redis AOF model), then settles the promises.
  * Several files, or a replicated segment's leader (`syncInPool`), sync in the thread pool instead,
- * one group commit in flight at a time. A queue that reaches groupCommitSizeMaxBytes or
+ * up to groupCommitInFlightMax group commits in flight, settled in order (docs/wal.md). A queue that reaches groupCommitSizeMaxBytes or
  * groupCommitAppendCountMax is flushed at once, so memory stays bounded.
  *
  * Layout under rootDir: `topics/<topic>/<id:20 digits>.{wal,idx,seal,epoch}`, imports in progress in
@@ -86,6 +86,11 @@ export interface WalOptions {
   indexEntryCountMaxLoaded?: number;
   /** Quiet active segments are settled by a pass every this many ms (segment-settle.ts). Default 250. */
   segmentSettleIntervalMs?: number;
+  /**
+   * Bytes queued before a group commit starts while another is in flight (limits.ts). Default
+   * 8 KiB; the whole-node simulator sets 1 so that commits overlap as often as they can.
+   */
+  groupCommitOverlapBytesMin?: number;
   /** Clock for record timestamps. Default Date.now. */
   nowMs?: () => number;
   logger?: WalLogger;
@@ -159,8 +164,10 @@ export class Wal {
   private flushScheduled = false;
   /** Segments whose queued appends wait for a background preallocation to end. */
   private readonly deferred = new Set<Segment>();
-  /** The multi-file group commit whose fdatasyncs are running, if any. */
-  private inFlight: Promise<void> | null = null;
+  /** Group commits whose fdatasyncs run in the thread pool (at most groupCommitInFlightMax). */
+  private inFlightCount = 0;
+  /** Settles when the newest group commit in flight has (they settle in order; never rejects). */
+  private inFlightTail: Promise<void> = Promise.resolve();
   private readonly scratch = { buf: Buffer.allocUnsafe(1024 * 1024) };
   private intervalTimer: TimerHandle | null = null;
   private settleTimer: TimerHandle | null = null;
@@ -233,7 +240,7 @@ export class Wal {
       wal.intervalTimer.unref?.();
     }
     wal.settleTimer = wal.scheduler.setInterval(
-      () => wal.settler.pass(wal.topicMap.values(), wal.inFlight !== null || wal.closed),
+      () => wal.settler.pass(wal.topicMap.values(), wal.inFlightCount > 0 || wal.closed),
       wal.limits.segmentSettleIntervalMs,
     );
     wal.settleTimer.unref?.();
@@ -549,21 +556,30 @@ export class Wal {
     this.queuedBytes += pending.encodedBytes;
     this.queuedAppends += 1;
     if (
-      this.inFlight === null &&
+      this.canFlush() &&
       (this.queuedBytes >= walLimits.groupCommitSizeMaxBytes ||
         this.queuedAppends >= walLimits.groupCommitAppendCountMax)
     ) {
       this.flush();
-    } else if (!this.flushScheduled && this.inFlight === null) {
+    } else if (!this.flushScheduled && this.canFlush()) {
       this.flushScheduled = true;
       this.scheduler.setImmediate(this.flushBound);
     }
   }
 
-  /** Whether the queue is full while a multi-file group commit is in flight (appends are refused). */
+  /** Whether another group commit may start now. */
+  private canFlush(): boolean {
+    return (
+      this.inFlightCount === 0 ||
+      (this.inFlightCount < walLimits.groupCommitInFlightMax &&
+        this.queuedBytes >= this.limits.groupCommitOverlapBytesMin)
+    );
+  }
+
+  /** Whether the queue is full while no group commit can start (appends are refused). */
   private queueFull(): boolean {
     return (
-      this.inFlight !== null &&
+      !this.canFlush() &&
       (this.queuedBytes >= walLimits.groupCommitSizeMaxBytes ||
         this.queuedAppends >= walLimits.groupCommitAppendCountMax)
     );
@@ -572,11 +588,13 @@ export class Wal {
   /**
    * The group commit: one write per segment with queued appends, then (policy `always`) one
    * fdatasync per file: synchronously when one file was touched, in parallel in the thread pool when
-   * several were (then the next group commit waits for this one: at most one is in flight).
+   * several were or a segment syncs in the pool. Up to groupCommitInFlightMax of those run at
+   * once: the next is written (after the batches in flight) and its fdatasyncs issued while the
+   * previous ones' run; they settle in order (syncInParallel).
    */
   private flush(): void {
     this.flushScheduled = false;
-    if (this.inFlight !== null) return;
+    if (!this.canFlush()) return;
     if (this.giveBackDue) this.giveBackPreallocation();
     const segments = this.queued;
     if (segments.length === 0) return;
@@ -585,7 +603,8 @@ export class Wal {
     this.queuedBytes = 0;
     this.queuedAppends = 0;
     const sync = this.options.fsyncPolicy.kind === 'always';
-    const parallel = sync && (segments.length > 1 || segments[0]!.syncInPool);
+    // Behind a group commit in flight, a segment's batch must settle after its earlier one: in order.
+    const parallel = sync && (this.inFlightCount > 0 || segments.length > 1 || segments[0]!.syncInPool);
     this.stat.groupCommitCount += 1;
     const written: BatchWrite[] = [];
     for (let s = 0; s < segments.length; s++) {
@@ -612,15 +631,20 @@ export class Wal {
         this.acknowledge(batch);
       }
     }
-    if (written.length > 0) this.inFlight = this.syncInParallel(written);
+    if (written.length > 0) {
+      this.inFlightCount += 1;
+      this.inFlightTail = this.syncInParallel(written, this.inFlightTail);
+    }
   }
 
   /**
    * fdatasyncs the files of one group commit in parallel: in the thread pool, except one file
    * (the first not marked `syncInPool`) on this thread meanwhile: the appends of this group commit
-   * wait for all of them anyway.
+   * wait for all of them anyway. Then, once the group commit before it (`previous`) has settled,
+   * acknowledges each batch, or fails it: a batch that an earlier one's failure cut off is failed
+   * already (a later fdatasync's success says nothing of pages an earlier one failed to write).
    */
-  private async syncInParallel(written: BatchWrite[]): Promise<void> {
+  private async syncInParallel(written: BatchWrite[], previous: Promise<void>): Promise<void> {
     const inline = written.findIndex((b) => !b.segment.syncInPool);
     const pending = written.map((b, i) => (i === inline ? null : this.io.fdatasyncAsync(b.segment.fd)));
     let inlineResult: PromiseSettledResult<void> = { status: 'fulfilled', value: undefined };
@@ -632,11 +656,13 @@ export class Wal {
       }
     }
     const settled = await Promise.allSettled(pending.map((p) => p ?? Promise.resolve()));
+    await previous;
     const results = settled.map((r, i) => (i === inline ? inlineResult : r));
     this.stat.fsyncCount += written.length;
     for (let i = 0; i < written.length; i++) {
       const batch = written[i]!;
       const result = results[i]!;
+      if (batch.failure !== null) continue;
       if (result.status === 'fulfilled') {
         batch.segment.commitBatch(batch, true);
         this.acknowledge(batch);
@@ -645,7 +671,7 @@ export class Wal {
         for (const append of batch.appends) append.reject(error);
       }
     }
-    this.inFlight = null;
+    this.inFlightCount -= 1;
     if (this.giveBackDue) this.giveBackPreallocation();
     if (this.queued.length > 0) this.flush();
   }
@@ -670,7 +696,7 @@ export class Wal {
    * yet committed. Otherwise it stays due and runs when that group commit ends.
    */
   private giveBackPreallocation(): void {
-    if (this.inFlight !== null || this.closed) return;
+    if (this.inFlightCount > 0 || this.closed) return;
     this.giveBackDue = false;
     this.givenBackAtMs = this.scheduler.monotonicMs();
     let bytes = 0;
@@ -709,7 +735,7 @@ export class Wal {
     if (!this.deferred.delete(segment) || segment.pending.length === 0 || segment.queuedForFlush) return;
     segment.queuedForFlush = true;
     this.queued.push(segment);
-    if (!this.flushScheduled && this.inFlight === null) {
+    if (!this.flushScheduled && this.canFlush()) {
       this.flushScheduled = true;
       this.scheduler.setImmediate(this.flushBound);
     }
@@ -718,8 +744,8 @@ export class Wal {
   /** Resolves once no group commit is in flight and nothing is queued (everything accepted is settled). */
   private async drain(): Promise<void> {
     for (let round = 0; round < drainRoundCountMax; round++) {
-      if (this.inFlight !== null) {
-        await this.inFlight;
+      if (this.inFlightCount > 0) {
+        await this.inFlightTail;
         continue;
       }
       if (this.deferred.size > 0) {

@@ -243,6 +243,8 @@ export class SimNode {
       rootDir: userDataDir,
       fsyncPolicy: { kind: 'always' },
       segmentPreallocateBytes,
+      // Group commits overlap whenever two can (the default waits for 8 KiB, which few runs reach).
+      groupCommitOverlapBytesMin: 1,
       nowMs: () => scheduler.nowMs(),
       logger,
       fileIo: io,
