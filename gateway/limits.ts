@@ -16,6 +16,17 @@ export const appendRecordCountMax = 1000;
  */
 export const coalescedAppendRecordCountMax = 1000;
 export const coalescedAppendSizeMaxBytes = 1024 * 1024;
+/**
+ * Joined appends to one topic in flight upstream at once (append-coalescer.ts). The plain appends
+ * that arrive meanwhile wait in one group until it settles, at most coalescedAppendHoldMsMax: the
+ * node would queue them behind its group commit anyway, and one upstream append per round trip
+ * instead of one per turn cut the gateway's and the node's CPU per append (undici load, 50
+ * connections, two stacks side by side: 14 → 20 appends per group commit, gateway CPU per append
+ * −6 to −15%, the node's −18 to −21%, appends/s the same to +6%).
+ */
+export const coalescedAppendInFlightMax = 1;
+/** Longest a group waits behind the appends in flight before it is sent anyway (a stalled node). */
+export const coalescedAppendHoldMsMax = 200;
 /** Headers per record, and their name/value sizes. */
 export const recordHeaderCountMax = 64;
 export const recordHeaderNameLengthMax = 256;

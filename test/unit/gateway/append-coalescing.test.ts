@@ -9,6 +9,7 @@ import test from 'ava';
 import { AppendCoalescer } from '../../../gateway/append-coalescer.js';
 import { GatewayMetrics } from '../../../gateway/metrics.js';
 import type { Upstream } from '../../../gateway/upstream.js';
+import { coalescedAppendRecordCountMax } from '../../../gateway/limits.js';
 import { ErrorCode, WalrusError } from '../../../node/protocol/error-codes.js';
 import { makeGateway, problemCode, unique, useRealNode } from './helpers.js';
 
@@ -174,4 +175,107 @@ test('a reply for another number of records fails every member OUTCOME_UNKNOWN; 
   const alone = new AppendCoalescer(throwing, new GatewayMetrics());
   const error = await t.throwsAsync(alone.append('t', records, undefined));
   t.is((error as WalrusError).code, ErrorCode.UNAVAILABLE);
+});
+
+/** An upstream whose appends settle when the test says: each call's record count and its settle. */
+function heldUpstream(): {
+  upstream: Upstream;
+  calls: { recordCount: number; answer: () => void }[];
+} {
+  const calls: { recordCount: number; answer: () => void }[] = [];
+  let end = 0;
+  const upstream: Upstream = {
+    request: ((req: { records: readonly unknown[] }) =>
+      new Promise((resolve) => {
+        const count = req.records.length;
+        calls.push({
+          recordCount: count,
+          answer: () => {
+            const firstOffset = end;
+            end += count;
+            resolve({ firstOffset, lastOffset: end - 1, timestampMs: 1, duplicate: false, acks: 'quorum' });
+          },
+        });
+      })) as unknown as Upstream['request'],
+  };
+  return { upstream, calls };
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+const one = [{ value: new Uint8Array([1]) }];
+
+test('while a joined append is in flight, the appends of later turns gather in one group that leaves when it settles', async (t) => {
+  const { upstream, calls } = heldUpstream();
+  const joined = new AppendCoalescer(upstream, new GatewayMetrics());
+  const first = [joined.append('t', one, undefined), joined.append('t', one, undefined)];
+  await turn();
+  t.deepEqual(
+    calls.map((c) => c.recordCount),
+    [2],
+  );
+  const later = [joined.append('t', one, undefined)];
+  await turn();
+  later.push(joined.append('t', [...one, ...one], undefined));
+  await turn();
+  // Another topic is not held behind this one's append.
+  const other = joined.append('u', one, undefined);
+  await turn();
+  t.deepEqual(
+    calls.map((c) => c.recordCount),
+    [2, 1],
+    'the later turns wait; the other topic went',
+  );
+  calls[0]!.answer();
+  t.deepEqual(
+    (await Promise.all(first)).map((r) => r.firstOffset),
+    [0, 1],
+  );
+  await turn();
+  t.deepEqual(
+    calls.map((c) => c.recordCount),
+    [2, 1, 3],
+    'the held group left as one append once the first settled',
+  );
+  calls[2]!.answer();
+  const replies = await Promise.all(later);
+  t.deepEqual(
+    replies.map((r) => [r.firstOffset, r.lastOffset]),
+    [
+      [2, 2],
+      [3, 4],
+    ],
+  );
+  calls[1]!.answer();
+  t.is((await other).firstOffset, 5);
+});
+
+test('a held group leaves anyway when the append in flight does not settle, and at once when it is full', async (t) => {
+  const { upstream, calls } = heldUpstream();
+  const joined = new AppendCoalescer(upstream, new GatewayMetrics());
+  void joined.append('t', one, undefined);
+  await turn();
+  const waiting = joined.append('t', one, undefined);
+  await turn();
+  t.is(calls.length, 1);
+  // The first never settles (a stalled node): the held one leaves after coalescedAppendHoldMsMax.
+  for (let i = 0; i < 1000 && calls.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(calls.length, 2);
+  calls[1]!.answer();
+  t.is((await waiting).lastOffset, 0);
+
+  const { upstream: full, calls: fullCalls } = heldUpstream();
+  const bounded = new AppendCoalescer(full, new GatewayMetrics());
+  const half = Array.from({ length: coalescedAppendRecordCountMax / 2 }, () => one[0]!);
+  void bounded.append('t', half, undefined);
+  await turn();
+  void bounded.append('t', half, undefined);
+  await turn();
+  void bounded.append('t', one, undefined);
+  t.is(fullCalls.length, 1, 'held: the first is in flight');
+  void bounded.append('t', half, undefined);
+  t.deepEqual(
+    fullCalls.map((c) => c.recordCount),
+    [half.length, half.length + 1],
+    'the held group would outgrow the limit: it left at once',
+  );
 });
