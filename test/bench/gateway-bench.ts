@@ -1,6 +1,9 @@
 /**
  * `npm run bench -- gateway`: HTTP and SSE figures of the gateway, with a raw node:http server
- * measured in the same run as the baseline.
+ * measured in the same run as the baseline. The two take the single-append load in alternating
+ * one-second slices (BENCH_DURATION_MS in all per side, after a warm-up of each): this machine's
+ * speed drifts by half within a minute (other tenants), and a ratio of two runs one after the
+ * other measured the drift as much as the servers.
  *
  * The single-append load comes from wrk (Debian's `wrk`), as when the target was set: a C load
  * generator costs a few µs per request, so the figures measure the servers. A Node load generator
@@ -36,6 +39,8 @@ const sseLatencySubscriberCount = 1_000;
 const sseLatencyMessageCount = 30;
 const sseConnectBatchSize = 500;
 const warmupMs = 1_500;
+/** One slice of the alternating single-append load (wrk takes whole seconds). */
+const wrkSliceMs = 1_000;
 
 type LoadRequest =
   | {
@@ -46,6 +51,16 @@ type LoadRequest =
       body: string;
       connections: number;
       durationMs: number;
+    }
+  | {
+      /** Single appends to each target in turn, `sliceCount` slices each (see runAlternating). */
+      kind: 'alternate';
+      targets: { origin: string; path: string }[];
+      headers: Record<string, string>;
+      body: string;
+      connections: number;
+      sliceMs: number;
+      sliceCount: number;
     }
   | { kind: 'sse'; port: number; path: string; count: number };
 
@@ -66,51 +81,86 @@ const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** di
 
 // ---- load generator (child process) ------------------------------------------------------------
 
-async function loadHttp(req: Extract<LoadRequest, { kind: 'http' }>): Promise<HttpResult> {
-  const pool = new Pool(req.origin, { connections: req.connections, pipelining: 1 });
-  const send = () =>
-    pool.request({
-      origin: req.origin,
-      path: req.path,
-      method: 'POST',
-      headers: req.headers,
-      body: req.body,
-    });
-  // Warm-up (JIT, connections, the node's caches), the same for every server measured.
-  const warmupEnd = performance.now() + warmupMs;
-  await Promise.all(
-    Array.from({ length: req.connections }, async () => {
-      while (performance.now() < warmupEnd) {
-        const res = await send();
-        await res.body.dump();
-      }
-    }),
-  );
-  const latencies: number[] = [];
+/** `connections` closed loops of one POST each on `pool` for `durationMs`; latencies go to `latencies`. */
+async function httpSlice(
+  pool: Pool,
+  target: { origin: string; path: string },
+  req: { headers: Record<string, string>; body: string; connections: number },
+  durationMs: number,
+  latencies: number[] | null,
+): Promise<{ count: number; errors: number; seconds: number }> {
   let count = 0;
   let errors = 0;
   const started = performance.now();
-  const deadline = started + req.durationMs;
+  const deadline = started + durationMs;
   await Promise.all(
     Array.from({ length: req.connections }, async () => {
       while (performance.now() < deadline) {
         const t0 = performance.now();
         try {
-          const res = await send();
+          const res = await pool.request({
+            origin: target.origin,
+            path: target.path,
+            method: 'POST',
+            headers: req.headers,
+            body: req.body,
+          });
           await res.body.dump();
           if (res.statusCode >= 300) errors++;
           else count++;
         } catch {
           errors++;
         }
-        if (latencies.length < latencySampleCountMax) latencies.push(performance.now() - t0);
+        if (latencies !== null && latencies.length < latencySampleCountMax)
+          latencies.push(performance.now() - t0);
       }
     }),
   );
-  const seconds = (performance.now() - started) / 1000;
-  await pool.close();
+  return { count, errors, seconds: (performance.now() - started) / 1000 };
+}
+
+function httpResult(
+  totals: { count: number; errors: number; seconds: number },
+  latencies: number[],
+): HttpResult {
   latencies.sort((a, b) => a - b);
-  return { count, errors, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), seconds };
+  return { ...totals, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
+}
+
+async function loadHttp(req: Extract<LoadRequest, { kind: 'http' }>): Promise<HttpResult> {
+  const pool = new Pool(req.origin, { connections: req.connections, pipelining: 1 });
+  const target = { origin: req.origin, path: req.path };
+  // Warm-up (JIT, connections, the node's caches), the same for every server measured.
+  await httpSlice(pool, target, req, warmupMs, null);
+  const latencies: number[] = [];
+  const totals = await httpSlice(pool, target, req, req.durationMs, latencies);
+  await pool.close();
+  return httpResult(totals, latencies);
+}
+
+/**
+ * Warms every target up, says so (`{ type: 'warm' }`: the parent starts counting CPU), then runs
+ * `sliceCount` slices on each target in turn, the order reversed every other round, and reports
+ * one HttpResult per target (`{ type: 'result', results }`).
+ */
+async function loadAlternate(req: Extract<LoadRequest, { kind: 'alternate' }>): Promise<void> {
+  const pools = req.targets.map((t) => new Pool(t.origin, { connections: req.connections, pipelining: 1 }));
+  for (const [i, target] of req.targets.entries()) await httpSlice(pools[i]!, target, req, warmupMs, null);
+  process.send!({ type: 'warm' });
+  const totals = req.targets.map(() => ({ count: 0, errors: 0, seconds: 0 }));
+  const latencies: number[][] = req.targets.map(() => []);
+  for (let round = 0; round < req.sliceCount; round++) {
+    const order = req.targets.map((_, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) {
+      const slice = await httpSlice(pools[i]!, req.targets[i]!, req, req.sliceMs, latencies[i]!);
+      totals[i]!.count += slice.count;
+      totals[i]!.errors += slice.errors;
+      totals[i]!.seconds += slice.seconds;
+    }
+  }
+  await Promise.all(pools.map((p) => p.close()));
+  process.send!({ type: 'result', results: totals.map((t, i) => httpResult(t, latencies[i]!)) });
 }
 
 /** Opens `count` SSE tails on raw sockets; reports how many are open, then records what arrives. */
@@ -219,19 +269,38 @@ function runWrk(url: string, script: string, connections: number, durationMs: nu
   });
 }
 
-/** A warm-up run (JIT, connections, the node's caches), then the measured one. */
-async function wrkLoad(
-  origin: string,
-  urlPath: string,
+/**
+ * wrk on each target in turn: a warm-up run each (JIT, connections, the node's caches), then
+ * `onWarm`, then `sliceCount` one-second runs on each, the order reversed every other round. The
+ * machine's speed drifts (other tenants): slices that alternate put the drift on both sides of a
+ * ratio. p50 and p99 are the medians of the slices' own.
+ */
+async function wrkAlternate(
+  targets: string[],
   body: string,
-  durationMs: number,
-): Promise<HttpResult> {
+  sliceCount: number,
+  onWarm: () => void,
+): Promise<HttpResult[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walrus-wrk-'));
   try {
     const script = path.join(dir, 'post.lua');
     fs.writeFileSync(script, wrkScript(body, 'application/json'));
-    await runWrk(origin + urlPath, script, connectionCount, warmupMs);
-    return await runWrk(origin + urlPath, script, connectionCount, durationMs);
+    for (const url of targets) await runWrk(url, script, connectionCount, warmupMs);
+    onWarm();
+    const slices: HttpResult[][] = targets.map(() => []);
+    for (let round = 0; round < sliceCount; round++) {
+      const order = targets.map((_, i) => i);
+      if (round % 2 === 1) order.reverse();
+      for (const i of order) slices[i]!.push(await runWrk(targets[i]!, script, connectionCount, wrkSliceMs));
+    }
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+    return slices.map((runs) => ({
+      count: runs.reduce((sum, r) => sum + r.count, 0),
+      errors: runs.reduce((sum, r) => sum + r.errors, 0),
+      seconds: runs.reduce((sum, r) => sum + r.seconds, 0),
+      p50Ms: median(runs.map((r) => r.p50Ms)),
+      p99Ms: median(runs.map((r) => r.p99Ms)),
+    }));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -251,6 +320,23 @@ async function runHttpLoad(req: Extract<LoadRequest, { kind: 'http' }>): Promise
   const [result] = (await once(child, 'message')) as [HttpResult];
   await once(child, 'exit');
   return result;
+}
+
+/** The undici generator on each target in turn (loadAlternate); `onWarm` once all are warm. */
+async function undiciAlternate(
+  req: Extract<LoadRequest, { kind: 'alternate' }>,
+  onWarm: () => void,
+): Promise<HttpResult[]> {
+  const child = startLoad(req);
+  const exited = once(child, 'exit');
+  const results = await new Promise<HttpResult[]>((resolve) => {
+    child.on('message', (msg: { type: 'warm' } | { type: 'result'; results: HttpResult[] }) => {
+      if (msg.type === 'warm') onWarm();
+      else resolve(msg.results);
+    });
+  });
+  await exited;
+  return results;
 }
 
 /** The baseline: a raw node:http server in its own process that answers a small POST with JSON. */
@@ -318,23 +404,10 @@ export async function runGatewayBench(opts: {
   const single = JSON.stringify({ records: [{ value }] });
   const withWrk = wrkInstalled();
   if (!withWrk) console.error('# wrk is not installed (apt-get install wrk): the undici figures stand in');
-  const undiciLoad = (origin: string, urlPath: string) =>
-    runHttpLoad({
-      kind: 'http',
-      origin,
-      path: urlPath,
-      headers: { 'content-type': 'application/json' },
-      body: single,
-      connections: connectionCount,
-      durationMs: opts.durationMs,
-    });
-
+  // The raw server and the gateway take the load in alternating slices (wrkAlternate): both stay up.
+  const sliceCount = Math.max(2, Math.round(opts.durationMs / wrkSliceMs));
   const raw = await startRawServer();
   const rawOrigin = `http://127.0.0.1:${raw.port}`;
-  const rawWrk = withWrk ? await wrkLoad(rawOrigin, '/', single, opts.durationMs) : undefined;
-  const rawUndici = await undiciLoad(rawOrigin, '/');
-  raw.stop();
-
   const cluster = await startLocalCluster({
     nodeCount: 1,
     dataDir: opts.dir,
@@ -346,24 +419,52 @@ export async function runGatewayBench(opts: {
     await post(`${gateway.url}/v1/topics`, { name: 'bench-batch' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-sse' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-hold' });
-    // The gateway's own CPU per durable append (from /proc): a regression in its per-request work
-    // shows here before the ratio moves, since the ratio also waits on the node's fdatasync.
+    // The gateway's own CPU per durable append (from /proc; it idles during the raw server's
+    // slices): a regression in its per-request work shows here before the ratio moves, since the
+    // ratio also waits on the node's fdatasync.
     const gatewayPid = gateway.child.pid;
     const nodePid = cluster.nodes[0]!.process!.pid;
-    const cpuBeforeMs = processCpuMs(gatewayPid);
-    const nodeCpuBeforeMs = processCpuMs(nodePid);
-    const gwWrk = withWrk
-      ? await wrkLoad(gateway.url, '/v1/topics/bench/records', single, opts.durationMs)
-      : undefined;
-    const cpuBetweenMs = processCpuMs(gatewayPid);
-    const nodeCpuBetweenMs = processCpuMs(nodePid);
-    const gwUndici = await undiciLoad(gateway.url, '/v1/topics/bench/records');
-    const cpuAfterMs = processCpuMs(gatewayPid);
-    const nodeCpuAfterMs = processCpuMs(nodePid);
+    const cpu = () => ({ gateway: processCpuMs(gatewayPid), node: processCpuMs(nodePid) });
+    let warm = cpu();
+    const onWarm = () => {
+      warm = cpu();
+    };
+    const gwPath = '/v1/topics/bench/records';
+    let rawWrk: HttpResult | undefined;
+    let gwWrk: HttpResult | undefined;
+    let wrkCpu = { gateway: 0, node: 0 };
+    if (withWrk) {
+      [rawWrk, gwWrk] = (await wrkAlternate(
+        [rawOrigin + '/', gateway.url + gwPath],
+        single,
+        sliceCount,
+        onWarm,
+      )) as [HttpResult, HttpResult];
+      const after = cpu();
+      wrkCpu = { gateway: after.gateway - warm.gateway, node: after.node - warm.node };
+    }
+    const [rawUndici, gwUndici] = (await undiciAlternate(
+      {
+        kind: 'alternate',
+        targets: [
+          { origin: rawOrigin, path: '/' },
+          { origin: gateway.url, path: gwPath },
+        ],
+        headers: { 'content-type': 'application/json' },
+        body: single,
+        connections: connectionCount,
+        sliceMs: opts.durationMs / sliceCount,
+        sliceCount,
+      },
+      onWarm,
+    )) as [HttpResult, HttpResult];
+    const afterUndici = cpu();
+    const undiciCpu = { gateway: afterUndici.gateway - warm.gateway, node: afterUndici.node - warm.node };
     const cpuUsPer = (cpuMs: number, count: number) =>
       count > 0 ? round((cpuMs * 1000) / count, 1) : Number.NaN;
     const rawResult = rawWrk ?? rawUndici;
     const gw = gwWrk ?? gwUndici;
+    const gwCpu = gwWrk === undefined ? undiciCpu : wrkCpu;
 
     const batchRecords = 1000;
     const batchValueBytes = 1024;
@@ -393,16 +494,10 @@ export async function runGatewayBench(opts: {
       gatewayAppendP50Ms: round(gw.p50Ms, 2),
       gatewayAppendP99Ms: round(gw.p99Ms, 2),
       gatewayAppendErrors: gw.errors,
-      gatewayCpuUsPerAppend:
-        gwWrk === undefined
-          ? cpuUsPer(cpuAfterMs - cpuBetweenMs, gwUndici.count)
-          : cpuUsPer(cpuBetweenMs - cpuBeforeMs, gwWrk.count),
-      gatewayCpuUsPerAppendUndiciLoad: cpuUsPer(cpuAfterMs - cpuBetweenMs, gwUndici.count),
+      gatewayCpuUsPerAppend: cpuUsPer(gwCpu.gateway, gw.count),
+      gatewayCpuUsPerAppendUndiciLoad: cpuUsPer(undiciCpu.gateway, gwUndici.count),
       // The node's share of the same appends (the first load's): what the gateway sends it shows here.
-      nodeCpuUsPerAppend:
-        gwWrk === undefined
-          ? cpuUsPer(nodeCpuAfterMs - nodeCpuBetweenMs, gwUndici.count)
-          : cpuUsPer(nodeCpuBetweenMs - nodeCpuBeforeMs, gwWrk.count),
+      nodeCpuUsPerAppend: cpuUsPer(gwCpu.node, gw.count),
       rawHttpPostPerSecUndiciLoad: Math.round(perSec(rawUndici)),
       gatewayAppendsPerSecUndiciLoad: Math.round(perSec(gwUndici)),
       gatewayRatioUndiciLoad: round(perSec(gwUndici) / perSec(rawUndici), 3),
@@ -415,6 +510,7 @@ export async function runGatewayBench(opts: {
       sseTailsHeld: hold.complete,
     };
   } finally {
+    raw.stop();
     await gateway.stop();
     await cluster.stop();
   }
@@ -429,6 +525,8 @@ if (process.argv[1] === self) {
           process.send!(result);
           process.disconnect();
         });
+      } else if (req.kind === 'alternate') {
+        void loadAlternate(req).then(() => process.disconnect());
       } else void loadSse(req);
     });
   }
