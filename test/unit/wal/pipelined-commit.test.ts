@@ -6,10 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import type { FileIo } from '../../../node/storage-io/file-io.js';
 import { realFileIo } from '../../../node/storage-io/file-io.js';
-import { WalErrorCode, walDefaults } from '../../../node/wal/index.js';
+import { type AssignedAppend, type Wal, WalErrorCode, walDefaults } from '../../../node/wal/index.js';
 import { recordHeaderSizeBytes } from '../../../node/wal/limits.js';
 import { recordSyncedDeltaAt } from '../../../node/wal/record-codec.js';
 import { segmentFileHeaderBytes } from '../../../node/wal/segment-files.js';
@@ -42,6 +42,33 @@ function values(seed: number, count: number, size: number): { value: Uint8Array 
 }
 
 const overlapCount = Math.ceil(walDefaults.groupCommitOverlapBytesMin / 512) + 1;
+
+/**
+ * A WAL with `beforeCount` records of 100 bytes durable, then two group commits in flight on its
+ * segment: `first` (`firstCount` records of 100 bytes) and `second` (overlapCount of 512).
+ */
+async function twoInFlight(
+  t: ExecutionContext,
+  label: string,
+  beforeCount: number,
+  firstCount: number,
+): Promise<{ dir: string; gate: GatedIo; wal: Wal; first: AssignedAppend; second: AssignedAppend }> {
+  const dir = tempDir(label);
+  t.teardown(() => removeDir(dir));
+  const gate = new GatedIo();
+  const wal = await openWal(dir, { fileIo: gate.io });
+  await wal.createSegment('t', 1, 0);
+  const before = wal.appendAssigned('t', values(100, beforeCount, 100), { syncInPool: true });
+  await turn();
+  gate.held[0]!.settle();
+  await before.durable;
+  const first = wal.appendAssigned('t', values(0, firstCount, 100), { syncInPool: true });
+  await turn();
+  const second = wal.appendAssigned('t', values(10, overlapCount, 512), { syncInPool: true });
+  await turn();
+  t.is(gate.held.length, 3, 'two group commits in flight');
+  return { dir, gate, wal, first, second };
+}
 
 test('a second group commit starts while the first fdatasync runs; both settle in order, readable only then', async (t) => {
   const dir = tempDir('pipelined');
@@ -84,20 +111,7 @@ test('a second group commit starts while the first fdatasync runs; both settle i
 });
 
 test('an EIO on the first fdatasync fails the second group commit too, though its own fdatasync succeeded', async (t) => {
-  const dir = tempDir('pipelined-eio');
-  t.teardown(() => removeDir(dir));
-  const gate = new GatedIo();
-  const wal = await openWal(dir, { fileIo: gate.io });
-  await wal.createSegment('t', 1, 0);
-  const before = wal.appendAssigned('t', values(100, 3, 100), { syncInPool: true });
-  await turn();
-  gate.held[0]!.settle();
-  await before.durable;
-  const first = wal.appendAssigned('t', values(0, 1, 100), { syncInPool: true });
-  await turn();
-  const second = wal.appendAssigned('t', values(1, overlapCount, 512), { syncInPool: true });
-  await turn();
-  t.is(gate.held.length, 3);
+  const { dir, gate, wal, first, second } = await twoInFlight(t, 'pipelined-eio', 3, 1);
   const results = Promise.allSettled([first.durable, second.durable]);
   gate.held[2]!.settle();
   gate.held[1]!.settle('EIO');
@@ -155,20 +169,7 @@ test('a full disk on the second fdatasync rejects only it (DISK_FULL); its offse
 });
 
 test('records written behind a group commit in flight do not claim it durable: a crash that tears it is a torn tail', async (t) => {
-  const dir = tempDir('pipelined-claim');
-  t.teardown(() => removeDir(dir));
-  const gate = new GatedIo();
-  const wal = await openWal(dir, { fileIo: gate.io });
-  await wal.createSegment('t', 1, 0);
-  const before = wal.appendAssigned('t', values(100, 2, 100), { syncInPool: true });
-  await turn();
-  gate.held[0]!.settle();
-  await before.durable;
-  const first = wal.appendAssigned('t', values(0, 4, 100), { syncInPool: true });
-  await turn();
-  const second = wal.appendAssigned('t', values(10, overlapCount, 512), { syncInPool: true });
-  await turn();
-  t.is(gate.held.length, 3);
+  const { dir, gate, wal, first, second } = await twoInFlight(t, 'pipelined-claim', 2, 4);
   void first.durable.catch(() => {});
   void second.durable.catch(() => {});
   // The file as a crash would leave it if the first batch's pages never reached the disk but the
