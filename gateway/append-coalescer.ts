@@ -169,25 +169,19 @@ export class AppendCoalescer {
     const done = () => this.settled(key);
     if (members.length === 1) {
       const only = members[0]!;
-      this.send(topic, only.records, acks).then(
-        (reply) => {
-          done();
-          only.resolve(reply);
-        },
-        (error: unknown) => {
-          done();
-          only.reject(error);
-        },
-      );
+      const sent = this.send(topic, only.records, acks);
+      sent.then(done, done);
+      sent.then(only.resolve, only.reject);
       return;
     }
     this.metrics.appendsJoined.inc(members.length);
     this.metrics.joinedAppendBatches.inc();
     const records: RecordInput[] = [];
     for (const m of members) for (const r of m.records) records.push(r);
-    this.send(topic, records, acks).then(
+    const sent = this.send(topic, records, acks);
+    sent.then(done, done);
+    sent.then(
       (reply) => {
-        done();
         if (reply.lastOffset - reply.firstOffset + 1 !== records.length) {
           // The cluster answered for another count of records: no split of it can be trusted.
           const error = outcomeUnknownError(
@@ -208,7 +202,6 @@ export class AppendCoalescer {
         }
       },
       (error: unknown) => {
-        done();
         if (error instanceof WalrusError && recordRefusalCodes.has(error.code)) {
           // Nothing was written: each request again on its own, so only the culprit fails.
           for (const m of members) this.send(topic, m.records, acks).then(m.resolve, m.reject);

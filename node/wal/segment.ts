@@ -664,8 +664,8 @@ export class Segment {
   /**
    * Gives the preallocated zeros past the records back to the file system (a full disk). Only when
    * no batch is written but unacknowledged (no group commit in flight), so nothing past
-   * endPosition is a record; a background preallocation in flight is
-   * left alone (it ends soon, and is cut back if it fails). Not durable on purpose: a crash may
+   * endPosition is a record; a background preallocation in flight is left alone (it ends soon,
+   * and is cut back if it fails). Not durable on purpose: a crash may
    * bring the zeros back, which recovery tells apart from records. Returns the bytes given back.
    */
   releasePreallocation(): number {

@@ -13,8 +13,9 @@
  * each touched segment's queue into one buffer, writes it with one positioned write and (policy
  * `always`) one fdatasync per file, synchronously (the Redis AOF model), then settles the promises.
  * Several files, or a replicated segment's leader (`syncInPool`), sync in the thread pool instead,
- * up to groupCommitInFlightMax group commits in flight, settled in order (docs/wal.md). A queue that reaches groupCommitSizeMaxBytes or
- * groupCommitAppendCountMax is flushed at once, so memory stays bounded.
+ * up to groupCommitInFlightMax group commits in flight, settled in order (docs/wal.md). A queue
+ * that reaches groupCommitSizeMaxBytes or groupCommitAppendCountMax is flushed at once, so memory
+ * stays bounded.
  *
  * Layout under rootDir: `topics/<topic>/<id:20 digits>.{wal,idx,seal,epoch}`, imports in progress in
  * `topics/<topic>/<id:20 digits>.import/`, and `trash/` (topics being deleted: renamed there first,

@@ -53,7 +53,7 @@ type LoadRequest =
       durationMs: number;
     }
   | {
-      /** Single appends to each target in turn, `sliceCount` slices each (see runAlternating). */
+      /** Single appends to each target in turn, `sliceCount` slices each (loadAlternate). */
       kind: 'alternate';
       targets: { origin: string; path: string }[];
       headers: Record<string, string>;
@@ -78,6 +78,12 @@ function percentile(sorted: Float64Array | number[], p: number): number {
 }
 
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** The order of `count` targets in round `round` of an alternating run: reversed every other round. */
+function turnOrder(count: number, round: number): number[] {
+  const order = Array.from({ length: count }, (_, i) => i);
+  return round % 2 === 1 ? order.reverse() : order;
+}
 
 // ---- load generator (child process) ------------------------------------------------------------
 
@@ -150,9 +156,7 @@ async function loadAlternate(req: Extract<LoadRequest, { kind: 'alternate' }>): 
   const totals = req.targets.map(() => ({ count: 0, errors: 0, seconds: 0 }));
   const latencies: number[][] = req.targets.map(() => []);
   for (let round = 0; round < req.sliceCount; round++) {
-    const order = req.targets.map((_, i) => i);
-    if (round % 2 === 1) order.reverse();
-    for (const i of order) {
+    for (const i of turnOrder(req.targets.length, round)) {
       const slice = await httpSlice(pools[i]!, req.targets[i]!, req, req.sliceMs, latencies[i]!);
       totals[i]!.count += slice.count;
       totals[i]!.errors += slice.errors;
@@ -289,11 +293,14 @@ async function wrkAlternate(
     onWarm();
     const slices: HttpResult[][] = targets.map(() => []);
     for (let round = 0; round < sliceCount; round++) {
-      const order = targets.map((_, i) => i);
-      if (round % 2 === 1) order.reverse();
-      for (const i of order) slices[i]!.push(await runWrk(targets[i]!, script, connectionCount, wrkSliceMs));
+      for (const i of turnOrder(targets.length, round))
+        slices[i]!.push(await runWrk(targets[i]!, script, connectionCount, wrkSliceMs));
     }
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+    const median = (values: number[]) =>
+      percentile(
+        [...values].sort((a, b) => a - b),
+        50,
+      );
     return slices.map((runs) => ({
       count: runs.reduce((sum, r) => sum + r.count, 0),
       errors: runs.reduce((sum, r) => sum + r.errors, 0),
@@ -406,15 +413,16 @@ export async function runGatewayBench(opts: {
   if (!withWrk) console.error('# wrk is not installed (apt-get install wrk): the undici figures stand in');
   // The raw server and the gateway take the load in alternating slices (wrkAlternate): both stay up.
   const sliceCount = Math.max(2, Math.round(opts.durationMs / wrkSliceMs));
-  const raw = await startRawServer();
-  const rawOrigin = `http://127.0.0.1:${raw.port}`;
   const cluster = await startLocalCluster({
     nodeCount: 1,
     dataDir: opts.dir,
     env: { WALRUS_LOG_LEVEL: 'warn' },
   });
   const gateway = await GatewayProcess.start({ nodes: cluster.clientAddrs });
+  let raw: { port: number; stop: () => void } | undefined;
   try {
+    raw = await startRawServer();
+    const rawOrigin = `http://127.0.0.1:${raw.port}`;
     await post(`${gateway.url}/v1/topics`, { name: 'bench' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-batch' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-sse' });
@@ -510,7 +518,7 @@ export async function runGatewayBench(opts: {
       sseTailsHeld: hold.complete,
     };
   } finally {
-    raw.stop();
+    raw?.stop();
     await gateway.stop();
     await cluster.stop();
   }
