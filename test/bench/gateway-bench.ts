@@ -12,6 +12,12 @@
  * printed too (`…UndiciLoad`), and stand in for wrk's when wrk is not installed. Batch appends and
  * SSE use the Node generator.
  *
+ * A third target takes the same slices: the bare front, a node:http server in its own process
+ * (this file run with `--bare-front`) that parses the body and appends through the same
+ * WalrusClient and AppendCoalescer as the gateway, with no Hono, middleware, validation, metrics or
+ * security headers. It is the ceiling of any HTTP layer over this client and node: what the
+ * gateway could reach if its own HTTP work cost nothing (bareFrontRatio…; gatewayShareOfBareFront).
+ *
  * Figures: rawHttpPostPerSec, gatewayAppendsPerSec (single 128-byte records, durable, keep-alive,
  * 50 connections), gatewayRatio, gatewayCpuUsPerAppend (the gateway process's CPU per append,
  * from /proc), nodeCpuUsPerAppend (the node's, same appends), gatewayAppendP99Ms, batchAppendMBPerSec, sseTailsHeld (tails one
@@ -26,6 +32,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { AppendCoalescer } from '../../gateway/append-coalescer.js';
+import { GatewayMetrics } from '../../gateway/metrics.js';
+import { WalrusClient } from '../../node/client/index.js';
 import { GatewayProcess } from '../helpers/gateway-process.js';
 import { startLocalCluster } from '../helpers/local-cluster.js';
 import { processCpuMs } from './process-cpu.js';
@@ -346,10 +355,11 @@ async function undiciAlternate(
   return results;
 }
 
-/** The baseline: a raw node:http server in its own process that answers a small POST with JSON. */
-function startRawServer(): Promise<{ port: number; stop: () => void }> {
-  const child = fork(self, ['--raw-server'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve) => {
+/** This file in its own process as a server (`--raw-server`, `--bare-front`); resolves with its port. */
+function startServerChild(args: string[]): Promise<{ port: number; stop: () => void }> {
+  const child = fork(self, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code} before listening`)));
     child.once('message', (msg: { port: number }) =>
       resolve({ port: msg.port, stop: () => child.kill('SIGTERM') }),
     );
@@ -364,6 +374,45 @@ function rawServer(): void {
       const size = Buffer.concat(chunks).byteLength;
       res.writeHead(201, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ firstOffset: size, lastOffset: size, count: 1 }));
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as net.AddressInfo).port }));
+}
+
+/**
+ * The bare front: POST {records:[{value}]} appended to `topic` through the gateway's own client and
+ * coalescer (so the node sees the same joined appends), answered with the gateway's JSON. Nothing
+ * else: no routing, validation, auth, metrics or headers beyond the content type.
+ */
+function bareFront(nodes: string[], topic: string): void {
+  const client = new WalrusClient({ nodes });
+  const appends = new AppendCoalescer(client, new GatewayMetrics());
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as { records: { value: string }[] };
+      const records = body.records.map((r) => ({ value: Buffer.from(r.value) }));
+      appends.append(topic, records, undefined).then(
+        (reply) => {
+          res.writeHead(201, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              firstOffset: reply.firstOffset,
+              lastOffset: reply.lastOffset,
+              count: records.length,
+              timestamp: reply.timestampMs,
+              duplicate: false,
+              acks: 'quorum',
+            }),
+          );
+        },
+        (error: unknown) => {
+          res.writeHead(503, { 'content-type': 'text/plain' });
+          res.end(String(error));
+        },
+      );
     });
   });
   server.keepAliveTimeout = 5_000;
@@ -420,13 +469,17 @@ export async function runGatewayBench(opts: {
   });
   const gateway = await GatewayProcess.start({ nodes: cluster.clientAddrs });
   let raw: { port: number; stop: () => void } | undefined;
+  let bare: { port: number; stop: () => void } | undefined;
   try {
-    raw = await startRawServer();
+    raw = await startServerChild(['--raw-server']);
+    bare = await startServerChild(['--bare-front', cluster.clientAddrs.join(','), 'bench-bare']);
     const rawOrigin = `http://127.0.0.1:${raw.port}`;
+    const bareOrigin = `http://127.0.0.1:${bare.port}`;
     await post(`${gateway.url}/v1/topics`, { name: 'bench' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-batch' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-sse' });
     await post(`${gateway.url}/v1/topics`, { name: 'bench-hold' });
+    await post(`${gateway.url}/v1/topics`, { name: 'bench-bare' });
     // The gateway's own CPU per durable append (from /proc; it idles during the raw server's
     // slices): a regression in its per-request work shows here before the ratio moves, since the
     // ratio also waits on the node's fdatasync.
@@ -440,23 +493,25 @@ export async function runGatewayBench(opts: {
     const gwPath = '/v1/topics/bench/records';
     let rawWrk: HttpResult | undefined;
     let gwWrk: HttpResult | undefined;
+    let bareWrk: HttpResult | undefined;
     let wrkCpu = { gateway: 0, node: 0 };
     if (withWrk) {
-      [rawWrk, gwWrk] = (await wrkAlternate(
-        [rawOrigin + '/', gateway.url + gwPath],
+      [rawWrk, gwWrk, bareWrk] = (await wrkAlternate(
+        [rawOrigin + '/', gateway.url + gwPath, bareOrigin + '/'],
         single,
         sliceCount,
         onWarm,
-      )) as [HttpResult, HttpResult];
+      )) as [HttpResult, HttpResult, HttpResult];
       const after = cpu();
       wrkCpu = { gateway: after.gateway - warm.gateway, node: after.node - warm.node };
     }
-    const [rawUndici, gwUndici] = (await undiciAlternate(
+    const [rawUndici, gwUndici, bareUndici] = (await undiciAlternate(
       {
         kind: 'alternate',
         targets: [
           { origin: rawOrigin, path: '/' },
           { origin: gateway.url, path: gwPath },
+          { origin: bareOrigin, path: '/' },
         ],
         headers: { 'content-type': 'application/json' },
         body: single,
@@ -465,13 +520,14 @@ export async function runGatewayBench(opts: {
         sliceCount,
       },
       onWarm,
-    )) as [HttpResult, HttpResult];
+    )) as [HttpResult, HttpResult, HttpResult];
     const afterUndici = cpu();
     const undiciCpu = { gateway: afterUndici.gateway - warm.gateway, node: afterUndici.node - warm.node };
     const cpuUsPer = (cpuMs: number, count: number) =>
       count > 0 ? round((cpuMs * 1000) / count, 1) : Number.NaN;
     const rawResult = rawWrk ?? rawUndici;
     const gw = gwWrk ?? gwUndici;
+    const bareResult = bareWrk ?? bareUndici;
     const gwCpu = gwWrk === undefined ? undiciCpu : wrkCpu;
 
     const batchRecords = 1000;
@@ -504,11 +560,17 @@ export async function runGatewayBench(opts: {
       gatewayAppendErrors: gw.errors,
       gatewayCpuUsPerAppend: cpuUsPer(gwCpu.gateway, gw.count),
       gatewayCpuUsPerAppendUndiciLoad: cpuUsPer(undiciCpu.gateway, gwUndici.count),
-      // The node's share of the same appends (the first load's): what the gateway sends it shows here.
-      nodeCpuUsPerAppend: cpuUsPer(gwCpu.node, gw.count),
+      // The node's share of the same appends (the first load's): what the gateway sends it shows
+      // here. The node takes the bare front's appends too, in the same slices: both count.
+      nodeCpuUsPerAppend: cpuUsPer(gwCpu.node, gw.count + bareResult.count),
       rawHttpPostPerSecUndiciLoad: Math.round(perSec(rawUndici)),
       gatewayAppendsPerSecUndiciLoad: Math.round(perSec(gwUndici)),
       gatewayRatioUndiciLoad: round(perSec(gwUndici) / perSec(rawUndici), 3),
+      bareFrontAppendsPerSec: Math.round(perSec(bareResult)),
+      bareFrontRatio: round(perSec(bareResult) / perSec(rawResult), 3),
+      bareFrontRatioUndiciLoad: round(perSec(bareUndici) / perSec(rawUndici), 3),
+      gatewayShareOfBareFront: round(perSec(gw) / perSec(bareResult), 3),
+      gatewayShareOfBareFrontUndiciLoad: round(perSec(gwUndici) / perSec(bareUndici), 3),
       batchAppendMBPerSec: round((batch.count * batchRecords * batchValueBytes) / batch.seconds / 1e6, 1),
       batchAppendP99Ms: round(batch.p99Ms, 1),
       sseDeliveryMsP50: round(latency.p50Ms, 1),
@@ -519,6 +581,7 @@ export async function runGatewayBench(opts: {
     };
   } finally {
     raw?.stop();
+    bare?.stop();
     await gateway.stop();
     await cluster.stop();
   }
@@ -526,6 +589,7 @@ export async function runGatewayBench(opts: {
 
 if (process.argv[1] === self) {
   if (process.argv[2] === '--raw-server') rawServer();
+  else if (process.argv[2] === '--bare-front') bareFront(process.argv[3]!.split(','), process.argv[4]!);
   else if (process.argv[2] === '--load') {
     process.once('message', (req: LoadRequest) => {
       if (req.kind === 'http') {
