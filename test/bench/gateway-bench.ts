@@ -392,8 +392,15 @@ function bareFront(nodes: string[], topic: string): void {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString()) as { records: { value: string }[] };
-      const records = body.records.map((r) => ({ value: Buffer.from(r.value) }));
+      let records: { value: Buffer }[];
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as { records: { value: string }[] };
+        records = body.records.map((r) => ({ value: Buffer.from(r.value) }));
+      } catch (error) {
+        res.writeHead(400, { 'content-type': 'text/plain' });
+        res.end(String(error));
+        return;
+      }
       appends.append(topic, records, undefined).then(
         (reply) => {
           res.writeHead(201, { 'content-type': 'application/json' });
