@@ -171,6 +171,16 @@ export const knownDefects = {
    * the operator goes on while the cluster heals; no wipe while a removal is under way.
    */
   P: 'harness: the operator stopped answering a wipe at the end of the fault phase, and a wipe could coincide with a removal (whole-node-sim.ts); fixed',
+  /**
+   * Checker, not product: S4 counted a wiped replica as holding nothing, whatever it had
+   * acknowledged. Soak seed 70937 (12,000 ms): [16, 21) of t7 segment 3 durable on nodes 2 (the
+   * leader) and 3; node 3's disk is wiped, and node 2 raises its high watermark to 21 in the same
+   * millisecond, on node 3's acknowledgment sent before the wipe. No leader can know of a wipe
+   * before that message arrives, and one lost disk after an acknowledgment is what a quorum
+   * tolerates. Fix: a wiped replica counts with what it held durably at the wipe, until the
+   * operator has removed it (replication-checks.ts durableEndAtWipe).
+   */
+  Q: 'checker: S4 counted a wiped replica for nothing although its acknowledgment predates the wipe (replication-checks.ts); fixed',
 } as const;
 
 export const knownFailures: ReadonlyMap<number, KnownFailure> = new Map<number, KnownFailure>([
@@ -191,4 +201,5 @@ export const fixedDefectSoakSeeds: ReadonlyMap<number, keyof typeof knownDefects
   [2081, 'N'],
   [202, 'O'],
   [991, 'P'],
+  [70937, 'Q'],
 ]);

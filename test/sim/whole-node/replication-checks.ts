@@ -20,8 +20,12 @@
  *   held a copy of (one short until repair replaces it), nor those retention dropped anywhere.
  * - S4 (the high watermark is durable on a quorum): whenever a segment leader raises its high
  *   watermark (SegmentReplicator.committedEnd) to h, at least ackQuorum(n) replicas hold
- *   [base, h) durably (a wiped replica holds nothing, whatever it acknowledged before); it never
- *   goes back.
+ *   [base, h) durably; it never goes back. A replica whose disk was wiped, until the operator
+ *   has removed it, counts with what it held durably at the wipe and nothing since: the
+ *   acknowledgment it sent just before may still be on its way to the leader, and no leader can
+ *   know of the wipe before it arrives (soak seed 70937: [16, 21) durable on nodes 2 and 3, node 3
+ *   wiped, node 2 raises to 21 in the same millisecond). One lost disk after an acknowledgment is
+ *   the failure a quorum tolerates; S3 makes the same exception for a wiped node's segments.
  * - S5 (one record per offset): within a segment, a node is asked to write at an offset only the
  *   record already there, unless no copy holds that one (a write that failed gave its offsets
  *   back); every copy on every disk (page cache and durable) holds at each offset the record the
@@ -37,8 +41,8 @@
  *   has sealed at E holds nothing at or past E; at the end of a run (everything healed and settled)
  *   every running node's copy of every sealed segment is sealed and ends at or below E.
  * - S9 (a wiped node is not a replica): a node whose disk was wiped is never let back in under its
- *   old identity (it must not serve before it was removed from the cluster), and counts for nothing
- *   in S4; S2 holds across a wipe (one node of three).
+ *   old identity (it must not serve before it was removed from the cluster), and counts in S4 only
+ *   with what it held durably before the wipe; S2 holds across a wipe (one node of three).
  *
  * Violations found inside a node's own call (a WAL write, an applied command) are reported through
  * `report` (the run stops after the event), never thrown into the node's code.
@@ -102,6 +106,8 @@ interface Wipe {
   readonly activeIds: ReadonlyMap<string, number>;
   /** The incarnation the metadata registered for the node when its disk was wiped. */
   readonly incarnation: string | undefined;
+  /** The durable end of each copy the node held when its disk was wiped, by segKey (S4). */
+  readonly durableEnds: ReadonlyMap<string, number>;
 }
 
 export interface ReplicationStats {
@@ -561,9 +567,17 @@ export class ReplicationChecks implements WalObserver {
   /** A node's disk was wiped: `state` is the most advanced metadata (what may have had a copy there). */
   onWipe(nodeId: number, state: MetadataState | null): void {
     const activeIds = new Map<string, number>();
-    for (const t of state?.topics.values() ?? [])
+    const durableEnds = new Map<string, number>();
+    const node = this.host.nodes.get(nodeId);
+    for (const t of state?.topics.values() ?? []) {
       activeIds.set(t.name, t.segments[t.segments.length - 1]!.id);
-    this.wipes.push({ nodeId, activeIds, incarnation: state?.nodes.get(nodeId)?.incarnation });
+      if (node === undefined) continue;
+      for (const seg of t.segments) {
+        const copy = this.view.copy(node.disk, node.dir, t.name, seg.id, true);
+        if (copy !== null) durableEnds.set(segKey(t.name, seg.id), copy.end);
+      }
+    }
+    this.wipes.push({ nodeId, activeIds, incarnation: state?.nodes.get(nodeId)?.incarnation, durableEnds });
     this.wipedPending.add(nodeId);
   }
 
@@ -741,8 +755,9 @@ export class ReplicationChecks implements WalObserver {
           continue;
         }
         const copy = this.view.copy(m.disk, m.dir, name, rep.segmentId, true);
-        ends.push(`${id}:${copy?.end ?? 'none'}`);
-        if (copy !== null && copy.end >= hw) holding.push(id);
+        const atWipe = this.durableEndAtWipe(id, name, rep.segmentId);
+        ends.push(`${id}:${copy?.end ?? 'none'}${atWipe === undefined ? '' : ` (${atWipe} when wiped)`}`);
+        if ((copy !== null && copy.end >= hw) || (atWipe !== undefined && atWipe >= hw)) holding.push(id);
       }
       if (holding.length < ackQuorum(rep.replicas.length))
         this.fail(
@@ -750,6 +765,15 @@ export class ReplicationChecks implements WalObserver {
           `node ${n.id} raised the high watermark of segment ${rep.segmentId} (epoch ${rep.epoch}) of ${name} to ${hw}, but only [${holding.join(', ')}] of replicas [${rep.replicas.join(', ')}] hold [${rep.baseOffset}, ${hw}) durably (durable ends ${ends.join(' ')})`,
         );
     }
+  }
+
+  /**
+   * What a wiped node, not yet removed by the operator, held durably of a segment when its disk
+   * was wiped (S4); undefined when it is not such a node or held no copy.
+   */
+  private durableEndAtWipe(nodeId: number, topic: string, segmentId: number): number | undefined {
+    if (!this.wipedPending.has(nodeId)) return undefined;
+    return this.wipes.findLast((w) => w.nodeId === nodeId)?.durableEnds.get(segKey(topic, segmentId));
   }
 
   /** The applied metadata of the most advanced running node. */
