@@ -376,6 +376,11 @@ function rawServer(): void {
       res.end(JSON.stringify({ firstOffset: size, lastOffset: size, count: 1 }));
     });
   });
+  listenAndSayPort(server);
+}
+
+/** A server child's listen on loopback: its port goes to the parent (startServerChild). */
+function listenAndSayPort(server: http.Server): void {
   server.keepAliveTimeout = 5_000;
   server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as net.AddressInfo).port }));
 }
@@ -410,8 +415,8 @@ function bareFront(nodes: string[], topic: string): void {
               lastOffset: reply.lastOffset,
               count: records.length,
               timestamp: reply.timestampMs,
-              duplicate: false,
-              acks: 'quorum',
+              duplicate: reply.duplicate,
+              acks: reply.acks ?? 'quorum',
             }),
           );
         },
@@ -422,8 +427,7 @@ function bareFront(nodes: string[], topic: string): void {
       );
     });
   });
-  server.keepAliveTimeout = 5_000;
-  server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as net.AddressInfo).port }));
+  listenAndSayPort(server);
 }
 
 async function post(url: string, body: unknown): Promise<Response> {
@@ -472,7 +476,8 @@ export async function runGatewayBench(opts: {
   const cluster = await startLocalCluster({
     nodeCount: 1,
     dataDir: opts.dir,
-    env: { WALRUS_LOG_LEVEL: 'warn' },
+    // BENCH_NODE_FSYNC (e.g. `never`) shows what the durable append costs; the targets are for `always`.
+    env: { WALRUS_LOG_LEVEL: 'warn', WALRUS_FSYNC: process.env['BENCH_NODE_FSYNC'] ?? 'always' },
   });
   const gateway = await GatewayProcess.start({ nodes: cluster.clientAddrs });
   let raw: { port: number; stop: () => void } | undefined;
@@ -482,12 +487,9 @@ export async function runGatewayBench(opts: {
     bare = await startServerChild(['--bare-front', cluster.clientAddrs.join(','), 'bench-bare']);
     const rawOrigin = `http://127.0.0.1:${raw.port}`;
     const bareOrigin = `http://127.0.0.1:${bare.port}`;
-    await post(`${gateway.url}/v1/topics`, { name: 'bench' });
-    await post(`${gateway.url}/v1/topics`, { name: 'bench-batch' });
-    await post(`${gateway.url}/v1/topics`, { name: 'bench-sse' });
-    await post(`${gateway.url}/v1/topics`, { name: 'bench-hold' });
-    await post(`${gateway.url}/v1/topics`, { name: 'bench-bare' });
-    // The gateway's own CPU per durable append (from /proc; it idles during the raw server's
+    for (const name of ['bench', 'bench-batch', 'bench-sse', 'bench-hold', 'bench-bare'])
+      await post(`${gateway.url}/v1/topics`, { name });
+    // The gateway's own CPU per durable append (from /proc; it idles during the other targets'
     // slices): a regression in its per-request work shows here before the ratio moves, since the
     // ratio also waits on the node's fdatasync.
     const gatewayPid = gateway.child.pid;
